@@ -1,0 +1,1 @@
+"""Every module here registers ``cnnviz`` subcommands; ``cli.main`` imports them all."""

@@ -1,0 +1,44 @@
+"""``cnnviz predict``: the model's top classes for each image."""
+
+from __future__ import annotations
+
+import argparse
+
+import torch
+
+from cli.options import add_images, add_model, load_batch, load_handle
+from cli.registry import Run, command
+from interpret import class_index
+from zoo.errors import CnnvizError
+
+
+@command("predict", "print the top classes a model sees in images", order=20,
+         description="Print the top-K classes of each image with their probabilities.\n\n"
+                     "examples:\n  cnnviz predict --image chelsea\n"
+                     "  cnnviz predict --image photos/ --top 3 --target 'tiger cat'")
+def predict(parser: argparse.ArgumentParser) -> Run:
+    add_images(parser)
+    add_model(parser)
+    parser.add_argument("--top", "-k", type=int, default=5, metavar="K", help="how many classes (default: 5)")
+    parser.add_argument("--target", "-t", metavar="CLASS",
+                        help="also print this class's probability (index or name)")
+
+    def run(args: argparse.Namespace) -> None:
+        handle = load_handle(args)
+        if args.top < 1:
+            raise CnnvizError(f"--top must be at least 1, got {args.top}")
+        target = class_index(handle, args.target) if args.target is not None else None
+        names, batch = load_batch(args, handle)
+        with torch.no_grad():
+            probs = handle(batch).softmax(-1)
+        if target is not None and target >= probs.shape[1]:
+            raise CnnvizError(f"class index {target} is out of range: {handle.name} has {probs.shape[1]} classes")
+        values, indices = probs.topk(min(args.top, probs.shape[1]), dim=-1)
+        for name, image_probs, top_values, top_indices in zip(names, probs, values, indices):
+            print(f"{name} ({handle.name})")
+            for rank, (p, i) in enumerate(zip(top_values.tolist(), top_indices.tolist()), 1):
+                print(f"  {rank}. {handle.class_name(i):<30} {100 * p:6.2f}%  #{i}")
+            if target is not None:
+                print(f"  target {handle.class_name(target)} #{target}: {100 * image_probs[target].item():.2f}%")
+
+    return run

@@ -1,0 +1,101 @@
+"""The method registry: register a method once; the CLI, gallery and tests read it.
+
+A registered method is called as ``method(model, images, target=None, **options)``.
+The registry wraps it so that it accepts a zoo handle or a plain module and a
+batch or a single image, and runs it inside :func:`interpret.guard.preserve`,
+so no method can leave the model changed.
+"""
+
+from __future__ import annotations
+
+import functools
+import inspect
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+from torch import nn
+
+from interpret.guard import preserve
+from zoo.errors import CnnvizError, closest
+from zoo.handle import ModelHandle, as_handle
+
+MethodFn = Callable[..., Any]
+
+
+@dataclass(frozen=True)
+class Method:
+    """A registered method.
+
+    Attributes:
+        name: the name users type (``cnnviz explain gradcam``).
+        fn: the wrapped callable.
+        family: ``"attribution"``, ``"optimization"``, ...
+        summary: one line for listings.
+        uses_layer: whether it takes ``layer=`` (CAM-type methods).
+    """
+
+    name: str
+    fn: MethodFn
+    family: str
+    summary: str
+    uses_layer: bool
+
+    def options(self) -> dict[str, inspect.Parameter]:
+        """The method's keyword-only options with their defaults (for CLIs and docs)."""
+        signature = inspect.signature(self.fn)
+        return {name: p for name, p in signature.parameters.items()
+                if p.kind is inspect.Parameter.KEYWORD_ONLY and name != "layer"}
+
+
+_METHODS: dict[str, Method] = {}
+
+
+def as_batch(images: torch.Tensor, handle: ModelHandle) -> torch.Tensor:
+    """A detached ``(B, C, H, W)`` float batch on the handle's device."""
+    if not isinstance(images, torch.Tensor):
+        raise CnnvizError(f"images must be a tensor batch (B, C, H, W), got {type(images).__name__}: "
+                          "use handle.prepare(...) to make one")
+    if images.dim() == 3:
+        images = images[None]
+    if images.dim() != 4:
+        raise CnnvizError(f"images must be (B, C, H, W), got shape {tuple(images.shape)}")
+    if images.shape[1] != handle.in_channels:
+        raise CnnvizError(f"the model takes {handle.in_channels}-channel images, got {images.shape[1]} channels")
+    return images.detach().to(handle.device, torch.float32)
+
+
+def method(name: str, family: str, summary: str) -> Callable[[MethodFn], MethodFn]:
+    """Decorator registering ``fn(handle, images, target, **options)`` as method ``name``."""
+
+    def decorate(fn: MethodFn) -> MethodFn:
+        if name in _METHODS:
+            raise RuntimeError(f"method {name!r} registered twice")
+
+        @functools.wraps(fn)
+        def run(model: nn.Module, images: torch.Tensor, target: Any = None, **options: Any) -> Any:
+            handle = as_handle(model)
+            batch = as_batch(images, handle)
+            with preserve(handle):
+                return fn(handle, batch, target, **options)
+
+        uses_layer = "layer" in inspect.signature(fn).parameters
+        _METHODS[name] = Method(name, run, family, summary, uses_layer)
+        return run
+
+    return decorate
+
+
+def methods(family: str | None = None) -> list[Method]:
+    """Registered methods, optionally of one family, in registration order."""
+    return [m for m in _METHODS.values() if family is None or m.family == family]
+
+
+def get_method(name: str, family: str | None = None) -> Method:
+    """The method ``name``; unknown names get the closest matches."""
+    candidates = {m.name: m for m in methods(family)}
+    if name not in candidates:
+        raise CnnvizError(f"unknown method {name!r}{closest(name, candidates)}; "
+                          f"choose from {', '.join(candidates) or '(none registered)'}")
+    return candidates[name]

@@ -1,0 +1,162 @@
+"""Drawing: tensors in, uint8 ``(H, W, 3)`` arrays out. Nothing here computes gradients.
+
+Example:
+    >>> import torch
+    >>> image, saliency = torch.rand(3, 64, 64), torch.rand(1, 64, 64)
+    >>> overlay(image, saliency).shape
+    (64, 64, 3)
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import cv2
+import numpy as np
+import torch
+
+from zoo.errors import CnnvizError
+
+COLORMAPS = {name[len("COLORMAP_"):].lower(): getattr(cv2, name) for name in dir(cv2) if name.startswith("COLORMAP_")}
+
+
+def to_uint8(image: torch.Tensor | np.ndarray) -> np.ndarray:
+    """A ``(C, H, W)`` tensor in [0, 1] (C = 1 or 3) as an ``(H, W, 3)`` uint8 array."""
+    if isinstance(image, torch.Tensor):
+        image = image.detach().float().cpu().numpy()
+        if image.ndim == 3:
+            image = image.transpose(1, 2, 0)
+    if image.dtype != np.uint8:
+        image = (np.clip(image, 0.0, 1.0) * 255.0 + 0.5).astype(np.uint8)
+    if image.ndim == 2:
+        image = image[:, :, None]
+    if image.shape[2] == 1:
+        image = np.repeat(image, 3, axis=2)
+    return np.ascontiguousarray(image)
+
+
+def normalize_map(values: torch.Tensor | np.ndarray, *, symmetric: bool = False) -> np.ndarray:
+    """Scale a 2-D map to [0, 1] (min..max), or to [-1, 1] about zero when ``symmetric``."""
+    array = values.detach().float().cpu().numpy() if isinstance(values, torch.Tensor) else np.asarray(values, float)
+    array = np.squeeze(array)
+    if array.ndim != 2:
+        raise CnnvizError(f"a map must be 2-D (or (1, H, W)), got shape {array.shape}")
+    array = np.nan_to_num(array.astype(np.float32))
+    if symmetric:
+        top = float(np.abs(array).max())
+        return array / top if top > 0 else array
+    low, high = float(array.min()), float(array.max())
+    return (array - low) / (high - low) if high > low else np.zeros_like(array)
+
+
+def colorize(values: torch.Tensor | np.ndarray, colormap: str = "jet", *, symmetric: bool = False) -> np.ndarray:
+    """A 2-D map as an RGB heatmap with an OpenCV colormap."""
+    if colormap not in COLORMAPS:
+        raise CnnvizError(f"unknown colormap {colormap!r}: choose from {', '.join(sorted(COLORMAPS))}")
+    unit = normalize_map(values, symmetric=symmetric)
+    if symmetric:
+        unit = (unit + 1.0) / 2.0
+    bgr = cv2.applyColorMap((unit * 255.0 + 0.5).astype(np.uint8), COLORMAPS[colormap])
+    return cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
+
+
+def overlay(image: torch.Tensor | np.ndarray, values: torch.Tensor | np.ndarray, *, alpha: float = 0.5,
+            colormap: str = "jet", symmetric: bool = False) -> np.ndarray:
+    """Heatmap of ``values`` blended over ``image`` (resized to the image if needed)."""
+    base = to_uint8(image)
+    heat = colorize(values, colormap, symmetric=symmetric)
+    if heat.shape[:2] != base.shape[:2]:
+        heat = cv2.resize(heat, (base.shape[1], base.shape[0]), interpolation=cv2.INTER_LINEAR)
+    return cv2.addWeighted(base, 1.0 - alpha, heat, alpha, 0.0)
+
+
+def colorbar(height: int, colormap: str = "jet", *, low: str = "low", high: str = "high", width: int = 18) -> np.ndarray:
+    """A vertical colour scale, high at the top, with end labels, ``(height, ~width + text, 3)``."""
+    ramp = np.linspace(1.0, 0.0, height, dtype=np.float32)[:, None].repeat(width, axis=1)
+    bar = colorize(ramp, colormap)
+    label_width = max(_text_size(low)[0], _text_size(high)[0]) + 6
+    canvas = np.full((height, width + label_width, 3), 255, np.uint8)
+    canvas[:, :width] = bar
+    _put_text(canvas, high, (width + 3, 12))
+    _put_text(canvas, low, (width + 3, height - 4))
+    return canvas
+
+
+FONT = cv2.FONT_HERSHEY_SIMPLEX
+FONT_SCALE = 0.4
+
+
+def _text_size(text: str) -> tuple[int, int]:
+    (w, h), _ = cv2.getTextSize(text, FONT, FONT_SCALE, 1)
+    return w, h
+
+
+def _put_text(canvas: np.ndarray, text: str, origin: tuple[int, int]) -> None:
+    cv2.putText(canvas, text, origin, FONT, FONT_SCALE, (0, 0, 0), 1, cv2.LINE_AA)
+
+
+def _ascii(text: str) -> str:
+    return text.encode("ascii", "replace").decode("ascii")  # Hershey fonts draw ASCII only
+
+
+def caption(image: np.ndarray, text: str) -> np.ndarray:
+    """``image`` with ``text`` written in a white band below it (wrapped to the width)."""
+    lines, current = [], ""
+    for word in _ascii(text).split():
+        trial = f"{current} {word}".strip()
+        if current and _text_size(trial)[0] > image.shape[1] - 6:
+            lines.append(current)
+            current = word
+        else:
+            current = trial
+    lines.append(current)
+    line_height = _text_size("Ag")[1] + 6
+    band = np.full((line_height * len(lines) + 4, image.shape[1], 3), 255, np.uint8)
+    for i, line in enumerate(lines):
+        _put_text(band, line, (3, line_height * (i + 1) - 2))
+    return np.concatenate([to_uint8(image), band], axis=0)
+
+
+def hstack(images: Sequence[np.ndarray], *, pad: int = 4) -> np.ndarray:
+    """Images side by side, top-aligned on white, ``pad`` pixels apart."""
+    if not images:
+        raise CnnvizError("nothing to draw: no images given")
+    images = [to_uint8(im) for im in images]
+    height = max(im.shape[0] for im in images)
+    width = sum(im.shape[1] for im in images) + pad * (len(images) - 1)
+    canvas = np.full((height, width, 3), 255, np.uint8)
+    x = 0
+    for im in images:
+        canvas[: im.shape[0], x: x + im.shape[1]] = im
+        x += im.shape[1] + pad
+    return canvas
+
+
+def grid(images: Sequence[np.ndarray | torch.Tensor], *, columns: int | None = None, pad: int = 2,
+         scale: int = 1) -> np.ndarray:
+    """Equal-sized images in a grid, enlarged ``scale`` times without blur (nearest)."""
+    tiles = [to_uint8(im) for im in images]
+    if not tiles:
+        raise CnnvizError("nothing to draw: no images given")
+    h, w = tiles[0].shape[:2]
+    if any(t.shape[:2] != (h, w) for t in tiles):
+        raise CnnvizError("grid tiles must share one size")
+    columns = columns or int(np.ceil(np.sqrt(len(tiles))))
+    rows = int(np.ceil(len(tiles) / columns))
+    h, w = h * scale, w * scale
+    canvas = np.full((rows * h + (rows - 1) * pad, columns * w + (columns - 1) * pad, 3), 255, np.uint8)
+    for i, tile in enumerate(tiles):
+        if scale != 1:
+            tile = cv2.resize(tile, (w, h), interpolation=cv2.INTER_NEAREST)
+        r, c = divmod(i, columns)
+        canvas[r * (h + pad): r * (h + pad) + h, c * (w + pad): c * (w + pad) + w] = tile
+    return canvas
+
+
+def explanation_panel(image: torch.Tensor, values: torch.Tensor, title: str, *, colormap: str = "jet",
+                      symmetric: bool = False, alpha: float = 0.5) -> np.ndarray:
+    """The image, the heatmap over it and a colour bar, captioned with ``title``."""
+    base = to_uint8(image)
+    heat = overlay(image, values, alpha=alpha, colormap=colormap, symmetric=symmetric)
+    bar = colorbar(base.shape[0], colormap, low="-" if symmetric else "low", high="+" if symmetric else "high")
+    return caption(hstack([base, heat, bar]), title)

@@ -1,0 +1,76 @@
+"""Targets: which scalar of the model output a method explains.
+
+A target is ``None`` (the predicted class), a class index, a class name, a
+sequence of those (one per image), or a callable mapping the model output
+``(B, K)`` to one score per image ``(B,)``. One code path then serves
+logits, probabilities, channels and neurons.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import Union
+
+import torch
+
+from zoo.errors import CnnvizError, closest
+from zoo.handle import ModelHandle
+
+ScoreFn = Callable[[torch.Tensor], torch.Tensor]
+Target = Union[None, int, str, Sequence[Union[int, str]], torch.Tensor, ScoreFn]
+
+
+def class_index(handle: ModelHandle, target: int | str, num_classes: int | None = None) -> int:
+    """The class index of an int or a class name, checked against the model.
+
+    Example:
+        >>> import zoo
+        >>> class_index(zoo.load("efficientnet_lite0", device="cpu"), "espresso")
+        967
+    """
+    count = num_classes or (len(handle.classes) if handle.classes else None)
+    if isinstance(target, str) and target.strip().lstrip("-").isdigit():
+        target = int(target)
+    if isinstance(target, (int, torch.Tensor)) and not isinstance(target, bool):
+        index = int(target)
+        if index < 0 or (count is not None and index >= count):
+            raise CnnvizError(f"class index {index} is out of range: {handle.name} has classes 0..{(count or 1) - 1}")
+        return index
+    if isinstance(target, str):
+        if not handle.classes:
+            raise CnnvizError(f"{handle.name} has no class names: give the target as an index")
+        lowered = target.strip().lower()
+        for index, name in enumerate(handle.classes):
+            if name.lower() == lowered:
+                return index
+        raise CnnvizError(f"no class named {target!r} in {handle.name}{closest(target, handle.classes)}")
+    raise CnnvizError(f"a target is a class index or name, got {type(target).__name__}")
+
+
+def target_indices(handle: ModelHandle, target: Target, logits: torch.Tensor) -> torch.Tensor:
+    """One class index per image ``(B,)``; ``None`` picks the predicted class."""
+    batch, num_classes = logits.shape[0], logits.shape[-1]
+    if target is None:
+        return logits.argmax(-1)
+    if isinstance(target, torch.Tensor) and target.dim() > 0:
+        target = target.tolist()
+    if isinstance(target, (list, tuple)):
+        if len(target) not in (1, batch):
+            raise CnnvizError(f"{len(target)} targets for {batch} images: give one target, or one per image")
+        indices = [class_index(handle, t, num_classes) for t in target]
+        indices = indices * batch if len(indices) == 1 else indices
+    else:
+        indices = [class_index(handle, target, num_classes)] * batch  # type: ignore[arg-type]
+    return torch.tensor(indices, device=logits.device)
+
+
+def target_scores(handle: ModelHandle, target: Target, output: torch.Tensor) -> torch.Tensor:
+    """The score per image ``(B,)`` that a method differentiates or maximizes."""
+    if callable(target) and not isinstance(target, (str, torch.Tensor)):
+        scores = target(output)
+        if scores.shape != output.shape[:1]:
+            raise CnnvizError(f"a target callable must return one score per image {tuple(output.shape[:1])}, "
+                              f"got {tuple(scores.shape)}")
+        return scores
+    indices = target_indices(handle, target, output.detach())
+    return output.gather(1, indices[:, None])[:, 0]

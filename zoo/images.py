@@ -1,0 +1,173 @@
+"""Reading images from files, folders and scikit-image samples; writing PNGs atomically.
+
+Every loaded image is a float ``(C, H, W)`` tensor in [0, 1] at its own size,
+with C = 1 (gray) or 3 (RGB); models resize it with ``handle.prepare``.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from collections.abc import Callable, Iterable, Sequence
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image, ImageOps, UnidentifiedImageError
+
+from zoo.errors import CnnvizError, closest
+
+IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp", ".gif", ".ppm", ".pgm"}
+
+
+def _skimage(name: str) -> Callable[[], np.ndarray]:
+    def read() -> np.ndarray:
+        from skimage import data  # imported lazily: it is slow to import
+
+        image = getattr(data, name)()
+        return image[0] if isinstance(image, tuple) else image  # stereo pairs: left view
+
+    return read
+
+
+SAMPLES: dict[str, Callable[[], np.ndarray]] = {
+    name: _skimage(source)
+    for name, source in {
+        "chelsea": "chelsea", "coffee": "coffee", "astronaut": "astronaut", "rocket": "rocket",
+        "motorcycle": "stereo_motorcycle", "horse": "horse", "camera": "camera", "coins": "coins",
+        "moon": "moon", "page": "page", "text": "text", "hubble": "hubble_deep_field",
+        "retina": "retina", "colorwheel": "colorwheel", "brick": "brick", "grass": "grass",
+        "gravel": "gravel", "immunohistochemistry": "immunohistochemistry", "logo": "logo",
+        "cat": "cat",
+    }.items()
+}
+
+
+def sample_names() -> list[str]:
+    """Names of the photos that ship with scikit-image, usable wherever a path is."""
+    return list(SAMPLES)
+
+
+def array_to_tensor(array: np.ndarray) -> torch.Tensor:
+    """A ``(H, W)``/``(H, W, C)`` array (uint8, uint16, bool or float) as a (C, H, W) tensor in [0, 1]."""
+    if array.dtype == bool:
+        array = array.astype(np.float32)
+    elif array.dtype == np.uint8:
+        array = array.astype(np.float32) / 255.0
+    elif array.dtype == np.uint16:
+        array = array.astype(np.float32) / 65535.0
+    elif np.issubdtype(array.dtype, np.integer):
+        array = array.astype(np.float32) / max(float(array.max()), 1.0)
+    else:
+        array = np.clip(array.astype(np.float32), 0.0, 1.0)
+    if array.ndim == 2:
+        array = array[:, :, None]
+    if array.ndim != 3 or array.shape[2] not in (1, 3, 4):
+        raise CnnvizError(f"an image array must be (H, W) or (H, W, 1|3|4), got {array.shape}")
+    if array.shape[2] == 4:  # composite over white, as a viewer would show it
+        alpha = array[:, :, 3:]
+        array = array[:, :, :3] * alpha + (1.0 - alpha)
+    return torch.from_numpy(np.ascontiguousarray(array.transpose(2, 0, 1)))
+
+
+def pil_to_tensor(image: Image.Image) -> torch.Tensor:
+    """A PIL image of any mode, EXIF-rotated upright, as a (C, H, W) tensor in [0, 1]."""
+    image = ImageOps.exif_transpose(image) or image
+    if image.mode in ("I;16", "I;16B", "I;16L"):
+        return array_to_tensor(np.asarray(image, dtype=np.uint16))
+    if image.mode in ("I", "F"):
+        array = np.asarray(image, dtype=np.float64)
+        top = 65535.0 if array.max() > 255 else 255.0
+        return array_to_tensor((array / top).astype(np.float32))
+    if image.mode in ("1", "L"):
+        return array_to_tensor(np.asarray(image.convert("L")))
+    if image.mode in ("LA", "RGBA", "PA") or "transparency" in image.info:
+        return array_to_tensor(np.asarray(image.convert("RGBA")))
+    return array_to_tensor(np.asarray(image.convert("RGB")))
+
+
+def load_image(source: str | Path | Image.Image | np.ndarray | torch.Tensor) -> torch.Tensor:
+    """One image from a path, a sample name, a PIL image, an array or a tensor.
+
+    Example:
+        >>> load_image("chelsea").shape
+        torch.Size([3, 300, 451])
+    """
+    if isinstance(source, torch.Tensor):
+        if source.dim() == 2:
+            source = source[None]
+        if source.dim() != 3 or source.shape[0] not in (1, 3):
+            raise CnnvizError(f"an image tensor must be (1|3, H, W), got {tuple(source.shape)}")
+        return source.float().clamp(0, 1)
+    if isinstance(source, np.ndarray):
+        return array_to_tensor(source)
+    if isinstance(source, Image.Image):
+        return pil_to_tensor(source)
+    if isinstance(source, str) and source in SAMPLES and not Path(source).exists():
+        return array_to_tensor(SAMPLES[source]())
+    path = Path(source)
+    if not path.exists():
+        raise CnnvizError(
+            f"no image {str(source)!r}: give a file, a folder, or a sample name"
+            f"{closest(str(source), SAMPLES) or ' (' + ', '.join(list(SAMPLES)[:6]) + ', ...)'}"
+        )
+    if path.is_dir():
+        raise CnnvizError(f"{path} is a folder: use load_images for folders")
+    try:
+        with Image.open(path) as image:
+            image.load()
+            return pil_to_tensor(image)
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
+        raise CnnvizError(f"{path} is not an image Pillow can read ({type(exc).__name__}): "
+                          "give a PNG, JPEG, BMP, TIFF or WebP file") from None
+
+
+def expand_sources(sources: str | Path | Iterable[str | Path]) -> list[str | Path]:
+    """Folders replaced by their image files (sorted); other sources kept."""
+    if isinstance(sources, (str, Path)):
+        sources = [sources]
+    expanded: list[str | Path] = []
+    for source in sources:
+        path = Path(source)
+        if path.is_dir():
+            files = sorted(p for p in path.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())
+            if not files:
+                raise CnnvizError(f"the folder {path} holds no image files ({', '.join(sorted(IMAGE_SUFFIXES))})")
+            expanded.extend(files)
+        else:
+            expanded.append(source)
+    if not expanded:
+        raise CnnvizError("no images given: pass a file, a folder or a sample name such as chelsea")
+    return expanded
+
+
+def load_images(sources: str | Path | Sequence[str | Path]) -> list[tuple[str, torch.Tensor]]:
+    """``(name, image)`` pairs for files, folders (every image inside) and sample names.
+
+    Example:
+        >>> [name for name, _ in load_images(["chelsea", "coffee"])]
+        ['chelsea', 'coffee']
+    """
+    return [(Path(str(s)).stem, load_image(s)) for s in expand_sources(sources)]
+
+
+def save_image(path: str | Path, image: np.ndarray) -> Path:
+    """Write a uint8 ``(H, W)`` or ``(H, W, 3|4)`` array as PNG (or by suffix), atomically.
+
+    The file appears complete or not at all: it is written beside the target
+    and renamed over it.
+    """
+    path = Path(path)
+    if image.dtype != np.uint8:
+        raise CnnvizError(f"save_image takes uint8 arrays, got {image.dtype}: render the map first")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            Image.fromarray(image).save(handle, format=(path.suffix.lstrip(".") or "png").upper()
+                                        .replace("JPG", "JPEG"))
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path
