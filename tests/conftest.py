@@ -1,0 +1,91 @@
+"""Shared fixtures. Run the suite on a GPU with ``--device cuda`` or CNNVIZ_TEST_DEVICE=cuda."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+import torch
+from torch import nn
+
+import zoo
+from zoo.handle import ModelHandle
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption("--device", default=os.environ.get("CNNVIZ_TEST_DEVICE", "cpu"),
+                     help="device the tests run models on (default: cpu)")
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    if torch.cuda.is_available():
+        return
+    skip = pytest.mark.skip(reason="needs a CUDA device")
+    for item in items:
+        if "gpu" in item.keywords:
+            item.add_marker(skip)
+
+
+@pytest.fixture(scope="session")
+def device(request: pytest.FixtureRequest) -> torch.device:
+    return zoo.pick_device(request.config.getoption("--device"))
+
+
+class TinyCNN(nn.Module):
+    """Two convs, a shared-nothing ReLU per use, global pooling, a dense layer."""
+
+    def __init__(self, classes: int = 3) -> None:
+        super().__init__()
+        self.conv1 = nn.Conv2d(3, 4, 3, padding=1)
+        self.relu1 = nn.ReLU()
+        self.conv2 = nn.Conv2d(4, 6, 3, stride=2, padding=1)
+        self.relu2 = nn.ReLU()
+        self.pool = nn.AdaptiveAvgPool2d(1)
+        self.fc = nn.Linear(6, classes)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.relu2(self.conv2(self.relu1(self.conv1(x))))
+        return self.fc(self.pool(x).flatten(1))
+
+
+@pytest.fixture
+def tiny(device: torch.device) -> ModelHandle:
+    torch.manual_seed(0)
+    return zoo.wrap(TinyCNN().to(device), input_size=16, mean=(0.5, 0.4, 0.3), std=(0.2, 0.25, 0.3),
+                    classes=["ant", "bee", "cow"], default_layer="conv2", name="tiny")
+
+
+@pytest.fixture(scope="session")
+def lite0(device: torch.device) -> ModelHandle:
+    return zoo.load("efficientnet_lite0", device=device)
+
+
+@pytest.fixture(scope="session")
+def photos(lite0: ModelHandle) -> torch.Tensor:
+    """chelsea (a cat) and coffee (espresso), prepared for efficientnet_lite0."""
+    return lite0.prepare([zoo.load_image("chelsea"), zoo.load_image("coffee")])
+
+
+def state_snapshot(model: nn.Module) -> dict:
+    """Everything a method must leave unchanged: weights, modes, requires_grad, grads, hooks."""
+    from interpret.hooks import hook_counts
+
+    return {
+        "weights": {k: v.detach().clone() for k, v in model.state_dict().items()},
+        "training": [m.training for m in model.modules()],
+        "requires_grad": [p.requires_grad for p in model.parameters()],
+        "grads": [None if p.grad is None else p.grad.clone() for p in model.parameters()],
+        "hooks": hook_counts(model),
+    }
+
+
+def assert_unchanged(before: dict, model: nn.Module) -> None:
+    after = state_snapshot(model)
+    assert after["training"] == before["training"]
+    assert after["requires_grad"] == before["requires_grad"]
+    assert after["hooks"] == before["hooks"]
+    for a, b in zip(after["grads"], before["grads"]):
+        assert (a is None and b is None) or torch.equal(a, b)
+    assert after["weights"].keys() == before["weights"].keys()
+    for key, value in before["weights"].items():
+        assert torch.equal(after["weights"][key], value), key

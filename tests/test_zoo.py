@@ -1,0 +1,147 @@
+import math
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+import zoo
+from zoo.efficientnet_lite import Conv2dSame, shipped_weights_path
+from zoo.errors import CnnvizError
+
+CAT_CLASSES = range(281, 286)  # tabby, tiger cat, Persian, Siamese, Egyptian cat
+ESPRESSO = 967
+CLASSICS = ["alexnet", "vgg16", "vgg19", "resnet18", "resnet50", "googlenet"]
+
+
+def test_registry_lists_default_first_and_the_classics():
+    names = zoo.names()
+    assert names[0] == "efficientnet_lite0"
+    assert {"efficientnet_lite1", "efficientnet_lite2", *CLASSICS} <= set(names)
+
+
+@pytest.mark.parametrize("name", ["efficientnet_lite0", "efficientnet_lite1", "efficientnet_lite2"])
+def test_lite_logits_equal_reference_package_on_photos(name, device):
+    reference_pkg = pytest.importorskip("efficientnet_lite_pytorch")
+    handle = zoo.load(name, device=device)
+    reference = reference_pkg.EfficientNet.from_name(name.replace("_", "-"))
+    reference.load_state_dict(torch.load(shipped_weights_path(name), weights_only=True))
+    reference.to(device).eval()
+    images = handle.prepare([zoo.load_image(s) for s in ("chelsea", "coffee", "astronaut")])
+    with torch.no_grad():
+        ours, theirs = handle(images), reference((images - 0.5) / 0.5)
+    torch.testing.assert_close(ours, theirs, rtol=1e-4, atol=1e-4)
+    top = ours.argmax(1).tolist()
+    assert top[0] in CAT_CLASSES and top[1] == ESPRESSO
+
+
+def test_lite0_classifies_photos(lite0, photos):
+    with torch.no_grad():
+        probs = lite0(photos).softmax(1)
+    assert probs[0].argmax().item() in CAT_CLASSES
+    assert lite0.classes[probs[1].argmax().item()] == "espresso"
+    assert probs[1, ESPRESSO] > 0.9
+
+
+def test_lite_has_one_module_per_activation(lite0):
+    activations = [m for m in lite0.model.modules() if isinstance(m, torch.nn.ReLU6)]
+    assert len({id(m) for m in activations}) == len(activations) > 30
+    from interpret import layer_table
+    assert all(row.calls <= 1 for row in layer_table(lite0))
+
+
+@pytest.mark.parametrize("size", [7, 8, 223, 224])
+@pytest.mark.parametrize("kernel,stride", [(3, 2), (5, 2), (3, 1), (5, 1)])
+def test_same_conv_matches_tensorflow_rule(size, kernel, stride):
+    torch.manual_seed(0)
+    conv = Conv2dSame(2, 3, kernel, stride)
+    x = torch.randn(1, 2, size, size)
+    out = conv(x)
+    assert out.shape[-1] == math.ceil(size / stride)
+    total = max((math.ceil(size / stride) - 1) * stride + kernel - size, 0)
+    padded = F.pad(x, (total // 2, total - total // 2, total // 2, total - total // 2))
+    torch.testing.assert_close(out, F.conv2d(padded, conv.weight, conv.bias, stride))
+
+
+@pytest.mark.parametrize("name", CLASSICS)
+def test_classics_build_with_random_weights(name, device):
+    handle = zoo.load(name, device=device, weights=None)
+    with torch.no_grad():
+        out = handle(torch.rand(2, 3, 224, 224, device=device))
+    assert out.shape == (2, 1000) and torch.isfinite(out).all()
+    assert handle.default_layer is not None
+    handle.layer(handle.default_layer)
+
+
+def test_classic_without_weights_file_says_which_file(monkeypatch, tmp_path):
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path))
+    with pytest.raises(CnnvizError, match=r"resnet18-\w+\.pth.*--weights"):
+        zoo.load("resnet18", device="cpu")
+
+
+def test_classic_loads_weights_from_a_path(tmp_path):
+    source = zoo.load("resnet18", device="cpu", weights=None)
+    path = tmp_path / "r18.pth"
+    torch.save(source.model.state_dict(), path)
+    loaded = zoo.load("resnet18", device="cpu", weights=path)
+    for (k, a), b in zip(source.model.state_dict().items(), loaded.model.state_dict().values()):
+        assert torch.equal(a, b), k
+
+
+def test_wrong_weights_file_is_a_clear_error(tmp_path):
+    path = tmp_path / "r18.pth"
+    torch.save(zoo.load("resnet18", device="cpu", weights=None).model.state_dict(), path)
+    with pytest.raises(CnnvizError, match="does not fit alexnet"):
+        zoo.load("alexnet", device="cpu", weights=path)
+
+
+def test_unknown_model_suggests_names():
+    with pytest.raises(CnnvizError, match="did you mean 'resnet18'"):
+        zoo.load("resnet-18")
+
+
+def test_handle_normalizes_inside_forward(tiny, device):
+    x = torch.rand(2, 3, 16, 16, device=device)
+    expected = tiny.model((x - tiny.mean) / tiny.std)
+    torch.testing.assert_close(tiny(x), expected)
+
+
+class Evil:
+    """Any object that is not a tensor: weights_only loading must refuse it."""
+
+
+def test_wrap_loads_checkpoint_safely(tmp_path):
+    from tests.conftest import TinyCNN
+    torch.manual_seed(1)
+    source = TinyCNN()
+    path = tmp_path / "tiny.pt"
+    torch.save({"state_dict": source.state_dict()}, path)
+    handle = zoo.wrap(TinyCNN(), weights=path, input_size=16)
+    assert torch.equal(handle.model.conv1.weight, source.conv1.weight)
+    bad = tmp_path / "pickle.pt"
+    torch.save({"state_dict": source.state_dict(), "extra": Evil()}, bad)
+    with pytest.raises(CnnvizError, match="cannot read weights"):
+        zoo.wrap(TinyCNN(), weights=bad)  # weights_only=True refuses arbitrary objects
+
+
+def test_wrap_checks_default_layer():
+    from tests.conftest import TinyCNN
+    with pytest.raises(CnnvizError, match="did you mean 'conv2'"):
+        zoo.wrap(TinyCNN(), default_layer="conv3")
+
+
+def test_prepare_resizes_crops_and_matches_channels(lite0):
+    gray = torch.rand(1, 300, 500)
+    batch = lite0.prepare([gray, torch.rand(3, 240, 240)])
+    assert batch.shape == (2, 3, 224, 224) and batch.device == lite0.device
+    assert torch.equal(batch[0, 0], batch[0, 1])
+    one_channel = zoo.wrap(torch.nn.Conv2d(1, 2, 3), input_size=28, mean=(0.5,), std=(0.5,))
+    assert one_channel.prepare([torch.rand(3, 28, 28)]).shape == (1, 1, 28, 28)
+
+
+def test_pick_device():
+    assert zoo.pick_device("cpu").type == "cpu"
+    with pytest.raises(CnnvizError, match="unknown device"):
+        zoo.pick_device("gpu7")
+    if not torch.cuda.is_available():
+        with pytest.raises(CnnvizError, match="CUDA is not available"):
+            zoo.pick_device("cuda")
