@@ -11,13 +11,18 @@ Example:
 
 from __future__ import annotations
 
+from interpret.cam import gradcam, guided_gradcam
 from interpret.guard import preserve
+from interpret.guided import guided_backprop
+from interpret.occlusion import occlusion
+from interpret.saliency import integrated_gradients, saliency, smoothgrad
 from interpret.hooks import forward_hooks, hook_counts, record
 from interpret.registry import Method, get_method, method, methods
 from interpret.summary import LayerRow, layer_table, textbook_params, textbook_total
 from interpret.targets import class_index, target_indices, target_scores
 
 __all__ = [
+    "gradcam", "guided_backprop", "guided_gradcam", "integrated_gradients", "occlusion", "saliency", "smoothgrad",
     "LayerRow", "Method", "class_index", "forward_hooks", "get_method", "hook_counts", "layer_table", "method",
     "methods", "preserve", "record", "target_indices", "target_scores", "textbook_params", "textbook_total",
 ]

@@ -35,25 +35,31 @@ def to_uint8(image: torch.Tensor | np.ndarray) -> np.ndarray:
     return np.ascontiguousarray(image)
 
 
-def normalize_map(values: torch.Tensor | np.ndarray, *, symmetric: bool = False) -> np.ndarray:
-    """Scale a 2-D map to [0, 1] (min..max), or to [-1, 1] about zero when ``symmetric``."""
+def normalize_map(values: torch.Tensor | np.ndarray, *, symmetric: bool = False,
+                  percentile: float = 100.0) -> np.ndarray:
+    """Scale a 2-D map to [0, 1] (min..max), or to [-1, 1] about zero when ``symmetric``.
+
+    ``percentile`` < 100 clips the top (pixel gradients have a few huge
+    outliers that would otherwise leave the rest of the map black).
+    """
     array = values.detach().float().cpu().numpy() if isinstance(values, torch.Tensor) else np.asarray(values, float)
     array = np.squeeze(array)
     if array.ndim != 2:
         raise CnnvizError(f"a map must be 2-D (or (1, H, W)), got shape {array.shape}")
     array = np.nan_to_num(array.astype(np.float32))
     if symmetric:
-        top = float(np.abs(array).max())
-        return array / top if top > 0 else array
-    low, high = float(array.min()), float(array.max())
-    return (array - low) / (high - low) if high > low else np.zeros_like(array)
+        top = float(np.percentile(np.abs(array), percentile))
+        return np.clip(array / top, -1.0, 1.0) if top > 0 else np.zeros_like(array)
+    low, high = float(array.min()), float(np.percentile(array, percentile))
+    return np.clip((array - low) / (high - low), 0.0, 1.0) if high > low else np.zeros_like(array)
 
 
-def colorize(values: torch.Tensor | np.ndarray, colormap: str = "jet", *, symmetric: bool = False) -> np.ndarray:
+def colorize(values: torch.Tensor | np.ndarray, colormap: str = "jet", *, symmetric: bool = False,
+             percentile: float = 100.0) -> np.ndarray:
     """A 2-D map as an RGB heatmap with an OpenCV colormap."""
     if colormap not in COLORMAPS:
         raise CnnvizError(f"unknown colormap {colormap!r}: choose from {', '.join(sorted(COLORMAPS))}")
-    unit = normalize_map(values, symmetric=symmetric)
+    unit = normalize_map(values, symmetric=symmetric, percentile=percentile)
     if symmetric:
         unit = (unit + 1.0) / 2.0
     bgr = cv2.applyColorMap((unit * 255.0 + 0.5).astype(np.uint8), COLORMAPS[colormap])
@@ -61,10 +67,10 @@ def colorize(values: torch.Tensor | np.ndarray, colormap: str = "jet", *, symmet
 
 
 def overlay(image: torch.Tensor | np.ndarray, values: torch.Tensor | np.ndarray, *, alpha: float = 0.5,
-            colormap: str = "jet", symmetric: bool = False) -> np.ndarray:
+            colormap: str = "jet", symmetric: bool = False, percentile: float = 100.0) -> np.ndarray:
     """Heatmap of ``values`` blended over ``image`` (resized to the image if needed)."""
     base = to_uint8(image)
-    heat = colorize(values, colormap, symmetric=symmetric)
+    heat = colorize(values, colormap, symmetric=symmetric, percentile=percentile)
     if heat.shape[:2] != base.shape[:2]:
         heat = cv2.resize(heat, (base.shape[1], base.shape[0]), interpolation=cv2.INTER_LINEAR)
     return cv2.addWeighted(base, 1.0 - alpha, heat, alpha, 0.0)
@@ -153,10 +159,19 @@ def grid(images: Sequence[np.ndarray | torch.Tensor], *, columns: int | None = N
     return canvas
 
 
+def attribution_map(values: torch.Tensor) -> torch.Tensor:
+    """One 2-D map per image from ``(B, C, H, W)`` attributions: max |value| over channels when C > 1."""
+    if values.dim() != 4:
+        raise CnnvizError(f"attributions must be (B, C, H, W), got {tuple(values.shape)}")
+    return values.abs().amax(dim=1) if values.shape[1] > 1 else values[:, 0]
+
+
 def explanation_panel(image: torch.Tensor, values: torch.Tensor, title: str, *, colormap: str = "jet",
-                      symmetric: bool = False, alpha: float = 0.5) -> np.ndarray:
-    """The image, the heatmap over it and a colour bar, captioned with ``title``."""
+                      symmetric: bool = False, alpha: float = 0.5, percentile: float = 99.5) -> np.ndarray:
+    """The image, the map, the map over the image and a colour bar, captioned with ``title``."""
     base = to_uint8(image)
-    heat = overlay(image, values, alpha=alpha, colormap=colormap, symmetric=symmetric)
+    heat = colorize(values, colormap, symmetric=symmetric, percentile=percentile)
+    heat = cv2.resize(heat, (base.shape[1], base.shape[0]), interpolation=cv2.INTER_LINEAR)
+    blended = cv2.addWeighted(base, 1.0 - alpha, heat, alpha, 0.0)
     bar = colorbar(base.shape[0], colormap, low="-" if symmetric else "low", high="+" if symmetric else "high")
-    return caption(hstack([base, heat, bar]), title)
+    return caption(hstack([base, heat, blended, bar]), title)

@@ -1,0 +1,71 @@
+"""Guided backpropagation: ReLUs let only positive gradients through, where the input was positive.
+
+captum overrides ``nn.ReLU`` modules with backward hooks, so it misses
+functional ReLUs (``F.relu`` in a ``forward``) and ``ReLU6``. Here a torch
+function mode swaps every ReLU-like call — module, functional or tensor
+method, however often a module is reused — for a guided version, for the
+duration of the backward pass only.
+
+Not a faithful explanation: guided backprop barely changes when the model's
+weights are randomized (Adebayo et al. 2018, "Sanity Checks for Saliency
+Maps"); it mostly reconstructs the image's edges. ``cnnviz evaluate`` measures
+this (see README for our numbers).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch.overrides import TorchFunctionMode
+
+from interpret.gradients import input_gradients, resolve_target
+from interpret.registry import method
+from interpret.targets import Target
+from zoo.handle import ModelHandle
+
+
+class GuidedClamp(torch.autograd.Function):
+    """``clamp(x, low, high)`` whose backward passes ``max(grad, 0)`` where low < x < high."""
+
+    @staticmethod
+    def forward(ctx: Any, x: torch.Tensor, low: float, high: float) -> torch.Tensor:
+        ctx.save_for_backward((x > low) & (x < high))
+        return x.clamp(low, high)
+
+    @staticmethod
+    def backward(ctx: Any, grad: torch.Tensor) -> tuple[torch.Tensor, None, None]:
+        (passing,) = ctx.saved_tensors
+        return grad.clamp(min=0) * passing, None, None
+
+
+_RELUS = {F.relu, torch.relu, torch.relu_, torch.Tensor.relu, torch.Tensor.relu_}
+_HARDTANH = {F.hardtanh, F.hardtanh_}
+
+
+class GuidedReLUs(TorchFunctionMode):
+    """Within this mode every ReLU and ReLU6 (hardtanh from 0) is guided."""
+
+    def __torch_function__(self, func: Any, types: Any, args: tuple = (), kwargs: dict | None = None) -> Any:
+        kwargs = kwargs or {}
+        if func in _RELUS:
+            return GuidedClamp.apply(args[0], 0.0, float("inf"))
+        if func in _HARDTANH:
+            low = kwargs.get("min_val", args[1] if len(args) > 1 else -1.0)
+            high = kwargs.get("max_val", args[2] if len(args) > 2 else 1.0)
+            if low == 0:
+                return GuidedClamp.apply(args[0], 0.0, float(high))
+        return func(*args, **kwargs)
+
+
+@method("guided_backprop", "attribution", "guided backprop: sharp edges, but fails the randomization check")
+def guided_backprop(handle: ModelHandle, images: torch.Tensor, target: Target = None, *,
+                    batch_size: int | None = None) -> torch.Tensor:
+    """Guided backpropagation (Springenberg et al. 2015).
+
+    Returns:
+        The guided gradient ``(B, C, H, W)``.
+    """
+    indices, _ = resolve_target(handle, images, target)
+    return input_gradients(handle, images, indices, batch_size=batch_size, mode=GuidedReLUs)
