@@ -11,11 +11,12 @@ Example:
 
 from __future__ import annotations
 
-from interpret.cam import gradcam, guided_gradcam
+# Methods register on import; this order (the course's) is the order of listings.
+from interpret.occlusion import occlusion  # isort: skip
+from interpret.saliency import integrated_gradients, saliency, smoothgrad  # isort: skip
+from interpret.guided import guided_backprop  # isort: skip
+from interpret.cam import gradcam, guided_gradcam  # isort: skip
 from interpret.guard import preserve
-from interpret.guided import guided_backprop
-from interpret.occlusion import occlusion
-from interpret.saliency import integrated_gradients, saliency, smoothgrad
 from interpret.hooks import forward_hooks, hook_counts, record
 from interpret.registry import Method, get_method, method, methods
 from interpret.summary import LayerRow, layer_table, textbook_params, textbook_total

@@ -16,6 +16,8 @@ Example:
 
 from __future__ import annotations
 
+from typing import Literal, get_args
+
 import torch
 import torch.nn.functional as F
 from torchvision.transforms.functional import gaussian_blur
@@ -27,7 +29,8 @@ from interpret.targets import Target, target_scores
 from zoo.errors import CnnvizError
 from zoo.handle import ModelHandle
 
-FILLS = ("gray", "mean", "blur", "black")
+Fill = Literal["gray", "mean", "blur", "black"]
+FILLS = get_args(Fill)
 
 
 def fill_images(images: torch.Tensor, fill: str) -> torch.Tensor:
@@ -63,7 +66,7 @@ def window_masks(ys: torch.Tensor, xs: torch.Tensor, window: int, height: int, w
 
 @method("occlusion", "attribution", "occlusion: how much the class score drops when a patch is hidden")
 def occlusion(handle: ModelHandle, images: torch.Tensor, target: Target = None, *, window: int = 32,
-              stride: int = 16, fill: str = "gray", score: str = "prob",
+              stride: int = 16, fill: Fill = "gray", score: Literal["prob", "logit"] = "prob",
               batch_size: int | None = None) -> torch.Tensor:
     """Occlusion sensitivity (Zeiler & Fergus 2014).
 

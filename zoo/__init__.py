@@ -18,7 +18,7 @@ from zoo import torchvision_models as _classics  # noqa: F401  (registers the cl
 from zoo.device import pick_device
 from zoo.errors import CnnvizError
 from zoo.handle import ModelHandle, as_handle, load_state_dict_file
-from zoo.images import load_image, load_images, sample_names, save_image
+from zoo.images import atomic_write, load_image, load_images, sample_names, save_array, save_image
 from zoo.layers import layer_name, resolve_layer
 from zoo.registry import entry, load, names, register
 
@@ -59,7 +59,7 @@ def wrap(
 
 
 __all__ = [
-    "CnnvizError", "ModelHandle", "as_handle", "entry", "layer_name", "load", "load_image", "load_images",
+    "CnnvizError", "ModelHandle", "as_handle", "atomic_write", "save_array", "entry", "layer_name", "load", "load_image", "load_images",
     "load_state_dict_file", "names", "pick_device", "register", "resolve_layer", "sample_names",
     "save_image", "wrap",
 ]

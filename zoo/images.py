@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 import tempfile
 from collections.abc import Callable, Iterable, Sequence
+from typing import BinaryIO
 from pathlib import Path
 
 import numpy as np
@@ -151,23 +152,35 @@ def load_images(sources: str | Path | Sequence[str | Path]) -> list[tuple[str, t
     return [(Path(str(s)).stem, load_image(s)) for s in expand_sources(sources)]
 
 
-def save_image(path: str | Path, image: np.ndarray) -> Path:
-    """Write a uint8 ``(H, W)`` or ``(H, W, 3|4)`` array as PNG (or by suffix), atomically.
+def atomic_write(path: str | Path, write: Callable[[BinaryIO], object]) -> Path:
+    """Create ``path`` by calling ``write(file)`` on a temporary file beside it, then renaming.
 
-    The file appears complete or not at all: it is written beside the target
-    and renamed over it.
+    The file appears complete or not at all, and an old file at ``path``
+    survives a failed write.
     """
     path = Path(path)
-    if image.dtype != np.uint8:
-        raise CnnvizError(f"save_image takes uint8 arrays, got {image.dtype}: render the map first")
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
         with os.fdopen(fd, "wb") as handle:
-            Image.fromarray(image).save(handle, format=(path.suffix.lstrip(".") or "png").upper()
-                                        .replace("JPG", "JPEG"))
+            write(handle)
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
     return path
+
+
+def save_image(path: str | Path, image: np.ndarray) -> Path:
+    """Write a uint8 ``(H, W)`` or ``(H, W, 3|4)`` array as PNG (or by suffix), atomically."""
+    if image.dtype != np.uint8:
+        raise CnnvizError(f"save_image takes uint8 arrays, got {image.dtype}: render the map first")
+    image_format = (Path(path).suffix.lstrip(".") or "png").upper().replace("JPG", "JPEG")
+    return atomic_write(path, lambda f: Image.fromarray(image).save(f, format=image_format))
+
+
+def save_array(path: str | Path, array: np.ndarray | torch.Tensor) -> Path:
+    """Write an array as ``.npy``, atomically."""
+    if isinstance(array, torch.Tensor):
+        array = array.detach().cpu().numpy()
+    return atomic_write(path, lambda f: np.save(f, array))

@@ -1,0 +1,45 @@
+import numpy as np
+import pytest
+from PIL import Image
+
+from cli.main import main
+
+
+def test_explain_writes_panels_and_maps(capsys, tmp_path):
+    code = main(["explain", "gradcam", "occlusion", "-i", "chelsea", "coffee", "--out", str(tmp_path),
+                 "--npy", "--window", "56", "--stride", "56", "--device", "cpu"])
+    out = capsys.readouterr().out
+    assert code == 0
+    names = sorted(p.name for p in tmp_path.iterdir())
+    assert names == ["chelsea-gradcam.npy", "chelsea-gradcam.png", "chelsea-occlusion.npy", "chelsea-occlusion.png",
+                     "coffee-gradcam.npy", "coffee-gradcam.png", "coffee-occlusion.npy", "coffee-occlusion.png"]
+    panel = np.asarray(Image.open(tmp_path / "coffee-gradcam.png"))
+    assert panel.shape[0] > 224 and panel.shape[1] > 3 * 224
+    assert np.load(tmp_path / "coffee-gradcam.npy").shape == (1, 224, 224)
+    assert "coffee-occlusion.png" in out
+
+
+@pytest.mark.parametrize("argv,message", [
+    (["explain", "gradcm", "-i", "chelsea"], "invalid choice: 'gradcm'"),
+    (["explain", "gradcam", "-i", "chelsea", "--layer", "head.cnv"], "did you mean 'head.conv'"),
+    (["explain", "gradcam", "-i", "chelsea", "--target", "tigger cat"], "did you mean 'tiger cat'"),
+    (["explain", "occlusion", "-i", "chelsea", "--window", "0"], "window must be between"),
+    (["explain", "occlusion", "-i", "chelsea", "--fill", "pink"], "invalid choice: 'pink'"),
+])
+def test_explain_bad_input(capsys, tmp_path, argv, message):
+    try:
+        code = main([*argv, "--out", str(tmp_path)])
+    except SystemExit as exit_info:  # argparse's own errors
+        code = exit_info.code
+    err = capsys.readouterr().err
+    assert code == 2 and message in err and len(err.strip().splitlines()) == 1
+
+
+def test_evaluate_prints_scores_next_to_random(capsys):
+    code = main(["evaluate", "gradcam", "guided_backprop", "-i", "coffee", "--curve-steps", "4",
+                 "--randomize", "1", "--device", "cpu"])
+    lines = capsys.readouterr().out.splitlines()
+    assert code == 0
+    rows = {line.split()[0]: line for line in lines[2:]}
+    assert set(rows) == {"random", "gradcam", "guided_backprop"}
+    assert "beats random on" in rows["gradcam"] and "(1)" in rows["gradcam"]
