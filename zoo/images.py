@@ -152,6 +152,12 @@ def load_images(sources: str | Path | Sequence[str | Path]) -> list[tuple[str, t
     return [(Path(str(s)).stem, load_image(s)) for s in expand_sources(sources)]
 
 
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
 def atomic_write(path: str | Path, write: Callable[[BinaryIO], object]) -> Path:
     """Create ``path`` by calling ``write(file)`` on a temporary file beside it, then renaming.
 
@@ -164,6 +170,7 @@ def atomic_write(path: str | Path, write: Callable[[BinaryIO], object]) -> Path:
     try:
         with os.fdopen(fd, "wb") as handle:
             write(handle)
+        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes files private; give the usual mode
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
