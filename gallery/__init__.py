@@ -1,0 +1,1 @@
+"""The static HTML gallery (``cnnviz gallery``). Not built yet: see the open gallery issue."""
