@@ -16,6 +16,11 @@ from interpret.occlusion import occlusion  # isort: skip
 from interpret.saliency import integrated_gradients, saliency, smoothgrad  # isort: skip
 from interpret.guided import guided_backprop  # isort: skip
 from interpret.cam import gradcam, guided_gradcam  # isort: skip
+from interpret.feature_maps import channel_order, feature_maps, layer_output  # isort: skip
+from interpret.atlas import Atlas, channel_examples, neuron_atlas, open_dataset
+from interpret.filters import conv_layers, filters
+from interpret.receptive_field import (Box, ReceptiveField, receptive_field, receptive_fields, unit_gradient,
+                                       verify_receptive_field)
 from interpret.guard import preserve
 from interpret.hooks import forward_hooks, hook_counts, record
 from interpret.registry import Method, get_method, method, methods
@@ -23,6 +28,9 @@ from interpret.summary import LayerRow, layer_table, textbook_params, textbook_t
 from interpret.targets import class_index, target_indices, target_scores
 
 __all__ = [
+    "Atlas", "Box", "ReceptiveField", "channel_examples", "channel_order", "conv_layers", "feature_maps", "filters",
+    "layer_output", "neuron_atlas", "open_dataset", "receptive_field", "receptive_fields", "unit_gradient",
+    "verify_receptive_field",
     "gradcam", "guided_backprop", "guided_gradcam", "integrated_gradients", "occlusion", "saliency", "smoothgrad",
     "LayerRow", "Method", "class_index", "forward_hooks", "get_method", "hook_counts", "layer_table", "method",
     "methods", "preserve", "record", "target_indices", "target_scores", "textbook_params", "textbook_total",

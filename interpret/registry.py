@@ -74,9 +74,9 @@ def method(name: str, family: str, summary: str) -> Callable[[MethodFn], MethodF
             raise RuntimeError(f"method {name!r} registered twice")
 
         @functools.wraps(fn)
-        def run(model: nn.Module, images: torch.Tensor, target: Any = None, **options: Any) -> Any:
+        def run(model: nn.Module, images: torch.Tensor | None = None, target: Any = None, **options: Any) -> Any:
             handle = as_handle(model)
-            batch = as_batch(images, handle)
+            batch = as_batch(images, handle) if images is not None else None  # optimizers may start from noise
             with preserve(handle):
                 return fn(handle, batch, target, **options)
 

@@ -1,0 +1,350 @@
+"""``cnnviz filters``, ``cnnviz featuremaps``, ``cnnviz receptive-fields`` and ``cnnviz atlas``:
+what conv layers hold, what they output, what they see, and which data excites them.
+
+The drawing of these views lives here (tensors in, uint8 images out, through
+``interpret.render``); the computing is in ``interpret``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+from collections.abc import Sequence
+from pathlib import Path
+
+import cv2
+import numpy as np
+import torch
+from torch.utils.data import Dataset
+
+from cli.options import add_device, add_images, add_model, add_out, load_batch, load_handle, output_dir
+from cli.registry import Run, command
+from interpret.atlas import Atlas, ChannelExamples, channel_examples, image_name, neuron_atlas, open_dataset
+from interpret.distributed import session
+from interpret.feature_maps import channel_order, feature_maps
+from interpret.filters import FILTER_MODES, conv_weight, filter_mode, filters
+from interpret.receptive_field import Box, receptive_fields, verify_receptive_field
+from interpret.render import caption, colorize, grid, overlay, to_uint8
+from zoo import atomic_write, save_image
+from zoo.errors import CnnvizError
+from zoo.handle import ModelHandle
+
+TILE = 96  # display side that small filters, maps and patches are enlarged to (nearest, no blur)
+
+
+# ---------------------------------------------------------------- drawing helpers
+
+def vstack(images: Sequence[np.ndarray], *, pad: int = 6) -> np.ndarray:
+    """Images one below the other, left-aligned on white."""
+    images = [to_uint8(im) for im in images]
+    width = max(im.shape[1] for im in images)
+    canvas = np.full((sum(im.shape[0] for im in images) + pad * (len(images) - 1), width, 3), 255, np.uint8)
+    y = 0
+    for im in images:
+        canvas[y:y + im.shape[0], :im.shape[1]] = im
+        y += im.shape[0] + pad
+    return canvas
+
+
+def same_size(tiles: Sequence[np.ndarray]) -> list[np.ndarray]:
+    """Tiles padded with white at the bottom and right to the largest one (captions may wrap)."""
+    height, width = max(t.shape[0] for t in tiles), max(t.shape[1] for t in tiles)
+    out = []
+    for tile in tiles:
+        canvas = np.full((height, width, 3), 255, np.uint8)
+        canvas[:tile.shape[0], :tile.shape[1]] = tile
+        out.append(canvas)
+    return out
+
+
+def enlarge(image: np.ndarray, side: int = TILE) -> np.ndarray:
+    """Scale an image so its longer side is about ``side``: up without blur, down by area."""
+    h, w = image.shape[:2]
+    longest = max(h, w)
+    if longest < side:
+        factor = max(1, round(side / longest))
+        return cv2.resize(image, (w * factor, h * factor), interpolation=cv2.INTER_NEAREST)
+    if longest > side:
+        return cv2.resize(image, (max(1, round(w * side / longest)), max(1, round(h * side / longest))),
+                          interpolation=cv2.INTER_AREA)
+    return image
+
+
+def captioned_grid(tiles: Sequence[np.ndarray], texts: Sequence[str], columns: int | None = None) -> np.ndarray:
+    """Tiles with a caption each, in a grid."""
+    return grid(same_size([caption(t, s) for t, s in zip(tiles, texts)]), columns=columns, pad=4)
+
+
+def _stem(text: str) -> str:
+    return re.sub(r"[^A-Za-z0-9._-]+", "_", text).strip("_") or "x"
+
+
+# ---------------------------------------------------------------- filters
+
+@command("filters", "draw the filters of a conv layer (first layer in colour)", order=40,
+         description="Draw the filters of a conv layer as a grid, each filter normalized on its own and\n"
+                     "enlarged without blur. The first layer reads pixels, so its filters are colour images;\n"
+                     "a deeper layer's filters are drawn per input channel (one row per filter) or as their\n"
+                     "mean over input channels.\n\n"
+                     "examples:\n"
+                     "  cnnviz filters                                   first layer of efficientnet_lite0\n"
+                     "  cnnviz filters --model fashion_cnn --layer features.block2.conv --mode channels")
+def filters_command(parser: argparse.ArgumentParser) -> Run:
+    add_model(parser)
+    parser.add_argument("--layer", "-l", metavar="NAME", help="conv layer (default: the first; list: cnnviz layers)")
+    parser.add_argument("--mode", choices=FILTER_MODES, default="auto",
+                        help="rgb, channels (one tile per input channel), mean, or auto (rgb for the first "
+                             "layer, else mean)")
+    parser.add_argument("--max-filters", type=int, default=256, metavar="N", help="draw at most N filters")
+    parser.add_argument("--max-inputs", type=int, default=32, metavar="N",
+                        help="with --mode channels, at most N input channels per filter")
+    add_out(parser)
+
+    def run(args: argparse.Namespace) -> None:
+        handle = load_handle(args)
+        out = output_dir(args.out)
+        name, weight = conv_weight(handle, args.layer)
+        mode = filter_mode(handle, weight, args.mode)
+        tiles = filters(handle, name, mode=mode)[: args.max_filters].cpu()
+        scale = max(1, TILE // 2 // max(tiles.shape[-2:]))
+        if mode == "channels":
+            inputs = min(tiles.shape[1], args.max_inputs)
+            image = grid([t[c:c + 1] for t in tiles for c in range(inputs)], columns=inputs, pad=1, scale=scale)
+        else:
+            image = grid(list(tiles), pad=2, scale=scale)
+        title = f"{handle.name} {name}: {weight.shape[0]} filters {weight.shape[-2]}x{weight.shape[-1]} ({mode})"
+        path = save_image(out / f"{_stem(handle.name)}-{_stem(name)}-filters.png", caption(image, title))
+        print(path)
+
+    return run
+
+
+# ---------------------------------------------------------------- feature maps
+
+@command("featuremaps", "draw every channel of a layer for an image, strongest first", order=41,
+         description="Draw the activation maps of a layer for each image as a grid, one tile per channel,\n"
+                     "sorted by mean activation (strongest first) unless --sort none, each tile captioned\n"
+                     "with its channel and mean; --overlay draws the maps over the image.\n\n"
+                     "examples:\n"
+                     "  cnnviz featuremaps --image chelsea --layer blocks.2\n"
+                     "  cnnviz featuremaps --image coffee --layer blocks.5 --overlay --max-channels 16")
+def featuremaps_command(parser: argparse.ArgumentParser) -> Run:
+    add_images(parser)
+    add_model(parser)
+    parser.add_argument("--layer", "-l", metavar="NAME",
+                        help="layer (default: the model's default layer; list: cnnviz layers)")
+    parser.add_argument("--sort", choices=["mean", "max", "none"], default="mean",
+                        help="order of the channels (default: mean activation, strongest first)")
+    parser.add_argument("--overlay", action="store_true", help="draw each map over the image")
+    parser.add_argument("--max-channels", type=int, default=64, metavar="N", help="draw at most N channels")
+    parser.add_argument("--colormap", default="viridis", metavar="NAME", help="OpenCV colormap (default: viridis)")
+    add_out(parser)
+
+    def run(args: argparse.Namespace) -> None:
+        handle = load_handle(args)
+        layer = args.layer or handle.default_layer
+        if layer is None:
+            raise CnnvizError(f"{handle.name} has no default layer: give --layer (see cnnviz layers {args.model})")
+        handle.layer(layer)
+        names, batch = load_batch(args, handle)
+        out = output_dir(args.out)
+        maps = feature_maps(handle, batch, layer=layer).cpu()
+        order = channel_order(maps, args.sort)[:, : args.max_channels]
+        for b, name in enumerate(names):
+            tiles, texts = [], []
+            for c in order[b].tolist():
+                if args.overlay:
+                    tiles.append(overlay(batch[b], maps[b, c], colormap=args.colormap))
+                else:
+                    tiles.append(enlarge(colorize(maps[b, c], args.colormap)))
+                texts.append(f"c{c} {maps[b, c].mean():.2f}")
+            image = captioned_grid(tiles, texts)
+            title = (f"{handle.name} {layer} on {name}: {len(texts)} of {maps.shape[1]} channels, "
+                     f"{maps.shape[2]}x{maps.shape[3]}, by {args.sort}")
+            path = save_image(out / f"{_stem(name)}-{_stem(layer)}-maps.png", caption(image, title))
+            print(path)
+
+    return run
+
+
+# ---------------------------------------------------------------- receptive fields
+
+@command("receptive-fields", "list the receptive field size, stride and offset of each conv/pool layer", order=42,
+         description="Print, for each conv and pool layer in forward order, the receptive field of its units\n"
+                     "at the model's input size: size (input pixels one unit sees), jump (input pixels\n"
+                     "between neighbouring units) and offset (centre of unit (0, 0); negative: in the\n"
+                     "padding). --verify checks each by gradient probing.\n\n"
+                     "example:\n  cnnviz receptive-fields --model resnet18 --verify")
+def receptive_fields_command(parser: argparse.ArgumentParser) -> Run:
+    parser.add_argument("--model", "-m", default="efficientnet_lite0", metavar="NAME", help="model from the zoo")
+    parser.add_argument("--size", type=int, default=None, metavar="PX", help="input side (default: the model's)")
+    parser.add_argument("--all", action="store_true", help="every module, not only conv and pool layers")
+    parser.add_argument("--verify", action="store_true",
+                        help="check each box by gradient probing (zero gradient outside, non-zero inside)")
+    add_device(parser)
+
+    def run(args: argparse.Namespace) -> int:
+        import zoo
+
+        handle = zoo.load(args.model, device=args.device, weights=None)  # geometry needs no weights
+        rows = receptive_fields(handle, input_size=args.size, every_module=args.all)
+        width = max(len(r.name) for r in rows)
+        print(f"{'layer':<{width}}  {'type':<18} {'map':>9} {'size':>9} {'jump':>5} {'offset':>8}"
+              + ("  gradient check" if args.verify else ""))
+        failures = 0
+        for r in rows:
+            if r.field is None:
+                print(f"{r.name:<{width}}  {r.type:<18} {'-':>9}  unknown: {r.reason}")
+                continue
+            f = r.field
+            check = ""
+            if args.verify and "(call" not in r.name:
+                ok = all(p.ok for p in verify_receptive_field(handle, r.name, input_size=args.size))
+                failures += not ok
+                check = "  ok" if ok else "  MISMATCH"
+            size = f"{f.size[0]}" if f.size[0] == f.size[1] else f"{f.size[0]}x{f.size[1]}"
+            print(f"{r.name:<{width}}  {r.type:<18} {f.output_size[0]:>4}x{f.output_size[1]:<4} {size:>9} "
+                  f"{f.jump[0]:>5} {f.offset[0]:>8.1f}{check}")
+        return 1 if failures else 0
+
+    return run
+
+
+# ---------------------------------------------------------------- atlas
+
+def parse_channels(text: str | None, total: int | None) -> list[int]:
+    """``"0-7,12"`` as a list of channels (all when None); ``total=None`` checks the syntax only.
+
+    Example:
+        >>> parse_channels("0-2,7", 8)
+        [0, 1, 2, 7]
+    """
+    if text is None:
+        return list(range(total or 0))
+    chosen: list[int] = []
+    for part in text.split(","):
+        match = re.fullmatch(r"\s*(\d+)\s*(?:-\s*(\d+)\s*)?", part)
+        if not match:
+            raise CnnvizError(f"--channels takes numbers and ranges like 0-7,12, got {part!r}")
+        low, high = int(match.group(1)), int(match.group(2) or match.group(1))
+        if high < low:
+            raise CnnvizError(f"--channels range {part.strip()} runs backwards: write it low-high")
+        if total is not None and high >= total:
+            raise CnnvizError(f"channels {part.strip()} are outside the layer's 0-{total - 1}")
+        chosen.extend(range(low, high + 1))
+    return list(dict.fromkeys(chosen))
+
+
+def patch_tile(image: torch.Tensor, box: Box, atlas: Atlas) -> np.ndarray:
+    """The patch of ``box`` (unclipped) on a gray canvas the size of the receptive field (capped at
+    the image): where the field reaches past the image edge the canvas stays gray, so the unit sits
+    at the same place in every tile."""
+    side = atlas.input_size
+    inside = box.clip(side, side)
+    patch = image[:, inside.top:inside.bottom, inside.left:inside.right]
+    height, width = min(box.height, side), min(box.width, side)
+    canvas = torch.full((image.shape[0], height, width), 0.5)
+    top = min(inside.top - box.top, height - patch.shape[1])
+    left = min(inside.left - box.left, width - patch.shape[2])
+    canvas[:, top:top + patch.shape[1], left:left + patch.shape[2]] = patch
+    return to_uint8(canvas)
+
+
+def with_box(image: torch.Tensor, box: Box) -> np.ndarray:
+    """The image with the box outlined in red."""
+    canvas = to_uint8(image).copy()
+    cv2.rectangle(canvas, (box.left, box.top), (box.right - 1, box.bottom - 1), (255, 0, 0), 1)
+    return canvas
+
+
+def channel_panel(ex: ChannelExamples, atlas: Atlas, names: Sequence[str]) -> np.ndarray:
+    """Top patches, top images with their boxes, bottom images: one channel's sheet."""
+    c = ex.channel
+    top_values = atlas.top_values[c]
+    patches = [enlarge(patch_tile(im, atlas.box(c, r, clip=False), atlas)) for r, im in enumerate(ex.top_images)]
+    rows = [caption(captioned_grid(patches, [f"{v:.2f}" for v in top_values.tolist()], len(patches)),
+                    f"top-{len(patches)} patches (receptive field of the maximal unit)")]
+    tops = [enlarge(with_box(im, box)) for im, box in zip(ex.top_images, ex.top_boxes)]
+    rows.append(caption(captioned_grid(tops, names[: len(tops)], len(tops)), "top images, box = patch"))
+    if len(ex.bottom_images):
+        bottoms = [enlarge(to_uint8(im)) for im in ex.bottom_images]
+        texts = [f"{v:.2f}" for v in atlas.bottom_values[c].tolist()]
+        rows.append(caption(captioned_grid(bottoms, texts, len(bottoms)), "bottom images (weakest maxima)"))
+    dead = " (dead: never positive)" if c in set(atlas.dead) else ""
+    return caption(vstack(rows), f"{atlas.layer} channel {c}{dead}")
+
+
+def write_atlas(handle: ModelHandle, atlas: Atlas, data: str, out: Path, channels: list[int]) -> Path:
+    """Per-channel sheets, an overview of every channel's best patch, and ``index.json``."""
+    dataset = open_dataset(data)
+    sheets = out / "channels"
+    best_tiles, best_texts = [], []
+    dead = set(atlas.dead)
+    for ex in channel_examples(handle, atlas, dataset, channels):
+        names = [image_name(dataset, int(i)) for i in atlas.top_indices[ex.channel]]
+        save_image(sheets / f"channel-{ex.channel:04d}.png", channel_panel(ex, atlas, names))
+        best_tiles.append(enlarge(patch_tile(ex.top_images[0], atlas.box(ex.channel, 0, clip=False), atlas)))
+        best_texts.append(f"c{ex.channel}" + (" dead" if ex.channel in dead else ""))
+    overview = caption(captioned_grid(best_tiles, best_texts),
+                       f"{handle.name} {atlas.layer}: best patch of each channel over {atlas.count} images")
+    save_image(out / "atlas.png", overview)
+    return write_index(handle, atlas, dataset, out)
+
+
+def write_index(handle: ModelHandle, atlas: Atlas, dataset: Dataset, out: Path) -> Path:
+    """``OUT/index.json``: per channel the top and bottom images, activations and boxes; dead channels."""
+    index = atlas.to_dict(lambda i: image_name(dataset, i))
+    index.update(model=handle.name, data=getattr(dataset, "description", type(dataset).__name__))
+    return atomic_write(out / "index.json", lambda f: f.write(json.dumps(index, indent=1).encode()))
+
+
+@command("atlas", "find the images and patches of a dataset that excite each channel of a layer", order=43,
+         description="For every channel of a layer, over a dataset: the top-k and bottom-k images (by the\n"
+                     "channel's maximum over its map) and the top-k patches cropped to the receptive field\n"
+                     "of the maximal unit, with their activations; dead channels (never positive) listed.\n"
+                     "Writes OUT/channels/channel-NNNN.png, OUT/atlas.png (best patch per channel) and\n"
+                     "OUT/index.json. Runs unchanged under torchrun (one shard per process, NCCL or gloo).\n\n"
+                     "examples:\n"
+                     "  cnnviz atlas --model efficientnet_lite0 --layer blocks.5 --data photos/ --top 9\n"
+                     "  cnnviz atlas --model fashion_cnn --layer features.block2.act --data fashion-mnist\n"
+                     "  torchrun --nproc-per-node 4 -m cli.main atlas --layer head --data imagenet-val/")
+def atlas_command(parser: argparse.ArgumentParser) -> Run:
+    add_model(parser)
+    parser.add_argument("--layer", "-l", required=True, metavar="NAME", help="layer (list: cnnviz layers MODEL)")
+    parser.add_argument("--data", "-d", required=True, metavar="PATH",
+                        help="folder of images (searched recursively), or fashion-mnist / mnist "
+                             "(add :train for the training split)")
+    parser.add_argument("--top", "-k", type=int, default=9, metavar="K", help="images per channel (default: 9)")
+    parser.add_argument("--bottom", type=int, default=None, metavar="K",
+                        help="weakest images per channel (default: as --top; 0 for none)")
+    parser.add_argument("--channels", metavar="LIST", help="draw only these channels, e.g. 0-15,40 (default: all)")
+    parser.add_argument("--batch-size", type=int, default=None, metavar="N", help="images per batch (default: auto)")
+    parser.add_argument("--workers", type=int, default=None, metavar="N",
+                        help="data loading processes (default: 0 for data in memory, else up to 4)")
+    parser.add_argument("--no-images", action="store_true", help="write index.json only")
+    add_out(parser, "cnnviz-atlas")
+
+    def run(args: argparse.Namespace) -> None:
+        if args.top < 1:
+            raise CnnvizError(f"--top must be at least 1, got {args.top}")
+        parse_channels(args.channels, None)  # a typo should fail before the pass, not after
+        with session(args.device) as (group, device):
+            args.device = str(device)
+            handle = load_handle(args)
+            atlas = neuron_atlas(handle, args.layer, args.data, top=args.top, bottom=args.bottom,
+                                 batch_size=args.batch_size, workers=args.workers)
+            if not group.leader:
+                return
+            out = output_dir(args.out)
+            channels = parse_channels(args.channels, atlas.channels)
+            if args.no_images:
+                path = write_index(handle, atlas, open_dataset(args.data), out)
+            else:
+                path = write_atlas(handle, atlas, args.data, out, channels)
+            shards = f" in {group.world} processes" if group.world > 1 else ""
+            print(f"{path}  ({atlas.channels} channels, {atlas.count} images{shards}; "
+                  f"{len(atlas.dead)} dead: {atlas.dead[:20]}{' ...' if len(atlas.dead) > 20 else ''})")
+
+    return run
+

@@ -1,0 +1,397 @@
+"""``cnnviz train`` and ``cnnviz lr-find``: train a small CNN, or find its learning rate first."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import shlex
+import time
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from cli.options import add_device, output_dir
+from cli.registry import Run, command
+from zoo.cnns import ACTIVATIONS, ARCHITECTURES, CnnSpec, cnn_handle
+from zoo.datasets import DATASETS, Splits, load_dataset
+from zoo.device import pick_device
+from zoo.errors import CnnvizError, closest
+from zoo.training import (DEFAULT_LR, OPTIMIZERS, SCHEDULES, TrainConfig, TrainResult, evaluate,
+                          load_checkpoint)
+
+# Settings of the network itself, as CLI flag -> CnnSpec option (tutorial_cnn only).
+TUTORIAL_OPTIONS = {"channels": "channels", "dense": "dense", "convs": "convs_per_block",
+                    "conv_dropout": "conv_dropout", "dense_dropout": "dense_dropout"}
+DEFAULTS = TrainConfig()
+
+TRAIN_DESCRIPTION = f"""\
+Train a small CNN and write, into --out, NAME.pt (the weights, a plain state dict),
+NAME-log.json (settings, per-epoch history, test accuracy, diagnostics) and NAME-curves.png
+(loss and accuracy curves, overfitting flagged). The full training state is checkpointed
+atomically after every epoch to NAME-checkpoint.pt: if the run dies (even kill -9), run the
+same command with --resume and it continues from the last finished epoch, ending where an
+uninterrupted run would. The data is split train/validation first; normalization statistics
+come from the training split only; the test set is touched once, at the end.
+
+models: {', '.join(ARCHITECTURES)}; activations: {', '.join(ACTIVATIONS)}
+optimizers: {', '.join(OPTIMIZERS)}; schedules: {', '.join(SCHEDULES)}
+
+examples:
+  cnnviz train                                           tutorial_cnn on Fashion-MNIST, default recipe
+  cnnviz train --model lenet5 --data mnist --data-dir ~/mnist --epochs 5
+  cnnviz train --optimizer nesterov --lr 0.05 --schedule cosine --label-smoothing 0.1
+  cnnviz train --activation prelu --early-stopping 3 --schedule plateau --diagnostics
+  cnnviz train --data photos/ --image-size 64 --model small_resnet     one sub-folder per class
+  cnnviz train --resume                                  continue the run killed in cnnviz-train/
+  cnnviz lr-find --optimizer adamw                        pick --lr from the LR range test first
+"""
+
+LR_FIND_DESCRIPTION = """\
+Run Leslie Smith's LR range test: train a throwaway copy of the model for --steps batches while
+raising the learning rate geometrically from --start-lr to --end-lr. Prints the suggested rate
+(a tenth of where the smoothed loss is lowest) and writes the curve to OUT/lr-find.png.
+
+examples:
+  cnnviz lr-find                                    tutorial_cnn, AdamW, Fashion-MNIST
+  cnnviz lr-find --optimizer nesterov --batch-size 256 --end-lr 3
+"""
+
+
+def _csv_ints(text: str) -> list[int]:
+    try:
+        values = [int(v) for v in text.split(",") if v.strip()]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected comma-separated integers such as 32,64,128, got {text!r}") from None
+    if not values or min(values) < 1:
+        raise argparse.ArgumentTypeError(f"expected positive integers such as 32,64,128, got {text!r}")
+    return values
+
+
+def _add_model_and_data(parser: argparse.ArgumentParser) -> None:
+    model = parser.add_argument_group("model")
+    model.add_argument("--model", "-m", default=None, metavar="ARCH",
+                       help=f"architecture: {', '.join(ARCHITECTURES)} (default: tutorial_cnn)")
+    model.add_argument("--activation", "-a", default=None, metavar="NAME",
+                       help=f"{', '.join(ACTIVATIONS)} (default: relu)")
+    model.add_argument("--channels", type=_csv_ints, default=None, metavar="C1,C2,..",
+                       help="tutorial_cnn: filters of each conv block (default: 16,64,128)")
+    model.add_argument("--convs", type=_csv_ints, default=None, metavar="N1,N2,..",
+                       help="tutorial_cnn: conv layers in each block (default: 1 each)")
+    model.add_argument("--dense", type=_csv_ints, default=None, metavar="U1,..",
+                       help="tutorial_cnn: units of the hidden dense layers (default: 256)")
+    model.add_argument("--conv-dropout", type=float, default=None, metavar="P",
+                       help="tutorial_cnn: spatial dropout in conv blocks (default: 0)")
+    model.add_argument("--dense-dropout", type=float, default=None, metavar="P",
+                       help="tutorial_cnn: dropout in dense layers (default: 0.2)")
+    data = parser.add_argument_group("data")
+    data.add_argument("--data", "-d", default=None, metavar="NAME|DIR",
+                      help=f"{', '.join(DATASETS)}, a folder of IDX files, or an image folder with one "
+                           "sub-folder per class (default: fashion-mnist)")
+    data.add_argument("--data-dir", default=None, metavar="DIR",
+                      help="where the IDX files of a named dataset are (default: /usr/share/datasets/NAME)")
+    data.add_argument("--val-fraction", type=float, default=None, metavar="F",
+                      help="share of the training data held out for validation (default: 0.1)")
+    data.add_argument("--image-size", type=int, default=None, metavar="PX",
+                      help="image folders: side images are resized to (default: 32)")
+    add_device(parser)
+    parser.add_argument("--threads", type=int, default=None, metavar="N",
+                        help="CPU threads for torch (default: torch's choice, one per core)")
+
+
+def _add_optimizer(parser: argparse.ArgumentParser) -> None:
+    opt = parser.add_argument_group("optimization")
+    opt.add_argument("--optimizer", default=None, metavar="NAME",
+                     help=f"{', '.join(OPTIMIZERS)} (default: {DEFAULTS.optimizer})")
+    opt.add_argument("--lr", type=float, default=None, metavar="LR",
+                     help="learning rate, the peak one for onecycle (default: the optimizer's usual: "
+                          + ", ".join(f"{k} {v:g}" for k, v in DEFAULT_LR.items()) + ")")
+    opt.add_argument("--momentum", type=float, default=None, metavar="M",
+                     help=f"momentum of momentum/nesterov SGD (default: {DEFAULTS.momentum})")
+    opt.add_argument("--weight-decay", type=float, default=None, metavar="WD",
+                     help="L2 penalty, decoupled for AdamW; not on biases or batch norm "
+                          "(default: 0.05 for adamw, 5e-4 for the others)")
+    opt.add_argument("--batch-size", "-b", type=int, default=None, metavar="N",
+                     help=f"examples per step (default: {DEFAULTS.batch_size})")
+    opt.add_argument("--label-smoothing", type=float, default=None, metavar="S",
+                     help=f"spread S of each target over all classes (default: {DEFAULTS.label_smoothing})")
+    opt.add_argument("--no-augment", dest="augment", action="store_const", const=False, default=None,
+                     help="no augmentation (default: the dataset's label-preserving shifts/flips/...)")
+    opt.add_argument("--no-amp", dest="amp", action="store_const", const=False, default=None,
+                     help="no mixed precision on CUDA (default: on; CPU always float32)")
+    opt.add_argument("--seed", type=int, default=None, metavar="S",
+                     help=f"seeds the split, initialization, batch order, augmentation, dropout "
+                          f"(default: {DEFAULTS.seed})")
+
+
+def _config_overrides(args: argparse.Namespace) -> dict[str, Any]:
+    names = ["epochs", "batch_size", "optimizer", "lr", "momentum", "weight_decay", "schedule", "step_size",
+             "gamma", "patience", "label_smoothing", "early_stopping", "augment", "amp", "seed"]
+    return {n: getattr(args, n) for n in names if getattr(args, n, None) is not None}
+
+
+def _spec_from_args(args: argparse.Namespace, splits: Splits) -> CnnSpec:
+    arch = args.model or "tutorial_cnn"
+    if arch not in ARCHITECTURES:
+        raise CnnvizError(f"unknown model {arch!r}{closest(arch, ARCHITECTURES)}: cnnviz trains "
+                          f"{', '.join(ARCHITECTURES)}")
+    options = {key: getattr(args, flag) for flag, key in TUTORIAL_OPTIONS.items() if getattr(args, flag) is not None}
+    if options and arch != "tutorial_cnn":
+        flags = ", ".join("--" + f.replace("_", "-") for f in TUTORIAL_OPTIONS if getattr(args, f) is not None)
+        raise CnnvizError(f"{flags} shape the tutorial_cnn only, not {arch}: drop them or use --model tutorial_cnn")
+    return CnnSpec(arch, activation=args.activation or "relu", in_channels=splits.channels,
+                   num_classes=len(splits.classes), input_size=splits.input_size, options=options)
+
+
+def _data_settings(args: argparse.Namespace) -> dict[str, Any]:
+    return {"source": args.data or "fashion-mnist", "data_dir": args.data_dir,
+            "val_fraction": 0.1 if args.val_fraction is None else args.val_fraction,
+            "image_size": args.image_size or 32}
+
+
+def _load_splits(data: dict[str, Any], seed: int, progress: bool = True) -> Splits:
+    return load_dataset(data["source"], val_fraction=data["val_fraction"], seed=seed, data_dir=data["data_dir"],
+                        image_size=data["image_size"], progress=progress)
+
+
+def _setup_threads(args: argparse.Namespace) -> None:
+    if args.threads is not None:
+        if args.threads < 1:
+            raise CnnvizError(f"--threads must be at least 1, got {args.threads}")
+        torch.set_num_threads(args.threads)
+
+
+def _command_line(spec: CnnSpec, config: TrainConfig, data: dict[str, Any], out: Path, name: str) -> str:
+    """The one command that reproduces this run, every setting spelled out."""
+    parts = ["cnnviz", "train", "--model", spec.arch, "--activation", spec.activation, "--data", str(data["source"])]
+    if data["data_dir"]:
+        parts += ["--data-dir", str(data["data_dir"])]
+    parts += ["--val-fraction", str(data["val_fraction"])]
+    if str(data["source"]).lower() not in DATASETS:
+        parts += ["--image-size", str(data["image_size"])]  # used when the folder holds images
+    for flag, key in TUTORIAL_OPTIONS.items():
+        if key in spec.options:
+            value = spec.options[key]
+            parts += [f"--{flag.replace('_', '-')}",
+                      ",".join(map(str, value)) if isinstance(value, (list, tuple)) else str(value)]
+    for key, value in config.as_dict().items():
+        if isinstance(value, bool):
+            if not value:
+                parts.append(f"--no-{key}")
+        else:
+            parts += [f"--{key.replace('_', '-')}", str(value)]
+    parts += ["--out", str(out), "--name", name]
+    return " ".join(shlex.quote(p) for p in parts)
+
+
+@command("train", "train a small CNN (tutorial_cnn, lenet5, small_resnet) on Fashion-MNIST, MNIST or a folder",
+         description=TRAIN_DESCRIPTION, order=60)
+def train_command(parser: argparse.ArgumentParser) -> Run:
+    _add_model_and_data(parser)
+    _add_optimizer(parser)
+    sched = parser.add_argument_group("schedule and stopping")
+    sched.add_argument("--epochs", "-e", type=int, default=None, metavar="N",
+                       help=f"passes over the training split (default: {DEFAULTS.epochs})")
+    sched.add_argument("--schedule", default=None, metavar="NAME",
+                       help=f"{', '.join(SCHEDULES)} (default: {DEFAULTS.schedule})")
+    sched.add_argument("--step-size", type=int, default=None, metavar="N",
+                       help=f"step: epochs between rate drops (default: {DEFAULTS.step_size})")
+    sched.add_argument("--gamma", type=float, default=None, metavar="G",
+                       help=f"step/plateau: factor of each drop (default: {DEFAULTS.gamma})")
+    sched.add_argument("--patience", type=int, default=None, metavar="N",
+                       help=f"plateau: epochs without progress before a drop (default: {DEFAULTS.patience})")
+    sched.add_argument("--early-stopping", type=int, default=None, metavar="N",
+                       help="stop after N epochs without a better validation loss and restore the best "
+                            "weights (default: off)")
+    files = parser.add_argument_group("files")
+    files.add_argument("--out", "-o", default="cnnviz-train", metavar="DIR",
+                       help="folder for the weights, log, plots and checkpoint (default: cnnviz-train)")
+    files.add_argument("--name", default=None, metavar="NAME", help="file name prefix (default: the model name)")
+    files.add_argument("--resume", action="store_true",
+                       help="continue the interrupted run from OUT/NAME-checkpoint.pt")
+    files.add_argument("--keep-checkpoint", action="store_true",
+                       help="keep NAME-checkpoint.pt after a finished run (default: delete it)")
+    files.add_argument("--diagnostics", action="store_true",
+                       help="also draw NAME-confusion.png, NAME-gradients.png and NAME-activations.png")
+    parser.add_argument("--quiet", "-q", action="store_true", help="no progress bars")
+
+    def run(args: argparse.Namespace) -> int:
+        started = time.perf_counter()
+        _setup_threads(args)
+        device = pick_device(args.device)
+        out = output_dir(args.out)
+        name = args.name or args.model or "tutorial_cnn"
+        if not name or "/" in name or name.startswith("."):
+            raise CnnvizError(f"--name must be a plain file name prefix, got {name!r}")
+        checkpoint = out / f"{name}-checkpoint.pt"
+        overrides = _config_overrides(args)
+        if args.resume:
+            state = load_checkpoint(checkpoint)
+            config = TrainConfig.from_dict(state["config"])
+            _check_same(overrides, config.as_dict(), checkpoint)
+            extra = state["extra"]
+            data, spec = extra["data"], CnnSpec.from_dict(extra["spec"])
+            _check_same({k: v for k, v in _data_settings(args).items() if _given(args, k)}, data, checkpoint)
+            splits = _load_splits(data, config.seed, progress=not args.quiet)
+            _check_same(_given_spec(args, splits), spec.as_dict(), checkpoint)
+        else:
+            if checkpoint.exists():
+                raise CnnvizError(f"{checkpoint} holds an unfinished run: add --resume to continue it, "
+                                  "or pick another --out or --name")
+            config = TrainConfig(**overrides).validate()
+            data = _data_settings(args)
+            splits = _load_splits(data, config.seed, progress=not args.quiet)
+            spec = _spec_from_args(args, splits)
+        handle = cnn_handle(spec, mean=splits.mean, std=splits.std, classes=splits.classes, name=name,
+                            seed=config.seed).to(device)
+        from zoo.diagnostics import summary_lines
+        from zoo.training import train
+
+        command_line = _command_line(spec, config, data, out, name)
+        print(command_line)
+        print(f"{splits.name}: {len(splits.train):,} training / {len(splits.val):,} validation"
+              f"{f' / {len(splits.test):,} test' if splits.test is not None else ''} images, "
+              f"{splits.channels}x{splits.input_size}x{splits.input_size}; normalization from the training split: "
+              f"mean {', '.join(f'{m:.4f}' for m in splits.mean)}, std {', '.join(f'{s:.4f}' for s in splits.std)}")
+        if not args.quiet:
+            print("\n".join(summary_lines(handle)))
+        print(f"training on {device} ({torch.get_num_threads()} CPU threads)"
+              + (f", resuming from {checkpoint}" if args.resume else ""))
+        extra = {"spec": spec.as_dict(), "data": data}
+        result = train(handle, splits, config, checkpoint=checkpoint, resume=args.resume, progress=not args.quiet,
+                       extra=extra)
+        log = _finish(handle, splits, config, spec, data, result, out, name, command_line, args, device)
+        log["wall_seconds_this_call"] = round(time.perf_counter() - started, 1)
+        _write_json(out / f"{name}-log.json", log)
+        if not args.keep_checkpoint:
+            checkpoint.unlink(missing_ok=True)
+        test = log["test"]
+        print(f"{test['split']} accuracy {100 * test['accuracy']:.2f}% (loss {test['loss']:.4f}) after "
+              f"{len(result.history)} epochs; training took {log['train_seconds']:.0f} s"
+              f"{'; ' + log['overfitting'] if log['overfitting'] else ''}")
+        print(f"wrote {out / (name + '.pt')}, {out / (name + '-log.json')}, {out / (name + '-curves.png')}")
+        return 0
+
+    return run
+
+
+def _given(args: argparse.Namespace, key: str) -> bool:
+    return {"source": args.data, "data_dir": args.data_dir, "val_fraction": args.val_fraction,
+            "image_size": args.image_size}[key] is not None
+
+
+def _given_spec(args: argparse.Namespace, splits: Splits) -> dict[str, Any]:
+    given: dict[str, Any] = {}
+    if args.model is not None:
+        given["arch"] = args.model
+    if args.activation is not None:
+        given["activation"] = args.activation
+    options = {key: getattr(args, flag) for flag, key in TUTORIAL_OPTIONS.items() if getattr(args, flag) is not None}
+    if options:
+        given["options"] = options
+    return given
+
+
+def _check_same(given: dict[str, Any], stored: dict[str, Any], checkpoint: Path) -> None:
+    for key, value in given.items():
+        if key == "options":
+            for option, v in value.items():
+                if stored["options"].get(option) != v:
+                    raise CnnvizError(f"{checkpoint} was trained with {option}={stored['options'].get(option)}, "
+                                      f"not {v}: resume with the same settings or start afresh")
+        elif stored.get(key) != value:
+            raise CnnvizError(f"{checkpoint} was trained with {key}={stored.get(key)}, not {value}: "
+                              "resume with the same settings or start afresh")
+
+
+def _finish(handle: Any, splits: Splits, config: TrainConfig, spec: CnnSpec, data: dict[str, Any],
+            result: TrainResult, out: Path, name: str, command_line: str, args: argparse.Namespace,
+            device: torch.device) -> dict[str, Any]:
+    """Evaluate once on the test set, compute the diagnostics, write weights and plots; return the log."""
+    from zoo.diagnostics import (activation_stats, confusion_matrix, draw_activation_stats, draw_bars,
+                                 draw_confusion, draw_curves, find_overfitting, gradient_norms)
+    from zoo.images import save_image
+    from zoo.training import save_atomic
+
+    held_out, split_name = (splits.test, "test") if splits.test is not None else (splits.val, "validation")
+    final = evaluate(handle, held_out, amp=config.amp)
+    matrix = confusion_matrix(final.predictions, held_out.labels, len(splits.classes))
+    probe = splits.val.subset(slice(0, 1000)).to(device)
+    probe_images = probe.images.float() / 255.0
+    norms = gradient_norms(handle, probe_images[:256], probe.labels[:256])
+    stats = activation_stats(handle, probe_images)
+    overfitting = find_overfitting(result.history)
+    weights = {k: v.detach().contiguous().cpu() for k, v in handle.model.state_dict().items()}
+    save_atomic(weights, out / f"{name}.pt")
+    title = (f"{name}: {spec.arch} ({spec.activation}) on {splits.name}, {config.optimizer} lr {config.lr:g}, "
+             f"{config.schedule}; {split_name} accuracy {100 * final.accuracy:.2f}%")
+    save_image(out / f"{name}-curves.png", draw_curves(result.history, title=title, overfitting=overfitting or False))
+    if args.diagnostics:
+        save_image(out / f"{name}-confusion.png", draw_confusion(matrix, splits.classes))
+        save_image(out / f"{name}-gradients.png",
+                   draw_bars(norms, title="gradient norm per layer (one validation batch, log scale)", log=True))
+        save_image(out / f"{name}-activations.png", draw_activation_stats(stats))
+    return {
+        "name": name, "command": command_line, "spec": spec.as_dict(), "config": config.as_dict(), "data": data,
+        "dataset": {"name": splits.name, "train": len(splits.train), "validation": len(splits.val),
+                    "test": len(splits.test) if splits.test is not None else 0},
+        "normalization": {"mean": list(splits.mean), "std": list(splits.std), "from": "training split"},
+        "classes": splits.classes,
+        "parameters": sum(p.numel() for p in handle.model.parameters()),
+        "test": {"split": split_name, "accuracy": final.accuracy, "loss": final.loss, "examples": len(held_out)},
+        "best_epoch": result.best_epoch, "stopped_early": result.stopped_early,
+        "restored_best": result.restored_best,
+        "overfitting": overfitting.message() if overfitting else None,
+        "train_seconds": round(sum(h["seconds"] for h in result.history), 1),
+        "history": result.history,
+        "confusion_matrix": matrix.tolist(),
+        "gradient_norms": norms,
+        "activations": [vars(s) for s in stats],
+        "environment": {"device": str(device), "threads": torch.get_num_threads(), "torch": torch.__version__,
+                        "python": platform.python_version(), "cpus": os.cpu_count()},
+    }
+
+
+def _write_json(path: Path, payload: dict[str, Any]) -> None:
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(json.dumps(payload, indent=1) + "\n")
+    os.replace(tmp, path)
+
+
+@command("lr-find", "run the LR range test and suggest a learning rate", description=LR_FIND_DESCRIPTION,
+         order=61)
+def lr_find_command(parser: argparse.ArgumentParser) -> Run:
+    _add_model_and_data(parser)
+    _add_optimizer(parser)
+    parser.add_argument("--start-lr", type=float, default=1e-6, metavar="LR", help="first rate (default: 1e-6)")
+    parser.add_argument("--end-lr", type=float, default=1.0, metavar="LR", help="last rate (default: 1)")
+    parser.add_argument("--steps", type=int, default=100, metavar="N", help="batches (default: 100)")
+    parser.add_argument("--out", "-o", default="cnnviz-out", metavar="DIR",
+                        help="folder for lr-find.png (default: cnnviz-out)")
+    parser.add_argument("--quiet", "-q", action="store_true", help="no progress bar")
+
+    def run(args: argparse.Namespace) -> int:
+        from zoo.diagnostics import draw_lr_range
+        from zoo.images import save_image
+        from zoo.training import lr_range_test
+
+        _setup_threads(args)
+        device = pick_device(args.device)
+        out = output_dir(args.out)
+        config = TrainConfig(**_config_overrides(args)).validate()
+        splits = _load_splits(_data_settings(args), config.seed, progress=not args.quiet)
+        spec = _spec_from_args(args, splits)
+        handle = cnn_handle(spec, mean=splits.mean, std=splits.std, classes=splits.classes,
+                            seed=config.seed).to(device)
+        found = lr_range_test(handle, splits, config, start_lr=args.start_lr, end_lr=args.end_lr,
+                              steps=args.steps, progress=not args.quiet)
+        path = save_image(out / "lr-find.png", draw_lr_range(found.lrs, found.losses, found.smoothed,
+                                                             found.suggestion))
+        print(f"lowest smoothed loss at lr {found.best_lr:.3g}; suggested --lr {found.suggestion:.3g} "
+              f"({config.optimizer}, batch {config.batch_size})")
+        print(f"wrote {path}")
+        return 0
+
+    return run

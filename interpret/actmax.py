@@ -1,0 +1,151 @@
+"""Activation maximization: the image a class or a unit likes most.
+
+Presets (``preset=``):
+- ``robust`` (default): Fourier parameterization with decorrelated colour,
+  pad/jitter/scale/rotate transforms, and an objective of the class logit
+  plus its log-probability — recognizable pictures that other models also
+  recognize, at the generating model's full confidence.
+- ``jitter``: raw pixels with the same transforms and a blur every few steps
+  (the classic hand-made recipe).
+- ``pixels``: plain gradient ascent on raw pixels (reaches probability 1 but
+  makes adversarial noise; kept to show why the others exist).
+
+Example:
+    >>> import zoo, interpret
+    >>> handle = zoo.load("efficientnet_lite0", device="cpu")
+    >>> pictures = interpret.actmax(handle, target=["goldfish", "espresso"], steps=8)
+    >>> pictures.shape
+    torch.Size([2, 3, 224, 224])
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Literal
+
+import torch
+from torch import nn
+from torchvision.transforms.functional import gaussian_blur
+
+from interpret import engine, objectives, param, transforms
+from interpret.registry import method
+from interpret.targets import class_index
+from zoo.errors import CnnvizError
+from zoo.handle import ModelHandle
+
+Preset = Literal["robust", "jitter", "pixels"]
+
+
+def parse_unit(handle: ModelHandle, spec: str) -> tuple[objectives.Objective, int, list[str]]:
+    """``layer:channel[:y:x]`` as an objective, a batch size and labels.
+
+    ``channel`` may be ``N``, ``A-B`` (a range) or ``all``: one image per channel.
+    """
+    parts = spec.rsplit(":", 3) if spec.count(":") >= 3 else spec.rsplit(":", 1)
+    if len(parts) not in (2, 4):
+        raise CnnvizError(f"a unit is layer:channel or layer:channel:y:x, got {spec!r}")
+    layer = parts[0]
+    module = handle.layer(layer)
+    channels_total = _channel_count(handle, module)
+    text = parts[1]
+    if text == "all":
+        channels = list(range(channels_total))
+    elif "-" in text:
+        first, last = (int(v) for v in text.split("-", 1))
+        channels = list(range(first, last + 1))
+    elif text.isdigit():
+        channels = [int(text)]
+    else:
+        raise CnnvizError(f"channel must be N, A-B or all, got {text!r}")
+    if not channels or min(channels) < 0 or max(channels) >= channels_total:
+        raise CnnvizError(f"channels {text} out of range: {layer} has channels 0..{channels_total - 1}")
+    index = torch.tensor(channels)
+    if len(parts) == 4:
+        y, x = int(parts[2]), int(parts[3])
+        objective = objectives.neuron(layer, index, y, x)
+        labels = [f"{layer}:{c}:{y}:{x}" for c in channels]
+    else:
+        objective = objectives.channel(layer, index)
+        labels = [f"{layer}:{c}" for c in channels]
+    return objective, len(channels), labels
+
+
+def _channel_count(handle: ModelHandle, module: nn.Module) -> int:
+    from interpret.hooks import record
+
+    with torch.no_grad(), record({"layer": module}) as rec:
+        handle(torch.zeros(1, handle.in_channels, handle.input_size, handle.input_size, device=handle.device))
+    output = rec["layer"].output
+    if output.dim() < 2:
+        raise CnnvizError("the layer's output has no channel axis")
+    return output.shape[1]
+
+
+def class_objective(handle: ModelHandle, target: object) -> tuple[objectives.Objective, int, list[str]]:
+    """Logit plus log-probability of the target class(es), one image per class."""
+    targets = list(target) if isinstance(target, (list, tuple, torch.Tensor)) else [target]
+    indices = torch.tensor([class_index(handle, t) for t in targets])
+    objective = objectives.class_logit(indices) + objectives.class_log_prob(indices)
+    return objective, len(targets), [handle.class_name(int(i)) for i in indices]
+
+
+def blur_every(period: int, sigma: float = 0.5) -> engine.Callable:
+    """A step hook that blurs raw pixels every ``period`` steps (Yosinski et al. 2015)."""
+    def hook(image: nn.Module, step: int) -> None:
+        if step % period == 0 and isinstance(image, param.PixelImage):
+            with torch.no_grad():
+                image.pixels.copy_(gaussian_blur(image.pixels, [3, 3], [sigma, sigma]))
+    return hook
+
+
+@method("actmax", "optimization", "activation maximization: the picture a class or unit likes most")
+def actmax(handle: ModelHandle, images: torch.Tensor | None = None, target: object = None, *,
+           unit: str | None = None, preset: Preset = "robust", steps: int = 256, lr: float | None = None,
+           size: int | None = None, seed: int = 0, progress: bool = True) -> torch.Tensor:
+    """Optimize images to maximize a class (``target``) or a unit (``unit``), all in one batch.
+
+    Args:
+        images: starting images (``jitter``/``pixels`` presets only); default: noise.
+        target: class index or name, or a list of them (one image each).
+        unit: ``layer:channel``, ``layer:A-B``, ``layer:all`` or ``layer:channel:y:x`` instead of a class.
+        preset: ``robust``, ``jitter`` or ``pixels`` (see the module docstring).
+        steps: optimization steps.
+        lr: learning rate (default: the preset's).
+        size: image side (default: the model's input size).
+
+    Returns:
+        Images ``(B, C, size, size)`` in [0, 1].
+    """
+    if (target is None) == (unit is None):
+        raise CnnvizError("give a class target or a unit (layer:channel), not both or neither")
+    objective, batch, _ = class_objective(handle, target) if unit is None else parse_unit(handle, unit)
+    side = size or handle.input_size
+    shape = (batch, handle.in_channels, side, side)
+    if images is not None and images.shape[0] not in (1, batch):
+        raise CnnvizError(f"{images.shape[0]} starting images for {batch} targets")
+    if images is not None:
+        images = images.expand(batch, -1, -1, -1)
+    if preset == "robust":
+        image = param.make_image("fourier", shape, handle.device, init=images, seed=seed)
+        return engine.optimize(handle, image, objective, steps=steps, lr=lr or 0.05,
+                               transforms=transforms.standard(side), seed=seed, progress=progress,
+                               desc="actmax").images
+    if preset == "jitter":
+        image = param.make_image("pixels", shape, handle.device, init=images, seed=seed)
+        return engine.optimize(handle, image, objective - 0.05 * objectives.l2(), steps=steps, lr=lr or 0.02,
+                               transforms=transforms.standard(side), every_step=blur_every(4), seed=seed,
+                               progress=progress, desc="actmax").images
+    if preset == "pixels":
+        image = param.make_image("pixels", shape, handle.device, init=images, seed=seed)
+        return engine.optimize(handle, image, objective, steps=steps, lr=lr or 0.01, seed=seed,
+                               progress=progress, desc="actmax").images
+    raise CnnvizError(f"unknown preset {preset!r}: robust, jitter or pixels")
+
+
+def class_scores(handle: ModelHandle, images: torch.Tensor, classes: Sequence[int], top: int = 5) -> dict:
+    """Probability of each image's class and whether it is in the top-``top`` (for quality reports)."""
+    with torch.no_grad():
+        probs = handle(images).softmax(-1)
+    index = torch.tensor(list(classes), device=probs.device)
+    return {"probability": probs.gather(1, index[:, None])[:, 0].tolist(),
+            f"in_top{top}": (probs.topk(top, dim=1).indices == index[:, None]).any(1).tolist()}

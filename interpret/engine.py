@@ -1,0 +1,195 @@
+"""The one image-optimization engine behind activation maximization, feature
+inversion, DeepDream, style transfer and fooling images.
+
+Each step: parameterization -> transforms -> model -> objective (+ regularizers)
+-> optimizer step -> projection. The presets in ``actmax.py``,
+``inversion.py``, ``deepdream.py``, ... only choose these parts.
+
+Example:
+    >>> import zoo
+    >>> from interpret import engine, objectives, param
+    >>> handle = zoo.load("efficientnet_lite0", device="cpu")
+    >>> image = param.FourierImage((1, 3, 224, 224))
+    >>> result = engine.optimize(handle, image, objectives.class_logit(1), steps=4, progress=False)
+    >>> result.images.shape
+    torch.Size([1, 3, 224, 224])
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import torch
+from torch import nn
+from tqdm.auto import tqdm
+
+from interpret.guard import preserve
+from interpret.hooks import record
+from interpret.objectives import Context, Objective
+from interpret.transforms import Transform
+from zoo.errors import CnnvizError
+from zoo.handle import ModelHandle
+
+OPTIMIZERS = ("adam", "sgd", "lbfgs", "normalized")
+
+
+class NormalizedAscent(torch.optim.Optimizer):
+    """Plain gradient steps with each image's gradient divided by its mean absolute value.
+
+    DeepDream's update: the step size is then the same in every octave and
+    for every layer, whatever the gradient's scale.
+    """
+
+    def __init__(self, params: object, lr: float = 0.01) -> None:
+        super().__init__(params, {"lr": lr})
+
+    @torch.no_grad()
+    def step(self, closure: Callable[[], torch.Tensor] | None = None) -> torch.Tensor | None:
+        loss = closure() if closure is not None else None
+        for group in self.param_groups:
+            for p in group["params"]:
+                if p.grad is not None:
+                    scale = p.grad.abs().flatten(1).mean(1).clamp(min=1e-12).view(-1, *([1] * (p.dim() - 1)))
+                    p.add_(p.grad / scale, alpha=-group["lr"])
+        return loss
+
+
+def make_optimizer(name: str, parameters: list[nn.Parameter], lr: float) -> torch.optim.Optimizer:
+    """``adam``, ``sgd`` (momentum 0.9), ``lbfgs`` or ``normalized`` (DeepDream's ascent)."""
+    if name == "adam":
+        return torch.optim.Adam(parameters, lr=lr)
+    if name == "sgd":
+        return torch.optim.SGD(parameters, lr=lr, momentum=0.9)
+    if name == "lbfgs":
+        return torch.optim.LBFGS(parameters, lr=lr, max_iter=1, history_size=20, line_search_fn="strong_wolfe")
+    if name == "normalized":
+        return NormalizedAscent(parameters, lr=lr)
+    raise CnnvizError(f"unknown optimizer {name!r}: choose from {', '.join(OPTIMIZERS)}")
+
+
+@dataclass
+class Result:
+    """What :func:`optimize` returns.
+
+    Attributes:
+        images: final images ``(B, C, H, W)`` in [0, 1], on the model's device.
+        history: objective per step and image ``(steps, B)``.
+        snapshots: images every ``snapshot_every`` steps (on the CPU), for animations.
+        done_at: first step at which ``until`` held for each image (-1: never).
+    """
+
+    images: torch.Tensor
+    history: torch.Tensor
+    snapshots: list[torch.Tensor] = field(default_factory=list)
+    done_at: torch.Tensor | None = None
+
+
+def optimize(
+    handle: ModelHandle,
+    image: nn.Module,
+    objective: Objective,
+    *,
+    steps: int = 256,
+    lr: float = 0.05,
+    optimizer: str = "adam",
+    transforms: Transform | None = None,
+    every_step: Callable[[nn.Module, int], None] | None = None,
+    until: Callable[[Context], torch.Tensor] | None = None,
+    tile: int | None = None,
+    snapshot_every: int = 0,
+    seed: int | None = 0,
+    progress: bool = True,
+    desc: str = "optimizing",
+) -> Result:
+    """Maximize ``objective`` over the parameters of ``image``; the model is left untouched.
+
+    Args:
+        image: a parameterization (``param.PixelImage``, ``param.FourierImage``) whose
+            ``forward()`` gives images in [0, 1] and whose ``project()`` runs after each step.
+        objective: what to maximize, one score per image.
+        steps: optimizer steps.
+        lr: learning rate.
+        optimizer: ``adam``, ``sgd``, ``lbfgs`` or ``normalized``.
+        transforms: random transformation applied to the images before the model.
+        every_step: called as ``every_step(image, step)`` after the projection
+            (e.g. a blur every few steps, or an attack's epsilon-ball projection).
+        until: per-image stop test on the context; stops when all images pass.
+        tile: compute the gradient over square tiles of this side, so large images fit
+            in memory (activations of one tile at a time).
+        snapshot_every: keep a copy of the images every N steps.
+        seed: seeds the random transforms (the caller's RNG state is restored).
+    """
+    if steps < 1:
+        raise CnnvizError(f"steps must be at least 1, got {steps}")
+    if tile is not None and optimizer == "lbfgs":
+        raise CnnvizError("tiled gradients do not work with L-BFGS: use adam, sgd or normalized")
+    modules = {name: handle.layer(name) for name in objective.layers}
+    params = list(image.parameters())
+    opt = make_optimizer(optimizer, params, lr)
+    history: list[torch.Tensor] = []
+    snapshots: list[torch.Tensor] = []
+    done_at: torch.Tensor | None = None
+
+    def evaluate(images: torch.Tensor) -> tuple[torch.Tensor, Context]:
+        inputs = transforms(images) if transforms is not None else images
+        with record(modules, detach=False) as recordings:
+            logits = handle(inputs)
+        context = Context(images, inputs, logits, {name: r.output for name, r in recordings.items()})
+        return objective(context), context
+
+    def closure() -> torch.Tensor:
+        nonlocal last_values, last_context
+        opt.zero_grad(set_to_none=True)
+        if tile is None:
+            values, last_context = evaluate(image())
+            (-values.sum()).backward()
+        else:
+            values = tiled_backward(image, evaluate, tile)
+        last_values = values.detach()
+        return -last_values.sum()
+
+    last_values = torch.zeros(0)
+    last_context: Context | None = None
+    devices = [handle.device] if handle.device.type == "cuda" else []
+    with preserve(handle), torch.random.fork_rng(devices=devices, enabled=seed is not None):
+        if seed is not None:
+            torch.manual_seed(seed)
+        for step in tqdm(range(steps), desc=desc, disable=not progress, leave=False):
+            opt.step(closure)
+            image.project()
+            if every_step is not None:
+                every_step(image, step)
+            history.append(last_values.cpu())
+            if snapshot_every and step % snapshot_every == 0:
+                snapshots.append(image().detach().cpu())
+            if until is not None and last_context is not None:
+                passed = until(last_context).detach().cpu()
+                if done_at is None:
+                    done_at = torch.full_like(passed, -1, dtype=torch.long)
+                done_at[(done_at < 0) & passed] = step
+                if bool((done_at >= 0).all()):
+                    break
+    with torch.no_grad():
+        final = image().detach()
+    return Result(final, torch.stack(history), snapshots, done_at)
+
+
+def tiled_backward(image: nn.Module, evaluate: Callable[[torch.Tensor], tuple[torch.Tensor, Context]],
+                   tile: int) -> torch.Tensor:
+    """Accumulate the objective's gradient tile by tile; returns the summed objective per image.
+
+    The parameterization runs once; each tile of its output goes through the
+    model separately and its gradient flows back into the shared image.
+    """
+    images = image()
+    held = images.detach().requires_grad_(True)
+    height, width = held.shape[-2:]
+    total = torch.zeros(held.shape[0], device=held.device)
+    for top in range(0, height, tile):
+        for left in range(0, width, tile):
+            values, _ = evaluate(held[:, :, top:top + tile, left:left + tile])
+            (-values.sum()).backward()
+            total += values.detach()
+    images.backward(held.grad)
+    return total

@@ -1,0 +1,66 @@
+"""Random transformations applied to the image at each optimization step.
+
+Optimizing through jitter, scaling and rotation keeps only features the
+model sees robustly, not pixel-exact noise. All transforms are batched (each
+image draws its own parameters) and differentiable.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Sequence
+
+import torch
+import torch.nn.functional as F
+
+Transform = Callable[[torch.Tensor], torch.Tensor]
+
+
+def pad(pixels: int, value: float = 0.5) -> Transform:
+    """Pad every side by ``pixels`` with a constant (so jitter does not reveal edges)."""
+    def apply(images: torch.Tensor) -> torch.Tensor:
+        return F.pad(images, (pixels,) * 4, value=value)
+    return apply
+
+
+def roll(max_shift: int) -> Transform:
+    """Shift the whole batch by one random offset, wrapping around (DeepDream's jitter)."""
+    def apply(images: torch.Tensor) -> torch.Tensor:
+        dy, dx = torch.randint(-max_shift, max_shift + 1, (2,)).tolist()
+        return images.roll((dy, dx), dims=(2, 3))
+    return apply
+
+
+def random_affine(max_shift: int = 8, scales: Sequence[float] = (1.0,), max_degrees: float = 0.0) -> Transform:
+    """Per-image random translation (pixels), scale (from ``scales``) and rotation, in one resampling."""
+    scale_choices = torch.tensor(list(scales), dtype=torch.float32)
+
+    def apply(images: torch.Tensor) -> torch.Tensor:
+        batch, _, height, width = images.shape
+        device = images.device
+        scale = scale_choices[torch.randint(len(scale_choices), (batch,))].to(device)
+        angle = (torch.rand(batch, device=device) * 2 - 1) * math.radians(max_degrees)
+        shift = (torch.randint(-max_shift, max_shift + 1, (batch, 2), device=device).float()
+                 * 2 / torch.tensor([width, height], device=device))
+        cos, sin = torch.cos(angle) / scale, torch.sin(angle) / scale
+        theta = torch.stack([torch.stack([cos, -sin, shift[:, 0]], 1), torch.stack([sin, cos, shift[:, 1]], 1)], 1)
+        grid = F.affine_grid(theta, list(images.shape), align_corners=False)
+        return F.grid_sample(images, grid, mode="bilinear", padding_mode="reflection", align_corners=False)
+
+    return apply
+
+
+def compose(*transforms: Transform) -> Transform:
+    """Apply ``transforms`` in order."""
+    def apply(images: torch.Tensor) -> torch.Tensor:
+        for transform in transforms:
+            images = transform(images)
+        return images
+    return apply
+
+
+def standard(size: int) -> Transform:
+    """The feature-visualization default: pad, jitter, scale, rotate, jitter (scaled to the image size)."""
+    unit = max(1, size // 28)
+    return compose(pad(2 * unit), random_affine(max_shift=unit, scales=(0.95, 1.0, 1.05, 1.1), max_degrees=10),
+                   random_affine(max_shift=unit // 2 or 1))
