@@ -35,6 +35,9 @@ atomically after every epoch to NAME-checkpoint.pt: if the run dies (even kill -
 same command with --resume and it continues from the last finished epoch, ending where an
 uninterrupted run would. The data is split train/validation first; normalization statistics
 come from the training split only; the test set is touched once, at the end.
+The defaults are the recipe of the shipped fashion_cnn: tutorial_cnn 16,64,128 + dense 256,
+AdamW 3e-3 one-cycle, weight decay 0.05, label smoothing 0.1, 2-px shifts and flips, 18 epochs
+(93.5% Fashion-MNIST test accuracy in about 7 minutes on 2 CPU cores).
 
 models: {', '.join(ARCHITECTURES)}; activations: {', '.join(ACTIVATIONS)}
 optimizers: {', '.join(OPTIMIZERS)}; schedules: {', '.join(SCHEDULES)}
