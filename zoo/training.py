@@ -19,8 +19,6 @@ from __future__ import annotations
 import contextlib
 import copy
 import math
-import os
-import tempfile
 import time
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field, fields
@@ -35,6 +33,7 @@ from tqdm.auto import tqdm
 from zoo.datasets import NO_AUGMENT, Splits, TensorData, batches
 from zoo.errors import CnnvizError, closest
 from zoo.handle import ModelHandle
+from zoo.images import atomic_write
 
 OPTIMIZERS = ("sgd", "momentum", "nesterov", "adam", "adamw", "rmsprop", "adagrad")
 SCHEDULES = ("none", "step", "cosine", "onecycle", "plateau")
@@ -288,22 +287,7 @@ def save_atomic(obj: Any, path: str | Path) -> Path:
     A crash (even ``kill -9``) leaves either the old file or the new one,
     never half a file.
     """
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            torch.save(obj, handle)
-            handle.flush()
-            os.fsync(handle.fileno())
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes owner-only files; give the usual permissions
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
+    return atomic_write(path, lambda handle: torch.save(obj, handle))
 
 
 def load_checkpoint(path: str | Path) -> dict[str, Any]:
