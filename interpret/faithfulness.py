@@ -33,7 +33,7 @@ from interpret.guard import preserve
 from interpret.render import attribution_map
 from interpret.targets import Target, target_scores
 from zoo.errors import CnnvizError
-from zoo.handle import ModelHandle, as_handle
+from zoo.handle import as_handle
 
 
 @dataclass(frozen=True)

@@ -19,7 +19,6 @@ from __future__ import annotations
 from typing import Literal, get_args
 
 import torch
-import torch.nn.functional as F
 from torchvision.transforms.functional import gaussian_blur
 
 from interpret.batching import auto_batch_size, chunks
