@@ -19,7 +19,10 @@ def models(parser: argparse.ArgumentParser) -> Run:
             entry = zoo.entry(name)
             try:
                 path = entry.weights_file()
-                status = "weights here" if path is not None and path.is_file() else "weights missing"
+                if path is None:
+                    status = "untrained"
+                else:
+                    status = "weights here" if path.is_file() else "weights missing"
             except CnnvizError:
                 status = "weights missing"
             print(f"{name:<{width}}  {status:<15}  {entry.summary}")
