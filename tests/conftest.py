@@ -48,6 +48,17 @@ class TinyCNN(nn.Module):
         return self.fc(self.pool(x).flatten(1))
 
 
+class SharedConv(nn.Module):
+    """One conv module applied twice per forward pass: the shared-module case."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv = nn.Conv2d(3, 3, 3, padding=1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.conv(self.conv(x))
+
+
 @pytest.fixture
 def tiny(device: torch.device) -> ModelHandle:
     torch.manual_seed(0)

@@ -10,7 +10,7 @@ import interpret
 from cli.main import main
 from interpret.feature_maps import channel_order, feature_maps, layer_output
 from interpret.hooks import hook_counts
-from tests.conftest import assert_unchanged, state_snapshot
+from tests.conftest import SharedConv, assert_unchanged, state_snapshot
 from tests.test_receptive_field import one_thread  # noqa: F401  (autouse: one intra-op thread)
 from zoo.errors import CnnvizError
 
@@ -67,16 +67,8 @@ def test_errors_and_no_mutation(tiny, device):
         feature_maps(tiny, x, layer="conv3")
     assert_unchanged(before, tiny)
 
-    class Twice(nn.Module):
-        def __init__(self) -> None:
-            super().__init__()
-            self.conv = nn.Conv2d(3, 3, 3, padding=1)
-
-        def forward(self, x: torch.Tensor) -> torch.Tensor:
-            return self.conv(self.conv(x))
-
     with pytest.raises(CnnvizError, match="runs 2 times"):
-        feature_maps(Twice(), torch.rand(1, 3, 8, 8), layer="conv")
+        feature_maps(SharedConv(), torch.rand(1, 3, 8, 8), layer="conv")
 
 
 def test_cli_featuremaps(tmp_path, capsys):

@@ -14,7 +14,7 @@ import zoo
 from interpret.hooks import hook_counts
 from interpret.receptive_field import (Box, layer_field, receptive_field, receptive_fields, unit_gradient,
                                        verify_receptive_field)
-from tests.conftest import assert_unchanged, state_snapshot
+from tests.conftest import SharedConv, assert_unchanged, state_snapshot
 from zoo.errors import CnnvizError
 
 
@@ -178,17 +178,9 @@ def test_reflection_padding_is_unknown():
 
 
 def test_shared_module_is_refused():
-    class Twice(nn.Module):
-        def __init__(self) -> None:
-            super().__init__()
-            self.conv = nn.Conv2d(3, 3, 3, padding=1)
-
-        def forward(self, x: torch.Tensor) -> torch.Tensor:
-            return self.conv(self.conv(x))
-
     with pytest.raises(CnnvizError, match="runs 2 times"):
-        receptive_field(Twice(), "conv", input_size=8)
-    rows = receptive_fields(Twice(), input_size=8)
+        receptive_field(SharedConv(), "conv", input_size=8)
+    rows = receptive_fields(SharedConv(), input_size=8)
     assert [r.name for r in rows] == ["conv", "conv (call 2)"]
     assert [r.field.size[0] for r in rows] == [3, 5]
 
