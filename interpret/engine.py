@@ -31,32 +31,62 @@ from interpret.transforms import Transform
 from zoo.errors import CnnvizError
 from zoo.handle import ModelHandle
 
-OPTIMIZERS = ("adam", "sgd", "lbfgs", "normalized")
+OPTIMIZERS = ("adam", "sgd", "lbfgs", "normalized", "sign", "l2")
 
 
-class NormalizedAscent(torch.optim.Optimizer):
-    """Plain gradient steps with each image's gradient divided by its mean absolute value.
+class SteepestAscent(torch.optim.Optimizer):
+    """Plain steps of length ``lr`` along each image's gradient direction under one norm.
 
-    DeepDream's update: the step size is then the same in every octave and
-    for every layer, whatever the gradient's scale.
+    ``scale`` picks the norm the step is measured in, per image (first axis):
+
+    - ``"mean_abs"``: the gradient divided by its mean absolute value
+      (DeepDream's update: the same step size in every octave and layer);
+    - ``"sign"``: the sign of the gradient, the steepest step in L-infinity
+      (FGSM and L-infinity PGD: every pixel moves by exactly ``lr``);
+    - ``"l2"``: the gradient divided by its L2 norm, the steepest step in L2
+      (the step has L2 length exactly ``lr``).
     """
 
-    def __init__(self, params: object, lr: float = 0.01) -> None:
-        super().__init__(params, {"lr": lr})
+    SCALES = ("mean_abs", "sign", "l2")
+
+    def __init__(self, params: object, lr: float = 0.01, scale: str = "mean_abs") -> None:
+        if scale not in self.SCALES:
+            raise CnnvizError(f"unknown step scale {scale!r}: choose from {', '.join(self.SCALES)}")
+        super().__init__(params, {"lr": lr, "scale": scale})
+
+    @staticmethod
+    def direction(grad: torch.Tensor, scale: str) -> torch.Tensor:
+        """The unit step for ``grad`` under ``scale`` (per image along the first axis)."""
+        if scale == "sign":
+            return grad.sign()
+        shape = (-1, *([1] * (grad.dim() - 1)))
+        flat = grad.flatten(1)
+        size = flat.abs().mean(1) if scale == "mean_abs" else flat.norm(dim=1)
+        return grad / size.clamp(min=1e-12).view(shape)
 
     @torch.no_grad()
     def step(self, closure: Callable[[], torch.Tensor] | None = None) -> torch.Tensor | None:
-        loss = closure() if closure is not None else None
+        loss = None
+        if closure is not None:
+            with torch.enable_grad():
+                loss = closure()
         for group in self.param_groups:
             for p in group["params"]:
                 if p.grad is not None:
-                    scale = p.grad.abs().flatten(1).mean(1).clamp(min=1e-12).view(-1, *([1] * (p.dim() - 1)))
-                    p.add_(p.grad / scale, alpha=-group["lr"])
+                    p.add_(self.direction(p.grad, group["scale"]), alpha=-group["lr"])
         return loss
 
 
+class NormalizedAscent(SteepestAscent):
+    """DeepDream's ascent: :class:`SteepestAscent` with the ``mean_abs`` scale."""
+
+    def __init__(self, params: object, lr: float = 0.01) -> None:
+        super().__init__(params, lr, "mean_abs")
+
+
 def make_optimizer(name: str, parameters: list[nn.Parameter], lr: float) -> torch.optim.Optimizer:
-    """``adam``, ``sgd`` (momentum 0.9), ``lbfgs`` or ``normalized`` (DeepDream's ascent)."""
+    """``adam``, ``sgd`` (momentum 0.9), ``lbfgs``, ``normalized`` (DeepDream's ascent), or the
+    attacks' steepest steps ``sign`` (L-infinity: ``lr * sign(grad)``) and ``l2`` (``lr * grad / ||grad||``)."""
     if name == "adam":
         return torch.optim.Adam(parameters, lr=lr)
     if name == "sgd":
@@ -65,6 +95,8 @@ def make_optimizer(name: str, parameters: list[nn.Parameter], lr: float) -> torc
         return torch.optim.LBFGS(parameters, lr=lr, max_iter=1, history_size=20, line_search_fn="strong_wolfe")
     if name == "normalized":
         return NormalizedAscent(parameters, lr=lr)
+    if name in ("sign", "l2"):
+        return SteepestAscent(parameters, lr=lr, scale=name)
     raise CnnvizError(f"unknown optimizer {name!r}: choose from {', '.join(OPTIMIZERS)}")
 
 
@@ -110,7 +142,8 @@ def optimize(
         objective: what to maximize, one score per image.
         steps: optimizer steps.
         lr: learning rate.
-        optimizer: ``adam``, ``sgd``, ``lbfgs`` or ``normalized``.
+        optimizer: ``adam``, ``sgd``, ``lbfgs``, ``normalized``, ``sign`` or ``l2``
+            (see :func:`make_optimizer`).
         transforms: random transformation applied to the images before the model.
         every_step: called as ``every_step(image, step)`` after the projection
             (e.g. a blur every few steps, or an attack's epsilon-ball projection).

@@ -1,0 +1,181 @@
+"""Fooling images (Nguyen et al. 2015): unrecognizable pictures a model labels with near certainty.
+
+From noise or a blank image, plain gradient ascent on the class's
+log-probability with an L2 decay towards gray, on raw pixels, until the model
+gives the class at least ``threshold`` (99.6% by default). A preset over the
+one optimization engine: every class is one image of a batch, the batch is
+cut in chunks that fill the device, and the engine's ``until`` stops a chunk
+as soon as all its images pass. Each image is kept at the first step at which
+it passed, so the reported confidence is that of the returned image.
+
+Example:
+    >>> import zoo
+    >>> from interpret.fooling import fool
+    >>> handle = zoo.load("fashion_cnn", device="cpu")
+    >>> result = fool(handle, ["Sneaker", "Bag"], progress=False)
+    >>> bool((result.confidence >= 0.996).all())
+    True
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Literal
+
+import torch
+from torch import nn
+
+from interpret import engine, objectives, param
+from interpret.batching import auto_batch_size, chunks
+from interpret.guard import preserve
+from interpret.objectives import Context
+from interpret.targets import class_index
+from zoo.errors import CnnvizError
+from zoo.handle import ModelHandle, as_handle
+
+Start = Literal["noise", "blank"]
+
+
+@dataclass
+class FoolingResult:
+    """What :func:`fool` returns, one entry per requested class.
+
+    Attributes:
+        images: ``(N, C, H, W)`` in [0, 1] on the model's device.
+        classes: class index per image ``(N,)``.
+        confidence: the model's probability of that class on the returned image ``(N,)``.
+        steps: gradient steps it took to pass the threshold ``(N,)``; -1 where it never did.
+        threshold: the confidence asked for.
+        seconds: wall-clock time of the whole job.
+    """
+
+    images: torch.Tensor
+    classes: torch.Tensor
+    confidence: torch.Tensor
+    steps: torch.Tensor
+    threshold: float
+    seconds: float
+
+    @property
+    def reached(self) -> torch.Tensor:
+        """Per image, whether the confidence is at least the threshold."""
+        return self.confidence >= self.threshold
+
+
+def parse_classes(handle: ModelHandle, spec: Sequence[int | str] | str) -> list[int]:
+    """Class indices from names, indices, ``A-B`` ranges or ``all``."""
+    items = [spec] if isinstance(spec, (str, int)) else list(spec)
+    count = len(handle.classes) if handle.classes else None
+    indices: list[int] = []
+    for item in items:
+        text = str(item).strip()
+        if text == "all":
+            if count is None:
+                raise CnnvizError(f"{handle.name} has no class list: give class indices")
+            indices.extend(range(count))
+        elif "-" in text[1:] and all(part.strip().isdigit() for part in text.split("-", 1)):
+            first, last = (class_index(handle, int(part)) for part in text.split("-", 1))
+            if last < first:
+                raise CnnvizError(f"class range {text!r} runs backwards: write it low-high")
+            indices.extend(range(first, last + 1))
+        else:
+            indices.append(class_index(handle, item))
+    if not indices:
+        raise CnnvizError("no classes given: name classes, give indices, a range like 0-9, or all")
+    return indices
+
+
+def starting_images(shape: tuple[int, int, int, int], start: str, device: torch.device, seed: int) -> torch.Tensor:
+    """Uniform noise in [0, 1], or a blank mid-gray image."""
+    if start == "noise":
+        generator = torch.Generator(device=device).manual_seed(seed)
+        return torch.rand(shape, generator=generator, device=device)
+    if start == "blank":
+        return torch.full(shape, 0.5, device=device)
+    raise CnnvizError(f"unknown start {start!r}: use noise or blank")
+
+
+def fool(model: nn.Module, classes: Sequence[int | str] | str, *, threshold: float = 0.996, steps: int = 200,
+         lr: float = 0.01, decay: float = 0.1, start: Start = "noise", optimizer: str = "l2",
+         batch_size: int | None = None, seed: int = 0, progress: bool = True) -> FoolingResult:
+    """One fooling image per class, batched; each stops once the model gives it ``threshold``.
+
+    Args:
+        model: a zoo handle (or a module taking [0, 1] images).
+        classes: class names or indices, ``A-B`` ranges, or ``"all"``.
+        threshold: the probability each image must reach.
+        steps: the most gradient steps per chunk.
+        lr: step size. For the default ``l2`` optimizer (normalized gradient ascent), the
+            root-mean-square change of a pixel per step, so one value serves every image size;
+            for the others, their learning rate.
+        decay: weight of the L2 decay towards gray (mean squared distance from 0.5).
+        start: ``noise`` (uniform) or ``blank`` (gray).
+        optimizer: any engine optimizer (``l2``, ``sign``, ``adam``, ...).
+        batch_size: images per chunk (default: what fits the device).
+        seed: seeds the starting noise (each chunk gets its own).
+
+    Returns:
+        A :class:`FoolingResult` with images, confidences and steps per class.
+    """
+    handle = as_handle(model)
+    if not 0 < threshold < 1:
+        raise CnnvizError(f"threshold must be a probability between 0 and 1, got {threshold}")
+    if steps < 1:
+        raise CnnvizError(f"steps must be at least 1, got {steps}")
+    if lr <= 0 or decay < 0:
+        raise CnnvizError(f"lr must be positive and decay not negative, got lr={lr}, decay={decay}")
+    if optimizer not in engine.OPTIMIZERS:
+        raise CnnvizError(f"unknown optimizer {optimizer!r}: choose from {', '.join(engine.OPTIMIZERS)}")
+    indices = torch.tensor(parse_classes(handle, classes), device=handle.device)
+    shape = (len(indices), handle.in_channels, handle.input_size, handle.input_size)
+    starting_images((1, *shape[1:]), start, handle.device, seed)  # checks ``start`` before any work
+    size = batch_size or auto_batch_size(handle, backward=True)
+    if optimizer == "l2":
+        lr = lr * (shape[1] * shape[2] * shape[3]) ** 0.5  # RMS per pixel -> length of the whole step
+    began = time.perf_counter()
+    images = torch.empty(shape, device=handle.device)
+    confidence = torch.empty(len(indices), device=handle.device)
+    taken = torch.full((len(indices),), -1, dtype=torch.long)
+    with preserve(handle):
+        for number, part in enumerate(chunks(len(indices), size, desc="fooling")):
+            wanted = indices[part]
+            begin = starting_images((len(wanted), *shape[1:]), start, handle.device, seed + number)
+            images[part], confidence[part] = _fool_chunk(handle, wanted, begin, threshold, steps, lr, decay,
+                                                         optimizer, seed, progress, taken[part])
+    if handle.device.type == "cuda":
+        torch.cuda.synchronize(handle.device)
+    return FoolingResult(images, indices, confidence, taken, threshold, time.perf_counter() - began)
+
+
+def _fool_chunk(handle: ModelHandle, wanted: torch.Tensor, start: torch.Tensor, threshold: float, steps: int,
+                lr: float, decay: float, optimizer: str, seed: int, progress: bool,
+                taken: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Optimize one chunk; fills ``taken`` with the step at which each image first passed."""
+    kept = start.clone()
+    kept_confidence = torch.zeros(len(wanted), device=start.device)
+    captured = torch.zeros(len(wanted), dtype=torch.bool, device=start.device)
+    rows = torch.arange(len(wanted), device=start.device)
+
+    def until(context: Context) -> torch.Tensor:
+        # The context holds the images this step evaluated: keep each at its first passing step.
+        probability = context.logits.detach().softmax(-1)[rows, wanted]
+        passed = probability >= threshold
+        new = passed & ~captured
+        kept[new] = context.images.detach()[new]
+        kept_confidence[new] = probability[new]
+        captured.logical_or_(passed)
+        return passed
+
+    objective = objectives.class_log_prob(wanted) - decay * objectives.l2()
+    result = engine.optimize(handle, param.PixelImage(start), objective, steps=steps, lr=lr, optimizer=optimizer,
+                             until=until, seed=seed, progress=progress, desc="fooling")
+    if result.done_at is not None:
+        taken.copy_(result.done_at)
+    missing = ~captured
+    if missing.any():
+        kept[missing] = result.images[missing]
+        with torch.no_grad():
+            kept_confidence[missing] = handle(result.images[missing]).softmax(-1).gather(1, wanted[missing][:, None])[:, 0]
+    return kept, kept_confidence
