@@ -153,7 +153,7 @@ def _attack(handle: ModelHandle, images: torch.Tensor | None, target: Target, ep
     starts = random_point(images, eps, norm, generator) if random_start else images
     size = batch_size or auto_batch_size(handle, backward=True)
     out = torch.empty_like(images)
-    for part in chunks(images.shape[0], size, desc="attacking"):
+    for part in chunks(images.shape[0], size, desc="attacking" if progress else None):
         clean = images[part]
         result = engine.optimize(handle, param.PixelImage(starts[part]), attack_objective(labels[part], targeted),
                                  steps=steps, lr=alpha, optimizer=STEP_OPTIMIZER[norm],

@@ -139,7 +139,7 @@ def fool(model: nn.Module, classes: Sequence[int | str] | str, *, threshold: flo
     confidence = torch.empty(len(indices), device=handle.device)
     taken = torch.full((len(indices),), -1, dtype=torch.long)
     with preserve(handle):
-        for number, part in enumerate(chunks(len(indices), size, desc="fooling")):
+        for number, part in enumerate(chunks(len(indices), size, desc="fooling" if progress else None)):
             wanted = indices[part]
             begin = starting_images((len(wanted), *shape[1:]), start, handle.device, seed + number)
             images[part], confidence[part] = _fool_chunk(handle, wanted, begin, threshold, steps, lr, decay,
