@@ -15,13 +15,14 @@ import torch.nn.functional as F
 from torch import nn
 
 from interpret.batching import auto_batch_size, chunks
-from interpret.gradients import resolve_target, take
+from interpret.gradients import pass_target, resolve_target, take
 from interpret.guided import guided_backprop
 from interpret.hooks import record
 from interpret.registry import method
 from interpret.targets import Target, target_scores
 from zoo.errors import CnnvizError
 from zoo.handle import ModelHandle
+from zoo.layers import layer_name
 
 
 def cam_layer(handle: ModelHandle, layer: str | nn.Module | None) -> nn.Module:
@@ -47,15 +48,20 @@ def gradcam(handle: ModelHandle, images: torch.Tensor, target: Target = None, *,
         ``(B, 1, H, W)`` non-negative maps (unnormalized).
     """
     module = cam_layer(handle, layer)
-    indices, _ = resolve_target(handle, images, target)
+    indices = pass_target(handle, images, target)
     batch_size = batch_size or auto_batch_size(handle, backward=True)
     maps = []
     for rows in chunks(images.shape[0], batch_size, desc="gradcam"):
         chunk = images[rows].detach().requires_grad_(True)  # so the graph reaches the layer
-        with torch.enable_grad(), record({"layer": module}, grads=True) as rec:
+        with torch.enable_grad(), record({"layer": module}, detach=False) as rec:
             score = target_scores(handle, take(indices, rows), handle(chunk)).sum()
-            torch.autograd.grad(score, chunk)
-        activation, grad = rec["layer"].output, rec["layer"].grad
+            activation = rec["layer"].output
+            # Differentiating to the layer, not the input, skips the backward pass below it.
+            (grad,) = torch.autograd.grad(score, activation, allow_unused=True)
+        if grad is None:
+            raise CnnvizError(f"no gradient reached layer {layer_name(handle.model, module)!r}: "
+                              "the target does not depend on it")
+        activation = activation.detach()
         if activation.dim() != 4:
             raise CnnvizError(f"Grad-CAM needs a conv layer with (B, C, H, W) output; this one gives "
                               f"{tuple(activation.shape)}")

@@ -32,6 +32,18 @@ def resolve_target(handle: ModelHandle, images: torch.Tensor, target: Target) ->
     return target_indices(handle, target, logits), logits
 
 
+def pass_target(handle: ModelHandle, images: torch.Tensor, target: Target) -> ResolvedTarget | None:
+    """The target for a method that runs each image through the model once, without an extra forward pass.
+
+    Names and lists become class indices ``(B,)``; ``None`` stays ``None``, so
+    each batch's own forward pass picks its predicted class (and
+    :func:`interpret.targets.target_scores` checks the indices against that output).
+    """
+    if target is None or (callable(target) and not isinstance(target, (str, torch.Tensor))):
+        return target
+    return target_indices(handle, target, torch.empty(images.shape[0], 0, device=images.device))
+
+
 def take(target: ResolvedTarget, rows: slice | torch.Tensor) -> ResolvedTarget:
     """The part of a resolved target that belongs to ``rows`` of the batch."""
     return target[rows] if isinstance(target, torch.Tensor) else target

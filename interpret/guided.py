@@ -20,7 +20,7 @@ import torch
 import torch.nn.functional as F
 from torch.overrides import TorchFunctionMode
 
-from interpret.gradients import input_gradients, resolve_target
+from interpret.gradients import input_gradients, pass_target
 from interpret.registry import method
 from interpret.targets import Target
 from zoo.handle import ModelHandle
@@ -67,5 +67,5 @@ def guided_backprop(handle: ModelHandle, images: torch.Tensor, target: Target = 
     Returns:
         The guided gradient ``(B, C, H, W)``.
     """
-    indices, _ = resolve_target(handle, images, target)
+    indices = pass_target(handle, images, target)
     return input_gradients(handle, images, indices, batch_size=batch_size, mode=GuidedReLUs)

@@ -99,6 +99,11 @@ def _first_tensor(output: Any) -> torch.Tensor | None:
 def record(layers: dict[str, nn.Module], *, grads: bool = False, detach: bool = True) -> Iterator[dict[str, Recording]]:
     """Record the outputs (and, with ``grads``, output gradients) of named modules.
 
+    The network downstream gets a copy of each recorded output, so a later
+    in-place op (``ReLU(inplace=True)`` after a conv) cannot change what was
+    recorded, and ``torch.autograd.grad(score, recording.output)`` stays valid:
+    it differentiates only down to the layer.
+
     Args:
         layers: ``{name: module}`` to watch.
         grads: also keep the gradient flowing into each output on backward.
@@ -115,10 +120,10 @@ def record(layers: dict[str, nn.Module], *, grads: bool = False, detach: bool = 
     recordings = {name: Recording(name) for name in layers}
 
     def make_hook(rec: Recording) -> ForwardHook:
-        def hook(module: nn.Module, inputs: tuple[Any, ...], output: Any) -> None:
+        def hook(module: nn.Module, inputs: tuple[Any, ...], output: Any) -> Any:
             tensor = _first_tensor(output)
             if tensor is None:  # not a tensor-valued layer: nothing to record
-                return
+                return None
             rec.outputs.append(tensor.detach() if detach else tensor)
             if grads:
                 index = len(rec.grads)
@@ -127,6 +132,7 @@ def record(layers: dict[str, nn.Module], *, grads: bool = False, detach: bool = 
                     def keep(grad: torch.Tensor) -> None:
                         rec.grads[index] = grad.detach()
                     tensor.register_hook(keep)
+            return tensor.clone() if output is tensor else None
 
         return hook
 

@@ -13,7 +13,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from interpret.gradients import input_gradients, resolve_target
+from interpret.gradients import input_gradients, pass_target, resolve_target
 from interpret.registry import method
 from interpret.targets import Target
 from zoo.errors import CnnvizError
@@ -35,7 +35,7 @@ def saliency(handle: ModelHandle, images: torch.Tensor, target: Target = None, *
             over channels ``(B, 1, H, W)``.
         batch_size: images per backward pass (default: sized to the device).
     """
-    indices, _ = resolve_target(handle, images, target)
+    indices = pass_target(handle, images, target)
     grads = input_gradients(handle, images, indices, batch_size=batch_size)
     return grads if signed else channel_max(grads)
 

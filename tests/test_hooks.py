@@ -34,6 +34,21 @@ def test_gradient_is_right_when_next_op_is_in_place(device):
     torch.testing.assert_close(rec["conv"].grad, expected)
 
 
+def test_recorded_output_survives_a_later_in_place_op_and_can_be_differentiated(device):
+    torch.manual_seed(0)
+    net = nn.Sequential(nn.Conv2d(1, 2, 3), nn.ReLU(inplace=True), nn.Flatten(), nn.LazyLinear(1)).to(device)
+    x = torch.randn(1, 1, 6, 6, device=device, requires_grad=True)
+    net(x)
+    with record({"conv": net[0]}, detach=False) as rec:
+        out = net(x)
+    conv_out = net[0](x).detach().requires_grad_(True)
+    torch.testing.assert_close(rec["conv"].output.detach(), conv_out.detach())
+    assert (rec["conv"].output < 0).any()  # the values before the ReLU, not after
+    (grad,) = torch.autograd.grad(out.sum(), rec["conv"].output)
+    (expected,) = torch.autograd.grad(net[3](net[2](torch.relu(conv_out))).sum(), conv_out)
+    torch.testing.assert_close(grad, expected)
+
+
 def test_hooks_removed_after_success_and_after_exception(tiny, device):
     before = hook_counts(tiny)
     with record({"conv1": tiny.model.conv1, "fc": tiny.model.fc}, grads=True):
