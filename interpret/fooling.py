@@ -46,7 +46,7 @@ class FoolingResult:
         images: ``(N, C, H, W)`` in [0, 1] on the model's device.
         classes: class index per image ``(N,)``.
         confidence: the model's probability of that class on the returned image ``(N,)``.
-        steps: gradient steps it took to pass the threshold ``(N,)``; -1 where it never did.
+        steps: gradient updates after which the image first passed ``(N,)``; -1 where it never did.
         threshold: the confidence asked for.
         seconds: wall-clock time of the whole job.
     """
@@ -149,10 +149,18 @@ def fool(model: nn.Module, classes: Sequence[int | str] | str, *, threshold: flo
     return FoolingResult(images, indices, confidence, taken, threshold, time.perf_counter() - began)
 
 
+class _Pixels(param.PixelImage):
+    """Raw pixels whose ``forward`` returns a copy: the engine's ``until`` sees the context after the
+    optimizer step, and the parameter itself would by then hold the stepped pixels, not the evaluated ones."""
+
+    def forward(self) -> torch.Tensor:
+        return self.pixels.clone()
+
+
 def _fool_chunk(handle: ModelHandle, wanted: torch.Tensor, start: torch.Tensor, threshold: float, steps: int,
                 lr: float, decay: float, optimizer: str, seed: int, progress: bool,
                 taken: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """Optimize one chunk; fills ``taken`` with the step at which each image first passed."""
+    """Optimize one chunk; fills ``taken`` with the number of updates after which each image first passed."""
     kept = start.clone()
     kept_confidence = torch.zeros(len(wanted), device=start.device)
     captured = torch.zeros(len(wanted), dtype=torch.bool, device=start.device)
@@ -169,13 +177,17 @@ def _fool_chunk(handle: ModelHandle, wanted: torch.Tensor, start: torch.Tensor, 
         return passed
 
     objective = objectives.class_log_prob(wanted) - decay * objectives.l2()
-    result = engine.optimize(handle, param.PixelImage(start), objective, steps=steps, lr=lr, optimizer=optimizer,
+    result = engine.optimize(handle, _Pixels(start), objective, steps=steps, lr=lr, optimizer=optimizer,
                              until=until, seed=seed, progress=progress, desc="fooling")
     if result.done_at is not None:
         taken.copy_(result.done_at)
     missing = ~captured
-    if missing.any():
+    if missing.any():  # never passed when evaluated; the final images had one more update
         kept[missing] = result.images[missing]
         with torch.no_grad():
-            kept_confidence[missing] = handle(result.images[missing]).softmax(-1).gather(1, wanted[missing][:, None])[:, 0]
+            final = handle(result.images[missing]).softmax(-1).gather(1, wanted[missing][:, None])[:, 0]
+        kept_confidence[missing] = final
+        late = missing.clone()
+        late[missing] = final >= threshold
+        taken[late.cpu()] = result.history.shape[0]  # updates applied to the final images
     return kept, kept_confidence
