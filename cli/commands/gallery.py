@@ -1,0 +1,57 @@
+"""``cnnviz gallery``: build the static HTML gallery."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from cli.options import add_device
+from cli.registry import Run, command
+
+
+@command("gallery", "build a static HTML gallery of every method on the shipped models and photos", order=90,
+         description="Build a static website of what cnnviz shows, from the models and photos that ship:\n"
+                     "  index.html               navigation to every page\n"
+                     "  one page per image       every attribution method side by side on the predicted class,\n"
+                     "                           with deletion/insertion AUCs next to a random map\n"
+                     "  one page per model       first-layer filters, feature maps, neuron atlas of a few layers,\n"
+                     "                           class visualizations, feature inversion, DeepDream\n"
+                     "  attacks                  adversarial examples, fooling images, style transfer\n"
+                     "  training                 fashion_cnn's curves, confusion matrix, gradient norms\n"
+                     "Each card states its method, parameters and seconds. Finished cards are kept: run the\n"
+                     "command again to resume an interrupted build (nothing is recomputed) or to add a model.\n"
+                     "Nothing is written outside --out. Open OUT/index.html in a browser.\n\n"
+                     "--quick fits 2 CPU cores in under 15 minutes; the full gallery is meant for a GPU.\n\n"
+                     "examples:\n"
+                     "  cnnviz gallery --quick                        the default gallery, on a laptop\n"
+                     "  cnnviz gallery --out site/ --device cuda      the full gallery on a GPU\n"
+                     "  cnnviz gallery --model resnet18 --images chelsea photos/dog.jpg --out site/")
+def gallery_command(parser: argparse.ArgumentParser) -> Run:
+    parser.add_argument("--out", "-o", default="cnnviz-gallery", metavar="DIR",
+                        help="folder of the site (created; default: cnnviz-gallery)")
+    parser.add_argument("--model", "-m", nargs="+", action="extend", metavar="NAME",
+                        help="zoo models to show (default: efficientnet_lite0 fashion_cnn; list: cnnviz models)")
+    parser.add_argument("--images", "-i", nargs="+", action="extend", metavar="I",
+                        help="image files, folders or scikit-image sample names shown for every model "
+                             "(default: scikit-image photos; Fashion-MNIST test images for fashion_cnn when "
+                             "installed)")
+    parser.add_argument("--quick", action="store_true",
+                        help="fewer images, steps and layers: about 10 minutes on 2 CPU cores")
+    add_device(parser)
+    parser.add_argument("--no-progress", action="store_true", help="no progress bars")
+
+    def run(args: argparse.Namespace) -> int:
+        from gallery import Settings, build
+        from gallery.sections import DEFAULT_MODELS
+
+        settings = Settings(models=args.model or DEFAULT_MODELS, images=args.images, quick=args.quick,
+                            device=args.device, progress=not args.no_progress)
+        report = build(args.out, settings, progress=not args.no_progress)
+        index = Path(args.out) / "index.html"
+        print(f"{index}  ({len(report.computed)} cards computed, {len(report.skipped)} already there, "
+              f"{len(report.failed)} failed; {report.seconds:.0f} s)")
+        for name, reason in report.failed.items():
+            print(f"  failed: {name}: {reason}")
+        return 1 if report.failed else 0
+
+    return run
