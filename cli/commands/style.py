@@ -1,0 +1,156 @@
+"""``cnnviz style``: neural style transfer, with its loss curves and a JSON of final losses and timings."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+from pathlib import Path
+
+import numpy as np
+import torch
+
+import zoo
+from cli.options import add_device, add_out, output_dir
+from cli.registry import Run, command
+from interpret.render import caption, hstack, to_uint8
+from interpret.style import StyleResult, fit_side, style_transfer
+from zoo import atomic_write, save_image
+from zoo.diagnostics import Series, line_chart
+from zoo.errors import CnnvizError
+from zoo.handle import ModelHandle, match_channels
+
+DEFAULT_MODEL = "efficientnet_lite0"
+COLORS = {"total": (0, 0, 0), "style": (214, 39, 40), "content": (31, 119, 180), "tv": (44, 160, 44)}
+
+
+def loss_chart(result: StyleResult, title: str) -> np.ndarray:
+    """The weighted-total and per-term loss curves of image 0 (log10 of each, so all fit one axis)."""
+    series = []
+    for name, values in result.history.items():
+        ys = [math.log10(v) if v > 0 else float("nan") for v in values[:, 0].tolist()]
+        series.append(Series(name, list(range(1, len(ys) + 1)), ys, COLORS.get(name, (127, 127, 127))))
+    marks, at = [], 0
+    for h, w, steps in result.octaves[:-1]:
+        at += steps
+        marks.append((at + 0.5, f"{h}x{w} done"))
+    return line_chart(series, title=title, xlabel="step", ylabel="log10 loss", marks=marks, size=(520, 320))
+
+
+def _load_handle(args: argparse.Namespace) -> ModelHandle:
+    try:
+        return zoo.load(args.model, device=args.device, weights=args.weights or "pretrained")
+    except CnnvizError as exc:
+        if args.model.startswith("vgg") and args.weights is None:
+            raise CnnvizError(f"{exc} -- or run style transfer on the offline backbone: --model {DEFAULT_MODEL}") \
+                from None
+        raise
+
+
+def _image(source: str, what: str) -> tuple[str, torch.Tensor]:
+    try:
+        named = zoo.load_images([source])
+    except CnnvizError as exc:
+        raise CnnvizError(f"--{what}: {exc}") from None
+    if len(named) != 1:
+        raise CnnvizError(f"--{what} must be one image, {source} holds {len(named)}")
+    return named[0]
+
+
+@command("style", "neural style transfer: a content image repainted in a style image's texture", order=42,
+         description="Neural style transfer (Gatys et al.): optimize a picture whose deep features match the\n"
+                     "content image and whose feature Gram matrices match the style image. On backbones\n"
+                     "other than VGG the activations are softmax-smoothed first (Wang et al. 2021), which\n"
+                     "makes the style visible; VGG-19 needs its torchvision weights on the machine.\n"
+                     "Writes STEM.png (the result), STEM-panel.png (content | style | result),\n"
+                     "STEM-losses.png (loss curves) and STEM.json (final losses, timings, settings).\n\n"
+                     "examples:\n"
+                     "  cnnviz style --content chelsea --style immunohistochemistry\n"
+                     "  cnnviz style --content astronaut --style gravel --size 256 --optimizer adam --steps 500\n"
+                     "  cnnviz style --content photo.jpg --style painting.jpg --size 1024 --preserve-colors\n"
+                     "  cnnviz style --content chelsea --style brick --model vgg19 --no-smooth")
+def style(parser: argparse.ArgumentParser) -> Run:
+    parser.add_argument("--content", "-c", required=True, metavar="IMG",
+                        help="content image: file or scikit-image sample name (chelsea, astronaut, ...)")
+    parser.add_argument("--style", "-s", required=True, metavar="IMG",
+                        help="style image: file or sample name (immunohistochemistry, gravel, brick, ...)")
+    parser.add_argument("--model", "-m", default=DEFAULT_MODEL, metavar="NAME",
+                        help=f"backbone from the zoo (default: {DEFAULT_MODEL}; vgg19 when its weights are local)")
+    parser.add_argument("--weights", metavar="PATH", help="state dict to load instead of the pretrained weights")
+    add_device(parser)
+    add_out(parser)
+    parser.add_argument("--size", type=int, default=512, metavar="PX",
+                        help="longer side of the result (default: 512; >= 1024 runs coarse-to-fine)")
+    parser.add_argument("--steps", type=int, default=300, metavar="N", help="optimizer steps (default: 300)")
+    parser.add_argument("--optimizer", choices=("lbfgs", "adam"), default="lbfgs", help="(default: lbfgs)")
+    parser.add_argument("--lr", type=float, default=None, help="learning rate (default: 1 lbfgs, 0.02 adam)")
+    parser.add_argument("--style-weight", type=float, default=None, metavar="W",
+                        help="weight of the style loss (default: the method's)")
+    parser.add_argument("--content-weight", type=float, default=None, metavar="W",
+                        help="weight of the content loss (default: 1)")
+    parser.add_argument("--tv-weight", type=float, default=None, metavar="W",
+                        help="weight of the total variation (default: the method's)")
+    parser.add_argument("--init", choices=("content", "noise"), default="content",
+                        help="start from the content image or from noise (default: content)")
+    parser.add_argument("--smooth", action=argparse.BooleanOptionalAction, default=None,
+                        help="softmax-smooth activations (default: on, except for VGG)")
+    parser.add_argument("--temperature", type=float, default=None,
+                        help="softmax temperature in units of each layer's std (default: the method's)")
+    parser.add_argument("--style-layers", metavar="L1,L2", help="comma-separated layers (default: the backbone's)")
+    parser.add_argument("--content-layer", metavar="L", help="content layer (default: the backbone's)")
+    parser.add_argument("--style-scale", type=float, default=None, metavar="S",
+                        help="style image size relative to the result (default: 1; smaller: finer texture)")
+    parser.add_argument("--coarse", type=int, default=None, metavar="PX",
+                        help="longer side of the first coarse-to-fine octave (default: 512 when --size >= 1024)")
+    parser.add_argument("--preserve-colors", action="store_true", help="keep the content's colours (luminance only)")
+    parser.add_argument("--seed", type=int, default=0, help="seed of the noise start (default: 0)")
+    parser.add_argument("--name", metavar="STEM", help="file stem (default: CONTENT-STYLE)")
+
+    def run(args: argparse.Namespace) -> None:
+        if args.steps < 1:
+            raise CnnvizError(f"--steps must be at least 1, got {args.steps}")
+        if args.size < 8:
+            raise CnnvizError(f"--size must be at least 8, got {args.size}")
+        content_name, content = _image(args.content, "content")
+        style_name, style_image = _image(args.style, "style")
+        handle = _load_handle(args)
+        out = output_dir(args.out)
+        options = {k: getattr(args, k) for k in ("style_weight", "content_weight", "tv_weight", "temperature",
+                                                 "style_scale", "lr") if getattr(args, k) is not None}
+        content = match_channels(content.to(handle.device), handle.in_channels)[None]
+        result = style_transfer(handle, content, style=style_image, size=args.size, steps=args.steps,
+                                optimizer=args.optimizer, init=args.init, smooth=args.smooth,
+                                style_layers=args.style_layers, content_layer=args.content_layer,
+                                coarse=args.coarse, preserve_colors=args.preserve_colors, seed=args.seed,
+                                **options)
+        stem = args.name or f"{Path(content_name).stem}-{Path(style_name).stem}"
+        picture = to_uint8(result.images[0])
+        path = save_image(out / f"{stem}.png", picture)
+        h, w = picture.shape[:2]
+        shown_style = torch.nn.functional.interpolate(
+            style_image[None], size=fit_side(*style_image.shape[-2:], max(h, w)), mode="bilinear",
+            antialias=True, align_corners=False)[0].clamp(0, 1)
+        shown_content = torch.nn.functional.interpolate(content, size=(h, w), mode="bilinear", antialias=True,
+                                                        align_corners=False)[0].clamp(0, 1)
+        smooth = "softmax-smoothed" if result.smoothing else "plain Gram"
+        panel = hstack([caption(to_uint8(shown_content), f"content: {content_name}"),
+                        caption(to_uint8(shown_style), f"style: {style_name}"),
+                        caption(picture, f"{handle.name}, {smooth}, {args.optimizer} {args.steps} steps")])
+        save_image(out / f"{stem}-panel.png", panel)
+        save_image(out / f"{stem}-losses.png",
+                   loss_chart(result, f"style transfer losses ({handle.name}, {args.optimizer})"))
+        report = {
+            "content": content_name, "style": style_name, "model": handle.name, "device": str(handle.device),
+            "size": [h, w], "optimizer": args.optimizer, "steps": args.steps, "init": args.init,
+            "smoothing": result.smoothing, "style_layers": result.style_layers,
+            "content_layer": result.content_layer, "octaves": [list(o) for o in result.octaves],
+            "seconds": round(result.seconds, 3),
+            "seconds_per_step": round(result.seconds / sum(o[2] for o in result.octaves), 4),
+            "final_losses": {k: v[0] for k, v in result.final_losses().items()},
+            "initial_losses": {k: float(v[0, 0]) for k, v in result.history.items()},
+        }
+        atomic_write(out / f"{stem}.json", lambda f: f.write(json.dumps(report, indent=2).encode()))
+        print(f"{path}  ({result.seconds:.1f} s on {handle.device}; final losses: "
+              + ", ".join(f"{k} {v:.4g}" for k, v in report["final_losses"].items()) + ")")
+
+    return run

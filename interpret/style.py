@@ -1,0 +1,451 @@
+"""Neural style transfer (Gatys, Ecker & Bethge 2016) as a preset of the optimization engine.
+
+The picture is optimized so that its features at one deep layer match the
+content image's (content loss) while the Gram matrices of its features at
+several layers match the style image's (style loss), with a little total
+variation for smoothness. Every term is an :class:`~interpret.objectives.Objective`
+(a loss, subtracted), so the engine that draws activation maximizations and
+DeepDreams draws this too.
+
+Backbones other than VGG give weak style: their residual features are peaky,
+of small entropy, and a Gram matrix of them is dominated by a few units.
+Wang, Li & Vasconcelos (2021, "Rethinking and Improving the Robustness of
+Image Style Transfer", SWAG) pass each layer's activations through a softmax
+over all of the layer's values (channels and positions together) before the
+Gram and content losses. Here that softmax is applied to the activations
+divided by ``temperature`` times the layer's standard deviation on the target
+image (a constant per layer, so one temperature suits layers of any scale) and
+multiplied by the number of values (mean one, so losses do not depend on the
+resolution). It is on by default for every backbone but VGG.
+
+Losses are relative, so the weights need no rescaling between layers or models:
+content ``||phi(x) - phi(c)||^2 / ||phi(c)||^2`` and, per style layer,
+``||G(x) - G(s)||^2 / ||G(s)||^2`` with ``G = F F^T / (H W)``.
+
+Example:
+    >>> import zoo
+    >>> from interpret.style import style_transfer
+    >>> handle = zoo.load("efficientnet_lite0", device="cpu")
+    >>> content = zoo.load_image("chelsea")[None]
+    >>> result = style_transfer(handle, content, style=zoo.load_image("gravel"), size=64, steps=2,
+    ...                         progress=False)
+    >>> result.images.shape, sorted(result.history)
+    (torch.Size([1, 3, 64, 96]), ['content', 'style', 'total', 'tv'])
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Literal
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from interpret import engine, objectives, param
+from interpret.hooks import forward_hooks, record
+from interpret.objectives import Context, Objective
+from interpret.registry import method
+from zoo.errors import CnnvizError
+from zoo.handle import ModelHandle, match_channels
+
+Init = Literal["content", "noise"]
+Optimizer = Literal["lbfgs", "adam"]
+
+# Per backbone: (style layers, content layer). VGG: ReLU outputs of conv1_1..conv5_1 and conv4_2
+# (torchvision ``features`` indices), as in Gatys et al. EfficientNet-Lite: the expansion ReLU6 of
+# the blocks that open each resolution (and the stem), content one block deeper into the 1/16 stage;
+# chosen by looking at the pictures (see bench/style.py and BENCHMARKS.md).
+DEFAULT_LAYERS: dict[str, tuple[tuple[str, ...], str]] = {
+    "vgg19": (("features.1", "features.6", "features.11", "features.20", "features.29"), "features.22"),
+    "vgg16": (("features.1", "features.6", "features.11", "features.18", "features.25"), "features.20"),
+    "efficientnet_lite": (("stem", "blocks.1.expand", "blocks.3.expand", "blocks.5.expand",
+                           "blocks.11.expand"), "blocks.6.expand"),
+    "fashion_cnn": (("features.block1.act", "features.block2.act", "features.block3.act"),
+                    "features.block2.act"),
+}
+SMOOTH_OFF = ("vgg", "alexnet")  # the plain Gram matrix already works on these
+
+
+def default_layers(handle: ModelHandle) -> tuple[list[str], str]:
+    """The style layers and the content layer for ``handle``'s backbone.
+
+    Known backbones use :data:`DEFAULT_LAYERS`; any other model uses up to five
+    conv layers spread over its depth for style and the one two thirds deep for content.
+    """
+    for prefix, (style_layers, content_layer) in DEFAULT_LAYERS.items():
+        if handle.name.startswith(prefix):
+            return list(style_layers), content_layer
+    convs = [name for name, m in handle.model.named_modules() if isinstance(m, nn.Conv2d)]
+    if not convs:
+        raise CnnvizError(f"{handle.name} has no Conv2d layer: give style_layers and content_layer by name")
+    picks = sorted({round(i * (len(convs) - 1) / 4) for i in range(5)})
+    return [convs[i] for i in picks], convs[round((len(convs) - 1) * 2 / 3)]
+
+
+def default_smooth(handle: ModelHandle) -> bool:
+    """Softmax smoothing on, except for VGG-like plain stacks."""
+    return not handle.name.startswith(SMOOTH_OFF)
+
+
+# ------------------------------------------------------------------------ the pieces
+
+def gram(features: torch.Tensor) -> torch.Tensor:
+    """Gram matrices ``F F^T / (H W)`` of ``(B, C, H, W)`` features: ``(B, C, C)``."""
+    if features.dim() != 4:
+        raise CnnvizError(f"a Gram matrix needs (B, C, H, W) features, got shape {tuple(features.shape)}")
+    flat = features.flatten(2)
+    return flat @ flat.transpose(1, 2) / flat.shape[2]
+
+
+def softmax_smooth(features: torch.Tensor, scale: float | torch.Tensor = 1.0) -> torch.Tensor:
+    """SWAG's softmax over all of a layer's values per image, times their number (mean one).
+
+    Args:
+        features: ``(B, ...)`` activations.
+        scale: the activations are divided by it first (a temperature).
+    """
+    flat = features.flatten(1) / scale
+    return (flat.softmax(1) * flat.shape[1]).view_as(features)
+
+
+@dataclass(frozen=True)
+class Smoothing:
+    """How a layer's activations are transformed before the losses: a softmax at ``scale``, or nothing."""
+
+    scale: float | None = None
+
+    def __call__(self, features: torch.Tensor) -> torch.Tensor:
+        return features if self.scale is None else softmax_smooth(features, self.scale)
+
+    @staticmethod
+    def fit(target: torch.Tensor, temperature: float | None) -> Smoothing:
+        """Smoothing at ``temperature`` times the standard deviation of ``target`` (None: off)."""
+        if temperature is None:
+            return Smoothing(None)
+        return Smoothing(temperature * float(target.float().std().clamp(min=1e-6)))
+
+
+def style_loss(layer: str, style_features: torch.Tensor, smoothing: Smoothing = Smoothing()) -> Objective:
+    """``||G(x) - G(s)||^2 / ||G(s)||^2`` at ``layer`` (a loss: subtract it).
+
+    Args:
+        layer: the layer's name.
+        style_features: the style image's activations there, ``(1, C, H, W)`` (any H, W).
+        smoothing: applied to both activations before the Gram matrices.
+    """
+    target = gram(smoothing(style_features.detach()))
+    norm = target.flatten(1).pow(2).sum(1).clamp(min=1e-12)
+
+    def fn(c: Context) -> torch.Tensor:
+        return (gram(smoothing(c.activations[layer])) - target).flatten(1).pow(2).sum(1) / norm
+    return Objective(fn, f"style[{layer}]", [layer])
+
+
+def content_loss(layer: str, content_features: torch.Tensor, smoothing: Smoothing = Smoothing()) -> Objective:
+    """``||phi(x) - phi(c)||^2 / ||phi(c)||^2`` at ``layer``, one content per image (a loss: subtract it)."""
+    target = smoothing(content_features.detach())
+    norm = target.flatten(1).pow(2).sum(1).clamp(min=1e-12)
+
+    def fn(c: Context) -> torch.Tensor:
+        return (smoothing(c.activations[layer]) - target).flatten(1).pow(2).sum(1) / norm
+    return Objective(fn, f"content[{layer}]", [layer])
+
+
+def _logged(objective: Objective, name: str, log: dict[str, torch.Tensor]) -> Objective:
+    def fn(c: Context) -> torch.Tensor:
+        value = objective(c)
+        log[name] = value.detach()
+        return value
+    return Objective(fn, objective.name, objective.layers)
+
+
+_KR, _KB = 0.299, 0.114  # ITU-R BT.601 luma weights
+
+
+def rgb_to_ycbcr(images: torch.Tensor) -> torch.Tensor:
+    """``(B, 3, H, W)`` RGB in [0, 1] to Y, Cb, Cr (BT.601, chroma centred on 0)."""
+    r, g, b = images.unbind(1)
+    y = _KR * r + (1 - _KR - _KB) * g + _KB * b
+    return torch.stack([y, (b - y) / (2 * (1 - _KB)), (r - y) / (2 * (1 - _KR))], 1)
+
+
+def ycbcr_to_rgb(images: torch.Tensor) -> torch.Tensor:
+    """Inverse of :func:`rgb_to_ycbcr` (not clamped)."""
+    y, cb, cr = images.unbind(1)
+    r = y + 2 * (1 - _KR) * cr
+    b = y + 2 * (1 - _KB) * cb
+    g = (y - _KR * r - _KB * b) / (1 - _KR - _KB)
+    return torch.stack([r, g, b], 1)
+
+
+def preserve_color(stylized: torch.Tensor, content: torch.Tensor) -> torch.Tensor:
+    """The stylized luminance with the content's chroma (Gatys et al. 2017, luminance-only transfer).
+
+    Gray images (one channel) come back unchanged.
+    """
+    if stylized.shape[1] != 3:
+        return stylized
+    if content.shape[-2:] != stylized.shape[-2:]:
+        content = _resize(content, stylized.shape[-2:])
+    mixed = torch.cat([rgb_to_ycbcr(stylized)[:, :1], rgb_to_ycbcr(content)[:, 1:]], 1)
+    return ycbcr_to_rgb(mixed).clamp(0, 1)
+
+
+def _resize(images: torch.Tensor, size: Sequence[int]) -> torch.Tensor:
+    size = (int(size[0]), int(size[1]))
+    if tuple(images.shape[-2:]) == size:
+        return images
+    shrink = size[0] < images.shape[-2]
+    return F.interpolate(images, size=size, mode="bilinear", align_corners=False, antialias=shrink).clamp(0, 1)
+
+
+def fit_side(height: int, width: int, side: int) -> tuple[int, int]:
+    """``(height, width)`` scaled so the longer side is ``side``."""
+    scale = side / max(height, width)
+    return max(1, round(height * scale)), max(1, round(width * scale))
+
+
+def octave_sizes(height: int, width: int, coarse: int | None) -> list[tuple[int, int]]:
+    """Coarse-to-fine sizes ending at ``(height, width)``: halve while the longer side stays >= ``coarse``."""
+    sizes = [(height, width)]
+    if coarse is None:
+        return sizes
+    while max(sizes[0]) // 2 >= coarse:
+        h, w = sizes[0]
+        sizes.insert(0, (max(1, h // 2), max(1, w // 2)))
+    return sizes
+
+
+class _StopForward(Exception):
+    """Raised by a hook to end a forward pass once the deepest needed layer has run."""
+
+
+class FeatureHandle(ModelHandle):
+    """``handle``'s network run only up to ``last``: its forward returns empty logits ``(B, 0)``.
+
+    Style transfer needs no classifier, so the images may have any size, even
+    for a model whose dense head takes one size only (fashion_cnn), and the
+    layers after ``last`` cost nothing. Shares the wrapped network, not a copy.
+    """
+
+    def __init__(self, handle: ModelHandle, last: str) -> None:
+        super().__init__(handle.model, name=handle.name, input_size=handle.input_size,
+                         mean=handle.mean.flatten().tolist(), std=handle.std.flatten().tolist(),
+                         classes=handle.classes, default_layer=handle.default_layer,
+                         resize_size=handle.resize_size)
+        self.to(handle.device)
+        self.last = handle.layer(last)
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        def stop(module: nn.Module, inputs: object, output: object) -> None:
+            raise _StopForward
+
+        with forward_hooks([(self.last, stop)]):
+            try:
+                self.model((images - self.mean) / self.std)
+            except _StopForward:
+                pass
+        return images.new_zeros(images.shape[0], 0)
+
+
+def _deepest(handle: ModelHandle, layers: Sequence[str], probe: torch.Tensor) -> str:
+    """The layer of ``layers`` that runs last in a forward pass."""
+    order: list[str] = []
+    modules = {name: handle.layer(name) for name in layers}
+
+    def make(name: str):  # noqa: ANN202
+        def hook(module: nn.Module, inputs: object, output: object) -> None:
+            order.append(name)
+        return hook
+
+    with torch.no_grad(), forward_hooks((m, make(n)) for n, m in modules.items()):
+        handle(probe)
+    missing = [n for n in layers if n not in order]
+    if missing:
+        raise CnnvizError(f"layer(s) {', '.join(missing)} did not run in {handle.name}'s forward pass: pick others")
+    return order[-1]
+
+
+def _features(handle: ModelHandle, images: torch.Tensor, layers: Sequence[str]) -> dict[str, torch.Tensor]:
+    with torch.no_grad(), record({n: handle.layer(n) for n in layers}) as rec:
+        handle(images)
+    return {n: rec[n].output for n in layers}
+
+
+def _layer_list(layers: str | Sequence[str] | None) -> list[str] | None:
+    if layers is None:
+        return None
+    if isinstance(layers, str):
+        layers = [part.strip() for part in layers.split(",")]
+    layers = [layer for layer in layers if layer]
+    if not layers:
+        raise CnnvizError("no style layer given: name at least one (comma-separated)")
+    return list(dict.fromkeys(layers))
+
+
+@dataclass
+class StyleResult:
+    """What :func:`style_transfer` returns.
+
+    Attributes:
+        images: the stylized images ``(B, C, H, W)`` in [0, 1], on the model's device.
+        history: per term (``content``, ``style``, ``tv`` unweighted; ``total`` weighted),
+            the loss at each step and image ``(steps, B)``, over all octaves.
+        octaves: ``(height, width, steps)`` of each coarse-to-fine stage.
+        seconds: wall-clock time of the optimization (targets included).
+        style_layers, content_layer: the layers used.
+        smoothing: whether the softmax smoothing was on.
+    """
+
+    images: torch.Tensor
+    history: dict[str, torch.Tensor]
+    octaves: list[tuple[int, int, int]] = field(default_factory=list)
+    seconds: float = 0.0
+    style_layers: list[str] = field(default_factory=list)
+    content_layer: str = ""
+    smoothing: bool = False
+
+    def final_losses(self) -> dict[str, list[float]]:
+        """The last step's loss of each term, per image."""
+        return {name: values[-1].tolist() for name, values in self.history.items()}
+
+
+def _check(value: float, name: str) -> None:
+    if not value >= 0:  # also catches NaN
+        raise CnnvizError(f"{name} must be >= 0, got {value}")
+
+
+@method("style", "optimization", "neural style transfer (Gatys et al.), softmax-smoothed for non-VGG backbones")
+def style_transfer(handle: ModelHandle, images: torch.Tensor | None = None, target: object = None, *,
+                   style: torch.Tensor | None = None, size: int | None = None, steps: int = 300,
+                   optimizer: Optimizer = "lbfgs", lr: float | None = None, content_weight: float = 1.0,
+                   style_weight: float = 1e3, tv_weight: float = 1.0, init: Init = "content",
+                   smooth: bool | None = None, temperature: float = 1.0,
+                   style_layers: str | Sequence[str] | None = None, content_layer: str | None = None,
+                   style_scale: float = 1.0, coarse: int | None = None, preserve_colors: bool = False,
+                   seed: int = 0, progress: bool = True) -> StyleResult:
+    """Repaint the content ``images`` in the texture of ``style``.
+
+    Args:
+        images: content images ``(B, C, H, W)`` in [0, 1].
+        style: the style image ``(C, H, W)`` or ``(1, C, H, W)`` in [0, 1], any size.
+        size: longer side of the output (default: the content's own size).
+        steps: optimizer steps (at the coarsest octave; finer octaves take half as many).
+        optimizer: lbfgs or adam.
+        lr: learning rate (default: 1 for lbfgs, 0.02 for adam).
+        content_weight: weight of the content loss.
+        style_weight: weight of the style loss (summed over the style layers).
+        tv_weight: weight of the total variation of the picture.
+        init: start from the content image or from noise.
+        smooth: softmax-smooth the activations (Wang et al. 2021); default: on except for VGG.
+        temperature: softmax temperature, in units of each layer's standard deviation.
+        style_layers: layer names, comma-separated or a list (default: the backbone's).
+        content_layer: layer name (default: the backbone's).
+        style_scale: size of the style image relative to the output (smaller: finer texture).
+        coarse: longer side of the first coarse-to-fine octave; each next octave doubles it
+            (default: 512 when size >= 1024, else one octave).
+        preserve_colors: keep the content's colours, transfer only luminance (YCbCr).
+        seed: seeds the noise start.
+
+    Returns:
+        A :class:`StyleResult` with the images and the loss history per term.
+    """
+    if images is None:
+        raise CnnvizError("style transfer needs content images: pass a batch (B, C, H, W)")
+    if target is not None:
+        raise CnnvizError("style transfer takes no class target: give a style image with style=")
+    if style is None or not isinstance(style, torch.Tensor):
+        raise CnnvizError("give a style image: style=<(C, H, W) tensor in [0, 1]>, e.g. zoo.load_image('gravel')")
+    if style.dim() == 4 and style.shape[0] == 1:
+        style = style[0]
+    if style.dim() != 3:
+        raise CnnvizError(f"the style image must be (C, H, W) or (1, C, H, W), got shape {tuple(style.shape)}")
+    if optimizer not in ("lbfgs", "adam"):
+        raise CnnvizError(f"unknown optimizer {optimizer!r}: use lbfgs or adam")
+    if init not in ("content", "noise"):
+        raise CnnvizError(f"unknown init {init!r}: use content or noise")
+    if steps < 1:
+        raise CnnvizError(f"steps must be at least 1, got {steps}")
+    for value, name in ((content_weight, "content_weight"), (style_weight, "style_weight"),
+                        (tv_weight, "tv_weight")):
+        _check(value, name)
+    if not (temperature > 0 and style_scale > 0):
+        raise CnnvizError(f"temperature and style_scale must be > 0, got {temperature} and {style_scale}")
+    if size is not None and size < 8:
+        raise CnnvizError(f"size must be at least 8 pixels, got {size}")
+    if coarse is not None and coarse < 8:
+        raise CnnvizError(f"coarse must be at least 8 pixels, got {coarse}")
+
+    start = time.perf_counter()
+    device = handle.device
+    style_image = match_channels(style.detach().to(device, torch.float32), handle.in_channels)[None]
+    chosen_style, chosen_content = default_layers(handle)
+    layers_style = _layer_list(style_layers) or chosen_style
+    layer_content = content_layer or chosen_content
+    smoothing_on = default_smooth(handle) if smooth is None else bool(smooth)
+    temp = temperature if smoothing_on else None
+
+    height, width = images.shape[-2:] if size is None else fit_side(*images.shape[-2:], size)
+    if coarse is None and max(height, width) >= 1024:
+        coarse = 512
+    sizes = octave_sizes(height, width, coarse)
+    probe = _resize(images[:1], sizes[0])
+    features = FeatureHandle(handle, _deepest(handle, [*layers_style, layer_content], probe))
+
+    log: dict[str, torch.Tensor] = {}
+    history: dict[str, list[torch.Tensor]] = {"content": [], "style": [], "tv": [], "total": []}
+    octaves: list[tuple[int, int, int]] = []
+    current: torch.Tensor | None = None
+    for octave, (h, w) in enumerate(sizes):
+        content = _resize(images, (h, w))
+        scaled_style = _resize(style_image, _shorter_side(style_image.shape[-2:], min(h, w) * style_scale))
+        style_feats = _features(features, scaled_style, layers_style)
+        content_feats = _features(features, content, [layer_content])[layer_content]
+        style_term: Objective | float = 0.0
+        for name in layers_style:
+            style_term = style_term + style_loss(name, style_feats[name], Smoothing.fit(style_feats[name], temp))
+        terms = {"content": content_loss(layer_content, content_feats, Smoothing.fit(content_feats, temp)),
+                 "style": (1.0 / len(layers_style)) * style_term, "tv": objectives.total_variation()}
+        weights = {"content": content_weight, "style": style_weight, "tv": tv_weight}
+        total = sum((weights[k] * _logged(v, k, log) for k, v in terms.items()), start=Objective(
+            lambda c: torch.zeros(c.images.shape[0], device=c.images.device), "zero"))
+        if current is None:
+            start_images = content if init == "content" else _noise(content, seed)
+        else:
+            start_images = _resize(current, (h, w))
+        image = param.PixelImage(start_images)
+        octave_steps = steps if octave == 0 else max(1, steps // 2)
+
+        def keep(_image: nn.Module, _step: int) -> None:
+            values = {k: log[k].cpu() for k in terms}
+            for k, v in values.items():
+                history[k].append(v)
+            history["total"].append(sum(weights[k] * values[k] for k in terms))
+
+        result = engine.optimize(features, image, -total, steps=octave_steps,
+                                 lr=lr or (1.0 if optimizer == "lbfgs" else 0.02), optimizer=optimizer,
+                                 every_step=keep, seed=seed, progress=progress,
+                                 desc=f"style {h}x{w}")
+        current = result.images
+        octaves.append((h, w, octave_steps))
+    assert current is not None
+    if preserve_colors:
+        current = preserve_color(current, _resize(images, current.shape[-2:]))
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+    return StyleResult(current, {k: torch.stack(v) for k, v in history.items()}, octaves,
+                       time.perf_counter() - start, layers_style, layer_content, smoothing_on)
+
+
+def _shorter_side(shape: Sequence[int], side: float) -> tuple[int, int]:
+    h, w = int(shape[0]), int(shape[1])
+    scale = max(8, round(side)) / min(h, w)
+    return max(8, round(h * scale)), max(8, round(w * scale))
+
+
+def _noise(like: torch.Tensor, seed: int) -> torch.Tensor:
+    generator = torch.Generator(device=like.device).manual_seed(seed)
+    return torch.rand(like.shape, generator=generator, device=like.device)
