@@ -9,7 +9,6 @@ from fractions import Fraction
 import numpy as np
 import torch
 
-import interpret.adversarial  # noqa: F401  (registers the attacks)
 from cli.options import add_images, add_model, add_out, load_batch, load_handle, output_dir
 from cli.registry import Run, command
 from interpret import get_method, methods
