@@ -154,12 +154,31 @@ def content_loss(layer: str, content_features: torch.Tensor, smoothing: Smoothin
     return Objective(fn, f"content[{layer}]", [layer])
 
 
-def _logged(objective: Objective, name: str, log: dict[str, torch.Tensor]) -> Objective:
+def _logged(objective: Objective, name: str, log: dict[str, torch.Tensor], fresh: dict[str, bool]) -> Objective:
+    """``objective``, writing its value into ``log[name]`` at the first evaluation of each step.
+
+    The first evaluation is at the point the step starts from; L-BFGS's later ones are line-search
+    trials that may be rejected, so logging them would misreport the loss.
+    """
     def fn(c: Context) -> torch.Tensor:
         value = objective(c)
-        log[name] = value.detach()
+        if fresh["step"]:
+            log[name] = value.detach()
+            if name == "tv":  # the last term of the sum: this evaluation is logged
+                fresh["step"] = False
         return value
     return Objective(fn, objective.name, objective.layers)
+
+
+_ZERO = Objective(lambda c: torch.zeros(c.images.shape[0], device=c.images.device), "zero")
+
+
+def _logged_final(handle: ModelHandle, total: Objective, images: torch.Tensor, fresh: dict[str, bool]) -> None:
+    """Evaluate the terms once more on the final images, so the history ends after the last step."""
+    fresh["step"] = True
+    with torch.no_grad(), record({n: handle.layer(n) for n in total.layers}) as rec:
+        logits = handle(images)
+    total(Context(images, images, logits, {n: r.output for n, r in rec.items()}))
 
 
 _KR, _KB = 0.299, 0.114  # ITU-R BT.601 luma weights
@@ -293,11 +312,13 @@ class StyleResult:
     Attributes:
         images: the stylized images ``(B, C, H, W)`` in [0, 1], on the model's device.
         history: per term (``content``, ``style``, ``tv`` unweighted; ``total`` weighted),
-            the loss at each step and image ``(steps, B)``, over all octaves.
+            the loss per image before each step and, last row, after the final one
+            ``(steps + 1, B)``, over all octaves.
         octaves: ``(height, width, steps)`` of each coarse-to-fine stage.
         seconds: wall-clock time of the optimization (targets included).
         style_layers, content_layer: the layers used.
         smoothing: whether the softmax smoothing was on.
+        restarts: how often L-BFGS stalled (its line search found no step) and restarted afresh.
     """
 
     images: torch.Tensor
@@ -307,6 +328,7 @@ class StyleResult:
     style_layers: list[str] = field(default_factory=list)
     content_layer: str = ""
     smoothing: bool = False
+    restarts: int = 0
 
     def final_losses(self) -> dict[str, list[float]]:
         """The last step's loss of each term, per image."""
@@ -322,8 +344,8 @@ def _check(value: float, name: str) -> None:
 def style_transfer(handle: ModelHandle, images: torch.Tensor | None = None, target: object = None, *,
                    style: torch.Tensor | None = None, size: int | None = None, steps: int = 300,
                    optimizer: Optimizer = "lbfgs", lr: float | None = None, content_weight: float = 1.0,
-                   style_weight: float = 1e3, tv_weight: float = 1.0, init: Init = "content",
-                   smooth: bool | None = None, temperature: float = 1.0,
+                   style_weight: float = 1e4, tv_weight: float = 100.0, init: Init = "content",
+                   smooth: bool | None = None, temperature: float = 10.0,
                    style_layers: str | Sequence[str] | None = None, content_layer: str | None = None,
                    style_scale: float = 1.0, coarse: int | None = None, preserve_colors: bool = False,
                    seed: int = 0, progress: bool = True) -> StyleResult:
@@ -333,7 +355,8 @@ def style_transfer(handle: ModelHandle, images: torch.Tensor | None = None, targ
         images: content images ``(B, C, H, W)`` in [0, 1].
         style: the style image ``(C, H, W)`` or ``(1, C, H, W)`` in [0, 1], any size.
         size: longer side of the output (default: the content's own size).
-        steps: optimizer steps (at the coarsest octave; finer octaves take half as many).
+        steps: optimizer steps (at the coarsest octave; finer octaves take half as many). L-BFGS
+            restarts with a fresh memory when its line search stalls (counted in ``restarts``).
         optimizer: lbfgs or adam.
         lr: learning rate (default: 1 for lbfgs, 0.02 for adam).
         content_weight: weight of the content loss.
@@ -395,10 +418,30 @@ def style_transfer(handle: ModelHandle, images: torch.Tensor | None = None, targ
     probe = _resize(images[:1], sizes[0])
     features = FeatureHandle(handle, _deepest(handle, [*layers_style, layer_content], probe))
 
-    log: dict[str, torch.Tensor] = {}
     history: dict[str, list[torch.Tensor]] = {"content": [], "style": [], "tv": [], "total": []}
     octaves: list[tuple[int, int, int]] = []
     current: torch.Tensor | None = None
+    weights = {"content": content_weight, "style": style_weight, "tv": tv_weight}
+    learning_rate = lr or (1.0 if optimizer == "lbfgs" else 0.02)
+    restarts = 0
+    log: dict[str, torch.Tensor] = {}
+    fresh = {"step": True}
+
+    def keep(_image: nn.Module | None, _step: int) -> None:
+        """Append the losses at the start of the step just taken (its first evaluation)."""
+        values = {k: log[k].cpu() for k in weights}
+        for k, v in values.items():
+            history[k].append(v)
+        history["total"].append(sum(weights[k] * values[k] for k in weights))
+        fresh["step"] = True
+
+    def stalled(_context: Context) -> torch.Tensor:
+        """True when the last two steps started from the same loss: the point did not move."""
+        totals = history["total"]
+        same = len(totals) >= 2 and torch.equal(totals[-1], totals[-2])
+        return torch.full((images.shape[0],), same, dtype=torch.bool)
+
+    total = _ZERO
     for octave, (h, w) in enumerate(sizes):
         content = _resize(images, (h, w))
         scaled_style = _resize(style_image, _shorter_side(style_image.shape[-2:], min(h, w) * style_scale))
@@ -409,35 +452,41 @@ def style_transfer(handle: ModelHandle, images: torch.Tensor | None = None, targ
             style_term = style_term + style_loss(name, style_feats[name], Smoothing.fit(style_feats[name], temp))
         terms = {"content": content_loss(layer_content, content_feats, Smoothing.fit(content_feats, temp)),
                  "style": (1.0 / len(layers_style)) * style_term, "tv": objectives.total_variation()}
-        weights = {"content": content_weight, "style": style_weight, "tv": tv_weight}
-        total = sum((weights[k] * _logged(v, k, log) for k, v in terms.items()), start=Objective(
-            lambda c: torch.zeros(c.images.shape[0], device=c.images.device), "zero"))
+        total = sum((weights[k] * _logged(v, k, log, fresh) for k, v in terms.items()), start=_ZERO)
         if current is None:
             start_images = content if init == "content" else _noise(content, seed)
         else:
             start_images = _resize(current, (h, w))
-        image = param.PixelImage(start_images)
+        image = param.PixelImage(start_images) if optimizer == "adam" else _FreePixels(start_images)
         octave_steps = steps if octave == 0 else max(1, steps // 2)
-
-        def keep(_image: nn.Module, _step: int) -> None:
-            values = {k: log[k].cpu() for k in terms}
-            for k, v in values.items():
-                history[k].append(v)
-            history["total"].append(sum(weights[k] * values[k] for k in terms))
-
-        result = engine.optimize(features, image, -total, steps=octave_steps,
-                                 lr=lr or (1.0 if optimizer == "lbfgs" else 0.02), optimizer=optimizer,
-                                 every_step=keep, seed=seed, progress=progress,
-                                 desc=f"style {h}x{w}")
-        current = result.images
+        remaining = octave_steps
+        while remaining > 0:  # L-BFGS restarts with a fresh memory when its line search stalls
+            done = len(history["total"])
+            result = engine.optimize(features, image, -total, steps=remaining, lr=learning_rate,
+                                     optimizer=optimizer, every_step=keep,
+                                     until=stalled if optimizer == "lbfgs" else None, seed=seed,
+                                     progress=progress, desc=f"style {h}x{w}")
+            remaining -= len(history["total"]) - done
+            restarts += remaining > 0
+        current = result.images.clamp(0, 1)
         octaves.append((h, w, octave_steps))
     assert current is not None
+    _logged_final(features, total, current, fresh)
+    keep(None, -1)
     if preserve_colors:
         current = preserve_color(current, _resize(images, current.shape[-2:]))
     if device.type == "cuda":
         torch.cuda.synchronize(device)
     return StyleResult(current, {k: torch.stack(v) for k, v in history.items()}, octaves,
-                       time.perf_counter() - start, layers_style, layer_content, smoothing_on)
+                       time.perf_counter() - start, layers_style, layer_content, smoothing_on, restarts)
+
+
+class _FreePixels(param.PixelImage):
+    """Raw pixels not clamped between steps: clamping moves the point behind L-BFGS's back, its
+    curvature pairs go wrong and the line search stalls. The result is clamped once at the end."""
+
+    def project(self) -> None:
+        """Nothing: see the class docstring."""
 
 
 def _shorter_side(shape: Sequence[int], side: float) -> tuple[int, int]:
