@@ -46,15 +46,19 @@ def _base_type(annotation: Any) -> Any:
     return annotation
 
 
-def add_method_options(parser: argparse.ArgumentParser, methods: Sequence[Method]) -> None:
-    """Add one flag per option name across ``methods`` (defaults stay the methods' own)."""
+def add_method_options(parser: argparse.ArgumentParser, methods: Sequence[Method], *,
+                       skip: Sequence[str] = ()) -> None:
+    """Add one flag per option name across ``methods`` (defaults stay the methods' own).
+
+    ``skip`` names options the command sets itself.
+    """
     seen: dict[str, list[str]] = {}
     params: dict[str, tuple[inspect.Parameter, str]] = {}
     for m in methods:
         signature = inspect.signature(m.fn, eval_str=True)
         docs = _docstring_args(m.fn)
         for name, p in signature.parameters.items():
-            if p.kind is not inspect.Parameter.KEYWORD_ONLY or name in SKIP:
+            if p.kind is not inspect.Parameter.KEYWORD_ONLY or name in SKIP or name in skip:
                 continue
             seen.setdefault(name, []).append(m.name)
             params.setdefault(name, (p, docs.get(name, "")))

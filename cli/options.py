@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 import argparse
+import json
+import re
+from collections import Counter
+from collections.abc import Sequence
 from pathlib import Path
 
 import torch
@@ -10,6 +14,7 @@ import torch
 import zoo
 from zoo.errors import CnnvizError
 from zoo.handle import ModelHandle
+from zoo.images import atomic_write
 
 DEFAULT_MODEL = "efficientnet_lite0"
 
@@ -61,3 +66,24 @@ def output_dir(path: str) -> Path:
         raise CnnvizError(f"--out {out} is a file: give a folder")
     out.mkdir(parents=True, exist_ok=True)
     return out
+
+
+def file_stem(text: str) -> str:
+    """``text`` made safe as a file name (class names hold spaces and slashes)."""
+    return re.sub(r"[^A-Za-z0-9._-]+", "_", text).strip("_") or "x"
+
+
+def unique_stems(names: Sequence[str]) -> list[str]:
+    """Safe file stems, numbered where two names would collide."""
+    stems = [file_stem(name) for name in names]
+    counts, seen = Counter(stems), Counter()
+    unique = []
+    for stem in stems:
+        seen[stem] += 1
+        unique.append(f"{stem}-{seen[stem]}" if counts[stem] > 1 else stem)
+    return unique
+
+
+def write_json(path: Path, data: object) -> Path:
+    """``data`` as indented JSON, written atomically."""
+    return atomic_write(path, lambda f: f.write(json.dumps(data, indent=2).encode()))

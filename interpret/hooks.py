@@ -95,8 +95,24 @@ def _first_tensor(output: Any) -> torch.Tensor | None:
     return None
 
 
+class StopForward(BaseException):
+    """Raised by a ``record(..., stop=True)`` hook once every watched layer has run.
+
+    A BaseException, so a model's own ``except Exception`` cannot swallow it.
+    """
+
+
+def run_partial(model: nn.Module, images: torch.Tensor) -> torch.Tensor | None:
+    """``model(images)``, or None when a ``record(..., stop=True)`` ended the pass after its layers."""
+    try:
+        return model(images)
+    except StopForward:
+        return None
+
+
 @contextmanager
-def record(layers: dict[str, nn.Module], *, grads: bool = False, detach: bool = True) -> Iterator[dict[str, Recording]]:
+def record(layers: dict[str, nn.Module], *, grads: bool = False, detach: bool = True,
+           stop: bool = False) -> Iterator[dict[str, Recording]]:
     """Record the outputs (and, with ``grads``, output gradients) of named modules.
 
     The network downstream gets a copy of each recorded output, so a later
@@ -108,6 +124,8 @@ def record(layers: dict[str, nn.Module], *, grads: bool = False, detach: bool = 
         layers: ``{name: module}`` to watch.
         grads: also keep the gradient flowing into each output on backward.
         detach: store detached outputs (keep False to differentiate through them).
+        stop: end the forward pass (see :func:`run_partial`) once every layer has run:
+            the rest of the network is skipped.
 
     Example:
         >>> import torchvision
@@ -132,6 +150,8 @@ def record(layers: dict[str, nn.Module], *, grads: bool = False, detach: bool = 
                     def keep(grad: torch.Tensor) -> None:
                         rec.grads[index] = grad.detach()
                     tensor.register_hook(keep)
+            if stop and all(r.outputs for r in recordings.values()):
+                raise StopForward
             return tensor.clone() if output is tensor else None
 
         return hook

@@ -30,34 +30,43 @@ class Context:
     Attributes:
         images: the parameterized images ``(B, C, H, W)`` in [0, 1], before transforms.
         inputs: what went into the model (after transforms).
-        logits: the model output.
+        logits: the model output (None when the objective does not use it and the pass stopped early).
         activations: recorded layer outputs by layer name.
     """
 
     images: torch.Tensor
     inputs: torch.Tensor
-    logits: torch.Tensor
+    logits: torch.Tensor | None
     activations: dict[str, torch.Tensor] = field(default_factory=dict)
 
 
 class Objective:
-    """A score per image, to maximize. Combine with ``+``, ``-`` and scalar ``*``."""
+    """A score per image, to maximize. Combine with ``+``, ``-`` and scalar ``*``.
 
-    def __init__(self, fn: Callable[[Context], torch.Tensor], name: str, layers: Sequence[str] = ()) -> None:
+    ``uses_logits=False`` declares that the score reads only recorded layers
+    and the images, so the engine may stop the forward pass after the last
+    recorded layer (faster, and any input size works on models with a dense head).
+    """
+
+    def __init__(self, fn: Callable[[Context], torch.Tensor], name: str, layers: Sequence[str] = (), *,
+                 uses_logits: bool = True) -> None:
         self.fn, self.name, self.layers = fn, name, tuple(dict.fromkeys(layers))
+        self.uses_logits = uses_logits
 
     def __call__(self, context: Context) -> torch.Tensor:
         return self.fn(context)
 
     def __add__(self, other: Objective | float) -> Objective:
         if not isinstance(other, Objective):
-            return Objective(lambda c: self(c) + other, f"{self.name} + {other}", self.layers)
-        return Objective(lambda c: self(c) + other(c), f"{self.name} + {other.name}", self.layers + other.layers)
+            return Objective(lambda c: self(c) + other, f"{self.name} + {other}", self.layers,
+                             uses_logits=self.uses_logits)
+        return Objective(lambda c: self(c) + other(c), f"{self.name} + {other.name}", self.layers + other.layers,
+                         uses_logits=self.uses_logits or other.uses_logits)
 
     __radd__ = __add__
 
     def __neg__(self) -> Objective:
-        return Objective(lambda c: -self(c), f"-({self.name})", self.layers)
+        return Objective(lambda c: -self(c), f"-({self.name})", self.layers, uses_logits=self.uses_logits)
 
     def __sub__(self, other: Objective | float) -> Objective:
         return self + (-other)
@@ -65,8 +74,9 @@ class Objective:
     def __mul__(self, weight: float) -> Objective:
         if isinstance(weight, Objective):
             return Objective(lambda c: self(c) * weight(c), f"{self.name} * {weight.name}",
-                             self.layers + weight.layers)
-        return Objective(lambda c: weight * self(c), f"{weight} * {self.name}", self.layers)
+                             self.layers + weight.layers, uses_logits=self.uses_logits or weight.uses_logits)
+        return Objective(lambda c: weight * self(c), f"{weight} * {self.name}", self.layers,
+                         uses_logits=self.uses_logits)
 
     __rmul__ = __mul__
 
@@ -107,7 +117,7 @@ def channel(layer: str, index: Index) -> Objective:
         picked = act.gather(1, _per_image(index, act.shape[0], act.device).view(-1, 1, *([1] * (act.dim() - 2)))
                             .expand(-1, 1, *act.shape[2:]))
         return picked.flatten(1).mean(1)
-    return Objective(fn, f"{layer}:{index}", [layer])
+    return Objective(fn, f"{layer}:{index}", [layer], uses_logits=False)
 
 
 def neuron(layer: str, index: Index, y: int | None = None, x: int | None = None) -> Objective:
@@ -120,12 +130,13 @@ def neuron(layer: str, index: Index, y: int | None = None, x: int | None = None)
             raise CnnvizError(f"unit ({row}, {col}) is outside {layer}'s {act.shape[2]}x{act.shape[3]} map")
         channels = _per_image(index, act.shape[0], act.device)
         return act[torch.arange(act.shape[0], device=act.device), channels, row, col]
-    return Objective(fn, f"{layer}:{index}:{y}:{x}", [layer])
+    return Objective(fn, f"{layer}:{index}:{y}:{x}", [layer], uses_logits=False)
 
 
 def dream(layer: str) -> Objective:
     """Mean squared activation of ``layer``: DeepDream's "amplify whatever is there"."""
-    return Objective(lambda c: _activation(c, layer).pow(2).flatten(1).mean(1), f"dream[{layer}]", [layer])
+    return Objective(lambda c: _activation(c, layer).pow(2).flatten(1).mean(1), f"dream[{layer}]", [layer],
+                     uses_logits=False)
 
 
 def feature_match(layer: str, target: torch.Tensor) -> Objective:
@@ -135,7 +146,7 @@ def feature_match(layer: str, target: torch.Tensor) -> Objective:
 
     def fn(c: Context) -> torch.Tensor:
         return -(_activation(c, layer) - target).flatten(1).pow(2).sum(1) / norm
-    return Objective(fn, f"match[{layer}]", [layer])
+    return Objective(fn, f"match[{layer}]", [layer], uses_logits=False)
 
 
 def diversity(layer: str) -> Objective:
@@ -146,19 +157,20 @@ def diversity(layer: str) -> Objective:
         similarity = gram @ gram.T
         batch = similarity.shape[0]
         return -(similarity.sum(1) - similarity.diagonal()) / max(batch - 1, 1)
-    return Objective(fn, f"diversity[{layer}]", [layer])
+    return Objective(fn, f"diversity[{layer}]", [layer], uses_logits=False)
 
 
 # --- regularizers: objectives on the image itself, to be subtracted -------------------------------------
 
 def l2(center: float = 0.5) -> Objective:
     """Mean squared distance of the pixels from ``center`` (L2 decay)."""
-    return Objective(lambda c: (c.images - center).pow(2).flatten(1).mean(1), "l2")
+    return Objective(lambda c: (c.images - center).pow(2).flatten(1).mean(1), "l2", uses_logits=False)
 
 
 def alpha_norm(alpha: float = 6.0, center: float = 0.5) -> Objective:
     """Mean ``|x - center|^alpha``: keeps pixel values in a natural range (Mahendran & Vedaldi)."""
-    return Objective(lambda c: (c.images - center).abs().pow(alpha).flatten(1).mean(1), f"alpha_norm[{alpha}]")
+    return Objective(lambda c: (c.images - center).abs().pow(alpha).flatten(1).mean(1), f"alpha_norm[{alpha}]",
+                     uses_logits=False)
 
 
 def total_variation(beta: float = 2.0) -> Objective:
@@ -168,4 +180,4 @@ def total_variation(beta: float = 2.0) -> Objective:
         dy = images[:, :, 1:, :-1] - images[:, :, :-1, :-1]
         dx = images[:, :, :-1, 1:] - images[:, :, :-1, :-1]
         return (dx.pow(2) + dy.pow(2) + 1e-8).pow(beta / 2).flatten(1).mean(1)
-    return Objective(fn, f"tv[{beta}]")
+    return Objective(fn, f"tv[{beta}]", uses_logits=False)

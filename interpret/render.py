@@ -17,6 +17,7 @@ import torch
 
 from zoo.errors import CnnvizError
 
+TILE = 96  # display side that small filters, maps and patches are enlarged to (nearest, no blur)
 COLORMAPS = {name[len("COLORMAP_"):].lower(): getattr(cv2, name) for name in dir(cv2) if name.startswith("COLORMAP_")}
 
 
@@ -175,3 +176,44 @@ def explanation_panel(image: torch.Tensor, values: torch.Tensor, title: str, *, 
     blended = cv2.addWeighted(base, 1.0 - alpha, heat, alpha, 0.0)
     bar = colorbar(base.shape[0], colormap, low="-" if symmetric else "low", high="+" if symmetric else "high")
     return caption(hstack([base, heat, blended, bar]), title)
+
+
+def vstack(images: Sequence[np.ndarray], *, pad: int = 6) -> np.ndarray:
+    """Images one below the other, left-aligned on white."""
+    images = [to_uint8(im) for im in images]
+    width = max(im.shape[1] for im in images)
+    canvas = np.full((sum(im.shape[0] for im in images) + pad * (len(images) - 1), width, 3), 255, np.uint8)
+    y = 0
+    for im in images:
+        canvas[y:y + im.shape[0], :im.shape[1]] = im
+        y += im.shape[0] + pad
+    return canvas
+
+
+def same_size(tiles: Sequence[np.ndarray]) -> list[np.ndarray]:
+    """Tiles padded with white at the bottom and right to the largest one (captions may wrap)."""
+    height, width = max(t.shape[0] for t in tiles), max(t.shape[1] for t in tiles)
+    out = []
+    for tile in tiles:
+        canvas = np.full((height, width, 3), 255, np.uint8)
+        canvas[:tile.shape[0], :tile.shape[1]] = tile
+        out.append(canvas)
+    return out
+
+
+def enlarge(image: np.ndarray, side: int = TILE) -> np.ndarray:
+    """Scale an image so its longer side is about ``side``: up without blur, down by area."""
+    h, w = image.shape[:2]
+    longest = max(h, w)
+    if longest < side:
+        factor = max(1, round(side / longest))
+        return cv2.resize(image, (w * factor, h * factor), interpolation=cv2.INTER_NEAREST)
+    if longest > side:
+        return cv2.resize(image, (max(1, round(w * side / longest)), max(1, round(h * side / longest))),
+                          interpolation=cv2.INTER_AREA)
+    return image
+
+
+def captioned_grid(tiles: Sequence[np.ndarray], texts: Sequence[str], columns: int | None = None) -> np.ndarray:
+    """Tiles with a caption each, in a grid."""
+    return grid(same_size([caption(t, s) for t, s in zip(tiles, texts)]), columns=columns, pad=4)

@@ -50,6 +50,15 @@ def random_affine(max_shift: int = 8, scales: Sequence[float] = (1.0,), max_degr
     return apply
 
 
+def resize_to(size: int) -> Transform:
+    """Resize to ``size`` x ``size`` (models with a dense head need their input size back after padding)."""
+    def apply(images: torch.Tensor) -> torch.Tensor:
+        if images.shape[-2:] == (size, size):
+            return images
+        return F.interpolate(images, size=(size, size), mode="bilinear", align_corners=False, antialias=True)
+    return apply
+
+
 def compose(*transforms: Transform) -> Transform:
     """Apply ``transforms`` in order."""
     def apply(images: torch.Tensor) -> torch.Tensor:
@@ -60,7 +69,7 @@ def compose(*transforms: Transform) -> Transform:
 
 
 def standard(size: int) -> Transform:
-    """The feature-visualization default: pad, jitter, scale, rotate, jitter (scaled to the image size)."""
+    """The feature-visualization default: pad, jitter, scale, rotate, jitter, back to ``size``."""
     unit = max(1, size // 28)
     return compose(pad(2 * unit), random_affine(max_shift=unit, scales=(0.95, 1.0, 1.05, 1.1), max_degrees=10),
-                   random_affine(max_shift=unit // 2 or 1))
+                   random_affine(max_shift=unit // 2 or 1), resize_to(size))

@@ -3,7 +3,7 @@
 import pytest
 import torch
 
-from interpret import engine, objectives, param, transforms
+from interpret import engine, forward_hooks, objectives, param, transforms
 from tests.conftest import assert_unchanged, state_snapshot
 
 
@@ -76,3 +76,14 @@ def test_transforms_are_batched_and_keep_shape(device):
     images = torch.rand(4, 3, 32, 32, device=device)
     out = transforms.standard(32)(images)
     assert out.shape[0] == 4 and torch.isfinite(out).all()
+
+
+def test_layer_objectives_stop_the_forward_pass_after_their_layer(tiny, device):
+    calls = []
+    with forward_hooks([(tiny.model.fc, lambda *_: calls.append(1))]):
+        engine.optimize(tiny, param.PixelImage(shape=(1, 3, 16, 16), device=device),
+                        objectives.dream("conv1") - objectives.total_variation(), steps=3, progress=False)
+        assert calls == []
+        engine.optimize(tiny, param.PixelImage(shape=(1, 3, 16, 16), device=device),
+                        objectives.dream("conv1") + objectives.class_logit(0), steps=3, progress=False)
+        assert len(calls) == 3

@@ -18,67 +18,18 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from cli.options import add_device, add_images, add_model, add_out, load_batch, load_handle, output_dir
+from cli.options import (add_device, add_images, add_model, add_out, file_stem, load_batch, load_handle,
+                         output_dir)
 from cli.registry import Run, command
 from interpret.atlas import Atlas, ChannelExamples, channel_examples, image_name, neuron_atlas, open_dataset
 from interpret.distributed import session
 from interpret.feature_maps import channel_order, feature_maps
 from interpret.filters import FILTER_MODES, conv_weight, filter_mode, filters
 from interpret.receptive_field import Box, receptive_fields, verify_receptive_field
-from interpret.render import caption, colorize, grid, overlay, to_uint8
+from interpret.render import TILE, caption, captioned_grid, colorize, enlarge, grid, overlay, to_uint8, vstack
 from zoo import atomic_write, save_image
 from zoo.errors import CnnvizError
 from zoo.handle import ModelHandle
-
-TILE = 96  # display side that small filters, maps and patches are enlarged to (nearest, no blur)
-
-
-# ---------------------------------------------------------------- drawing helpers
-
-def vstack(images: Sequence[np.ndarray], *, pad: int = 6) -> np.ndarray:
-    """Images one below the other, left-aligned on white."""
-    images = [to_uint8(im) for im in images]
-    width = max(im.shape[1] for im in images)
-    canvas = np.full((sum(im.shape[0] for im in images) + pad * (len(images) - 1), width, 3), 255, np.uint8)
-    y = 0
-    for im in images:
-        canvas[y:y + im.shape[0], :im.shape[1]] = im
-        y += im.shape[0] + pad
-    return canvas
-
-
-def same_size(tiles: Sequence[np.ndarray]) -> list[np.ndarray]:
-    """Tiles padded with white at the bottom and right to the largest one (captions may wrap)."""
-    height, width = max(t.shape[0] for t in tiles), max(t.shape[1] for t in tiles)
-    out = []
-    for tile in tiles:
-        canvas = np.full((height, width, 3), 255, np.uint8)
-        canvas[:tile.shape[0], :tile.shape[1]] = tile
-        out.append(canvas)
-    return out
-
-
-def enlarge(image: np.ndarray, side: int = TILE) -> np.ndarray:
-    """Scale an image so its longer side is about ``side``: up without blur, down by area."""
-    h, w = image.shape[:2]
-    longest = max(h, w)
-    if longest < side:
-        factor = max(1, round(side / longest))
-        return cv2.resize(image, (w * factor, h * factor), interpolation=cv2.INTER_NEAREST)
-    if longest > side:
-        return cv2.resize(image, (max(1, round(w * side / longest)), max(1, round(h * side / longest))),
-                          interpolation=cv2.INTER_AREA)
-    return image
-
-
-def captioned_grid(tiles: Sequence[np.ndarray], texts: Sequence[str], columns: int | None = None) -> np.ndarray:
-    """Tiles with a caption each, in a grid."""
-    return grid(same_size([caption(t, s) for t, s in zip(tiles, texts)]), columns=columns, pad=4)
-
-
-def _stem(text: str) -> str:
-    return re.sub(r"[^A-Za-z0-9._-]+", "_", text).strip("_") or "x"
-
 
 # ---------------------------------------------------------------- filters
 
@@ -114,7 +65,7 @@ def filters_command(parser: argparse.ArgumentParser) -> Run:
         else:
             image = grid(list(tiles), pad=2, scale=scale)
         title = f"{handle.name} {name}: {weight.shape[0]} filters {weight.shape[-2]}x{weight.shape[-1]} ({mode})"
-        path = save_image(out / f"{_stem(handle.name)}-{_stem(name)}-filters.png", caption(image, title))
+        path = save_image(out / f"{file_stem(handle.name)}-{file_stem(name)}-filters.png", caption(image, title))
         print(path)
 
     return run
@@ -162,7 +113,7 @@ def featuremaps_command(parser: argparse.ArgumentParser) -> Run:
             image = captioned_grid(tiles, texts)
             title = (f"{handle.name} {layer} on {name}: {len(texts)} of {maps.shape[1]} channels, "
                      f"{maps.shape[2]}x{maps.shape[3]}, by {args.sort}")
-            path = save_image(out / f"{_stem(name)}-{_stem(layer)}-maps.png", caption(image, title))
+            path = save_image(out / f"{file_stem(name)}-{file_stem(layer)}-maps.png", caption(image, title))
             print(path)
 
     return run
