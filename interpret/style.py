@@ -30,7 +30,7 @@ Example:
     >>> result = style_transfer(handle, content, style=zoo.load_image("gravel"), size=64, steps=2,
     ...                         progress=False)
     >>> result.images.shape, sorted(result.history)
-    (torch.Size([1, 3, 64, 96]), ['content', 'style', 'total', 'tv'])
+    (torch.Size([1, 3, 43, 64]), ['content', 'style', 'total', 'tv'])
 """
 
 from __future__ import annotations
@@ -278,10 +278,15 @@ def _deepest(handle: ModelHandle, layers: Sequence[str], probe: torch.Tensor) ->
     def make(name: str):  # noqa: ANN202
         def hook(module: nn.Module, inputs: object, output: object) -> None:
             order.append(name)
+            if set(order) >= set(layers):  # no need to run the rest (a dense head may not fit the size)
+                raise _StopForward
         return hook
 
     with torch.no_grad(), forward_hooks((m, make(n)) for n, m in modules.items()):
-        handle(probe)
+        try:
+            handle(probe)
+        except _StopForward:
+            pass
     missing = [n for n in layers if n not in order]
     if missing:
         raise CnnvizError(f"layer(s) {', '.join(missing)} did not run in {handle.name}'s forward pass: pick others")
