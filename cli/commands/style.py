@@ -144,7 +144,7 @@ def style(parser: argparse.ArgumentParser) -> Run:
             "size": [h, w], "optimizer": args.optimizer, "steps": args.steps, "init": args.init,
             "smoothing": result.smoothing, "style_layers": result.style_layers,
             "content_layer": result.content_layer, "octaves": [list(o) for o in result.octaves],
-            "seconds": round(result.seconds, 3),
+            "seconds": round(result.seconds, 3), "lbfgs_restarts": result.restarts,
             "seconds_per_step": round(result.seconds / sum(o[2] for o in result.octaves), 4),
             "final_losses": {k: v[0] for k, v in result.final_losses().items()},
             "initial_losses": {k: float(v[0, 0]) for k, v in result.history.items()},
