@@ -40,7 +40,7 @@ def build_parser() -> argparse.ArgumentParser:
                     formatter_class=argparse.RawDescriptionHelpFormatter)
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", required=True, parser_class=Parser)
     for cmd in commands():
-        sub = subparsers.add_parser(cmd.name, help=cmd.help, description=cmd.description,
+        sub = subparsers.add_parser(cmd.name, help=cmd.help.replace("%", "%%"), description=cmd.description,
                                     formatter_class=argparse.RawDescriptionHelpFormatter)
         sub.set_defaults(run=cmd.configure(sub))
     return parser
