@@ -292,7 +292,7 @@ def _name(handle: ModelHandle, index: int) -> str:
 
 def image_page(model: str, subject: Subject) -> Page:
     """The page of one image under one model."""
-    return Page(slug(f"{model}-{subject.name}"), f"{subject.name} ({model})", "image",
+    return Page(slug(f"img-{model}-{subject.name}"), f"{subject.name} ({model})", "image",
                 f"What {model} looks at in {subject.name}: every attribution method of the registry on the "
                 "predicted class, with deletion AUC (lower is better) and insertion AUC (higher is better) "
                 "next to a random map.")
@@ -539,26 +539,28 @@ def inversion_cards(ctx: Context, model: str) -> list[Card]:
 
 
 def deepdream_cards(ctx: Context, model: str) -> list[Card]:
-    """DeepDream on the first image (needs ``interpret.deepdream``; its ``deepdream(handle, images, layer=,
-    steps=)`` returning images)."""
+    """DeepDream on the first image at a middle layer (needs ``interpret.deepdream``)."""
     if not has_module("interpret.deepdream"):
         return []
     subject = ctx.subjects(model)[0]
-    layer = ctx.layers(model)[len(ctx.layers(model)) // 2]
+    layers = ctx.layers(model)
+    layer = layers[len(layers) // 2]
+    # Octaves dream at smaller sizes first: a model that takes only its own size gets one octave.
+    octaves = 1 if fixed_input(ctx.handle(model)) else 3
 
     def compute() -> Output:
-        module = importlib.import_module("interpret.deepdream")
+        from interpret.deepdream import deepdream
+
         handle = ctx.handle(model)
         image = ctx.batch(model)[:1]
-        dreamed = module.deepdream(handle, image, layer=layer, steps=ctx.sizes.dream_steps)
-        if isinstance(dreamed, tuple):
-            dreamed = dreamed[0]
-        dreamed = getattr(dreamed, "images", dreamed)
-        return Output([("original", ctx.show(image[0])), (f"dreamed at {layer}", ctx.show(dreamed[0]))], {},
-                      "Gradient ascent on the layer's activation, starting from the photo.")
+        dreamt = deepdream(handle, image, layer=layer, octaves=octaves, steps=ctx.sizes.dream_steps,
+                           jitter=max(1, handle.input_size // 7), progress=ctx.settings.progress)
+        return Output([("original", ctx.show(image[0])), (f"dreamt at {layer}", ctx.show(dreamt[0]))], {},
+                      "Gradient ascent on the photo to amplify what the layer already sees, octave by octave.")
 
-    return [Card(model_page(model).slug, "deepdream", f"DeepDream at {layer}", "deepdream",
-                 {"model": model, "layer": layer, "image": subject.name, "steps": ctx.sizes.dream_steps},
+    return [Card(model_page(model).slug, "deepdream", f"DeepDream at {layer}", "dream",
+                 {"model": model, "layer": layer, "image": subject.name, "octaves": octaves,
+                  "steps": ctx.sizes.dream_steps, "jitter": max(1, ctx.handle(model).input_size // 7)},
                  compute, "DeepDream")]
 
 
@@ -622,26 +624,28 @@ def fooling_cards(ctx: Context, model: str) -> list[Card]:
 
 
 def style_cards(ctx: Context, model: str) -> list[Card]:
-    """Style transfer (needs ``interpret.style`` with ``style_transfer(handle, content, style, steps=, size=)``)."""
+    """Style transfer of a photo with the model's features (needs ``interpret.style``; colour models only)."""
     if not has_module("interpret.style") or ctx.handle(model).in_channels != 3:
         return []
-    content, style = "astronaut", "hubble"
+    content, style = "chelsea", "immunohistochemistry"
+    side = ctx.sizes.style_size
 
     def compute() -> Output:
-        module = importlib.import_module("interpret.style")
-        handle = ctx.handle(model)
-        side = ctx.sizes.style_size
-        result = module.style_transfer(handle, zoo.load_image(content), zoo.load_image(style),
-                                       steps=ctx.sizes.style_steps, size=side)
-        image = getattr(result, "images", result)
-        image = image[0] if image.dim() == 4 else image
-        return Output([("content", fit(to_uint8(zoo.load_image(content)), side)),
-                       ("style", fit(to_uint8(zoo.load_image(style)), side)), ("result", to_uint8(image))], {},
-                      "The content's layout painted with the style's textures (Gram matrices).")
+        from interpret.style import style_transfer
 
-    return [Card(ATTACKS.slug, slug(f"style-{model}"), f"style transfer with {model}", "style_transfer",
+        handle = ctx.handle(model)
+        content_image = zoo.load_image(content)
+        style_image = zoo.load_image(style)
+        result = style_transfer(handle, content_image[None].to(handle.device), style=style_image.to(handle.device),
+                                size=side, steps=ctx.sizes.style_steps, progress=ctx.settings.progress)
+        return Output([("content", fit(to_uint8(content_image), side)), ("style", fit(to_uint8(style_image), side)),
+                       ("result", to_uint8(result.images[0]))], {},
+                      "The content's layout painted with the style's textures (Gram matrices of softmax-smoothed "
+                      "features).")
+
+    return [Card(ATTACKS.slug, slug(f"style-{model}"), f"style transfer with {model}", "style",
                  {"model": model, "content": content, "style": style, "steps": ctx.sizes.style_steps,
-                  "size": ctx.sizes.style_size}, compute, "Style transfer")]
+                  "size": side}, compute, "Style transfer")]
 
 
 # ---------------------------------------------------------------- training
