@@ -11,7 +11,7 @@ Example:
     >>> import zoo, interpret
     >>> handle = zoo.load("efficientnet_lite0", device="cpu")
     >>> photo = handle.prepare([zoo.load_image("chelsea")])
-    >>> dreamt = interpret.deepdream(handle, photo, layer="blocks.10", octaves=2, steps=2, progress=False)
+    >>> dreamt = interpret.deepdream(handle, photo, octaves=2, steps=2, progress=False)  # layer blocks.10
     >>> dreamt.shape
     torch.Size([1, 3, 224, 224])
 """
@@ -26,9 +26,11 @@ from interpret import engine, objectives, param
 from interpret.registry import method
 from zoo.errors import CnnvizError
 from zoo.handle import ModelHandle
+from zoo.layers import layer_at_depth
 
 TILE = 512
 TILE_ABOVE = 1024
+DEPTH = 0.6  # the default layer: about 60 % of the way up, where eyes, fur and wheels emerge
 
 
 class RandomShift:
@@ -77,7 +79,8 @@ def deepdream(handle: ModelHandle, images: torch.Tensor, target: object = None, 
     Args:
         images: photos ``(B, C, H, W)`` in [0, 1], any size.
         target: unused (DeepDream amplifies a layer, not a class).
-        layer: layer to amplify (default: the model's default layer; list: ``cnnviz layers MODEL``).
+        layer: layer to amplify (default: the block about 60 % of the way up the network,
+            e.g. ``blocks.10`` of EfficientNet-Lite0; list: ``cnnviz layers MODEL``).
         channel: amplify only this channel of the layer.
         octaves: number of scales, smallest first.
         octave_scale: size ratio between octaves.
@@ -91,9 +94,7 @@ def deepdream(handle: ModelHandle, images: torch.Tensor, target: object = None, 
     """
     if images is None:
         raise CnnvizError("DeepDream starts from a photo: pass images")
-    layer = layer or handle.default_layer
-    if layer is None:
-        raise CnnvizError(f"{handle.name} has no default layer: pass layer= (see cnnviz layers)")
+    layer = layer or layer_at_depth(handle.model, DEPTH)
     objective = objectives.dream(layer) if channel is None else objectives.channel(layer, channel)
     height, width = images.shape[-2:]
     if tile is None:

@@ -30,6 +30,7 @@ from interpret.feature_maps import layer_output
 from interpret.registry import method
 from zoo.errors import CnnvizError
 from zoo.handle import ModelHandle
+from zoo.layers import layer_depth
 
 Parameterization = Literal["pixels", "fourier"]
 
@@ -52,17 +53,9 @@ class InversionPreset:
     parameterization: Parameterization
 
 
-def layer_depth(handle: ModelHandle, layer: str) -> float:
-    """Where ``layer`` sits in the network, from 0 (first module) to 1 (last)."""
-    modules = [module for name, module in handle.model.named_modules() if name]
-    wanted = handle.layer(layer)
-    position = next(i for i, module in enumerate(modules) if module is wanted)
-    return position / max(len(modules) - 1, 1)
-
-
 def preset_for(handle: ModelHandle, layer: str) -> InversionPreset:
     """Per-layer preset: deeper layers keep less of the image, so they need more smoothing and jitter."""
-    depth = layer_depth(handle, layer)
+    depth = layer_depth(handle.model, layer)
     side = handle.input_size
     return InversionPreset(tv_weight=1.0 + 19.0 * depth, alpha_weight=1.0,
                            jitter=round(depth * side / 56), parameterization="pixels")

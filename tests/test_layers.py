@@ -6,6 +6,7 @@ from torch import nn
 import zoo
 from interpret import layer_table, textbook_params, textbook_total
 from zoo.errors import CnnvizError
+from zoo.layers import layer_at_depth, layer_depth
 
 
 def test_resolve_by_dotted_name_and_module():
@@ -61,3 +62,10 @@ def test_layer_table_flags_shared_modules_and_leaves_model_alone():
     assert rows["layer1.0.relu"].calls == 2  # torchvision reuses each block's ReLU
     assert rows["layer1.0.conv1"].calls == 1
     assert_unchanged(before, net)
+
+
+def test_layer_depth_runs_from_first_to_last_module_and_picks_blocks():
+    net = torchvision.models.resnet18()
+    assert layer_depth(net, "conv1") == 0.0 and layer_depth(net, "fc") == 1.0
+    assert layer_depth(net, "layer2") < layer_depth(net, "layer3.1") < layer_depth(net, "layer4")
+    assert layer_at_depth(net, 0.6) == "layer3.1" and layer_at_depth(net, 0.0) == "conv1"

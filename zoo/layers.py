@@ -37,3 +37,25 @@ def layer_name(model: nn.Module, module: nn.Module) -> str:
         if candidate is module:
             return name
     raise CnnvizError(f"the {type(module).__name__} is not part of this model")
+
+
+def layer_depth(model: nn.Module, layer: str | nn.Module) -> float:
+    """Where ``layer`` sits among ``model``'s modules, from 0 (the first) to 1 (the last)."""
+    modules = [module for name, module in model.named_modules() if name]
+    wanted = resolve_layer(model, layer)
+    position = next(i for i, module in enumerate(modules) if module is wanted)
+    return position / max(len(modules) - 1, 1)
+
+
+def layer_at_depth(model: nn.Module, depth: float) -> str:
+    """The block-level layer (a name with at most one dot) nearest to ``depth`` in [0, 1].
+
+    Example:
+        >>> import torchvision
+        >>> layer_at_depth(torchvision.models.resnet18(), 0.6)
+        'layer3.1'
+    """
+    names = [name for name, _ in model.named_modules() if name and name.count(".") <= 1]
+    if not names:
+        raise CnnvizError(f"{type(model).__name__} has no submodules to choose from")
+    return min(names, key=lambda name: abs(layer_depth(model, name) - depth))

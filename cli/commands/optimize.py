@@ -15,13 +15,14 @@ from cli.options import (add_images, add_model, add_out, load_batch, load_handle
 from cli.registry import Run, command
 from interpret import get_method
 from interpret.actmax import class_scores, parse_unit
-from interpret.deepdream import resize
+from interpret.deepdream import DEPTH, resize
 from interpret.feature_maps import layer_output
 from interpret.inversion import inversion_scores
 from interpret.render import captioned_grid, enlarge, to_uint8
 from interpret.targets import class_index
 from zoo import save_image
 from zoo.handle import ModelHandle, match_channels
+from zoo.layers import layer_at_depth
 
 FAMILY = "optimization"
 
@@ -152,7 +153,7 @@ def invert_command(parser: argparse.ArgumentParser) -> Run:
                      "are processed in tiles. Writes STEM-dream.png and STEM-dream.json (the layer's mean\n"
                      "squared activation before and after, seconds).\n\n"
                      "examples:\n"
-                     "  cnnviz dream --image chelsea --layer blocks.10\n"
+                     "  cnnviz dream --image chelsea\n"
                      "  cnnviz dream --image astronaut --layer blocks.6 --channel 12 --size 1024\n"
                      "  cnnviz dream --image coffee --octaves 6 --steps 20")
 def dream_command(parser: argparse.ArgumentParser) -> Run:
@@ -160,13 +161,14 @@ def dream_command(parser: argparse.ArgumentParser) -> Run:
     add_model(parser)
     add_out(parser)
     parser.add_argument("--layer", "-l", metavar="NAME",
-                        help="layer to amplify (default: the model's default layer; list: cnnviz layers MODEL)")
+                        help="layer to amplify (default: the block 60%% of the way up, blocks.10 on "
+                             "efficientnet_lite0; list: cnnviz layers MODEL)")
     parser.add_argument("--size", type=int, metavar="PX", help="resize so the longer side is PX (default: as is)")
     _options(parser, "dream")
 
     def run(args: argparse.Namespace) -> None:
         handle = load_handle(args)
-        layer = args.layer or handle.default_layer
+        layer = args.layer or layer_at_depth(handle.model, DEPTH)
         handle.layer(layer)
         out = output_dir(args.out)
         method = get_method("dream", FAMILY)
