@@ -19,6 +19,9 @@ from interpret.cam import gradcam, guided_gradcam  # isort: skip
 from interpret.actmax import actmax  # isort: skip
 from interpret.inversion import inversion_scores, invert  # isort: skip
 from interpret.deepdream import deepdream  # isort: skip
+from interpret.style import style_transfer  # isort: skip
+from interpret.adversarial import attack_report, fgsm, pgd  # isort: skip
+from interpret.fooling import fool  # isort: skip
 from interpret.feature_maps import channel_order, feature_maps, layer_output  # isort: skip
 from interpret.atlas import Atlas, channel_examples, neuron_atlas, open_dataset
 from interpret.filters import conv_layers, filters
@@ -35,7 +38,7 @@ __all__ = [
     "layer_output", "neuron_atlas", "open_dataset", "receptive_field", "receptive_fields", "unit_gradient",
     "verify_receptive_field",
     "gradcam", "guided_backprop", "guided_gradcam", "integrated_gradients", "occlusion", "saliency", "smoothgrad",
-    "actmax", "deepdream", "inversion_scores", "invert",
+    "actmax", "attack_report", "deepdream", "fgsm", "fool", "inversion_scores", "invert", "pgd", "style_transfer",
     "LayerRow", "Method", "class_index", "forward_hooks", "get_method", "hook_counts", "layer_table", "method",
     "methods", "preserve", "record", "target_indices", "target_scores", "textbook_params", "textbook_total",
 ]

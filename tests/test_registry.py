@@ -1,0 +1,58 @@
+"""Every registered method, whatever its family, leaves the model exactly as it found it, after success and
+after an error (the registry's ``preserve`` guard), and returns finite values."""
+
+import pytest
+import torch
+
+import interpret
+from interpret import hook_counts
+from tests.conftest import assert_unchanged, state_snapshot
+
+# Small settings so each method runs in a moment on the tiny model; a method takes the ones it has.
+FAST = {"steps": 2, "samples": 2, "window": 8, "stride": 8, "octaves": 2, "size": 16, "batch_size": 2}
+EXTRA = {"style": {"style": torch.rand(1, 3, 16, 16, generator=torch.Generator().manual_seed(0))}, "actmax": {"preset": "pixels"}}
+TARGET = {"actmax": [1, 2], "style": None, "dream": None, "invert": None}  # actmax: one picture per class
+
+
+def _call(method, model, images):
+    options = {k: v for k, v in FAST.items() if k in method.options()}
+    options.update(EXTRA.get(method.name, {}))
+    if "progress" in method.options():
+        options["progress"] = False
+    return method.fn(model, images, TARGET.get(method.name, 1), **options)
+
+
+def _tensors(result):
+    if isinstance(result, torch.Tensor):
+        return [result]
+    return [v for v in vars(result).values() if isinstance(v, torch.Tensor)]
+
+
+@pytest.mark.parametrize("name", [m.name for m in interpret.methods()])
+def test_method_leaves_the_model_unchanged_and_returns_finite_values(tiny, device, name):
+    method = interpret.get_method(name)
+    tiny.train()
+    before, hooks = state_snapshot(tiny), hook_counts(tiny)
+    result = _call(method, tiny, torch.rand(2, 3, 16, 16, device=device))
+    assert _tensors(result) and all(torch.isfinite(t).all() for t in _tensors(result))
+    assert_unchanged(before, tiny)
+    assert hook_counts(tiny) == hooks
+
+
+@pytest.mark.parametrize("name", [m.name for m in interpret.methods()])
+def test_method_leaves_the_model_unchanged_when_the_model_raises(tiny, device, name):
+    method = interpret.get_method(name)
+    tiny.train()
+    before, hooks = state_snapshot(tiny), hook_counts(tiny)
+
+    def explode(*_):
+        raise RuntimeError("boom")
+
+    handle = tiny.model.conv1.register_forward_hook(explode)  # the first layer: every method runs it
+    try:
+        with pytest.raises(Exception):
+            _call(method, tiny, torch.rand(2, 3, 16, 16, device=device))
+    finally:
+        handle.remove()
+    assert_unchanged(before, tiny)
+    assert hook_counts(tiny) == hooks
