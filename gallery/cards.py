@@ -99,7 +99,7 @@ def slug(text: str) -> str:
 
     Example:
         >>> slug("chelsea"), slug("<b>cat</b>.png")
-        ('chelsea', 'b-cat-b-png-4d3b6e')
+        ('chelsea', 'b-cat-b-png-432504')
     """
     clean = re.sub(r"[^a-z0-9_]+", "-", text.lower()).strip("-")[:60] or "x"
     if clean == text:

@@ -77,9 +77,9 @@ class Budget:
 
 
 QUICK = Budget(images=3, attribution={"samples": 10, "steps": 16, "window": 48, "stride": 24}, curve_steps=16,
-               layers=3, atlas_images=2000, atlas_channels=8, atlas_top=5, classes=3, actmax_steps=128,
+               layers=3, atlas_images=2000, atlas_channels=8, atlas_top=5, classes=3, actmax_steps=256,
                inversion_steps=96, dream_steps=24, attack_steps=10, fooling_steps=100, fooling_classes=2,
-               style_steps=60, style_size=160)
+               style_steps=60, style_size=224)
 FULL = Budget(images=6, attribution={}, curve_steps=32, layers=5, atlas_images=10000, atlas_channels=16,
               atlas_top=8, classes=8, actmax_steps=512, inversion_steps=300, dream_steps=100, attack_steps=40,
               fooling_steps=300, fooling_classes=6, style_steps=300, style_size=320)
@@ -254,8 +254,10 @@ class Context:
         """A few layers spread from input to output: the network's stages (blocks), else its conv layers."""
         handle = self.handle(model)
         rows = interpret.layer_table(handle)
-        stages = [r.name for r in rows if r.depth == 1 and r.calls == 1 and r.output_shape is not None
-                  and len(r.output_shape) == 4 and r.type not in ("Sequential", "ModuleList", "Identity")]
+        containers = {r.name for r in rows if r.type in ("Sequential", "ModuleList")}
+        stages = [r.name for r in rows if "." in r.name and r.name.rsplit(".", 1)[0] in containers
+                  and r.calls == 1 and r.output_shape is not None and len(r.output_shape) == 4
+                  and r.type not in ("Sequential", "ModuleList", "Identity")]
         if len(stages) < 2:
             stages = [name for name, _ in interpret.conv_layers(handle)]
         if not stages:
@@ -745,7 +747,7 @@ def plan(settings: Settings) -> Plan:
         if training:
             result.pages.append(training_page(model))
             result.cards += training
-    attacks = [card for model in dict.fromkeys(settings.models) for section in ATTACK_SECTIONS
+    attacks = [card for section in ATTACK_SECTIONS for model in dict.fromkeys(settings.models)
                for card in section(ctx, model)]
     if attacks:
         result.pages.append(ATTACKS)
