@@ -77,6 +77,7 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--skip-inversion", action="store_true")
     parser.add_argument("--skip-dream", action="store_true")
+    parser.add_argument("--dream-sizes", type=int, nargs="+", default=[1024, 2048])
     args = parser.parse_args()
 
     handle = zoo.load("efficientnet_lite0", device=args.device)
@@ -116,7 +117,7 @@ def main() -> None:
         photos = handle.prepare([zoo.load_image(s) for s in ("chelsea", "coffee", "astronaut")])
         print("### Feature inversion (chelsea, coffee, astronaut; default presets, 300 steps)\n")
         print("| layer | normalized error (each photo) | class kept | seconds |\n|---|---|---|---:|")
-        for layer in ("stem", "blocks.3", "blocks.8", "blocks.13", "head"):
+        for layer in ("stem", "blocks.3", "blocks.8", "blocks.13", "head.bn", "head"):
             rebuilt, took = timed(lambda: interpret.invert(handle, photos, layer=layer, progress=False), device)
             s = interpret.inversion_scores(handle, photos, rebuilt, layer)
             print(f"| {layer} | {', '.join(f'{e:.3f}' for e in s['error'])} | "
@@ -127,7 +128,7 @@ def main() -> None:
         photo = zoo.load_image("astronaut")[None].to(device)  # 512 x 512
         print("### DeepDream (astronaut, layer blocks.10, 4 octaves x 10 steps)\n")
         print("| size | tiles | seconds |\n|---|---|---:|")
-        for side in (1024, 2048):
+        for side in args.dream_sizes:
             big = F.interpolate(photo, size=(side, side), mode="bilinear", align_corners=False)
             _, took = timed(lambda: interpret.deepdream(handle, big, layer="blocks.10", progress=False), device)
             print(f"| {side} px | {'512 px' if side > 1024 else 'none'} | {took:.1f} |")

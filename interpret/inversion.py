@@ -8,6 +8,11 @@ Early layers give back an almost exact photo; deep layers keep the object's
 parts and lose their arrangement and colour. The regularizer weights grow
 with the layer's depth, as in the paper's per-layer presets.
 
+Invert a layer before a clipping activation rather than after it: past
+EfficientNet-Lite0's final ReLU6 (``head``) most units pass no gradient and
+the error stays above 0.9, while ``head.bn`` (the same features before the
+clip) reconstructs to about 0.07 with the class kept.
+
 Example:
     >>> import zoo, interpret
     >>> handle = zoo.load("efficientnet_lite0", device="cpu")

@@ -107,7 +107,7 @@ def _captions(labels: list[str], report: dict) -> list[str]:
                      "the normalized error ||phi(x)-phi0||^2/||phi0||^2) and a JSON with, per layer, the error\n"
                      "and whether the model still predicts the original's class from the reconstruction.\n\n"
                      "examples:\n"
-                     "  cnnviz invert --image coffee --layer stem blocks.3 blocks.8 blocks.13 head\n"
+                     "  cnnviz invert --image coffee --layer stem blocks.3 blocks.8 blocks.13 head.bn\n"
                      "  cnnviz invert --image chelsea --layer blocks.8 --steps 600 --tv-weight 20")
 def invert_command(parser: argparse.ArgumentParser) -> Run:
     add_images(parser)
