@@ -55,12 +55,15 @@ class Page:
         title: shown in the navigation and heading (any text: it is escaped).
         kind: ``image``, ``model``, ``training`` or ``attacks``: groups pages on the index.
         intro: a paragraph under the heading.
+        strip: a section whose cards are also shown in one row at the top, each by its last
+            image and its scores (the attribution methods side by side).
     """
 
     slug: str
     title: str
     kind: str
     intro: str = ""
+    strip: str = ""
 
 
 @dataclass(frozen=True)

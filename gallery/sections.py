@@ -292,12 +292,16 @@ def _name(handle: ModelHandle, index: int) -> str:
 
 # ---------------------------------------------------------------- image pages: attribution
 
+ATTRIBUTION_SECTION = "Attribution maps of the predicted class"
+INVERSION_SECTION = "Feature inversion"
+
+
 def image_page(model: str, subject: Subject) -> Page:
     """The page of one image under one model."""
     return Page(slug(f"img-{model}-{subject.name}"), f"{subject.name} ({model})", "image",
                 f"What {model} looks at in {subject.name}: every attribution method of the registry on the "
                 "predicted class, with deletion AUC (lower is better) and insertion AUC (higher is better) "
-                "next to a random map.")
+                "next to a random map.", strip=ATTRIBUTION_SECTION)
 
 
 def attribution_options(method: interpret.Method, side: int, overrides: dict[str, Any]) -> dict[str, Any]:
@@ -325,7 +329,7 @@ def attribution_cards(ctx: Context, model: str) -> list[Card]:
     side = ctx.handle(model).input_size
     for b, subject in enumerate(ctx.subjects(model)):
         page = image_page(model, subject).slug
-        section = "Attribution maps of the predicted class"
+        section = ATTRIBUTION_SECTION
 
         def prediction(b: int = b) -> Output:
             handle = ctx.handle(model)
@@ -387,7 +391,7 @@ def model_page(model: str) -> Page:
     return Page(slug(f"model-{model}"), f"model {model}", "model",
                 f"Inside {model}: its first-layer filters, feature maps, the image patches that excite "
                 "channels most (neuron atlas), pictures optimized to be each class, and what its layers "
-                "remember of an image.")
+                "remember of an image.", strip=INVERSION_SECTION)
 
 
 def filter_cards(ctx: Context, model: str) -> list[Card]:
@@ -536,7 +540,7 @@ def inversion_cards(ctx: Context, model: str) -> list[Card]:
 
         cards.append(Card(model_page(model).slug, slug(f"invert-{layer}"), f"inversion from {layer}", "invert",
                           {"model": model, "layer": layer, "image": subject.name,
-                           "steps": ctx.sizes.inversion_steps, "seed": 0}, compute, "Feature inversion"))
+                           "steps": ctx.sizes.inversion_steps, "seed": 0}, compute, INVERSION_SECTION))
     return cards
 
 

@@ -43,6 +43,9 @@ td, th { border: 1px solid #e0e0e0; padding: 1px 6px; text-align: left; vertical
 details { font-size: 0.85em; } code { font-size: 0.95em; }
 .note { font-size: 0.85em; max-width: 520px; }
 ul.pages li { margin: 0.2em 0; }
+.strip { display: flex; flex-wrap: wrap; gap: 8px; }
+.strip .cell { width: 150px; font-size: 0.75em; color: #222; text-decoration: none; }
+.strip img { display: block; width: 150px; height: auto; }
 """
 
 
@@ -86,6 +89,26 @@ def card_html(data: dict[str, Any], page: str) -> str:
     return "\n".join(parts)
 
 
+def strip_html(out: Path, page: dict[str, Any], section: str) -> str:
+    """The finished cards of ``section`` in one row: last image (small), title and scores, linked to the card."""
+    cells = []
+    for c in page["cards"]:
+        data = read_card(out, page["slug"], c["id"]) if c.get("section") == section else None
+        if not data or not data.get("images"):
+            continue
+        image = data["images"][-1]
+        src = f"{CARDS_DIR}/{page['slug']}/{image['file']}"
+        numbers = " ".join(f"{escape(str(k))} {escape(_value(v))}" for k, v in data.get("scores", {}).items()
+                           if isinstance(v, (int, float)) and not isinstance(v, bool))
+        cells.append(f'<a class="cell" href="#{escape(data["id"], quote=True)}"><img src="{_href(src)}" '
+                     f'alt="{escape(str(data.get("title", "")), quote=True)}" width="150" height="'
+                     f'{round(150 * int(image["height"]) / max(int(image["width"]), 1))}">'
+                     f"<span><b>{escape(str(data.get('title', '')))}</b><br>{numbers}</span></a>")
+    if not cells:
+        return ""
+    return f'<h2>{escape(section)}: side by side</h2>\n<div class="strip">' + "\n".join(cells) + "</div>"
+
+
 def failed_html(card_id: str, title: str, reason: str) -> str:
     """A card that failed in this build (it is retried by the next one)."""
     return (f'<article class="card failed" id="{escape(card_id, quote=True)}"><h3>{escape(title)}</h3>'
@@ -123,6 +146,7 @@ def update_manifest(out: Path, pages: Sequence[Page], cards: Sequence[Card], set
     order = {p["slug"]: p for p in manifest["pages"] if isinstance(p, dict) and "slug" in p}
     for page in pages:
         order[page.slug] = {"slug": page.slug, "title": page.title, "kind": page.kind, "intro": page.intro,
+                            "strip": page.strip,
                             "cards": [{"id": c.id, "title": c.title, "section": c.section}
                                       for c in cards if c.page == page.slug]}
     manifest = {"pages": list(order.values()), "settings": settings}
@@ -154,6 +178,8 @@ def write_site(out: Path, manifest: dict[str, Any], failed: dict[str, str] | Non
         body = [f"<h1>{escape(p['title'])}</h1>"]
         if p.get("intro"):
             body.append(f"<p>{escape(p['intro'])}</p>")
+        if p.get("strip"):
+            body.append(strip_html(out, p, p["strip"]))
         section = None
         open_cards = False
         for c in p["cards"]:
