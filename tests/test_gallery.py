@@ -86,7 +86,9 @@ def local_targets(page: Path, tags: Tags) -> list[Path]:
             continue
         parts = urlsplit(ref)
         assert not parts.scheme and not parts.netloc, f"{page.name} links outside the gallery: {ref}"
-        targets.append(page.parent / unquote(parts.path))
+        targets.append(page.parent / unquote(parts.path) if parts.path else page)
+        if parts.fragment:  # an anchor on this page: the id must exist
+            assert not parts.path and ("id", parts.fragment) in {(k, v) for _, a in tags.tags for k, v in a.items()}
     return targets
 
 
@@ -284,6 +286,9 @@ def page_problems(browser: object, page: Path, site: Path) -> list[str]:
         target = Path(unquote(parts.path))
         if parts.scheme != "file" or not target.is_file() or site.resolve() not in target.resolve().parents:
             problems.append(f"link to no gallery file: {link}")
+        elif parts.fragment and target == page and not browser.execute_script(
+                "return document.getElementById(arguments[0]) !== null", unquote(parts.fragment)):
+            problems.append(f"anchor to nothing: {link}")
     injected = browser.execute_script(
         "return [document.querySelectorAll('[onerror]').length,"
         " Array.from(document.images).filter(i => !i.getAttribute('src').startsWith('cards/')).length]")
@@ -331,6 +336,7 @@ def test_gallery_in_a_real_browser(tmp_path: Path) -> None:
         (folder / "gradcam-0.png").write_bytes(b"not a png")
         (folder / "gradcam-1.png").unlink()
         problems = page_problems(browser, shots["image"], site)
-        assert sum("does not decode" in p for p in problems) == 2 and any("console" in p for p in problems)
+        undecoded = {p.rsplit("/", 1)[-1] for p in problems if "does not decode" in p}
+        assert undecoded == {"gradcam-0.png", "gradcam-1.png"} and any("console" in p for p in problems)
     finally:
         browser.quit()
