@@ -340,3 +340,16 @@ def test_gallery_in_a_real_browser(tmp_path: Path) -> None:
         assert undecoded == {"gradcam-0.png", "gradcam-1.png"} and any("console" in p for p in problems)
     finally:
         browser.quit()
+
+
+def test_cli_refuses_bad_input_before_writing(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from cli.main import main
+
+    site = tmp_path / "site"
+    assert main(["gallery", "--model", "efficientnet_lite9", "--out", str(site), "--no-progress"]) == 2
+    assert "efficientnet_lite0" in capsys.readouterr().err  # the closest names are suggested
+    assert main(["gallery", "--model", "fashion_cnn", "--images", str(tmp_path / "missing.png"),
+                 "--out", str(site), "--no-progress"]) == 2
+    assert not site.exists()
+    (tmp_path / "file").write_text("x")
+    assert main(["gallery", "--model", "fashion_cnn", "--out", str(tmp_path / "file"), "--no-progress"]) == 2
