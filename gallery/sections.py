@@ -52,7 +52,7 @@ class Budget:
         classes: classes drawn by activation maximization (all when a model has at most 10).
         actmax_steps: activation-maximization steps.
         inversion_steps: feature-inversion steps per layer.
-        dream_steps: DeepDream steps.
+        dream_steps: DeepDream steps per octave.
         attack_steps: PGD steps.
         fooling_steps: the most fooling steps; fooling_classes: classes fooled (all when at most 10).
         style_steps: style-transfer steps; style_size: its image side.
@@ -78,10 +78,10 @@ class Budget:
 
 QUICK = Budget(images=3, attribution={"samples": 10, "steps": 16, "window": 48, "stride": 24}, curve_steps=16,
                layers=3, atlas_images=2000, atlas_channels=8, atlas_top=5, classes=3, actmax_steps=256,
-               inversion_steps=96, dream_steps=24, attack_steps=10, fooling_steps=100, fooling_classes=2,
+               inversion_steps=96, dream_steps=10, attack_steps=10, fooling_steps=100, fooling_classes=2,
                style_steps=60, style_size=224)
 FULL = Budget(images=6, attribution={}, curve_steps=32, layers=5, atlas_images=10000, atlas_channels=16,
-              atlas_top=8, classes=8, actmax_steps=512, inversion_steps=300, dream_steps=100, attack_steps=40,
+              atlas_top=8, classes=8, actmax_steps=512, inversion_steps=300, dream_steps=10, attack_steps=40,
               fooling_steps=300, fooling_classes=6, style_steps=300, style_size=320)
 
 
@@ -548,11 +548,13 @@ def deepdream_cards(ctx: Context, model: str) -> list[Card]:
     """DeepDream on the first image at a middle layer (needs ``interpret.deepdream``)."""
     if not has_module("interpret.deepdream"):
         return []
+    from interpret.deepdream import DEPTH
+    from zoo.layers import layer_at_depth
+
     subject = ctx.subjects(model)[0]
-    layers = ctx.layers(model)
-    layer = layers[len(layers) // 2]
+    layer = layer_at_depth(ctx.handle(model).model, DEPTH)  # the method's own default layer
     # Octaves dream at smaller sizes first: a model that takes only its own size gets one octave.
-    octaves = 1 if fixed_input(ctx.handle(model)) else 3
+    octaves = 1 if fixed_input(ctx.handle(model)) else 4
 
     def compute() -> Output:
         from interpret.deepdream import deepdream
