@@ -507,7 +507,8 @@ def actmax_cards(ctx: Context, model: str) -> list[Card]:
         tiles = [enlarge(to_uint8(p), 160) for p in pictures.cpu()]
         texts = [f"{_name(handle, c)} {p:.0%}" for c, p in zip(classes, scores["probability"])]
         return Output([(f"{len(classes)} classes", tiles_with_captions(tiles, texts, min(5, len(tiles))))],
-                      {_name(handle, c): f"{p:.1%}" for c, p in zip(classes, scores["probability"])},
+                      {_name(handle, c): f"{p:.1%}" + (" (in the top 5)" if top else " (not in the top 5)")
+                       for c, p, top in zip(classes, scores["probability"], scores["in_top5"])},
                       "Images optimized from noise to be each class (Fourier parameterization, "
                       "jitter/scale/rotate transforms); numbers: the model's probability of that class.")
 
