@@ -162,6 +162,13 @@ def write_site(out: Path, manifest: dict[str, Any], failed: dict[str, str] | Non
     index = ["<h1>cnnviz gallery</h1>",
              "<p>What a CNN sees, computed by cnnviz from the models and images below. Each card states the "
              "method, its parameters and the seconds it took.</p>"]
+    settings = manifest.get("settings") or {}
+    if settings.get("mode"):
+        index.append(f"<p>Last build: {escape(str(settings['mode']))} mode, models "
+                     f"{escape(', '.join(map(str, settings.get('models') or [])))}.</p>")
+    if settings.get("left_out"):
+        index.append(f"<p>Left out (their modules are not installed): "
+                     f"{escape(', '.join(map(str, settings['left_out'])))}.</p>")
     for kind, heading in KINDS.items():
         entries = []
         for p in pages:
