@@ -2,11 +2,13 @@
 
 The limit of a method is what the model alone can do: occlusion cannot beat
 ``windows / best batched forward throughput``; gradient methods cannot beat
-the best batched forward+backward throughput. Every number comes from this
-run on this device; ratios are what to compare across machines.
+the best batched forward+backward throughput (Grad-CAM, which stops its
+backward pass at its layer, is held to forward + backward down to that
+layer). All cases run in interleaved rounds (``bench/timing.py``), so every
+ratio compares numbers taken in the same stretch of time on this device.
 
 Usage:
-    python bench/attribution.py [--device cuda] [--images 8] [--repeats 3]
+    python bench/attribution.py [--device cuda] [--images 8] [--rounds 5] [--json out.json]
 """
 
 from __future__ import annotations
@@ -14,61 +16,55 @@ from __future__ import annotations
 import argparse
 import datetime
 import json
-import platform
-import time
 from collections.abc import Callable
 
 import torch
 from captum.attr import (GuidedBackprop, IntegratedGradients, LayerGradCam, NoiseTunnel, Occlusion,
                          Saliency)
+from timing import device_name, interleaved
 
 import interpret
 import zoo
+from interpret.batching import auto_batch_size
+from interpret.hooks import forward_hooks
 
 
-def sync(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
+def bare_forward(handle: zoo.ModelHandle, x: torch.Tensor) -> Callable[[], object]:
+    def run() -> None:
+        with torch.no_grad():
+            handle(x)
+    return run
 
 
-def best_time(fn: Callable[[], object], device: torch.device, repeats: int) -> float:
-    """Fastest of ``repeats`` timed runs after one warm-up."""
-    fn()
-    sync(device)
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        sync(device)
-        times.append(time.perf_counter() - start)
-    return min(times)
+def bare_backward(handle: zoo.ModelHandle, x: torch.Tensor) -> Callable[[], object]:
+    def run() -> None:
+        xg = x.clone().requires_grad_(True)
+        torch.autograd.grad(handle(xg)[:, 0].sum(), xg)
+    return run
 
 
-def throughput_limit(handle: zoo.ModelHandle, sizes: list[int], repeats: int, backward: bool) -> tuple[float, int]:
-    """Best images/s of the bare model over batch sizes (forward, or forward + input gradient)."""
-    best, best_size = 0.0, sizes[0]
-    for size in sizes:
-        x = torch.rand(size, 3, handle.input_size, handle.input_size, device=handle.device)
+def bare_backward_to(handle: zoo.ModelHandle, x: torch.Tensor, layer: str) -> Callable[[], object]:
+    """Forward with no graph below ``layer``, backward from the score to the layer's output."""
+    def run() -> None:
+        leaves = []
 
-        def step() -> None:
-            if backward:
-                xg = x.clone().requires_grad_(True)
-                torch.autograd.grad(handle(xg)[:, 0].sum(), xg)
-            else:
-                with torch.no_grad():
-                    handle(x)
+        def leaf(module: torch.nn.Module, inputs: object, output: torch.Tensor) -> torch.Tensor:
+            torch.set_grad_enabled(True)  # build the graph from here on; no_grad's exit restores the mode
+            leaves.append(output.detach().requires_grad_(True))
+            return leaves[-1]
 
-        rate = size / best_time(step, handle.device, repeats)
-        if rate > best:
-            best, best_size = rate, size
-    return best, best_size
+        with torch.no_grad(), forward_hooks([(handle.layer(layer), leaf)]):
+            score = handle(x)[:, 0].sum()
+        torch.autograd.grad(score, leaves[0])
+    return run
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--device", default=None)
-    parser.add_argument("--images", type=int, default=None, help="batch for gradient methods (default: best)")
-    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--images", type=int, default=None,
+                        help="images per gradient-method call (default: cnnviz's automatic batch)")
+    parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--json", default=None, help="also write the results here")
     args = parser.parse_args()
 
@@ -77,77 +73,95 @@ def main() -> None:
         p.requires_grad_(False)  # captum and we both differentiate w.r.t. inputs only
     device = handle.device
     gpu = device.type == "cuda"
-    sizes = [64, 128, 256, 512] if gpu else [8, 16, 32, 64]
-    fwd_limit, fwd_batch = throughput_limit(handle, sizes, args.repeats, backward=False)
-    bwd_limit, bwd_batch = throughput_limit(handle, sizes, args.repeats, backward=True)
+    auto = auto_batch_size(handle)
+    sizes = [32, 64, 128, 256, 512] if gpu else [4, 8, 16, 32]
     image = handle.prepare([zoo.load_image("chelsea")])
-    target = 282
-    rows: list[dict[str, object]] = []
+    target, layer = 282, "head"
+    cases: dict[str, Callable[[], object]] = {}
+    for size in sizes:
+        x = image.expand(size, -1, -1, -1).contiguous()
+        cases[f"limit forward {size}"] = bare_forward(handle, x)
+        cases[f"limit backward {size}"] = bare_backward(handle, x)
+        cases[f"limit backward to {layer} {size}"] = bare_backward_to(handle, x, layer)
 
     # Occlusion: one image, 32 px windows at stride 16 = 169 windows.
     window, stride = 32, 16
     windows = ((224 - window) // stride + 1) ** 2
-    limit_s = windows / fwd_limit
-
-    def add(name: str, seconds: float, limit: float, unit_count: float, unit: str) -> None:
-        rows.append({"method": name, "seconds": seconds, f"{unit}/s": unit_count / seconds,
-                     "of limit": limit / seconds})
-
-    add("occlusion (cnnviz, auto batch)", best_time(lambda: interpret.occlusion(
-        handle, image, target, window=window, stride=stride, score="logit"), device, args.repeats),
-        limit_s, windows, "windows")
+    cases["occlusion (cnnviz, auto batch)"] = lambda: interpret.occlusion(
+        handle, image, target, window=window, stride=stride, score="logit")
     captum_occlusion = Occlusion(handle)
-    for per_eval in (1, fwd_batch):
-        add(f"occlusion (captum, perturbations_per_eval={per_eval})", best_time(
-            lambda pe=per_eval: captum_occlusion.attribute(image, sliding_window_shapes=(3, window, window),
-                                                            strides=(3, stride, stride), baselines=0.5, target=target,
-                                                            perturbations_per_eval=pe), device, args.repeats),
-            limit_s, windows, "windows")
+    per_evals = (1, *sizes[1::2])
+    for per_eval in per_evals:
+        cases[f"occlusion (captum, perturbations_per_eval={per_eval})"] = (
+            lambda pe=per_eval: captum_occlusion.attribute(
+                image, sliding_window_shapes=(3, window, window), strides=(3, stride, stride), baselines=0.5,
+                target=target, perturbations_per_eval=pe))
 
     # Gradient methods on a batch of images; IG and SmoothGrad count model passes.
-    batch_size = args.images or bwd_batch
+    batch_size = args.images or auto
     batch = image.expand(batch_size, -1, -1, -1).contiguous()
     targets = [target] * batch_size
     steps, samples = 32, 50
-    gradient_cases = [
-        ("gradient", batch_size, lambda: interpret.saliency(handle, batch, targets),
-         lambda: Saliency(handle).attribute(batch, target=targets)),
-        ("guided backprop", batch_size, lambda: interpret.guided_backprop(handle, batch, targets),
-         lambda: GuidedBackprop(handle).attribute(batch, target=targets)),
-        ("grad-cam", batch_size, lambda: interpret.gradcam(handle, batch, targets),
-         lambda: LayerGradCam(handle, handle.layer("head")).attribute(batch, target=targets)),
-    ]
-    small = batch[: max(1, batch_size // steps)] if gpu else batch[:1]
-    gradient_cases += [
-        (f"integrated gradients ({steps} steps)", small.shape[0] * steps,
-         lambda: interpret.integrated_gradients(handle, small, target, steps=steps, batch_size=bwd_batch),
-         lambda: IntegratedGradients(handle).attribute(small, target=target, n_steps=steps,
-                                                       internal_batch_size=bwd_batch)),
-        (f"smoothgrad ({samples} samples)", small.shape[0] * samples,
-         lambda: interpret.smoothgrad(handle, small, target, samples=samples, batch_size=bwd_batch),
-         lambda: NoiseTunnel(Saliency(handle)).attribute(small, target=target, nt_type="smoothgrad",
-                                                          nt_samples=samples, nt_samples_batch_size=bwd_batch,
-                                                          stdevs=0.15)),
-    ]
-    for name, passes, ours, theirs in gradient_cases:
-        limit = passes / bwd_limit
-        add(f"{name} (cnnviz)", best_time(ours, device, args.repeats), limit, passes, "passes")
-        add(f"{name} (captum)", best_time(theirs, device, args.repeats), limit, passes, "passes")
+    small = batch[: max(1, batch_size // steps)]
+    passes = {"gradient": batch_size, "guided backprop": batch_size, "grad-cam": batch_size,
+              f"integrated gradients ({steps} steps)": small.shape[0] * steps,
+              f"smoothgrad ({samples} samples)": small.shape[0] * samples}
+    gradient_cases = {
+        "gradient": (lambda: interpret.saliency(handle, batch, targets),
+                     lambda: Saliency(handle).attribute(batch, target=targets)),
+        "guided backprop": (lambda: interpret.guided_backprop(handle, batch, targets),
+                            lambda: GuidedBackprop(handle).attribute(batch, target=targets)),
+        "grad-cam": (lambda: interpret.gradcam(handle, batch, targets, layer=layer),
+                     lambda: LayerGradCam(handle, handle.layer(layer)).attribute(batch, target=targets)),
+        f"integrated gradients ({steps} steps)": (
+            lambda: interpret.integrated_gradients(handle, small, target, steps=steps),
+            lambda: IntegratedGradients(handle).attribute(small, target=target, n_steps=steps,
+                                                          internal_batch_size=auto)),
+        f"smoothgrad ({samples} samples)": (
+            lambda: interpret.smoothgrad(handle, small, target, samples=samples),
+            lambda: NoiseTunnel(Saliency(handle)).attribute(small, target=target, nt_type="smoothgrad",
+                                                             nt_samples=samples, nt_samples_batch_size=auto,
+                                                             stdevs=0.15)),
+    }
+    for name, (ours, theirs) in gradient_cases.items():
+        cases[f"{name} (cnnviz)"] = ours
+        cases[f"{name} (captum)"] = theirs
 
-    name = torch.cuda.get_device_name(device) if gpu else f"CPU ({platform.processor() or platform.machine()}, " \
-        f"{torch.get_num_threads()} threads)"
-    print(f"## Attribution speed: efficientnet_lite0, 224 px, {name}, torch {torch.__version__}, "
+    seconds = interleaved(cases, device, args.rounds)
+
+    def best_rate(prefix: str) -> tuple[float, int]:
+        return max((size / seconds[f"{prefix} {size}"], size) for size in sizes)
+
+    fwd_limit, fwd_batch = best_rate("limit forward")
+    bwd_limit, bwd_batch = best_rate("limit backward")
+    layer_limit, layer_batch = best_rate(f"limit backward to {layer}")
+    rows = []
+    for name, took in seconds.items():
+        if name.startswith("limit"):
+            continue
+        if name.startswith("occlusion"):
+            count, unit, limit = windows, "windows", fwd_limit
+        else:
+            method = name.rsplit(" (", 1)[0]
+            count, unit = passes[method], "passes"
+            limit = layer_limit if method == "grad-cam" else bwd_limit
+        rows.append({"method": name, "seconds": took, "unit": unit, "rate": count / took,
+                     "of limit": count / took / limit})
+
+    print(f"## Attribution speed: efficientnet_lite0, 224 px, {device_name(device)}, torch {torch.__version__}, "
           f"{datetime.date.today()}")
-    print(f"forward limit {fwd_limit:.1f} images/s (batch {fwd_batch}); forward+backward limit "
-          f"{bwd_limit:.1f} images/s (batch {bwd_batch})\n")
+    print(f"best of {args.rounds} interleaved rounds; cnnviz's automatic batch {auto}; limits: forward "
+          f"{fwd_limit:.1f} images/s (batch {fwd_batch}), forward+backward {bwd_limit:.1f} images/s "
+          f"(batch {bwd_batch}), forward+backward to {layer} {layer_limit:.1f} images/s (batch {layer_batch})\n")
     print("| method | seconds | throughput | fraction of the limit |")
     print("|---|---:|---:|---:|")
     for row in rows:
-        unit = next(k for k in row if k.endswith("/s"))
-        print(f"| {row['method']} | {row['seconds']:.3f} | {row[unit]:.1f} {unit} | {row['of limit']:.2f} |")
+        print(f"| {row['method']} | {row['seconds']:.3f} | {row['rate']:.1f} {row['unit']}/s | "
+              f"{row['of limit']:.2f} |")
     if args.json:
         with open(args.json, "w") as f:
-            json.dump({"device": name, "forward_limit": fwd_limit, "backward_limit": bwd_limit, "rows": rows}, f,
+            json.dump({"device": device_name(device), "date": str(datetime.date.today()), "forward_limit": fwd_limit,
+                       "backward_limit": bwd_limit, "backward_to_layer_limit": layer_limit, "rows": rows}, f,
                       indent=1)
 
 

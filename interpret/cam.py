@@ -17,7 +17,7 @@ from torch import nn
 from interpret.batching import auto_batch_size, chunks
 from interpret.gradients import pass_target, resolve_target, take
 from interpret.guided import guided_backprop
-from interpret.hooks import record
+from interpret.hooks import graph_from
 from interpret.registry import method
 from interpret.targets import Target, target_scores
 from zoo.errors import CnnvizError
@@ -52,11 +52,10 @@ def gradcam(handle: ModelHandle, images: torch.Tensor, target: Target = None, *,
     batch_size = batch_size or auto_batch_size(handle, backward=True)
     maps = []
     for rows in chunks(images.shape[0], batch_size, desc="gradcam"):
-        chunk = images[rows].detach().requires_grad_(True)  # so the graph reaches the layer
-        with torch.enable_grad(), record({"layer": module}, detach=False) as rec:
-            score = target_scores(handle, take(indices, rows), handle(chunk)).sum()
-            activation = rec["layer"].output
-            # Differentiating to the layer, not the input, skips the backward pass below it.
+        # The graph starts at the layer: below it the forward pass keeps nothing for a backward pass.
+        with graph_from(module, layer_name(handle.model, module)) as rec:
+            score = target_scores(handle, take(indices, rows), handle(images[rows])).sum()
+            activation = rec.output
             (grad,) = torch.autograd.grad(score, activation, allow_unused=True)
         if grad is None:
             raise CnnvizError(f"no gradient reached layer {layer_name(handle.model, module)!r}: "
@@ -77,6 +76,6 @@ def gradcam(handle: ModelHandle, images: torch.Tensor, target: Target = None, *,
 def guided_gradcam(handle: ModelHandle, images: torch.Tensor, target: Target = None, *,
                    layer: str | nn.Module | None = None, batch_size: int | None = None) -> torch.Tensor:
     """Guided Grad-CAM: the guided gradient ``(B, C, H, W)`` times the upsampled Grad-CAM map."""
-    indices, _ = resolve_target(handle, images, target)
+    indices = resolve_target(handle, images, target)
     cam = gradcam(handle, images, indices, layer=layer, batch_size=batch_size)
     return guided_backprop(handle, images, indices, batch_size=batch_size) * cam

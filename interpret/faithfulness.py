@@ -82,7 +82,7 @@ def deletion_insertion(model: nn.Module, images: torch.Tensor, maps: torch.Tenso
         raise CnnvizError(f"steps must be at least 2, got {steps}")
     with preserve(handle), torch.no_grad():
         images = images.to(handle.device)
-        indices, _ = resolve_target(handle, images, target)
+        indices = resolve_target(handle, images, target)
         batch, _, height, width = images.shape
         ranks = pixel_ranks(maps.to(handle.device)).view(batch, 1, height, width)
         counts = torch.linspace(0, height * width, steps + 1, device=images.device).round()
@@ -165,7 +165,7 @@ def randomization_check(model: nn.Module, images: torch.Tensor, explain: Callabl
     """
     handle = as_handle(model)
     with torch.no_grad():
-        indices, _ = resolve_target(handle, images.to(handle.device), target)
+        indices = resolve_target(handle, images.to(handle.device), target)
     original = attribution_map(explain(handle, images, indices)).flatten(1)
     clone = copy.deepcopy(handle)
     units = list(reversed(randomization_units(clone.model)))[:max_steps]

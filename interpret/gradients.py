@@ -19,17 +19,17 @@ from zoo.handle import ModelHandle
 ResolvedTarget = torch.Tensor | Callable[[torch.Tensor], torch.Tensor]
 
 
-def resolve_target(handle: ModelHandle, images: torch.Tensor, target: Target) -> tuple[ResolvedTarget, torch.Tensor]:
-    """Fix the target on the clean images: class indices ``(B,)`` (or the callable), and the clean logits.
+def resolve_target(handle: ModelHandle, images: torch.Tensor, target: Target) -> ResolvedTarget:
+    """Fix the target on the clean images: class indices ``(B,)``, or the callable.
 
-    Resolving first means noisy or interpolated copies of an image keep the
-    class predicted for the original.
+    For methods that send altered copies of each image through the model
+    (noise, interpolation, masks): the copies keep the class fixed here. Only
+    the predicted class (``None``) costs a forward pass.
     """
-    with torch.no_grad():
-        logits = handle(images)
-    if callable(target) and not isinstance(target, (str, torch.Tensor)):
-        return target, logits
-    return target_indices(handle, target, logits), logits
+    if target is None:
+        with torch.no_grad():
+            return handle(images).argmax(-1)
+    return pass_target(handle, images, target)  # type: ignore[return-value]
 
 
 def pass_target(handle: ModelHandle, images: torch.Tensor, target: Target) -> ResolvedTarget | None:

@@ -27,17 +27,25 @@ from zoo.handle import ModelHandle
 
 
 class GuidedClamp(torch.autograd.Function):
-    """``clamp(x, low, high)`` whose backward passes ``max(grad, 0)`` where low < x < high."""
+    """``clamp(x, low, high)`` whose backward passes ``max(grad, 0)`` where low < x < high.
+
+    It saves the input (no new memory) and builds the mask inside aten's fused
+    activation backward, not as separate comparison tensors in the forward.
+    """
 
     @staticmethod
     def forward(ctx: Any, x: torch.Tensor, low: float, high: float) -> torch.Tensor:
-        ctx.save_for_backward((x > low) & (x < high))
+        ctx.save_for_backward(x)
+        ctx.low, ctx.high = low, high
         return x.clamp(low, high)
 
     @staticmethod
     def backward(ctx: Any, grad: torch.Tensor) -> tuple[torch.Tensor, None, None]:
-        (passing,) = ctx.saved_tensors
-        return grad.clamp(min=0) * passing, None, None
+        (x,) = ctx.saved_tensors
+        positive = grad.clamp(min=0)
+        if ctx.high == float("inf"):
+            return torch.ops.aten.threshold_backward(positive, x, ctx.low), None, None
+        return torch.ops.aten.hardtanh_backward(positive, x, ctx.low, ctx.high), None, None
 
 
 _RELUS = {F.relu, torch.relu, torch.relu_, torch.Tensor.relu, torch.Tensor.relu_}

@@ -160,6 +160,45 @@ def record(layers: dict[str, nn.Module], *, grads: bool = False, detach: bool = 
         yield recordings
 
 
+@contextmanager
+def graph_from(module: nn.Module, name: str = "layer") -> Iterator[Recording]:
+    """Let the autograd graph start at ``module``'s output: nothing below it is tracked.
+
+    Inside the block, gradient tracking is off until ``module`` runs; its
+    output is recorded as a new leaf that requires grad, and tracking is on for
+    the rest of the forward pass. ``torch.autograd.grad(score, rec.output)`` then
+    equals the gradient through the full graph (nothing below the layer depends
+    on its output), while the forward pass below it keeps no activations for a
+    backward pass. The grad mode in force before the block is restored after it.
+
+    Example:
+        >>> import torchvision
+        >>> net = torchvision.models.resnet18()
+        >>> with graph_from(net.layer4) as rec:
+        ...     score = net(torch.rand(1, 3, 64, 64))[:, 0].sum()
+        >>> torch.autograd.grad(score, rec.output)[0].shape
+        torch.Size([1, 512, 2, 2])
+    """
+    rec = Recording(name)
+
+    def hook(module: nn.Module, inputs: tuple[Any, ...], output: Any) -> Any:
+        if not isinstance(output, torch.Tensor):
+            raise CnnvizError(f"{type(module).__name__} returns {type(output).__name__}, not a tensor: "
+                              "choose a layer with a tensor output")
+        torch.set_grad_enabled(True)
+        leaf = output.detach().requires_grad_(True)
+        rec.outputs.append(leaf)
+        return leaf.clone()  # a later in-place op must not act on the leaf itself
+
+    was_enabled = torch.is_grad_enabled()
+    torch.set_grad_enabled(False)
+    try:
+        with forward_hooks([(module, hook)]):
+            yield rec
+    finally:
+        torch.set_grad_enabled(was_enabled)
+
+
 def hook_counts(model: nn.Module) -> dict[str, int]:
     """How many hooks of each kind are registered on ``model`` and its modules (for tests)."""
     kinds = ("_forward_hooks", "_forward_pre_hooks", "_backward_hooks", "_backward_pre_hooks",

@@ -22,7 +22,7 @@ import torch
 from torchvision.transforms.functional import gaussian_blur
 
 from interpret.batching import auto_batch_size, chunks
-from interpret.gradients import resolve_target
+from interpret.gradients import pass_target, take
 from interpret.registry import method
 from interpret.targets import Target, target_scores
 from zoo.errors import CnnvizError
@@ -92,8 +92,9 @@ def occlusion(handle: ModelHandle, images: torch.Tensor, target: Target = None, 
     def scores(output: torch.Tensor, indices: object) -> torch.Tensor:
         return target_scores(handle, indices, output.softmax(-1) if score == "prob" else output)
 
-    indices, logits = resolve_target(handle, images, target)
-    clean = scores(logits, indices)
+    batch = images.shape[0]
+    indices = pass_target(handle, images, target)  # None: each image's class, read off its clean row below
+    predicted = torch.zeros(batch, dtype=torch.long, device=images.device)
     oy, ox = window_origins(height, window, stride), window_origins(width, window, stride)
     grid_y, grid_x = torch.meshgrid(oy.to(images.device), ox.to(images.device), indexing="ij")
     ys, xs = grid_y.flatten(), grid_x.flatten()
@@ -101,19 +102,26 @@ def occlusion(handle: ModelHandle, images: torch.Tensor, target: Target = None, 
     fills = fill_images(images, fill)
     batch_size = batch_size or auto_batch_size(handle)
 
-    # Rows of the flattened (image, window) grid, so batches span image boundaries.
-    drops = torch.empty(images.shape[0] * per_image, device=images.device)
+    # One stream of rows: first each clean image, then every (image, window), so batches are full and
+    # span image boundaries, and the clean pass costs no batch of its own. Clean rows come first, so an
+    # image's predicted class is known before any of its windows is scored.
+    row_scores = torch.empty(batch * (1 + per_image), device=images.device)
     with torch.no_grad():
-        for rows in chunks(drops.numel(), batch_size, desc="occlusion"):
+        for rows in chunks(row_scores.numel(), batch_size, desc="occlusion"):
             flat = torch.arange(rows.start, rows.stop, device=images.device)
-            img, win = flat // per_image, flat % per_image
-            masks = window_masks(ys[win], xs[win], window, height, width)
-            occluded = torch.lerp(images[img], fills[img], masks)
-            row_target = indices[img] if isinstance(indices, torch.Tensor) else indices
-            drops[rows] = clean[img] - scores(handle(occluded), row_target)
+            is_clean = flat < batch
+            win = (flat - batch).clamp(min=0) % per_image
+            img = torch.where(is_clean, flat, (flat - batch).clamp(min=0) // per_image)
+            masks = window_masks(ys[win], xs[win], window, height, width) * ~is_clean.view(-1, 1, 1, 1)
+            output = handle(torch.lerp(images[img], fills[img], masks))
+            if indices is None:
+                predicted[flat[is_clean]] = output[is_clean].argmax(-1)
+            row_target = take(predicted if indices is None else indices, img)
+            row_scores[rows] = scores(output, row_target)
+    clean, occluded = row_scores[:batch], row_scores[batch:].view(batch, per_image)
 
     # Spread each drop over its window and average where windows overlap.
-    return spread_windows(drops.view(-1, per_image), ys, xs, window, height, width)
+    return spread_windows(clean[:, None] - occluded, ys, xs, window, height, width)
 
 
 def spread_windows(values: torch.Tensor, ys: torch.Tensor, xs: torch.Tensor, window: int,

@@ -58,7 +58,7 @@ def smoothgrad(handle: ModelHandle, images: torch.Tensor, target: Target = None,
         raise CnnvizError(f"samples must be at least 1, got {samples}")
     if noise < 0:
         raise CnnvizError(f"noise must be non-negative, got {noise}")
-    indices, _ = resolve_target(handle, images, target)
+    indices = resolve_target(handle, images, target)
     generator = torch.Generator(device=images.device)
     if seed is not None:
         generator.manual_seed(seed)
@@ -96,7 +96,7 @@ def integrated_gradients(handle: ModelHandle, images: torch.Tensor, target: Targ
     """
     if steps < 1:
         raise CnnvizError(f"steps must be at least 1, got {steps}")
-    indices, _ = resolve_target(handle, images, target)
+    indices = resolve_target(handle, images, target)
     alphas, weights = gauss_legendre(steps, images.device)
     base = torch.full_like(images, baseline)
     delta = images - base

@@ -57,6 +57,23 @@ def test_occlusion_equals_captum(lite0, photos, score):
     torch.testing.assert_close(ours.expand_as(theirs), theirs, rtol=1e-4, atol=1e-6)
 
 
+@pytest.mark.parametrize("batch_size", [1, 2, 64])
+def test_occlusion_of_the_predicted_class_equals_the_explicit_target(device, batch_size):
+    # The clean images share the stream of occluded rows: with batches of 1 or 2, the three clean rows
+    # are split across batches, and each image must still be scored for its own predicted class.
+    torch.manual_seed(0)
+    colour = nn.Sequential(nn.Conv2d(3, 3, 3, padding=1), nn.ReLU(), nn.AdaptiveAvgPool2d(1), nn.Flatten()).to(device)
+    with torch.no_grad():  # logits ~ the mean of each colour channel, a little blurred
+        colour[0].weight.copy_(torch.eye(3).view(3, 3, 1, 1).expand(3, 3, 3, 3) / 9)
+        colour[0].bias.zero_()
+    x = 0.2 * torch.rand(3, 3, 16, 16, device=device)
+    x[torch.arange(3), torch.tensor([2, 0, 1])] += 0.7  # blue, red, green images
+    assert colour(x).argmax(-1).tolist() == [2, 0, 1]
+    ours = interpret.occlusion(colour, x, None, window=6, stride=5, batch_size=batch_size)
+    torch.testing.assert_close(ours, interpret.occlusion(colour, x, [2, 0, 1], window=6, stride=5, batch_size=64))
+    assert (ours > 0).all()  # hiding part of the dominant colour always lowers its probability
+
+
 @pytest.mark.parametrize("model_name,layer", [("efficientnet_lite0", "head"), ("resnet18", "layer4"),
                                               ("efficientnet_lite0", "blocks.10.depthwise.conv")])
 def test_gradcam_equals_captum(model_name, layer, device):

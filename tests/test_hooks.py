@@ -3,6 +3,7 @@ import torch
 from torch import nn
 
 from interpret import hook_counts, preserve, record
+from interpret.hooks import graph_from
 from tests.conftest import assert_unchanged, state_snapshot
 from zoo.errors import CnnvizError
 
@@ -94,3 +95,31 @@ def test_preserve_restores_mode_requires_grad_and_grads_even_on_error(tiny):
             tiny.model.conv2.bias.requires_grad_(True)
             raise ValueError("method failed")
     assert_unchanged(before, tiny)
+
+
+def test_graph_from_a_layer_gives_the_full_graph_gradient_and_restores_grad_mode(device):
+    import torchvision
+
+    torch.manual_seed(0)
+    net = torchvision.models.resnet18(num_classes=5).to(device).eval()
+    x = torch.rand(2, 3, 64, 64, device=device)
+    layer = net.layer4[0].conv1  # the block's skip path bypasses it
+    # Oracle: the full graph, input included, differentiated down to the recorded output.
+    with record({"conv1": layer}, detach=False) as full:
+        score = net(x.clone().requires_grad_(True))[:, 3].sum()
+    (expected,) = torch.autograd.grad(score, full["conv1"].output)
+    before = hook_counts(net)
+    with torch.no_grad():  # the mode to restore
+        with graph_from(layer, "layer4.0.conv1") as rec:
+            score = net(x)[:, 3].sum()
+        assert not torch.is_grad_enabled()
+    # Tracked above the layer, nothing below it.
+    assert torch.autograd.grad(score, net.conv1.weight, retain_graph=True, allow_unused=True) == (None,)
+    (grad,) = torch.autograd.grad(score, rec.output)
+    torch.testing.assert_close(grad, expected)
+    assert hook_counts(net) == before and torch.is_grad_enabled()
+    with pytest.raises(RuntimeError, match="boom"):
+        with graph_from(layer):
+            net(x)
+            raise RuntimeError("boom")
+    assert hook_counts(net) == before and torch.is_grad_enabled()

@@ -1,0 +1,48 @@
+"""Timing shared by the benchmarks: side by side, in rounds, so a shared machine's drift hits every case alike."""
+
+from __future__ import annotations
+
+import platform
+import random
+import time
+from collections.abc import Callable
+
+import torch
+
+
+def sync(device: torch.device) -> None:
+    """Wait for queued GPU work, so a timer sees the work and not just its launch."""
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def device_name(device: torch.device) -> str:
+    """What the numbers were measured on, for the table heading."""
+    if device.type == "cuda":
+        return torch.cuda.get_device_name(device)
+    return f"CPU ({platform.processor() or platform.machine()}, {torch.get_num_threads()} threads)"
+
+
+def interleaved(cases: dict[str, Callable[[], object]], device: torch.device, rounds: int = 3) -> dict[str, float]:
+    """Fastest seconds of each case over ``rounds`` rounds.
+
+    Every case runs once to warm up; then each round runs every case once,
+    in a shuffled order (seeded, so reruns repeat it). On a machine whose speed
+    drifts (other tenants, clocks), the ratio of two cases stays fair because
+    both saw the same stretch of time, and no case always runs in the same slot.
+    """
+    for run in cases.values():
+        run()
+    sync(device)
+    best = {name: float("inf") for name in cases}
+    order = random.Random(0)
+    for _ in range(rounds):
+        names = list(cases)
+        order.shuffle(names)
+        for name in names:
+            run = cases[name]
+            start = time.perf_counter()
+            run()
+            sync(device)
+            best[name] = min(best[name], time.perf_counter() - start)
+    return best
