@@ -44,9 +44,10 @@ def auto_batch_size(handle: ModelHandle, *, backward: bool = False, size: int | 
 def chunks(total: int, batch_size: int, *, desc: str | None = None) -> Iterator[slice]:
     """Slices covering ``range(total)``, at most ``batch_size`` long and of near-equal length
     (169 rows in batches of 8 are 22 batches of 7 or 8, not 21 of 8 and a slow one of 1),
-    with a progress bar when there is more than a handful of them."""
+    with a progress bar in a terminal when there is more than a handful of them (none in logs)."""
     count = -(-total // max(1, batch_size))
     bounds = [round(i * total / count) for i in range(count + 1)] if count else [0]
     show = desc is not None and count > 4
-    for start, stop in tqdm(list(zip(bounds, bounds[1:])), desc=desc, disable=not show, leave=False, unit="batch"):
+    spans = list(zip(bounds, bounds[1:]))
+    for start, stop in tqdm(spans, desc=desc, disable=None if show else True, leave=False, unit="batch"):
         yield slice(start, stop)

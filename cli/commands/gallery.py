@@ -21,7 +21,7 @@ from cli.registry import Run, command
                      "Each card states its method, parameters and seconds. Finished cards are kept: run the\n"
                      "command again to resume an interrupted build (nothing is recomputed) or to add a model.\n"
                      "Nothing is written outside --out. Open OUT/index.html in a browser.\n\n"
-                     "--quick fits 2 CPU cores in under 15 minutes; the full gallery is meant for a GPU.\n\n"
+                     "--quick takes about 2 minutes on 2 CPU cores; the full gallery is meant for a GPU.\n\n"
                      "examples:\n"
                      "  cnnviz gallery --quick                        the default gallery, on a laptop\n"
                      "  cnnviz gallery --out site/ --device cuda      the full gallery on a GPU\n"
@@ -36,7 +36,7 @@ def gallery_command(parser: argparse.ArgumentParser) -> Run:
                              "(default: scikit-image photos; Fashion-MNIST test images for fashion_cnn when "
                              "installed)")
     parser.add_argument("--quick", action="store_true",
-                        help="fewer images, steps and layers: about 10 minutes on 2 CPU cores")
+                        help="fewer images, steps and layers: about 2 minutes on 2 CPU cores")
     add_device(parser)
     parser.add_argument("--no-progress", action="store_true", help="no progress bars")
 
