@@ -110,7 +110,7 @@ def actmax(handle: ModelHandle, images: torch.Tensor | None = None, target: obje
         unit: ``layer:channel``, ``layer:A-B``, ``layer:all`` or ``layer:channel:y:x`` instead of a class.
         preset: ``robust``, ``jitter`` or ``pixels`` (see the module docstring).
         steps: optimization steps.
-        lr: learning rate (default: the preset's; ``robust`` scales it down for images under 224 px).
+        lr: learning rate (default: the preset's).
         size: image side (default: the model's input size).
 
     Returns:
@@ -127,8 +127,7 @@ def actmax(handle: ModelHandle, images: torch.Tensor | None = None, target: obje
         images = images.expand(batch, -1, -1, -1)
     if preset == "robust":
         image = param.make_image("fourier", shape, handle.device, init=images, seed=seed)
-        # The Fourier basis scales with the image side; so must the step, or small images saturate.
-        return engine.optimize(handle, image, objective, steps=steps, lr=lr or 0.05 * min(1.0, side / 224),
+        return engine.optimize(handle, image, objective, steps=steps, lr=lr or 0.05,
                                transforms=transforms.standard(side), seed=seed, progress=progress,
                                desc="actmax").images
     if preset == "jitter":

@@ -65,7 +65,11 @@ class FourierImage(nn.Module):
         fy = torch.fft.fftfreq(height, device=device)[:, None]
         fx = torch.fft.rfftfreq(width, device=device)[None, :]
         frequency = torch.sqrt(fx ** 2 + fy ** 2).clamp(min=1.0 / max(height, width))
-        self.register_buffer("scale", (1.0 / frequency ** decay) * (height * width) ** 0.5 / 4.0)
+        # With the orthonormal inverse FFT, white noise keeps its per-pixel scale at any image size, so
+        # no sqrt(H * W) factor: that factor belongs to an unnormalized inverse. With it, pixels came out
+        # ~H times too large and the sigmoid saturated every one of them. The 1/4 keeps the sigmoid
+        # near its linear range at the start.
+        self.register_buffer("scale", (1.0 / frequency ** decay) / 4.0)
         generator = torch.Generator(device=device).manual_seed(seed)
         spectrum = std * torch.randn(batch, channels, *frequency.shape, 2, generator=generator, device=device)
         self.spectrum = nn.Parameter(spectrum)

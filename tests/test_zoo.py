@@ -3,7 +3,9 @@ import math
 import pytest
 import torch
 import torch.nn.functional as F
+from torch import nn
 
+import interpret.hooks
 import zoo
 from zoo.efficientnet_lite import Conv2dSame, shipped_weights_path
 from zoo.errors import CnnvizError
@@ -103,6 +105,29 @@ def test_handle_normalizes_inside_forward(tiny, device):
     x = torch.rand(2, 3, 16, 16, device=device)
     expected = tiny.model((x - tiny.mean) / tiny.std)
     torch.testing.assert_close(tiny(x), expected)
+
+
+def test_zoo_networks_get_channels_last_batches_on_cpu_and_wrapped_ones_do_not():
+    class ViewHead(nn.Module):  # classic course code: .view on a conv activation
+        def __init__(self) -> None:
+            super().__init__()
+            self.conv = nn.Conv2d(3, 4, 3)
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            return self.conv(x).view(x.shape[0], -1)[:, :5]
+
+    wrapped = zoo.wrap(ViewHead(), input_size=8)
+    assert wrapped(torch.rand(2, 3, 8, 8)).shape == (2, 5)  # would raise on a channels-last activation
+    lite0 = zoo.load("efficientnet_lite0", device="cpu")
+    seen = []
+    with interpret.hooks.forward_pre_hooks([(lite0.model.stem.conv, lambda m, args: seen.append(args[0]))]):
+        x = lite0.prepare([zoo.load_image("chelsea"), zoo.load_image("coffee")]).requires_grad_(True)
+        logits = lite0(x)
+    assert seen[0].is_contiguous(memory_format=torch.channels_last) and not seen[0].is_contiguous()
+    plain = lite0.model((x - lite0.mean) / lite0.std)
+    torch.testing.assert_close(logits, plain, rtol=1e-4, atol=1e-4)
+    torch.testing.assert_close(torch.autograd.grad(logits[:, 0].sum(), x)[0],
+                               torch.autograd.grad(plain[:, 0].sum(), x)[0], rtol=1e-3, atol=1e-5)
 
 
 class Evil:

@@ -372,4 +372,5 @@ def cnn_handle(spec: CnnSpec, *, mean: Sequence[float], std: Sequence[float], cl
         raise CnnvizError(f"{len(mean)} normalization values for a {spec.in_channels}-channel model")
     model = spec.build(seed)
     return ModelHandle(model, name=name or spec.arch, input_size=spec.input_size, mean=mean, std=std,
-                       classes=classes, default_layer=default_layer(model), resize_size=spec.input_size)
+                       classes=classes, default_layer=default_layer(model), resize_size=spec.input_size,
+                       channels_last=True)

@@ -206,7 +206,7 @@ def build_efficientnet_lite(name: str, weights: str | Path | None = "pretrained"
     return ModelHandle(
         model.eval(), name=name, input_size=variant.resolution, mean=(0.5, 0.5, 0.5),
         std=(0.5, 0.5, 0.5), classes=IMAGENET_CLASSES, default_layer="head",
-        resize_size=variant.resolution + 32,
+        resize_size=variant.resolution + 32, channels_last=True,
     )
 
 

@@ -28,6 +28,10 @@ class ModelHandle(nn.Module):
         classes: class names, index-aligned with the logits.
         default_layer: dotted name of the layer CAM-type methods use.
         resize_size: shorter side before the centre crop (default: input_size / 0.875).
+        channels_last: on the CPU, feed the network channels-last batches: oneDNN's
+            convolutions run 1.1-1.3x faster that way (lite0, resnet18; BENCHMARKS.md).
+            Only for networks that never ``.view`` an activation (the zoo's own);
+            off for a module you wrap.
 
     Example:
         >>> import torchvision
@@ -51,6 +55,7 @@ class ModelHandle(nn.Module):
         classes: Sequence[str] | None = None,
         default_layer: str | None = None,
         resize_size: int | None = None,
+        channels_last: bool = False,
     ) -> None:
         super().__init__()
         if len(mean) != len(std):
@@ -63,6 +68,7 @@ class ModelHandle(nn.Module):
         self.resize_size = int(resize_size or round(input_size / 0.875))
         self.classes = list(classes) if classes is not None else None
         self.default_layer = default_layer
+        self.channels_last = channels_last
         self.register_buffer("mean", torch.tensor(mean, dtype=torch.float32).view(1, -1, 1, 1), persistent=False)
         self.register_buffer("std", torch.tensor(std, dtype=torch.float32).view(1, -1, 1, 1), persistent=False)
 
@@ -77,14 +83,9 @@ class ModelHandle(nn.Module):
         return self.mean.device
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
-        """Logits for a batch of images in [0, 1].
-
-        On the CPU the network gets the batch channels-last: oneDNN's convolutions
-        run 1.1-1.3x faster that way (measured on lite0 and resnet18, forward and
-        backward; see BENCHMARKS.md). Gradients come back in the caller's layout.
-        """
+        """Logits for a batch of images in [0, 1]."""
         normalized = (images - self.mean) / self.std
-        if normalized.device.type == "cpu" and normalized.dim() == 4:
+        if self.channels_last and normalized.device.type == "cpu" and normalized.dim() == 4:
             normalized = normalized.contiguous(memory_format=torch.channels_last)
         return self.model(normalized)
 

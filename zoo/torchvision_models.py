@@ -67,7 +67,8 @@ def build_classic(name: str, weights: str | Path | None = "pretrained") -> Model
             raise CnnvizError(f"{path} does not fit {name}: {str(exc).splitlines()[1].strip()}") from None
     default_layer, _ = CLASSICS[name]
     return ModelHandle(model.eval(), name=name, input_size=224, mean=IMAGENET_MEAN, std=IMAGENET_STD,
-                       classes=IMAGENET_CLASSES, default_layer=default_layer, resize_size=256)
+                       classes=IMAGENET_CLASSES, default_layer=default_layer, resize_size=256,
+                       channels_last=True)
 
 
 def _register_all() -> None:

