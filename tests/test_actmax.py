@@ -11,7 +11,8 @@ from interpret.actmax import class_scores
 
 @pytest.mark.parametrize("side", [28, 64, 224])
 def test_fourier_image_starts_near_gray_at_any_size(side):
-    images = param.FourierImage((4, 3, side, side), seed=0)()
+    with torch.no_grad():
+        images = param.FourierImage((4, 3, side, side), seed=0)()
     saturated = ((images < 0.02) | (images > 0.98)).float().mean()
     assert saturated == 0  # a mis-scaled spectrum sends every pixel into the sigmoid's flat ends
     assert (images - 0.5).abs().mean() < 0.05
@@ -20,7 +21,8 @@ def test_fourier_image_starts_near_gray_at_any_size(side):
 def test_fourier_image_contrast_does_not_grow_with_the_side():
     # The orthonormal inverse FFT keeps white noise at one per-pixel scale; an extra sqrt(H * W) factor
     # (an unnormalized inverse's) made 224 px images ~8x as contrasted as 28 px ones.
-    small, large = (param.FourierImage((8, 3, s, s), seed=0)().std() for s in (28, 224))
+    with torch.no_grad():
+        small, large = (param.FourierImage((8, 3, s, s), seed=0)().std() for s in (28, 224))
     assert 0.5 < float(large / small) < 2.0
 
 
