@@ -26,6 +26,8 @@ import time
 import torch
 import torch.nn.functional as F
 
+from timing import sync
+
 import zoo
 from interpret.adversarial import attack_report, pgd
 from interpret.fooling import fool
@@ -40,11 +42,6 @@ PHOTOS = {
     "camera": {"tripod", "reflex camera"},  # the cameraman's camera on its tripod
 }
 FASHION = "/usr/share/datasets/fashion-mnist"
-
-
-def sync(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
 
 
 def views(image: torch.Tensor, handle: zoo.ModelHandle) -> list[torch.Tensor]:

@@ -23,6 +23,8 @@ from dataclasses import dataclass
 
 import torch
 
+from timing import sync
+
 import zoo
 from interpret.atlas import TensorImages, neuron_atlas
 from interpret.feature_maps import layer_output
@@ -37,11 +39,6 @@ class Case:
     data: str
     handle: zoo.ModelHandle
     dataset: TensorImages
-
-
-def sync(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
 
 
 def best_rate(run: Callable[[], object], images: int, device: torch.device, repeats: int) -> float:

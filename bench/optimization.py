@@ -24,13 +24,10 @@ import torch
 import torch.nn.functional as F
 
 import interpret
+from timing import sync
+
 import zoo
 from interpret.actmax import class_scores
-
-
-def sync(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
 
 
 def timed(fn, device: torch.device) -> tuple[object, float]:
