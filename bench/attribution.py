@@ -26,7 +26,7 @@ from timing import device_name, interleaved
 import interpret
 import zoo
 from interpret.batching import auto_batch_size
-from interpret.hooks import forward_hooks
+from interpret.hooks import graph_from
 
 
 def bare_forward(handle: zoo.ModelHandle, x: torch.Tensor) -> Callable[[], object]:
@@ -46,16 +46,9 @@ def bare_backward(handle: zoo.ModelHandle, x: torch.Tensor) -> Callable[[], obje
 def bare_backward_to(handle: zoo.ModelHandle, x: torch.Tensor, layer: str) -> Callable[[], object]:
     """Forward with no graph below ``layer``, backward from the score to the layer's output."""
     def run() -> None:
-        leaves = []
-
-        def leaf(module: torch.nn.Module, inputs: object, output: torch.Tensor) -> torch.Tensor:
-            torch.set_grad_enabled(True)  # build the graph from here on; no_grad's exit restores the mode
-            leaves.append(output.detach().requires_grad_(True))
-            return leaves[-1]
-
-        with torch.no_grad(), forward_hooks([(handle.layer(layer), leaf)]):
+        with graph_from(handle.layer(layer)) as rec:
             score = handle(x)[:, 0].sum()
-        torch.autograd.grad(score, leaves[0])
+        torch.autograd.grad(score, rec.output)
     return run
 
 

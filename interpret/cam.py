@@ -48,17 +48,18 @@ def gradcam(handle: ModelHandle, images: torch.Tensor, target: Target = None, *,
         ``(B, 1, H, W)`` non-negative maps (unnormalized).
     """
     module = cam_layer(handle, layer)
+    name = layer_name(handle.model, module)
     indices = pass_target(handle, images, target)
     batch_size = batch_size or auto_batch_size(handle, backward=True)
     maps = []
     for rows in chunks(images.shape[0], batch_size, desc="gradcam"):
         # The graph starts at the layer: below it the forward pass keeps nothing for a backward pass.
-        with graph_from(module, layer_name(handle.model, module)) as rec:
+        with graph_from(module, name) as rec:
             score = target_scores(handle, take(indices, rows), handle(images[rows])).sum()
             activation = rec.output
             (grad,) = torch.autograd.grad(score, activation, allow_unused=True)
         if grad is None:
-            raise CnnvizError(f"no gradient reached layer {layer_name(handle.model, module)!r}: "
+            raise CnnvizError(f"no gradient reached layer {name!r}: "
                               "the target does not depend on it")
         activation = activation.detach()
         if activation.dim() != 4:

@@ -110,8 +110,9 @@ def occlusion(handle: ModelHandle, images: torch.Tensor, target: Target = None, 
         for rows in chunks(row_scores.numel(), batch_size, desc="occlusion"):
             flat = torch.arange(rows.start, rows.stop, device=images.device)
             is_clean = flat < batch
-            win = (flat - batch).clamp(min=0) % per_image
-            img = torch.where(is_clean, flat, (flat - batch).clamp(min=0) // per_image)
+            window_row = (flat - batch).clamp(min=0)  # clean rows borrow window 0, masked out below
+            win = window_row % per_image
+            img = torch.where(is_clean, flat, window_row // per_image)
             masks = window_masks(ys[win], xs[win], window, height, width) * ~is_clean.view(-1, 1, 1, 1)
             output = handle(torch.lerp(images[img], fills[img], masks))
             if indices is None:
