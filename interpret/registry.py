@@ -12,7 +12,7 @@ import functools
 import inspect
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, ParamSpec, TypeVar
 
 import torch
 from torch import nn
@@ -22,6 +22,8 @@ from zoo.errors import CnnvizError, closest
 from zoo.handle import ModelHandle, as_handle
 
 MethodFn = Callable[..., Any]
+P = ParamSpec("P")
+R = TypeVar("R")
 
 
 @dataclass(frozen=True)
@@ -66,10 +68,14 @@ def as_batch(images: torch.Tensor, handle: ModelHandle) -> torch.Tensor:
     return images.detach().to(handle.device, torch.float32)
 
 
-def method(name: str, family: str, summary: str) -> Callable[[MethodFn], MethodFn]:
-    """Decorator registering ``fn(handle, images, target, **options)`` as method ``name``."""
+def method(name: str, family: str, summary: str) -> Callable[[Callable[P, R]], Callable[P, R]]:
+    """Decorator registering ``fn(handle, images, target, **options)`` as method ``name``.
 
-    def decorate(fn: MethodFn) -> MethodFn:
+    The returned function keeps ``fn``'s signature (``ParamSpec``), so type checkers and IDEs
+    see every parameter; at run time it also accepts a plain module and a single image.
+    """
+
+    def decorate(fn: Callable[P, R]) -> Callable[P, R]:
         if name in _METHODS:
             raise RuntimeError(f"method {name!r} registered twice")
 
@@ -78,11 +84,11 @@ def method(name: str, family: str, summary: str) -> Callable[[MethodFn], MethodF
             handle = as_handle(model)
             batch = as_batch(images, handle) if images is not None else None  # optimizers may start from noise
             with preserve(handle):
-                return fn(handle, batch, target, **options)
+                return fn(handle, batch, target, **options)  # type: ignore[arg-type]
 
         uses_layer = "layer" in inspect.signature(fn).parameters
         _METHODS[name] = Method(name, run, family, summary, uses_layer)
-        return run
+        return run  # type: ignore[return-value]  # same parameters as fn, plus plain-module input
 
     return decorate
 

@@ -56,3 +56,19 @@ def test_method_leaves_the_model_unchanged_when_the_model_raises(tiny, device, n
         handle.remove()
     assert_unchanged(before, tiny)
     assert hook_counts(tiny) == hooks
+
+
+def test_the_decorator_keeps_each_methods_signature_for_type_checkers():
+    import inspect
+    import typing
+
+    from interpret import registry
+
+    decorate = typing.get_type_hints(registry.method)["return"]  # Callable[[Callable[P, R]], Callable[P, R]]
+    [taken], given = typing.get_args(decorate)
+    assert isinstance(typing.get_args(taken)[0], typing.ParamSpec)
+    assert typing.get_args(taken) == typing.get_args(given)  # parameters and result pass through unchanged
+    for m in interpret.methods():
+        wrapped = m.fn.__wrapped__
+        assert inspect.signature(m.fn) == inspect.signature(wrapped)
+        assert m.fn.__annotations__ == wrapped.__annotations__
