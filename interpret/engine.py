@@ -25,7 +25,7 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from interpret.guard import preserve
-from interpret.hooks import record, run_partial
+from interpret.hooks import record, run_until
 from interpret.objectives import Context, Objective
 from interpret.transforms import Transform
 from zoo.errors import CnnvizError
@@ -166,8 +166,8 @@ def optimize(
 
     def evaluate(images: torch.Tensor) -> tuple[torch.Tensor, Context]:
         inputs = transforms(images) if transforms is not None else images
-        with record(modules, detach=False, stop=bool(modules) and not objective.uses_logits) as recordings:
-            logits = run_partial(handle, inputs)
+        with record(modules, detach=False) as recordings:
+            logits = run_until(handle, inputs, [] if objective.uses_logits else modules.values())
         context = Context(images, inputs, logits, {name: r.output for name, r in recordings.items()})
         return objective(context), context
 

@@ -18,17 +18,10 @@ import torch.nn.functional as F
 from torch import nn
 
 from interpret.batching import auto_batch_size, chunks
-from interpret.hooks import forward_hooks, record
+from interpret.hooks import forward_hooks, record, run_until
 from interpret.registry import method
 from zoo.errors import CnnvizError
 from zoo.handle import ModelHandle, as_handle
-
-
-class _StopForward(BaseException):
-    """Raised by a hook once the wanted layer has run, so the rest of the network is skipped.
-
-    A BaseException, so a model's own ``except Exception`` cannot swallow it.
-    """
 
 
 def layer_output(model: nn.Module, layer: str | nn.Module, images: torch.Tensor) -> torch.Tensor:
@@ -53,13 +46,9 @@ def layer_output(model: nn.Module, layer: str | nn.Module, images: torch.Tensor)
         if tensor is None:
             raise CnnvizError(f"layer {layer!r} does not output a tensor: pick another layer")
         captured.append(tensor)
-        raise _StopForward
 
     with forward_hooks([(module, hook)]):
-        try:
-            handle(images)
-        except _StopForward:
-            pass
+        run_until(handle, images, [module])  # the layers after it never run
     if not captured:
         raise CnnvizError(f"layer {layer!r} did not run in the forward pass: pick another layer")
     return captured[0]

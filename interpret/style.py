@@ -45,7 +45,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from interpret import engine, objectives, param
-from interpret.hooks import forward_hooks, record
+from interpret.hooks import record, run_until
 from interpret.objectives import Context, Objective
 from interpret.registry import method
 from zoo.errors import CnnvizError
@@ -141,7 +141,7 @@ def style_loss(layer: str, style_features: torch.Tensor, smoothing: Smoothing = 
 
     def fn(c: Context) -> torch.Tensor:
         return (gram(smoothing(c.activations[layer])) - target).flatten(1).pow(2).sum(1) / norm
-    return Objective(fn, f"style[{layer}]", [layer])
+    return Objective(fn, f"style[{layer}]", [layer], uses_logits=False)
 
 
 def content_loss(layer: str, content_features: torch.Tensor, smoothing: Smoothing = Smoothing()) -> Objective:
@@ -151,7 +151,7 @@ def content_loss(layer: str, content_features: torch.Tensor, smoothing: Smoothin
 
     def fn(c: Context) -> torch.Tensor:
         return (smoothing(c.activations[layer]) - target).flatten(1).pow(2).sum(1) / norm
-    return Objective(fn, f"content[{layer}]", [layer])
+    return Objective(fn, f"content[{layer}]", [layer], uses_logits=False)
 
 
 def _logged(objective: Objective, name: str, log: dict[str, torch.Tensor], fresh: dict[str, bool]) -> Objective:
@@ -167,17 +167,19 @@ def _logged(objective: Objective, name: str, log: dict[str, torch.Tensor], fresh
             if name == "tv":  # the last term of the sum: this evaluation is logged
                 fresh["step"] = False
         return value
-    return Objective(fn, objective.name, objective.layers)
+    return Objective(fn, objective.name, objective.layers, uses_logits=objective.uses_logits)
 
 
-_ZERO = Objective(lambda c: torch.zeros(c.images.shape[0], device=c.images.device), "zero")
+_ZERO = Objective(lambda c: torch.zeros(c.images.shape[0], device=c.images.device), "zero",
+                  uses_logits=False)
 
 
 def _logged_final(handle: ModelHandle, total: Objective, images: torch.Tensor, fresh: dict[str, bool]) -> None:
     """Evaluate the terms once more on the final images, so the history ends after the last step."""
     fresh["step"] = True
-    with torch.no_grad(), record({n: handle.layer(n) for n in total.layers}) as rec:
-        logits = handle(images)
+    modules = {n: handle.layer(n) for n in total.layers}
+    with torch.no_grad(), record(modules) as rec:
+        logits = run_until(handle, images, modules.values())
     total(Context(images, images, logits, {n: r.output for n, r in rec.items()}))
 
 
@@ -238,64 +240,29 @@ def octave_sizes(height: int, width: int, coarse: int | None) -> list[tuple[int,
     return sizes
 
 
-class _StopForward(Exception):
-    """Raised by a hook to end a forward pass once the deepest needed layer has run."""
-
-
-class FeatureHandle(ModelHandle):
+class FeatureHandle(nn.Module):
     """``handle``'s network run only up to ``last``: its forward returns empty logits ``(B, 0)``.
 
     Style transfer needs no classifier, so the images may have any size, even
     for a model whose dense head takes one size only (fashion_cnn), and the
-    layers after ``last`` cost nothing. Shares the wrapped network, not a copy.
+    layers after ``last`` cost nothing. Holds the handle itself (its
+    normalization and channels-last path), not a copy of it.
     """
 
     def __init__(self, handle: ModelHandle, last: str) -> None:
-        super().__init__(handle.model, name=handle.name, input_size=handle.input_size,
-                         mean=handle.mean.flatten().tolist(), std=handle.std.flatten().tolist(),
-                         classes=handle.classes, default_layer=handle.default_layer,
-                         resize_size=handle.resize_size)
-        self.to(handle.device)
+        super().__init__()
+        self.handle = handle
         self.last = handle.layer(last)
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
-        def stop(module: nn.Module, inputs: object, output: object) -> None:
-            raise _StopForward
-
-        with forward_hooks([(self.last, stop)]):
-            try:
-                self.model((images - self.mean) / self.std)
-            except _StopForward:
-                pass
+        run_until(self.handle, images, [self.last])
         return images.new_zeros(images.shape[0], 0)
 
 
-def _deepest(handle: ModelHandle, layers: Sequence[str], probe: torch.Tensor) -> str:
-    """The layer of ``layers`` that runs last in a forward pass."""
-    order: list[str] = []
-    modules = {name: handle.layer(name) for name in layers}
-
-    def make(name: str):  # noqa: ANN202
-        def hook(module: nn.Module, inputs: object, output: object) -> None:
-            order.append(name)
-            if set(order) >= set(layers):  # no need to run the rest (a dense head may not fit the size)
-                raise _StopForward
-        return hook
-
-    with torch.no_grad(), forward_hooks((m, make(n)) for n, m in modules.items()):
-        try:
-            handle(probe)
-        except _StopForward:
-            pass
-    missing = [n for n in layers if n not in order]
-    if missing:
-        raise CnnvizError(f"layer(s) {', '.join(missing)} did not run in {handle.name}'s forward pass: pick others")
-    return order[-1]
-
-
 def _features(handle: ModelHandle, images: torch.Tensor, layers: Sequence[str]) -> dict[str, torch.Tensor]:
-    with torch.no_grad(), record({n: handle.layer(n) for n in layers}) as rec:
-        handle(images)
+    modules = {n: handle.layer(n) for n in layers}
+    with torch.no_grad(), record(modules) as rec:
+        run_until(handle, images, modules.values())  # no classifier: any image size works
     return {n: rec[n].output for n in layers}
 
 
@@ -420,8 +387,8 @@ def style_transfer(handle: ModelHandle, images: torch.Tensor | None = None, targ
     if coarse is None and max(height, width) >= 1024:
         coarse = 512
     sizes = octave_sizes(height, width, coarse)
-    probe = _resize(images[:1], sizes[0])
-    features = FeatureHandle(handle, _deepest(handle, [*layers_style, layer_content], probe))
+    for name in [*layers_style, layer_content]:
+        handle.layer(name)  # unknown names fail here, before any work
 
     history: dict[str, list[torch.Tensor]] = {"content": [], "style": [], "tv": [], "total": []}
     octaves: list[tuple[int, int, int]] = []
@@ -450,8 +417,8 @@ def style_transfer(handle: ModelHandle, images: torch.Tensor | None = None, targ
     for octave, (h, w) in enumerate(sizes):
         content = _resize(images, (h, w))
         scaled_style = _resize(style_image, _shorter_side(style_image.shape[-2:], min(h, w) * style_scale))
-        style_feats = _features(features, scaled_style, layers_style)
-        content_feats = _features(features, content, [layer_content])[layer_content]
+        style_feats = _features(handle, scaled_style, layers_style)
+        content_feats = _features(handle, content, [layer_content])[layer_content]
         style_term: Objective | float = 0.0
         for name in layers_style:
             style_term = style_term + style_loss(name, style_feats[name], Smoothing.fit(style_feats[name], temp))
@@ -467,7 +434,7 @@ def style_transfer(handle: ModelHandle, images: torch.Tensor | None = None, targ
         remaining = octave_steps
         while remaining > 0:  # L-BFGS restarts with a fresh memory when its line search stalls
             done = len(history["total"])
-            result = engine.optimize(features, image, -total, steps=remaining, lr=learning_rate,
+            result = engine.optimize(handle, image, -total, steps=remaining, lr=learning_rate,
                                      optimizer=optimizer, every_step=keep,
                                      until=stalled if optimizer == "lbfgs" else None, seed=seed,
                                      progress=progress, desc=f"style {h}x{w}")
@@ -476,7 +443,7 @@ def style_transfer(handle: ModelHandle, images: torch.Tensor | None = None, targ
         current = result.images.clamp(0, 1)
         octaves.append((h, w, octave_steps))
     assert current is not None
-    _logged_final(features, total, current, fresh)
+    _logged_final(handle, total, current, fresh)
     keep(None, -1)
     if preserve_colors:
         current = preserve_color(current, _resize(images, current.shape[-2:]))

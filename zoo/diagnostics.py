@@ -27,7 +27,10 @@ from torch import nn
 
 from zoo.cnns import ACTIVATION_TYPES
 from zoo.errors import CnnvizError
+from zoo.guard import preserve
 from zoo.handle import ModelHandle
+from zoo.hooks import record
+from zoo.layers import resolve_layer
 
 # Activations whose outputs can be "dead" (never positive); ReLU6 and SiLU appear in the zoo's other models.
 WATCHED_ACTIVATIONS: tuple[type[nn.Module], ...] = (*ACTIVATION_TYPES, nn.ReLU6, nn.SiLU)
@@ -144,10 +147,6 @@ def activation_stats(model: nn.Module, images: torch.Tensor, *, layers: Sequence
         >>> stats[0].name
         '1'
     """
-    from interpret.guard import preserve  # interpret imports zoo: import lazily
-    from interpret.hooks import record
-    from zoo.layers import resolve_layer
-
     net = _network(model)
     watched = _watched_layers(net, layers)
     zeros = {name: 0 for name in watched}
@@ -201,8 +200,6 @@ def gradient_norms(model: nn.Module, images: torch.Tensor, labels: torch.Tensor)
         >>> sorted(gradient_norms(net, torch.randn(5, 4), torch.tensor([0, 1, 0, 1, 1])))
         ['0', '2']
     """
-    from interpret.guard import preserve  # interpret imports zoo: import lazily
-
     owned = [(name or "(model)", [p for p in module.parameters(recurse=False) if p.requires_grad])
              for name, module in _network(model).named_modules()]
     owned = [(name, params) for name, params in owned if params]

@@ -32,6 +32,7 @@ from tqdm.auto import tqdm
 
 from zoo.datasets import NO_AUGMENT, Splits, TensorData, batches
 from zoo.errors import CnnvizError, closest
+from zoo.guard import preserve
 from zoo.handle import ModelHandle
 from zoo.images import atomic_write
 
@@ -318,8 +319,6 @@ def evaluate(model: nn.Module, data: TensorData, *, batch_size: int = 1000, labe
         >>> evaluate(zoo.load("fashion_cnn", device="cpu"), test).accuracy > 0.93  # doctest: +SKIP
         True
     """
-    from interpret.guard import preserve  # interpret imports zoo: import lazily
-
     if len(data) == 0:
         raise CnnvizError("nothing to evaluate: the dataset is empty")
     device = next(model.parameters()).device
