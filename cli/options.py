@@ -14,18 +14,54 @@ import torch
 import zoo
 from zoo.errors import CnnvizError
 from zoo.handle import ModelHandle
-from zoo.images import atomic_write
+from zoo.jsonfile import write_json  # noqa: F401  (the one JSON writer, re-exported for commands)
 
 DEFAULT_MODEL = "efficientnet_lite0"
 
 
-def add_model(parser: argparse.ArgumentParser) -> None:
-    """``--model``, ``--weights`` and ``--device``."""
-    parser.add_argument("--model", "-m", default=DEFAULT_MODEL, metavar="NAME",
-                        help=f"model from the zoo (default: {DEFAULT_MODEL}; list: cnnviz models)")
-    parser.add_argument("--weights", metavar="PATH",
-                        help="state dict to load instead of the model's pretrained weights")
+MODEL_HELP = ("a zoo name (cnnviz models), torchvision:NAME, timm:NAME, path/file.py:FACTORY, a TorchScript "
+              "or .pt2 file, or a cnnviz train folder (default: %(default)s; see cnnviz models --help)")
+
+
+def add_model(parser: argparse.ArgumentParser, *, positional: bool = False) -> None:
+    """``--model`` (or a positional MODEL), ``--weights``, the configuration overrides and ``--device``."""
+    if positional:
+        parser.add_argument("model", metavar="MODEL", help=MODEL_HELP.replace(" (default: %(default)s;", " ("))
+    else:
+        parser.add_argument("--model", "-m", default=DEFAULT_MODEL, metavar="MODEL", help=MODEL_HELP)
+    group = parser.add_argument_group("your own model (see cnnviz models --help)")
+    group.add_argument("--weights", metavar="PATH",
+                       help="checkpoint (state dict, read with weights_only=True) to load instead of the model's "
+                            "own weights; 'random' for random weights")
+    group.add_argument("--classes", metavar="FILE", help="class names: a text file with one a line, or a JSON list")
+    group.add_argument("--num-classes", type=int, metavar="N",
+                       help="size of the classifier (default: the model's, or what --weights implies)")
+    group.add_argument("--input-size", type=int, metavar="PX", help="side of the square input the model takes")
+    group.add_argument("--mean", type=_floats, metavar="M[,M...]", help="per-channel normalization mean, e.g. 0.5,0.5,0.5")
+    group.add_argument("--std", type=_floats, metavar="S[,S...]", help="per-channel normalization std")
+    group.add_argument("--model-args", type=_json_object, metavar="JSON",
+                       help="keyword arguments for a file.py:FACTORY model, e.g. '{\"width\": 32}'")
+    group.add_argument("--output", metavar="KEY",
+                       help="where the logits are in the model's output: a key, attribute or index "
+                            "(default: the tensor, or logits, or the first tensor)")
     add_device(parser)
+
+
+def _floats(text: str) -> tuple[float, ...]:
+    try:
+        return tuple(float(v) for v in text.split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected comma-separated numbers, got {text!r}") from None
+
+
+def _json_object(text: str) -> dict[str, object]:
+    try:
+        value = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise argparse.ArgumentTypeError(f"not valid JSON ({exc.msg}): {text!r}") from None
+    if not isinstance(value, dict):
+        raise argparse.ArgumentTypeError(f"expected a JSON object of keyword arguments, got {text!r}")
+    return value
 
 
 def add_device(parser: argparse.ArgumentParser) -> None:
@@ -47,10 +83,21 @@ def add_out(parser: argparse.ArgumentParser, default: str = "cnnviz-out") -> Non
                         help=f"folder to write into (created if needed; default: {default})")
 
 
-def load_handle(args: argparse.Namespace) -> ModelHandle:
-    """The handle named by ``--model`` / ``--weights`` / ``--device``."""
-    weights: str | Path | None = args.weights if getattr(args, "weights", None) else "pretrained"
-    return zoo.load(args.model, device=args.device, weights=weights)
+def load_handle(args: argparse.Namespace, *, weights: str | Path | None = "pretrained") -> ModelHandle:
+    """The handle named by ``--model`` and the options of :func:`add_model`.
+
+    ``weights`` is the default when ``--weights`` is not given (None: random, for shapes only).
+    """
+    given = getattr(args, "weights", None)
+    if given is not None:
+        weights = None if given == "random" else given
+    output = getattr(args, "output", None)
+    if isinstance(output, str) and output.lstrip("-").isdigit():
+        output = int(output)
+    return zoo.load(args.model, device=args.device, weights=weights, num_classes=getattr(args, "num_classes", None),
+                    classes=getattr(args, "classes", None), input_size=getattr(args, "input_size", None),
+                    mean=getattr(args, "mean", None), std=getattr(args, "std", None),
+                    model_args=getattr(args, "model_args", None), output=output)
 
 
 def load_batch(args: argparse.Namespace, handle: ModelHandle) -> tuple[list[str], torch.Tensor]:
@@ -83,7 +130,3 @@ def unique_stems(names: Sequence[str]) -> list[str]:
         unique.append(f"{stem}-{seen[stem]}" if counts[stem] > 1 else stem)
     return unique
 
-
-def write_json(path: Path, data: object) -> Path:
-    """``data`` as indented JSON, written atomically."""
-    return atomic_write(path, lambda f: f.write(json.dumps(data, indent=2).encode()))

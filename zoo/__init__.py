@@ -18,10 +18,14 @@ from zoo import torchvision_models as _classics  # noqa: F401  (registers the cl
 from zoo import fashion as _fashion  # noqa: F401  (registers fashion_cnn and the trainable CNNs)
 from zoo.device import pick_device
 from zoo.errors import CnnvizError
-from zoo.handle import ModelHandle, as_handle, load_state_dict_file
+from zoo.handle import ModelHandle, as_handle
+from zoo.weights import load_weights, read_checkpoint
+from zoo.weights import read_checkpoint as load_state_dict_file
 from zoo.images import atomic_write, load_image, load_images, sample_names, save_array, save_image
 from zoo.layers import layer_name, resolve_layer
-from zoo.registry import entry, load, names, register
+from zoo.config import ModelConfig
+from zoo.registry import entry, names, register
+from zoo.sources import load, model_config, parse_source, read_classes
 
 
 def wrap(
@@ -47,10 +51,7 @@ def wrap(
         32
     """
     if weights is not None:
-        try:
-            module.load_state_dict(load_state_dict_file(weights))
-        except RuntimeError as exc:
-            raise CnnvizError(f"{weights} does not fit this model: {str(exc).splitlines()[1].strip()}") from None
+        load_weights(module, weights)
     if default_layer is not None:
         resolve_layer(module, default_layer)
     param = next(module.parameters(), None)
@@ -60,7 +61,8 @@ def wrap(
 
 
 __all__ = [
-    "CnnvizError", "ModelHandle", "as_handle", "atomic_write", "save_array", "entry", "layer_name", "load", "load_image", "load_images",
+    "CnnvizError", "ModelConfig", "ModelHandle", "load_weights", "model_config", "parse_source", "read_checkpoint",
+    "read_classes", "as_handle", "atomic_write", "save_array", "entry", "layer_name", "load", "load_image", "load_images",
     "load_state_dict_file", "names", "pick_device", "register", "resolve_layer", "sample_names",
     "save_image", "wrap",
 ]

@@ -129,6 +129,8 @@ class TutorialCNN(nn.Module):
         torch.Size([1, 10])
     """
 
+    fixed_input = True  # a flatten before the dense layers
+
     def __init__(self, in_channels: int = 1, num_classes: int = 10, *,
                  channels: Sequence[int] = (16, 64, 128), dense: Sequence[int] = (256,),
                  activation: str = "relu", conv_dropout: float = 0.0, dense_dropout: float = 0.2,
@@ -178,6 +180,8 @@ class LeNet5(nn.Module):
         >>> LeNet5()(torch.zeros(1, 1, 28, 28)).shape
         torch.Size([1, 10])
     """
+
+    fixed_input = True  # C5 and F6 are sized for 28/32 px
 
     def __init__(self, in_channels: int = 1, num_classes: int = 10, *, activation: str = "relu",
                  input_size: int = 28) -> None:
@@ -238,6 +242,8 @@ class SmallResNet(nn.Module):
         >>> SmallResNet(widths=(8, 16, 32))(torch.zeros(1, 1, 28, 28)).shape
         torch.Size([1, 10])
     """
+
+    fixed_input = False  # global pooling
 
     def __init__(self, in_channels: int = 1, num_classes: int = 10, *, widths: Sequence[int] = (32, 64, 128),
                  blocks: int = 2, activation: str = "relu", input_size: int = 28) -> None:
@@ -373,4 +379,5 @@ def cnn_handle(spec: CnnSpec, *, mean: Sequence[float], std: Sequence[float], cl
     model = spec.build(seed)
     return ModelHandle(model, name=name or spec.arch, input_size=spec.input_size, mean=mean, std=std,
                        classes=classes, default_layer=default_layer(model), resize_size=spec.input_size,
+                       fixed_input=getattr(model, "fixed_input", False),
                        channels_last=True)

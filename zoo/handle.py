@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from pathlib import Path
-
 import torch
 import torch.nn.functional as F
 from torch import nn
 
+from zoo.config import ModelConfig
 from zoo.errors import CnnvizError
 from zoo.layers import resolve_layer
+from zoo.outputs import OutputSelector, select_logits
 
 
 class ModelHandle(nn.Module):
@@ -18,16 +18,19 @@ class ModelHandle(nn.Module):
 
     Methods never see normalized tensors: they work on pixels in [0, 1], so
     attacks and optimizers can clamp honestly. The wrapped network is
-    ``handle.model``; layer names are relative to it.
+    ``handle.model``; layer names are relative to it. What the network needs
+    (size, crop, normalization, classes, default layer) is ``handle.config``,
+    a :class:`~zoo.config.ModelConfig`; the keyword arguments below build one
+    when no ``config`` is given.
 
     Args:
         model: the network, taking normalized ``(B, C, H, W)`` tensors.
         name: a short name for captions and file names.
-        input_size: side of the square input the network was trained on.
-        mean, std: per-channel normalization applied inside ``forward``.
-        classes: class names, index-aligned with the logits.
-        default_layer: dotted name of the layer CAM-type methods use.
-        resize_size: shorter side before the centre crop (default: input_size / 0.875).
+        config: the model's configuration; or give its fields one by one:
+        input_size, mean, std, classes, default_layer, resize_size, fixed_input: see ModelConfig.
+        output: how to find the logits in what the network returns: None (a tensor, or
+            ``logits`` / the first tensor of a dict, tuple, dataclass or HF ``ModelOutput``),
+            a key, an attribute name, an index, or a callable (see :func:`select_logits`).
         channels_last: on the CPU, feed the network channels-last batches: oneDNN's
             convolutions run 1.1-1.3x faster that way (lite0, resnet18; BENCHMARKS.md).
             Only for networks that never ``.view`` an activation (the zoo's own);
@@ -39,6 +42,8 @@ class ModelHandle(nn.Module):
         ...                      mean=(0.485, 0.456, 0.406), std=(0.229, 0.224, 0.225))
         >>> handle(torch.rand(1, 3, 224, 224)).shape
         torch.Size([1, 1000])
+        >>> handle.config.resize_size
+        256
     """
 
     mean: torch.Tensor
@@ -49,28 +54,66 @@ class ModelHandle(nn.Module):
         model: nn.Module,
         *,
         name: str = "model",
+        config: ModelConfig | None = None,
         input_size: int = 224,
         mean: Sequence[float] = (0.0, 0.0, 0.0),
         std: Sequence[float] = (1.0, 1.0, 1.0),
         classes: Sequence[str] | None = None,
         default_layer: str | None = None,
         resize_size: int | None = None,
+        fixed_input: bool = False,
+        output: OutputSelector = None,
         channels_last: bool = False,
     ) -> None:
         super().__init__()
-        if len(mean) != len(std):
-            raise CnnvizError(f"mean has {len(mean)} values but std has {len(std)}: give one per channel")
-        if any(s <= 0 for s in std):
-            raise CnnvizError(f"std must be positive, got {tuple(std)}")
+        if config is None:
+            config = ModelConfig(input_size=input_size, resize_size=resize_size, mean=tuple(mean), std=tuple(std),
+                                 classes=tuple(classes) if classes is not None else None,
+                                 default_layer=default_layer, fixed_input=fixed_input)
         self.model = model
         self.name = name
-        self.input_size = int(input_size)
-        self.resize_size = int(resize_size or round(input_size / 0.875))
-        self.classes = list(classes) if classes is not None else None
-        self.default_layer = default_layer
+        self.output = output
         self.channels_last = channels_last
-        self.register_buffer("mean", torch.tensor(mean, dtype=torch.float32).view(1, -1, 1, 1), persistent=False)
-        self.register_buffer("std", torch.tensor(std, dtype=torch.float32).view(1, -1, 1, 1), persistent=False)
+        self.register_buffer("mean", torch.empty(0), persistent=False)
+        self.register_buffer("std", torch.empty(0), persistent=False)
+        self.config = config
+
+    @property
+    def config(self) -> ModelConfig:
+        """The model's configuration (assign a new one, e.g. ``handle.config.replace(...)``, to change it)."""
+        return self._config
+
+    @config.setter
+    def config(self, config: ModelConfig) -> None:
+        if not isinstance(config, ModelConfig):
+            raise CnnvizError(f"a handle's config is a zoo.ModelConfig, got {type(config).__name__}")
+        if config.default_layer is not None:
+            resolve_layer(self.model, config.default_layer)
+        device = self.mean.device
+        self._config = config
+        self._classes = list(config.classes) if config.classes is not None else None
+        self.mean = torch.tensor(config.mean, dtype=torch.float32, device=device).view(1, -1, 1, 1)
+        self.std = torch.tensor(config.std, dtype=torch.float32, device=device).view(1, -1, 1, 1)
+
+    @property
+    def input_size(self) -> int:
+        """Side of the square input the network was trained on."""
+        return self.config.input_size
+
+    @property
+    def resize_size(self) -> int:
+        """Shorter side before the centre crop."""
+        return self.config.resize_size  # type: ignore[return-value]
+
+    @property
+    def classes(self) -> list[str] | None:
+        """Class names, index-aligned with the logits, or None."""
+        return self._classes
+
+    @property
+    def default_layer(self) -> str | None:
+        """Dotted name of the layer CAM-type methods use by default."""
+        return self.config.default_layer
 
     @property
     def in_channels(self) -> int:
@@ -83,14 +126,19 @@ class ModelHandle(nn.Module):
         return self.mean.device
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
-        """Logits for a batch of images in [0, 1]."""
+        """Logits ``(B, K)`` for a batch of images in [0, 1]."""
         normalized = (images - self.mean) / self.std
         if self.channels_last and normalized.device.type == "cpu" and normalized.dim() == 4:
             normalized = normalized.contiguous(memory_format=torch.channels_last)
-        return self.model(normalized)
+        return select_logits(self.model(normalized), self.output)
 
     def layer(self, layer: str | nn.Module) -> nn.Module:
         """The submodule named ``layer`` (dotted path), or ``layer`` itself."""
+        if not self.config.hookable:
+            raise CnnvizError(f"{self.name} is a saved program ({self.config.source}) whose layers take no hooks, "
+                              "so layer methods (CAM, feature maps, inversion, DeepDream) cannot run on it; "
+                              "use occlusion, gradient or another input method, or load the architecture "
+                              "from Python code (file.py:FACTORY, torchvision:NAME, timm:NAME)")
         return resolve_layer(self.model, layer)
 
     def class_name(self, index: int) -> str:
@@ -163,20 +211,3 @@ def as_handle(model: nn.Module) -> ModelHandle:
     handle = ModelHandle(model, name=type(model).__name__, mean=[0.0] * channels, std=[1.0] * channels)
     param = next(model.parameters(), None)
     return handle.to(param.device) if param is not None else handle
-
-
-def load_state_dict_file(path: str | Path) -> dict[str, torch.Tensor]:
-    """Read a checkpoint safely (``weights_only=True``), unwrapping common containers."""
-    path = Path(path)
-    if not path.is_file():
-        raise CnnvizError(f"no weights file at {path}: check the path")
-    try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:  # torch raises many types for a bad file
-        raise CnnvizError(f"cannot read weights from {path}: {str(exc).splitlines()[0]}") from exc
-    for key in ("state_dict", "model_state", "model"):
-        if isinstance(state, dict) and isinstance(state.get(key), dict):
-            state = state[key]
-    if not isinstance(state, dict):
-        raise CnnvizError(f"{path} holds a {type(state).__name__}, not a state dict")
-    return state

@@ -21,6 +21,15 @@ from zoo.errors import CnnvizError
 ForwardHook = Callable[[nn.Module, tuple[Any, ...], Any], Any]
 
 
+def hookable(module: nn.Module) -> nn.Module:
+    """``module``, or a clear error when it cannot take hooks (a TorchScript module)."""
+    if isinstance(module, torch.jit.ScriptModule):
+        raise CnnvizError("this layer belongs to a TorchScript program, whose layers take no hooks: layer methods "
+                          "(CAM, feature maps, inversion, DeepDream, atlas) need the model as Python code "
+                          "(file.py:FACTORY, torchvision:NAME, timm:NAME) or as a torch.export .pt2 file")
+    return module
+
+
 @contextmanager
 def forward_hooks(hooks: Iterable[tuple[nn.Module, ForwardHook]]) -> Iterator[None]:
     """Register ``(module, hook)`` pairs for the duration of the block.
@@ -30,7 +39,7 @@ def forward_hooks(hooks: Iterable[tuple[nn.Module, ForwardHook]]) -> Iterator[No
     handles = []
     try:
         for module, hook in hooks:
-            handles.append(module.register_forward_hook(hook))
+            handles.append(hookable(module).register_forward_hook(hook))
         yield
     finally:
         for handle in handles:
@@ -43,7 +52,7 @@ def forward_pre_hooks(hooks: Iterable[tuple[nn.Module, Callable[..., Any]]]) -> 
     handles = []
     try:
         for module, hook in hooks:
-            handles.append(module.register_forward_pre_hook(hook))
+            handles.append(hookable(module).register_forward_pre_hook(hook))
         yield
     finally:
         for handle in handles:

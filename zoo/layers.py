@@ -59,3 +59,31 @@ def layer_at_depth(model: nn.Module, depth: float) -> str:
     if not names:
         raise CnnvizError(f"{type(model).__name__} has no submodules to choose from")
     return min(names, key=lambda name: abs(layer_depth(model, name) - depth))
+
+
+# Top-level children that hold the classifier, not features (names as torchvision and timm use them).
+HEAD_NAMES = ("fc", "head", "heads", "classifier", "last_linear", "logits")
+
+
+def guess_cam_layer(model: nn.Module) -> str | None:
+    """A sensible default layer for CAM methods: the last top-level block with weights before the classifier.
+
+    Reads the module tree only (no forward pass): ResNet gives ``layer4``, VGG, DenseNet, ConvNeXt
+    and EfficientNet give ``features``, a torchvision ViT its ``encoder``; None when nothing fits.
+
+    Example:
+        >>> import torchvision
+        >>> guess_cam_layer(torchvision.models.resnet18()), guess_cam_layer(torchvision.models.vgg11())
+        ('layer4', 'features')
+    """
+    last_linear = None
+    for candidate in model.modules():
+        if isinstance(candidate, nn.Linear):
+            last_linear = candidate
+    chosen = None
+    for name, child in model.named_children():
+        if name in HEAD_NAMES or any(m is last_linear for m in child.modules()):
+            continue
+        if next(child.parameters(), None) is not None:
+            chosen = name
+    return chosen

@@ -1,4 +1,4 @@
-"""The registry of models: ``zoo.load(name)`` builds any entry by name."""
+"""The registry of the zoo's own models; ``zoo.load`` (:mod:`zoo.sources`) builds them and every other source."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from zoo.device import pick_device
+from zoo.config import ModelConfig
 from zoo.errors import CnnvizError, closest
 from zoo.handle import ModelHandle
 
@@ -23,24 +23,27 @@ class ModelEntry:
             a path, or ``None`` for random initialization.
         summary: one line for ``cnnviz models``.
         weights_file: where the pretrained weights are expected (for listings).
+        config: the model's configuration, read without building it (None: build to know).
     """
 
     name: str
     build: Builder
     summary: str
     weights_file: Callable[[], Path | None]
+    config: Callable[[], ModelConfig] | None = None
 
 
 _REGISTRY: dict[str, ModelEntry] = {}
 
 
-def register(name: str, summary: str, weights_file: Callable[[], Path | None]) -> Callable[[Builder], Builder]:
-    """Decorator adding a builder to the zoo under ``name``."""
+def register(name: str, summary: str, weights_file: Callable[[], Path | None], *,
+             config: Callable[[], ModelConfig] | None = None) -> Callable[[Builder], Builder]:
+    """Decorator adding a builder to the zoo under ``name`` (build it with ``zoo.load(name)``)."""
 
     def decorate(build: Builder) -> Builder:
         if name in _REGISTRY:
             raise RuntimeError(f"model {name!r} registered twice")
-        _REGISTRY[name] = ModelEntry(name, build, summary, weights_file)
+        _REGISTRY[name] = ModelEntry(name, build, summary, weights_file, config)
         return build
 
     return decorate
@@ -59,21 +62,3 @@ def entry(name: str) -> ModelEntry:
         raise CnnvizError(
             f"unknown model {name!r}{closest(name, _REGISTRY)} (list them with: cnnviz models)"
         ) from None
-
-
-def load(name: str, device: str | None = None, weights: str | Path | None = "pretrained") -> ModelHandle:
-    """Build model ``name`` in eval mode on ``device`` (best available by default).
-
-    Args:
-        name: a name from :func:`names`, e.g. ``"efficientnet_lite0"``.
-        device: ``"cpu"``, ``"cuda"``, ... or ``None`` to pick automatically.
-        weights: ``"pretrained"`` (shipped or locally cached weights), a path to
-            a state dict, or ``None`` for random weights.
-
-    Example:
-        >>> handle = load("efficientnet_lite0", device="cpu")
-        >>> handle.input_size, handle.classes[281]
-        (224, 'tabby')
-    """
-    handle = entry(name).build(weights)
-    return handle.to(pick_device(device)).eval()

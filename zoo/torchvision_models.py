@@ -12,8 +12,10 @@ import torch
 import torchvision
 from torch import nn
 
+from zoo.config import ModelConfig
 from zoo.errors import CnnvizError
-from zoo.handle import ModelHandle, load_state_dict_file
+from zoo.handle import ModelHandle
+from zoo.weights import load_weights, read_checkpoint
 from zoo.imagenet import IMAGENET_CLASSES
 from zoo.registry import register
 
@@ -60,20 +62,20 @@ def build_classic(name: str, weights: str | Path | None = "pretrained") -> Model
                 f"Download {_imagenet_weights(name).url} where there is network, copy it there, "
                 f"or pass a file with --weights PATH"
             )
-        state = {k: v for k, v in load_state_dict_file(path).items() if not k.startswith("aux")}
-        try:
-            model.load_state_dict(state)
-        except RuntimeError as exc:
-            raise CnnvizError(f"{path} does not fit {name}: {str(exc).splitlines()[1].strip()}") from None
-    default_layer, _ = CLASSICS[name]
-    return ModelHandle(model.eval(), name=name, input_size=224, mean=IMAGENET_MEAN, std=IMAGENET_STD,
-                       classes=IMAGENET_CLASSES, default_layer=default_layer, resize_size=256,
-                       channels_last=True)
+        state = {k: v for k, v in read_checkpoint(path).items() if not k.startswith("aux")}
+        load_weights(model, state, what=name)
+    return ModelHandle(model.eval(), name=name, config=classic_config(name), channels_last=True)
+
+
+def classic_config(name: str) -> ModelConfig:
+    """The configuration of classic ``name`` (no network built)."""
+    return ModelConfig(input_size=224, resize_size=256, mean=IMAGENET_MEAN, std=IMAGENET_STD,
+                       classes=tuple(IMAGENET_CLASSES), default_layer=CLASSICS[name][0], source=f"zoo:{name}")
 
 
 def _register_all() -> None:
     for name, (_, summary) in CLASSICS.items():
-        register(name, summary, lambda n=name: cached_weights_path(n))(
+        register(name, summary, lambda n=name: cached_weights_path(n), config=lambda n=name: classic_config(n))(
             lambda weights="pretrained", n=name: build_classic(n, weights)
         )
 

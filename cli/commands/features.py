@@ -8,7 +8,6 @@ The drawing of these views lives here (tensors in, uint8 images out, through
 from __future__ import annotations
 
 import argparse
-import json
 import re
 from collections.abc import Sequence
 from pathlib import Path
@@ -18,7 +17,7 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from cli.options import (add_device, add_images, add_model, add_out, file_stem, load_batch, load_handle,
+from cli.options import (add_images, add_model, add_out, file_stem, load_batch, load_handle,
                          output_dir)
 from cli.registry import Run, command
 from interpret.atlas import Atlas, ChannelExamples, channel_examples, image_name, neuron_atlas, open_dataset
@@ -27,8 +26,9 @@ from interpret.feature_maps import channel_order, feature_maps
 from interpret.filters import FILTER_MODES, conv_weight, filter_mode, filters
 from interpret.receptive_field import Box, receptive_fields, verify_receptive_field
 from interpret.render import TILE, caption, captioned_grid, colorize, enlarge, grid, overlay, to_uint8, vstack
-from zoo import atomic_write, save_image
+from zoo import save_image
 from zoo.errors import CnnvizError
+from zoo.jsonfile import write_json
 from zoo.handle import ModelHandle
 
 # ---------------------------------------------------------------- filters
@@ -128,17 +128,14 @@ def featuremaps_command(parser: argparse.ArgumentParser) -> Run:
                      "padding). --verify checks each by gradient probing.\n\n"
                      "example:\n  cnnviz receptive-fields --model resnet18 --verify")
 def receptive_fields_command(parser: argparse.ArgumentParser) -> Run:
-    parser.add_argument("--model", "-m", default="efficientnet_lite0", metavar="NAME", help="model from the zoo")
+    add_model(parser)
     parser.add_argument("--size", type=int, default=None, metavar="PX", help="input side (default: the model's)")
     parser.add_argument("--all", action="store_true", help="every module, not only conv and pool layers")
     parser.add_argument("--verify", action="store_true",
                         help="check each box by gradient probing (zero gradient outside, non-zero inside)")
-    add_device(parser)
 
     def run(args: argparse.Namespace) -> int:
-        import zoo
-
-        handle = zoo.load(args.model, device=args.device, weights=None)  # geometry needs no weights
+        handle = load_handle(args, weights=None)  # geometry needs no weights
         rows = receptive_fields(handle, input_size=args.size, every_module=args.all)
         width = max(len(r.name) for r in rows)
         print(f"{'layer':<{width}}  {'type':<18} {'map':>9} {'size':>9} {'jump':>5} {'offset':>8}"
@@ -247,7 +244,7 @@ def write_index(handle: ModelHandle, atlas: Atlas, dataset: Dataset, out: Path) 
     """``OUT/index.json``: per channel the top and bottom images, activations and boxes; dead channels."""
     index = atlas.to_dict(lambda i: image_name(dataset, i))
     index.update(model=handle.name, data=getattr(dataset, "description", type(dataset).__name__))
-    return atomic_write(out / "index.json", lambda f: f.write(json.dumps(index, indent=1).encode()))
+    return write_json(out / "index.json", index)
 
 
 @command("atlas", "find the images and patches of a dataset that excite each channel of a layer", order=43,

@@ -5,13 +5,27 @@ from __future__ import annotations
 import argparse
 
 import zoo
-from cli.options import add_device
+from cli.options import add_model, load_handle
 from cli.registry import Run, command
 from interpret import layer_table, textbook_total
 from zoo.errors import CnnvizError
 
 
-@command("models", "list the models in the zoo and whether their weights are here", order=10)
+@command("models", "list the models in the zoo and whether their weights are here", order=10,
+         description="List the zoo's models. Every command's --model also takes your own model:\n\n"
+                     "  efficientnet_lite0          a zoo name (this list)\n"
+                     "  torchvision:NAME            any torchvision classifier (resnet18, convnext_tiny, vit_b_16, ...)\n"
+                     "  timm:NAME                   any timm model (pip install 'cnnviz[timm]')\n"
+                     "  path/model.py:FACTORY       a function or class in your file (--model-args JSON)\n"
+                     "  model.pt / model.pt2        a TorchScript file (no layer hooks) / a torch.export program\n"
+                     "  runs/my-run/                the output folder of cnnviz train\n\n"
+                     "Weights come from --weights PATH (a state dict, read with weights_only=True; 'random'\n"
+                     "for random weights) or the source's local cache; nothing is downloaded. Override the\n"
+                     "configuration with --classes FILE, --num-classes, --input-size, --mean, --std, --output.\n\n"
+                     "examples:\n"
+                     "  cnnviz explain gradcam --model torchvision:resnet18 --weights ckpt.pt --classes classes.txt -i photo.jpg\n"
+                     "  cnnviz layers timm:convnext_atto --depth 2\n"
+                     "  cnnviz predict --model my_net.py:build --model-args '{\"width\": 32}' --weights w.pt -i x.png")
 def models(parser: argparse.ArgumentParser) -> Run:
     def run(args: argparse.Namespace) -> None:
         width = max(len(name) for name in zoo.names())
@@ -36,13 +50,12 @@ def models(parser: argparse.ArgumentParser) -> Run:
                      "batch norm: 2*C), checked against the real count. Use the names with --layer.\n\n"
                      "example:\n  cnnviz layers resnet18 --depth 1")
 def layers(parser: argparse.ArgumentParser) -> Run:
-    parser.add_argument("model", metavar="MODEL", help="a model name (see cnnviz models)")
+    add_model(parser, positional=True)
     parser.add_argument("--depth", type=int, default=None, metavar="N",
                         help="show layers nested at most N levels deep (default: all)")
-    add_device(parser)
 
     def run(args: argparse.Namespace) -> int:
-        handle = zoo.load(args.model, device=args.device, weights=None)  # shapes need no weights
+        handle = load_handle(args, weights=None)  # shapes need no weights
         rows = [r for r in layer_table(handle) if args.depth is None or r.depth < args.depth]
         name_width = max(len("  " * r.depth + r.name) for r in rows)
         type_width = max(len(r.type) for r in rows)

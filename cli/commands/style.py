@@ -3,43 +3,39 @@
 from __future__ import annotations
 
 import argparse
-import json
-import math
 from pathlib import Path
 
-import numpy as np
 import torch
+from matplotlib.figure import Figure
 
 import zoo
-from cli.options import add_device, add_out, output_dir
+from cli.figures import add_chart_format
+from cli.options import add_model, add_out, load_handle, output_dir
 from cli.registry import Run, command
-from interpret.render import caption, hstack, to_uint8
+from interpret import charts, views
+from interpret.render import to_uint8
 from interpret.style import StyleResult, fit_side, style_transfer
-from zoo import atomic_write, save_image
-from zoo.diagnostics import Series, line_chart
+from zoo import save_image
+from zoo.jsonfile import write_json
 from zoo.errors import CnnvizError
 from zoo.handle import ModelHandle, match_channels
 
 DEFAULT_MODEL = "efficientnet_lite0"
-COLORS = {"total": (0, 0, 0), "style": (214, 39, 40), "content": (31, 119, 180), "tv": (44, 160, 44)}
 
 
-def loss_chart(result: StyleResult, title: str) -> np.ndarray:
-    """The weighted-total and per-term loss curves of image 0 (log10 of each, so all fit one axis)."""
-    series = []
-    for name, values in result.history.items():
-        ys = [math.log10(v) if v > 0 else float("nan") for v in values[:, 0].tolist()]
-        series.append(Series(name, list(range(1, len(ys) + 1)), ys, COLORS.get(name, (127, 127, 127))))
+def loss_chart(result: StyleResult, title: str) -> Figure:
+    """The weighted-total and per-term loss curves of image 0, octave ends marked."""
     marks, at = [], 0
     for h, w, steps in result.octaves[:-1]:
         at += steps
         marks.append((at + 0.5, f"{h}x{w} done"))
-    return line_chart(series, title=title, xlabel="step", ylabel="log10 loss", marks=marks, size=(520, 320))
+    return charts.loss_curves({name: values[:, 0].tolist() for name, values in result.history.items()},
+                              title=title, marks=marks)
 
 
 def _load_handle(args: argparse.Namespace) -> ModelHandle:
     try:
-        return zoo.load(args.model, device=args.device, weights=args.weights or "pretrained")
+        return load_handle(args)
     except CnnvizError as exc:
         if args.model.startswith("vgg") and args.weights is None:
             raise CnnvizError(f"{exc} -- or run style transfer on the offline backbone: --model {DEFAULT_MODEL}") \
@@ -74,10 +70,7 @@ def style(parser: argparse.ArgumentParser) -> Run:
                         help="content image: file or scikit-image sample name (chelsea, astronaut, ...)")
     parser.add_argument("--style", "-s", required=True, metavar="IMG",
                         help="style image: file or sample name (immunohistochemistry, gravel, brick, ...)")
-    parser.add_argument("--model", "-m", default=DEFAULT_MODEL, metavar="NAME",
-                        help=f"backbone from the zoo (default: {DEFAULT_MODEL}; vgg19 when its weights are local)")
-    parser.add_argument("--weights", metavar="PATH", help="state dict to load instead of the pretrained weights")
-    add_device(parser)
+    add_model(parser)
     add_out(parser)
     parser.add_argument("--size", type=int, default=512, metavar="PX",
                         help="longer side of the result (default: 512; >= 1024 runs coarse-to-fine)")
@@ -105,6 +98,7 @@ def style(parser: argparse.ArgumentParser) -> Run:
     parser.add_argument("--preserve-colors", action="store_true", help="keep the content's colours (luminance only)")
     parser.add_argument("--seed", type=int, default=0, help="seed of the noise start (default: 0)")
     parser.add_argument("--name", metavar="STEM", help="file stem (default: CONTENT-STYLE)")
+    add_chart_format(parser)
 
     def run(args: argparse.Namespace) -> None:
         if args.steps < 1:
@@ -133,12 +127,12 @@ def style(parser: argparse.ArgumentParser) -> Run:
         shown_content = torch.nn.functional.interpolate(content, size=(h, w), mode="bilinear", antialias=True,
                                                         align_corners=False)[0].clamp(0, 1)
         smooth = "softmax-smoothed" if result.smoothing else "plain Gram"
-        panel = hstack([caption(to_uint8(shown_content), f"content: {content_name}"),
-                        caption(to_uint8(shown_style), f"style: {style_name}"),
-                        caption(picture, f"{handle.name}, {smooth}, {args.optimizer} {args.steps} steps")])
+        panel = views.style_panel(shown_content, shown_style, result.images[0],
+                                  [f"content: {content_name}", f"style: {style_name}",
+                                   f"{handle.name}, {smooth}, {args.optimizer} {args.steps} steps"])
         save_image(out / f"{stem}-panel.png", panel)
-        save_image(out / f"{stem}-losses.png",
-                   loss_chart(result, f"style transfer losses ({handle.name}, {args.optimizer})"))
+        charts.save(loss_chart(result, f"style transfer losses ({handle.name}, {args.optimizer})"),
+                    out / f"{stem}-losses", args.format)
         report = {
             "content": content_name, "style": style_name, "model": handle.name, "device": str(handle.device),
             "size": [h, w], "optimizer": args.optimizer, "steps": args.steps, "init": args.init,
@@ -149,7 +143,7 @@ def style(parser: argparse.ArgumentParser) -> Run:
             "final_losses": {k: v[0] for k, v in result.final_losses().items()},
             "initial_losses": {k: float(v[0, 0]) for k, v in result.history.items()},
         }
-        atomic_write(out / f"{stem}.json", lambda f: f.write(json.dumps(report, indent=2).encode()))
+        write_json(out / f"{stem}.json", report)
         print(f"{path}  ({result.seconds:.1f} s on {handle.device}; final losses: "
               + ", ".join(f"{k} {v:.4g}" for k, v in report["final_losses"].items()) + ")")
 
