@@ -23,8 +23,9 @@ from typing import Any
 import numpy as np
 from tqdm.auto import tqdm
 
-from zoo import atomic_write, save_image
+from zoo import save_image
 from zoo.errors import CnnvizError
+from zoo.jsonfile import write_json
 
 CARDS_DIR = "cards"
 MANIFEST = "gallery.json"
@@ -140,20 +141,6 @@ def is_finished(out: Path, card: Card) -> bool:
         return False
     folder = card_dir(out, card.page)
     return all((folder / image.get("file", "")).is_file() for image in data.get("images", []))
-
-
-def write_json(path: Path, data: Any) -> Path:
-    """``data`` as indented UTF-8 JSON, atomically."""
-    text = json.dumps(data, indent=1, ensure_ascii=False, default=_json_default)
-    return atomic_write(path, lambda f: f.write(text.encode("utf-8")))
-
-
-def _json_default(value: Any) -> Any:
-    if isinstance(value, (np.integer, np.floating)):
-        return value.item()
-    if hasattr(value, "tolist"):
-        return value.tolist()
-    return str(value)
 
 
 def save_card(out: Path, card: Card, output: Output, seconds: float) -> dict[str, Any]:

@@ -6,7 +6,14 @@
   and watch it rise — higher is better. A random map is the baseline to beat.
 - Model-parameter randomization (Adebayo et al. 2018): re-initialize the
   layers from the top down; a faithful map changes (low Spearman rank
-  correlation with the original), an edge detector does not.
+  correlation, SSIM or HOG similarity with the original), an edge detector
+  does not.
+
+A constant map ranks no pixel above another: its areas, like its
+correlations, are NaN, with the reason in ``undefined``. Randomness comes
+from private generators; the global RNGs are left as they were. More
+metrics: :mod:`interpret.road`, :mod:`interpret.robustness`,
+:mod:`interpret.complexity`; statistics in :mod:`interpret.statistics`.
 
 Example:
     >>> import zoo, interpret
@@ -20,8 +27,9 @@ Example:
 from __future__ import annotations
 
 import copy
+import math
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import torch
 from torch import nn
@@ -30,7 +38,10 @@ from torchvision.transforms.functional import gaussian_blur
 from interpret.batching import auto_batch_size, chunks
 from interpret.gradients import resolve_target
 from interpret.guard import preserve
+from interpret.mapsource import MapSource, as_maps
 from interpret.render import attribution_map
+from interpret.similarity import Measure, similarity
+from interpret.statistics import constant_rows, undefined_reason
 from interpret.targets import Target, target_scores
 from zoo.errors import CnnvizError
 from zoo.handle import as_handle
@@ -38,13 +49,17 @@ from zoo.handle import as_handle
 
 @dataclass(frozen=True)
 class Curves:
-    """Deletion and insertion curves ``(B, steps + 1)`` with their areas ``(B,)``."""
+    """Deletion and insertion curves ``(B, steps + 1)`` with their areas ``(B,)``.
+
+    ``undefined[i]`` says why image ``i``'s areas are NaN (its map is constant), else None.
+    """
 
     fractions: torch.Tensor
     deletion: torch.Tensor
     insertion: torch.Tensor
     deletion_auc: torch.Tensor
     insertion_auc: torch.Tensor
+    undefined: list[str | None] = field(default_factory=list)
 
 
 def pixel_ranks(maps: torch.Tensor) -> torch.Tensor:
@@ -66,25 +81,25 @@ def _auc(curve: torch.Tensor) -> torch.Tensor:
     return torch.trapezoid(curve, dx=1.0 / (curve.shape[1] - 1), dim=1)
 
 
-def deletion_insertion(model: nn.Module, images: torch.Tensor, maps: torch.Tensor, target: Target = None, *,
+def deletion_insertion(model: nn.Module, images: torch.Tensor, maps: MapSource, target: Target = None, *,
                        steps: int = 32, batch_size: int | None = None) -> Curves:
     """Deletion (to black) and insertion (onto a blurred canvas) curves of the target probability.
 
     Args:
-        maps: attributions ``(B, C|1, H, W)`` at the images' size (reduced by max |value|).
+        maps: attributions ``(B, C|1, H, W)`` from any source (reduced by max |value|; resized to
+            the images' size when smaller, see :func:`interpret.mapsource.as_maps`).
         steps: points on each curve after the start (pixels move in ``H*W/steps`` groups).
     """
     handle = as_handle(model)
-    if maps.shape[0] != images.shape[0] or maps.shape[-2:] != images.shape[-2:]:
-        raise CnnvizError(f"maps {tuple(maps.shape)} do not match images {tuple(images.shape)}: "
-                          "upsample them to the image size")
     if steps < 2:
         raise CnnvizError(f"steps must be at least 2, got {steps}")
     with preserve(handle), torch.no_grad():
         images = images.to(handle.device)
+        maps = as_maps(maps, images)
+        constant = constant_rows(attribution_map(maps).flatten(1))
         indices = resolve_target(handle, images, target)
         batch, _, height, width = images.shape
-        ranks = pixel_ranks(maps.to(handle.device)).view(batch, 1, height, width)
+        ranks = pixel_ranks(maps).view(batch, 1, height, width)
         counts = torch.linspace(0, height * width, steps + 1, device=images.device).round()
         black, canvas = torch.zeros_like(images), blurred_canvas(images)
         batch_size = batch_size or auto_batch_size(handle)
@@ -102,23 +117,26 @@ def deletion_insertion(model: nn.Module, images: torch.Tensor, maps: torch.Tenso
             probs[rows] = target_scores(handle, row_target, handle(inputs).softmax(-1))
     curves = probs.view(batch, steps + 1, 2)
     deletion, insertion = curves[..., 0], curves[..., 1]
-    return Curves(counts / (height * width), deletion, insertion, _auc(deletion), _auc(insertion))
+    nan = torch.full((batch,), math.nan, device=images.device, dtype=deletion.dtype)
+    reasons = ["the map is constant: it ranks no pixel above another" if c else None for c in constant.tolist()]
+    return Curves(counts / (height * width), deletion, insertion, torch.where(constant, nan, _auc(deletion)),
+                  torch.where(constant, nan, _auc(insertion)), reasons)
 
 
-def random_maps(images: torch.Tensor, seed: int = 0) -> torch.Tensor:
-    """The baseline: uniform random maps ``(B, 1, H, W)``."""
-    generator = torch.Generator(device=images.device).manual_seed(seed)
-    return torch.rand(images.shape[0], 1, *images.shape[-2:], generator=generator, device=images.device)
+def random_maps(images: torch.Tensor, seed: int = 0, *, first: int = 0) -> torch.Tensor:
+    """The baseline: uniform random maps ``(B, 1, H, W)``, image ``i``'s drawn from its own generator
+    seeded by ``(seed, first + i)`` (so a shard of a dataset gets the maps a single run would).
 
-
-def spearman(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
-    """Spearman rank correlation per row of two ``(B, N)`` tensors."""
-    def ranks(x: torch.Tensor) -> torch.Tensor:
-        return x.argsort(dim=1).argsort(dim=1).float()
-
-    ra, rb = ranks(a), ranks(b)
-    ra, rb = ra - ra.mean(1, keepdim=True), rb - rb.mean(1, keepdim=True)
-    return (ra * rb).sum(1) / (ra.norm(dim=1) * rb.norm(dim=1)).clamp(min=1e-12)
+    Example:
+        >>> images = torch.rand(3, 3, 8, 8)
+        >>> torch.equal(random_maps(images)[2], random_maps(images[2:], first=2)[0])
+        True
+    """
+    maps = torch.empty(images.shape[0], 1, *images.shape[-2:], device=images.device)
+    for i in range(images.shape[0]):
+        generator = torch.Generator(device=images.device).manual_seed(seed * 1_000_003 + first + i)
+        maps[i] = torch.rand(maps.shape[1:], generator=generator, device=images.device)
+    return maps
 
 
 def randomization_units(net: nn.Module) -> list[tuple[str, nn.Module]]:
@@ -134,45 +152,87 @@ def randomization_units(net: nn.Module) -> list[tuple[str, nn.Module]]:
     return [(name, m) for name, m in units if any(True for _ in m.parameters())]
 
 
-def reinitialize(module: nn.Module, generator_seed: int) -> None:
-    """Fresh random weights for every submodule that knows how to reset itself."""
-    torch.manual_seed(generator_seed)
-    for sub in module.modules():
-        if hasattr(sub, "reset_parameters"):
-            sub.reset_parameters()
+def reinitialize(module: nn.Module, generator: torch.Generator) -> None:
+    """Fresh random weights for every submodule that knows how to reset itself, drawn from ``generator``.
+
+    ``reset_parameters`` draws from the global RNG, so it runs on a forked
+    RNG seeded from ``generator``: the caller's torch (CPU and CUDA) random
+    state is the same afterwards.
+    """
+    seed = int(torch.randint(2 ** 62, (1,), generator=generator))
+    devices = sorted({p.device.index or 0 for p in module.parameters() if p.device.type == "cuda"})
+    with torch.random.fork_rng(devices=devices):
+        torch.manual_seed(seed)
+        for sub in module.modules():
+            if hasattr(sub, "reset_parameters"):
+                sub.reset_parameters()
 
 
 @dataclass(frozen=True)
 class RandomizationResult:
-    """Spearman correlation ``(B,)`` of |map| after randomizing each cascade of layers."""
+    """Similarity ``(B,)`` of the original map with the map after randomizing each cascade of layers.
+
+    Attributes:
+        layers: the blocks re-initialized, top down (step k randomized ``layers[:k + 1]``).
+        scores: per measure (``spearman``, ``ssim``, ``hog``), one ``(B,)`` tensor per step; NaN where
+            undefined.
+        undefined: per step, per image, why its scores are NaN (a constant map), else None.
+        absolute: whether |map| was compared.
+    """
 
     layers: list[str]
-    correlations: list[torch.Tensor]
+    scores: dict[str, list[torch.Tensor]]
+    undefined: list[list[str | None]]
+    absolute: bool = True
+
+    @property
+    def correlations(self) -> list[torch.Tensor]:
+        """The Spearman rank correlations, one ``(B,)`` tensor per step."""
+        if "spearman" not in self.scores:
+            raise CnnvizError("this check did not measure Spearman correlations: ask for measures=('spearman',)")
+        return self.scores["spearman"]
 
 
 def randomization_check(model: nn.Module, images: torch.Tensor, explain: Callable[..., torch.Tensor],
-                        target: Target = None, *, seed: int = 0, max_steps: int | None = None) -> RandomizationResult:
+                        target: Target = None, *, seed: int = 0, max_steps: int | None = None,
+                        measures: tuple[Measure, ...] = ("spearman",), absolute: bool = True) -> RandomizationResult:
     """Cascading model-parameter randomization (Adebayo et al. 2018), on a copy of the model.
 
     Args:
         explain: ``explain(handle, images, target) -> maps``, e.g. ``interpret.gradcam``.
         target: kept fixed to the original model's prediction when ``None``.
+        seed: seed of the private generator for the new weights.
         max_steps: stop after randomizing this many blocks (default: all, top down).
+        measures: similarity measures to report (see :mod:`interpret.similarity`).
+        absolute: compare |map| (else the signed maps).
 
     Returns:
-        After each step k, the correlation between the original map and the map
-        of the model whose top k blocks are random. The user's model is not touched.
+        After each step k, the similarity between the original map and the map
+        of the model whose top k blocks are random. The user's model and the
+        global random state are not touched.
     """
+    if max_steps is not None and max_steps < 1:
+        raise CnnvizError(f"max_steps must be at least 1, got {max_steps}")
+    measures = tuple(dict.fromkeys(measures))
+    if not measures:
+        raise CnnvizError("give at least one similarity measure")
     handle = as_handle(model)
     with torch.no_grad():
         indices = resolve_target(handle, images.to(handle.device), target)
-    original = attribution_map(explain(handle, images, indices)).flatten(1)
+    original = attribution_map(explain(handle, images, indices))
     clone = copy.deepcopy(handle)
     units = list(reversed(randomization_units(clone.model)))[:max_steps]
-    names, correlations = [], []
-    for step, (name, unit) in enumerate(units):
-        reinitialize(unit, seed + step)
-        randomized = attribution_map(explain(clone, images, indices)).flatten(1)
+    generator = torch.Generator().manual_seed(seed)
+    names: list[str] = []
+    scores: dict[str, list[torch.Tensor]] = {m: [] for m in measures}
+    undefined: list[list[str | None]] = []
+    compared = original.abs() if absolute else original
+    for name, unit in units:
+        reinitialize(unit, generator)
+        randomized = attribution_map(explain(clone, images, indices))
         names.append(name)
-        correlations.append(spearman(original.abs(), randomized.abs()))
-    return RandomizationResult(names, correlations)
+        for measure in measures:
+            scores[measure].append(similarity(original, randomized, measure, absolute=absolute))
+        undefined.append(undefined_reason(compared.flatten(1),
+                                          (randomized.abs() if absolute else randomized).flatten(1)))
+    return RandomizationResult(names, scores, undefined, absolute)

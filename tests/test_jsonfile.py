@@ -1,0 +1,43 @@
+"""The one JSON writer: strict JSON, numpy/torch values, atomic, and the only one in the package."""
+
+import json
+import math
+import re
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from zoo.jsonfile import write_json
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def test_writes_strict_json_with_arrays_and_no_nan(tmp_path):
+    data = {"auc": math.nan, "inf": math.inf, "scores": torch.tensor([0.5, 1.0]), "n": np.int64(3),
+            "array": np.arange(3), "path": tmp_path, "name": "café"}
+    path = write_json(tmp_path / "out" / "x.json", data)
+    text = path.read_text(encoding="utf-8")
+    assert json.loads(text, parse_constant=lambda c: pytest.fail(f"{c} is not JSON")) == {
+        "auc": None, "inf": None, "scores": [0.5, 1.0], "n": 3, "array": [0, 1, 2], "path": str(tmp_path),
+        "name": "café"}
+    assert text.endswith("\n") and "café" in text
+    assert [p.name for p in path.parent.iterdir()] == ["x.json"]  # no temporary file left
+
+
+def test_a_failed_write_keeps_the_old_file(tmp_path):
+    path = write_json(tmp_path / "x.json", {"a": 1})
+    with pytest.raises(TypeError):
+        write_json(path, {"a": object.__new__(type("Bad", (), {"__str__": None}))})
+    assert json.loads(path.read_text()) == {"a": 1}
+
+
+def test_no_other_json_writer_in_the_package():
+    writers = []
+    for package in ("cli", "gallery", "interpret", "zoo"):
+        for file in (REPO / package).rglob("*.py"):
+            for number, line in enumerate(file.read_text(encoding="utf-8").splitlines(), 1):
+                if re.search(r"json\.dump\(|write_text\(json\.dumps|json\.dumps\([^)]*\)\.encode", line):
+                    writers.append(f"{file.relative_to(REPO)}:{number}")
+    assert writers == []
