@@ -102,7 +102,7 @@ def load_handle(args: argparse.Namespace, *, weights: str | Path | None = "pretr
 
 def load_batch(args: argparse.Namespace, handle: ModelHandle) -> tuple[list[str], torch.Tensor]:
     """Names and the prepared batch of the ``--image`` sources."""
-    named = zoo.load_images(args.image)
+    named = zoo.load_images(args.image, channels=handle.in_channels)
     return [name for name, _ in named], handle.prepare([image for _, image in named])
 
 

@@ -1,4 +1,8 @@
-"""Drawing: tensors in, uint8 ``(H, W, 3)`` arrays out. Nothing here computes gradients.
+"""Pixel primitives: tensors in, uint8 ``(H, W, 3)`` arrays out, one copy of each. Nothing here computes.
+
+Colormaps, overlays, captions (in any colour), a numbered colour bar, enlarging,
+fitting, grids and stacks. The sheets built from them are in :mod:`interpret.views`;
+matplotlib charts in :mod:`interpret.charts`.
 
 Example:
     >>> import torch
@@ -9,6 +13,7 @@ Example:
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 
 import cv2
@@ -19,10 +24,13 @@ from zoo.errors import CnnvizError
 
 TILE = 96  # display side that small filters, maps and patches are enlarged to (nearest, no blur)
 COLORMAPS = {name[len("COLORMAP_"):].lower(): getattr(cv2, name) for name in dir(cv2) if name.startswith("COLORMAP_")}
+DEFAULT_COLORMAP = "viridis"  # perceptually uniform: equal steps in value look like equal steps in colour
+Color = tuple[int, int, int]
+BLACK: Color = (0, 0, 0)
 
 
 def to_uint8(image: torch.Tensor | np.ndarray) -> np.ndarray:
-    """A ``(C, H, W)`` tensor in [0, 1] (C = 1 or 3) as an ``(H, W, 3)`` uint8 array."""
+    """A ``(C, H, W)`` tensor in [0, 1] as an ``(H, W, 3)`` uint8 array (gray repeated, bands past 3 dropped)."""
     if isinstance(image, torch.Tensor):
         image = image.detach().float().cpu().numpy()
         if image.ndim == 3:
@@ -31,6 +39,10 @@ def to_uint8(image: torch.Tensor | np.ndarray) -> np.ndarray:
         image = (np.clip(image, 0.0, 1.0) * 255.0 + 0.5).astype(np.uint8)
     if image.ndim == 2:
         image = image[:, :, None]
+    if image.shape[2] == 2:
+        image = image[:, :, :1]
+    elif image.shape[2] > 3:
+        image = image[:, :, :3]  # a multi-band image (RGB + near infrared, ...) shows its first three bands
     if image.shape[2] == 1:
         image = np.repeat(image, 3, axis=2)
     return np.ascontiguousarray(image)
@@ -55,7 +67,7 @@ def normalize_map(values: torch.Tensor | np.ndarray, *, symmetric: bool = False,
     return np.clip((array - low) / (high - low), 0.0, 1.0) if high > low else np.zeros_like(array)
 
 
-def colorize(values: torch.Tensor | np.ndarray, colormap: str = "jet", *, symmetric: bool = False,
+def colorize(values: torch.Tensor | np.ndarray, colormap: str = DEFAULT_COLORMAP, *, symmetric: bool = False,
              percentile: float = 100.0) -> np.ndarray:
     """A 2-D map as an RGB heatmap with an OpenCV colormap."""
     if colormap not in COLORMAPS:
@@ -68,7 +80,7 @@ def colorize(values: torch.Tensor | np.ndarray, colormap: str = "jet", *, symmet
 
 
 def overlay(image: torch.Tensor | np.ndarray, values: torch.Tensor | np.ndarray, *, alpha: float = 0.5,
-            colormap: str = "jet", symmetric: bool = False, percentile: float = 100.0) -> np.ndarray:
+            colormap: str = DEFAULT_COLORMAP, symmetric: bool = False, percentile: float = 100.0) -> np.ndarray:
     """Heatmap of ``values`` blended over ``image`` (resized to the image if needed)."""
     base = to_uint8(image)
     heat = colorize(values, colormap, symmetric=symmetric, percentile=percentile)
@@ -77,15 +89,65 @@ def overlay(image: torch.Tensor | np.ndarray, values: torch.Tensor | np.ndarray,
     return cv2.addWeighted(base, 1.0 - alpha, heat, alpha, 0.0)
 
 
-def colorbar(height: int, colormap: str = "jet", *, low: str = "low", high: str = "high", width: int = 18) -> np.ndarray:
-    """A vertical colour scale, high at the top, with end labels, ``(height, ~width + text, 3)``."""
+def map_range(values: torch.Tensor | np.ndarray, *, symmetric: bool = False,
+              percentile: float = 100.0) -> tuple[float, float]:
+    """The values that :func:`normalize_map` sends to the ends of the colour scale.
+
+    Example:
+        >>> map_range(np.array([[0.0, 2.0], [1.0, 4.0]]))
+        (0.0, 4.0)
+    """
+    array = values.detach().float().cpu().numpy() if isinstance(values, torch.Tensor) else np.asarray(values, float)
+    array = np.nan_to_num(np.squeeze(array).astype(np.float32))
+    if symmetric:
+        top = float(np.percentile(np.abs(array), percentile))
+        return -top, top
+    return float(array.min()), float(np.percentile(array, percentile))
+
+
+def nice_ticks(low: float, high: float, count: int = 5) -> list[float]:
+    """Round tick values (1, 2 or 5 times a power of ten apart) covering [low, high].
+
+    Example:
+        >>> nice_ticks(0.03, 0.97)
+        [0.0, 0.2, 0.4, 0.6, 0.8, 1.0]
+    """
+    if not (math.isfinite(low) and math.isfinite(high)):
+        raise CnnvizError("cannot draw non-finite values")
+    if high <= low:
+        high = low + (abs(low) or 1.0) * 0.1
+    raw = (high - low) / max(count, 1)
+    power = 10 ** math.floor(math.log10(raw))
+    step = next(m * power for m in (1, 2, 5, 10) if m * power >= raw)
+    first = math.floor(low / step + 1e-9) * step
+    ticks, value = [], first
+    while value < high + step * 0.999:
+        ticks.append(round(value, 12))
+        value += step
+    return ticks
+
+
+def colorbar(height: int, colormap: str = DEFAULT_COLORMAP, *, low: float = 0.0, high: float = 1.0,
+             width: int = 18) -> np.ndarray:
+    """A vertical colour scale, ``high`` at the top, with numbered ticks, ``(height, ~width + text, 3)``.
+
+    Example:
+        >>> colorbar(64, low=-0.5, high=0.5).shape[0]
+        64
+    """
     ramp = np.linspace(1.0, 0.0, height, dtype=np.float32)[:, None].repeat(width, axis=1)
     bar = colorize(ramp, colormap)
-    label_width = max(_text_size(low)[0], _text_size(high)[0]) + 6
+    span = high - low if high > low else 1.0
+    ticks = [t for t in nice_ticks(low, high, 4) if low - 1e-9 * span <= t <= high + 1e-9 * span] or [low, high]
+    labels = [(f"{t:.3g}", height - 1 - round((t - low) / span * (height - 1))) for t in ticks]
+    label_width = max(_text_size(text)[0] for text, _ in labels) + 8
     canvas = np.full((height, width + label_width, 3), 255, np.uint8)
     canvas[:, :width] = bar
-    _put_text(canvas, high, (width + 3, 12))
-    _put_text(canvas, low, (width + 3, height - 4))
+    text_height = _text_size("0")[1]
+    for text, y in labels:
+        canvas[y, width:width + 3] = 0  # tick mark
+        baseline = min(max(y + text_height // 2, text_height + 1), height - 2)
+        _put_text(canvas, text, (width + 5, baseline))
     return canvas
 
 
@@ -98,16 +160,24 @@ def _text_size(text: str) -> tuple[int, int]:
     return w, h
 
 
-def _put_text(canvas: np.ndarray, text: str, origin: tuple[int, int]) -> None:
-    cv2.putText(canvas, text, origin, FONT, FONT_SCALE, (0, 0, 0), 1, cv2.LINE_AA)
+def _put_text(canvas: np.ndarray, text: str, origin: tuple[int, int], color: Color = BLACK) -> None:
+    cv2.putText(canvas, text, origin, FONT, FONT_SCALE, color, 1, cv2.LINE_AA)
 
 
 def _ascii(text: str) -> str:
     return text.encode("ascii", "replace").decode("ascii")  # Hershey fonts draw ASCII only
 
 
-def caption(image: np.ndarray, text: str) -> np.ndarray:
-    """``image`` with ``text`` written in a white band below it (wrapped to the width)."""
+def caption(image: np.ndarray, text: str, color: Color = BLACK) -> np.ndarray:
+    """``image`` with ``text`` written in ``color`` in a white band below it (wrapped to the width).
+
+    Pixel captions use OpenCV's Hershey font, which draws ASCII only; figures with other
+    characters belong in :mod:`interpret.charts` (matplotlib).
+
+    Example:
+        >>> caption(np.zeros((10, 80, 3), np.uint8), "a cat", color=(200, 30, 30)).shape[0] > 10
+        True
+    """
     lines, current = [], ""
     for word in _ascii(text).split():
         trial = f"{current} {word}".strip()
@@ -120,7 +190,7 @@ def caption(image: np.ndarray, text: str) -> np.ndarray:
     line_height = _text_size("Ag")[1] + 6
     band = np.full((line_height * len(lines) + 4, image.shape[1], 3), 255, np.uint8)
     for i, line in enumerate(lines):
-        _put_text(band, line, (3, line_height * (i + 1) - 2))
+        _put_text(band, line, (3, line_height * (i + 1) - 2), color)
     return np.concatenate([to_uint8(image), band], axis=0)
 
 
@@ -167,17 +237,6 @@ def attribution_map(values: torch.Tensor) -> torch.Tensor:
     return values.abs().amax(dim=1) if values.shape[1] > 1 else values[:, 0]
 
 
-def explanation_panel(image: torch.Tensor, values: torch.Tensor, title: str, *, colormap: str = "jet",
-                      symmetric: bool = False, alpha: float = 0.5, percentile: float = 99.5) -> np.ndarray:
-    """The image, the map, the map over the image and a colour bar, captioned with ``title``."""
-    base = to_uint8(image)
-    heat = colorize(values, colormap, symmetric=symmetric, percentile=percentile)
-    heat = cv2.resize(heat, (base.shape[1], base.shape[0]), interpolation=cv2.INTER_LINEAR)
-    blended = cv2.addWeighted(base, 1.0 - alpha, heat, alpha, 0.0)
-    bar = colorbar(base.shape[0], colormap, low="-" if symmetric else "low", high="+" if symmetric else "high")
-    return caption(hstack([base, heat, blended, bar]), title)
-
-
 def vstack(images: Sequence[np.ndarray], *, pad: int = 6) -> np.ndarray:
     """Images one below the other, left-aligned on white."""
     images = [to_uint8(im) for im in images]
@@ -202,16 +261,46 @@ def same_size(tiles: Sequence[np.ndarray]) -> list[np.ndarray]:
 
 
 def enlarge(image: np.ndarray, side: int = TILE) -> np.ndarray:
-    """Scale an image so its longer side is about ``side``: up without blur, down by area."""
+    """Scale an image so its longer side is at most ``side``: up by the largest whole factor
+    that fits (nearest, no blur), down by area.
+
+    Example:
+        >>> enlarge(np.zeros((28, 28, 3), np.uint8), 224).shape
+        (224, 224, 3)
+    """
     h, w = image.shape[:2]
     longest = max(h, w)
     if longest < side:
-        factor = max(1, round(side / longest))
+        factor = max(1, side // longest)
         return cv2.resize(image, (w * factor, h * factor), interpolation=cv2.INTER_NEAREST)
     if longest > side:
         return cv2.resize(image, (max(1, round(w * side / longest)), max(1, round(h * side / longest))),
                           interpolation=cv2.INTER_AREA)
     return image
+
+
+def fit(image: np.ndarray, side: int) -> np.ndarray:
+    """``image`` scaled into a ``side`` square (aspect kept), padded with white.
+
+    Example:
+        >>> fit(np.zeros((10, 20, 3), np.uint8), 64).shape
+        (64, 64, 3)
+    """
+    image = enlarge(to_uint8(image), side)
+    canvas = np.full((side, side, 3), 255, np.uint8)
+    h, w = min(side, image.shape[0]), min(side, image.shape[1])
+    canvas[:h, :w] = image[:h, :w]
+    return canvas
+
+
+def magnify(image: np.ndarray, scale: int) -> np.ndarray:
+    """Each pixel as a ``scale`` x ``scale`` block (for 28 px images beside their captions).
+
+    Example:
+        >>> magnify(np.zeros((2, 3, 3), np.uint8), 4).shape
+        (8, 12, 3)
+    """
+    return np.kron(image, np.ones((scale, scale, 1), np.uint8)) if scale > 1 else image
 
 
 def captioned_grid(tiles: Sequence[np.ndarray], texts: Sequence[str], columns: int | None = None) -> np.ndarray:

@@ -215,6 +215,30 @@ def test_timm_convnext_from_a_checkpoint_matches_timm(tmp_path):
         assert torch.allclose(handle(images), _bare_logits(bare, handle, images), atol=1e-5)
 
 
+def test_timm_pretrained_weights_come_from_the_local_hugging_face_cache(tmp_path, monkeypatch):
+    timm = pytest.importorskip("timm")
+    from huggingface_hub import constants
+    from safetensors.torch import save_file
+
+    cfg = timm.models.get_pretrained_cfg("convnext_atto")
+    with pytest.raises(CnnvizError, match="not in the local cache"):
+        monkeypatch.setattr(constants, "HF_HUB_CACHE", str(tmp_path / "empty"))
+        zoo.load("timm:convnext_atto")
+    torch.manual_seed(3)
+    cached = timm.create_model("convnext_atto", pretrained=False).eval()
+    snapshot = tmp_path / "hub" / f"models--{cfg.hf_hub_id.replace('/', '--')}" / "snapshots" / "abc123"
+    snapshot.mkdir(parents=True)
+    save_file(cached.state_dict(), str(snapshot / "model.safetensors"))
+    (snapshot.parent.parent / "refs").mkdir()
+    (snapshot.parent.parent / "refs" / "main").write_text("abc123")
+    monkeypatch.setattr(constants, "HF_HUB_CACHE", str(tmp_path / "hub"))
+    handle = zoo.load("timm:convnext_atto", device="cpu", input_size=64)
+    assert handle.classes is not None and handle.classes[967] == "espresso"
+    images = torch.rand(1, 3, 64, 64)
+    with torch.no_grad():
+        assert torch.allclose(handle(images), _bare_logits(cached, handle, images), atol=1e-5)
+
+
 def _cli(*argv: str) -> int:
     return main([str(a) for a in argv])
 

@@ -18,11 +18,12 @@ from zoo import torchvision_models as _classics  # noqa: F401  (registers the cl
 from zoo import fashion as _fashion  # noqa: F401  (registers fashion_cnn and the trainable CNNs)
 from zoo.device import pick_device
 from zoo.errors import CnnvizError
-from zoo.handle import ModelHandle, as_handle
+from zoo.handle import ModelHandle, as_handle, input_channels, on_model_device
+from zoo.outputs import OutputSelector, select_logits
 from zoo.weights import load_weights, read_checkpoint
 from zoo.weights import read_checkpoint as load_state_dict_file
 from zoo.images import atomic_write, load_image, load_images, sample_names, save_array, save_image
-from zoo.layers import layer_name, resolve_layer
+from zoo.layers import guess_cam_layer, layer_name, resolve_layer
 from zoo.config import ModelConfig
 from zoo.registry import entry, names, register
 from zoo.sources import load, model_config, parse_source, read_classes
@@ -32,16 +33,23 @@ def wrap(
     module: nn.Module,
     *,
     input_size: int = 224,
-    mean: tuple[float, ...] = (0.0, 0.0, 0.0),
-    std: tuple[float, ...] = (1.0, 1.0, 1.0),
+    mean: tuple[float, ...] | None = None,
+    std: tuple[float, ...] | None = None,
     classes: list[str] | None = None,
     default_layer: str | None = None,
     weights: str | Path | None = None,
     name: str | None = None,
+    resize_size: int | None = None,
+    fixed_input: bool = False,
+    output: OutputSelector = None,
 ) -> ModelHandle:
     """Make a handle of your own model, optionally loading a checkpoint.
 
-    The checkpoint is read with ``torch.load(weights_only=True)``.
+    The checkpoint is read with ``torch.load(weights_only=True)``. Without ``mean``/``std``
+    the model gets images in [0, 1] as they are; without ``default_layer`` CAM methods use
+    :func:`~zoo.layers.guess_cam_layer`'s. ``output`` says where the logits are when the
+    model returns a dict, tuple or dataclass (:func:`zoo.outputs.select_logits`). For a model
+    in a file, a torchvision or timm name, or a saved program, use :func:`zoo.load`.
 
     Example:
         >>> import torchvision
@@ -52,17 +60,18 @@ def wrap(
     """
     if weights is not None:
         load_weights(module, weights)
-    if default_layer is not None:
-        resolve_layer(module, default_layer)
-    param = next(module.parameters(), None)
-    handle = ModelHandle(module, name=name or type(module).__name__, input_size=input_size, mean=mean,
-                         std=std, classes=classes, default_layer=default_layer)
-    return handle.to(param.device) if param is not None else handle
+    channels = len(mean) if mean is not None else input_channels(module)
+    handle = ModelHandle(module, name=name or type(module).__name__, input_size=input_size,
+                         mean=mean if mean is not None else (0.0,) * channels,
+                         std=std if std is not None else (1.0,) * channels, classes=classes,
+                         default_layer=default_layer or guess_cam_layer(module), resize_size=resize_size,
+                         fixed_input=fixed_input, output=output)
+    return on_model_device(handle)
 
 
 __all__ = [
     "CnnvizError", "ModelConfig", "ModelHandle", "load_weights", "model_config", "parse_source", "read_checkpoint",
-    "read_classes", "as_handle", "atomic_write", "save_array", "entry", "layer_name", "load", "load_image", "load_images",
+    "read_classes", "select_logits", "guess_cam_layer", "as_handle", "atomic_write", "save_array", "entry", "layer_name", "load", "load_image", "load_images",
     "load_state_dict_file", "names", "pick_device", "register", "resolve_layer", "sample_names",
     "save_image", "wrap",
 ]

@@ -9,7 +9,7 @@ from torch import nn
 
 from zoo.config import ModelConfig
 from zoo.errors import CnnvizError
-from zoo.layers import resolve_layer
+from zoo.layers import guess_cam_layer, resolve_layer
 from zoo.outputs import OutputSelector, select_logits
 
 
@@ -201,13 +201,24 @@ def as_handle(model: nn.Module) -> ModelHandle:
     """``model`` if it is a handle, else a handle with no normalization.
 
     Lets every method accept a plain ``nn.Module`` that already expects [0, 1]
-    inputs.
+    inputs; CAM methods default to :func:`~zoo.layers.guess_cam_layer`'s layer.
     """
     if isinstance(model, ModelHandle):
         return model
     if not isinstance(model, nn.Module):
         raise CnnvizError(f"expected a torch.nn.Module or a zoo handle, got {type(model).__name__}")
-    channels = next((m.in_channels for m in model.modules() if isinstance(m, nn.Conv2d)), 3)
-    handle = ModelHandle(model, name=type(model).__name__, mean=[0.0] * channels, std=[1.0] * channels)
-    param = next(model.parameters(), None)
+    channels = input_channels(model)
+    handle = ModelHandle(model, name=type(model).__name__, mean=[0.0] * channels, std=[1.0] * channels,
+                         default_layer=guess_cam_layer(model))
+    return on_model_device(handle)
+
+
+def input_channels(model: nn.Module) -> int:
+    """The input channels of ``model``'s first convolution (3 when it has none)."""
+    return next((m.in_channels for m in model.modules() if isinstance(m, nn.Conv2d)), 3)
+
+
+def on_model_device(handle: ModelHandle) -> ModelHandle:
+    """``handle`` with its normalization buffers on the device of its network's weights."""
+    param = next(handle.model.parameters(), None)
     return handle.to(param.device) if param is not None else handle

@@ -49,8 +49,12 @@ def sample_names() -> list[str]:
     return list(SAMPLES)
 
 
-def array_to_tensor(array: np.ndarray) -> torch.Tensor:
-    """A ``(H, W)``/``(H, W, C)`` array (uint8, uint16, bool or float) as a (C, H, W) tensor in [0, 1]."""
+def array_to_tensor(array: np.ndarray, *, bands: bool = False) -> torch.Tensor:
+    """A ``(H, W)``/``(H, W, C)`` array (uint8, uint16, bool or float) as a (C, H, W) tensor in [0, 1].
+
+    A fourth channel is alpha, composited over white, unless ``bands``: then every channel is kept
+    (multi-band images for models that take 4 or more channels).
+    """
     if array.dtype == bool:
         array = array.astype(np.float32)
     elif array.dtype == np.uint8:
@@ -63,9 +67,9 @@ def array_to_tensor(array: np.ndarray) -> torch.Tensor:
         array = np.clip(array.astype(np.float32), 0.0, 1.0)
     if array.ndim == 2:
         array = array[:, :, None]
-    if array.ndim != 3 or array.shape[2] not in (1, 3, 4):
+    if array.ndim != 3 or array.shape[2] < 1 or (array.shape[2] not in (1, 3, 4) and not bands):
         raise CnnvizError(f"an image array must be (H, W) or (H, W, 1|3|4), got {array.shape}")
-    if array.shape[2] == 4:  # composite over white, as a viewer would show it
+    if array.shape[2] == 4 and not bands:  # composite over white, as a viewer would show it
         alpha = array[:, :, 3:]
         array = array[:, :, :3] * alpha + (1.0 - alpha)
     return torch.from_numpy(np.ascontiguousarray(array.transpose(2, 0, 1)))
@@ -87,21 +91,28 @@ def pil_to_tensor(image: Image.Image) -> torch.Tensor:
     return array_to_tensor(np.asarray(image.convert("RGB")))
 
 
-def load_image(source: str | Path | Image.Image | np.ndarray | torch.Tensor) -> torch.Tensor:
-    """One image from a path, a sample name, a PIL image, an array or a tensor.
+def load_image(source: str | Path | Image.Image | np.ndarray | torch.Tensor, *,
+               channels: int | None = None) -> torch.Tensor:
+    """One image from a path, a sample name, a PIL image, an array, a ``.npy`` file or a tensor.
+
+    Args:
+        source: what to read.
+        channels: the channels the model takes; with 4 or more, a fourth channel is a band
+            (RGBA files, ``.npy`` arrays ``(H, W, C)``) rather than alpha.
 
     Example:
         >>> load_image("chelsea").shape
         torch.Size([3, 300, 451])
     """
+    bands = channels is not None and channels >= 4
     if isinstance(source, torch.Tensor):
         if source.dim() == 2:
             source = source[None]
-        if source.dim() != 3 or source.shape[0] not in (1, 3):
+        if source.dim() != 3 or (source.shape[0] not in (1, 3) and not bands):
             raise CnnvizError(f"an image tensor must be (1|3, H, W), got {tuple(source.shape)}")
         return source.float().clamp(0, 1)
     if isinstance(source, np.ndarray):
-        return array_to_tensor(source)
+        return array_to_tensor(source, bands=bands)
     if isinstance(source, Image.Image):
         return pil_to_tensor(source)
     if isinstance(source, str) and source in SAMPLES and not Path(source).exists():
@@ -114,9 +125,17 @@ def load_image(source: str | Path | Image.Image | np.ndarray | torch.Tensor) -> 
         )
     if path.is_dir():
         raise CnnvizError(f"{path} is a folder: use load_images for folders")
+    if path.suffix.lower() == ".npy":
+        try:
+            array = np.load(path, allow_pickle=False)
+        except (OSError, ValueError) as exc:
+            raise CnnvizError(f"{path} is not a numpy array file ({exc})") from None
+        return array_to_tensor(array, bands=bands)
     try:
         with Image.open(path) as image:
             image.load()
+            if bands and image.mode == "RGBA":
+                return array_to_tensor(np.asarray(image), bands=True)
             return pil_to_tensor(image)
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
         raise CnnvizError(f"{path} is not an image Pillow can read ({type(exc).__name__}): "
@@ -142,14 +161,15 @@ def expand_sources(sources: str | Path | Iterable[str | Path]) -> list[str | Pat
     return expanded
 
 
-def load_images(sources: str | Path | Sequence[str | Path]) -> list[tuple[str, torch.Tensor]]:
+def load_images(sources: str | Path | Sequence[str | Path], *,
+                channels: int | None = None) -> list[tuple[str, torch.Tensor]]:
     """``(name, image)`` pairs for files, folders (every image inside) and sample names.
 
     Example:
         >>> [name for name, _ in load_images(["chelsea", "coffee"])]
         ['chelsea', 'coffee']
     """
-    return [(Path(str(s)).stem, load_image(s)) for s in expand_sources(sources)]
+    return [(Path(str(s)).stem, load_image(s, channels=channels)) for s in expand_sources(sources)]
 
 
 def _umask() -> int:

@@ -294,10 +294,10 @@ def _timm_config(name: str, num_classes: int | None) -> ModelConfig:
 def _timm_cached_file(cfg: Any) -> Path | None:
     """The pretrained file of a timm config in the local Hugging Face or torch hub cache, if there."""
     if cfg.hf_hub_id:
-        from huggingface_hub import try_to_load_from_cache
+        from huggingface_hub import constants, try_to_load_from_cache
 
         for filename in ("model.safetensors", "pytorch_model.bin"):
-            found = try_to_load_from_cache(cfg.hf_hub_id.split("@")[0], filename)
+            found = try_to_load_from_cache(cfg.hf_hub_id.split("@")[0], filename, cache_dir=constants.HF_HUB_CACHE)
             if isinstance(found, str):
                 return Path(found)
     if cfg.url:
