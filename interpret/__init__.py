@@ -16,6 +16,9 @@ from interpret.occlusion import occlusion  # isort: skip
 from interpret.saliency import integrated_gradients, saliency, smoothgrad  # isort: skip
 from interpret.guided import guided_backprop  # isort: skip
 from interpret.cam import gradcam, guided_gradcam  # isort: skip
+from interpret.cams import (ablationcam, eigencam, eigengradcam, fem, finercam, fullgrad,  # isort: skip
+                            gradcam_elementwise, gradcam_plusplus, hirescam, kpcacam, layercam, scorecam,
+                            shapleycam, xgradcam)
 from interpret.actmax import actmax  # isort: skip
 from interpret.inversion import inversion_scores, invert  # isort: skip
 from interpret.deepdream import deepdream  # isort: skip
@@ -37,6 +40,8 @@ __all__ = [
     "Atlas", "Box", "ReceptiveField", "channel_examples", "channel_order", "conv_layers", "feature_maps", "filters",
     "layer_output", "neuron_atlas", "open_dataset", "receptive_field", "receptive_fields", "unit_gradient",
     "verify_receptive_field",
+    "ablationcam", "eigencam", "eigengradcam", "fem", "finercam", "fullgrad", "gradcam_elementwise",
+    "gradcam_plusplus", "hirescam", "kpcacam", "layercam", "scorecam", "shapleycam", "xgradcam",
     "gradcam", "guided_backprop", "guided_gradcam", "integrated_gradients", "occlusion", "saliency", "smoothgrad",
     "actmax", "attack_report", "deepdream", "fgsm", "fool", "inversion_scores", "invert", "pgd", "style_transfer",
     "LayerRow", "Method", "class_index", "forward_hooks", "get_method", "hook_counts", "layer_table", "method",

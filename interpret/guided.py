@@ -67,7 +67,8 @@ class GuidedReLUs(TorchFunctionMode):
         return func(*args, **kwargs)
 
 
-@method("guided_backprop", "attribution", "guided backprop: sharp edges, but fails the randomization check")
+@method("guided_backprop", "attribution", "guided backprop: sharp edges, but fails the randomization check",
+        group="gradients")
 def guided_backprop(handle: ModelHandle, images: torch.Tensor, target: Target = None, *,
                     batch_size: int | None = None) -> torch.Tensor:
     """Guided backpropagation (Springenberg et al. 2015).

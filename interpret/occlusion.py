@@ -63,7 +63,8 @@ def window_masks(ys: torch.Tensor, xs: torch.Tensor, window: int, height: int, w
     return (in_rows[:, :, None] & in_cols[:, None, :])[:, None].float()
 
 
-@method("occlusion", "attribution", "occlusion: how much the class score drops when a patch is hidden")
+@method("occlusion", "attribution", "occlusion: how much the class score drops when a patch is hidden",
+        group="perturbation")
 def occlusion(handle: ModelHandle, images: torch.Tensor, target: Target = None, *, window: int = 32,
               stride: int = 16, fill: Fill = "gray", score: Literal["prob", "logit"] = "prob",
               batch_size: int | None = None) -> torch.Tensor:

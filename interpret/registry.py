@@ -36,6 +36,7 @@ class Method:
         family: ``"attribution"``, ``"optimization"``, ...
         summary: one line for listings.
         uses_layer: whether it takes ``layer=`` (CAM-type methods).
+        group: the kind within the family, for listings (``"cams"``, ``"perturbation"``, ``"captum"``).
     """
 
     name: str
@@ -43,6 +44,7 @@ class Method:
     family: str
     summary: str
     uses_layer: bool
+    group: str = ""
 
     def options(self) -> dict[str, inspect.Parameter]:
         """The method's keyword-only options with their defaults (for CLIs and docs)."""
@@ -68,7 +70,8 @@ def as_batch(images: torch.Tensor, handle: ModelHandle) -> torch.Tensor:
     return images.detach().to(handle.device, torch.float32)
 
 
-def method(name: str, family: str, summary: str) -> Callable[[Callable[P, R]], Callable[P, R]]:
+def method(name: str, family: str, summary: str, *,
+           group: str = "") -> Callable[[Callable[P, R]], Callable[P, R]]:
     """Decorator registering ``fn(handle, images, target, **options)`` as method ``name``.
 
     The returned function keeps ``fn``'s signature (``ParamSpec``), so type checkers and IDEs
@@ -87,7 +90,7 @@ def method(name: str, family: str, summary: str) -> Callable[[Callable[P, R]], C
                 return fn(handle, batch, target, **options)  # type: ignore[arg-type]
 
         uses_layer = "layer" in inspect.signature(fn).parameters
-        _METHODS[name] = Method(name, run, family, summary, uses_layer)
+        _METHODS[name] = Method(name, run, family, summary, uses_layer, group)
         return run  # type: ignore[return-value]  # same parameters as fn, plus plain-module input
 
     return decorate
@@ -98,9 +101,22 @@ def methods(family: str | None = None) -> list[Method]:
     return [m for m in _METHODS.values() if family is None or m.family == family]
 
 
+_FACTORIES: dict[str, Callable[[str], Method]] = {}
+
+
+def method_factory(prefix: str, build: Callable[[str], Method]) -> None:
+    """Let ``get_method`` build methods named ``prefix...`` on demand (``captum:DeepLift``)."""
+    _FACTORIES[prefix] = build
+
+
 def get_method(name: str, family: str | None = None) -> Method:
     """The method ``name``; unknown names get the closest matches."""
     candidates = {m.name: m for m in methods(family)}
+    for prefix, build in _FACTORIES.items():
+        if name not in candidates and name.startswith(prefix):
+            built = build(name)
+            if family is None or built.family == family:
+                return built
     if name not in candidates:
         raise CnnvizError(f"unknown method {name!r}{closest(name, candidates)}; "
                           f"choose from {', '.join(candidates) or '(none registered)'}")

@@ -25,7 +25,8 @@ def channel_max(grads: torch.Tensor) -> torch.Tensor:
     return grads.abs().amax(dim=1, keepdim=True)
 
 
-@method("gradient", "attribution", "vanilla gradient: how much each pixel moves the class score")
+@method("gradient", "attribution", "vanilla gradient: how much each pixel moves the class score",
+        group="gradients")
 def saliency(handle: ModelHandle, images: torch.Tensor, target: Target = None, *, signed: bool = False,
              batch_size: int | None = None) -> torch.Tensor:
     """Vanilla gradient saliency (Simonyan et al. 2014).
@@ -40,7 +41,7 @@ def saliency(handle: ModelHandle, images: torch.Tensor, target: Target = None, *
     return grads if signed else channel_max(grads)
 
 
-@method("smoothgrad", "attribution", "SmoothGrad: gradients averaged over noisy copies")
+@method("smoothgrad", "attribution", "SmoothGrad: gradients averaged over noisy copies", group="gradients")
 def smoothgrad(handle: ModelHandle, images: torch.Tensor, target: Target = None, *, samples: int = 50,
                noise: float = 0.15, signed: bool = False, seed: int | None = 0,
                batch_size: int | None = None) -> torch.Tensor:
@@ -79,7 +80,8 @@ def gauss_legendre(steps: int, device: torch.device) -> tuple[torch.Tensor, torc
             torch.tensor(weights / 2, dtype=torch.float32, device=device))
 
 
-@method("integrated_gradients", "attribution", "integrated gradients from a black baseline")
+@method("integrated_gradients", "attribution", "integrated gradients from a black baseline",
+        group="gradients")
 def integrated_gradients(handle: ModelHandle, images: torch.Tensor, target: Target = None, *, steps: int = 32,
                          baseline: float = 0.0, batch_size: int | None = None) -> torch.Tensor:
     """Integrated gradients (Sundararajan et al. 2017) with Gauss-Legendre quadrature.

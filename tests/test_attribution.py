@@ -13,14 +13,14 @@ import zoo
 from tests.conftest import TinyCNN, assert_unchanged, state_snapshot
 from zoo.errors import CnnvizError
 
-ATTRIBUTION = [m.name for m in interpret.methods("attribution")]
+COURSE = {"occlusion", "gradient", "smoothgrad", "integrated_gradients", "guided_backprop", "gradcam", "guided_gradcam"}
+ATTRIBUTION = [m.name for m in interpret.methods("attribution") if m.name in COURSE]  # the others: test_cams.py, ...
 FAST_OPTIONS = {"occlusion": {"window": 8, "stride": 4}, "smoothgrad": {"samples": 4},
                 "integrated_gradients": {"steps": 4}}
 
 
 def test_every_course_method_is_registered():
-    assert set(ATTRIBUTION) == {"occlusion", "gradient", "smoothgrad", "integrated_gradients",
-                                "guided_backprop", "gradcam", "guided_gradcam"}
+    assert set(ATTRIBUTION) == COURSE
 
 
 # --- agreement with captum -------------------------------------------------------------------
