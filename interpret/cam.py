@@ -51,7 +51,7 @@ def gradcam(handle: ModelHandle, images: torch.Tensor, target: Target = None, *,
 
 @method("guided_gradcam", "attribution", "guided Grad-CAM: guided backprop masked by Grad-CAM", group="cams")
 def guided_gradcam(handle: ModelHandle, images: torch.Tensor, target: Target = None, *,
-                   layer: str | nn.Module | None = None, batch_size: int | None = None) -> torch.Tensor:
+                   layer: LayerArg = None, batch_size: int | None = None) -> torch.Tensor:
     """Guided Grad-CAM: the guided gradient ``(B, C, H, W)`` times the upsampled Grad-CAM map."""
     indices = resolve_target(handle, images, target)
     cam = gradcam(handle, images, indices, layer=layer, batch_size=batch_size)
