@@ -26,9 +26,9 @@ import torch
 import torch.nn.functional as F
 
 import zoo
+from interpret.charts import Series, line_chart, to_array
 from interpret.render import caption, hstack, to_uint8
 from interpret.style import StyleResult, fit_side, style_transfer
-from zoo.diagnostics import Series, line_chart
 
 DOCS = Path(__file__).resolve().parent.parent / "docs" / "images"
 CONTENT, STYLE = "chelsea", "immunohistochemistry"
@@ -102,8 +102,8 @@ def main() -> None:
             series = [Series(f"{opt} {'softmax' if sm else 'plain'}", list(range(1, len(r.history[term]) + 1)),
                              [math.log10(max(v, 1e-12)) for v in r.history[term][:, 0].tolist()], COLORS[(opt, sm)])
                       for (s, opt, sm), r in results.items() if s == size]
-            charts.append(line_chart(series, title=f"{term} loss, lite0, {size} px ({device.split(' ')[0]})",
-                                     xlabel="step", ylabel=f"log10 {term}", size=(460, 300)))
+            charts.append(to_array(line_chart(series, title=f"{term} loss, lite0, {size} px ({device.split(' ')[0]})",
+                                     xlabel="step", ylabel=f"log10 {term}", size=(460, 300))))
         zoo.save_image(DOCS / "style-losses.png", hstack(charts))
         print(f"wrote {DOCS}/style-{CONTENT}-{STYLE}.png and style-losses.png")
 

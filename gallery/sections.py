@@ -587,7 +587,8 @@ def attack_cards(ctx: Context, model: str) -> list[Card]:
     eps = 4 / 255 if ctx.handle(model).in_channels == 3 else 16 / 255
 
     def compute() -> Output:
-        from interpret.adversarial import attack_panel, attack_report, pgd
+        from interpret.adversarial import attack_report, pgd
+        from interpret.views import attack_panel
 
         handle = ctx.handle(model)
         images = ctx.batch(model)
@@ -672,49 +673,40 @@ def training_cards(ctx: Context, model: str) -> list[Card]:
         return []
     module_name, function = TRAINING_LOGS[model].split(":")
     path = getattr(importlib.import_module(module_name), function)()
-    from zoo.fashion import read_training_log
+    from interpret.charts import to_array
+    from interpret.views import training_report
+    from zoo.training_log import TrainingLog
 
-    log = read_training_log(path)
+    log = TrainingLog.read(path)
     page = training_page(model).slug
-    params = {"model": model, "log": path.name, "command": log.get("command", "")}
-    from zoo import diagnostics
+    params = {"model": model, "log": path.name, "command": log.command}
+    figures = training_report(log, title=f"{model} on {log.dataset.name}")
 
     def curves() -> Output:
-        image = diagnostics.draw_curves(log["history"], title=f"{model} on {log['dataset']['name']}")
-        best = log.get("best_epoch")
-        return Output([("loss and accuracy per epoch", image)],
-                      {"epochs": len(log["history"]), "best epoch": best,
-                       "test accuracy": f"{log['test']['accuracy']:.2%}", "training seconds": log.get("train_seconds"),
-                       "trained on": log.get("environment", {}).get("device", "?")},
+        return Output([("loss and accuracy per epoch", to_array(figures["curves"]))],
+                      {"epochs": len(log.history), "best epoch": log.best_epoch,
+                       "test accuracy": f"{log.test.accuracy:.2%}", "training seconds": log.train_seconds,
+                       "trained on": log.environment.get("device", "?")},
                       "Training against validation; a shaded region would mark overfitting.")
 
     def confusion() -> Output:
-        matrix = torch.tensor(log["confusion_matrix"])
-        return Output([("test set", diagnostics.draw_confusion(matrix, log["classes"]))],
-                      {"test images": int(matrix.sum())}, "Rows: true class; columns: predicted class.")
+        return Output([("test set", to_array(figures["confusion"]))],
+                      {"test images": int(sum(map(sum, log.confusion_matrix)))},
+                      "Rows: true class; columns: predicted class.")
 
     def gradients() -> Output:
-        return Output([("last epoch", diagnostics.draw_bars(log["gradient_norms"], title="gradient norm per layer"))],
-                      {}, "Gradient norm of each layer's parameters: vanishing or exploding gradients show here.")
+        return Output([("last epoch", to_array(figures["gradients"]))], {},
+                      "Gradient norm of each layer's parameters: vanishing or exploding gradients show here.")
 
     def activations() -> Output:
-        stats = log["activations"]
-        sparsity = diagnostics.draw_bars({s["name"]: s["sparsity"] for s in stats}, title="sparsity (outputs <= 0)",
-                                         fmt="{:.1%}", width=380)
-        dead = diagnostics.draw_bars({s["name"]: s["dead_fraction"] for s in stats}, title="dead units",
-                                     fmt="{:.1%}", width=380)
-        return Output([("activations", hstack([sparsity, dead], pad=8))], {},
+        return Output([("activations", to_array(figures["activations"]))], {},
                       "Share of zero outputs and of units never active on the test set (dead ReLUs).")
 
-    cards = [Card(page, "curves", "training curves", "draw_curves", params, curves, "Training")]
-    if "confusion_matrix" in log:
-        cards.append(Card(page, "confusion", "confusion matrix", "draw_confusion", params, confusion, "Diagnostics"))
-    if log.get("gradient_norms"):
-        cards.append(Card(page, "gradients", "gradient norms", "draw_bars", params, gradients, "Diagnostics"))
-    if log.get("activations"):
-        cards.append(Card(page, "activations", "activation sparsity", "draw_bars", params, activations,
-                          "Diagnostics"))
-    return cards
+    drawn = {"curves": (curves, "training curves", "Training"), "confusion": (confusion, "confusion matrix", "Diagnostics"),
+             "gradients": (gradients, "gradient norms", "Diagnostics"),
+             "activations": (activations, "activation sparsity", "Diagnostics")}
+    return [Card(page, kind, drawn[kind][1], "training_report", {**params, "chart": kind}, drawn[kind][0],
+                 drawn[kind][2]) for kind in figures]
 
 
 # ---------------------------------------------------------------- the plan

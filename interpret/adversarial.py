@@ -10,7 +10,7 @@ epsilon-ball as the engine's ``every_step`` hook.
 
 Computing and reporting are apart: :func:`pgd` / :func:`fgsm` return the
 adversarial images; :func:`attack_report` measures classes, confidences and
-perturbation norms; :func:`attack_panel` draws.
+perturbation norms; :func:`interpret.views.attack_panel` draws them.
 
 Example:
     >>> import zoo
@@ -29,7 +29,6 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Literal
 
-import numpy as np
 import torch
 from torch import nn
 
@@ -37,7 +36,6 @@ from interpret import engine, objectives, param
 from interpret.batching import auto_batch_size, chunks
 from interpret.guard import preserve
 from interpret.registry import method
-from interpret.render import caption, hstack, to_uint8
 from interpret.targets import Target, target_indices
 from zoo.errors import CnnvizError
 from zoo.handle import ModelHandle
@@ -243,13 +241,3 @@ def describe(handle: ModelHandle, report: AttackReport, i: int) -> tuple[str, st
     if report.target is not None:
         adv += f" (target {handle.class_name(int(report.target[i]))} {report.target_confidence[i]:.1%})"
     return clean, diff, adv
-
-
-def attack_panel(handle: ModelHandle, images: torch.Tensor, adversarial: torch.Tensor, report: AttackReport,
-                 i: int, *, scale: int = 1) -> np.ndarray:
-    """Image | amplified difference | adversarial image for image ``i``, each captioned (uint8 ``(H, W, 3)``)."""
-    tiles = [images[i], amplified_difference(images[i:i + 1], adversarial[i:i + 1])[0], adversarial[i]]
-    arrays = [to_uint8(t) for t in tiles]
-    if scale > 1:
-        arrays = [np.kron(a, np.ones((scale, scale, 1), np.uint8)) for a in arrays]  # nearest, for 28 px images
-    return hstack([caption(a, text) for a, text in zip(arrays, describe(handle, report, i))])

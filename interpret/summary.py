@@ -105,3 +105,27 @@ def textbook_total(module: nn.Module) -> int:
         return textbook_params(module)[0]
     own = sum(p.numel() for p in module.parameters(recurse=False))
     return own + sum(textbook_total(child) for child in module.children())
+
+
+def summary_lines(model: nn.Module, input_size: int | None = None) -> list[str]:
+    """A Keras-style summary: each leaf layer's output shape and parameters by the textbook rules.
+
+    The last line compares the textbook total with the real parameter count.
+
+    Example:
+        >>> from zoo.cnns import build_cnn
+        >>> summary_lines(build_cnn("lenet5"), 28)[-1]
+        'total: 61,706 parameters by the textbook rules, 61,706 counted: equal'
+    """
+    handle = as_handle(model)
+    rows = [r for r in layer_table(handle, input_size) if r.rule]  # containers have no rule: leaves only
+    width = max(len(r.name) for r in rows)
+    kinds = max(len(r.type) for r in rows)
+    lines = [f"{'layer':<{width}}  {'type':<{kinds}}  {'output shape':<14}  {'params':>9}  rule"]
+    for r in rows:
+        shape = "x".join(map(str, r.output_shape[1:])) if r.output_shape else "-"
+        lines.append(f"{r.name:<{width}}  {r.type:<{kinds}}  {shape:<14}  {r.textbook:>9,}  {r.rule}")
+    real, textbook = sum(p.numel() for p in handle.model.parameters()), textbook_total(handle.model)
+    lines.append(f"total: {textbook:,} parameters by the textbook rules, {real:,} counted: "
+                 f"{'equal' if real == textbook else 'DIFFERENT'}")
+    return lines

@@ -11,7 +11,8 @@ from PIL import Image
 import zoo
 from cli.main import main
 from interpret import engine, methods
-from interpret.adversarial import (amplified_difference, attack_panel, attack_report, fgsm, perturbation_norms, pgd,
+from interpret.views import attack_panel
+from interpret.adversarial import (amplified_difference, attack_report, fgsm, perturbation_norms, pgd,
                                    project_ball, random_point)
 from tests.conftest import assert_unchanged, state_snapshot
 from zoo.errors import CnnvizError

@@ -7,9 +7,11 @@ from torch import nn
 
 from tests.conftest import assert_unchanged, state_snapshot
 from zoo.cnns import CnnSpec, build_cnn, cnn_handle
-from zoo.diagnostics import (activation_stats, confusion_matrix, draw_activation_stats, draw_bars, draw_confusion,
-                             draw_curves, draw_lr_range, find_overfitting, gradient_norms, line_chart,
-                             nice_ticks, Series, summary_lines)
+from interpret import charts
+from interpret.charts import Series, line_chart
+from interpret.render import nice_ticks
+from interpret.summary import summary_lines
+from zoo.diagnostics import activation_stats, confusion_matrix, find_overfitting, gradient_norms
 from zoo.errors import CnnvizError
 
 
@@ -94,6 +96,26 @@ def test_summary_lists_leaves_and_agrees_with_the_real_count():
     assert lines[-1].endswith("equal")
     assert any(line.startswith("layer1.0.conv1") for line in lines)
     assert not any(line.startswith("layer1.0 ") for line in lines)  # containers are not leaves
+
+
+def draw_curves(history, **options):
+    return charts.to_array(charts.training_curves(history, **options))
+
+
+def draw_confusion(matrix, classes):
+    return charts.to_array(charts.confusion(matrix, classes))
+
+
+def draw_lr_range(*args):
+    return charts.to_array(charts.lr_range(*args))
+
+
+def draw_bars(values, **options):
+    return charts.to_array(charts.bars(values, **options))
+
+
+def draw_activation_stats(stats):
+    return charts.to_array(charts.activation_bars(stats))
 
 
 def test_drawings_are_uint8_images():

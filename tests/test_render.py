@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 import torch
 
-from interpret import render
+from interpret import render, views
 from zoo.errors import CnnvizError
 
 
@@ -40,5 +40,5 @@ def test_grid_layout_and_nearest_enlargement():
 
 
 def test_panel_has_caption_band():
-    panel = render.explanation_panel(torch.rand(3, 32, 32), torch.rand(32, 32), "a long caption " * 8)
+    panel = views.explanation_panel(torch.rand(3, 32, 32), torch.rand(32, 32), "a long caption " * 8)
     assert panel.shape[0] > 32 and panel.dtype == np.uint8

@@ -12,9 +12,10 @@ import torch
 from cli.options import add_images, add_model, add_out, load_batch, load_handle, output_dir
 from cli.registry import Run, command
 from interpret import get_method, methods
-from interpret.adversarial import NORMS, attack_panel, attack_report
+from interpret.adversarial import NORMS, attack_report
 from interpret.fooling import fool, parse_classes
 from interpret.render import caption, grid, to_uint8
+from interpret.views import attack_panel
 from interpret.targets import class_index
 from zoo import save_array, save_image
 from zoo.errors import CnnvizError

@@ -3,9 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import json
-import os
-import platform
 import shlex
 import time
 from pathlib import Path
@@ -13,14 +10,17 @@ from typing import Any
 
 import torch
 
+from cli.figures import add_chart_format
 from cli.options import add_device, output_dir
 from cli.registry import Run, command
+from interpret import charts, views
+from interpret.summary import summary_lines
 from zoo.cnns import ACTIVATIONS, ARCHITECTURES, CnnSpec, cnn_handle
 from zoo.datasets import DATASETS, Splits, load_dataset
 from zoo.device import pick_device
 from zoo.errors import CnnvizError, closest
-from zoo.training import (DEFAULT_LR, OPTIMIZERS, SCHEDULES, TrainConfig, TrainResult, evaluate,
-                          load_checkpoint)
+from zoo.training import DEFAULT_LR, OPTIMIZERS, SCHEDULES, TrainConfig, TrainResult, load_checkpoint, save_atomic
+from zoo.training_log import TrainingLog, log_run
 
 # Settings of the network itself, as CLI flag -> CnnSpec option (tutorial_cnn only).
 TUTORIAL_OPTIONS = {"channels": "channels", "dense": "dense", "convs": "convs_per_block",
@@ -30,7 +30,7 @@ DEFAULTS = TrainConfig()
 TRAIN_DESCRIPTION = f"""\
 Train a small CNN and write, into --out, NAME.pt (the weights, a plain state dict),
 NAME-log.json (settings, per-epoch history, test accuracy, diagnostics) and NAME-curves.png
-(loss and accuracy curves, overfitting flagged). The full training state is checkpointed
+(loss and accuracy curves, overfitting flagged; --format svg or pdf for vector charts). The full training state is checkpointed
 atomically after every epoch to NAME-checkpoint.pt: if the run dies (even kill -9), run the
 same command with --resume and it continues from the last finished epoch, ending where an
 uninterrupted run would. The data is split train/validation first; normalization statistics
@@ -217,7 +217,8 @@ def train_command(parser: argparse.ArgumentParser) -> Run:
     files.add_argument("--keep-checkpoint", action="store_true",
                        help="keep NAME-checkpoint.pt after a finished run (default: delete it)")
     files.add_argument("--diagnostics", action="store_true",
-                       help="also draw NAME-confusion.png, NAME-gradients.png and NAME-activations.png")
+                       help="also draw NAME-confusion, NAME-gradients and NAME-activations charts")
+    add_chart_format(files)
     parser.add_argument("--quiet", "-q", action="store_true", help="no progress bars")
 
     def run(args: argparse.Namespace) -> int:
@@ -249,7 +250,6 @@ def train_command(parser: argparse.ArgumentParser) -> Run:
             spec = _spec_from_args(args, splits)
         handle = cnn_handle(spec, mean=splits.mean, std=splits.std, classes=splits.classes, name=name,
                             seed=config.seed).to(device)
-        from zoo.diagnostics import summary_lines
         from zoo.training import train
 
         command_line = _command_line(spec, config, data, out, name)
@@ -265,16 +265,16 @@ def train_command(parser: argparse.ArgumentParser) -> Run:
         extra = {"spec": spec.as_dict(), "data": data}
         result = train(handle, splits, config, checkpoint=checkpoint, resume=args.resume, progress=not args.quiet,
                        extra=extra)
-        log = _finish(handle, splits, config, spec, data, result, out, name, command_line, args, device)
-        log["wall_seconds_this_call"] = round(time.perf_counter() - started, 1)
-        _write_json(out / f"{name}-log.json", log)
+        log = _finish(handle, splits, config, spec, data, result, out, name, command_line, args)
+        log.wall_seconds_this_call = round(time.perf_counter() - started, 1)
+        log.write(out / f"{name}-log.json")
         if not args.keep_checkpoint:
             checkpoint.unlink(missing_ok=True)
-        test = log["test"]
-        print(f"{test['split']} accuracy {100 * test['accuracy']:.2f}% (loss {test['loss']:.4f}) after "
-              f"{len(result.history)} epochs; training took {log['train_seconds']:.0f} s"
-              f"{'; ' + log['overfitting'] if log['overfitting'] else ''}")
-        print(f"wrote {out / (name + '.pt')}, {out / (name + '-log.json')}, {out / (name + '-curves.png')}")
+        test = log.test
+        print(f"{test.split} accuracy {100 * test.accuracy:.2f}% (loss {test.loss:.4f}) after "
+              f"{len(result.history)} epochs; training took {log.train_seconds:.0f} s"
+              f"{'; ' + log.overfitting if log.overfitting else ''}")
+        print(f"wrote {out / (name + '.pt')}, {out / (name + '-log.json')}, {out / (name + '-curves.' + args.format)}")
         return 0
 
     return run
@@ -310,57 +310,17 @@ def _check_same(given: dict[str, Any], stored: dict[str, Any], checkpoint: Path)
 
 
 def _finish(handle: Any, splits: Splits, config: TrainConfig, spec: CnnSpec, data: dict[str, Any],
-            result: TrainResult, out: Path, name: str, command_line: str, args: argparse.Namespace,
-            device: torch.device) -> dict[str, Any]:
-    """Evaluate once on the test set, compute the diagnostics, write weights and plots; return the log."""
-    from zoo.diagnostics import (activation_stats, confusion_matrix, draw_activation_stats, draw_bars,
-                                 draw_confusion, draw_curves, find_overfitting, gradient_norms)
-    from zoo.images import save_image
-    from zoo.training import save_atomic
-
-    held_out, split_name = (splits.test, "test") if splits.test is not None else (splits.val, "validation")
-    final = evaluate(handle, held_out, amp=config.amp)
-    matrix = confusion_matrix(final.predictions, held_out.labels, len(splits.classes))
-    probe = splits.val.subset(slice(0, 1000)).to(device)
-    probe_images = probe.images.float() / 255.0
-    norms = gradient_norms(handle, probe_images[:256], probe.labels[:256])
-    stats = activation_stats(handle, probe_images)
-    overfitting = find_overfitting(result.history)
+            result: TrainResult, out: Path, name: str, command_line: str, args: argparse.Namespace) -> TrainingLog:
+    """Log the run (one held-out evaluation and the diagnostics, in zoo), write the weights and charts."""
+    log = log_run(handle, splits, config, spec, data, result, name=name, command=command_line)
     weights = {k: v.detach().contiguous().cpu() for k, v in handle.model.state_dict().items()}
     save_atomic(weights, out / f"{name}.pt")
     title = (f"{name}: {spec.arch} ({spec.activation}) on {splits.name}, {config.optimizer} lr {config.lr:g}, "
-             f"{config.schedule}; {split_name} accuracy {100 * final.accuracy:.2f}%")
-    save_image(out / f"{name}-curves.png", draw_curves(result.history, title=title, overfitting=overfitting or False))
-    if args.diagnostics:
-        save_image(out / f"{name}-confusion.png", draw_confusion(matrix, splits.classes))
-        save_image(out / f"{name}-gradients.png",
-                   draw_bars(norms, title="gradient norm per layer (one validation batch, log scale)", log=True))
-        save_image(out / f"{name}-activations.png", draw_activation_stats(stats))
-    return {
-        "name": name, "command": command_line, "spec": spec.as_dict(), "config": config.as_dict(), "data": data,
-        "dataset": {"name": splits.name, "train": len(splits.train), "validation": len(splits.val),
-                    "test": len(splits.test) if splits.test is not None else 0},
-        "normalization": {"mean": list(splits.mean), "std": list(splits.std), "from": "training split"},
-        "classes": splits.classes,
-        "parameters": sum(p.numel() for p in handle.model.parameters()),
-        "test": {"split": split_name, "accuracy": final.accuracy, "loss": final.loss, "examples": len(held_out)},
-        "best_epoch": result.best_epoch, "stopped_early": result.stopped_early,
-        "restored_best": result.restored_best,
-        "overfitting": overfitting.message() if overfitting else None,
-        "train_seconds": round(sum(h["seconds"] for h in result.history), 1),
-        "history": result.history,
-        "confusion_matrix": matrix.tolist(),
-        "gradient_norms": norms,
-        "activations": [vars(s) for s in stats],
-        "environment": {"device": str(device), "threads": torch.get_num_threads(), "torch": torch.__version__,
-                        "python": platform.python_version(), "cpus": os.cpu_count()},
-    }
-
-
-def _write_json(path: Path, payload: dict[str, Any]) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(json.dumps(payload, indent=1) + "\n")
-    os.replace(tmp, path)
+             f"{config.schedule}; {log.test.split} accuracy {100 * log.test.accuracy:.2f}%")
+    for kind, fig in views.training_report(log, title).items():
+        if kind == "curves" or args.diagnostics:
+            charts.save(fig, out / f"{name}-{kind}", args.format)
+    return log
 
 
 @command("lr-find", "run the LR range test and suggest a learning rate", description=LR_FIND_DESCRIPTION,
@@ -373,11 +333,10 @@ def lr_find_command(parser: argparse.ArgumentParser) -> Run:
     parser.add_argument("--steps", type=int, default=100, metavar="N", help="batches (default: 100)")
     parser.add_argument("--out", "-o", default="cnnviz-out", metavar="DIR",
                         help="folder for lr-find.png (default: cnnviz-out)")
+    add_chart_format(parser)
     parser.add_argument("--quiet", "-q", action="store_true", help="no progress bar")
 
     def run(args: argparse.Namespace) -> int:
-        from zoo.diagnostics import draw_lr_range
-        from zoo.images import save_image
         from zoo.training import lr_range_test
 
         _setup_threads(args)
@@ -390,8 +349,8 @@ def lr_find_command(parser: argparse.ArgumentParser) -> Run:
                             seed=config.seed).to(device)
         found = lr_range_test(handle, splits, config, start_lr=args.start_lr, end_lr=args.end_lr,
                               steps=args.steps, progress=not args.quiet)
-        path = save_image(out / "lr-find.png", draw_lr_range(found.lrs, found.losses, found.smoothed,
-                                                             found.suggestion))
+        path = charts.save(charts.lr_range(found.lrs, found.losses, found.smoothed, found.suggestion),
+                           out / "lr-find", args.format)
         print(f"lowest smoothed loss at lr {found.best_lr:.3g}; suggested --lr {found.suggestion:.3g} "
               f"({config.optimizer}, batch {config.batch_size})")
         print(f"wrote {path}")
