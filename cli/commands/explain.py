@@ -14,7 +14,8 @@ from cli.options import add_images, add_model, add_out, load_batch, load_handle,
 from cli.registry import Run, command
 from interpret import Method, class_index, methods
 from interpret.faithfulness import deletion_insertion, random_maps, randomization_check
-from interpret.render import COLORMAPS, attribution_map, explanation_panel
+from interpret.render import COLORMAPS, DEFAULT_COLORMAP, attribution_map
+from interpret.views import explanation_panel
 from zoo import save_array, save_image
 from zoo.handle import ModelHandle
 
@@ -84,8 +85,8 @@ def explain(parser: argparse.ArgumentParser) -> Run:
     _add_common(parser)
     add_out(parser)
     parser.add_argument("--npy", action="store_true", help="also write each raw map as .npy")
-    parser.add_argument("--colormap", default="jet", choices=sorted(COLORMAPS), metavar="NAME",
-                        help="OpenCV colormap for the heatmaps (default: jet)")
+    parser.add_argument("--colormap", default=DEFAULT_COLORMAP, choices=sorted(COLORMAPS), metavar="NAME",
+                        help=f"OpenCV colormap for the heatmaps (default: {DEFAULT_COLORMAP}, perceptually uniform)")
 
     def run(args: argparse.Namespace) -> None:
         chosen = _chosen(args)
