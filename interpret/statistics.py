@@ -8,8 +8,8 @@ says so with NaN (:func:`constant_rows` tells which rows and why).
 Example:
     >>> a = torch.tensor([[1.0, 2.0, 2.0, 3.0], [1.0, 1.0, 1.0, 1.0]])
     >>> b = torch.tensor([[1.0, 3.0, 2.0, 4.0], [4.0, 3.0, 2.0, 1.0]])
-    >>> spearman(a, b)
-    tensor([0.9487,    nan])
+    >>> [round(value, 4) for value in spearman(a, b).tolist()]
+    [0.9487, nan]
 """
 
 from __future__ import annotations

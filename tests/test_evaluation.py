@@ -1,0 +1,118 @@
+"""Evaluation over many images: batched records, maps from files, and gloo shards that equal one process."""
+
+from __future__ import annotations
+
+import math
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+import torch.distributed as dist
+import torch.multiprocessing as mp
+from PIL import Image
+
+import interpret
+import zoo
+from interpret.evaluation import (EvaluationOptions, evaluate_images, file_maker, method_maker, random_maker,
+                                  summary_rows)
+from tests.conftest import TinyCNN
+from tests.test_atlas_distributed import free_port
+from zoo.errors import CnnvizError
+
+METRICS = ("deletion", "insertion", "road", "infidelity", "sensitivity", "randomization", "gini", "entropy")
+OPTIONS = EvaluationOptions(steps=4, fractions=(0.3, 0.6), samples=2, randomize=2, batch_size=64)
+
+
+def tiny_handle() -> zoo.ModelHandle:
+    torch.manual_seed(0)
+    return zoo.wrap(TinyCNN(), input_size=16, mean=(0.5, 0.4, 0.3), std=(0.2, 0.25, 0.3))
+
+
+def image_folder(root: Path, count: int = 7) -> Path:
+    folder = root / "images"
+    folder.mkdir()
+    rng = np.random.default_rng(0)
+    for i in range(count):
+        Image.fromarray(rng.integers(0, 256, (20, 24, 3), dtype=np.uint8)).save(folder / f"img{i:02d}.png")
+    return folder
+
+
+def makers() -> dict:
+    return {"random": random_maker(), "saliency": method_maker(interpret.saliency)}
+
+
+def test_batches_do_not_change_the_records(tmp_path):
+    folder = image_folder(tmp_path)
+    handle = tiny_handle()
+    small = evaluate_images(handle, [folder], makers(), metrics=METRICS, options=OPTIONS, batch_size=2, progress=False)
+    whole = evaluate_images(handle, [folder], makers(), metrics=METRICS, options=OPTIONS, batch_size=7, progress=False)
+    assert [(r.index, r.method) for r in small] == [(i, m) for i in range(7) for m in ("random", "saliency")]
+    for a, b in zip(small, whole):  # the per-image draws (random maps) do not depend on the batching
+        assert a.scores["deletion"] == pytest.approx(b.scores["deletion"], abs=1e-6)
+        assert a.scores["gini"] == pytest.approx(b.scores["gini"], abs=1e-6)  # float32 maps, other batches
+    assert all(math.isnan(r.scores["spearman_top"]) and "random map" in r.notes["spearman_top"]
+               for r in small if r.method == "random")
+    rows = summary_rows(small, resamples=200)
+    deletion = next(r for r in rows if r["method"] == "saliency" and r["metric"] == "deletion")
+    assert deletion["count"] == 7 and deletion["low"] <= deletion["mean"] <= deletion["high"]
+    assert deletion["vs_baseline_low"] <= deletion["vs_baseline_mean"] <= deletion["vs_baseline_high"]
+
+
+def test_maps_from_files_score_like_the_method(tmp_path):
+    folder = image_folder(tmp_path, 3)
+    handle = tiny_handle()
+    images = handle.prepare([image for _, image in zoo.load_images(folder)])
+    maps = interpret.saliency(handle, images)
+    paths = [zoo.save_array(tmp_path / f"map{i}.npy", maps[i]) for i in range(3)]
+    chosen = ("deletion", "road", "gini", "sensitivity")
+    computed = evaluate_images(handle, [folder], {"saliency": method_maker(interpret.saliency)}, metrics=chosen,
+                               options=OPTIONS, progress=False)
+    read = evaluate_images(handle, [folder], {"files": file_maker(paths)}, metrics=chosen, options=OPTIONS,
+                           progress=False)
+    for a, b in zip(computed, read):
+        for name in ("deletion", "road", "gini"):
+            assert a.scores[name] == pytest.approx(b.scores[name], abs=1e-6)
+        assert math.isnan(b.scores["sensitivity"]) and "files" in b.notes["sensitivity"]
+
+
+def test_unknown_metric_is_refused(tmp_path):
+    with pytest.raises(CnnvizError, match="unknown metric 'rod'"):
+        evaluate_images(tiny_handle(), [image_folder(tmp_path, 1)], makers(), metrics=("rod",), progress=False)
+
+
+def _rank(rank: int, world: int, port: int, folder: str, out: str) -> None:
+    torch.set_num_threads(1)
+    dist.init_process_group("gloo", init_method=f"tcp://127.0.0.1:{port}", rank=rank, world_size=world)
+    try:
+        records = evaluate_images(tiny_handle(), [folder], makers(), metrics=METRICS, options=OPTIONS, batch_size=2,
+                                  progress=False)
+        torch.save([(r.index, r.method, r.scores, r.curves) for r in records], Path(out) / f"rank{rank}.pt")
+    finally:
+        dist.destroy_process_group()
+
+
+@pytest.mark.skipif(not dist.is_available() or not dist.is_gloo_available(), reason="needs gloo")
+def test_three_gloo_processes_equal_one(tmp_path):
+    folder = image_folder(tmp_path)
+    single = evaluate_images(tiny_handle(), [folder], makers(), metrics=METRICS, options=OPTIONS, batch_size=2,
+                             progress=False)
+    expected = [(r.index, r.method, r.scores, r.curves) for r in single]
+    method = "fork" if "fork" in mp.get_all_start_methods() else "spawn"
+    context = mp.start_processes(_rank, args=(3, free_port(), str(folder), str(tmp_path)), nprocs=3, join=False,
+                                 start_method=method)
+    deadline = time.monotonic() + 120
+    while not context.join(timeout=1):
+        if time.monotonic() > deadline:
+            for process in context.processes:
+                process.kill()
+            pytest.fail("the gloo processes did not finish in 120 s")
+    for rank in range(3):  # 7 images in batches of 2: 4 batches over 3 ranks, merged on every rank
+        merged = torch.load(tmp_path / f"rank{rank}.pt")
+        assert [m[:2] for m in merged] == [e[:2] for e in expected]
+        for got, want in zip(merged, expected):
+            assert got[2].keys() == want[2].keys()
+            for name, value in want[2].items():
+                assert (math.isnan(value) and math.isnan(got[2][name])) or got[2][name] == value, (got[:2], name)
+            assert got[3] == want[3]
