@@ -3,8 +3,13 @@
 from __future__ import annotations
 
 import argparse
+import csv
+import io
+import math
 import time
 from collections import Counter
+from pathlib import Path
+from typing import Any
 
 import torch
 
@@ -13,11 +18,20 @@ from cli.method_options import add_method_options, method_kwargs
 from cli.options import add_images, add_model, add_out, load_batch, load_handle, output_dir
 from cli.registry import Run, command
 from interpret import Method, class_index, methods
-from interpret.faithfulness import deletion_insertion, random_maps, randomization_check
+from interpret import charts
+from interpret.complexity import entropy, gini
+from interpret.distributed import session
+from interpret.evaluation import (DEFAULT_METRICS, METRICS, EvaluationOptions, Record, evaluate_images, file_maker,
+                                  method_maker, random_maker, summary_rows)
+from interpret.mapsource import maps_in_folder
 from interpret.render import COLORMAPS, DEFAULT_COLORMAP, attribution_map
+from interpret.similarity import MEASURES
 from interpret.views import explanation_panel
-from zoo import save_array, save_image
+from zoo import atomic_write, save_array, save_image
+from zoo.errors import CnnvizError
 from zoo.handle import ModelHandle
+from zoo.images import expand_sources
+from zoo.jsonfile import write_json
 
 FAMILY = "attribution"
 
@@ -26,9 +40,11 @@ def _method_list() -> str:
     return "\n".join(f"  {m.name:<22} {m.summary}" for m in methods(FAMILY))
 
 
-def _add_common(parser: argparse.ArgumentParser) -> None:
+def _add_common(parser: argparse.ArgumentParser, *, methods_required: bool = True) -> None:
     names = [m.name for m in methods(FAMILY)]
-    parser.add_argument("methods", nargs="+", metavar="METHOD", choices=[*names, "all"],
+    # Optional METHODs are checked in _chosen: argparse refuses an empty list against choices.
+    parser.add_argument("methods", nargs="+" if methods_required else "*", metavar="METHOD",
+                        choices=[*names, "all"] if methods_required else None,
                         help="one or more of: " + ", ".join(names) + ", or all")
     add_images(parser)
     add_model(parser)
@@ -74,7 +90,9 @@ def _unique(names: list[str]) -> list[str]:
 
 @command("explain", "write attribution maps (Grad-CAM, occlusion, gradients, ...) over images", order=30,
          description="Explain a model's decision on images with attribution maps, written as PNG panels\n"
-                     "(image | map | map over image | colour bar) with the prediction in the caption.\n\n"
+                     "(image | map | map over image | colour bar) with the prediction in the caption, and\n"
+                     "beside each a JSON: model, image, target and its probability, method, layer, options,\n"
+                     "seconds, statistics of the map (and its .npy with --npy).\n\n"
                      "methods:\n" + _method_list() + "\n\n"
                      "examples:\n"
                      "  cnnviz explain gradcam --image chelsea\n"
@@ -107,54 +125,228 @@ def explain(parser: argparse.ArgumentParser) -> Run:
                          f"{probs[i, predicted]:.1%} | explaining {handle.class_name(explained)}")
                 path = save_image(out / f"{stem}-{method.name}.png",
                                   explanation_panel(batch[i], flat[i], title, colormap=args.colormap))
-                if args.npy:
-                    save_array(out / f"{stem}-{method.name}.npy", maps[i])
+                npy = save_array(out / f"{stem}-{method.name}.npy", maps[i]) if args.npy else None
+                write_json(path.with_suffix(".json"), explanation_record(
+                    handle, method, args, names[i], probs[i], explained, maps[i], seconds, len(stems), path, npy))
                 print(f"{path}  ({method.name}: {seconds:.2f} s for {len(stems)} image(s))")
 
     return run
 
 
-@command("evaluate", "score attribution methods: deletion/insertion AUC and randomization check", order=31,
-         description="Score attribution methods for faithfulness, next to a random-map baseline:\n"
-                     "  deletion AUC   probability as the most salient pixels turn black (lower is better)\n"
-                     "  insertion AUC  probability as they appear on a blurred canvas (higher is better)\n"
-                     "  randomization  Spearman correlation of |map| with the map of the model whose top\n"
-                     "                 blocks were re-initialized (low = the map depends on the weights;\n"
-                     "                 guided backprop stays high: it fails this sanity check)\n\n"
+def explanation_record(handle: ModelHandle, method: Method, args: argparse.Namespace, image: str,
+                       probs: torch.Tensor, explained: int, maps: torch.Tensor, seconds: float, count: int,
+                       png: Path, npy: Path | None) -> dict[str, Any]:
+    """What the JSON beside an explanation PNG holds: the model, image, target, method, options, timing
+    and the statistics of the raw map."""
+    options = {name: p.default for name, p in method.options().items()}
+    options.update(method_kwargs(args, method))
+    layer = (args.layer or handle.default_layer) if method.uses_layer else None
+    predicted = int(probs.argmax())
+    values = maps.detach().double().cpu()
+    return {
+        "model": handle.name, "device": str(handle.device), "image": image, "method": method.name, "layer": layer,
+        "options": options,
+        "target": {"index": explained, "name": handle.class_name(explained), "probability": float(probs[explained])},
+        "predicted": {"index": predicted, "name": handle.class_name(predicted), "probability": float(probs[predicted])},
+        "seconds": round(seconds, 4), "images_in_call": count,
+        "map": {"shape": list(values.shape), "min": float(values.min()), "max": float(values.max()),
+                "mean": float(values.mean()), "std": float(values.std()) if values.numel() > 1 else 0.0,
+                "mean_abs": float(values.abs().mean()), "positive_fraction": float((values > 0).double().mean()),
+                "gini": float(gini(values)), "entropy": float(entropy(values))},
+        "png": png.name, "npy": npy.name if npy is not None else None,
+    }
+
+
+@command("evaluate", "score attribution methods: deletion/insertion, ROAD, infidelity, sensitivity, randomization",
+         order=31,
+         description="Score attribution methods for faithfulness, next to a random-map baseline, over images\n"
+                     "(a folder is streamed in batches), with a bootstrap interval of each mean:\n"
+                     "  deletion       AUC of the probability as the most salient pixels turn black (lower is better)\n"
+                     "  insertion      AUC as they appear on a blurred canvas (higher is better)\n"
+                     "  road           ROAD, (LeRF - MoRF) / 2 with noisy linear imputation (higher is better)\n"
+                     "  infidelity     captum's infidelity under Gaussian noise, normalized (lower is better)\n"
+                     "  sensitivity    captum's max-sensitivity of the map to uniform noise (lower is better)\n"
+                     "  randomization  similarity (Spearman, SSIM, HOG) of the map with the map of the model\n"
+                     "                 whose top block, then all blocks, were re-initialized (lower is better;\n"
+                     "                 guided backprop stays high: it fails this sanity check)\n"
+                     "  gini, entropy  how concentrated the map is (properties, not qualities)\n"
+                     "A constant map has no ranks: its scores are undefined, with the reason in the table.\n"
+                     "Writes OUT/evaluation.json (summary and per-image scores), OUT/evaluation.csv (summary),\n"
+                     "OUT/curves.json (per-step curves) and OUT/curves.png. Runs unchanged under torchrun.\n\n"
                      "methods:\n" + _method_list() + "\n\n"
-                     "example:\n  cnnviz evaluate gradcam gradient guided_backprop --image chelsea coffee")
+                     "examples:\n"
+                     "  cnnviz evaluate gradcam gradient guided_backprop --image chelsea coffee\n"
+                     "  cnnviz evaluate all --image photos/ --metrics all --similarity spearman ssim hog\n"
+                     "  cnnviz evaluate --maps maps/ --image chelsea coffee   (maps from explain --npy or elsewhere)\n"
+                     "  torchrun --nproc-per-node 4 -m cli.main evaluate gradcam --image imagenet-val/")
 def evaluate(parser: argparse.ArgumentParser) -> Run:
-    _add_common(parser)
+    _add_common(parser, methods_required=False)
+    add_out(parser, "cnnviz-evaluate")
+    parser.add_argument("--maps", metavar="DIR",
+                        help="also score maps computed elsewhere: DIR/STEM-METHOD.npy (as explain --npy writes) or "
+                             "DIR/STEM.npy")
+    parser.add_argument("--metrics", nargs="+", default=list(DEFAULT_METRICS), choices=[*METRICS, "all"],
+                        metavar="M", help=f"metrics to compute: {', '.join(METRICS)}, or all "
+                                          f"(default: {' '.join(DEFAULT_METRICS)})")
     parser.add_argument("--curve-steps", type=int, default=32, metavar="N",
                         help="points on the deletion/insertion curves (default: 32)")
     parser.add_argument("--randomize", type=int, default=None, metavar="N",
                         help="re-initialize the top N blocks, one at a time (default: all; 0 skips the check)")
+    parser.add_argument("--similarity", nargs="+", default=["spearman"], choices=MEASURES, metavar="S",
+                        help=f"randomization similarity measures: {', '.join(MEASURES)} (default: spearman)")
+    parser.add_argument("--signed-similarity", action="store_true",
+                        help="randomization: compare signed maps, not |map|")
+    parser.add_argument("--perturbations", type=int, default=16, metavar="N",
+                        help="perturbations per image for infidelity and sensitivity (default: 16)")
+    parser.add_argument("--infidelity-noise", type=float, default=0.05, metavar="SD",
+                        help="infidelity: perturbation standard deviation in [0, 1] pixels (default: 0.05)")
+    parser.add_argument("--sensitivity-radius", type=float, default=0.02, metavar="R",
+                        help="sensitivity: uniform noise radius in [0, 1] pixels (default: 0.02)")
+    parser.add_argument("--road-noise", type=float, default=0.01, metavar="SD",
+                        help="ROAD: imputation noise standard deviation (default: 0.01)")
+    parser.add_argument("--metric-seed", type=int, default=0, metavar="N",
+                        help="seed of every random draw of the metrics (default: 0)")
+    parser.add_argument("--images-per-batch", type=int, default=8, metavar="N",
+                        help="images loaded and scored together (default: 8)")
+    parser.add_argument("--bootstrap", type=int, default=2000, metavar="N",
+                        help="bootstrap resamples for the intervals (default: 2000)")
+    parser.add_argument("--level", type=float, default=0.95, help="confidence level (default: 0.95)")
+    parser.add_argument("--json", metavar="PATH", help="summary and per-image scores (default: OUT/evaluation.json)")
+    parser.add_argument("--csv", metavar="PATH", help="summary table (default: OUT/evaluation.csv)")
 
     def run(args: argparse.Namespace) -> None:
+        _check_ranges(args)
         chosen = _chosen(args)
-        handle, target, names, batch = _setup(args)
-        rows = [("random", random_maps(batch), None)]
-        rows += [(m.name, _call(m, handle, batch, target, args), m) for m in chosen]
-        print(f"{handle.name} on {len(names)} image(s); means over images")
-        print(f"{'method':<22} {'deletion AUC':>12} {'insertion AUC':>13} {'rand. corr (top block, all)':>28}")
-        baseline = None
-        for name, maps, method in rows:
-            curves = deletion_insertion(handle, batch, maps, target, steps=args.curve_steps)
-            deletion, insertion = curves.deletion_auc.mean().item(), curves.insertion_auc.mean().item()
-            randomization = "-"
-            if method is not None and args.randomize != 0:
-                result = randomization_check(
-                    handle, batch, lambda h, x, t, m=method: _call(m, h, x, t, args), target,
-                    max_steps=args.randomize)
-                first, last = result.correlations[0].mean().item(), result.correlations[-1].mean().item()
-                randomization = f"{first:+.2f}, {last:+.2f} ({len(result.layers)})"
-            verdict = ""
-            if baseline is None:
-                baseline = (deletion, insertion)
-            else:
-                verdict = "  beats random on: " + (", ".join(
-                    k for k, ok in (("deletion", deletion < baseline[0]), ("insertion", insertion > baseline[1]))
-                    if ok) or "neither")
-            print(f"{name:<22} {deletion:>12.3f} {insertion:>13.3f} {randomization:>28}{verdict}")
+        if not chosen and not args.maps:
+            raise CnnvizError("name at least one METHOD, or give --maps DIR")
+        metrics = list(METRICS) if "all" in args.metrics else list(dict.fromkeys(args.metrics))
+        if args.randomize == 0 and "randomization" in metrics:
+            metrics.remove("randomization")
+        if not metrics:
+            raise CnnvizError("no metric left to compute (--randomize 0 skipped the only one)")
+        out = output_dir(args.out)
+        json_path = Path(args.json) if args.json else out / "evaluation.json"
+        csv_path = Path(args.csv) if args.csv else out / "evaluation.csv"
+        sources = expand_sources(args.image)
+        stems = _unique([Path(str(s)).stem for s in sources])
+        with session(args.device) as (group, device):
+            args.device = str(device)
+            handle, target = _setup_model(args)
+            makers = {"random": random_maker(args.metric_seed)}
+            if args.maps:
+                makers.update({name: file_maker(paths) for name, paths in maps_in_folder(args.maps, stems).items()
+                               if name != "random"})
+            makers.update({m.name: method_maker(lambda h, x, t, m=m: _call(m, h, x, t, args)) for m in chosen})
+            options = EvaluationOptions(steps=args.curve_steps, randomize=args.randomize,
+                                        measures=tuple(args.similarity), absolute=not args.signed_similarity,
+                                        road_noise=args.road_noise, samples=args.perturbations,
+                                        noise=args.infidelity_noise, radius=args.sensitivity_radius,
+                                        seed=args.metric_seed)
+            start = time.perf_counter()
+            records = evaluate_images(handle, sources, makers, target, metrics=metrics, options=options,
+                                      batch_size=args.images_per_batch)
+            seconds = time.perf_counter() - start
+            if not group.leader:
+                return
+            summary = summary_rows(records, level=args.level, resamples=args.bootstrap, seed=args.metric_seed)
+            _print_summary(handle, summary, len(sources), args.level, group.world)
+            meta = {"model": handle.name, "device": str(handle.device), "processes": group.world,
+                    "images": len(sources), "target": target, "methods": list(makers), "metrics": metrics,
+                    "options": vars(options), "level": args.level, "bootstrap_resamples": args.bootstrap,
+                    "seconds": round(seconds, 2)}
+            scores = [{"image": r.image, "index": r.index, "method": r.method, "target": r.target,
+                       "probability": r.probability, "scores": r.scores, "notes": r.notes} for r in records]
+            written = [write_json(json_path, {**meta, "summary": summary, "per_image": scores}),
+                       write_csv(csv_path, summary),
+                       write_json(out / "curves.json", {**meta, "curves": [
+                           {"image": r.image, "index": r.index, "method": r.method, **r.curves} for r in records]})]
+            panels = curve_panels(records, metrics, args.curve_steps, options.fractions)
+            if panels:
+                written.append(charts.save(charts.faithfulness_curves(
+                    panels, title=f"{handle.name}: mean over {len(sources)} image(s), 25-75th percentile shaded"),
+                    out / "curves.png"))
+            print("wrote " + ", ".join(str(p) for p in written))
 
     return run
+
+
+def _setup_model(args: argparse.Namespace) -> tuple[ModelHandle, int | None]:
+    handle = load_handle(args)
+    target = class_index(handle, args.target) if args.target is not None else None
+    if args.layer is not None:
+        handle.layer(args.layer)
+    return handle, target
+
+
+def _check_ranges(args: argparse.Namespace) -> None:
+    """Every numeric option of ``evaluate`` in its range, before any work (one line each)."""
+    checks = [("--curve-steps", args.curve_steps, args.curve_steps >= 2, "at least 2"),
+              ("--randomize", args.randomize, args.randomize is None or args.randomize >= 0, "at least 0"),
+              ("--perturbations", args.perturbations, args.perturbations >= 1, "at least 1"),
+              ("--infidelity-noise", args.infidelity_noise, args.infidelity_noise > 0, "above 0"),
+              ("--sensitivity-radius", args.sensitivity_radius, args.sensitivity_radius > 0, "above 0"),
+              ("--road-noise", args.road_noise, args.road_noise >= 0, "at least 0"),
+              ("--images-per-batch", args.images_per_batch, args.images_per_batch >= 1, "at least 1"),
+              ("--bootstrap", args.bootstrap, args.bootstrap >= 100, "at least 100"),
+              ("--level", args.level, 0 < args.level < 1, "between 0 and 1")]
+    for flag, value, ok, rule in checks:
+        if not ok:
+            raise CnnvizError(f"{flag} must be {rule}, got {value}")
+    if args.maps and not Path(args.maps).is_dir():
+        raise CnnvizError(f"--maps {args.maps} is not a folder")
+
+
+def _cell(mean: float, low: float, high: float, signed: bool = False) -> str:
+    if math.isnan(mean):
+        return "undefined"
+    form = "{:+.3f}" if signed else "{:.3f}"
+    return f"{form.format(mean)} [{form.format(low)}, {form.format(high)}]"
+
+
+def _print_summary(handle: ModelHandle, summary: list[dict[str, Any]], images: int, level: float,
+                   processes: int) -> None:
+    shards = f" in {processes} processes" if processes > 1 else ""
+    print(f"{handle.name} on {images} image(s){shards}: mean [{level:.0%} bootstrap interval]; "
+          "'vs random' is the paired difference")
+    print(f"{'metric':<18} {'better':<7} {'method':<22} {'mean [interval]':<26} {'vs random':<28} {'n':>4}  notes")
+    for row in summary:
+        better = {-1: "lower", 1: "higher"}.get(row["better"], "")
+        versus = _cell(row["vs_baseline_mean"], row["vs_baseline_low"], row["vs_baseline_high"],
+                       signed=True) if "vs_baseline_mean" in row else ""
+        print(f"{row['metric']:<18} {better:<7} {row['method']:<22} {_cell(row['mean'], row['low'], row['high']):<26} "
+              f"{versus:<28} {row['count']:>4}  {row['notes'][:60]}")
+
+
+def write_csv(path: Path, rows: list[dict[str, Any]]) -> Path:
+    """The summary rows as CSV, atomically (empty cells where a value is undefined)."""
+    columns = list(dict.fromkeys(key for row in rows for key in row))
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=columns, lineterminator="\n")
+    writer.writeheader()
+    for row in rows:
+        writer.writerow({k: ("" if isinstance(v, float) and not math.isfinite(v) else v) for k, v in row.items()})
+    text = buffer.getvalue()
+    return atomic_write(path, lambda f: f.write(text.encode("utf-8")))
+
+
+def curve_panels(records: list[Record], metrics: list[str], steps: int,
+                 fractions: tuple[float, ...]) -> dict[str, list[charts.Band]]:
+    """Mean curves with their 25th-75th percentile band per method, for the chart."""
+    kinds = [(name, name, [k / steps for k in range(steps + 1)]) for name in ("deletion", "insertion")
+             if name in metrics]
+    if "road" in metrics:
+        kinds += [("ROAD most relevant first", "road_morf", list(fractions)),
+                  ("ROAD least relevant first", "road_lerf", list(fractions))]
+    panels: dict[str, list[charts.Band]] = {}
+    methods = list(dict.fromkeys(r.method for r in records))
+    for title, key, x in kinds:
+        bands = []
+        for method in methods:
+            curves = [r.curves[key] for r in records if r.method == method and key in r.curves]
+            if curves:
+                values = torch.tensor(curves, dtype=torch.float64)
+                low, mean, high = values.nanquantile(0.25, 0), values.nanmean(0), values.nanquantile(0.75, 0)
+                bands.append(charts.Band(method, x, mean.tolist(), low.tolist(), high.tolist()))
+        if bands:
+            panels[title] = bands
+    return panels
