@@ -23,8 +23,13 @@ MODEL_HELP = ("a zoo name (cnnviz models), torchvision:NAME, timm:NAME, path/fil
               "or .pt2 file, or a cnnviz train folder (default: %(default)s; see cnnviz models --help)")
 
 
-def add_model(parser: argparse.ArgumentParser, *, positional: bool = False) -> None:
-    """``--model`` (or a positional MODEL), ``--weights``, the configuration overrides and ``--device``."""
+def add_model(parser: argparse.ArgumentParser, *, positional: bool = False,
+              classes_flags: Sequence[str] = ("--classes", "--class-names")) -> None:
+    """``--model`` (or a positional MODEL), ``--weights``, the configuration overrides and ``--device``.
+
+    ``classes_flags`` names the class-names-file option (a command whose ``--classes`` means
+    something else passes ``("--class-names",)``).
+    """
     if positional:
         parser.add_argument("model", metavar="MODEL", help=MODEL_HELP.replace(" (default: %(default)s;", " ("))
     else:
@@ -33,7 +38,8 @@ def add_model(parser: argparse.ArgumentParser, *, positional: bool = False) -> N
     group.add_argument("--weights", metavar="PATH",
                        help="checkpoint (state dict, read with weights_only=True) to load instead of the model's "
                             "own weights; 'random' for random weights")
-    group.add_argument("--classes", metavar="FILE", help="class names: a text file with one a line, or a JSON list")
+    group.add_argument(*classes_flags, dest="class_names", metavar="FILE",
+                       help="class names: a text file with one a line, or a JSON list")
     group.add_argument("--num-classes", type=int, metavar="N",
                        help="size of the classifier (default: the model's, or what --weights implies)")
     group.add_argument("--input-size", type=int, metavar="PX", help="side of the square input the model takes")
@@ -95,7 +101,7 @@ def load_handle(args: argparse.Namespace, *, weights: str | Path | None = "pretr
     if isinstance(output, str) and output.lstrip("-").isdigit():
         output = int(output)
     return zoo.load(args.model, device=args.device, weights=weights, num_classes=getattr(args, "num_classes", None),
-                    classes=getattr(args, "classes", None), input_size=getattr(args, "input_size", None),
+                    classes=getattr(args, "class_names", None), input_size=getattr(args, "input_size", None),
                     mean=getattr(args, "mean", None), std=getattr(args, "std", None),
                     model_args=getattr(args, "model_args", None), output=output)
 

@@ -256,8 +256,8 @@ def _cli(*argv: str) -> int:
     ("{files}/resnet10.ts", [], ["occlusion", "gradient"]),
 ])
 def test_cli_explains_every_source(files, tmp_path, source, extra, methods):
-    source = source.format(files=files)
-    extra = [e.format(files=files) for e in extra]
+    source = source.replace("{files}", str(files))
+    extra = [e.replace("{files}", str(files)) for e in extra]
     layer = ["--layer", "layer4"] if source.endswith(".pt2") else []
     out = tmp_path / "out"
     assert _cli("explain", *methods, "--model", source, *extra, *layer, "-i", "chelsea", *FAST, "--out", out) == 0

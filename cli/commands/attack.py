@@ -137,7 +137,7 @@ def _pad_to(tiles: list[np.ndarray]) -> list[np.ndarray]:
 def fool_command(parser: argparse.ArgumentParser) -> Run:
     parser.add_argument("--classes", "-c", nargs="+", required=True, metavar="CLASS",
                         help="class names, indices, ranges like 0-99, or all")
-    add_model(parser)
+    add_model(parser, classes_flags=("--class-names",))
     add_out(parser)
     parser.add_argument("--threshold", type=float, default=0.996, help="confidence to reach (default: 0.996)")
     parser.add_argument("--steps", type=int, default=200, metavar="N", help="most steps per batch (default: 200)")
