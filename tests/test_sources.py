@@ -263,6 +263,10 @@ def test_cli_explains_every_source(files, tmp_path, source, extra, methods):
     assert _cli("explain", *methods, "--model", source, *extra, *layer, "-i", "chelsea", *FAST, "--out", out) == 0
     written = {p.name for p in out.iterdir() if p.suffix == ".png"}
     assert all(any(m in name for name in written) for m in methods), written
+    if "--target" in extra:  # the class asked for by name is the class explained
+        wanted = extra[extra.index("--target") + 1]
+        for sidecar in out.glob("*.json"):
+            assert json.loads(sidecar.read_text())["target"]["name"] == wanted
 
 
 def test_cli_refuses_a_layer_method_on_torchscript_in_one_line(files, tmp_path, capsys):
