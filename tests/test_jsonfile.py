@@ -33,11 +33,17 @@ def test_a_failed_write_keeps_the_old_file(tmp_path):
     assert json.loads(path.read_text()) == {"a": 1}
 
 
+# json.dumps that writes no file: a card's content key (hashed) and values embedded in the gallery's HTML.
+NOT_WRITERS = {"gallery/cards.py": 1, "gallery/site.py": 1}
+
+
 def test_no_other_json_writer_in_the_package():
-    writers = []
+    found: dict[str, int] = {}
     for package in ("cli", "gallery", "interpret", "zoo"):
         for file in (REPO / package).rglob("*.py"):
-            for number, line in enumerate(file.read_text(encoding="utf-8").splitlines(), 1):
-                if re.search(r"json\.dump\(|write_text\(json\.dumps|json\.dumps\([^)]*\)\.encode", line):
-                    writers.append(f"{file.relative_to(REPO)}:{number}")
-    assert writers == []
+            name = file.relative_to(REPO).as_posix()
+            if name != "zoo/jsonfile.py":
+                count = len(re.findall(r"json\.dumps?\(", file.read_text(encoding="utf-8")))
+                if count:
+                    found[name] = count
+    assert found == NOT_WRITERS

@@ -33,6 +33,7 @@ from zoo.diagnostics import (ActivationStats, activation_stats, confusion_matrix
 from zoo.errors import CnnvizError
 from zoo.handle import ModelHandle
 from zoo.images import atomic_write
+from zoo.jsonfile import dumps
 from zoo.training import TrainConfig, TrainResult, evaluate
 
 
@@ -162,7 +163,7 @@ class TrainingLog:
 
     def to_json(self) -> str:
         """The log as the text of ``NAME-log.json``."""
-        return json.dumps(self.to_dict(), indent=1) + "\n"
+        return dumps(self.to_dict())  # the one JSON format: strict (NaN as null), UTF-8
 
     @classmethod
     def from_json(cls, text: str) -> TrainingLog:
