@@ -2,7 +2,8 @@
 
 The gallery is a list of cards (:mod:`gallery.cards`): each is one method
 with its parameters on one page, computed by the public API (``zoo``,
-``interpret``) in :mod:`gallery.sections` and saved as PNGs plus a JSON
+``interpret``) by the section modules (:mod:`gallery.plan` lists them), drawn by
+:mod:`interpret.views`, and saved as PNGs plus a JSON
 under ``OUT/cards/``. Finished cards are skipped by the next build, so a
 build can be interrupted and resumed; the HTML (:mod:`gallery.site`) is
 rewritten from the card JSONs at the end of every build, interrupted or not.
@@ -20,7 +21,8 @@ from collections.abc import Callable
 from pathlib import Path
 
 from gallery.cards import BuildReport, Card, Output, Page, run_cards, slug
-from gallery.sections import FULL, QUICK, Budget, Plan, Settings, plan, with_budget
+from gallery.plan import Plan, plan
+from gallery.settings import FULL, QUICK, Budget, Settings, with_budget
 from gallery.site import read_manifest, update_manifest, write_site
 from zoo.errors import CnnvizError
 

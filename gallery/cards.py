@@ -29,7 +29,7 @@ from zoo.jsonfile import write_json
 
 CARDS_DIR = "cards"
 MANIFEST = "gallery.json"
-FORMAT = 1  # bump when the card JSON changes shape: old cards are then recomputed
+FORMAT = 2  # bump when the card JSON or the drawing changes: old cards are then recomputed
 
 
 @dataclass

@@ -14,7 +14,9 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
-from gallery.cards import CARDS_DIR, MANIFEST, Card, Page, inside, read_card, write_json
+from PIL import Image
+
+from gallery.cards import CARDS_DIR, MANIFEST, Card, Page, card_dir, inside, read_card, write_json
 from zoo import atomic_write
 
 KINDS = {"image": "Images: every attribution method side by side",
@@ -22,6 +24,8 @@ KINDS = {"image": "Images: every attribution method side by side",
          "attacks": "Adversarial examples, fooling images and style",
          "training": "Training"}
 STYLESHEET = "style.css"
+THUMBS_DIR = "thumbs"
+THUMB_SIDE = 160
 
 CSS = """\
 body { font-family: system-ui, sans-serif; margin: 0; color: #222; background: #fafafa; }
@@ -43,6 +47,9 @@ td, th { border: 1px solid #e0e0e0; padding: 1px 6px; text-align: left; vertical
 details { font-size: 0.85em; } code { font-size: 0.95em; }
 .note { font-size: 0.85em; max-width: 520px; }
 ul.pages li { margin: 0.2em 0; }
+ul.thumbs { list-style: none; padding: 0; display: flex; flex-wrap: wrap; gap: 10px; }
+ul.thumbs li { width: 170px; font-size: 0.85em; }
+ul.thumbs img { display: block; max-width: 160px; height: auto; border: 1px solid #ddd; background: #fff; }
 .strip { display: flex; flex-wrap: wrap; gap: 8px; }
 .strip .cell { width: 150px; font-size: 0.75em; color: #222; text-decoration: none; }
 .strip img { display: block; width: 150px; height: auto; }
@@ -107,6 +114,26 @@ def strip_html(out: Path, page: dict[str, Any], section: str) -> str:
     if not cells:
         return ""
     return f'<h2>{escape(section)}: side by side</h2>\n<div class="strip">' + "\n".join(cells) + "</div>"
+
+
+def thumbnail(out: Path, page: dict[str, Any]) -> str | None:
+    """Write ``OUT/thumbs/SLUG.png``, the first image of the page's first finished card shrunk into a
+    ``THUMB_SIDE`` square, and return its path relative to ``out`` (None: no finished card yet)."""
+    for c in page["cards"]:
+        data = read_card(out, page["slug"], c["id"])
+        if not data or not data.get("images"):
+            continue
+        source = card_dir(out, page["slug"]) / data["images"][0]["file"]
+        try:
+            with Image.open(source) as image:
+                small = image.convert("RGB")
+                small.thumbnail((THUMB_SIDE, THUMB_SIDE), Image.Resampling.LANCZOS)
+        except OSError:
+            continue
+        relative = f"{THUMBS_DIR}/{page['slug']}.png"
+        atomic_write(inside(out, out / relative), lambda f, im=small: im.save(f, format="PNG"))
+        return relative
+    return None
 
 
 def failed_html(card_id: str, title: str, reason: str) -> str:
@@ -175,10 +202,14 @@ def write_site(out: Path, manifest: dict[str, Any], failed: dict[str, str] | Non
             if p["kind"] != kind:
                 continue
             done = sum(read_card(out, p["slug"], c["id"]) is not None for c in p["cards"])
-            entries.append(f'<li><a href="{_href(p["slug"] + ".html")}">{escape(p["title"])}</a> '
+            thumb = thumbnail(out, p)
+            picture = (f'<img src="{_href(thumb)}" alt="{escape(p["title"], quote=True)}" loading="lazy">'
+                       if thumb else "")
+            entries.append(f'<li><a href="{_href(p["slug"] + ".html")}">{picture}{escape(p["title"])}</a> '
                            f"({done} of {len(p['cards'])} cards)</li>")
         if entries:
-            index.append(f"<h2>{escape(heading)}</h2>\n<ul class=\"pages\">\n" + "\n".join(entries) + "\n</ul>")
+            index.append(f"<h2>{escape(heading)}</h2>\n<ul class=\"pages thumbs\">\n" + "\n".join(entries)
+                         + "\n</ul>")
     html = _document("index", "\n".join(index), pages, "index")
     written.append(atomic_write(inside(out, out / "index.html"), lambda f: f.write(html.encode("utf-8"))))
     for p in pages:

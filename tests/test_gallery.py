@@ -22,7 +22,7 @@ from PIL import Image
 import interpret
 from gallery import Budget, Card, Output, Settings, build, plan
 from gallery.cards import CARDS_DIR, inside, run_cards, slug
-from gallery.sections import attribution_options
+from gallery.attribution import attribution_options
 from gallery.site import read_manifest, update_manifest, write_site
 from zoo.errors import CnnvizError
 
@@ -103,6 +103,24 @@ def test_second_run_recomputes_nothing(tmp_path: Path) -> None:
     assert first.computed == ["p/a", "p/b"] and calls == ["a", "b"]
     assert second.computed == [] and second.skipped == ["p/a", "p/b"] and calls == ["a", "b"]
     assert files_under(tmp_path) == before  # not even rewritten
+
+
+def test_index_shows_a_thumbnail_of_each_page_with_a_finished_card(tmp_path: Path) -> None:
+    from gallery import Page
+
+    def big(card_id: str, value: int) -> Card:
+        return Card("p", card_id, card_id, "test", {"value": value},
+                    lambda: Output([("big", np.full((300, 600, 3), value, np.uint8))]))
+
+    pages = [Page("p", "page p", "model"), Page("q", "page q", "model")]
+    cards = [big("first", 40), big("second", 200), Card("q", "never", "never", "test", {}, lambda: Output())]
+    run_cards(tmp_path, cards[:2], progress=False)
+    write_site(tmp_path, update_manifest(tmp_path, pages, cards, {}))
+    images = [attrs["src"] for tag, attrs in parse(tmp_path / "index.html").tags if tag == "img"]
+    assert images == ["thumbs/p.png"]  # page q has no finished card: no thumbnail
+    with Image.open(tmp_path / "thumbs" / "p.png") as thumb:
+        assert max(thumb.size) == 160 and thumb.size[0] == 2 * thumb.size[1]
+        assert np.asarray(thumb)[..., 0].mean() == pytest.approx(40, abs=1)  # the page's first card
 
 
 def test_changed_parameters_recompute_only_that_card(tmp_path: Path) -> None:

@@ -42,7 +42,7 @@ def gallery_command(parser: argparse.ArgumentParser) -> Run:
 
     def run(args: argparse.Namespace) -> int:
         from gallery import Settings, build
-        from gallery.sections import DEFAULT_MODELS
+        from gallery.settings import DEFAULT_MODELS
 
         settings = Settings(models=args.model or DEFAULT_MODELS, images=args.images, quick=args.quick,
                             device=args.device, progress=not args.no_progress)

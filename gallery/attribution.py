@@ -1,0 +1,103 @@
+"""Image pages: the prediction, then every registered attribution method and a random baseline."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+
+import interpret
+from gallery.cards import Card, Output, Page, slug
+from gallery.context import Context, Subject, class_name
+from interpret.render import attribution_map
+from interpret.views import attribution_views, map_view
+
+ATTRIBUTION_SECTION = "Attribution maps of the predicted class"
+
+
+def image_page(model: str, subject: Subject) -> Page:
+    """The page of one image under one model."""
+    return Page(slug(f"img-{model}-{subject.name}"), f"{subject.name} ({model})", "image",
+                f"What {model} looks at in {subject.name}: every attribution method of the registry on the "
+                "predicted class, with deletion AUC (lower is better) and insertion AUC (higher is better) "
+                "next to a random map.", strip=ATTRIBUTION_SECTION)
+
+
+def attribution_options(method: interpret.Method, side: int, overrides: dict[str, Any]) -> dict[str, Any]:
+    """The budget's overrides the method takes; occlusion windows scaled to the model's input side."""
+    options = method.options()
+    chosen = {k: v for k, v in overrides.items() if k in options}
+    for key in ("window", "stride"):
+        if key in options:
+            base = chosen.get(key, options[key].default)
+            if isinstance(base, int) and side != 224:
+                chosen[key] = max(1 if key == "stride" else 2, round(base * side / 224))
+    return chosen
+
+
+def _at_image_size(maps: torch.Tensor, images: torch.Tensor) -> torch.Tensor:
+    if maps.shape[-2:] != images.shape[-2:]:
+        maps = F.interpolate(maps.float(), size=images.shape[-2:], mode="bilinear", align_corners=False)
+    return maps
+
+
+def attribution_cards(ctx: Context, model: str) -> list[Card]:
+    """Per image: the prediction, then every registered attribution method and a random baseline."""
+    cards = []
+    steps = ctx.sizes.curve_steps
+    side = ctx.handle(model).input_size
+    for b, subject in enumerate(ctx.subjects(model)):
+        page = image_page(model, subject).slug
+        section = ATTRIBUTION_SECTION
+
+        def prediction(b: int = b) -> Output:
+            handle = ctx.handle(model)
+            probs = ctx.probabilities(model)[b]
+            top = probs.topk(min(5, probs.numel()))
+            scores = {class_name(handle, i): f"{p:.1%}" for p, i in zip(top.values.tolist(), top.indices.tolist())}
+            return Output([("as the model sees it", ctx.show(ctx.subjects(model)[b].image))], scores,
+                          "Top-5 classes and their probabilities.")
+
+        cards.append(Card(page, "prediction", f"{model} predicts", "forward",
+                          {"model": model, "image": subject.name}, prediction, "Prediction"))
+        for method in interpret.methods("attribution"):
+            options = attribution_options(method, side, ctx.sizes.attribution)
+
+            def compute(b: int = b, method: interpret.Method = method, options: dict = options) -> Output:
+                from interpret.faithfulness import deletion_insertion
+
+                handle = ctx.handle(model)
+                image = ctx.batch(model)[b:b + 1]
+                maps = _at_image_size(method.fn(handle, image, None, **options), image)
+                curves = deletion_insertion(handle, image, maps, None, steps=steps)
+                flat = attribution_map(maps)[0]
+                predicted = int(ctx.probabilities(model)[b].argmax())
+                heat, blend = attribution_views(image[0], flat)
+                return Output([("map", heat), ("map over the image", blend)],
+                              {"explains": class_name(handle, predicted),
+                               "deletion AUC": float(curves.deletion_auc[0]),
+                               "insertion AUC": float(curves.insertion_auc[0])},
+                              method.summary)
+
+            cards.append(Card(page, slug(method.name), method.name, method.name,
+                              {"model": model, "image": subject.name, "target": "predicted class",
+                               **{k: v.default for k, v in method.options().items()}, **options,
+                               "curve_steps": steps}, compute, section))
+
+        def baseline(b: int = b) -> Output:
+            from interpret.faithfulness import deletion_insertion, random_maps
+
+            handle = ctx.handle(model)
+            image = ctx.batch(model)[b:b + 1]
+            maps = random_maps(image)
+            curves = deletion_insertion(handle, image, maps, None, steps=steps)
+            return Output([("random map", map_view(maps[0, 0]))],
+                          {"deletion AUC": float(curves.deletion_auc[0]),
+                           "insertion AUC": float(curves.insertion_auc[0])},
+                          "The baseline a faithful map should beat: uniform noise.")
+
+        cards.append(Card(page, "random-baseline", "random map (baseline)", "random_maps",
+                          {"model": model, "image": subject.name, "seed": 0, "curve_steps": steps}, baseline,
+                          section))
+    return cards

@@ -1,0 +1,61 @@
+"""The plan of a build: every page and card, from the section functions."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from gallery.attack_sections import ATTACKS, attack_cards, fooling_cards, style_cards
+from gallery.attribution import attribution_cards, image_page
+from gallery.cards import Card, Page
+from gallery.context import Context, has_module
+from gallery.model_sections import (actmax_cards, atlas_cards, deepdream_cards, feature_map_cards, filter_cards,
+                                    inversion_cards, model_page)
+from gallery.settings import Settings
+from gallery.training import training_cards, training_page
+from zoo.errors import CnnvizError
+
+SectionFn = Callable[[Context, str], list[Card]]
+MODEL_SECTIONS: list[SectionFn] = [filter_cards, feature_map_cards, atlas_cards, actmax_cards, inversion_cards,
+                                   deepdream_cards]
+ATTACK_SECTIONS: list[SectionFn] = [attack_cards, fooling_cards, style_cards]
+OPTIONAL = {"feature inversion": "interpret.inversion", "DeepDream": "interpret.deepdream",
+            "adversarial examples": "interpret.adversarial", "fooling images": "interpret.fooling",
+            "style transfer": "interpret.style"}
+
+
+@dataclass
+class Plan:
+    """The pages and cards of a build, and the sections left out (module not installed)."""
+
+    pages: list[Page] = field(default_factory=list)
+    cards: list[Card] = field(default_factory=list)
+    missing: list[str] = field(default_factory=list)
+
+
+def plan(settings: Settings) -> Plan:
+    """Every page and card for ``settings`` (loads the models and images to name them; computes nothing
+    heavy)."""
+    ctx = Context(settings)
+    result = Plan(missing=[name for name, module in OPTIONAL.items() if not has_module(module)])
+    for model in dict.fromkeys(settings.models):
+        ctx.handle(model)  # fail early on a bad name
+        for subject in ctx.subjects(model):
+            result.pages.append(image_page(model, subject))
+        result.cards += attribution_cards(ctx, model)
+        result.pages.append(model_page(model))
+        for section in MODEL_SECTIONS:
+            result.cards += section(ctx, model)
+        training = training_cards(ctx, model)
+        if training:
+            result.pages.append(training_page(model))
+            result.cards += training
+    attacks = [card for section in ATTACK_SECTIONS for model in dict.fromkeys(settings.models)
+               for card in section(ctx, model)]
+    if attacks:
+        result.pages.append(ATTACKS)
+        result.cards += attacks
+    slugs = [p.slug for p in result.pages]
+    if len(slugs) != len(set(slugs)):
+        raise CnnvizError("two pages share a name: give images with different names")
+    return result
