@@ -1,31 +1,27 @@
 """``cnnviz filters``, ``cnnviz featuremaps``, ``cnnviz receptive-fields`` and ``cnnviz atlas``:
 what conv layers hold, what they output, what they see, and which data excites them.
 
-The drawing of these views lives here (tensors in, uint8 images out, through
-``interpret.render``); the computing is in ``interpret``.
+The pictures are drawn by :mod:`interpret.views`; the computing is in ``interpret``.
 """
 
 from __future__ import annotations
 
 import argparse
 import re
-from collections.abc import Sequence
 from pathlib import Path
 
-import cv2
-import numpy as np
-import torch
 from torch.utils.data import Dataset
 
 from cli.options import (add_images, add_model, add_out, file_stem, load_batch, load_handle,
                          output_dir)
 from cli.registry import Run, command
-from interpret.atlas import Atlas, ChannelExamples, channel_examples, image_name, neuron_atlas, open_dataset
+from interpret.atlas import Atlas, channel_examples, image_name, neuron_atlas, open_dataset
 from interpret.distributed import session
 from interpret.feature_maps import channel_order, feature_maps
 from interpret.filters import FILTER_MODES, conv_weight, filter_mode, filters
-from interpret.receptive_field import Box, receptive_fields, verify_receptive_field
-from interpret.render import TILE, caption, captioned_grid, colorize, enlarge, grid, overlay, to_uint8, vstack
+from interpret.receptive_field import receptive_fields, verify_receptive_field
+from interpret.render import DEFAULT_COLORMAP
+from interpret.views import atlas_overview, channel_sheet, feature_map_grid, filter_grid
 from zoo import save_image
 from zoo.errors import CnnvizError
 from zoo.jsonfile import write_json
@@ -58,14 +54,9 @@ def filters_command(parser: argparse.ArgumentParser) -> Run:
         name, weight = conv_weight(handle, args.layer)
         mode = filter_mode(handle, weight, args.mode)
         tiles = filters(handle, name, mode=mode)[: args.max_filters].cpu()
-        scale = max(1, TILE // 2 // max(tiles.shape[-2:]))
-        if mode == "channels":
-            inputs = min(tiles.shape[1], args.max_inputs)
-            image = grid([t[c:c + 1] for t in tiles for c in range(inputs)], columns=inputs, pad=1, scale=scale)
-        else:
-            image = grid(list(tiles), pad=2, scale=scale)
         title = f"{handle.name} {name}: {weight.shape[0]} filters {weight.shape[-2]}x{weight.shape[-1]} ({mode})"
-        path = save_image(out / f"{file_stem(handle.name)}-{file_stem(name)}-filters.png", caption(image, title))
+        image = filter_grid(tiles, mode=mode, inputs=args.max_inputs, title=title)
+        path = save_image(out / f"{file_stem(handle.name)}-{file_stem(name)}-filters.png", image)
         print(path)
 
     return run
@@ -89,7 +80,8 @@ def featuremaps_command(parser: argparse.ArgumentParser) -> Run:
                         help="order of the channels (default: mean activation, strongest first)")
     parser.add_argument("--overlay", action="store_true", help="draw each map over the image")
     parser.add_argument("--max-channels", type=int, default=64, metavar="N", help="draw at most N channels")
-    parser.add_argument("--colormap", default="viridis", metavar="NAME", help="OpenCV colormap (default: viridis)")
+    parser.add_argument("--colormap", default=DEFAULT_COLORMAP, metavar="NAME",
+                        help=f"OpenCV colormap (default: {DEFAULT_COLORMAP})")
     add_out(parser)
 
     def run(args: argparse.Namespace) -> None:
@@ -103,17 +95,12 @@ def featuremaps_command(parser: argparse.ArgumentParser) -> Run:
         maps = feature_maps(handle, batch, layer=layer).cpu()
         order = channel_order(maps, args.sort)[:, : args.max_channels]
         for b, name in enumerate(names):
-            tiles, texts = [], []
-            for c in order[b].tolist():
-                if args.overlay:
-                    tiles.append(overlay(batch[b], maps[b, c], colormap=args.colormap))
-                else:
-                    tiles.append(enlarge(colorize(maps[b, c], args.colormap)))
-                texts.append(f"c{c} {maps[b, c].mean():.2f}")
-            image = captioned_grid(tiles, texts)
-            title = (f"{handle.name} {layer} on {name}: {len(texts)} of {maps.shape[1]} channels, "
+            channels = order[b].tolist()
+            title = (f"{handle.name} {layer} on {name}: {len(channels)} of {maps.shape[1]} channels, "
                      f"{maps.shape[2]}x{maps.shape[3]}, by {args.sort}")
-            path = save_image(out / f"{file_stem(name)}-{file_stem(layer)}-maps.png", caption(image, title))
+            image = feature_map_grid(maps[b], channels, image=batch[b].cpu() if args.overlay else None,
+                                     colormap=args.colormap, title=title)
+            path = save_image(out / f"{file_stem(name)}-{file_stem(layer)}-maps.png", image)
             print(path)
 
     return run
@@ -184,58 +171,17 @@ def parse_channels(text: str | None, total: int | None) -> list[int]:
     return list(dict.fromkeys(chosen))
 
 
-def patch_tile(image: torch.Tensor, box: Box, atlas: Atlas) -> np.ndarray:
-    """The patch of ``box`` (unclipped) on a gray canvas the size of the receptive field (capped at
-    the image): where the field reaches past the image edge the canvas stays gray, so the unit sits
-    at the same place in every tile."""
-    side = atlas.input_size
-    inside = box.clip(side, side)
-    patch = image[:, inside.top:inside.bottom, inside.left:inside.right]
-    height, width = min(box.height, side), min(box.width, side)
-    canvas = torch.full((image.shape[0], height, width), 0.5)
-    top = min(inside.top - box.top, height - patch.shape[1])
-    left = min(inside.left - box.left, width - patch.shape[2])
-    canvas[:, top:top + patch.shape[1], left:left + patch.shape[2]] = patch
-    return to_uint8(canvas)
-
-
-def with_box(image: torch.Tensor, box: Box) -> np.ndarray:
-    """The image with the box outlined in red."""
-    canvas = to_uint8(image).copy()
-    cv2.rectangle(canvas, (box.left, box.top), (box.right - 1, box.bottom - 1), (255, 0, 0), 1)
-    return canvas
-
-
-def channel_panel(ex: ChannelExamples, atlas: Atlas, names: Sequence[str]) -> np.ndarray:
-    """Top patches, top images with their boxes, bottom images: one channel's sheet."""
-    c = ex.channel
-    top_values = atlas.top_values[c]
-    patches = [enlarge(patch_tile(im, atlas.box(c, r, clip=False), atlas)) for r, im in enumerate(ex.top_images)]
-    rows = [caption(captioned_grid(patches, [f"{v:.2f}" for v in top_values.tolist()], len(patches)),
-                    f"top-{len(patches)} patches (receptive field of the maximal unit)")]
-    tops = [enlarge(with_box(im, box)) for im, box in zip(ex.top_images, ex.top_boxes)]
-    rows.append(caption(captioned_grid(tops, names[: len(tops)], len(tops)), "top images, box = patch"))
-    if len(ex.bottom_images):
-        bottoms = [enlarge(to_uint8(im)) for im in ex.bottom_images]
-        texts = [f"{v:.2f}" for v in atlas.bottom_values[c].tolist()]
-        rows.append(caption(captioned_grid(bottoms, texts, len(bottoms)), "bottom images (weakest maxima)"))
-    dead = " (dead: never positive)" if c in set(atlas.dead) else ""
-    return caption(vstack(rows), f"{atlas.layer} channel {c}{dead}")
-
-
 def write_atlas(handle: ModelHandle, atlas: Atlas, data: str, out: Path, channels: list[int]) -> Path:
     """Per-channel sheets, an overview of every channel's best patch, and ``index.json``."""
     dataset = open_dataset(data)
     sheets = out / "channels"
-    best_tiles, best_texts = [], []
-    dead = set(atlas.dead)
+    drawn = []
     for ex in channel_examples(handle, atlas, dataset, channels):
         names = [image_name(dataset, int(i)) for i in atlas.top_indices[ex.channel]]
-        save_image(sheets / f"channel-{ex.channel:04d}.png", channel_panel(ex, atlas, names))
-        best_tiles.append(enlarge(patch_tile(ex.top_images[0], atlas.box(ex.channel, 0, clip=False), atlas)))
-        best_texts.append(f"c{ex.channel}" + (" dead" if ex.channel in dead else ""))
-    overview = caption(captioned_grid(best_tiles, best_texts),
-                       f"{handle.name} {atlas.layer}: best patch of each channel over {atlas.count} images")
+        save_image(sheets / f"channel-{ex.channel:04d}.png", channel_sheet(ex, atlas, names))
+        drawn.append(ex)
+    overview = atlas_overview(drawn, atlas, f"{handle.name} {atlas.layer}: best patch of each channel over "
+                                            f"{atlas.count} images")
     save_image(out / "atlas.png", overview)
     return write_index(handle, atlas, dataset, out)
 
