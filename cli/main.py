@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import errno
 import importlib
 import pkgutil
 import sys
@@ -54,6 +55,16 @@ def main(argv: list[str] | None = None) -> int:
         return int(args.run(args) or 0)
     except CnnvizError as exc:
         print(f"cnnviz {args.command}: error: {exc}", file=sys.stderr)
+        return 2
+    except (PermissionError, IsADirectoryError, NotADirectoryError, FileExistsError) as exc:
+        print(f"cnnviz {args.command}: error: {exc.strerror or exc}: {exc.filename} "
+              "(choose another --out or fix its permissions)", file=sys.stderr)
+        return 2
+    except OSError as exc:
+        if exc.errno not in (errno.ENOSPC, errno.EDQUOT, errno.EROFS):
+            raise
+        print(f"cnnviz {args.command}: error: {exc.strerror}: {exc.filename or 'the output folder'} "
+              "(free space or choose another --out)", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print(f"cnnviz {args.command}: interrupted", file=sys.stderr)

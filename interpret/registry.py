@@ -67,7 +67,22 @@ def as_batch(images: torch.Tensor, handle: ModelHandle) -> torch.Tensor:
         raise CnnvizError(f"images must be (B, C, H, W), got shape {tuple(images.shape)}")
     if images.shape[1] != handle.in_channels:
         raise CnnvizError(f"the model takes {handle.in_channels}-channel images, got {images.shape[1]} channels")
-    return images.detach().to(handle.device, torch.float32)
+    if images.shape[0] == 0 or images.shape[2] == 0 or images.shape[3] == 0:
+        raise CnnvizError(f"the batch is empty (shape {tuple(images.shape)}): give at least one image")
+    if not images.dtype.is_floating_point:
+        raise CnnvizError(f"images are floats in [0, 1], got {images.dtype}: divide by 255 (handle.prepare does)")
+    config = handle.config
+    if config.fixed_input and tuple(images.shape[2:]) != (config.input_size, config.input_size):
+        raise CnnvizError(f"{handle.name} takes only {config.input_size} x {config.input_size} images, got "
+                          f"{images.shape[2]} x {images.shape[3]}: use handle.prepare(...)")
+    images = images.detach().to(handle.device, torch.float32)
+    low, high = torch.aminmax(images)
+    if not (torch.isfinite(low) and torch.isfinite(high)):
+        raise CnnvizError("the images hold NaN or infinite values: give finite pixels in [0, 1]")
+    if low < -1e-4 or high > 1 + 1e-4:
+        raise CnnvizError(f"images are pixels in [0, 1], got values from {low:.3g} to {high:.3g}: methods "
+                          "normalize inside the model handle, so pass unnormalized images (divide 0-255 by 255)")
+    return images
 
 
 def method(name: str, family: str, summary: str, *,

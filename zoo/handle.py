@@ -169,12 +169,24 @@ class ModelHandle(nn.Module):
     def _prepare_one(self, image: torch.Tensor, crop: bool) -> torch.Tensor:
         if image.dim() != 3:
             raise CnnvizError(f"expected an image of shape (C, H, W), got {tuple(image.shape)}")
+        if image.shape[1] < 1 or image.shape[2] < 1:
+            raise CnnvizError(f"the image is empty: shape {tuple(image.shape)}")
+        if not image.dtype.is_floating_point:
+            raise CnnvizError(f"images are floats in [0, 1], got {image.dtype}: divide by 255 (or use zoo.load_image)")
         image = match_channels(image.to(self.device, torch.float32), self.in_channels)
         size = self.input_size
         _, h, w = image.shape
         if crop:
             scale = self.resize_size / min(h, w)
             new_h, new_w = max(size, round(h * scale)), max(size, round(w * scale))
+            if new_h * new_w > 4 * self.resize_size ** 2:
+                # A very long image: cut the centre square out first, so resizing never allocates the
+                # whole stretched strip (5000 x 2 px would become 640000 x 256).
+                side = min(h, w)
+                top, left = (h - side) // 2, (w - side) // 2
+                image = image[:, top:top + side, left:left + side]
+                h = w = side
+                new_h = new_w = self.resize_size
         else:
             new_h = new_w = size
         if (new_h, new_w) != (h, w):
@@ -207,6 +219,9 @@ def as_handle(model: nn.Module) -> ModelHandle:
         return model
     if not isinstance(model, nn.Module):
         raise CnnvizError(f"expected a torch.nn.Module or a zoo handle, got {type(model).__name__}")
+    if any(p.is_meta for p in model.parameters()):
+        raise CnnvizError(f"{type(model).__name__} has its weights on the meta device (no values): "
+                          "load them first, e.g. model.to_empty(device='cpu') then load_state_dict")
     channels = input_channels(model)
     handle = ModelHandle(model, name=type(model).__name__, mean=[0.0] * channels, std=[1.0] * channels,
                          default_layer=guess_cam_layer(model))

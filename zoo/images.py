@@ -19,6 +19,9 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 from zoo.errors import CnnvizError, closest
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp", ".gif", ".ppm", ".pgm"}
+# The most pixels an image file may declare in its header: checked before decoding, so a small file
+# that claims to be 20000 x 20000 (a decompression bomb) is refused instead of filling memory.
+MAX_PIXELS = 64_000_000
 
 
 def _skimage(name: str) -> Callable[[], np.ndarray]:
@@ -55,6 +58,8 @@ def array_to_tensor(array: np.ndarray, *, bands: bool = False) -> torch.Tensor:
     A fourth channel is alpha, composited over white, unless ``bands``: then every channel is kept
     (multi-band images for models that take 4 or more channels).
     """
+    if array.size == 0:
+        raise CnnvizError(f"the image array is empty (shape {array.shape})")
     if array.dtype == bool:
         array = array.astype(np.float32)
     elif array.dtype == np.uint8:
@@ -62,9 +67,16 @@ def array_to_tensor(array: np.ndarray, *, bands: bool = False) -> torch.Tensor:
     elif array.dtype == np.uint16:
         array = array.astype(np.float32) / 65535.0
     elif np.issubdtype(array.dtype, np.integer):
+        if array.min() < 0:
+            raise CnnvizError(f"the integer image has negative values (down to {array.min()}): "
+                              "give values from 0 up, or floats in [0, 1]")
         array = array.astype(np.float32) / max(float(array.max()), 1.0)
-    else:
+    elif np.issubdtype(array.dtype, np.floating):
+        if not np.isfinite(array).all():
+            raise CnnvizError("the image has NaN or infinite values: give finite pixel values in [0, 1]")
         array = np.clip(array.astype(np.float32), 0.0, 1.0)
+    else:
+        raise CnnvizError(f"an image array holds numbers, got dtype {array.dtype}")
     if array.ndim == 2:
         array = array[:, :, None]
     if array.ndim != 3 or array.shape[2] < 1 or (array.shape[2] not in (1, 3, 4) and not bands):
@@ -108,13 +120,20 @@ def load_image(source: str | Path | Image.Image | np.ndarray | torch.Tensor, *,
     if isinstance(source, torch.Tensor):
         if source.dim() == 2:
             source = source[None]
-        if source.dim() != 3 or (source.shape[0] not in (1, 3) and not bands):
+        if source.dim() != 3 or (source.shape[0] not in (1, 3) and not bands) or source.numel() == 0:
             raise CnnvizError(f"an image tensor must be (1|3, H, W), got {tuple(source.shape)}")
+        if not source.dtype.is_floating_point:
+            raise CnnvizError(f"an image tensor must be float in [0, 1], got {source.dtype}: divide by 255")
+        if not torch.isfinite(source).all():
+            raise CnnvizError("the image has NaN or infinite values: give finite pixel values in [0, 1]")
         return source.float().clamp(0, 1)
     if isinstance(source, np.ndarray):
         return array_to_tensor(source, bands=bands)
     if isinstance(source, Image.Image):
         return pil_to_tensor(source)
+    if not isinstance(source, (str, Path)):
+        raise CnnvizError(f"an image is a path, a sample name, a PIL image, an array or a tensor, "
+                          f"got {type(source).__name__}")
     if isinstance(source, str) and source in SAMPLES and not Path(source).exists():
         return array_to_tensor(SAMPLES[source]())
     path = Path(source)
@@ -125,18 +144,33 @@ def load_image(source: str | Path | Image.Image | np.ndarray | torch.Tensor, *,
         )
     if path.is_dir():
         raise CnnvizError(f"{path} is a folder: use load_images for folders")
+    if not path.is_file():  # a FIFO would block forever, a device never end
+        raise CnnvizError(f"{path} is not a regular file (a pipe, device or socket): give an image file")
     if path.suffix.lower() == ".npy":
         try:
-            array = np.load(path, allow_pickle=False)
+            array = np.load(path, allow_pickle=False, mmap_mode="r")  # the header only, until read
         except (OSError, ValueError) as exc:
             raise CnnvizError(f"{path} is not a numpy array file ({exc})") from None
+        if array.ndim < 2 or array.shape[0] * array.shape[1] > MAX_PIXELS:
+            raise CnnvizError(f"{path} holds an array of shape {array.shape}: an image is (H, W) or (H, W, C) "
+                              f"with at most {MAX_PIXELS:,} pixels")
+        array = np.asarray(array)
         return array_to_tensor(array, bands=bands)
     try:
         with Image.open(path) as image:
+            width, height = image.size  # from the header: nothing decoded yet
+            if width * height > MAX_PIXELS:
+                raise CnnvizError(f"{path} declares {width} x {height} pixels, more than the {MAX_PIXELS:,} "
+                                  "cnnviz decodes: downscale it first")
             image.load()
             if bands and image.mode == "RGBA":
                 return array_to_tensor(np.asarray(image), bands=True)
             return pil_to_tensor(image)
+    except Image.DecompressionBombError:
+        raise CnnvizError(f"{path} declares more pixels than Pillow decodes safely (a decompression bomb): "
+                          "downscale it first") from None
+    except CnnvizError:
+        raise
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
         raise CnnvizError(f"{path} is not an image Pillow can read ({type(exc).__name__}): "
                           "give a PNG, JPEG, BMP, TIFF or WebP file") from None
