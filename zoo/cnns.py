@@ -125,8 +125,8 @@ class TutorialCNN(nn.Module):
 
     Example:
         >>> net = TutorialCNN(channels=(16, 32), dense=(64,), conv_dropout=0.1)
-        >>> net(torch.zeros(1, 1, 28, 28)).shape
-        torch.Size([1, 10])
+        >>> net(torch.zeros(2, 1, 28, 28)).shape  # two images: batch norm in train mode needs more than one
+        torch.Size([2, 10])
     """
 
     fixed_input = True  # a flatten before the dense layers

@@ -16,7 +16,7 @@ Example:
     >>> load_weights(nn.Linear(3, 5), path)
     Traceback (most recent call last):
     ...
-    zoo.errors.CnnvizError: ...w.pt does not fit Linear: weight is (2, 3) in the file but (5, 3) in the model
+    zoo.errors.CnnvizError: ...w.pt does not fit Linear: weight is (2, 3) in the file but (5, 3) in the model...
 """
 
 from __future__ import annotations

@@ -1,0 +1,48 @@
+"""Examples run: every ``>>>`` line in the docstrings of zoo, interpret, cli and gallery is executed.
+
+Each module's examples run in the module's own namespace (as ``python -m doctest``
+would), with ``...`` and whitespace-insensitive matching. Examples that would take many
+seconds carry ``# doctest: +SKIP`` and say why beside them.
+"""
+
+import doctest
+import importlib
+import pkgutil
+
+import pytest
+
+PACKAGES = ("zoo", "interpret", "cli", "gallery")
+FLAGS = doctest.ELLIPSIS | doctest.NORMALIZE_WHITESPACE
+
+
+def module_names() -> list[str]:
+    names = []
+    for package in PACKAGES:
+        names.append(package)
+        root = importlib.import_module(package)
+        names += [info.name for info in pkgutil.walk_packages(root.__path__, f"{package}.")]
+    return sorted(names)
+
+
+MODULES = module_names()
+
+
+def test_every_package_has_examples():
+    finder = doctest.DocTestFinder()
+    counted = {p: 0 for p in PACKAGES}
+    for name in MODULES:
+        examples = sum(len(t.examples) for t in finder.find(importlib.import_module(name), name))
+        counted[name.split(".")[0]] += examples
+    assert all(counted.values()), f"a package has no examples at all: {counted}"
+
+
+@pytest.mark.parametrize("name", MODULES)
+def test_docstring_examples_run(name, capsys):
+    module = importlib.import_module(name)
+    runner = doctest.DocTestRunner(optionflags=FLAGS)
+    report: list[str] = []
+    for test in doctest.DocTestFinder().find(module, name):
+        runner.run(test, out=report.append)
+    results = runner.summarize(verbose=False)
+    capsys.readouterr()  # summarize prints; keep the test log quiet
+    assert results.failed == 0, "".join(report)
