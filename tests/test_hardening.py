@@ -1,0 +1,83 @@
+"""Hardening at the door: hostile files, broken contracts and unwritable folders get one clear line.
+
+Each case is a class of input seen to break cnnviz (issue 16): a FIFO that would block, a small PNG that
+declares hundreds of megapixels, NaN and negative images, a 5000 x 2 strip, uint8 or 0-255 batches, a
+wrong size for a fixed-input model, weights on the meta device, an output folder that cannot exist.
+"""
+
+from __future__ import annotations
+
+import pytest
+import torch
+import torchvision
+
+import interpret
+import zoo
+from cli.main import main
+from zoo.errors import CnnvizError
+
+
+def _cli(*argv: object) -> int:
+    return main([str(a) for a in argv])
+
+
+def test_hostile_image_files_are_refused_in_one_line(tmp_path):
+    import os
+
+    import numpy as np
+    from PIL import Image
+
+    fifo = tmp_path / "pipe.png"
+    os.mkfifo(fifo)
+    with pytest.raises(CnnvizError, match="not a regular file"):
+        zoo.load_image(fifo)  # would block forever if opened
+    for side, message in ((9000, "declares 9000 x 9000 pixels"), (20000, "decompression bomb")):
+        bomb = tmp_path / f"bomb{side}.png"
+        Image.new("1", (side, side)).save(bomb)  # a small file claiming tens or hundreds of megapixels
+        with pytest.raises(CnnvizError, match=message):
+            zoo.load_image(bomb)
+    nan = np.full((8, 8, 3), np.nan, np.float32)
+    np.save(tmp_path / "nan.npy", nan)
+    with pytest.raises(CnnvizError, match="NaN"):
+        zoo.load_image(tmp_path / "nan.npy")
+    with pytest.raises(CnnvizError, match="negative"):
+        zoo.load_image(np.full((4, 4), -5, np.int32))
+    with pytest.raises(CnnvizError, match="got NoneType"):
+        zoo.load_image(None)
+    with pytest.raises(CnnvizError, match="float in \\[0, 1\\]"):
+        zoo.load_image(torch.zeros(3, 4, 4, dtype=torch.uint8))
+
+
+def test_prepare_and_methods_refuse_what_breaks_their_contract(lite0):
+    long_strip = torch.rand(3, 2, 5000)  # resizing it whole would take gigabytes
+    assert lite0.prepare([long_strip]).shape == (1, 3, 224, 224)
+    with pytest.raises(CnnvizError, match="empty"):
+        lite0.prepare([torch.rand(3, 0, 10)])
+    with pytest.raises(CnnvizError, match="divide"):
+        interpret.gradcam(lite0, (torch.rand(1, 3, 64, 64) * 255).to(torch.uint8))
+    with pytest.raises(CnnvizError, match="values from"):
+        interpret.gradcam(lite0, torch.rand(1, 3, 64, 64) * 255)
+    with pytest.raises(CnnvizError, match="empty"):
+        interpret.gradcam(lite0, torch.rand(0, 3, 64, 64))
+    with pytest.raises(CnnvizError, match="NaN"):
+        interpret.occlusion(lite0, torch.full((1, 3, 64, 64), float("nan")))
+    fixed = zoo.load("fashion_cnn", device="cpu")
+    with pytest.raises(CnnvizError, match="takes only 28 x 28 images"):
+        interpret.saliency(fixed, torch.rand(1, 1, 32, 32))
+    with pytest.raises(CnnvizError, match="meta device"):
+        interpret.saliency(torchvision.models.resnet18().to("meta"), torch.rand(1, 3, 32, 32))
+
+
+def test_an_unwritable_out_folder_is_one_line_exit_2(tmp_path, capsys):
+    import os
+
+    if os.geteuid() == 0:
+        blocked = tmp_path / "file"
+        blocked.write_text("x")
+        out = blocked / "sub"  # a path under a regular file: not a directory, whoever you are
+    else:
+        out = tmp_path / "locked"
+        out.mkdir(mode=0o500)
+    code = _cli("explain", "gradient", "-i", "chelsea", "--out", out / "deeper")
+    err = capsys.readouterr().err.strip()
+    assert code == 2 and "\n" not in err and "error" in err
