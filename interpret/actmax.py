@@ -28,6 +28,7 @@ from torch import nn
 from torchvision.transforms.functional import gaussian_blur
 
 from interpret import engine, objectives, param, transforms
+from interpret.guard import preserve
 from interpret.registry import method
 from interpret.targets import class_index
 from zoo.errors import CnnvizError
@@ -144,7 +145,7 @@ def actmax(handle: ModelHandle, images: torch.Tensor | None = None, target: obje
 
 def class_scores(handle: ModelHandle, images: torch.Tensor, classes: Sequence[int], top: int = 5) -> dict:
     """Probability of each image's class and whether it is in the top-``top`` (for quality reports)."""
-    with torch.no_grad():
+    with preserve(handle), torch.no_grad():
         probs = handle(images).softmax(-1)
     index = torch.tensor(list(classes), device=probs.device)
     return {"probability": probs.gather(1, index[:, None])[:, 0].tolist(),

@@ -217,7 +217,7 @@ def randomization_check(model: nn.Module, images: torch.Tensor, explain: Callabl
     if not measures:
         raise CnnvizError("give at least one similarity measure")
     handle = as_handle(model)
-    with torch.no_grad():
+    with preserve(handle), torch.no_grad():
         indices = resolve_target(handle, images.to(handle.device), target)
     original = attribution_map(explain(handle, images, indices))
     clone = copy.deepcopy(handle)

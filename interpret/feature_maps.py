@@ -18,6 +18,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from interpret.batching import auto_batch_size, chunks
+from interpret.guard import preserve
 from interpret.hooks import forward_hooks, record, run_until
 from interpret.registry import method
 from zoo.errors import CnnvizError
@@ -47,7 +48,7 @@ def layer_output(model: nn.Module, layer: str | nn.Module, images: torch.Tensor)
             raise CnnvizError(f"layer {layer!r} does not output a tensor: pick another layer")
         captured.append(tensor)
 
-    with forward_hooks([(module, hook)]):
+    with preserve(handle, freeze=False), forward_hooks([(module, hook)]):  # eval mode: batch norm keeps its statistics
         run_until(handle, images, [module])  # the layers after it never run
     if not captured:
         raise CnnvizError(f"layer {layer!r} did not run in the forward pass: pick another layer")

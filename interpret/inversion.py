@@ -32,6 +32,7 @@ import torch
 
 from interpret import engine, objectives, param, transforms
 from interpret.feature_maps import layer_output
+from interpret.guard import preserve
 from interpret.registry import method
 from zoo.errors import CnnvizError
 from zoo.handle import ModelHandle
@@ -111,7 +112,7 @@ def inversion_scores(handle: ModelHandle, images: torch.Tensor, reconstructions:
         ``error`` (``||phi(x) - phi0||^2 / ||phi0||^2``), ``original_class``,
         ``reconstructed_class`` and ``class_kept``, one entry per image.
     """
-    with torch.no_grad():
+    with preserve(handle), torch.no_grad():
         original, rebuilt = (layer_output(handle, layer, x).flatten(1) for x in (images, reconstructions))
         error = (rebuilt - original).pow(2).sum(1) / original.pow(2).sum(1).clamp(min=1e-12)
         before, after = handle(images).argmax(1), handle(reconstructions).argmax(1)

@@ -49,6 +49,9 @@ def class_index(handle: ModelHandle, target: int | str, num_classes: int | None 
 
 def target_indices(handle: ModelHandle, target: Target, logits: torch.Tensor) -> torch.Tensor:
     """One class index per image ``(B,)``; ``None`` picks the predicted class."""
+    if logits.dim() != 2:
+        raise CnnvizError(f"{handle.name} returns an output of shape {tuple(logits.shape)}, not (batch, classes) "
+                          "logits: pass output= (--output) to pick them, or give a callable target")
     batch, num_classes = logits.shape[0], logits.shape[-1]
     if target is None:
         return logits.argmax(-1)

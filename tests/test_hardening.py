@@ -81,3 +81,21 @@ def test_an_unwritable_out_folder_is_one_line_exit_2(tmp_path, capsys):
     code = _cli("explain", "gradient", "-i", "chelsea", "--out", out / "deeper")
     err = capsys.readouterr().err.strip()
     assert code == 2 and "\n" not in err and "error" in err
+
+
+def test_helpers_that_run_the_model_leave_batch_norm_statistics_alone():
+    from interpret.actmax import class_scores
+    from interpret.faithfulness import randomization_check
+    from interpret.feature_maps import layer_output
+    from interpret.inversion import inversion_scores
+    from tests.conftest import assert_unchanged, state_snapshot
+
+    torch.manual_seed(0)
+    handle = zoo.wrap(torchvision.models.resnet18(num_classes=4), input_size=32).train()
+    images = torch.rand(2, 3, 32, 32)
+    before = state_snapshot(handle)
+    layer_output(handle, "layer2", images)
+    inversion_scores(handle, images, images.flip(-1), "layer2")
+    class_scores(handle, images, [0, 1], top=2)
+    randomization_check(handle, images, interpret.saliency, max_steps=1)
+    assert_unchanged(before, handle)  # running means and variances of every BatchNorm included

@@ -368,7 +368,8 @@ def test_the_output_selector_errors_are_one_line():
         select_logits("text")
     with pytest.raises(CnnvizError, match="out of range"):
         select_logits((torch.ones(1, 2),), 3)
-    with pytest.raises(CnnvizError, match="expected \\(batch, classes\\)"):
-        select_logits(torch.ones(1, 2, 3))
+    assert select_logits(torch.ones(4)).shape == (4, 1)  # a binary classifier's single logit
+    with pytest.raises(CnnvizError, match="not \\(batch, classes\\) logits"):
+        interpret.saliency(zoo.wrap(nn.Conv2d(3, 2, 1)), torch.rand(1, 3, 4, 4))
     assert select_logits(OrderedDict(a=torch.ones(1, 2))).shape == (1, 2)
 

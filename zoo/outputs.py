@@ -25,7 +25,7 @@ OutputSelector = Union[None, str, int, Callable[[Any], torch.Tensor]]
 
 
 def select_logits(output: Any, selector: OutputSelector = None) -> torch.Tensor:
-    """The ``(B, K)`` logits tensor inside ``output``.
+    """The logits tensor inside ``output`` (``(B, K)`` for a classifier; ``(B,)`` becomes ``(B, 1)``).
 
     Args:
         output: what the network returned.
@@ -51,10 +51,7 @@ def select_logits(output: Any, selector: OutputSelector = None) -> torch.Tensor:
                           "not a logits tensor: pass output= with the key, index or attribute of the logits")
     if found.dim() == 1:
         found = found[:, None]  # one score per image: a binary classifier's single logit
-    if found.dim() != 2:
-        raise CnnvizError(f"the model returns logits of shape {tuple(found.shape)}; expected (batch, classes): "
-                          "pass output= to pick the classification logits")
-    return found
+    return found  # a backbone's feature maps stay as they are: layer methods need no logits
 
 
 def _fields(output: Any) -> dict[str, Any] | None:
