@@ -54,6 +54,9 @@ class Picture(np.ndarray):
     Everything that takes an array takes it: it is one.
     """
 
+    def __repr__(self) -> str:
+        return f"Picture({self.shape[0]}x{self.shape[1]})" if self.ndim == 3 else super().__repr__()
+
     def _repr_png_(self) -> bytes:
         from PIL import Image
 

@@ -297,6 +297,18 @@ def test_cli_lr_find(tmp_path, capsys):
     assert "suggested --lr" in capsys.readouterr().out
 
 
+def test_cli_lr_find_writes_a_vector_chart(tmp_path, capsys):
+    data = _write_synthetic_idx(tmp_path / "data", n_train=200, n_test=10)
+    out = tmp_path / "out"
+    assert main(["lr-find", "--data", str(data), "--channels", "8", "--dense", "16", "--batch-size", "32",
+                 "--steps", "8", "--out", str(out), "--quiet", "--format", "pdf"]) == 0
+    assert sorted(p.name for p in out.iterdir()) == ["lr-find.pdf"]
+    assert (out / "lr-find.pdf").read_bytes().startswith(b"%PDF")
+    with pytest.raises(SystemExit) as refused:
+        main(["lr-find", "--data", str(data), "--out", str(out), "--format", "gif"])
+    assert refused.value.code == 2 and "invalid choice: 'gif'" in capsys.readouterr().err
+
+
 @pytest.mark.slow
 def test_kill_9_mid_epoch_then_resume_matches_an_uninterrupted_run(tmp_path):
     data = _write_synthetic_idx(tmp_path / "data", n_train=3000, n_test=400)
