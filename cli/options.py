@@ -12,6 +12,7 @@ from pathlib import Path
 import torch
 
 import zoo
+from cli.output import OutputFolder
 from zoo.errors import CnnvizError
 from zoo.handle import ModelHandle
 from zoo.jsonfile import write_json  # noqa: F401  (the one JSON writer, re-exported for commands)
@@ -112,9 +113,9 @@ def load_batch(args: argparse.Namespace, handle: ModelHandle) -> tuple[list[str]
     return [name for name, _ in named], handle.prepare([image for _, image in named])
 
 
-def output_dir(path: str) -> Path:
-    """``--out`` as a folder, created; a file in the way is an input error."""
-    out = Path(path)
+def output_dir(path: str) -> OutputFolder:
+    """``--out`` as an :class:`~cli.output.OutputFolder`, created; a file in the way is an input error."""
+    out = OutputFolder(path)
     if out.exists() and not out.is_dir():
         raise CnnvizError(f"--out {out} is a file: give a folder")
     out.mkdir(parents=True, exist_ok=True)

@@ -56,8 +56,12 @@ class Method:
 _METHODS: dict[str, Method] = {}
 
 
-def as_batch(images: torch.Tensor, handle: ModelHandle) -> torch.Tensor:
-    """A detached ``(B, C, H, W)`` float batch on the handle's device."""
+def as_batch(images: torch.Tensor, handle: ModelHandle, *, whole_model: bool = True) -> torch.Tensor:
+    """A detached ``(B, C, H, W)`` batch of finite pixels in [0, 1] on the handle's device.
+
+    ``whole_model``: the method runs the network to its logits, so a fixed-size model needs its own size
+    (layer methods that stop early, such as DeepDream, take any size).
+    """
     if not isinstance(images, torch.Tensor):
         raise CnnvizError(f"images must be a tensor batch (B, C, H, W), got {type(images).__name__}: "
                           "use handle.prepare(...) to make one")
@@ -72,7 +76,7 @@ def as_batch(images: torch.Tensor, handle: ModelHandle) -> torch.Tensor:
     if not images.dtype.is_floating_point:
         raise CnnvizError(f"images are floats in [0, 1], got {images.dtype}: divide by 255 (handle.prepare does)")
     config = handle.config
-    if config.fixed_input and tuple(images.shape[2:]) != (config.input_size, config.input_size):
+    if whole_model and config.fixed_input and tuple(images.shape[2:]) != (config.input_size, config.input_size):
         raise CnnvizError(f"{handle.name} takes only {config.input_size} x {config.input_size} images, got "
                           f"{images.shape[2]} x {images.shape[3]}: use handle.prepare(...)")
     images = images.detach().to(handle.device, torch.float32)
@@ -100,7 +104,7 @@ def method(name: str, family: str, summary: str, *,
         @functools.wraps(fn)
         def run(model: nn.Module, images: torch.Tensor | None = None, target: Any = None, **options: Any) -> Any:
             handle = as_handle(model)
-            batch = as_batch(images, handle) if images is not None else None  # optimizers may start from noise
+            batch = as_batch(images, handle, whole_model=family == "attribution") if images is not None else None  # optimizers may start from noise
             with preserve(handle):
                 return fn(handle, batch, target, **options)  # type: ignore[arg-type]
 

@@ -7,6 +7,8 @@ wrong size for a fixed-input model, weights on the meta device, an output folder
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 import torch
 import torchvision
@@ -99,3 +101,26 @@ def test_helpers_that_run_the_model_leave_batch_norm_statistics_alone():
     class_scores(handle, images, [0, 1], top=2)
     randomization_check(handle, images, interpret.saliency, max_steps=1)
     assert_unchanged(before, handle)  # running means and variances of every BatchNorm included
+
+
+@pytest.mark.parametrize("name", ["../../escape", "/tmp/absolute", "a/b", "..\\x"])
+def test_a_name_holding_a_path_is_refused_before_any_work(tmp_path, capsys, name):
+    out = tmp_path / "out"
+    code = _cli("style", "--content", "chelsea", "--style", "brick", "--name", name, "--out", out, "--size", "32",
+                "--steps", "1")
+    err = capsys.readouterr().err.strip()
+    assert code == 2 and "not a file name" in err and "\n" not in err
+    assert list(tmp_path.rglob("*.png")) == [] and not Path("/tmp/absolute.png").exists()
+
+
+def test_names_from_images_are_made_safe(tmp_path):
+    from PIL import Image
+
+    hostile = tmp_path / "in" / '.hid "den"\nname.png'
+    hostile.parent.mkdir()
+    Image.new("RGB", (40, 40), (200, 10, 10)).save(hostile)
+    out = tmp_path / "out"
+    assert _cli("explain", "gradient", "-i", hostile, "--out", out) == 0
+    written = sorted(p.name for p in out.iterdir())
+    assert written and all(not n.startswith(".") and "\n" not in n and '"' not in n for n in written), written
+    assert {p.parent for p in tmp_path.rglob("*") if p.is_file() and p.parent != hostile.parent} == {out}

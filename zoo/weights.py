@@ -13,7 +13,7 @@ Example:
     >>> torch.save({"state_dict": nn.Linear(3, 2).state_dict()}, path)
     >>> sorted(read_checkpoint(path))
     ['bias', 'weight']
-    >>> load_weights(nn.Linear(3, 5), path)
+    >>> load_weights(nn.Linear(3, 5), path)  # doctest: +ELLIPSIS
     Traceback (most recent call last):
     ...
     zoo.errors.CnnvizError: ...w.pt does not fit Linear: weight is (2, 3) in the file but (5, 3) in the model...

@@ -109,6 +109,8 @@ def style(parser: argparse.ArgumentParser) -> Run:
         style_name, style_image = _image(args.style, "style")
         handle = _load_handle(args)
         out = output_dir(args.out)
+        stem = args.name or f"{Path(content_name).stem}-{Path(style_name).stem}"
+        out / f"{stem}.png"  # a --name holding a path is refused here, before minutes of work
         options = {k: getattr(args, k) for k in ("style_weight", "content_weight", "tv_weight", "temperature",
                                                  "style_scale", "lr") if getattr(args, k) is not None}
         content = match_channels(content.to(handle.device), handle.in_channels)[None]
@@ -117,7 +119,6 @@ def style(parser: argparse.ArgumentParser) -> Run:
                                 style_layers=args.style_layers, content_layer=args.content_layer,
                                 coarse=args.coarse, preserve_colors=args.preserve_colors, seed=args.seed,
                                 **options)
-        stem = args.name or f"{Path(content_name).stem}-{Path(style_name).stem}"
         picture = to_uint8(result.images[0])
         path = save_image(out / f"{stem}.png", picture)
         h, w = picture.shape[:2]
