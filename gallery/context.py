@@ -94,7 +94,7 @@ class Context:
     @functools.cache
     def atlas_data(self, model: str) -> Any:
         """What the neuron atlas scans: part of the dataset, or every scikit-image photo."""
-        from interpret.atlas import TensorImages
+        from zoo.image_data import TensorImages
 
         data = self.dataset(model)
         if data is not None:

@@ -20,6 +20,7 @@ from torch import nn
 
 from zoo.errors import CnnvizError, closest
 from zoo.handle import as_handle
+from zoo.layers import layer_name
 
 FilterMode = Literal["auto", "rgb", "channels", "mean"]
 FILTER_MODES = get_args(FilterMode)
@@ -48,7 +49,7 @@ def conv_weight(model: nn.Module, layer: str | nn.Module | None = None) -> tuple
         name, module = convs[0]
     else:
         module = handle.layer(layer)
-        name = next(n for n, m in handle.model.named_modules() if m is module)
+        name = layer_name(handle.model, module)
         if not any(m is module for _, m in convs):
             names = [n for n, _ in convs]
             raise CnnvizError(f"layer {name!r} is a {type(module).__name__}, not a conv layer"

@@ -47,6 +47,7 @@ from interpret.guard import preserve
 from interpret.hooks import forward_hooks
 from zoo.errors import CnnvizError
 from zoo.handle import ModelHandle, as_handle
+from zoo.layers import layer_name
 
 Size = int | tuple[int, int]
 
@@ -658,7 +659,7 @@ def layer_field(model: nn.Module, layer: str | nn.Module, *,
     """
     handle = as_handle(model)
     module = handle.layer(layer)
-    name = next(n for n, m in handle.model.named_modules() if m is module)
+    name = layer_name(handle.model, module)
     size = _input_size(handle, input_size)
     geos = [geo for called, geo in trace_geometry(handle, size) if called == name]
     if not geos:

@@ -15,7 +15,7 @@ from torch.utils.data import Dataset
 from cli.options import (add_images, add_model, add_out, file_stem, load_batch, load_handle,
                          output_dir)
 from cli.registry import Run, command
-from interpret.atlas import Atlas, channel_examples, image_name, neuron_atlas, open_dataset
+from interpret.atlas import Atlas, channel_examples, neuron_atlas
 from interpret.distributed import session
 from interpret.feature_maps import channel_order, feature_maps
 from interpret.filters import FILTER_MODES, conv_weight, filter_mode, filters
@@ -26,6 +26,7 @@ from zoo import save_image
 from zoo.errors import CnnvizError
 from zoo.jsonfile import write_json
 from zoo.handle import ModelHandle
+from zoo.image_data import image_name, open_dataset
 
 # ---------------------------------------------------------------- filters
 
