@@ -19,6 +19,8 @@ from interpret.cam import gradcam, guided_gradcam  # isort: skip
 from interpret.cams import (ablationcam, eigencam, eigengradcam, fem, finercam, fullgrad,  # isort: skip
                             gradcam_elementwise, gradcam_plusplus, hirescam, kpcacam, layercam, scorecam,
                             shapleycam, xgradcam)
+from interpret.rise import rise  # isort: skip
+from interpret.extremal import extremal  # isort: skip
 from interpret.actmax import actmax  # isort: skip
 from interpret.inversion import inversion_scores, invert  # isort: skip
 from interpret.deepdream import deepdream  # isort: skip
@@ -41,7 +43,7 @@ __all__ = [
     "layer_output", "neuron_atlas", "open_dataset", "receptive_field", "receptive_fields", "unit_gradient",
     "verify_receptive_field",
     "ablationcam", "eigencam", "eigengradcam", "fem", "finercam", "fullgrad", "gradcam_elementwise",
-    "gradcam_plusplus", "hirescam", "kpcacam", "layercam", "scorecam", "shapleycam", "xgradcam",
+    "gradcam_plusplus", "hirescam", "kpcacam", "layercam", "scorecam", "shapleycam", "xgradcam", "rise", "extremal",
     "gradcam", "guided_backprop", "guided_gradcam", "integrated_gradients", "occlusion", "saliency", "smoothgrad",
     "actmax", "attack_report", "deepdream", "fgsm", "fool", "inversion_scores", "invert", "pgd", "style_transfer",
     "LayerRow", "Method", "class_index", "forward_hooks", "get_method", "hook_counts", "layer_table", "method",
