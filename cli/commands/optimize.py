@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 import time
 
-import numpy as np
 import torch
 
 import zoo
@@ -18,7 +17,8 @@ from interpret.actmax import class_scores, parse_unit
 from interpret.deepdream import DEPTH, resize
 from interpret.feature_maps import layer_output
 from interpret.inversion import inversion_scores
-from interpret.render import captioned_grid, enlarge, to_uint8
+from interpret.render import to_uint8
+from interpret.views import picture_grid
 from interpret.targets import class_index
 from zoo import save_image
 from zoo.handle import ModelHandle, match_channels
@@ -27,9 +27,9 @@ from zoo.layers import layer_at_depth
 FAMILY = "optimization"
 
 
-def _picture(image: torch.Tensor) -> np.ndarray:
-    """A picture for a sheet; tiny inputs (28 px) enlarged without blur so captions fit."""
-    return enlarge(to_uint8(image), max(160, image.shape[-1]))
+def _side(images: torch.Tensor) -> int:
+    """The side pictures are drawn at on a sheet: tiny inputs (28 px) enlarged without blur so captions fit."""
+    return max(160, images.shape[-1])
 
 
 def _options(parser: argparse.ArgumentParser, name: str, skip: tuple[str, ...] = ()) -> None:
@@ -71,7 +71,7 @@ def actmax_command(parser: argparse.ArgumentParser) -> Run:
         report.update(seconds=round(seconds, 2), model=handle.name, unit=args.unit)
         for picture, stem in zip(pictures, unique_stems(labels)):
             save_image(out / f"actmax-{stem}.png", to_uint8(picture))
-        save_image(out / "actmax.png", captioned_grid([_picture(p) for p in pictures], _captions(labels, report)))
+        save_image(out / "actmax.png", picture_grid(pictures, _captions(labels, report), side=_side(pictures)))
         print(f"{write_json(out / 'actmax.json', report)}  ({len(labels)} picture(s) in {seconds:.1f} s)")
 
     return run
@@ -125,7 +125,7 @@ def invert_command(parser: argparse.ArgumentParser) -> Run:
         names, batch = load_batch(args, handle)
         out = output_dir(args.out)
         method = get_method("invert", FAMILY)
-        tiles: list[list[np.ndarray]] = [[_picture(image)] for image in batch]
+        tiles: list[list[torch.Tensor]] = [[image] for image in batch]
         texts: list[list[str]] = [[name] for name in names]
         reports: list[dict] = [{"image": name, "model": handle.name, "layers": {}} for name in names]
         for layer in layers:
@@ -135,12 +135,12 @@ def invert_command(parser: argparse.ArgumentParser) -> Run:
             scores = inversion_scores(handle, batch, rebuilt, layer)
             for i in range(len(names)):
                 kept = "class kept" if scores["class_kept"][i] else "class lost"
-                tiles[i].append(_picture(rebuilt[i]))
+                tiles[i].append(rebuilt[i])
                 texts[i].append(f"{layer} err={scores['error'][i]:.3f} {kept}")
                 reports[i]["layers"][layer] = {key: values[i] for key, values in scores.items()}
                 reports[i]["layers"][layer]["seconds"] = round(seconds / len(names), 2)
         for stem, row, text, report in zip(unique_stems(names), tiles, texts, reports):
-            path = save_image(out / f"{stem}-invert.png", captioned_grid(row, text, columns=len(row)))
+            path = save_image(out / f"{stem}-invert.png", picture_grid(row, text, side=_side(batch), columns=len(row)))
             write_json(out / f"{stem}-invert.json", report)
             print(path)
 
