@@ -61,7 +61,7 @@ def he_init(model: nn.Module, activation: str = "relu") -> nn.Module:
 
     Example:
         >>> layer = he_init(nn.Linear(1000, 10))
-        >>> round(float(layer.weight.std()), 2)
+        >>> round(float(layer.weight.detach().std()), 2)
         0.04
     """
     slope = {"leaky_relu": LEAKY_SLOPE, "prelu": 0.25}.get(activation, 0.0)  # 0.25: PReLU's initial slope
