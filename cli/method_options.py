@@ -17,6 +17,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from interpret import Method
+from zoo.checks import argparse_type, declared
 
 SKIP = {"layer"}
 
@@ -68,7 +69,11 @@ def add_method_options(parser: argparse.ArgumentParser, methods: Sequence[Method
         users = "all" if len(seen[name]) == len(methods) else ", ".join(seen[name])
         kind = _base_type(p.annotation)
         text = f"{doc} [{users}; default {p.default}]".strip()
-        if kind is bool:
+        checked = declared(p.annotation)
+        if checked is not None:
+            group.add_argument(flag, dest=f"opt_{name}", type=argparse_type(*checked, name), default=None,
+                               metavar=name.upper(), help=text)
+        elif kind is bool:
             group.add_argument(flag, dest=f"opt_{name}", action=argparse.BooleanOptionalAction, default=None,
                                help=text)
         elif typing.get_origin(kind) is typing.Literal:

@@ -31,6 +31,7 @@ from interpret import engine, objectives, param, transforms
 from interpret.guard import preserve
 from interpret.registry import method
 from interpret.targets import class_index
+from zoo.checks import ImageSide, PositiveFloat, PositiveInt
 from zoo.errors import CnnvizError
 from zoo.handle import ModelHandle
 
@@ -101,8 +102,8 @@ def blur_every(period: int, sigma: float = 0.5) -> engine.Callable:
 
 @method("actmax", "optimization", "activation maximization: the picture a class or unit likes most")
 def actmax(handle: ModelHandle, images: torch.Tensor | None = None, target: object = None, *,
-           unit: str | None = None, preset: Preset = "robust", steps: int = 256, lr: float | None = None,
-           size: int | None = None, seed: int = 0, progress: bool = True) -> torch.Tensor:
+           unit: str | None = None, preset: Preset = "robust", steps: PositiveInt = 256, lr: PositiveFloat | None = None,
+           size: ImageSide | None = None, seed: int = 0, progress: bool = True) -> torch.Tensor:
     """Optimize images to maximize a class (``target``) or a unit (``unit``), all in one batch.
 
     Args:

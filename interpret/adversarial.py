@@ -37,6 +37,7 @@ from interpret.batching import auto_batch_size, chunks
 from interpret.guard import preserve
 from interpret.registry import method
 from interpret.targets import Target, target_indices
+from zoo.checks import PositiveFloat, PositiveInt
 from zoo.errors import CnnvizError
 from zoo.handle import ModelHandle
 
@@ -93,17 +94,16 @@ def attack_objective(labels: torch.Tensor, targeted: bool) -> objectives.Objecti
     return objectives.class_log_prob(labels) if targeted else -objectives.class_log_prob(labels)
 
 
-def _check(eps: float, norm: str, steps: int, alpha: float | None) -> None:
+def _check(eps: float, norm: str, images: torch.Tensor) -> None:
+    """The budget against the norm's largest useful value (signature ranges are checked by the registry)."""
     if norm not in NORMS:
         raise CnnvizError(f"unknown norm {norm!r}: use linf or l2")
-    if not eps > 0:
-        raise CnnvizError(f"eps must be positive, got {eps} (L-infinity budgets are often written 4/255 = 0.0157)")
     if norm == "linf" and eps >= 1:
         raise CnnvizError(f"an L-infinity eps of {eps} allows any image: pixels are in [0, 1], use e.g. 8/255")
-    if steps < 1:
-        raise CnnvizError(f"steps must be at least 1, got {steps}")
-    if alpha is not None and not alpha > 0:
-        raise CnnvizError(f"the step size alpha must be positive, got {alpha}")
+    diameter = images[0].numel() ** 0.5  # the L2 distance between an all-black and an all-white image
+    if norm == "l2" and eps >= diameter:
+        raise CnnvizError(f"an L2 eps of {eps} allows any image: {tuple(images.shape[1:])} pixels in [0, 1] are at "
+                          f"most {diameter:.1f} apart, use e.g. 0.5 to 3")
 
 
 def _labels(handle: ModelHandle, images: torch.Tensor, target: Target) -> tuple[torch.Tensor, bool]:
@@ -116,9 +116,9 @@ def _labels(handle: ModelHandle, images: torch.Tensor, target: Target) -> tuple[
 
 
 @method("pgd", "adversarial", "projected gradient descent attack (iterative FGSM with random start), L-inf or L2")
-def pgd(handle: ModelHandle, images: torch.Tensor, target: Target = None, *, eps: float = 4 / 255,
-        norm: Norm = "linf", steps: int = 10, alpha: float | None = None, random_start: bool = True,
-        batch_size: int | None = None, seed: int = 0, progress: bool = True) -> torch.Tensor:
+def pgd(handle: ModelHandle, images: torch.Tensor, target: Target = None, *, eps: PositiveFloat = 4 / 255,
+        norm: Norm = "linf", steps: PositiveInt = 10, alpha: PositiveFloat | None = None, random_start: bool = True,
+        batch_size: PositiveInt | None = None, seed: int = 0, progress: bool = True) -> torch.Tensor:
     """Adversarial images within ``eps`` of ``images`` (Madry et al. 2018).
 
     Args:
@@ -142,9 +142,9 @@ def pgd(handle: ModelHandle, images: torch.Tensor, target: Target = None, *, eps
 def _attack(handle: ModelHandle, images: torch.Tensor | None, target: Target, eps: float, norm: str, steps: int,
             alpha: float | None, random_start: bool, batch_size: int | None, seed: int,
             progress: bool) -> torch.Tensor:
-    _check(eps, norm, steps, alpha)
     if images is None:
         raise CnnvizError("an attack needs images: give the photos to perturb")
+    _check(eps, norm, images)
     alpha = alpha if alpha is not None else 2.5 * eps / steps
     labels, targeted = _labels(handle, images, target)
     generator = torch.Generator(device=images.device).manual_seed(seed)
@@ -162,8 +162,8 @@ def _attack(handle: ModelHandle, images: torch.Tensor | None, target: Target, ep
 
 
 @method("fgsm", "adversarial", "fast gradient sign method: one step of length eps (L-inf) or L2 gradient step")
-def fgsm(handle: ModelHandle, images: torch.Tensor, target: Target = None, *, eps: float = 4 / 255,
-         norm: Norm = "linf", batch_size: int | None = None) -> torch.Tensor:
+def fgsm(handle: ModelHandle, images: torch.Tensor, target: Target = None, *, eps: PositiveFloat = 4 / 255,
+         norm: Norm = "linf", batch_size: PositiveInt | None = None) -> torch.Tensor:
     """One step ``x + eps * sign(grad)`` (Goodfellow et al. 2015), or ``x + eps * grad / ||grad||`` for L2.
 
     Args:

@@ -21,6 +21,7 @@ from interpret.batching import auto_batch_size, chunks
 from interpret.guard import preserve
 from interpret.hooks import forward_hooks, record, run_until
 from interpret.registry import method
+from zoo.checks import PositiveInt
 from zoo.errors import CnnvizError
 from zoo.handle import ModelHandle, as_handle
 
@@ -64,7 +65,7 @@ def _first_tensor(output: Any) -> torch.Tensor | None:
 @method("feature_maps", "features", "every channel of a layer's output for each image")
 def feature_maps(handle: ModelHandle, images: torch.Tensor, target: Any = None, *,
                  layer: str | nn.Module | None = None, upsample: bool = False,
-                 batch_size: int | None = None) -> torch.Tensor:
+                 batch_size: PositiveInt | None = None) -> torch.Tensor:
     """The activation maps of ``layer``: ``(B, C, h, w)``, or ``(B, C, H, W)`` with ``upsample``.
 
     Args:

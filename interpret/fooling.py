@@ -32,6 +32,7 @@ from interpret.batching import auto_batch_size, chunks
 from interpret.guard import preserve
 from interpret.objectives import Context
 from interpret.targets import class_index
+from zoo.checks import check_call, NonNegativeFloat, OpenUnitInterval, PositiveFloat, PositiveInt
 from zoo.errors import CnnvizError
 from zoo.handle import ModelHandle, as_handle
 
@@ -97,9 +98,9 @@ def starting_images(shape: tuple[int, int, int, int], start: str, device: torch.
     raise CnnvizError(f"unknown start {start!r}: use noise or blank")
 
 
-def fool(model: nn.Module, classes: Sequence[int | str] | str, *, threshold: float = 0.996, steps: int = 200,
-         lr: float = 0.01, decay: float = 0.1, start: Start = "noise", optimizer: str = "l2",
-         batch_size: int | None = None, seed: int = 0, progress: bool = True) -> FoolingResult:
+def fool(model: nn.Module, classes: Sequence[int | str] | str, *, threshold: OpenUnitInterval = 0.996, steps: PositiveInt = 200,
+         lr: PositiveFloat = 0.01, decay: NonNegativeFloat = 0.1, start: Start = "noise", optimizer: str = "l2",
+         batch_size: PositiveInt | None = None, seed: int = 0, progress: bool = True) -> FoolingResult:
     """One fooling image per class, batched; each stops once the model gives it ``threshold``.
 
     Args:
@@ -119,13 +120,8 @@ def fool(model: nn.Module, classes: Sequence[int | str] | str, *, threshold: flo
     Returns:
         A :class:`FoolingResult` with images, confidences and steps per class.
     """
+    check_call(fool, {"threshold": threshold, "steps": steps, "lr": lr, "decay": decay, "batch_size": batch_size})
     handle = as_handle(model)
-    if not 0 < threshold < 1:
-        raise CnnvizError(f"threshold must be a probability between 0 and 1, got {threshold}")
-    if steps < 1:
-        raise CnnvizError(f"steps must be at least 1, got {steps}")
-    if lr <= 0 or decay < 0:
-        raise CnnvizError(f"lr must be positive and decay not negative, got lr={lr}, decay={decay}")
     if optimizer not in engine.OPTIMIZERS:
         raise CnnvizError(f"unknown optimizer {optimizer!r}: choose from {', '.join(engine.OPTIMIZERS)}")
     indices = torch.tensor(parse_classes(handle, classes), device=handle.device)

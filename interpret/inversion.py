@@ -34,6 +34,7 @@ from interpret import engine, objectives, param, transforms
 from interpret.feature_maps import layer_output
 from interpret.guard import preserve
 from interpret.registry import method
+from zoo.checks import NonNegativeFloat, NonNegativeInt, PositiveFloat, PositiveInt
 from zoo.errors import CnnvizError
 from zoo.handle import ModelHandle
 from zoo.layers import layer_depth
@@ -69,8 +70,8 @@ def preset_for(handle: ModelHandle, layer: str) -> InversionPreset:
 
 @method("invert", "optimization", "feature inversion: the picture a layer's embedding remembers")
 def invert(handle: ModelHandle, images: torch.Tensor, target: object = None, *, layer: str | None = None,
-           steps: int = 300, lr: float = 0.02, tv_weight: float | None = None, alpha_weight: float | None = None,
-           jitter: int | None = None, parameterization: Parameterization | None = None, seed: int = 0, progress: bool = True) -> torch.Tensor:
+           steps: PositiveInt = 300, lr: PositiveFloat = 0.02, tv_weight: NonNegativeFloat | None = None, alpha_weight: NonNegativeFloat | None = None,
+           jitter: NonNegativeInt | None = None, parameterization: Parameterization | None = None, seed: int = 0, progress: bool = True) -> torch.Tensor:
     """Reconstruct ``images`` from their embedding at ``layer``, all images in one batch.
 
     Args:

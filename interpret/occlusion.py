@@ -25,6 +25,7 @@ from interpret.batching import auto_batch_size, chunks
 from interpret.gradients import pass_target, take
 from interpret.registry import method
 from interpret.targets import Target, target_scores
+from zoo.checks import PositiveInt
 from zoo.errors import CnnvizError
 from zoo.handle import ModelHandle
 
@@ -65,9 +66,9 @@ def window_masks(ys: torch.Tensor, xs: torch.Tensor, window: int, height: int, w
 
 @method("occlusion", "attribution", "occlusion: how much the class score drops when a patch is hidden",
         group="perturbation")
-def occlusion(handle: ModelHandle, images: torch.Tensor, target: Target = None, *, window: int = 32,
-              stride: int = 16, fill: Fill = "gray", score: Literal["prob", "logit"] = "prob",
-              batch_size: int | None = None) -> torch.Tensor:
+def occlusion(handle: ModelHandle, images: torch.Tensor, target: Target = None, *, window: PositiveInt = 32,
+              stride: PositiveInt = 16, fill: Fill = "gray", score: Literal["prob", "logit"] = "prob",
+              batch_size: PositiveInt | None = None) -> torch.Tensor:
     """Occlusion sensitivity (Zeiler & Fergus 2014).
 
     Each pixel gets the mean score drop over the windows covering it.

@@ -18,6 +18,7 @@ import torch
 from torch import nn
 
 from interpret.guard import preserve
+from zoo.checks import check_call
 from zoo.errors import CnnvizError, closest
 from zoo.handle import ModelHandle, as_handle
 
@@ -83,7 +84,7 @@ def as_batch(images: torch.Tensor, handle: ModelHandle, *, whole_model: bool = T
     low, high = torch.aminmax(images)
     if not (torch.isfinite(low) and torch.isfinite(high)):
         raise CnnvizError("the images hold NaN or infinite values: give finite pixels in [0, 1]")
-    if low < -1e-4 or high > 1 + 1e-4:
+    if low < -1 or high > 2:  # far outside [0, 1]: 0-255 values or normalized images (noisy copies may stray a little)
         raise CnnvizError(f"images are pixels in [0, 1], got values from {low:.3g} to {high:.3g}: methods "
                           "normalize inside the model handle, so pass unnormalized images (divide 0-255 by 255)")
     return images
@@ -103,6 +104,7 @@ def method(name: str, family: str, summary: str, *,
 
         @functools.wraps(fn)
         def run(model: nn.Module, images: torch.Tensor | None = None, target: Any = None, **options: Any) -> Any:
+            check_call(fn, options)  # the ranges declared in fn's signature, as the CLI checks them
             handle = as_handle(model)
             batch = as_batch(images, handle, whole_model=family == "attribution") if images is not None else None  # optimizers may start from noise
             with preserve(handle):

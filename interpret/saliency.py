@@ -16,6 +16,7 @@ import torch
 from interpret.gradients import input_gradients, pass_target, resolve_target
 from interpret.registry import method
 from interpret.targets import Target
+from zoo.checks import NonNegativeFloat, PositiveInt, UnitInterval
 from zoo.errors import CnnvizError
 from zoo.handle import ModelHandle
 
@@ -28,7 +29,7 @@ def channel_max(grads: torch.Tensor) -> torch.Tensor:
 @method("gradient", "attribution", "vanilla gradient: how much each pixel moves the class score",
         group="gradients")
 def saliency(handle: ModelHandle, images: torch.Tensor, target: Target = None, *, signed: bool = False,
-             batch_size: int | None = None) -> torch.Tensor:
+             batch_size: PositiveInt | None = None) -> torch.Tensor:
     """Vanilla gradient saliency (Simonyan et al. 2014).
 
     Args:
@@ -42,9 +43,9 @@ def saliency(handle: ModelHandle, images: torch.Tensor, target: Target = None, *
 
 
 @method("smoothgrad", "attribution", "SmoothGrad: gradients averaged over noisy copies", group="gradients")
-def smoothgrad(handle: ModelHandle, images: torch.Tensor, target: Target = None, *, samples: int = 50,
-               noise: float = 0.15, signed: bool = False, seed: int | None = 0,
-               batch_size: int | None = None) -> torch.Tensor:
+def smoothgrad(handle: ModelHandle, images: torch.Tensor, target: Target = None, *, samples: PositiveInt = 50,
+               noise: NonNegativeFloat = 0.15, signed: bool = False, seed: int | None = 0,
+               batch_size: PositiveInt | None = None) -> torch.Tensor:
     """SmoothGrad (Smilkov et al. 2017): the mean gradient over noisy copies of each image.
 
     All ``B * samples`` noisy images go through the model in batches.
@@ -82,8 +83,8 @@ def gauss_legendre(steps: int, device: torch.device) -> tuple[torch.Tensor, torc
 
 @method("integrated_gradients", "attribution", "integrated gradients from a black baseline",
         group="gradients")
-def integrated_gradients(handle: ModelHandle, images: torch.Tensor, target: Target = None, *, steps: int = 32,
-                         baseline: float = 0.0, batch_size: int | None = None) -> torch.Tensor:
+def integrated_gradients(handle: ModelHandle, images: torch.Tensor, target: Target = None, *, steps: PositiveInt = 32,
+                         baseline: UnitInterval = 0.0, batch_size: PositiveInt | None = None) -> torch.Tensor:
     """Integrated gradients (Sundararajan et al. 2017) with Gauss-Legendre quadrature.
 
     ``(x - x0) * integral_0^1 grad f(x0 + a (x - x0)) da``; all ``B * steps``

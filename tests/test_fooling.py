@@ -113,7 +113,7 @@ def test_cli_fool_writes_sheet_and_table(capsys, tmp_path):
     (["--classes", "Trousr"], "did you mean 'Trouser'"),
     (["--classes", "1", "--threshold", "2"], "threshold must be a probability"),
     (["--classes", "1", "--start", "plaid"], "invalid choice: 'plaid'"),
-    (["--classes", "1", "--batch-size", "0"], "--batch-size must be at least 1"),
+    (["--classes", "1", "--batch-size", "0"], "batch_size must be at least 1"),
 ])
 def test_cli_fool_bad_input(capsys, tmp_path, argv, message):
     try:

@@ -12,12 +12,13 @@ import torch
 from cli.options import add_images, add_model, add_out, load_batch, load_handle, output_dir
 from cli.registry import Run, command
 from interpret import get_method, methods
-from interpret.adversarial import NORMS, attack_report
+from interpret.adversarial import NORMS, attack_report, pgd
 from interpret.fooling import fool, parse_classes
 from interpret.render import caption, grid, to_uint8
 from interpret.views import attack_panel
 from interpret.targets import class_index
 from zoo import save_array, save_image
+from zoo.checks import option_type
 from zoo.errors import CnnvizError
 from zoo.images import atomic_write
 
@@ -67,12 +68,13 @@ def attack(parser: argparse.ArgumentParser) -> Run:
                         help="attack (default: pgd)")
     parser.add_argument("--target", "-t", metavar="CLASS",
                         help="class to reach, index or name (default: untargeted, leave the predicted class)")
-    parser.add_argument("--eps", type=parse_eps, default=None, metavar="E",
+    parser.add_argument("--eps", type=option_type(pgd, "eps", parse_eps), default=None, metavar="E",
                         help="perturbation budget in [0, 1] pixel units, e.g. 4/255 (default: 4/255 for linf, "
                              "0.5 for l2)")
     parser.add_argument("--norm", choices=NORMS, default="linf", help="linf (default) or l2")
-    parser.add_argument("--steps", type=int, default=10, metavar="N", help="PGD steps (default: 10)")
-    parser.add_argument("--alpha", type=parse_eps, default=None, metavar="A",
+    parser.add_argument("--steps", type=option_type(pgd, "steps"), default=10, metavar="N",
+                        help="PGD steps (default: 10)")
+    parser.add_argument("--alpha", type=option_type(pgd, "alpha", parse_eps), default=None, metavar="A",
                         help="PGD step length (default: 2.5 * eps / steps)")
     parser.add_argument("--random-start", action=argparse.BooleanOptionalAction, default=True,
                         help="PGD starts at a random point of the ball (default: yes)")
@@ -139,14 +141,16 @@ def fool_command(parser: argparse.ArgumentParser) -> Run:
                         help="class names, indices, ranges like 0-99, or all")
     add_model(parser, classes_flags=("--class-names",))
     add_out(parser)
-    parser.add_argument("--threshold", type=float, default=0.996, help="confidence to reach (default: 0.996)")
-    parser.add_argument("--steps", type=int, default=200, metavar="N", help="most steps per batch (default: 200)")
-    parser.add_argument("--lr", type=float, default=0.01,
+    parser.add_argument("--threshold", type=option_type(fool, "threshold"), default=0.996,
+                        help="confidence to reach (default: 0.996)")
+    parser.add_argument("--steps", type=option_type(fool, "steps"), default=200, metavar="N",
+                        help="most steps per batch (default: 200)")
+    parser.add_argument("--lr", type=option_type(fool, "lr"), default=0.01,
                         help="root-mean-square pixel change per step (default: 0.01)")
-    parser.add_argument("--decay", type=float, default=0.1, help="weight of the L2 decay towards gray (default: 0.1)")
+    parser.add_argument("--decay", type=option_type(fool, "decay"), default=0.1, help="weight of the L2 decay towards gray (default: 0.1)")
     parser.add_argument("--start", choices=("noise", "blank"), default="noise",
                         help="start from uniform noise (default) or a blank gray image")
-    parser.add_argument("--batch-size", type=int, default=None, metavar="N",
+    parser.add_argument("--batch-size", type=option_type(fool, "batch_size"), default=None, metavar="N",
                         help="images per batch (default: what fits the device)")
     parser.add_argument("--seed", type=int, default=0, help="seed of the starting noise (default: 0)")
     parser.add_argument("--each", action="store_true", help="also write one PNG per class")
