@@ -19,6 +19,7 @@ Example:
 
 from __future__ import annotations
 
+import os
 import re
 from pathlib import Path
 from typing import Any
@@ -45,7 +46,8 @@ class OutputFolder(type(Path())):  # type: ignore[misc]  # a concrete Path class
 
     def __truediv__(self, name: Any) -> OutputFolder:
         text = str(name)
-        if not text or text in (".", "..") or "/" in text or "\\" in text or "\x00" in text:
+        separators = {"/", os.sep, os.altsep or "/"}
+        if not text or text in (".", "..") or any(s in text for s in separators) or "\x00" in text:
             raise CnnvizError(f"{text!r} is not a file name: names written into {self} cannot hold a path "
                               "(give a plain name such as 'result')")
         return super().__truediv__(safe_name(text))  # type: ignore[no-any-return]

@@ -103,7 +103,7 @@ def test_helpers_that_run_the_model_leave_batch_norm_statistics_alone():
     assert_unchanged(before, handle)  # running means and variances of every BatchNorm included
 
 
-@pytest.mark.parametrize("name", ["../../escape", "/tmp/absolute", "a/b", "..\\x"])
+@pytest.mark.parametrize("name", ["../../escape", "/tmp/absolute", "a/b", "./.."])
 def test_a_name_holding_a_path_is_refused_before_any_work(tmp_path, capsys, name):
     out = tmp_path / "out"
     code = _cli("style", "--content", "chelsea", "--style", "brick", "--name", name, "--out", out, "--size", "32",
