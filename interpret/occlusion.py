@@ -66,16 +66,18 @@ def window_masks(ys: torch.Tensor, xs: torch.Tensor, window: int, height: int, w
 
 @method("occlusion", "attribution", "occlusion: how much the class score drops when a patch is hidden",
         group="perturbation")
-def occlusion(handle: ModelHandle, images: torch.Tensor, target: Target = None, *, window: PositiveInt = 32,
-              stride: PositiveInt = 16, fill: Fill = "gray", score: Literal["prob", "logit"] = "prob",
+def occlusion(handle: ModelHandle, images: torch.Tensor, target: Target = None, *, window: PositiveInt | None = None,
+              stride: PositiveInt | None = None, fill: Fill = "gray", score: Literal["prob", "logit"] = "prob",
               batch_size: PositiveInt | None = None) -> torch.Tensor:
     """Occlusion sensitivity (Zeiler & Fergus 2014).
 
     Each pixel gets the mean score drop over the windows covering it.
 
     Args:
-        window: side of the square patch in pixels.
-        stride: step between patches; windows flush with the right/bottom edge are added.
+        window: side of the square patch in pixels (default: a seventh of the model's input side,
+            32 at 224 px, 4 at 28 px).
+        stride: step between patches (default: half the window); windows flush with the right/bottom
+            edge are added.
         fill: ``gray``, ``mean`` (image channel mean), ``blur`` (blurred image) or ``black``.
         score: ``prob`` (softmax probability) or ``logit`` of the target.
         batch_size: occluded images per forward pass (default: sized to the device).
@@ -84,10 +86,10 @@ def occlusion(handle: ModelHandle, images: torch.Tensor, target: Target = None, 
         ``(B, 1, H, W)`` score drops: positive where hiding the pixels hurts the class.
     """
     _, _, height, width = images.shape
+    window = window or max(1, handle.input_size // 7)
+    stride = stride or max(1, window // 2)
     if not 1 <= window <= min(height, width):
         raise CnnvizError(f"window must be between 1 and {min(height, width)} pixels, got {window}")
-    if stride < 1:
-        raise CnnvizError(f"stride must be at least 1, got {stride}")
     if score not in ("prob", "logit"):
         raise CnnvizError(f"score must be 'prob' or 'logit', got {score!r}")
 

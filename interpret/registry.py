@@ -108,7 +108,11 @@ def method(name: str, family: str, summary: str, *,
             handle = as_handle(model)
             batch = as_batch(images, handle, whole_model=family == "attribution") if images is not None else None  # optimizers may start from noise
             with preserve(handle):
-                return fn(handle, batch, target, **options)  # type: ignore[arg-type]
+                result = fn(handle, batch, target, **options)  # type: ignore[arg-type]
+            if isinstance(result, torch.Tensor) and result.is_floating_point() and not torch.isfinite(result).all():
+                raise CnnvizError(f"{name} gave NaN or infinite values on these images: the model's outputs are "
+                                  "not finite (check its weights) or an option is too large")
+            return result
 
         uses_layer = "layer" in inspect.signature(fn).parameters
         _METHODS[name] = Method(name, run, family, summary, uses_layer, group)

@@ -23,7 +23,8 @@ def test_explain_writes_panels_and_maps(capsys, tmp_path):
     (["explain", "gradcm", "-i", "chelsea"], "invalid choice: 'gradcm'"),
     (["explain", "gradcam", "-i", "chelsea", "--layer", "head.cnv"], "did you mean 'head.conv'"),
     (["explain", "gradcam", "-i", "chelsea", "--target", "tigger cat"], "did you mean 'tiger cat'"),
-    (["explain", "occlusion", "-i", "chelsea", "--window", "0"], "window must be between"),
+    (["explain", "occlusion", "-i", "chelsea", "--window", "0"], "window must be at least 1"),
+    (["explain", "occlusion", "-i", "chelsea", "--window", "500"], "window must be between 1 and 224"),
     (["explain", "occlusion", "-i", "chelsea", "--fill", "pink"], "invalid choice: 'pink'"),
 ])
 def test_explain_bad_input(capsys, tmp_path, argv, message):

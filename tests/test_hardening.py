@@ -124,3 +124,22 @@ def test_names_from_images_are_made_safe(tmp_path):
     written = sorted(p.name for p in out.iterdir())
     assert written and all(not n.startswith(".") and "\n" not in n and '"' not in n for n in written), written
     assert {p.parent for p in tmp_path.rglob("*") if p.is_file() and p.parent != hostile.parent} == {out}
+
+
+def test_nan_weights_and_nan_results_are_refused(tmp_path):
+    state = torchvision.models.resnet18(num_classes=3).state_dict()
+    state["layer1.0.conv1.weight"][0, 0, 0, 0] = float("nan")
+    torch.save(state, tmp_path / "nan.pt")
+    with pytest.raises(CnnvizError, match="NaN or infinite weights .*layer1.0.conv1.weight"):
+        zoo.load("torchvision:resnet18", weights=tmp_path / "nan.pt")
+    broken = torchvision.models.resnet18(num_classes=3).eval()
+    with torch.no_grad():
+        broken.fc.weight[0, 0] = float("nan")
+    with pytest.raises(CnnvizError, match="gave NaN or infinite values"):
+        interpret.saliency(zoo.wrap(broken, input_size=32), torch.rand(1, 3, 32, 32), 0)
+
+
+def test_every_attribution_method_runs_on_the_28_px_model_with_its_defaults(tmp_path):
+    out = tmp_path / "out"
+    assert _cli("explain", "occlusion", "gradcam", "--model", "fashion_cnn", "-i", "camera", "--out", out) == 0
+    assert len(list(out.glob("*.png"))) == 2

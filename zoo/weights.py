@@ -75,6 +75,10 @@ def _checked_state(state: Any, path: Path) -> dict[str, torch.Tensor]:
     tensors = {k: v for k, v in state.items() if isinstance(v, torch.Tensor)}
     if not tensors:
         raise CnnvizError(f"{path} holds no tensors: it is not a state dict")
+    broken = next((k for k, v in tensors.items() if v.is_floating_point() and not torch.isfinite(v).all()), None)
+    if broken is not None:
+        raise CnnvizError(f"{path} holds NaN or infinite weights (e.g. {broken!r}): the training diverged "
+                          "or the file is damaged; use an earlier checkpoint")
     if all(k.startswith("module.") for k in tensors):
         tensors = {k[len("module."):]: v for k, v in tensors.items()}
     return tensors
