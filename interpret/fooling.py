@@ -146,11 +146,14 @@ def fool(model: nn.Module, classes: Sequence[int | str] | str, *, threshold: Ope
 
 
 class _Pixels(param.PixelImage):
-    """Raw pixels whose ``forward`` returns a copy: the engine's ``until`` sees the context after the
-    optimizer step, and the parameter itself would by then hold the stepped pixels, not the evaluated ones."""
+    """Raw pixels as the 8-bit PNG will hold them: the model sees each pixel rounded to 1/255 (the
+    gradient passes straight through the rounding), so the confidence reached is the saved file's.
+    ``forward`` returns a new tensor: the engine's ``until`` sees the context after the optimizer step,
+    when the parameter itself holds the stepped pixels, not the evaluated ones."""
 
     def forward(self) -> torch.Tensor:
-        return self.pixels.clone()
+        pixels = self.pixels.clamp(0, 1)
+        return pixels + ((pixels * 255).round() / 255 - pixels).detach()
 
 
 def _fool_chunk(handle: ModelHandle, wanted: torch.Tensor, start: torch.Tensor, threshold: float, steps: int,
@@ -179,7 +182,7 @@ def _fool_chunk(handle: ModelHandle, wanted: torch.Tensor, start: torch.Tensor, 
         taken.copy_(result.done_at)
     missing = ~captured
     if missing.any():  # never passed when evaluated; the final images had one more update
-        kept[missing] = result.images[missing]
+        kept[missing] = (result.images[missing].clamp(0, 1) * 255).round() / 255
         with torch.no_grad():
             final = handle(result.images[missing]).softmax(-1).gather(1, wanted[missing][:, None])[:, 0]
         kept_confidence[missing] = final

@@ -107,6 +107,12 @@ def test_cli_fool_writes_sheet_and_table(capsys, tmp_path):
     assert all(float(row.split("\t")[2]) >= 0.996 for row in rows[1:])
     single = np.asarray(Image.open(tmp_path / "fool-0008.png"))
     assert single.shape[:2] == (28, 28)
+    import zoo  # the threshold holds for the 8-bit files the user gets, not only for the float images
+    handle = zoo.load("fashion_cnn", device="cpu")
+    files = [zoo.load_image(tmp_path / f"fool-{i:04d}.png") for i in range(10)]
+    with torch.no_grad():
+        saved = handle(handle.prepare(files)).softmax(-1).diagonal()
+    assert (saved >= 0.996).all(), saved
 
 
 @pytest.mark.parametrize("argv,message", [
