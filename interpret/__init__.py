@@ -21,6 +21,7 @@ from interpret.cams import (ablationcam, eigencam, eigengradcam, fem, finercam, 
                             shapleycam, xgradcam)
 from interpret.rise import rise  # isort: skip
 from interpret.extremal import extremal  # isort: skip
+import interpret.captum_methods  # isort: skip  # registers captum's catalog as captum:Name
 from interpret.actmax import actmax  # isort: skip
 from interpret.inversion import inversion_scores, invert  # isort: skip
 from interpret.deepdream import deepdream  # isort: skip
