@@ -26,6 +26,7 @@ import numpy as np
 import torch
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
+from matplotlib.ticker import NullFormatter, PercentFormatter
 
 from zoo.diagnostics import ActivationStats, Overfitting, find_overfitting
 from zoo.errors import CnnvizError
@@ -202,7 +203,8 @@ def lr_range(lrs: Sequence[float], losses: Sequence[float], smoothed: Sequence[f
     return fig
 
 
-def _bars(ax: Any, values: dict[str, float], *, title: str, fmt: str, log: bool, color: Color) -> None:
+def _bars(ax: Any, values: dict[str, float], *, title: str, fmt: str, log: bool, color: Color,
+          share: bool = False) -> None:
     names = list(values)
     numbers = [float(v) for v in values.values()]
     shown = [v if (not log or v > 0) else float("nan") for v in numbers]
@@ -211,11 +213,16 @@ def _bars(ax: Any, values: dict[str, float], *, title: str, fmt: str, log: bool,
     ax.invert_yaxis()  # first layer on top
     if log and any(v > 0 for v in numbers):
         ax.set_xscale("log")
+        ax.xaxis.set_minor_formatter(NullFormatter())  # decades only: minor labels collide
     for i, v in enumerate(numbers):
         ax.annotate(fmt.format(v), (shown[i] if math.isfinite(shown[i]) else 0, i), xytext=(3, 0),
                     textcoords="offset points", va="center", fontsize=7)
     ax.set_title(title, fontsize=10, loc="left")
-    ax.margins(x=0.15)
+    if share:  # fractions: the whole scale, so an all-zero row reads as zero
+        ax.set_xlim(0, 1)
+        ax.xaxis.set_major_formatter(PercentFormatter(1.0))
+    else:
+        ax.margins(x=0.15)
 
 
 def bars(values: dict[str, float], *, title: str, fmt: str = "{:.3g}", log: bool = False,
@@ -239,9 +246,9 @@ def activation_bars(stats: Sequence[ActivationStats]) -> Figure:
         raise CnnvizError("no activation layers to draw")
     fig, (left, right) = figure(760, 60 + 18 * len(stats), columns=2)
     _bars(left, {s.name: s.sparsity for s in stats}, title="activation sparsity (outputs ≤ 0)", fmt="{:.1%}",
-          log=False, color=TRAIN_COLOR)
+          log=False, color=TRAIN_COLOR, share=True)
     _bars(right, {s.name: s.dead_fraction for s in stats}, title="dead units (never > 0)", fmt="{:.1%}",
-          log=False, color=MARK_COLOR)
+          log=False, color=MARK_COLOR, share=True)
     return fig
 
 

@@ -42,7 +42,7 @@ from matplotlib.figure import Figure
 
 from interpret import charts
 from interpret.render import (DEFAULT_COLORMAP, TILE, caption, captioned_grid, colorbar, colorize, enlarge, fit,
-                              grid, hstack, magnify, map_range, overlay, to_uint8, vstack)
+                              grid, hstack, magnify, map_range, overlay, same_size, to_uint8, vstack)
 from zoo.errors import CnnvizError
 
 DISPLAY = 224  # side the gallery shows model inputs at (28 px pictures enlarged without blur)
@@ -320,7 +320,7 @@ def style_panel(content: torch.Tensor, style: torch.Tensor, result: torch.Tensor
     tiles = [to_uint8(t) for t in (content, style, result)]
     if side is not None:
         tiles = [fit(tiles[0], side), fit(tiles[1], side), tiles[2]]
-    return picture(hstack([caption(t, text) for t, text in zip(tiles, texts)]))
+    return picture(hstack([caption(t, text) for t, text in zip(same_size(tiles), texts)]))  # captions in line
 
 
 # ---------------------------------------------------------------- training
@@ -339,7 +339,7 @@ def training_report(log: Any, title: str | None = None) -> dict[str, Figure]:
     if log.confusion_matrix:
         figures["confusion"] = charts.confusion(torch.tensor(log.confusion_matrix), log.classes)
     if log.gradient_norms:
-        figures["gradients"] = charts.bars(log.gradient_norms, log=True,
+        figures["gradients"] = charts.bars(log.gradient_norms, log=True, width=640,
                                            title="gradient norm per layer (one validation batch, log scale)")
     if log.activations:
         figures["activations"] = charts.activation_bars(log.activations)
