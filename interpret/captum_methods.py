@@ -210,11 +210,13 @@ def _as_map(out: torch.Tensor, size: torch.Size) -> torch.Tensor:
 
 
 def _describe(name: str) -> tuple[str, str]:
+    """``(summary, about)``: one line for listings, and the paper with what the method is good and bad at."""
     outer, inner = parse(name)
     about = PAPERS.get(inner, "see captum's documentation.")
     if outer == "NoiseTunnel":
-        about = f"SmoothGrad (Smilkov et al. 2017) over {inner}: averaged over noisy copies. " + about
-    return f"captum's {name}", about
+        return (f"SmoothGrad (Smilkov et al. 2017) over captum's {inner}",
+                f"SmoothGrad (Smilkov et al. 2017) over {inner}: averaged over noisy copies. {about}")
+    return f"captum's {inner}: {about.split('. Good')[0]}", about
 
 
 def register(name: str) -> Method:
@@ -252,7 +254,7 @@ def register(name: str) -> Method:
                               noise=noise, segments=segments, seed=seed, batch_size=batch_size)
     fn.__doc__ = doc
     fn.__name__ = fn.__qualname__ = "captum_" + re.sub(r"\W", "_", name)
-    method(full, "attribution", f"{summary}: {about.split('. Good')[0]}", group="captum")(fn)
+    method(full, "attribution", summary, group="captum")(fn)
     return get_method(full)
 
 

@@ -36,16 +36,36 @@ from zoo.jsonfile import write_json
 FAMILY = "attribution"
 
 
+GROUP_TITLES = {"gradients": "input gradients", "perturbation": "masks and perturbations of the input",
+                "cams": "class activation maps; --layer takes one layer or several, comma-separated",
+                "captum": "captum's catalog; any captum.attr class works: captum:Name, captum:NoiseTunnel(Name)"}
+
+
+def _groups() -> dict[str, list[Method]]:
+    grouped: dict[str, list[Method]] = {}
+    for m in methods(FAMILY):
+        grouped.setdefault(m.group or "other", []).append(m)
+    return grouped
+
+
 def _method_list() -> str:
-    return "\n".join(f"  {m.name:<22} {m.summary}" for m in methods(FAMILY))
+    return "\n".join(f" {group}: {GROUP_TITLES.get(group, '')}\n" + "\n".join(
+        f"  {m.name:<34} {m.summary}" for m in members) for group, members in _groups().items())
+
+
+class _Choices(list):
+    """Method and family names; any ``captum:Name`` is accepted too (built on demand)."""
+
+    def __contains__(self, item: object) -> bool:
+        return list.__contains__(self, item) or str(item).startswith("captum:")
 
 
 def _add_common(parser: argparse.ArgumentParser, *, methods_required: bool = True) -> None:
     names = [m.name for m in methods(FAMILY)]
     # Optional METHODs are checked in _chosen: argparse refuses an empty list against choices.
     parser.add_argument("methods", nargs="+" if methods_required else "*", metavar="METHOD",
-                        choices=[*names, "all"] if methods_required else None,
-                        help="one or more of: " + ", ".join(names) + ", or all")
+                        choices=_Choices([*names, *_groups(), "all"]) if methods_required else None,
+                        help="methods, families (" + ", ".join(_groups()) + ") or all; see the list above")
     add_images(parser)
     add_model(parser)
     parser.add_argument("--target", "-t", metavar="CLASS",
@@ -56,7 +76,9 @@ def _add_common(parser: argparse.ArgumentParser, *, methods_required: bool = Tru
 
 
 def _chosen(args: argparse.Namespace) -> list[Method]:
-    wanted = [m.name for m in methods(FAMILY)] if "all" in args.methods else args.methods
+    groups = {group: [m.name for m in members] for group, members in _groups().items()}
+    groups["all"] = [m.name for m in methods(FAMILY)]
+    wanted = [name for given in args.methods for name in groups.get(given, [given])]  # families expand
     return [interpret.get_method(name, FAMILY) for name in dict.fromkeys(wanted)]
 
 
@@ -65,7 +87,8 @@ def _setup(args: argparse.Namespace) -> tuple[ModelHandle, int | None, list[str]
     handle = load_handle(args)
     target = class_index(handle, args.target) if args.target is not None else None
     if args.layer is not None:
-        handle.layer(args.layer)
+        for part in args.layer.split(","):  # CAM methods take several layers, comma-separated
+            handle.layer(part.strip())
     names, batch = load_batch(args, handle)
     return handle, target, names, batch
 
