@@ -6,13 +6,14 @@ import argparse
 import json
 import re
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import torch
 
 import zoo
 from cli.output import OutputFolder
+from zoo.checks import option_type
 from zoo.errors import CnnvizError
 from zoo.handle import ModelHandle
 from zoo.jsonfile import write_json  # noqa: F401  (the one JSON writer, re-exported for commands)
@@ -137,3 +138,8 @@ def unique_stems(names: Sequence[str]) -> list[str]:
         unique.append(f"{stem}-{seen[stem]}" if counts[stem] > 1 else stem)
     return unique
 
+
+
+def checked(annotation: object, name: str) -> Callable[[str], object]:
+    """An argparse ``type=`` from a :mod:`zoo.checks` range alias, e.g. ``type=checked(PositiveInt, "depth")``."""
+    return option_type(annotation, name)

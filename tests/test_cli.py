@@ -8,7 +8,10 @@ from cli.main import main
 
 
 def run(capsys, *argv):
-    code = main(list(argv))
+    try:
+        code = main(list(argv))
+    except SystemExit as exit_info:  # argparse's own errors, range checks of flags included
+        code = exit_info.code
     out, err = capsys.readouterr()
     return code, out, err
 

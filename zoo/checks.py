@@ -178,3 +178,5 @@ ScaleFactor = typing.Annotated[float, Between(1, 4)]  # how much each octave of 
 # passes need more memory than a workstation has (efficientnet_lite0: about 8 GB per image at 2048 px).
 MAX_OPTIMIZED_SIDE = 2048
 ImageSide = typing.Annotated[int, Between(8, MAX_OPTIMIZED_SIDE)]
+# The side of a picture that a tiled method (DeepDream) processes piece by piece.
+LargeImageSide = typing.Annotated[int, Between(8, 8192)]

@@ -12,8 +12,7 @@ from pathlib import Path
 
 from torch.utils.data import Dataset
 
-from cli.options import (add_images, add_model, add_out, file_stem, load_batch, load_handle,
-                         output_dir)
+from cli.options import add_images, add_model, add_out, checked, file_stem, load_batch, load_handle, output_dir
 from cli.registry import Run, command
 from interpret.atlas import Atlas, channel_examples, neuron_atlas
 from interpret.distributed import session
@@ -22,6 +21,7 @@ from interpret.filters import FILTER_MODES, conv_weight, filter_mode, filters
 from interpret.receptive_field import receptive_fields, verify_receptive_field
 from interpret.render import DEFAULT_COLORMAP
 from interpret.views import atlas_overview, channel_sheet, feature_map_grid, filter_grid
+from zoo.checks import ImageSide, NonNegativeInt, PositiveInt
 from zoo import save_image
 from zoo.errors import CnnvizError
 from zoo.jsonfile import write_json
@@ -44,8 +44,8 @@ def filters_command(parser: argparse.ArgumentParser) -> Run:
     parser.add_argument("--mode", choices=FILTER_MODES, default="auto",
                         help="rgb, channels (one tile per input channel), mean, or auto (rgb for the first "
                              "layer, else mean)")
-    parser.add_argument("--max-filters", type=int, default=256, metavar="N", help="draw at most N filters")
-    parser.add_argument("--max-inputs", type=int, default=32, metavar="N",
+    parser.add_argument("--max-filters", type=checked(PositiveInt, "--max-filters"), default=256, metavar="N", help="draw at most N filters")
+    parser.add_argument("--max-inputs", type=checked(PositiveInt, "--max-inputs"), default=32, metavar="N",
                         help="with --mode channels, at most N input channels per filter")
     add_out(parser)
 
@@ -80,7 +80,7 @@ def featuremaps_command(parser: argparse.ArgumentParser) -> Run:
     parser.add_argument("--sort", choices=["mean", "max", "none"], default="mean",
                         help="order of the channels (default: mean activation, strongest first)")
     parser.add_argument("--overlay", action="store_true", help="draw each map over the image")
-    parser.add_argument("--max-channels", type=int, default=64, metavar="N", help="draw at most N channels")
+    parser.add_argument("--max-channels", type=checked(PositiveInt, "--max-channels"), default=64, metavar="N", help="draw at most N channels")
     parser.add_argument("--colormap", default=DEFAULT_COLORMAP, metavar="NAME",
                         help=f"OpenCV colormap (default: {DEFAULT_COLORMAP})")
     add_out(parser)
@@ -117,7 +117,7 @@ def featuremaps_command(parser: argparse.ArgumentParser) -> Run:
                      "example:\n  cnnviz receptive-fields --model resnet18 --verify")
 def receptive_fields_command(parser: argparse.ArgumentParser) -> Run:
     add_model(parser)
-    parser.add_argument("--size", type=int, default=None, metavar="PX", help="input side (default: the model's)")
+    parser.add_argument("--size", type=checked(ImageSide, "--size"), default=None, metavar="PX", help="input side (default: the model's)")
     parser.add_argument("--all", action="store_true", help="every module, not only conv and pool layers")
     parser.add_argument("--verify", action="store_true",
                         help="check each box by gradient probing (zero gradient outside, non-zero inside)")
@@ -210,12 +210,12 @@ def atlas_command(parser: argparse.ArgumentParser) -> Run:
     parser.add_argument("--data", "-d", required=True, metavar="PATH",
                         help="folder of images (searched recursively), or fashion-mnist / mnist "
                              "(add :train for the training split)")
-    parser.add_argument("--top", "-k", type=int, default=9, metavar="K", help="images per channel (default: 9)")
-    parser.add_argument("--bottom", type=int, default=None, metavar="K",
+    parser.add_argument("--top", "-k", type=checked(PositiveInt, "--top"), default=9, metavar="K", help="images per channel (default: 9)")
+    parser.add_argument("--bottom", type=checked(NonNegativeInt, "--bottom"), default=None, metavar="K",
                         help="weakest images per channel (default: as --top; 0 for none)")
     parser.add_argument("--channels", metavar="LIST", help="draw only these channels, e.g. 0-15,40 (default: all)")
-    parser.add_argument("--batch-size", type=int, default=None, metavar="N", help="images per batch (default: auto)")
-    parser.add_argument("--workers", type=int, default=None, metavar="N",
+    parser.add_argument("--batch-size", type=checked(PositiveInt, "--batch-size"), default=None, metavar="N", help="images per batch (default: auto)")
+    parser.add_argument("--workers", type=checked(NonNegativeInt, "--workers"), default=None, metavar="N",
                         help="data loading processes (default: 0 for data in memory, else up to 4)")
     parser.add_argument("--no-images", action="store_true", help="write index.json only")
     add_out(parser, "cnnviz-atlas")

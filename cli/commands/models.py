@@ -5,9 +5,10 @@ from __future__ import annotations
 import argparse
 
 import zoo
-from cli.options import add_model, load_handle
+from cli.options import add_model, checked, load_handle
 from cli.registry import Run, command
 from interpret import layer_table, textbook_total
+from zoo.checks import PositiveInt
 from zoo.errors import CnnvizError
 
 
@@ -51,7 +52,7 @@ def models(parser: argparse.ArgumentParser) -> Run:
                      "example:\n  cnnviz layers resnet18 --depth 1")
 def layers(parser: argparse.ArgumentParser) -> Run:
     add_model(parser, positional=True)
-    parser.add_argument("--depth", type=int, default=None, metavar="N",
+    parser.add_argument("--depth", type=checked(PositiveInt, "--depth"), default=None, metavar="N",
                         help="show layers nested at most N levels deep (default: all)")
 
     def run(args: argparse.Namespace) -> int:

@@ -9,8 +9,8 @@ import torch
 
 import zoo
 from cli.method_options import add_method_options, method_kwargs
-from cli.options import (add_images, add_model, add_out, load_batch, load_handle, output_dir, unique_stems,
-                         write_json)
+from cli.options import (add_images, add_model, add_out, checked, load_batch, load_handle, output_dir,
+                         unique_stems, write_json)
 from cli.registry import Run, command
 from interpret import get_method
 from interpret.actmax import class_scores, parse_unit
@@ -20,6 +20,7 @@ from interpret.inversion import inversion_scores
 from interpret.render import to_uint8
 from interpret.views import picture_grid
 from interpret.targets import class_index
+from zoo.checks import LargeImageSide
 from zoo import save_image
 from zoo.handle import ModelHandle, match_channels
 from zoo.layers import layer_at_depth
@@ -163,7 +164,7 @@ def dream_command(parser: argparse.ArgumentParser) -> Run:
     parser.add_argument("--layer", "-l", metavar="NAME",
                         help="layer to amplify (default: the block 60%% of the way up, blocks.10 on "
                              "efficientnet_lite0; list: cnnviz layers MODEL)")
-    parser.add_argument("--size", type=int, metavar="PX", help="resize so the longer side is PX (default: as is)")
+    parser.add_argument("--size", type=checked(LargeImageSide, "--size"), metavar="PX", help="resize so the longer side is PX (default: as is)")
     _options(parser, "dream")
 
     def run(args: argparse.Namespace) -> None:

@@ -6,9 +6,10 @@ import argparse
 
 import torch
 
-from cli.options import add_images, add_model, load_batch, load_handle
+from cli.options import add_images, add_model, checked, load_batch, load_handle
 from cli.registry import Run, command
 from interpret import class_index
+from zoo.checks import PositiveInt
 from zoo.errors import CnnvizError
 
 
@@ -19,7 +20,7 @@ from zoo.errors import CnnvizError
 def predict(parser: argparse.ArgumentParser) -> Run:
     add_images(parser)
     add_model(parser)
-    parser.add_argument("--top", "-k", type=int, default=5, metavar="K", help="how many classes (default: 5)")
+    parser.add_argument("--top", "-k", type=checked(PositiveInt, "--top"), default=5, metavar="K", help="how many classes (default: 5)")
     parser.add_argument("--target", "-t", metavar="CLASS",
                         help="also print this class's probability (index or name)")
 

@@ -10,11 +10,12 @@ from matplotlib.figure import Figure
 
 import zoo
 from cli.figures import add_chart_format
-from cli.options import add_model, add_out, load_handle, output_dir
+from cli.options import add_model, add_out, checked, load_handle, output_dir
 from cli.registry import Run, command
 from interpret import charts, views
 from interpret.render import to_uint8
 from interpret.style import StyleResult, fit_side, style_transfer
+from zoo.checks import ImageSide, NonNegativeFloat, PositiveFloat, PositiveInt
 from zoo import save_image
 from zoo.jsonfile import write_json
 from zoo.errors import CnnvizError
@@ -72,28 +73,28 @@ def style(parser: argparse.ArgumentParser) -> Run:
                         help="style image: file or sample name (immunohistochemistry, gravel, brick, ...)")
     add_model(parser)
     add_out(parser)
-    parser.add_argument("--size", type=int, default=512, metavar="PX",
+    parser.add_argument("--size", type=checked(ImageSide, "--size"), default=512, metavar="PX",
                         help="longer side of the result (default: 512; >= 1024 runs coarse-to-fine)")
-    parser.add_argument("--steps", type=int, default=300, metavar="N", help="optimizer steps (default: 300)")
+    parser.add_argument("--steps", type=checked(PositiveInt, "--steps"), default=300, metavar="N", help="optimizer steps (default: 300)")
     parser.add_argument("--optimizer", choices=("lbfgs", "adam"), default="lbfgs", help="(default: lbfgs)")
-    parser.add_argument("--lr", type=float, default=None, help="learning rate (default: 1 lbfgs, 0.02 adam)")
-    parser.add_argument("--style-weight", type=float, default=None, metavar="W",
+    parser.add_argument("--lr", type=checked(PositiveFloat, "--lr"), default=None, help="learning rate (default: 1 lbfgs, 0.02 adam)")
+    parser.add_argument("--style-weight", type=checked(NonNegativeFloat, "--style-weight"), default=None, metavar="W",
                         help="weight of the style loss (default: the method's)")
-    parser.add_argument("--content-weight", type=float, default=None, metavar="W",
+    parser.add_argument("--content-weight", type=checked(NonNegativeFloat, "--content-weight"), default=None, metavar="W",
                         help="weight of the content loss (default: 1)")
-    parser.add_argument("--tv-weight", type=float, default=None, metavar="W",
+    parser.add_argument("--tv-weight", type=checked(NonNegativeFloat, "--tv-weight"), default=None, metavar="W",
                         help="weight of the total variation (default: the method's)")
     parser.add_argument("--init", choices=("content", "noise"), default="content",
                         help="start from the content image or from noise (default: content)")
     parser.add_argument("--smooth", action=argparse.BooleanOptionalAction, default=None,
                         help="softmax-smooth activations (default: on, except for VGG)")
-    parser.add_argument("--temperature", type=float, default=None,
+    parser.add_argument("--temperature", type=checked(PositiveFloat, "--temperature"), default=None,
                         help="softmax temperature in units of each layer's std (default: the method's)")
     parser.add_argument("--style-layers", metavar="L1,L2", help="comma-separated layers (default: the backbone's)")
     parser.add_argument("--content-layer", metavar="L", help="content layer (default: the backbone's)")
-    parser.add_argument("--style-scale", type=float, default=None, metavar="S",
+    parser.add_argument("--style-scale", type=checked(PositiveFloat, "--style-scale"), default=None, metavar="S",
                         help="style image size relative to the result (default: 1; smaller: finer texture)")
-    parser.add_argument("--coarse", type=int, default=None, metavar="PX",
+    parser.add_argument("--coarse", type=checked(ImageSide, "--coarse"), default=None, metavar="PX",
                         help="longer side of the first coarse-to-fine octave (default: 512 when --size >= 1024)")
     parser.add_argument("--preserve-colors", action="store_true", help="keep the content's colours (luminance only)")
     parser.add_argument("--seed", type=int, default=0, help="seed of the noise start (default: 0)")

@@ -11,10 +11,11 @@ from typing import Any
 import torch
 
 from cli.figures import add_chart_format
-from cli.options import add_device, output_dir
+from cli.options import add_device, checked, output_dir
 from cli.registry import Run, command
 from interpret import charts, views
 from interpret.summary import summary_lines
+from zoo.checks import ImageSide, NonNegativeFloat, NonNegativeInt, OpenUnitInterval, PositiveFloat, PositiveInt, UnitInterval
 from zoo.cnns import ACTIVATIONS, ARCHITECTURES, CnnSpec, cnn_handle
 from zoo.datasets import DATASETS, Splits, load_dataset
 from zoo.device import pick_device
@@ -85,9 +86,9 @@ def _add_model_and_data(parser: argparse.ArgumentParser) -> None:
                        help="tutorial_cnn: conv layers in each block (default: 1 each)")
     model.add_argument("--dense", type=_csv_ints, default=None, metavar="U1,..",
                        help="tutorial_cnn: units of the hidden dense layers (default: 256)")
-    model.add_argument("--conv-dropout", type=float, default=None, metavar="P",
+    model.add_argument("--conv-dropout", type=checked(UnitInterval, "--conv-dropout"), default=None, metavar="P",
                        help="tutorial_cnn: spatial dropout in conv blocks (default: 0)")
-    model.add_argument("--dense-dropout", type=float, default=None, metavar="P",
+    model.add_argument("--dense-dropout", type=checked(UnitInterval, "--dense-dropout"), default=None, metavar="P",
                        help="tutorial_cnn: dropout in dense layers (default: 0.2)")
     data = parser.add_argument_group("data")
     data.add_argument("--data", "-d", default=None, metavar="NAME|DIR",
@@ -95,12 +96,12 @@ def _add_model_and_data(parser: argparse.ArgumentParser) -> None:
                            "sub-folder per class (default: fashion-mnist)")
     data.add_argument("--data-dir", default=None, metavar="DIR",
                       help="where the IDX files of a named dataset are (default: /usr/share/datasets/NAME)")
-    data.add_argument("--val-fraction", type=float, default=None, metavar="F",
+    data.add_argument("--val-fraction", type=checked(OpenUnitInterval, "--val-fraction"), default=None, metavar="F",
                       help="share of the training data held out for validation (default: 0.1)")
-    data.add_argument("--image-size", type=int, default=None, metavar="PX",
+    data.add_argument("--image-size", type=checked(ImageSide, "--image-size"), default=None, metavar="PX",
                       help="image folders: side images are resized to (default: 32)")
     add_device(parser)
-    parser.add_argument("--threads", type=int, default=None, metavar="N",
+    parser.add_argument("--threads", type=checked(PositiveInt, "--threads"), default=None, metavar="N",
                         help="CPU threads for torch (default: torch's choice, one per core)")
 
 
@@ -108,17 +109,17 @@ def _add_optimizer(parser: argparse.ArgumentParser) -> None:
     opt = parser.add_argument_group("optimization")
     opt.add_argument("--optimizer", default=None, metavar="NAME",
                      help=f"{', '.join(OPTIMIZERS)} (default: {DEFAULTS.optimizer})")
-    opt.add_argument("--lr", type=float, default=None, metavar="LR",
+    opt.add_argument("--lr", type=checked(PositiveFloat, "--lr"), default=None, metavar="LR",
                      help="learning rate, the peak one for onecycle (default: the optimizer's usual: "
                           + ", ".join(f"{k} {v:g}" for k, v in DEFAULT_LR.items()) + ")")
-    opt.add_argument("--momentum", type=float, default=None, metavar="M",
+    opt.add_argument("--momentum", type=checked(UnitInterval, "--momentum"), default=None, metavar="M",
                      help=f"momentum of momentum/nesterov SGD (default: {DEFAULTS.momentum})")
-    opt.add_argument("--weight-decay", type=float, default=None, metavar="WD",
+    opt.add_argument("--weight-decay", type=checked(NonNegativeFloat, "--weight-decay"), default=None, metavar="WD",
                      help="L2 penalty, decoupled for AdamW; not on biases or batch norm "
                           "(default: 0.05 for adamw, 5e-4 for the others)")
-    opt.add_argument("--batch-size", "-b", type=int, default=None, metavar="N",
+    opt.add_argument("--batch-size", "-b", type=checked(PositiveInt, "--batch-size"), default=None, metavar="N",
                      help=f"examples per step (default: {DEFAULTS.batch_size})")
-    opt.add_argument("--label-smoothing", type=float, default=None, metavar="S",
+    opt.add_argument("--label-smoothing", type=checked(UnitInterval, "--label-smoothing"), default=None, metavar="S",
                      help=f"spread S of each target over all classes (default: {DEFAULTS.label_smoothing})")
     opt.add_argument("--no-augment", dest="augment", action="store_const", const=False, default=None,
                      help="no augmentation (default: the dataset's label-preserving shifts/flips/...)")
@@ -195,17 +196,17 @@ def train_command(parser: argparse.ArgumentParser) -> Run:
     _add_model_and_data(parser)
     _add_optimizer(parser)
     sched = parser.add_argument_group("schedule and stopping")
-    sched.add_argument("--epochs", "-e", type=int, default=None, metavar="N",
+    sched.add_argument("--epochs", "-e", type=checked(PositiveInt, "--epochs"), default=None, metavar="N",
                        help=f"passes over the training split (default: {DEFAULTS.epochs})")
     sched.add_argument("--schedule", default=None, metavar="NAME",
                        help=f"{', '.join(SCHEDULES)} (default: {DEFAULTS.schedule})")
-    sched.add_argument("--step-size", type=int, default=None, metavar="N",
+    sched.add_argument("--step-size", type=checked(PositiveInt, "--step-size"), default=None, metavar="N",
                        help=f"step: epochs between rate drops (default: {DEFAULTS.step_size})")
-    sched.add_argument("--gamma", type=float, default=None, metavar="G",
+    sched.add_argument("--gamma", type=checked(PositiveFloat, "--gamma"), default=None, metavar="G",
                        help=f"step/plateau: factor of each drop (default: {DEFAULTS.gamma})")
-    sched.add_argument("--patience", type=int, default=None, metavar="N",
+    sched.add_argument("--patience", type=checked(NonNegativeInt, "--patience"), default=None, metavar="N",
                        help=f"plateau: epochs without progress before a drop (default: {DEFAULTS.patience})")
-    sched.add_argument("--early-stopping", type=int, default=None, metavar="N",
+    sched.add_argument("--early-stopping", type=checked(PositiveInt, "--early-stopping"), default=None, metavar="N",
                        help="stop after N epochs without a better validation loss and restore the best "
                             "weights (default: off)")
     files = parser.add_argument_group("files")
@@ -328,9 +329,9 @@ def _finish(handle: Any, splits: Splits, config: TrainConfig, spec: CnnSpec, dat
 def lr_find_command(parser: argparse.ArgumentParser) -> Run:
     _add_model_and_data(parser)
     _add_optimizer(parser)
-    parser.add_argument("--start-lr", type=float, default=1e-6, metavar="LR", help="first rate (default: 1e-6)")
-    parser.add_argument("--end-lr", type=float, default=1.0, metavar="LR", help="last rate (default: 1)")
-    parser.add_argument("--steps", type=int, default=100, metavar="N", help="batches (default: 100)")
+    parser.add_argument("--start-lr", type=checked(PositiveFloat, "--start-lr"), default=1e-6, metavar="LR", help="first rate (default: 1e-6)")
+    parser.add_argument("--end-lr", type=checked(PositiveFloat, "--end-lr"), default=1.0, metavar="LR", help="last rate (default: 1)")
+    parser.add_argument("--steps", type=checked(PositiveInt, "--steps"), default=100, metavar="N", help="batches (default: 100)")
     parser.add_argument("--out", "-o", default="cnnviz-out", metavar="DIR",
                         help="folder for lr-find.png (default: cnnviz-out)")
     add_chart_format(parser)
