@@ -7,8 +7,14 @@ backward pass at its layer, is held to forward + backward down to that
 layer). All cases run in interleaved rounds (``bench/timing.py``), so every
 ratio compares numbers taken in the same stretch of time on this device.
 
+With ``--family`` it measures the methods of issue 14 instead: the CAM family, RISE, extremal
+perturbations and captum methods through the registry, each as a fraction of its limit (forward for
+masked-input methods, forward+backward for gradient methods, forward above the layer for Ablation-CAM),
+side by side with pytorch-grad-cam where it has the method.
+
 Usage:
     python bench/attribution.py [--device cuda] [--images 8] [--rounds 5] [--json out.json]
+    python bench/attribution.py --family [--rounds 3] [--json out.json]
 """
 
 from __future__ import annotations
@@ -16,12 +22,13 @@ from __future__ import annotations
 import argparse
 import datetime
 import json
+import time
 from collections.abc import Callable
 
 import torch
 from captum.attr import (GuidedBackprop, IntegratedGradients, LayerGradCam, NoiseTunnel, Occlusion,
                          Saliency)
-from timing import device_name, interleaved
+from timing import device_name, interleaved, sync
 
 import interpret
 import zoo
@@ -59,7 +66,11 @@ def main() -> None:
                         help="images per gradient-method call (default: cnnviz's automatic batch)")
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--json", default=None, help="also write the results here")
+    parser.add_argument("--family", action="store_true", help="the CAM family, RISE, extremal and captum methods")
     args = parser.parse_args()
+    if args.family:
+        family(args)
+        return
 
     handle = zoo.load("efficientnet_lite0", device=args.device)
     for p in handle.parameters():
@@ -156,6 +167,126 @@ def main() -> None:
             json.dump({"device": device_name(device), "date": str(datetime.date.today()), "forward_limit": fwd_limit,
                        "backward_limit": bwd_limit, "backward_to_layer_limit": layer_limit, "rows": rows}, f,
                       indent=1)
+
+
+def upper_forward(handle: zoo.ModelHandle, image: torch.Tensor, layer: str, copies: int) -> Callable[[], object]:
+    """The network above ``layer`` on ``copies`` rows: one image below it, its output repeated above it."""
+    with torch.no_grad(), interpret.record({layer: handle.layer(layer)}) as rec:
+        handle(image)
+    rows = rec[layer].output.expand(copies, -1, -1, -1).contiguous()
+
+    def run() -> None:
+        with torch.no_grad(), interpret.forward_hooks([(handle.layer(layer), lambda m, i, o: rows)]):
+            handle(image)
+    return run
+
+
+def time_once(cases: dict[str, Callable[[], object]], device: torch.device) -> dict[str, float]:
+    """One timed run of each (costly) case, in the given order, after one warm-up forward pass."""
+    seconds = {}
+    for name, run in cases.items():
+        start = time.perf_counter()
+        run()
+        sync(device)
+        seconds[name] = time.perf_counter() - start
+    return seconds
+
+
+def family(args: argparse.Namespace) -> None:
+    """Issue 14's methods as fractions of their limits, and against pytorch-grad-cam, in one run."""
+    import pytorch_grad_cam as pgc
+    from pytorch_grad_cam.utils.model_targets import ClassifierOutputTarget
+
+    handle = zoo.load("efficientnet_lite0", device=args.device)
+    for p in handle.parameters():
+        p.requires_grad_(False)
+    device = handle.device
+    image = handle.prepare([zoo.load_image("chelsea")])
+    target, layer, masked_layer = 282, "head", "blocks.15"  # blocks.15: 320 channels, 7 x 7, right below head
+    channels = 320
+    auto = auto_batch_size(handle)
+    sizes = [32, 64, 128, 256] if device.type == "cuda" else [4, 8, 16]
+    batch = image.expand(auto, -1, -1, -1).contiguous()
+    cases: dict[str, Callable[[], object]] = {}
+    for size in sizes:
+        x = image.expand(size, -1, -1, -1).contiguous()
+        cases[f"limit forward {size}"] = bare_forward(handle, x)
+        cases[f"limit backward {size}"] = bare_backward(handle, x)
+        cases[f"limit backward to {layer} {size}"] = bare_backward_to(handle, x, layer)
+    for copies in (64, 320, 1024):
+        cases[f"limit above {masked_layer} {copies}"] = upper_forward(handle, image, masked_layer, copies)
+    gradient_cams = ["gradcam", "gradcam_plusplus", "xgradcam", "hirescam", "gradcam_elementwise", "layercam",
+                     "shapleycam", "finercam", "eigengradcam"]
+    activation_cams = ["eigencam", "kpcacam", "fem"]
+    references = {"gradcam": pgc.GradCAM, "gradcam_plusplus": pgc.GradCAMPlusPlus, "xgradcam": pgc.XGradCAM,
+                  "hirescam": pgc.HiResCAM, "gradcam_elementwise": pgc.GradCAMElementWise,
+                  "layercam": pgc.LayerCAM, "shapleycam": pgc.ShapleyCAM, "eigengradcam": pgc.EigenGradCAM,
+                  "eigencam": pgc.EigenCAM, "kpcacam": pgc.KPCA_CAM, "fem": pgc.FEM}
+    targets = [target] * auto
+    for name in gradient_cams + activation_cams:
+        cases[f"{name} (cnnviz)"] = lambda n=name: interpret.get_method(n).fn(handle, batch, targets, layer=layer)
+        if name in references:
+            cases[f"{name} (pytorch-grad-cam)"] = lambda n=name: references[n](handle, [handle.layer(layer)])(
+                batch, [ClassifierOutputTarget(target)] * auto)
+    cases["fullgrad (cnnviz)"] = lambda: interpret.fullgrad(handle, batch, targets)
+    cases["captum:FeatureAblation 7x7 segments (cnnviz)"] = lambda: interpret.get_method(
+        "captum:FeatureAblation").fn(handle, image, target, segments=7)
+    cases["extremal 16 steps (cnnviz)"] = lambda: interpret.extremal(handle, batch, targets, steps=16)
+    seconds = interleaved(cases, device, args.rounds)
+
+    # The costly masked-input methods: one run each, ours and the reference's next to each other.
+    rise_masks = 256
+    heavy = {
+        "rise 256 masks (cnnviz)": lambda: interpret.rise(handle, image, target, masks=rise_masks),
+        "scorecam blocks.15 (cnnviz)": lambda: interpret.scorecam(handle, image, target, layer=masked_layer),
+        "scorecam blocks.15 (pytorch-grad-cam)": lambda: pgc.ScoreCAM(handle, [handle.layer(masked_layer)])(
+            image, [ClassifierOutputTarget(target)]),
+        "ablationcam blocks.15 (cnnviz)": lambda: interpret.ablationcam(handle, image, target, layer=masked_layer),
+        "ablationcam blocks.15 (pytorch-grad-cam)": lambda: pgc.AblationCAM(handle, [handle.layer(masked_layer)])(
+            image, [ClassifierOutputTarget(target)]),
+    }
+    bare_forward(handle, batch)()
+    seconds.update(time_once(heavy, device))
+
+    def best_rate(prefix: str, options: list[int]) -> tuple[float, int]:
+        return max((size / seconds[f"{prefix} {size}"], size) for size in options)
+
+    fwd, fwd_batch = best_rate("limit forward", sizes)
+    bwd, bwd_batch = best_rate("limit backward", sizes)
+    to_layer, layer_batch = best_rate(f"limit backward to {layer}", sizes)
+    above, above_batch = best_rate(f"limit above {masked_layer}", [64, 320, 1024])
+    work = {  # (passes, limit) per case
+        "fullgrad": (auto, bwd), "extremal 16 steps": (16 * auto, bwd),
+        "captum:FeatureAblation 7x7 segments": (1 + 49, fwd),
+        "rise 256 masks": (rise_masks + 1, fwd), "scorecam blocks.15": (channels + 1, fwd),
+        "ablationcam blocks.15": (channels, above),
+        **{n: (auto, to_layer) for n in gradient_cams}, **{n: (auto, fwd) for n in activation_cams},
+    }
+    rows = []
+    for name, took in seconds.items():
+        if name.startswith("limit"):
+            continue
+        method, source = name.rsplit(" (", 1)
+        passes, limit = work[method]
+        ours = seconds.get(f"{method} (cnnviz)")
+        rows.append({"method": name, "seconds": took, "rate": passes / took, "of limit": passes / took / limit,
+                     "cnnviz speed-up": took / ours if source.startswith("pytorch") and ours else None})
+    print(f"## Attribution speed, issue 14 methods: efficientnet_lite0, 224 px, {device_name(device)}, "
+          f"torch {torch.__version__}, {datetime.date.today()}")
+    print(f"{args.rounds} interleaved rounds (best of) for the light cases, one run each for Score-CAM, "
+          f"Ablation-CAM and RISE; batch {auto}; limits: forward {fwd:.1f} images/s (batch {fwd_batch}), "
+          f"forward+backward {bwd:.1f} (batch {bwd_batch}), forward+backward to {layer} {to_layer:.1f} "
+          f"(batch {layer_batch}), above {masked_layer} {above:.0f} rows/s (batch {above_batch})\n")
+    print("| method | seconds | passes/s | fraction of the limit | cnnviz speed-up |")
+    print("|---|---:|---:|---:|---:|")
+    for row in rows:
+        speedup = f"{row['cnnviz speed-up']:.1f}x" if row["cnnviz speed-up"] else ""
+        print(f"| {row['method']} | {row['seconds']:.3f} | {row['rate']:.1f} | {row['of limit']:.2f} | {speedup} |")
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump({"device": device_name(device), "date": str(datetime.date.today()), "limits": {
+                "forward": fwd, "backward": bwd, "backward_to_layer": to_layer, "above_layer": above},
+                "rows": rows}, f, indent=1)
 
 
 if __name__ == "__main__":
