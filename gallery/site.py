@@ -116,9 +116,9 @@ def strip_html(out: Path, page: dict[str, Any], section: str) -> str:
     return f'<h2>{escape(section)}: side by side</h2>\n<div class="strip">' + "\n".join(cells) + "</div>"
 
 
-def thumbnail(out: Path, page: dict[str, Any]) -> str | None:
+def thumbnail(out: Path, page: dict[str, Any]) -> tuple[str, int, int] | None:
     """Write ``OUT/thumbs/SLUG.png``, the first image of the page's first finished card shrunk into a
-    ``THUMB_SIDE`` square, and return its path relative to ``out`` (None: no finished card yet)."""
+    ``THUMB_SIDE`` square; return its path relative to ``out``, width and height (None: no finished card yet)."""
     for c in page["cards"]:
         data = read_card(out, page["slug"], c["id"])
         if not data or not data.get("images"):
@@ -132,7 +132,7 @@ def thumbnail(out: Path, page: dict[str, Any]) -> str | None:
             continue
         relative = f"{THUMBS_DIR}/{page['slug']}.png"
         atomic_write(inside(out, out / relative), lambda f, im=small: im.save(f, format="PNG"))
-        return relative
+        return relative, small.width, small.height
     return None
 
 
@@ -203,8 +203,8 @@ def write_site(out: Path, manifest: dict[str, Any], failed: dict[str, str] | Non
                 continue
             done = sum(read_card(out, p["slug"], c["id"]) is not None for c in p["cards"])
             thumb = thumbnail(out, p)
-            picture = (f'<img src="{_href(thumb)}" alt="{escape(p["title"], quote=True)}" loading="lazy">'
-                       if thumb else "")
+            picture = (f'<img src="{_href(thumb[0])}" alt="{escape(p["title"], quote=True)}" width="{thumb[1]}" '
+                       f'height="{thumb[2]}" loading="lazy">' if thumb else "")
             entries.append(f'<li><a href="{_href(p["slug"] + ".html")}">{picture}{escape(p["title"])}</a> '
                            f"({done} of {len(p['cards'])} cards)</li>")
         if entries:
