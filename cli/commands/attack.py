@@ -6,17 +6,14 @@ import argparse
 import time
 from fractions import Fraction
 
-import numpy as np
-import torch
-
 from cli.options import add_images, add_model, add_out, load_batch, load_handle, output_dir
 from cli.registry import Run, command
 from interpret import get_method, methods
 from interpret.adversarial import NORMS, attack_report, pgd
 from interpret.fooling import fool, parse_classes
-from interpret.render import caption, grid, to_uint8
-from interpret.views import attack_panel
+from interpret.render import to_uint8
 from interpret.targets import class_index
+from interpret.views import attack_panel, picture_grid
 from zoo import save_array, save_image
 from zoo.checks import option_type
 from zoo.errors import CnnvizError
@@ -113,19 +110,6 @@ def attack(parser: argparse.ArgumentParser) -> Run:
     return run
 
 
-def _tile(image: torch.Tensor, text: str, scale: int) -> np.ndarray:
-    array = to_uint8(image)
-    if scale > 1:
-        array = np.kron(array, np.ones((scale, scale, 1), np.uint8))
-    return caption(array, text)
-
-
-def _pad_to(tiles: list[np.ndarray]) -> list[np.ndarray]:
-    """Captions may wrap to different heights; pad every tile to the tallest with white."""
-    height = max(t.shape[0] for t in tiles)
-    return [np.pad(t, ((0, height - t.shape[0]), (0, 0), (0, 0)), constant_values=255) for t in tiles]
-
-
 @command("fool", "fooling images: noise the model labels with >= 99.6% confidence, for any classes", order=41,
          description="Fooling images (Nguyen et al. 2015): from noise or a blank image, gradient ascent with L2\n"
                      "decay until the model gives each chosen class at least --threshold. Every class is one\n"
@@ -163,21 +147,22 @@ def fool_command(parser: argparse.ArgumentParser) -> Run:
         out = output_dir(args.out)
         result = fool(handle, classes, threshold=args.threshold, steps=args.steps, lr=args.lr, decay=args.decay,
                       start=args.start, batch_size=args.batch_size, seed=args.seed)
-        scale = max(1, 112 // handle.input_size)
+        side = 112 if handle.input_size < 112 else None  # 28 px images enlarged 4x so captions fit
         rows = ["class\tname\tconfidence\tsteps"]
-        tiles = []
+        texts = []
         for image, index, confidence, steps in zip(result.images, result.classes.tolist(),
                                                    result.confidence.tolist(), result.steps.tolist()):
             name = handle.class_name(index)
             rows.append(f"{index}\t{name}\t{confidence:.5f}\t{steps}")
-            tiles.append(_tile(image, f"{index} {name} {confidence:.1%} ({steps} steps)", scale))
+            texts.append(f"{index} {name} {confidence:.1%} ({steps} steps)")
             if args.each:
                 save_image(out / f"fool-{index:04d}.png", to_uint8(image))
         text = ("\n".join(rows) + "\n").encode()
         atomic_write(out / "fooling.tsv", lambda f: f.write(text))
-        for sheet, first in enumerate(range(0, len(tiles), SHEET), start=1):
+        for sheet, first in enumerate(range(0, len(texts), SHEET), start=1):
             path = save_image(out / f"fooling-sheet-{sheet:02d}.png",
-                              grid(_pad_to(tiles[first:first + SHEET]), columns=min(8, len(tiles)), pad=4))
+                              picture_grid(result.images[first:first + SHEET], texts[first:first + SHEET],
+                                           side=side, columns=min(8, len(texts))))
             print(path)
         print(out / "fooling.tsv")
         steps_done = result.steps[result.steps >= 0].float()
