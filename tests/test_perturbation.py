@@ -61,3 +61,12 @@ def test_extremal_mask_has_the_requested_area_and_covers_the_evidence(device):
 def test_extremal_refuses_impossible_areas(tiny, device):
     with pytest.raises(CnnvizError, match="area"):
         interpret.extremal(tiny, torch.rand(1, 3, 16, 16, device=device), 0, area=1.5)
+
+
+def test_extremal_levels_average_nested_masks_of_their_areas(device):
+    handle = zoo.wrap(TopLeftRed().to(device), input_size=32, name="top-left")
+    x = torch.full((1, 3, 32, 32), 0.1, device=device)
+    x[:, 0, :16, :16] = 0.9
+    graded = interpret.extremal(handle, x, 0, area=0.5, levels=2, steps=250, lr=0.5, step=4, blur=0.0)
+    assert abs(graded.mean().item() - (0.25 + 0.5) / 2) < 0.03  # masks of areas 0.25 and 0.5, averaged
+    assert graded[0, 0, :16, :16].mean() > 0.85  # the quadrant is in both: it ranks highest
