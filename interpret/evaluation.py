@@ -28,7 +28,7 @@ import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
 import torch
 import torch.distributed as dist
@@ -43,6 +43,8 @@ from interpret.robustness import infidelity, max_sensitivity
 from interpret.similarity import Measure
 from interpret.statistics import summarize
 from interpret.targets import Target
+from zoo.checks import (AtLeast, NonNegativeFloat, NonNegativeInt, OpenUnitInterval, PositiveFloat, PositiveInt,
+                        check_call)
 from zoo.errors import CnnvizError
 from zoo.handle import ModelHandle
 from zoo.images import expand_sources, load_images
@@ -53,6 +55,9 @@ DEFAULT_METRICS = ("deletion", "insertion", "randomization", "gini", "entropy")
 # randomization similarities, not listed, are better lower.
 BETTER = {"deletion": -1, "insertion": 1, "road": 1, "infidelity": -1, "sensitivity": -1, "gini": 0, "entropy": 0}
 Explainer = Callable[..., torch.Tensor]
+# Ranges declared once, for the Python options below and the CLI flags of ``cnnviz evaluate``.
+CurveSteps = Annotated[int, AtLeast(2)]
+Resamples = Annotated[int, AtLeast(100)]
 
 
 @dataclass(frozen=True)
@@ -110,17 +115,20 @@ class EvaluationOptions:
         batch_size: model batch size inside the metrics (default: automatic).
     """
 
-    steps: int = 32
-    randomize: int | None = None
+    steps: CurveSteps = 32
+    randomize: NonNegativeInt | None = None
     measures: tuple[Measure, ...] = ("spearman",)
     absolute: bool = True
     fractions: tuple[float, ...] = FRACTIONS
-    road_noise: float = 0.01
-    samples: int = 16
-    noise: float = 0.05
-    radius: float = 0.02
+    road_noise: NonNegativeFloat = 0.01
+    samples: PositiveInt = 16
+    noise: PositiveFloat = 0.05
+    radius: PositiveFloat = 0.02
     seed: int = 0
-    batch_size: int | None = None
+    batch_size: PositiveInt | None = None
+
+    def __post_init__(self) -> None:
+        check_call(type(self), vars(self))
 
 
 @dataclass

@@ -77,9 +77,13 @@ def test_maps_from_files_score_like_the_method(tmp_path):
         assert math.isnan(b.scores["sensitivity"]) and "files" in b.notes["sensitivity"]
 
 
-def test_unknown_metric_is_refused(tmp_path):
+def test_unknown_metric_and_options_out_of_range_are_refused(tmp_path):
     with pytest.raises(CnnvizError, match="unknown metric 'rod'"):
         evaluate_images(tiny_handle(), [image_folder(tmp_path, 1)], makers(), metrics=("rod",), progress=False)
+    with pytest.raises(CnnvizError, match="samples must be at least 1, got 0"):
+        EvaluationOptions(samples=0)
+    with pytest.raises(CnnvizError, match="steps must be at least 2"):
+        EvaluationOptions(steps=1)
 
 
 def _rank(rank: int, world: int, port: int, folder: str, out: str) -> None:

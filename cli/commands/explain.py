@@ -15,19 +15,20 @@ import torch
 
 import interpret
 from cli.method_options import add_method_options, method_kwargs
-from cli.options import add_images, add_model, add_out, load_batch, load_handle, output_dir
+from cli.options import add_images, add_model, add_out, checked, load_batch, load_handle, output_dir
 from cli.registry import Run, command
 from interpret import Method, class_index, methods
 from interpret import charts
 from interpret.complexity import entropy, gini
 from interpret.distributed import session
-from interpret.evaluation import (DEFAULT_METRICS, METRICS, EvaluationOptions, Record, evaluate_images, file_maker,
-                                  method_maker, random_maker, summary_rows)
+from interpret.evaluation import (DEFAULT_METRICS, METRICS, CurveSteps, EvaluationOptions, Record, Resamples,
+                                  evaluate_images, file_maker, method_maker, random_maker, summary_rows)
 from interpret.mapsource import maps_in_folder
 from interpret.render import COLORMAPS, DEFAULT_COLORMAP, attribution_map
 from interpret.similarity import MEASURES
 from interpret.views import explanation_panel
 from zoo import atomic_write, save_array, save_image
+from zoo.checks import NonNegativeFloat, NonNegativeInt, OpenUnitInterval, PositiveFloat, PositiveInt
 from zoo.errors import CnnvizError
 from zoo.handle import ModelHandle
 from zoo.images import expand_sources
@@ -211,29 +212,32 @@ def evaluate(parser: argparse.ArgumentParser) -> Run:
     parser.add_argument("--metrics", nargs="+", default=list(DEFAULT_METRICS), choices=[*METRICS, "all"],
                         metavar="M", help=f"metrics to compute: {', '.join(METRICS)}, or all "
                                           f"(default: {' '.join(DEFAULT_METRICS)})")
-    parser.add_argument("--curve-steps", type=int, default=32, metavar="N",
+    parser.add_argument("--curve-steps", type=checked(CurveSteps, "--curve-steps"), default=32, metavar="N",
                         help="points on the deletion/insertion curves (default: 32)")
-    parser.add_argument("--randomize", type=int, default=None, metavar="N",
+    parser.add_argument("--randomize", type=checked(NonNegativeInt, "--randomize"), default=None, metavar="N",
                         help="re-initialize the top N blocks, one at a time (default: all; 0 skips the check)")
     parser.add_argument("--similarity", nargs="+", default=["spearman"], choices=MEASURES, metavar="S",
                         help=f"randomization similarity measures: {', '.join(MEASURES)} (default: spearman)")
     parser.add_argument("--signed-similarity", action="store_true",
                         help="randomization: compare signed maps, not |map|")
-    parser.add_argument("--perturbations", type=int, default=16, metavar="N",
+    parser.add_argument("--perturbations", type=checked(PositiveInt, "--perturbations"), default=16, metavar="N",
                         help="perturbations per image for infidelity and sensitivity (default: 16)")
-    parser.add_argument("--infidelity-noise", type=float, default=0.05, metavar="SD",
+    parser.add_argument("--infidelity-noise", type=checked(PositiveFloat, "--infidelity-noise"), default=0.05,
+                        metavar="SD",
                         help="infidelity: perturbation standard deviation in [0, 1] pixels (default: 0.05)")
-    parser.add_argument("--sensitivity-radius", type=float, default=0.02, metavar="R",
+    parser.add_argument("--sensitivity-radius", type=checked(PositiveFloat, "--sensitivity-radius"), default=0.02,
+                        metavar="R",
                         help="sensitivity: uniform noise radius in [0, 1] pixels (default: 0.02)")
-    parser.add_argument("--road-noise", type=float, default=0.01, metavar="SD",
+    parser.add_argument("--road-noise", type=checked(NonNegativeFloat, "--road-noise"), default=0.01, metavar="SD",
                         help="ROAD: imputation noise standard deviation (default: 0.01)")
     parser.add_argument("--metric-seed", type=int, default=0, metavar="N",
                         help="seed of every random draw of the metrics (default: 0)")
-    parser.add_argument("--images-per-batch", type=int, default=8, metavar="N",
+    parser.add_argument("--images-per-batch", type=checked(PositiveInt, "--images-per-batch"), default=8, metavar="N",
                         help="images loaded and scored together (default: 8)")
-    parser.add_argument("--bootstrap", type=int, default=2000, metavar="N",
+    parser.add_argument("--bootstrap", type=checked(Resamples, "--bootstrap"), default=2000, metavar="N",
                         help="bootstrap resamples for the intervals (default: 2000)")
-    parser.add_argument("--level", type=float, default=0.95, help="confidence level (default: 0.95)")
+    parser.add_argument("--level", type=checked(OpenUnitInterval, "--level"), default=0.95,
+                        help="confidence level (default: 0.95)")
     parser.add_argument("--json", metavar="PATH", help="summary and per-image scores (default: OUT/evaluation.json)")
     parser.add_argument("--csv", metavar="PATH", help="summary table (default: OUT/evaluation.csv)")
 
@@ -302,19 +306,7 @@ def _setup_model(args: argparse.Namespace) -> tuple[ModelHandle, int | None]:
 
 
 def _check_ranges(args: argparse.Namespace) -> None:
-    """Every numeric option of ``evaluate`` in its range, before any work (one line each)."""
-    checks = [("--curve-steps", args.curve_steps, args.curve_steps >= 2, "at least 2"),
-              ("--randomize", args.randomize, args.randomize is None or args.randomize >= 0, "at least 0"),
-              ("--perturbations", args.perturbations, args.perturbations >= 1, "at least 1"),
-              ("--infidelity-noise", args.infidelity_noise, args.infidelity_noise > 0, "above 0"),
-              ("--sensitivity-radius", args.sensitivity_radius, args.sensitivity_radius > 0, "above 0"),
-              ("--road-noise", args.road_noise, args.road_noise >= 0, "at least 0"),
-              ("--images-per-batch", args.images_per_batch, args.images_per_batch >= 1, "at least 1"),
-              ("--bootstrap", args.bootstrap, args.bootstrap >= 100, "at least 100"),
-              ("--level", args.level, 0 < args.level < 1, "between 0 and 1")]
-    for flag, value, ok, rule in checks:
-        if not ok:
-            raise CnnvizError(f"{flag} must be {rule}, got {value}")
+    """What the flags' declared ranges cannot say: --maps must be a folder."""
     if args.maps and not Path(args.maps).is_dir():
         raise CnnvizError(f"--maps {args.maps} is not a folder")
 
