@@ -11,6 +11,8 @@ picture                      function
 ===========================  ============================================
 image | map | overlay | bar  :func:`explanation_panel`
 map / map over image         :func:`attribution_views`
+one map, coloured            :func:`map_view`
+an image as the model saw it :func:`photo`
 filters of a conv layer      :func:`filter_grid`
 channels of a layer          :func:`feature_map_grid`
 one atlas channel            :func:`channel_sheet`
