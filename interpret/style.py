@@ -302,6 +302,12 @@ class StyleResult:
     smoothing: bool = False
     restarts: int = 0
 
+    def _repr_png_(self) -> bytes:
+        """The stylized images in a row: a notebook shows the result of a cell that returns it."""
+        from interpret.views import show  # drawing lives in views; imported only when displayed
+
+        return show(self.images)._repr_png_()
+
     def final_losses(self) -> dict[str, list[float]]:
         """The last step's loss of each term, per image."""
         return {name: values[-1].tolist() for name, values in self.history.items()}

@@ -158,3 +158,12 @@ def test_zoo_owns_the_plain_torch_mechanisms_interpret_uses():
 
     assert interpret.guard.preserve is zoo.guard.preserve
     assert interpret.hooks.record is zoo.hooks.record and interpret.hooks.run_until is zoo.hooks.run_until
+
+
+def test_a_style_result_displays_its_images(tiny):
+    from interpret.style import style_transfer
+
+    result = style_transfer(tiny, torch.rand(1, 3, 16, 16, device=tiny.device), style=torch.rand(3, 16, 16),
+                            steps=1, progress=False)
+    shown = np.asarray(Image.open(io.BytesIO(result._repr_png_())))
+    assert np.array_equal(shown, render.to_uint8(result.images[0]))
