@@ -103,3 +103,35 @@ def test_paths_of_written_files_stay_relative_to_out():
     for name in ("a b", "é.png", "-rf", ".bashrc", "x" * 500 + ".png"):
         child = folder / name
         assert child.parent == Path("/tmp/x") and len(child.name) <= 200 and child.name == safe_name(name)
+
+
+from cli.main import build_parser  # noqa: E402
+
+PARSER = build_parser()  # built once: each case below parses one command line with it
+
+
+def _checked_flags() -> list[tuple[str, str, type, Between]]:
+    parser = PARSER
+    commands = next(a for a in parser._actions if a.dest == "command").choices  # noqa: SLF001
+    return [(name, action.option_strings[0], *action.type.declared)
+            for name, sub in commands.items() for action in sub._actions  # noqa: SLF001
+            if action.option_strings and hasattr(action.type, "declared")]
+
+
+FLAGS = _checked_flags()
+
+
+def test_every_command_checks_its_numeric_flags():
+    assert len({command for command, *_ in FLAGS}) >= 12 and len(FLAGS) >= 60
+
+
+@pytest.mark.parametrize("command, flag, kind, bounds", FLAGS, ids=[f"{c}{f}" for c, f, *_ in FLAGS])
+@settings(max_examples=4, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(data=st.data())
+def test_every_checked_flag_of_every_command_refuses_bad_values_in_one_line(capsys, command, flag, kind, bounds,
+                                                                           data):
+    value = data.draw(bad_values(kind, bounds).filter(lambda v: not isinstance(v, (bool, str))))
+    with pytest.raises(SystemExit) as exit_info:
+        PARSER.parse_args([command, f"{flag}={value}"])  # what main() parses first, before any work
+    err = capsys.readouterr().err.strip()
+    assert exit_info.value.code == 2 and len(err.splitlines()) == 1 and flag in err, err

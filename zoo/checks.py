@@ -148,6 +148,7 @@ def argparse_type(kind: type, bounds: Between, name: str,
             raise argparse.ArgumentTypeError(str(exc)) from None
 
     convert.__name__ = kind.__name__  # argparse names the type in its messages
+    convert.declared = (kind, bounds)  # type: ignore[attr-defined]  # for tests that generate bad values
     return convert
 
 
