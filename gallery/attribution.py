@@ -36,6 +36,12 @@ def attribution_options(method: interpret.Method, side: int, overrides: dict[str
     return chosen
 
 
+def shown_methods(names: tuple[str, ...] | None) -> list[interpret.Method]:
+    """The attribution methods a budget shows, in registry order (None: all)."""
+    every = interpret.methods("attribution")
+    return every if names is None else [m for m in every if m.name in names]
+
+
 def _at_image_size(maps: torch.Tensor, images: torch.Tensor) -> torch.Tensor:
     if maps.shape[-2:] != images.shape[-2:]:
         maps = F.interpolate(maps.float(), size=images.shape[-2:], mode="bilinear", align_corners=False)
@@ -61,7 +67,7 @@ def attribution_cards(ctx: Context, model: str) -> list[Card]:
 
         cards.append(Card(page, "prediction", f"{model} predicts", "forward",
                           {"model": model, "image": subject.name}, prediction, "Prediction"))
-        for method in interpret.methods("attribution"):
+        for method in shown_methods(ctx.sizes.methods):
             options = attribution_options(method, side, ctx.sizes.attribution)
 
             def compute(b: int = b, method: interpret.Method = method, options: dict = options) -> Output:

@@ -36,6 +36,7 @@ class Budget:
         attack_steps: PGD steps.
         fooling_steps: the most fooling steps; fooling_classes: classes fooled (all when at most 10).
         style_steps: style-transfer steps; style_size: its image side.
+        methods: the attribution methods shown (None: every registered one).
     """
 
     images: int
@@ -54,12 +55,21 @@ class Budget:
     fooling_classes: int
     style_steps: int
     style_size: int
+    methods: tuple[str, ...] | None = None
 
 
-QUICK = Budget(images=3, attribution={"samples": 10, "steps": 16, "window": 48, "stride": 24}, curve_steps=16,
+# A few of each family, all of which run in seconds per image on two CPU cores (Score-CAM's one forward
+# pass per channel, the sampling methods of captum and extremal perturbations' optimization do not).
+QUICK_METHODS = ("occlusion", "gradient", "smoothgrad", "integrated_gradients", "guided_backprop", "gradcam",
+                 "guided_gradcam", "gradcam_plusplus", "layercam", "eigencam", "ablationcam", "rise",
+                 "captum:DeepLift", "captum:GradientShap")
+
+
+QUICK = Budget(images=3, attribution={"samples": 10, "steps": 16, "window": 48, "stride": 24, "masks": 256},
+               curve_steps=16,
                layers=3, atlas_images=2000, atlas_channels=8, atlas_top=5, classes=3, actmax_steps=256,
                inversion_steps=96, dream_steps=10, attack_steps=10, fooling_steps=100, fooling_classes=2,
-               style_steps=60, style_size=224)
+               style_steps=60, style_size=224, methods=QUICK_METHODS)
 FULL = Budget(images=6, attribution={}, curve_steps=32, layers=5, atlas_images=10000, atlas_channels=16,
               atlas_top=8, classes=8, actmax_steps=512, inversion_steps=300, dream_steps=10, attack_steps=40,
               fooling_steps=300, fooling_classes=6, style_steps=300, style_size=320)

@@ -27,9 +27,10 @@ from gallery.site import read_manifest, update_manifest, write_site
 from zoo.errors import CnnvizError
 
 HOSTILE = "<img src=x onerror=alert(1)> & \"'cat'"
-TINY = Budget(images=1, attribution={"samples": 2, "steps": 2, "window": 112, "stride": 112}, curve_steps=2, layers=2,
+TINY = Budget(images=1, attribution={"samples": 2, "steps": 2, "window": 112, "stride": 112, "masks": 8}, curve_steps=2, layers=2,
               atlas_images=40, atlas_channels=2, atlas_top=2, classes=2, actmax_steps=2, inversion_steps=2,
-              dream_steps=2, attack_steps=1, fooling_steps=2, fooling_classes=1, style_steps=2, style_size=48)
+              dream_steps=2, attack_steps=1, fooling_steps=2, fooling_classes=1, style_steps=2, style_size=48,
+              methods=("occlusion", "gradient", "gradcam", "rise"))
 
 
 # ---------------------------------------------------------------- helpers
@@ -197,10 +198,14 @@ def test_occlusion_windows_scale_with_the_input() -> None:
     assert attribution_options(gradient, 224, {"samples": 4, "window": 8}) == {}
 
 
-def test_every_registered_attribution_method_gets_a_card() -> None:
-    result = plan(Settings(models=["fashion_cnn"], budget=TINY))
+def test_every_registered_attribution_method_gets_a_card_in_the_full_gallery() -> None:
+    from dataclasses import replace
+
+    result = plan(Settings(models=["fashion_cnn"], budget=replace(TINY, methods=None)))
     image_cards = {c.id for c in result.cards if c.page == result.pages[0].slug}
     assert {slug(m.name) for m in interpret.methods("attribution")} <= image_cards
+    quick = plan(Settings(models=["fashion_cnn"], budget=TINY))
+    assert {c.id for c in quick.cards if c.page == quick.pages[0].slug} >= {slug(n) for n in TINY.methods}
 
 
 # ---------------------------------------------------------------- real builds (fashion_cnn, tiny budget)
