@@ -449,9 +449,10 @@ def fullgrad(handle: ModelHandle, images: torch.Tensor, target: Target = None, *
         terms = [(grads[0] * x.detach()).abs()]
         terms += [(effective_bias(module).view(1, -1, 1, 1) * g).abs()
                   for module, g in zip(layers.values(), grads[1:]) if g is not None]
-        total = sum(upsample(min_max(t.flatten(0, 1)[:, None]), size).view(t.shape[0], -1, *size).sum(dim=1)
-                    for t in terms)
-        maps.append(total[:, None])
+        # Each channel is scaled to [0, 1] on its own grid; bilinear upsampling is linear, so a layer's scaled
+        # channels are summed first and upsampled once (the same result, one resize per layer, not per channel).
+        maps.append(sum(upsample(min_max(t.flatten(0, 1)).view(t.shape).sum(dim=1, keepdim=True), size)
+                        for t in terms))
     return torch.cat(maps)
 
 
