@@ -13,6 +13,7 @@ import torch
 from torch import nn
 from torch.utils.data import Dataset
 
+from zoo.errors import CnnvizError
 from zoo.handle import ModelHandle, match_channels
 from zoo.image_data import TensorImages, as_image
 
@@ -74,7 +75,7 @@ def prefetch(items: Iterable[Any], depth: int = 2) -> Iterator[Any]:
             if kind == "end":
                 return
             if kind == "error":
-                raise item
+                raise worker_error(item)
             yield item
     finally:
         stop.set()
@@ -83,6 +84,22 @@ def prefetch(items: Iterable[Any], depth: int = 2) -> Iterator[Any]:
                 buffer.get_nowait()
             except queue.Empty:
                 thread.join(timeout=0.1)
+
+
+def worker_error(exc: BaseException) -> BaseException:
+    """A :class:`CnnvizError` raised in a DataLoader worker as its own one line, without the worker's traceback.
+
+    Example:
+        >>> str(worker_error(CnnvizError("Caught CnnvizError in DataLoader worker process 0.\\n"
+        ...                              "Original Traceback (most recent call last):\\n"
+        ...                              "zoo.errors.CnnvizError: bad.png is not an image")))
+        'bad.png is not an image'
+    """
+    text = str(exc)
+    if isinstance(exc, CnnvizError) and "DataLoader worker" in text:
+        last = text.strip().splitlines()[-1]
+        return CnnvizError(last.split("CnnvizError: ", 1)[-1])
+    return exc
 
 
 def default_workers(dataset: Dataset) -> int:

@@ -143,3 +143,17 @@ def test_every_attribution_method_runs_on_the_28_px_model_with_its_defaults(tmp_
     out = tmp_path / "out"
     assert _cli("explain", "occlusion", "gradcam", "--model", "fashion_cnn", "-i", "camera", "--out", out) == 0
     assert len(list(out.glob("*.png"))) == 2
+
+
+def test_a_bad_file_in_an_atlas_folder_is_one_line_naming_it(tmp_path, capsys):
+    from PIL import Image
+
+    folder = tmp_path / "photos"
+    folder.mkdir()
+    for i in range(3):
+        Image.new("RGB", (40, 40), (60 * i, 100, 30)).save(folder / f"ok{i}.png")
+    (folder / "broken.png").write_bytes(b"not a png at all")
+    code = _cli("atlas", "--model", "fashion_cnn", "--layer", "features.block1.act", "--data", folder, "--top", "2",
+                "--workers", "1", "--out", tmp_path / "out")
+    err = capsys.readouterr().err.strip()
+    assert code == 2 and len(err.splitlines()) == 1 and "broken.png" in err, err
