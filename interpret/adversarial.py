@@ -39,7 +39,7 @@ from interpret.registry import method
 from interpret.targets import Target, target_indices
 from zoo.checks import PositiveFloat, PositiveInt
 from zoo.errors import CnnvizError
-from zoo.handle import ModelHandle
+from zoo.handle import ModelHandle, as_handle
 
 Norm = Literal["linf", "l2"]
 NORMS = ("linf", "l2")
@@ -211,6 +211,7 @@ class AttackReport:
 def attack_report(handle: ModelHandle, images: torch.Tensor, adversarial: torch.Tensor,
                   target: Target = None) -> AttackReport:
     """Classes, confidences, norms and success of an attack (``target`` as given to the attack)."""
+    handle = as_handle(handle)
     if images.shape != adversarial.shape:
         raise CnnvizError(f"clean {tuple(images.shape)} and adversarial {tuple(adversarial.shape)} shapes differ")
     with torch.no_grad(), preserve(handle):

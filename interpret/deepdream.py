@@ -24,7 +24,7 @@ from torch import nn
 
 from interpret import engine, objectives, param
 from interpret.registry import method
-from zoo.checks import NonNegativeInt, PositiveFloat, PositiveInt, ScaleFactor
+from zoo.checks import NonNegativeFloat, NonNegativeInt, PositiveInt, ScaleFactor
 from zoo.errors import CnnvizError
 from zoo.handle import ModelHandle
 from zoo.layers import layer_at_depth
@@ -73,7 +73,7 @@ def resize(images: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
 @method("dream", "optimization", "DeepDream: amplify what a layer sees in a photo, octave by octave")
 def deepdream(handle: ModelHandle, images: torch.Tensor, target: object = None, *, layer: str | None = None,
               channel: NonNegativeInt | None = None, octaves: PositiveInt = 4, octave_scale: ScaleFactor = 1.4, steps: PositiveInt = 10,
-              lr: PositiveFloat = 0.01, jitter: NonNegativeInt = 32, tile: NonNegativeInt | None = None, seed: int = 0,
+              lr: NonNegativeFloat = 0.01, jitter: NonNegativeInt = 32, tile: NonNegativeInt | None = None, seed: int = 0,
               progress: bool = True) -> torch.Tensor:
     """Dream on ``images``: maximize the mean squared activation of ``layer`` (or one channel's mean).
 

@@ -91,6 +91,15 @@ def _per_image(index: Index, batch: int, device: torch.device) -> torch.Tensor:
     return index.expand(batch)
 
 
+def _channels(index: Index, act: torch.Tensor, layer: str) -> torch.Tensor:
+    """One channel index per image, checked against the layer's channel count."""
+    channels = _per_image(index, act.shape[0], act.device)
+    if channels.numel() and not (0 <= int(channels.min()) and int(channels.max()) < act.shape[1]):
+        raise CnnvizError(f"channel {channels.tolist()[0] if channels.max() < 0 else int(channels.max())} is out "
+                          f"of range: {layer} has channels 0..{act.shape[1] - 1}")
+    return channels
+
+
 def class_logit(index: Index) -> Objective:
     """The logit of class ``index`` (one per image allowed)."""
     def fn(c: Context) -> torch.Tensor:
@@ -114,7 +123,7 @@ def channel(layer: str, index: Index) -> Objective:
     """Mean activation of channel ``index`` of ``layer`` (one channel per image allowed)."""
     def fn(c: Context) -> torch.Tensor:
         act = _activation(c, layer)
-        picked = act.gather(1, _per_image(index, act.shape[0], act.device).view(-1, 1, *([1] * (act.dim() - 2)))
+        picked = act.gather(1, _channels(index, act, layer).view(-1, 1, *([1] * (act.dim() - 2)))
                             .expand(-1, 1, *act.shape[2:]))
         return picked.flatten(1).mean(1)
     return Objective(fn, f"{layer}:{index}", [layer], uses_logits=False)
@@ -128,7 +137,7 @@ def neuron(layer: str, index: Index, y: int | None = None, x: int | None = None)
         col = act.shape[3] // 2 if x is None else x
         if not (0 <= row < act.shape[2] and 0 <= col < act.shape[3]):
             raise CnnvizError(f"unit ({row}, {col}) is outside {layer}'s {act.shape[2]}x{act.shape[3]} map")
-        channels = _per_image(index, act.shape[0], act.device)
+        channels = _channels(index, act, layer)
         return act[torch.arange(act.shape[0], device=act.device), channels, row, col]
     return Objective(fn, f"{layer}:{index}:{y}:{x}", [layer], uses_logits=False)
 

@@ -157,3 +157,15 @@ def test_a_bad_file_in_an_atlas_folder_is_one_line_naming_it(tmp_path, capsys):
                 "--workers", "1", "--out", tmp_path / "out")
     err = capsys.readouterr().err.strip()
     assert code == 2 and len(err.splitlines()) == 1 and "broken.png" in err, err
+
+
+def test_a_channel_past_the_layer_and_a_plain_module_report_are_one_line(tmp_path, capsys):
+    code = _cli("dream", "-i", "camera", "--model", "fashion_cnn", "--channel", "9999", "--steps", "1",
+                "--octaves", "1", "--no-progress", "--out", tmp_path)
+    err = capsys.readouterr().err.strip()
+    assert code == 2 and "channels 0..127" in err and len(err.splitlines()) == 1
+    from interpret.adversarial import attack_report
+
+    net = torchvision.models.resnet18(num_classes=3)
+    report = attack_report(net, torch.rand(1, 3, 32, 32), torch.rand(1, 3, 32, 32))
+    assert report.original.shape == (1,)
