@@ -204,7 +204,7 @@ def randomization_check(model: nn.Module, images: torch.Tensor, explain: Callabl
         seed: seed of the private generator for the new weights.
         max_steps: stop after randomizing this many blocks (default: all, top down).
         measures: similarity measures to report (see :mod:`interpret.similarity`).
-        absolute: compare |map| (else the signed maps).
+        absolute: compare |map|, channels reduced by max |value| (else the signed maps, channels summed).
 
     Returns:
         After each step k, the similarity between the original map and the map
@@ -219,7 +219,10 @@ def randomization_check(model: nn.Module, images: torch.Tensor, explain: Callabl
     handle = as_handle(model)
     with preserve(handle), torch.no_grad():
         indices = resolve_target(handle, images.to(handle.device), target)
-    original = attribution_map(explain(handle, images, indices))
+    def reduce(maps: torch.Tensor) -> torch.Tensor:
+        return attribution_map(maps) if absolute else as_maps(maps, images).sum(1)
+
+    original = reduce(explain(handle, images, indices))
     clone = copy.deepcopy(handle)
     units = list(reversed(randomization_units(clone.model)))[:max_steps]
     generator = torch.Generator().manual_seed(seed)
@@ -229,7 +232,7 @@ def randomization_check(model: nn.Module, images: torch.Tensor, explain: Callabl
     compared = original.abs() if absolute else original
     for name, unit in units:
         reinitialize(unit, generator)
-        randomized = attribution_map(explain(clone, images, indices))
+        randomized = reduce(explain(clone, images, indices))
         names.append(name)
         for measure in measures:
             scores[measure].append(similarity(original, randomized, measure, absolute=absolute))

@@ -111,3 +111,20 @@ def test_randomization_separates_gradcam_from_guided_backprop(lite0, photos):
     for value, reason in zip(cam.correlations[-1].tolist(), cam.undefined[-1]):
         assert (reason is None) == np.isfinite(value) and (reason is None or "constant" in reason)
     assert_unchanged(before, lite0)
+
+
+def test_absolute_compares_magnitudes_and_signed_compares_signs(tiny, device):
+    x = torch.rand(2, 3, 32, 32, device=device)
+    signed = torch.randn(2, 3, 32, 32, device=device)
+    calls = []
+
+    def flips_sign(handle, images, target):  # the original map, then its negative for every randomized model
+        calls.append(handle)
+        return signed if len(calls) == 1 else -signed
+
+    magnitude = randomization_check(tiny, x, flips_sign, max_steps=1, measures=("spearman", "ssim"))
+    calls.clear()
+    sign = randomization_check(tiny, x, flips_sign, max_steps=1, measures=("spearman", "ssim"), absolute=False)
+    torch.testing.assert_close(magnitude.correlations[0], torch.ones(2, dtype=torch.float64))
+    torch.testing.assert_close(sign.correlations[0], -torch.ones(2, dtype=torch.float64))
+    assert (sign.scores["ssim"][0] < 0).all() and not sign.absolute
