@@ -314,7 +314,7 @@ def page_problems(browser: object, page: Path, site: Path) -> list[str]:
             problems.append(f"anchor to nothing: {link}")
     injected = browser.execute_script(
         "return [document.querySelectorAll('[onerror]').length,"
-        " Array.from(document.images).filter(i => !i.getAttribute('src').startsWith('cards/')).length]")
+        " Array.from(document.images).filter(i => !/^(cards|thumbs)\\//.test(i.getAttribute('src'))).length]")
     if injected != [0, 0]:
         problems.append("a name became markup")
     return problems
