@@ -150,4 +150,4 @@ def class_scores(handle: ModelHandle, images: torch.Tensor, classes: Sequence[in
         probs = handle(images).softmax(-1)
     index = torch.tensor(list(classes), device=probs.device)
     return {"probability": probs.gather(1, index[:, None])[:, 0].tolist(),
-            f"in_top{top}": (probs.topk(top, dim=1).indices == index[:, None]).any(1).tolist()}
+            f"in_top{top}": (probs.topk(min(top, probs.shape[1]), dim=1).indices == index[:, None]).any(1).tolist()}

@@ -373,3 +373,13 @@ def test_the_output_selector_errors_are_one_line():
         interpret.saliency(zoo.wrap(nn.Conv2d(3, 2, 1)), torch.rand(1, 3, 4, 4))
     assert select_logits(OrderedDict(a=torch.ones(1, 2))).shape == (1, 2)
 
+
+
+def test_the_gallery_builds_for_a_model_from_a_user_file(files, tmp_path):
+    from gallery import Settings, build
+    from tests.test_gallery import TINY
+
+    report = build(tmp_path / "site", Settings(models=[f"{files}/user_model.py:build"], images=["chelsea"],
+                                               budget=TINY), progress=False, log=lambda _: None)
+    assert report.computed and not report.failed, report.failed
+    assert any(p.name.startswith("model-") for p in (tmp_path / "site").glob("*.html"))
