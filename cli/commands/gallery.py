@@ -25,12 +25,15 @@ from cli.registry import Run, command
                      "examples:\n"
                      "  cnnviz gallery --quick                        the default gallery, on a laptop\n"
                      "  cnnviz gallery --out site/ --device cuda      the full gallery on a GPU\n"
-                     "  cnnviz gallery --model resnet18 --images chelsea photos/dog.jpg --out site/")
+                     "  cnnviz gallery --model resnet18 --images chelsea photos/dog.jpg --out site/\n"
+                     "  cnnviz gallery --quick --model runs/my-run/ models/net.pt2 --out site/")
 def gallery_command(parser: argparse.ArgumentParser) -> Run:
     parser.add_argument("--out", "-o", default="cnnviz-gallery", metavar="DIR",
                         help="folder of the site (created; default: cnnviz-gallery)")
     parser.add_argument("--model", "-m", nargs="+", action="extend", metavar="NAME",
-                        help="zoo models to show (default: efficientnet_lite0 fashion_cnn; list: cnnviz models)")
+                        help="models to show, any --model source (default: efficientnet_lite0 fashion_cnn; "
+                             "see cnnviz models --help); a source's weights come with it (zoo, cache, run "
+                             "folder, .pt2, or a factory that loads them)")
     parser.add_argument("--images", "-i", nargs="+", action="extend", metavar="I",
                         help="image files, folders or scikit-image sample names shown for every model "
                              "(default: scikit-image photos; Fashion-MNIST test images for fashion_cnn when "
