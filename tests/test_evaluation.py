@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import random
 import time
 from pathlib import Path
 
@@ -46,7 +47,10 @@ def makers() -> dict:
 def test_batches_do_not_change_the_records(tmp_path):
     folder = image_folder(tmp_path)
     handle = tiny_handle()
+    before = torch.get_rng_state(), np.random.get_state()[1].copy(), random.getstate()
     small = evaluate_images(handle, [folder], makers(), metrics=METRICS, options=OPTIONS, batch_size=2, progress=False)
+    assert torch.equal(before[0], torch.get_rng_state()) and np.array_equal(before[1], np.random.get_state()[1])
+    assert before[2] == random.getstate()  # every metric draws from its own generators
     whole = evaluate_images(handle, [folder], makers(), metrics=METRICS, options=OPTIONS, batch_size=7, progress=False)
     assert [(r.index, r.method) for r in small] == [(i, m) for i in range(7) for m in ("random", "saliency")]
     for a, b in zip(small, whole):  # the per-image draws (random maps) do not depend on the batching
