@@ -43,8 +43,7 @@ from interpret.robustness import infidelity, max_sensitivity
 from interpret.similarity import Measure
 from interpret.statistics import summarize
 from interpret.targets import Target
-from zoo.checks import (AtLeast, NonNegativeFloat, NonNegativeInt, OpenUnitInterval, PositiveFloat, PositiveInt,
-                        check_call)
+from zoo.checks import AtLeast, NonNegativeFloat, NonNegativeInt, PositiveFloat, PositiveInt, check_call
 from zoo.errors import CnnvizError
 from zoo.handle import ModelHandle
 from zoo.images import expand_sources, load_images

@@ -42,7 +42,8 @@ def _unit_range(maps: torch.Tensor) -> torch.Tensor:
 def ssim(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     """Mean structural similarity of two ``(B, H, W)`` maps, each scaled to [0, 1] first."""
     if min(a.shape[-2:]) < SSIM_WINDOW:
-        raise CnnvizError(f"SSIM needs maps of at least {SSIM_WINDOW} x {SSIM_WINDOW} pixels, got {tuple(a.shape[-2:])}")
+        raise CnnvizError(f"SSIM needs maps of at least {SSIM_WINDOW} x {SSIM_WINDOW} pixels, "
+                          f"got {tuple(a.shape[-2:])}")
     x, y = _unit_range(a)[:, None], _unit_range(b)[:, None]
 
     def mean(z: torch.Tensor) -> torch.Tensor:  # over each full window: the valid interior skimage averages

@@ -4,14 +4,12 @@ from __future__ import annotations
 
 import csv
 import json
-import math
 import os
 import subprocess
 import sys
 
 import numpy as np
 import pytest
-import torch
 
 import zoo
 from cli.main import main
