@@ -16,6 +16,7 @@ import torch
 import interpret
 from cli.method_options import add_method_options, method_kwargs
 from cli.options import add_images, add_model, add_out, checked, load_batch, load_handle, output_dir
+from cli.output import safe_name
 from cli.registry import Run, command
 from interpret import Method, class_index, methods
 from interpret import charts
@@ -255,7 +256,7 @@ def evaluate(parser: argparse.ArgumentParser) -> Run:
         json_path = Path(args.json) if args.json else out / "evaluation.json"
         csv_path = Path(args.csv) if args.csv else out / "evaluation.csv"
         sources = expand_sources(args.image)
-        stems = _unique([Path(str(s)).stem for s in sources])
+        stems = [safe_name(s) for s in _unique([Path(str(s)).stem for s in sources])]  # as explain names files
         with session(args.device) as (group, device):
             args.device = str(device)
             handle, target = _setup_model(args)
