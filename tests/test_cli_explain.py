@@ -34,3 +34,12 @@ def test_explain_bad_input(capsys, tmp_path, argv, message):
         code = exit_info.code
     err = capsys.readouterr().err
     assert code == 2 and message in err and len(err.strip().splitlines()) == 1
+
+
+def test_explain_and_evaluate_write_vector_figures_for_papers(tmp_path):
+    assert main(["explain", "gradcam", "-i", "chelsea", "--format", "pdf", "--out", str(tmp_path)]) == 0
+    assert (tmp_path / "chelsea-gradcam.pdf").read_bytes().startswith(b"%PDF")
+    assert (tmp_path / "chelsea-gradcam.png").is_file()  # the raster panel stays
+    assert main(["evaluate", "gradcam", "-i", "chelsea", "--curve-steps", "4", "--format", "svg",
+                 "--out", str(tmp_path / "eval")]) == 0
+    assert b"<svg" in (tmp_path / "eval" / "curves.svg").read_bytes()[:400]

@@ -16,6 +16,7 @@ import torch
 import interpret
 from cli.method_options import add_method_options, method_kwargs
 from cli.options import add_images, add_model, add_out, checked, load_batch, load_handle, output_dir
+from cli.figures import add_chart_format
 from cli.output import safe_name
 from cli.registry import Run, command
 from interpret import Method, class_index, methods
@@ -103,6 +104,13 @@ def _call(method: Method, handle: ModelHandle, batch: torch.Tensor, target: int 
     return method.fn(handle, batch, target, **kwargs)
 
 
+def _matplotlib_name(colormap: str) -> str:
+    """The matplotlib colormap of an OpenCV colormap name (the same name, where matplotlib has it)."""
+    import matplotlib
+
+    return colormap if colormap in matplotlib.colormaps else charts.COLORMAP
+
+
 def _unique(names: list[str]) -> list[str]:
     """File stems, numbered where two images share a name."""
     counts, seen = Counter(names), Counter()
@@ -130,6 +138,9 @@ def explain(parser: argparse.ArgumentParser) -> Run:
     parser.add_argument("--npy", action="store_true", help="also write each raw map as .npy")
     parser.add_argument("--colormap", default=DEFAULT_COLORMAP, choices=sorted(COLORMAPS), metavar="NAME",
                         help=f"OpenCV colormap for the heatmaps (default: {DEFAULT_COLORMAP}, perceptually uniform)")
+    parser.add_argument("--format", choices=charts.FORMATS, default="png",
+                        help="png panels only (default), or also each panel as svg / pdf vector graphics for "
+                             "papers (image, map, overlay and a numbered colour bar)")
 
     def run(args: argparse.Namespace) -> None:
         chosen = _chosen(args)
@@ -150,6 +161,9 @@ def explain(parser: argparse.ArgumentParser) -> Run:
                          f"{probs[i, predicted]:.1%} | explaining {handle.class_name(explained)}")
                 path = save_image(out / f"{stem}-{method.name}.png",
                                   explanation_panel(batch[i], flat[i], title, colormap=args.colormap))
+                if args.format != "png":
+                    charts.save(charts.explanation(batch[i], flat[i], title, colormap=_matplotlib_name(args.colormap)),
+                                out / f"{stem}-{method.name}", args.format)
                 npy = save_array(out / f"{stem}-{method.name}.npy", maps[i]) if args.npy else None
                 write_json(path.with_suffix(".json"), explanation_record(
                     handle, method, args, names[i], probs[i], explained, maps[i], seconds, len(stems), path, npy))
@@ -197,7 +211,8 @@ def explanation_record(handle: ModelHandle, method: Method, args: argparse.Names
                      "  gini, entropy  how concentrated the map is (properties, not qualities)\n"
                      "A constant map has no ranks: its scores are undefined, with the reason in the table.\n"
                      "Writes OUT/evaluation.json (summary and per-image scores), OUT/evaluation.csv (summary),\n"
-                     "OUT/curves.json (per-step curves) and OUT/curves.png. Runs unchanged under torchrun.\n\n"
+                     "OUT/curves.json (per-step curves) and OUT/curves.png (--format svg|pdf for papers). Runs unchanged\n"
+                     "under torchrun.\n\n"
                      "methods:\n" + _method_list() + "\n\n"
                      "examples:\n"
                      "  cnnviz evaluate gradcam gradient guided_backprop --image chelsea coffee\n"
@@ -207,6 +222,7 @@ def explanation_record(handle: ModelHandle, method: Method, args: argparse.Names
 def evaluate(parser: argparse.ArgumentParser) -> Run:
     _add_common(parser, methods_required=False)
     add_out(parser, "cnnviz-evaluate")
+    add_chart_format(parser)
     parser.add_argument("--maps", metavar="DIR",
                         help="also score maps computed elsewhere: DIR/STEM-METHOD.npy (as explain --npy writes) or "
                              "DIR/STEM.npy")
@@ -292,7 +308,7 @@ def evaluate(parser: argparse.ArgumentParser) -> Run:
             if panels:
                 written.append(charts.save(charts.faithfulness_curves(
                     panels, title=f"{handle.name}: mean over {len(sources)} image(s), 25-75th percentile shaded"),
-                    out / "curves.png"))
+                    out / "curves", args.format))
             print("wrote " + ", ".join(str(p) for p in written))
 
     return run
