@@ -83,6 +83,8 @@ def parse(name: str) -> tuple[str | None, str]:
     if not match:
         raise CnnvizError(f"cannot read captum method {name!r}: write Name or Wrapper(Name), e.g. NoiseTunnel(Saliency)")
     outer, inner = match.groups()
+    if inner and outer != "NoiseTunnel":
+        raise CnnvizError(f"captum wraps methods only in NoiseTunnel: write NoiseTunnel({inner}), not {name!r}")
     return (outer, inner) if inner else (None, outer)
 
 

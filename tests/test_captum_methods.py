@@ -43,7 +43,8 @@ def test_any_captum_class_runs_by_name_and_is_registered_on_first_use(tiny, devi
 
 
 @pytest.mark.parametrize("name,message", [("captum:DeepLif", "DeepLift"), ("captum:NeuronGradient", "neuron"),
-                                          ("captum:Noise Tunnel(", "cannot read")])
+                                          ("captum:Noise Tunnel(", "cannot read"),
+                                          ("captum:Saliency(Lime)", "only in NoiseTunnel")])
 def test_bad_captum_names_get_one_line_errors(name, message):
     with pytest.raises(CnnvizError, match=message) as error:
         interpret.get_method(name)
