@@ -6,6 +6,7 @@ matplotlib charts in :mod:`interpret.charts`.
 
 Example:
     >>> import torch
+from PIL import Image, ImageDraw, ImageFont
     >>> image, saliency = torch.rand(3, 64, 64), torch.rand(1, 64, 64)
     >>> overlay(image, saliency).shape
     (64, 64, 3)
@@ -13,12 +14,15 @@ Example:
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Sequence
+from pathlib import Path
 
 import cv2
 import numpy as np
 import torch
+from PIL import Image, ImageDraw, ImageFont
 
 from zoo.errors import CnnvizError
 
@@ -151,35 +155,45 @@ def colorbar(height: int, colormap: str = DEFAULT_COLORMAP, *, low: float = 0.0,
     return canvas
 
 
-FONT = cv2.FONT_HERSHEY_SIMPLEX
-FONT_SCALE = 0.4
+FONT_SIZE = 11  # pixels: the size of the captions under 224 px panels
+
+
+@functools.lru_cache(maxsize=1)
+def _font() -> ImageFont.FreeTypeFont | ImageFont.ImageFont:
+    """DejaVu Sans, which matplotlib ships (so every machine with cnnviz has it): Unicode captions."""
+    import matplotlib
+
+    path = Path(matplotlib.get_data_path()) / "fonts" / "ttf" / "DejaVuSans.ttf"
+    try:
+        return ImageFont.truetype(str(path), FONT_SIZE)
+    except OSError:  # a matplotlib without its fonts: Pillow's own bitmap font
+        return ImageFont.load_default()
 
 
 def _text_size(text: str) -> tuple[int, int]:
-    (w, h), _ = cv2.getTextSize(text, FONT, FONT_SCALE, 1)
-    return w, h
+    """Width and height (ascender to baseline) of ``text`` in pixels."""
+    left, top, right, bottom = _font().getbbox(text, anchor="ls")
+    return right - left, -top
 
 
 def _put_text(canvas: np.ndarray, text: str, origin: tuple[int, int], color: Color = BLACK) -> None:
-    cv2.putText(canvas, text, origin, FONT, FONT_SCALE, color, 1, cv2.LINE_AA)
-
-
-def _ascii(text: str) -> str:
-    return text.encode("ascii", "replace").decode("ascii")  # Hershey fonts draw ASCII only
+    """Draw ``text`` on ``canvas`` in place, its baseline starting at ``origin`` (x, y)."""
+    picture = Image.fromarray(canvas)
+    ImageDraw.Draw(picture).text(origin, text, fill=tuple(int(c) for c in color), font=_font(), anchor="ls")
+    canvas[...] = np.asarray(picture)
 
 
 def caption(image: np.ndarray, text: str, color: Color = BLACK) -> np.ndarray:
     """``image`` with ``text`` written in ``color`` in a white band below it (wrapped to the width).
 
-    Pixel captions use OpenCV's Hershey font, which draws ASCII only; figures with other
-    characters belong in :mod:`interpret.charts` (matplotlib).
+    Captions are drawn in DejaVu Sans, so any Unicode text shows (class names such as "café", "μ").
 
     Example:
         >>> caption(np.zeros((10, 80, 3), np.uint8), "a cat", color=(200, 30, 30)).shape[0] > 10
         True
     """
     lines, current = [], ""
-    for word in _ascii(text).split():
+    for word in text.split():
         trial = f"{current} {word}".strip()
         if current and _text_size(trial)[0] > image.shape[1] - 6:
             lines.append(current)

@@ -122,12 +122,19 @@ def explanation_panel(image: torch.Tensor, values: torch.Tensor, title: str, *, 
     """The image, the map, the map over the image and a numbered colour bar, captioned with ``title``.
 
     The colour bar shows the map's own values: its minimum and its ``percentile``
-    (or +-that for ``symmetric`` maps), where the colour scale clips.
+    (or +-that for ``symmetric`` maps), where the colour scale clips. Inputs smaller than
+    224 px (a 28 px Fashion-MNIST model) are enlarged by a whole factor, without blur.
+
+    Example:
+        >>> explanation_panel(torch.rand(1, 28, 28), torch.rand(28, 28), "gradient").shape[1] > 3 * 224
+        True
     """
     base = to_uint8(image)
     heat = colorize(values, colormap, symmetric=symmetric, percentile=percentile)
     heat = cv2.resize(heat, (base.shape[1], base.shape[0]), interpolation=cv2.INTER_LINEAR)
     blended = cv2.addWeighted(base, 1.0 - alpha, heat, alpha, 0.0)
+    if max(base.shape[:2]) < DISPLAY:
+        base, heat, blended = (enlarge(part, DISPLAY) for part in (base, heat, blended))
     low, high = map_range(values, symmetric=symmetric, percentile=percentile)
     bar = colorbar(base.shape[0], colormap, low=low, high=high)
     return picture(caption(hstack([base, heat, blended, bar]), title))
