@@ -48,6 +48,7 @@ from interpret import engine, objectives, param
 from interpret.hooks import record, run_until
 from interpret.objectives import Context, Objective
 from interpret.registry import method
+from zoo.checks import ImageSide, NonNegativeFloat, PositiveFloat, PositiveInt
 from zoo.errors import CnnvizError
 from zoo.handle import ModelHandle, match_channels
 
@@ -320,12 +321,12 @@ def _check(value: float, name: str) -> None:
 
 @method("style", "optimization", "neural style transfer (Gatys et al.), softmax-smoothed for non-VGG backbones")
 def style_transfer(handle: ModelHandle, images: torch.Tensor | None = None, target: object = None, *,
-                   style: torch.Tensor | None = None, size: int | None = None, steps: int = 300,
-                   optimizer: Optimizer = "lbfgs", lr: float | None = None, content_weight: float = 1.0,
-                   style_weight: float = 1e4, tv_weight: float = 100.0, init: Init = "content",
-                   smooth: bool | None = None, temperature: float = 10.0,
+                   style: torch.Tensor | None = None, size: ImageSide | None = None, steps: PositiveInt = 300,
+                   optimizer: Optimizer = "lbfgs", lr: PositiveFloat | None = None, content_weight: NonNegativeFloat = 1.0,
+                   style_weight: NonNegativeFloat = 1e4, tv_weight: NonNegativeFloat = 100.0, init: Init = "content",
+                   smooth: bool | None = None, temperature: PositiveFloat = 10.0,
                    style_layers: str | Sequence[str] | None = None, content_layer: str | None = None,
-                   style_scale: float = 1.0, coarse: int | None = None, preserve_colors: bool = False,
+                   style_scale: PositiveFloat = 1.0, coarse: ImageSide | None = None, preserve_colors: bool = False,
                    seed: int = 0, progress: bool = True) -> StyleResult:
     """Repaint the content ``images`` in the texture of ``style``.
 

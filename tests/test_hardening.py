@@ -169,3 +169,25 @@ def test_a_channel_past_the_layer_and_a_plain_module_report_are_one_line(tmp_pat
     net = torchvision.models.resnet18(num_classes=3)
     report = attack_report(net, torch.rand(1, 3, 32, 32), torch.rand(1, 3, 32, 32))
     assert report.original.shape == (1,)
+
+
+def test_hostile_checkpoints_are_one_line(tmp_path):
+    empty = tmp_path / "empty.pt"
+    empty.write_bytes(b"")
+    with pytest.raises(CnnvizError, match="is empty"):
+        zoo.load("torchvision:resnet18", weights=empty)
+    torch.save({1: torch.zeros(2), "fc.weight": torch.zeros(2)}, tmp_path / "keys.pt")
+    with pytest.raises(CnnvizError, match="not layer names"):
+        zoo.load("torchvision:resnet18", weights=tmp_path / "keys.pt")
+    (tmp_path / "junk.pt").write_bytes(b"\x80\x04 not a checkpoint")
+    with pytest.raises(CnnvizError, match="cannot read weights"):
+        zoo.load("torchvision:resnet18", weights=tmp_path / "junk.pt")
+    torch.save([1, 2, 3], tmp_path / "list.pt")
+    with pytest.raises(CnnvizError, match="not a state dict"):
+        zoo.load("torchvision:resnet18", weights=tmp_path / "list.pt")
+
+
+def test_style_transfer_refuses_nan_weights_from_python(lite0):
+    with pytest.raises(CnnvizError, match="tv_weight must be a finite number"):
+        interpret.style_transfer(lite0, torch.rand(1, 3, 32, 32), style=torch.rand(3, 32, 32),
+                                 tv_weight=float("nan"), progress=False)
