@@ -9,7 +9,7 @@ in place.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -31,32 +31,29 @@ def hookable(module: nn.Module) -> nn.Module:
 
 
 @contextmanager
-def forward_hooks(hooks: Iterable[tuple[nn.Module, ForwardHook]]) -> Iterator[None]:
+def _registered(hooks: Iterable[tuple[nn.Module, Callable[..., Any]]], kind: str) -> Iterator[None]:
+    """Register each pair with ``module.<kind>(hook)``; every one is removed in ``finally``."""
+    handles = []
+    try:
+        for module, hook in hooks:
+            handles.append(getattr(hookable(module), kind)(hook))
+        yield
+    finally:
+        for handle in handles:
+            handle.remove()
+
+
+def forward_hooks(hooks: Iterable[tuple[nn.Module, ForwardHook]]) -> AbstractContextManager[None]:
     """Register ``(module, hook)`` pairs for the duration of the block.
 
     A hook may return a replacement output, as with ``register_forward_hook``.
     """
-    handles = []
-    try:
-        for module, hook in hooks:
-            handles.append(hookable(module).register_forward_hook(hook))
-        yield
-    finally:
-        for handle in handles:
-            handle.remove()
+    return _registered(hooks, "register_forward_hook")
 
 
-@contextmanager
-def forward_pre_hooks(hooks: Iterable[tuple[nn.Module, Callable[..., Any]]]) -> Iterator[None]:
+def forward_pre_hooks(hooks: Iterable[tuple[nn.Module, Callable[..., Any]]]) -> AbstractContextManager[None]:
     """Register ``(module, pre_hook)`` pairs for the duration of the block."""
-    handles = []
-    try:
-        for module, hook in hooks:
-            handles.append(hookable(module).register_forward_pre_hook(hook))
-        yield
-    finally:
-        for handle in handles:
-            handle.remove()
+    return _registered(hooks, "register_forward_pre_hook")
 
 
 @dataclass
