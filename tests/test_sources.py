@@ -383,3 +383,18 @@ def test_the_gallery_builds_for_a_model_from_a_user_file(files, tmp_path):
                                                budget=TINY), progress=False, log=lambda _: None)
     assert report.computed and not report.failed, report.failed
     assert any(p.name.startswith("model-") for p in (tmp_path / "site").glob("*.html"))
+
+
+OTHERS = [m.name for m in interpret.methods() if m.family != "attribution"]
+
+
+@pytest.mark.parametrize("name", OTHERS)
+def test_every_other_method_leaves_a_model_from_a_user_file_unchanged(files, name):
+    from tests.test_registry import _call, _tensors
+
+    handle = zoo.load(f"{files}/user_model.py:build", device="cpu").train()
+    before, hooks = state_snapshot(handle), hook_counts(handle)
+    result = _call(interpret.get_method(name), handle, torch.rand(2, 3, 32, 32))
+    assert _tensors(result) and all(torch.isfinite(t).all() for t in _tensors(result))
+    assert_unchanged(before, handle)
+    assert hook_counts(handle) == hooks
