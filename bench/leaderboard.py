@@ -35,6 +35,8 @@ OPTIONS: dict[str, dict[str, object]] = {
 # Variants worth a row of their own: (method, options).
 VARIANTS: dict[str, tuple[str, dict[str, object]]] = {
     "extremal, preserve on blur, 3 levels to 0.3": ("extremal", {"area": 0.3, "levels": 3, "steps": 150}),
+    "rise, 2000 masks": ("rise", {"masks": 2000}),
+    "rise, blur fill, 1000 masks": ("rise", {"masks": 1000, "fill": "blur"}),
     "extremal, preserve on blur 14, 4 levels to 0.5": ("extremal", {"area": 0.5, "levels": 4, "steps": 100,
                                                                    "blur": 14.0}),
     "extremal, delete to black, 3 levels to 0.15": ("extremal", {"area": 0.15, "levels": 3, "steps": 150,

@@ -18,6 +18,7 @@ import torch.nn.functional as F
 
 from interpret.batching import auto_batch_size, chunks
 from interpret.gradients import pass_target, take
+from interpret.occlusion import Fill, fill_images
 from interpret.registry import method
 from interpret.targets import Target, target_indices, target_scores
 from zoo.errors import CnnvizError
@@ -53,7 +54,7 @@ def rise_masks(count: int, size: tuple[int, int], *, cells: int = 7, keep: float
 
 @method("rise", "attribution", "RISE: class score averaged over random masks", group="perturbation")
 def rise(handle: ModelHandle, images: torch.Tensor, target: Target = None, *, masks: int = 1000,
-         cells: int = 7, keep: float = 0.5, score: Score = "prob", seed: int | None = 0,
+         cells: int = 7, keep: float = 0.5, score: Score = "prob", fill: Fill = "black", seed: int | None = 0,
          batch_size: int | None = None) -> torch.Tensor:
     """RISE (Petsiuk et al. 2018): ``sum_i s(x * M_i) M_i / (N keep)``, the expected score given each pixel kept.
 
@@ -69,6 +70,8 @@ def rise(handle: ModelHandle, images: torch.Tensor, target: Target = None, *, ma
         cells: the mask grid is ``cells x cells`` before upsampling.
         keep: probability that a cell is kept.
         score: ``prob`` (softmax, the paper's), ``sigmoid`` of the logit (TorchRay's) or ``logit``.
+        fill: what a masked-out pixel becomes: ``black`` (the paper's ``x * M``), ``blur``, ``gray`` or ``mean``
+            (as occlusion's fills).
         seed: seed of the masks (``None``: not seeded); the global RNG is not touched.
         batch_size: masked images per forward pass (default: sized to the device).
 
@@ -88,24 +91,27 @@ def rise(handle: ModelHandle, images: torch.Tensor, target: Target = None, *, ma
     else:
         generator.seed()
     pattern = rise_masks(masks, (height, width), cells=cells, keep=keep, generator=generator, device=images.device)
-    return rise_with_masks(handle, images, target, pattern, keep=keep, score=score, batch_size=batch_size)
+    return rise_with_masks(handle, images, target, pattern, keep=keep, score=score, fill=fill,
+                           batch_size=batch_size)
 
 
 def rise_with_masks(handle: ModelHandle, images: torch.Tensor, target: Target, pattern: torch.Tensor, *,
-                    keep: float = 0.5, score: Score = "prob", batch_size: int | None = None) -> torch.Tensor:
+                    keep: float = 0.5, score: Score = "prob", fill: Fill = "black",
+                    batch_size: int | None = None) -> torch.Tensor:
     """RISE with given masks ``(N, 1, H, W)``: one stream of ``B * N`` masked images, in full batches."""
     batch, count = images.shape[0], pattern.shape[0]
     resolved = pass_target(handle, images, target)
     if resolved is None:
         with torch.no_grad():
             resolved = target_indices(handle, None, handle(images))
+    fills = fill_images(images, fill)
     weights = torch.empty(batch * count, device=images.device)
     stream = batch_size or auto_batch_size(handle)
     with torch.no_grad():
         for rows in chunks(batch * count, stream, desc="rise"):
             flat = torch.arange(rows.start, rows.stop, device=images.device)
             image, mask = flat // count, flat % count
-            output = handle(images[image] * pattern[mask])
+            output = handle(torch.lerp(fills[image], images[image], pattern[mask]))
             output = output.softmax(-1) if score == "prob" else output.sigmoid() if score == "sigmoid" else output
             weights[rows] = target_scores(handle, take(resolved, image), output)
     maps = weights.view(batch, count) @ pattern.flatten(1)
