@@ -19,6 +19,7 @@ import torch
 import torch.nn.functional as F
 
 from interpret.batching import MAX_BATCH, auto_batch_size, chunks
+from interpret.cam import grad_cam_map
 from interpret.cam_core import (CamBatch, LayerArg, LayerView, Reshape, ScoreRule, cam_layers,
                                 class_activation_maps, fuse, min_max, to_grid, upsample)
 from interpret.gradients import pass_target, take
@@ -242,11 +243,8 @@ def finercam(handle: ModelHandle, images: torch.Tensor, target: Target = None, *
     if callable(target) and not isinstance(target, (str, torch.Tensor)):
         raise CnnvizError("Finer-CAM builds its own score from a class: give a class index or name, not a callable")
 
-    def variant(batch: CamBatch, view: LayerView) -> torch.Tensor:
-        return weighted_sum(view.grad.mean(dim=SPATIAL), view.activation)
-    return class_activation_maps(handle, images, target, layer, variant, upsample_to_input=upsample,
-                                 reshape=reshape, batch_size=batch_size,
-                                 score_rule=finer_score(alpha, compare))
+    return class_activation_maps(handle, images, target, layer, grad_cam_map, upsample_to_input=upsample,
+                                 reshape=reshape, batch_size=batch_size, score_rule=finer_score(alpha, compare))
 
 
 # --- activation-only CAMs ----------------------------------------------------------------------
