@@ -128,6 +128,7 @@ def optimize(
     transforms: Transform | None = None,
     every_step: Callable[[nn.Module, int], None] | None = None,
     until: Callable[[Context], torch.Tensor] | None = None,
+    refill: Callable[[torch.Tensor], torch.Tensor] | None = None,
     tile: int | None = None,
     snapshot_every: int = 0,
     seed: int | None = 0,
@@ -148,6 +149,12 @@ def optimize(
         every_step: called as ``every_step(image, step)`` after the projection
             (e.g. a blur every few steps, or an attack's epsilon-ball projection).
         until: per-image stop test on the context; stops when all images pass.
+        refill: with ``until``, keeps the batch full instead: called with the rows that are done
+            (passed ``until``, or failed it after ``steps`` updates) as a CPU bool mask, it may
+            put new work into them (new pixels in ``image``, new targets in the objective) and
+            returns the mask of rows it restarted. A restarted row counts its ``steps`` afresh and
+            its optimizer moments are zeroed; the run ends when no row has work left, so rows never
+            idle while a slow one finishes. ``steps`` is then per row.
         tile: compute the gradient over square tiles of this side, so large images fit
             in memory (activations of one tile at a time).
         snapshot_every: keep a copy of the images every N steps.
@@ -188,6 +195,11 @@ def optimize(
     with preserve(handle), torch.random.fork_rng(devices=devices, enabled=seed is not None):
         if seed is not None:
             torch.manual_seed(seed)
+        if refill is not None:
+            if until is None:
+                raise CnnvizError("refill needs until: the test that says when a row is done")
+            return _refilled(image, opt, closure, lambda: last_context, until, refill, steps, every_step,
+                             history)
         for step in tqdm(range(steps), desc=desc, disable=not progress, leave=False):
             opt.step(closure)
             image.project()
@@ -206,6 +218,47 @@ def optimize(
     with torch.no_grad():
         final = image().detach()
     return Result(final, torch.stack(history), snapshots, done_at)
+
+
+def _refilled(image: nn.Module, opt: torch.optim.Optimizer, closure: Callable[[], torch.Tensor],
+              context: Callable[[], Context | None], until: Callable[[Context], torch.Tensor],
+              refill: Callable[[torch.Tensor], torch.Tensor], steps: int,
+              every_step: Callable[[nn.Module, int], None] | None, history: list[torch.Tensor]) -> Result:
+    """The loop of :func:`optimize` with ``refill``: rows finish and restart independently."""
+    rows = next(image.parameters()).shape[0]
+    age = torch.zeros(rows, dtype=torch.long)
+    active = torch.ones(rows, dtype=torch.bool)
+    step = 0
+    while bool(active.any()):
+        opt.step(closure)
+        image.project()
+        if every_step is not None:
+            every_step(image, step)
+        history.append(torch.zeros(0))  # rows change task: a per-step history would mix them
+        age += 1
+        last = context()
+        passed = until(last).detach().cpu() if last is not None else torch.zeros(rows, dtype=torch.bool)
+        finished = active & (passed | (age > steps))  # the image after ``steps`` updates was the last tried
+        if bool(finished.any()):
+            restarted = refill(finished).cpu() & finished
+            active &= ~finished
+            active |= restarted
+            age[restarted] = 0
+            _reset_rows(opt, restarted)
+        step += 1
+    with torch.no_grad():
+        final = image().detach()
+    return Result(final, torch.stack(history), [], None)
+
+
+def _reset_rows(opt: torch.optim.Optimizer, rows: torch.Tensor) -> None:
+    """Zero the per-pixel optimizer state (Adam's moments, momentum) of the given rows."""
+    if not bool(rows.any()):
+        return
+    for param, state in opt.state.items():
+        for value in state.values():
+            if isinstance(value, torch.Tensor) and value.shape == param.shape:
+                value[rows.to(value.device)] = 0
 
 
 def tiled_backward(image: nn.Module, evaluate: Callable[[torch.Tensor], tuple[torch.Tensor, Context]],

@@ -26,6 +26,7 @@ from typing import Literal
 
 import torch
 from torch import nn
+from tqdm.auto import tqdm
 
 from interpret import engine, objectives, param
 from interpret.batching import auto_batch_size, chunks
@@ -100,7 +101,7 @@ def starting_images(shape: tuple[int, int, int, int], start: str, device: torch.
 
 def fool(model: nn.Module, classes: Sequence[int | str] | str, *, threshold: OpenUnitInterval = 0.996, steps: PositiveInt = 200,
          lr: PositiveFloat = 0.01, decay: NonNegativeFloat = 0.1, start: Start = "noise", optimizer: str = "l2",
-         batch_size: PositiveInt | None = None, seed: int = 0, progress: bool = True) -> FoolingResult:
+         batch_size: PositiveInt | None = None, seed: int = 0, refill: bool = True, progress: bool = True) -> FoolingResult:
     """One fooling image per class, batched; each stops once the model gives it ``threshold``.
 
     Args:
@@ -115,7 +116,11 @@ def fool(model: nn.Module, classes: Sequence[int | str] | str, *, threshold: Ope
         start: ``noise`` (uniform) or ``blank`` (gray).
         optimizer: any engine optimizer (``l2``, ``sign``, ``adam``, ...).
         batch_size: images per chunk (default: what fits the device).
-        seed: seeds the starting noise (each chunk gets its own).
+        seed: seeds the starting noise (with ``refill`` each class has its own, so its image does not
+            depend on the classes fooled with it; without, each chunk has its own).
+        refill: keep the batch full: as soon as an image passes (or runs out of steps) the next class
+            takes its row, so no row idles while the slowest image of a batch finishes. False: chunks
+            that each wait for their slowest image (the behaviour before; kept for comparison).
 
     Returns:
         A :class:`FoolingResult` with images, confidences and steps per class.
@@ -135,7 +140,11 @@ def fool(model: nn.Module, classes: Sequence[int | str] | str, *, threshold: Ope
     confidence = torch.empty(len(indices), device=handle.device)
     taken = torch.full((len(indices),), -1, dtype=torch.long)
     with preserve(handle):
-        for number, part in enumerate(chunks(len(indices), size, desc="fooling" if progress else None)):
+        if refill:
+            _fool_queue(handle, indices, images, confidence, taken, start, threshold, steps, lr, decay, optimizer,
+                        seed, min(size, len(indices)), progress)
+        for number, part in enumerate(chunks(len(indices), size, desc="fooling" if progress else None)
+                                      if not refill else []):
             wanted = indices[part]
             begin = starting_images((len(wanted), *shape[1:]), start, handle.device, seed + number)
             images[part], confidence[part] = _fool_chunk(handle, wanted, begin, threshold, steps, lr, decay,
@@ -154,6 +163,64 @@ class _Pixels(param.PixelImage):
     def forward(self) -> torch.Tensor:
         pixels = self.pixels.clamp(0, 1)
         return pixels + ((pixels * 255).round() / 255 - pixels).detach()
+
+
+def _fool_queue(handle: ModelHandle, classes: torch.Tensor, images: torch.Tensor, confidence: torch.Tensor,
+                taken: torch.Tensor, start: str, threshold: float, steps: int, lr: float, decay: float,
+                optimizer: str, seed: int, rows: int, progress: bool) -> None:
+    """All classes through ``rows`` rows of one engine run; fills ``images``, ``confidence``, ``taken``."""
+    device = images.device
+    pending = iter(range(len(classes)))
+    slot = torch.full((rows,), -1, dtype=torch.long)  # which class (position in ``classes``) each row works on
+    age = torch.zeros(rows, dtype=torch.long)  # updates applied to each row's current image
+    captured = torch.zeros(rows, dtype=torch.bool)
+    wanted = torch.zeros(rows, dtype=torch.long, device=device)  # the objective reads it: rows change class
+    pixels = _Pixels(torch.zeros((rows, *images.shape[1:]), device=device))
+    latest: dict[str, torch.Tensor] = {}
+    bar = tqdm(total=len(classes), desc="fooling", unit="class", leave=False, disable=not progress)
+
+    def load(row: int) -> bool:
+        position = next(pending, None)
+        if position is None:
+            slot[row] = -1
+            return False
+        slot[row], age[row], captured[row] = position, 0, False
+        wanted[row] = classes[position]
+        with torch.no_grad():
+            pixels.pixels[row] = starting_images((1, *images.shape[1:]), start, device,  # noise of the class
+                                                 seed * 1_000_003 + int(classes[position]))[0]
+        return True
+
+    def until(context: Context) -> torch.Tensor:
+        probability = context.logits.detach().softmax(-1).gather(1, wanted[:, None])[:, 0]
+        latest["images"], latest["probability"] = context.images.detach(), probability
+        passed = (probability >= threshold).cpu() & (slot >= 0)
+        new = passed & ~captured
+        for row in new.nonzero().flatten().tolist():  # kept at the first step it passed, as evaluated
+            images[slot[row]], confidence[slot[row]], taken[slot[row]] = (
+                latest["images"][row], probability[row], age[row])
+        captured.logical_or_(passed)
+        age.add_(1)
+        return passed | (slot < 0)
+
+    def next_classes(done: torch.Tensor) -> torch.Tensor:
+        restarted = torch.zeros_like(done)
+        for row in done.nonzero().flatten().tolist():
+            if slot[row] >= 0:
+                if not captured[row]:  # out of steps: the image as last evaluated, marked as not passing
+                    images[slot[row]], confidence[slot[row]] = latest["images"][row], latest["probability"][row]
+                bar.update()
+            restarted[row] = load(row)
+        return restarted
+
+    for row in range(rows):
+        load(row)
+    objective = objectives.class_log_prob(wanted) - decay * objectives.l2()
+    try:
+        engine.optimize(handle, pixels, objective, steps=steps, lr=lr, optimizer=optimizer, until=until,
+                        refill=next_classes, seed=seed, progress=False, desc="fooling")
+    finally:
+        bar.close()
 
 
 def _fool_chunk(handle: ModelHandle, wanted: torch.Tensor, start: torch.Tensor, threshold: float, steps: int,

@@ -87,3 +87,31 @@ def test_layer_objectives_stop_the_forward_pass_after_their_layer(tiny, device):
         engine.optimize(tiny, param.PixelImage(shape=(1, 3, 16, 16), device=device),
                         objectives.dream("conv1") + objectives.class_logit(0), steps=3, progress=False)
         assert len(calls) == 3
+
+
+def test_refill_restarts_finished_rows_until_no_work_is_left(tiny):
+    from interpret import engine, objectives, param
+
+    queue = list(range(5))  # five tasks through two rows
+    finished_tasks: list[int] = []
+    task = torch.tensor([queue.pop(0), queue.pop(0)])
+    image = param.PixelImage(torch.full((2, 3, 16, 16), 0.5))
+    calls = {"n": 0}
+
+    def until(context):
+        calls["n"] += 1
+        return torch.ones(2, dtype=torch.bool) if calls["n"] % 3 == 0 else torch.zeros(2, dtype=torch.bool)
+
+    def refill(done):
+        restarted = torch.zeros_like(done)
+        for row in done.nonzero().flatten().tolist():
+            finished_tasks.append(int(task[row]))
+            if queue:
+                task[row] = queue.pop(0)
+                restarted[row] = True
+        return restarted
+
+    result = engine.optimize(tiny, image, objectives.class_logit(0), steps=50, lr=0.01, until=until, refill=refill,
+                             progress=False)
+    assert sorted(finished_tasks) == [0, 1, 2, 3, 4] and not queue
+    assert result.images.shape == (2, 3, 16, 16) and calls["n"] == 9  # 3 rounds of 3 steps for 5 tasks on 2 rows

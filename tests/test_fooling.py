@@ -128,3 +128,21 @@ def test_cli_fool_bad_input(capsys, tmp_path, argv, message):
         code = exit_info.code
     err = capsys.readouterr().err
     assert code == 2 and message in err and len(err.strip().splitlines()) == 1
+
+
+def test_refilled_rows_give_each_class_the_result_it_gets_alone(fashion):
+    """With refill every class runs from its own seeded noise in whatever row frees up first: its
+    image and step count must not depend on the batch size or the classes around it."""
+    together = fool(fashion, "all", batch_size=3, progress=False)
+    alone = fool(fashion, ["Bag"], progress=False)
+    bag = int(alone.classes[0])
+    row = int((together.classes == bag).nonzero()[0])
+    assert bool(together.reached.all()) and int(together.steps[row]) == int(alone.steps[0])
+    torch.testing.assert_close(together.images[row], alone.images[0], atol=1e-5, rtol=0)
+
+
+def test_refill_and_chunks_reach_the_same_classes(fashion):
+    refilled = fool(fashion, "all", batch_size=4, progress=False)
+    chunked = fool(fashion, "all", batch_size=4, refill=False, progress=False)
+    assert torch.equal(refilled.classes, chunked.classes)
+    assert bool(refilled.reached.all()) and bool(chunked.reached.all())
