@@ -183,7 +183,7 @@ def layercam(handle: ModelHandle, images: torch.Tensor, target: Target = None, *
         group="cams")
 def shapleycam(handle: ModelHandle, images: torch.Tensor, target: Target = None, *,
                layer: LayerArg = None, reshape: Reshape = "auto", upsample: bool = True,
-             batch_size: int | None = None) -> torch.Tensor:
+               batch_size: int | None = None) -> torch.Tensor:
     """Shapley-CAM (Cai 2025): channel weights ``mean(G - H A / 2)``, a second-order Shapley estimate.
 
     Good: corrects Grad-CAM where the score is far from linear in the activations; bad: a
@@ -377,7 +377,8 @@ def scorecam(handle: ModelHandle, images: torch.Tensor, target: Target = None, *
     softmax over channels of the masked images' target logits weights the channels.
 
     Good: no gradients, so no saturation or gradient noise; bad: one forward pass per channel per image
-    (1280 on lite0's head). All masked copies stream through the model in full device-sized batches.
+    (1280 on lite0's head). All masked copies stream through the model in full device-sized batches:
+    0.96 of lite0's forward limit on a CPU, 1.2x pytorch-grad-cam's ScoreCAM (BENCHMARKS.md).
 
     Args:
         reshape: how a token or channels-last layer becomes a grid.
@@ -414,14 +415,15 @@ def _channel_axis(output: torch.Tensor, grid: torch.Tensor) -> int:
         group="cams")
 def ablationcam(handle: ModelHandle, images: torch.Tensor, target: Target = None, *,
                 layer: LayerArg = None, reshape: Reshape = "auto", upsample: bool = True,
-             batch_size: int | None = None) -> torch.Tensor:
+                batch_size: int | None = None) -> torch.Tensor:
     """Ablation-CAM (Desai & Ramaswamy 2020): weight ``(y - y_c) / y`` per channel, ``y_c`` the target logit
     with channel ``c`` of the layer set to zero.
 
     Good: gradient-free and faithful to what each channel contributes; bad: one pass per channel.
     Only the network above the layer runs per ablation: each batch feeds the model one clean image, and a
     hook on the layer swaps its output for the batch of ablated copies (skip connections from below the
-    layer broadcast over it).
+    layer broadcast over it). 45.7x pytorch-grad-cam's AblationCAM on lite0's
+    blocks.15 (BENCHMARKS.md).
 
     Measured on efficientnet_lite0 (chelsea, coffee, rocket; BENCHMARKS.md leaderboard, 2026-12-01):
     deletion AUC 0.120 (lower is better), insertion AUC 0.397 (higher is better).
