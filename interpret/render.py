@@ -6,7 +6,6 @@ matplotlib charts in :mod:`interpret.charts`.
 
 Example:
     >>> import torch
-from PIL import Image, ImageDraw, ImageFont
     >>> image, saliency = torch.rand(3, 64, 64), torch.rand(1, 64, 64)
     >>> overlay(image, saliency).shape
     (64, 64, 3)
