@@ -28,6 +28,21 @@ pytestmark = pytest.mark.skipif(not dist.is_available() or not dist.is_gloo_avai
                                 reason="torch.distributed with gloo is not available")
 
 
+def run_processes(target, args: tuple, nprocs: int, seconds: float = 120) -> None:
+    """Run ``target(rank, *args)`` in ``nprocs`` processes; fail the test if they take over ``seconds``.
+
+    fork where the platform has it: no re-import per process (a second instead of fifteen); else spawn.
+    """
+    method = "fork" if "fork" in mp.get_all_start_methods() else "spawn"
+    context = mp.start_processes(target, args=args, nprocs=nprocs, join=False, start_method=method)
+    deadline = time.monotonic() + seconds
+    while not context.join(timeout=1):
+        if time.monotonic() > deadline:
+            for process in context.processes:
+                process.kill()
+            pytest.fail(f"the gloo processes did not finish in {seconds:.0f} s")
+
+
 def free_port() -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
         s.bind(("127.0.0.1", 0))
@@ -71,16 +86,7 @@ def test_three_gloo_processes_equal_one(tmp_path):
     handle, images = tiny_setup()
     single = neuron_atlas(handle, "conv2", images, top=4, bottom=3, batch_size=4, progress=False)
     # 22 images in batches of 4: 6 batches, so ranks get 2, 2 and 2 batches, the last one short.
-    # fork: no re-import per process (a second instead of fifteen); spawn where there is no fork.
-    method = "fork" if "fork" in mp.get_all_start_methods() else "spawn"
-    context = mp.start_processes(_rank, args=(3, free_port(), str(tmp_path)), nprocs=3, join=False,
-                                 start_method=method)
-    deadline = time.monotonic() + 120
-    while not context.join(timeout=1):
-        if time.monotonic() > deadline:
-            for process in context.processes:
-                process.kill()
-            pytest.fail("the gloo processes did not finish in 120 s")
+    run_processes(_rank, (3, free_port(), str(tmp_path)), 3)
     for rank in range(3):
         shards = torch.load(tmp_path / f"rank{rank}.pt")
         for name in FIELDS:

@@ -4,14 +4,12 @@ from __future__ import annotations
 
 import math
 import random
-import time
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
 import torch.distributed as dist
-import torch.multiprocessing as mp
 from PIL import Image
 
 import interpret
@@ -19,7 +17,7 @@ import zoo
 from interpret.evaluation import (EvaluationOptions, evaluate_images, file_maker, method_maker, random_maker,
                                   summary_rows)
 from tests.conftest import TinyCNN
-from tests.test_atlas_distributed import free_port
+from tests.test_atlas_distributed import free_port, run_processes
 from zoo.errors import CnnvizError
 
 METRICS = ("deletion", "insertion", "road", "infidelity", "sensitivity", "randomization", "gini", "entropy")
@@ -107,15 +105,7 @@ def test_three_gloo_processes_equal_one(tmp_path):
     single = evaluate_images(tiny_handle(), [folder], makers(), metrics=METRICS, options=OPTIONS, batch_size=2,
                              progress=False)
     expected = [(r.index, r.method, r.scores, r.curves) for r in single]
-    method = "fork" if "fork" in mp.get_all_start_methods() else "spawn"
-    context = mp.start_processes(_rank, args=(3, free_port(), str(folder), str(tmp_path)), nprocs=3, join=False,
-                                 start_method=method)
-    deadline = time.monotonic() + 120
-    while not context.join(timeout=1):
-        if time.monotonic() > deadline:
-            for process in context.processes:
-                process.kill()
-            pytest.fail("the gloo processes did not finish in 120 s")
+    run_processes(_rank, (3, free_port(), str(folder), str(tmp_path)), 3)
     for rank in range(3):  # 7 images in batches of 2: 4 batches over 3 ranks, merged on every rank
         merged = torch.load(tmp_path / f"rank{rank}.pt")
         assert [m[:2] for m in merged] == [e[:2] for e in expected]

@@ -191,7 +191,7 @@ def model_config(source: str, **overrides: Any) -> ModelConfig:
     elif kind == "timm":
         config = _timm_config(name, None)
     else:
-        config = load(source, device="cpu", weights=None if kind in ("zoo", "file") else "pretrained").config
+        config = load(source, device="cpu", weights=None).config  # built with random weights: only the config is read
     return config.replace(**overrides)
 
 
