@@ -22,6 +22,7 @@ from __future__ import annotations
 import inspect
 import random
 import re
+import warnings
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -173,7 +174,9 @@ def run_captum(name: str, handle: ModelHandle, images: torch.Tensor, target: Tar
             else:
                 kwargs = attribute_kwargs(attribution.attribute, x, **options)
             try:
-                out = attribution.attribute(x, target=indices[rows].tolist(), **kwargs)
+                with warnings.catch_warnings():  # captum's notes on hooks and requires_grad say nothing to the user
+                    warnings.simplefilter("ignore", UserWarning)
+                    out = attribution.attribute(x, target=indices[rows].tolist(), **kwargs)
             except (RuntimeError, AssertionError, TypeError, ValueError, NotImplementedError, AttributeError) as error:
                 first = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
                 raise CnnvizError(f"captum:{name} cannot run on {handle.name}: {first}") from None
