@@ -49,6 +49,9 @@ def add_model(parser: argparse.ArgumentParser, *, positional: bool = False,
     group.add_argument("--std", type=_floats, metavar="S[,S...]", help="per-channel normalization std")
     group.add_argument("--model-args", type=_json_object, metavar="JSON",
                        help="keyword arguments for a file.py:FACTORY model, e.g. '{\"width\": 32}'")
+    group.add_argument("--precision", choices=("fp32", "bf16", "fp16"), default="fp32",
+                       help="run the network in fp32 (default), or opt in to bf16 (CPUs with AVX-512-bf16/AMX, GPUs) "
+                            "or fp16 (GPUs): faster, maps move a little (BENCHMARKS.md)")
     group.add_argument("--output", metavar="KEY",
                        help="where the logits are in the model's output: a key, attribute or index "
                             "(default: the tensor, or logits, or the first tensor)")
@@ -105,7 +108,8 @@ def load_handle(args: argparse.Namespace, *, weights: str | Path | None = "pretr
     return zoo.load(args.model, device=args.device, weights=weights, num_classes=getattr(args, "num_classes", None),
                     classes=getattr(args, "class_names", None), input_size=getattr(args, "input_size", None),
                     mean=getattr(args, "mean", None), std=getattr(args, "std", None),
-                    model_args=getattr(args, "model_args", None), output=output)
+                    model_args=getattr(args, "model_args", None), output=output,
+                    precision=getattr(args, "precision", "fp32"))
 
 
 def load_batch(args: argparse.Namespace, handle: ModelHandle) -> tuple[list[str], torch.Tensor]:

@@ -109,9 +109,11 @@ def method(name: str, family: str, summary: str, *,
             batch = as_batch(images, handle, whole_model=family == "attribution") if images is not None else None  # optimizers may start from noise
             with preserve(handle):
                 result = fn(handle, batch, target, **options)  # type: ignore[arg-type]
-            if isinstance(result, torch.Tensor) and result.is_floating_point() and not torch.isfinite(result).all():
-                raise CnnvizError(f"{name} gave NaN or infinite values on these images: the model's outputs are "
-                                  "not finite (check its weights) or an option is too large")
+            if isinstance(result, torch.Tensor) and result.is_floating_point():
+                if not torch.isfinite(result).all():
+                    raise CnnvizError(f"{name} gave NaN or infinite values on these images: the model's outputs "
+                                      "are not finite (check its weights) or an option is too large")
+                result = result.float()  # a model run in bf16 or fp16 still gives float32 maps
             return result
 
         uses_layer = "layer" in inspect.signature(fn).parameters

@@ -398,3 +398,21 @@ def test_every_other_method_leaves_a_model_from_a_user_file_unchanged(files, nam
     assert _tensors(result) and all(torch.isfinite(t).all() for t in _tensors(result))
     assert_unchanged(before, handle)
     assert hook_counts(handle) == hooks
+
+
+def test_reduced_precision_is_opt_in_and_close_to_fp32(lite0, photos):
+    from interpret.statistics import spearman
+
+    assert lite0.precision == "fp32"
+    fast = zoo.load("efficientnet_lite0", device="cpu", precision="bf16")
+    with torch.no_grad():
+        exact, rough = lite0(photos), fast(photos)
+    assert rough.dtype == torch.float32 and torch.equal(rough.argmax(1), exact.argmax(1))
+    for name in ("gradcam", "occlusion"):
+        method = interpret.get_method(name)
+        ours = method.fn(fast, photos, None)
+        assert ours.dtype == torch.float32
+        reference = method.fn(lite0, photos, None)
+        assert float(spearman(ours.flatten(1), reference.flatten(1)).min()) > 0.9, name
+    with pytest.raises(CnnvizError, match="fp16 runs on GPUs only"):
+        zoo.load("efficientnet_lite0", device="cpu", precision="fp16")

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Literal
+
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -11,6 +13,9 @@ from zoo.config import ModelConfig
 from zoo.errors import CnnvizError
 from zoo.layers import guess_cam_layer, resolve_layer
 from zoo.outputs import OutputSelector, select_logits
+
+Precision = Literal["fp32", "bf16", "fp16"]
+PRECISIONS: dict[str, torch.dtype] = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
 
 
 class ModelHandle(nn.Module):
@@ -74,6 +79,7 @@ class ModelHandle(nn.Module):
         self.name = name
         self.output = output
         self.channels_last = channels_last
+        self._precision: Precision = "fp32"
         self.register_buffer("mean", torch.empty(0), persistent=False)
         self.register_buffer("std", torch.empty(0), persistent=False)
         self.config = config
@@ -125,12 +131,33 @@ class ModelHandle(nn.Module):
         """The device the handle's buffers (and so its inputs) live on."""
         return self.mean.device
 
+    @property
+    def precision(self) -> Precision:
+        """``fp32`` (the default), or ``bf16`` / ``fp16``: the network runs under autocast in that type.
+
+        Opt-in only: maps move (BENCHMARKS.md measures how much per method). bf16 pays on CPUs with
+        AVX-512-bf16 or AMX and on GPUs; fp16 is for GPUs only. Logits come back as float32.
+        """
+        return self._precision
+
+    @precision.setter
+    def precision(self, precision: Precision) -> None:
+        if precision not in PRECISIONS:
+            raise CnnvizError(f"unknown precision {precision!r}: choose from {', '.join(PRECISIONS)}")
+        if precision == "fp16" and self.device.type == "cpu":
+            raise CnnvizError("fp16 runs on GPUs only: use --precision bf16 on the CPU")
+        self._precision = precision
+
     def forward(self, images: torch.Tensor) -> torch.Tensor:
         """Logits ``(B, K)`` for a batch of images in [0, 1]."""
         normalized = (images - self.mean) / self.std
         if self.channels_last and normalized.device.type == "cpu" and normalized.dim() == 4:
             normalized = normalized.contiguous(memory_format=torch.channels_last)
-        return select_logits(self.model(normalized), self.output)
+        if self._precision == "fp32":
+            return select_logits(self.model(normalized), self.output)
+        with torch.autocast(normalized.device.type, dtype=PRECISIONS[self._precision]):
+            logits = select_logits(self.model(normalized), self.output)
+        return logits.float()
 
     def layer(self, layer: str | nn.Module) -> nn.Module:
         """The submodule named ``layer`` (dotted path), or ``layer`` itself."""
