@@ -59,6 +59,18 @@ def bare_backward_to(handle: zoo.ModelHandle, x: torch.Tensor, layer: str) -> Ca
     return run
 
 
+
+def limit_cases(handle: zoo.ModelHandle, image: torch.Tensor, sizes: list[int],
+                layer: str) -> dict[str, Callable[[], object]]:
+    """The bare model's forward, forward+backward and backward-to-``layer`` at each batch size: the limits."""
+    cases: dict[str, Callable[[], object]] = {}
+    for size in sizes:
+        x = image.expand(size, -1, -1, -1).contiguous()
+        cases[f"limit forward {size}"] = bare_forward(handle, x)
+        cases[f"limit backward {size}"] = bare_backward(handle, x)
+        cases[f"limit backward to {layer} {size}"] = bare_backward_to(handle, x, layer)
+    return cases
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--device", default=None)
@@ -81,12 +93,7 @@ def main() -> None:
     sizes = [32, 64, 128, 256, 512] if gpu else [4, 8, 16, 32]
     image = handle.prepare([zoo.load_image("chelsea")])
     target, layer = 282, "head"
-    cases: dict[str, Callable[[], object]] = {}
-    for size in sizes:
-        x = image.expand(size, -1, -1, -1).contiguous()
-        cases[f"limit forward {size}"] = bare_forward(handle, x)
-        cases[f"limit backward {size}"] = bare_backward(handle, x)
-        cases[f"limit backward to {layer} {size}"] = bare_backward_to(handle, x, layer)
+    cases: dict[str, Callable[[], object]] = limit_cases(handle, image, sizes, layer)
 
     # Occlusion: one image, 32 px windows at stride 16 = 169 windows.
     window, stride = 32, 16
@@ -207,12 +214,7 @@ def family(args: argparse.Namespace) -> None:
     auto = auto_batch_size(handle)
     sizes = [32, 64, 128, 256] if device.type == "cuda" else [4, 8, 16]
     batch = image.expand(auto, -1, -1, -1).contiguous()
-    cases: dict[str, Callable[[], object]] = {}
-    for size in sizes:
-        x = image.expand(size, -1, -1, -1).contiguous()
-        cases[f"limit forward {size}"] = bare_forward(handle, x)
-        cases[f"limit backward {size}"] = bare_backward(handle, x)
-        cases[f"limit backward to {layer} {size}"] = bare_backward_to(handle, x, layer)
+    cases: dict[str, Callable[[], object]] = limit_cases(handle, image, sizes, layer)
     for copies in (64, 320, 1024):
         cases[f"limit above {masked_layer} {copies}"] = upper_forward(handle, image, masked_layer, copies)
     gradient_cams = ["gradcam", "gradcam_plusplus", "xgradcam", "hirescam", "gradcam_elementwise", "layercam",
