@@ -28,48 +28,13 @@ from collections.abc import Callable
 import torch
 from captum.attr import (GuidedBackprop, IntegratedGradients, LayerGradCam, NoiseTunnel, Occlusion,
                          Saliency)
-from timing import device_name, interleaved, sync
+from limits import best_limit, forward_case, limit_cases
+from timing import best_of, device_name, interleaved, sync
 
 import interpret
 import zoo
 from interpret.batching import auto_batch_size
-from interpret.hooks import graph_from
 
-
-def bare_forward(handle: zoo.ModelHandle, x: torch.Tensor) -> Callable[[], object]:
-    def run() -> None:
-        with torch.no_grad():
-            handle(x)
-    return run
-
-
-def bare_backward(handle: zoo.ModelHandle, x: torch.Tensor) -> Callable[[], object]:
-    def run() -> None:
-        xg = x.clone().requires_grad_(True)
-        torch.autograd.grad(handle(xg)[:, 0].sum(), xg)
-    return run
-
-
-def bare_backward_to(handle: zoo.ModelHandle, x: torch.Tensor, layer: str) -> Callable[[], object]:
-    """Forward with no graph below ``layer``, backward from the score to the layer's output."""
-    def run() -> None:
-        with graph_from(handle.layer(layer)) as rec:
-            score = handle(x)[:, 0].sum()
-        torch.autograd.grad(score, rec.output)
-    return run
-
-
-
-def limit_cases(handle: zoo.ModelHandle, image: torch.Tensor, sizes: list[int],
-                layer: str) -> dict[str, Callable[[], object]]:
-    """The bare model's forward, forward+backward and backward-to-``layer`` at each batch size: the limits."""
-    cases: dict[str, Callable[[], object]] = {}
-    for size in sizes:
-        x = image.expand(size, -1, -1, -1).contiguous()
-        cases[f"limit forward {size}"] = bare_forward(handle, x)
-        cases[f"limit backward {size}"] = bare_backward(handle, x)
-        cases[f"limit backward to {layer} {size}"] = bare_backward_to(handle, x, layer)
-    return cases
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -140,12 +105,9 @@ def main() -> None:
 
     seconds = interleaved(cases, device, args.rounds)
 
-    def best_rate(prefix: str) -> tuple[float, int]:
-        return max((size / seconds[f"{prefix} {size}"], size) for size in sizes)
-
-    fwd_limit, fwd_batch = best_rate("limit forward")
-    bwd_limit, bwd_batch = best_rate("limit backward")
-    layer_limit, layer_batch = best_rate(f"limit backward to {layer}")
+    fwd_limit, fwd_path, fwd_batch = best_limit(seconds, "forward")
+    bwd_limit, bwd_path, bwd_batch = best_limit(seconds, "backward")
+    layer_limit, layer_path, layer_batch = best_limit(seconds, f"backward to {layer}")
     rows = []
     for name, took in seconds.items():
         if name.startswith("limit"):
@@ -162,8 +124,10 @@ def main() -> None:
     print(f"## Attribution speed: efficientnet_lite0, 224 px, {device_name(device)}, torch {torch.__version__}, "
           f"{datetime.date.today()}")
     print(f"best of {args.rounds} interleaved rounds; cnnviz's automatic batch {auto}; limits: forward "
-          f"{fwd_limit:.1f} images/s (batch {fwd_batch}), forward+backward {bwd_limit:.1f} images/s "
-          f"(batch {bwd_batch}), forward+backward to {layer} {layer_limit:.1f} images/s (batch {layer_batch})\n")
+          f"{fwd_limit:.1f} images/s ({fwd_path}, batch {fwd_batch}), forward+backward {bwd_limit:.1f} images/s "
+          f"({bwd_path}, batch {bwd_batch}), forward+backward to {layer} {layer_limit:.1f} images/s "
+          f"({layer_path}, batch {layer_batch}); each the best over eager NCHW, channels-last, compiled, "
+          "bf16 and compiled bf16 (bench/limits.py)\n")
     print("| method | seconds | throughput | fraction of the limit |")
     print("|---|---:|---:|---:|")
     for row in rows:
@@ -188,18 +152,6 @@ def upper_forward(handle: zoo.ModelHandle, image: torch.Tensor, layer: str, copi
     return run
 
 
-def best_of(cases: dict[str, Callable[[], object]], device: torch.device, rounds: int) -> dict[str, float]:
-    """Fastest of ``rounds`` runs of each costly case, cases alternating within a round, no warm-up run each."""
-    best = {name: float("inf") for name in cases}
-    for _ in range(rounds):
-        for name, run in cases.items():
-            start = time.perf_counter()
-            run()
-            sync(device)
-            best[name] = min(best[name], time.perf_counter() - start)
-    return best
-
-
 def family(args: argparse.Namespace) -> None:
     """Issue 14's methods as fractions of their limits, and against pytorch-grad-cam, in one run."""
     import pytorch_grad_cam as pgc
@@ -216,7 +168,7 @@ def family(args: argparse.Namespace) -> None:
     batch = image.expand(auto, -1, -1, -1).contiguous()
     cases: dict[str, Callable[[], object]] = limit_cases(handle, image, sizes, layer)
     for copies in (64, 320, 1024):
-        cases[f"limit above {masked_layer} {copies}"] = upper_forward(handle, image, masked_layer, copies)
+        cases[f"limit above {masked_layer}|{copies}"] = upper_forward(handle, image, masked_layer, copies)
     gradient_cams = ["gradcam", "gradcam_plusplus", "xgradcam", "hirescam", "gradcam_elementwise", "layercam",
                      "shapleycam", "finercam", "eigengradcam"]
     activation_cams = ["eigencam", "kpcacam", "fem"]
@@ -247,16 +199,14 @@ def family(args: argparse.Namespace) -> None:
         "ablationcam blocks.15 (pytorch-grad-cam)": lambda: pgc.AblationCAM(handle, [handle.layer(masked_layer)])(
             image, [ClassifierOutputTarget(target)]),
     }
-    bare_forward(handle, batch)()
+    forward_case(handle, batch)()
     seconds.update(best_of(heavy, device, max(1, args.rounds // 2)))
 
-    def best_rate(prefix: str, options: list[int]) -> tuple[float, int]:
-        return max((size / seconds[f"{prefix} {size}"], size) for size in options)
-
-    fwd, fwd_batch = best_rate("limit forward", sizes)
-    bwd, bwd_batch = best_rate("limit backward", sizes)
-    to_layer, layer_batch = best_rate(f"limit backward to {layer}", sizes)
-    above, above_batch = best_rate(f"limit above {masked_layer}", [64, 320, 1024])
+    fwd, _, fwd_batch = best_limit(seconds, "forward")
+    bwd, _, bwd_batch = best_limit(seconds, "backward")
+    to_layer, _, layer_batch = best_limit(seconds, f"backward to {layer}")
+    above, above_batch = max((copies / seconds[f"limit above {masked_layer}|{copies}"], copies)
+                             for copies in (64, 320, 1024))
     work = {  # (passes, limit) per case
         "fullgrad": (auto, bwd), "extremal 16 steps": (16, bwd),
         "captum:FeatureAblation 7x7 segments": (1 + 49, fwd),

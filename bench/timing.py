@@ -46,3 +46,15 @@ def interleaved(cases: dict[str, Callable[[], object]], device: torch.device, ro
             sync(device)
             best[name] = min(best[name], time.perf_counter() - start)
     return best
+
+
+def best_of(cases: dict[str, Callable[[], object]], device: torch.device, rounds: int) -> dict[str, float]:
+    """Fastest of ``rounds`` runs of each costly case, cases alternating within a round, no warm-up run each."""
+    best = {name: float("inf") for name in cases}
+    for _ in range(rounds):
+        for name, run in cases.items():
+            start = time.perf_counter()
+            run()
+            sync(device)
+            best[name] = min(best[name], time.perf_counter() - start)
+    return best

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import errno
 import importlib
+import logging
 import pkgutil
 import sys
 from typing import NoReturn
@@ -51,6 +52,8 @@ def main(argv: list[str] | None = None) -> int:
     """Run ``cnnviz`` with ``argv``; returns the exit code (2 for bad input)."""
     parser = build_parser()
     args = parser.parse_args(argv)
+    # A compile (--compile) on a machine without CUDA logs that torch found no CUDA runtime: true, and noise here.
+    logging.getLogger("torch.utils.cpp_extension").setLevel(logging.ERROR)
     try:
         return int(args.run(args) or 0)
     except CnnvizError as exc:

@@ -52,6 +52,10 @@ def add_model(parser: argparse.ArgumentParser, *, positional: bool = False,
     group.add_argument("--precision", choices=("fp32", "bf16", "fp16"), default="fp32",
                        help="run the network in fp32 (default), or opt in to bf16 (CPUs with AVX-512-bf16/AMX, GPUs) "
                             "or fp16 (GPUs): faster, maps move a little (BENCHMARKS.md)")
+    group.add_argument("--compile", choices=("auto", "on", "off"), default="auto",
+                       help="forward-only methods (occlusion, RISE, Score-CAM, deletion/insertion, predict) run a "
+                            "torch.compile-d forward: auto (default) when the job is long enough to repay the "
+                            "compile, measured on this machine; on, or off for plain eager PyTorch")
     group.add_argument("--output", metavar="KEY",
                        help="where the logits are in the model's output: a key, attribute or index "
                             "(default: the tensor, or logits, or the first tensor)")
@@ -109,7 +113,7 @@ def load_handle(args: argparse.Namespace, *, weights: str | Path | None = "pretr
                     classes=getattr(args, "class_names", None), input_size=getattr(args, "input_size", None),
                     mean=getattr(args, "mean", None), std=getattr(args, "std", None),
                     model_args=getattr(args, "model_args", None), output=output,
-                    precision=getattr(args, "precision", "fp32"))
+                    precision=getattr(args, "precision", "fp32"), compile=getattr(args, "compile", "auto"))
 
 
 def load_batch(args: argparse.Namespace, handle: ModelHandle) -> tuple[list[str], torch.Tensor]:

@@ -20,7 +20,8 @@ Example:
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from typing import Literal
 
 import torch
@@ -28,10 +29,12 @@ from torch import nn
 from torchvision.transforms.functional import gaussian_blur
 
 from interpret import engine, objectives, param, transforms
+from interpret.batching import auto_batch_size
 from interpret.guard import preserve
 from interpret.registry import method
+from interpret.row_queue import RowQueue
 from interpret.targets import class_index
-from zoo.checks import ImageSide, PositiveFloat, PositiveInt
+from zoo.checks import ImageSide, OpenUnitInterval, PositiveFloat, PositiveInt
 from zoo.errors import CnnvizError
 from zoo.handle import ModelHandle
 
@@ -85,10 +88,9 @@ def _channel_count(handle: ModelHandle, module: nn.Module) -> int:
 
 def class_objective(handle: ModelHandle, target: object) -> tuple[objectives.Objective, int, list[str]]:
     """Logit plus log-probability of the target class(es), one image per class."""
-    targets = list(target) if isinstance(target, (list, tuple, torch.Tensor)) else [target]
-    indices = torch.tensor([class_index(handle, t) for t in targets])
+    indices = class_objective_indices(handle, target).cpu()
     objective = objectives.class_logit(indices) + objectives.class_log_prob(indices)
-    return objective, len(targets), [handle.class_name(int(i)) for i in indices]
+    return objective, len(indices), [handle.class_name(int(i)) for i in indices]
 
 
 def blur_every(period: int, sigma: float = 0.5) -> engine.Callable:
@@ -100,10 +102,32 @@ def blur_every(period: int, sigma: float = 0.5) -> engine.Callable:
     return hook
 
 
+@dataclass(frozen=True)
+class Recipe:
+    """What a preset optimizes: the parameterization, step size, penalty, transforms and step hook."""
+
+    kind: str
+    lr: float
+    l2: float
+    augment: bool
+    every_step: Callable[[nn.Module, int], None] | None = None
+
+
+def recipe(preset: str) -> Recipe:
+    """The :class:`Recipe` of ``preset`` (see the module docstring)."""
+    recipes = {"robust": Recipe("fourier", 0.05, 0.0, True),
+               "jitter": Recipe("pixels", 0.02, 0.05, True, blur_every(4)),
+               "pixels": Recipe("pixels", 0.01, 0.0, False)}
+    if preset not in recipes:
+        raise CnnvizError(f"unknown preset {preset!r}: robust, jitter or pixels")
+    return recipes[preset]
+
+
 @method("actmax", "optimization", "activation maximization: the picture a class or unit likes most")
 def actmax(handle: ModelHandle, images: torch.Tensor | None = None, target: object = None, *,
            unit: str | None = None, preset: Preset = "robust", steps: PositiveInt = 256, lr: PositiveFloat | None = None,
-           size: ImageSide | None = None, seed: int = 0, progress: bool = True) -> torch.Tensor:
+           size: ImageSide | None = None, until: OpenUnitInterval | None = None, batch_size: PositiveInt | None = None,
+           seed: int = 0, progress: bool = True) -> torch.Tensor:
     """Optimize images to maximize a class (``target``) or a unit (``unit``), all in one batch.
 
     Args:
@@ -111,15 +135,22 @@ def actmax(handle: ModelHandle, images: torch.Tensor | None = None, target: obje
         target: class index or name, or a list of them (one image each).
         unit: ``layer:channel``, ``layer:A-B``, ``layer:all`` or ``layer:channel:y:x`` instead of a class.
         preset: ``robust``, ``jitter`` or ``pixels`` (see the module docstring).
-        steps: optimization steps.
+        steps: optimization steps (with ``until``: the most per image).
         lr: learning rate (default: the preset's).
         size: image side (default: the model's input size).
+        until: stop each class's image at the first step at which the model gives it this
+            probability (checked on the image itself, without transforms), instead of always running ``steps``.
+            Freed rows take the next classes at once, so a batch of ``batch_size`` rows stays full;
+            each class then starts from noise seeded by ``(seed, class)``. Class targets only.
+        batch_size: rows optimized together with ``until`` (default: what fits the device).
 
     Returns:
         Images ``(B, C, size, size)`` in [0, 1].
     """
     if (target is None) == (unit is None):
         raise CnnvizError("give a class target or a unit (layer:channel), not both or neither")
+    if until is not None and unit is not None:
+        raise CnnvizError("until stops at a class probability: give a class target, not a unit")
     objective, batch, _ = class_objective(handle, target) if unit is None else parse_unit(handle, unit)
     side = size or handle.input_size
     shape = (batch, handle.in_channels, side, side)
@@ -127,21 +158,77 @@ def actmax(handle: ModelHandle, images: torch.Tensor | None = None, target: obje
         raise CnnvizError(f"{images.shape[0]} starting images for {batch} targets")
     if images is not None:
         images = images.expand(batch, -1, -1, -1)
-    if preset == "robust":
-        image = param.make_image("fourier", shape, handle.device, init=images, seed=seed)
-        return engine.optimize(handle, image, objective, steps=steps, lr=lr or 0.05,
-                               transforms=transforms.standard(side), seed=seed, progress=progress,
-                               desc="actmax").images
-    if preset == "jitter":
-        image = param.make_image("pixels", shape, handle.device, init=images, seed=seed)
-        return engine.optimize(handle, image, objective - 0.05 * objectives.l2(), steps=steps, lr=lr or 0.02,
-                               transforms=transforms.standard(side), every_step=blur_every(4), seed=seed,
-                               progress=progress, desc="actmax").images
-    if preset == "pixels":
-        image = param.make_image("pixels", shape, handle.device, init=images, seed=seed)
-        return engine.optimize(handle, image, objective, steps=steps, lr=lr or 0.01, seed=seed,
-                               progress=progress, desc="actmax").images
-    raise CnnvizError(f"unknown preset {preset!r}: robust, jitter or pixels")
+    how = recipe(preset)
+    if how.l2:
+        objective = objective - how.l2 * objectives.l2()
+    settings = {"steps": steps, "lr": lr or how.lr, "transforms": transforms.standard(side) if how.augment else None,
+                "every_step": how.every_step, "seed": seed}
+    if until is not None:
+        classes = class_objective_indices(handle, target)
+        return _actmax_until(handle, classes, images, how, shape, until, batch_size, settings, progress)
+    image = param.make_image(how.kind, shape, handle.device, init=images, seed=seed)
+    return engine.optimize(handle, image, objective, progress=progress, desc="actmax", **settings).images
+
+
+def class_objective_indices(handle: ModelHandle, target: object) -> torch.Tensor:
+    """The class indices of ``target`` (one or a list of classes)."""
+    targets = list(target) if isinstance(target, (list, tuple, torch.Tensor)) else [target]
+    return torch.tensor([class_index(handle, t) for t in targets], device=handle.device)
+
+
+def _actmax_until(handle: ModelHandle, classes: torch.Tensor, images: torch.Tensor | None, how: Recipe,
+                  shape: tuple[int, int, int, int], until: float, batch_size: int | None, settings: dict,
+                  progress: bool) -> torch.Tensor:
+    """Class pictures that each stop at probability ``until``, through one refilled batch (a RowQueue)."""
+    rows = min(batch_size or auto_batch_size(handle, backward=True, size=shape[-1]), len(classes))
+    row_shape = (rows, *shape[1:])
+    seed = settings["seed"]
+
+    def start(rows_shape: tuple[int, ...], init: torch.Tensor | None, seed: int) -> nn.Module:
+        if how.kind == "pixels":  # snapshots: the image kept is the one the passing step evaluated
+            return param.SnapshotPixels(init, shape=rows_shape, device=handle.device, seed=seed)
+        return param.make_image(how.kind, rows_shape, handle.device, init=init, seed=seed)
+
+    def fresh(job: int) -> nn.Module:  # a class's start depends on the class, not on the rows beside it
+        init = images[job:job + 1] if images is not None else None
+        return start((1, *shape[1:]), init, seed * 1_000_003 + int(classes[job]))
+
+    image = start(row_shape, None, seed)
+    wanted = classes[:rows].clone()
+    out = torch.empty(shape, device=handle.device)
+
+    def load(row: int, job: int) -> None:
+        wanted[row] = classes[job]
+        with torch.no_grad():
+            for mine, start in zip(image.parameters(), fresh(job).parameters()):
+                mine[row] = start[0]
+
+    def probability(logits: torch.Tensor, classes: torch.Tensor) -> torch.Tensor:
+        return logits.detach().softmax(-1).gather(1, classes[:, None])[:, 0]
+
+    def reached(context: objectives.Context) -> torch.Tensor:
+        # The transformed view is a cheap first test; the image itself, as it will be returned, decides.
+        passed = probability(context.logits, wanted) >= until
+        if bool(passed.any()):
+            with torch.no_grad():
+                plain = probability(handle(context.images[passed].detach()), wanted[passed])
+            passed[passed.clone()] = plain >= until
+        return passed
+
+    def keep(done: torch.Tensor, jobs: torch.Tensor, context: objectives.Context) -> None:
+        out[jobs.to(out.device)] = context.images.detach()[done.to(out.device)]
+
+    queue = RowQueue(len(classes), rows, load=load, passed=reached, keep=keep, desc="actmax", progress=progress)
+    queue.start()
+    objective = objectives.class_logit(wanted) + objectives.class_log_prob(wanted)
+    if how.l2:
+        objective = objective - how.l2 * objectives.l2()
+    try:
+        engine.optimize(handle, image, objective, until=queue.until, refill=queue.refill, progress=False,
+                        desc="actmax", **settings)
+    finally:
+        queue.close()
+    return out
 
 
 def class_scores(handle: ModelHandle, images: torch.Tensor, classes: Sequence[int], top: int = 5) -> dict:

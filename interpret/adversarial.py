@@ -36,6 +36,7 @@ from interpret import engine, objectives, param
 from interpret.batching import auto_batch_size, chunks
 from interpret.guard import preserve
 from interpret.registry import method
+from interpret.row_queue import RowQueue
 from interpret.targets import Target, target_indices
 from zoo.checks import PositiveFloat, PositiveInt
 from zoo.errors import CnnvizError
@@ -118,7 +119,8 @@ def _labels(handle: ModelHandle, images: torch.Tensor, target: Target) -> tuple[
 @method("pgd", "adversarial", "projected gradient descent attack (iterative FGSM with random start), L-inf or L2")
 def pgd(handle: ModelHandle, images: torch.Tensor, target: Target = None, *, eps: PositiveFloat = 4 / 255,
         norm: Norm = "linf", steps: PositiveInt = 10, alpha: PositiveFloat | None = None, random_start: bool = True,
-        batch_size: PositiveInt | None = None, seed: int = 0, progress: bool = True) -> torch.Tensor:
+        batch_size: PositiveInt | None = None, seed: int = 0, stop_on_success: bool = False,
+        progress: bool = True) -> torch.Tensor:
     """Adversarial images within ``eps`` of ``images`` (Madry et al. 2018).
 
     Args:
@@ -132,10 +134,17 @@ def pgd(handle: ModelHandle, images: torch.Tensor, target: Target = None, *, eps
         random_start: start from a random point of the ball instead of the clean image.
         batch_size: images per optimization batch (default: what fits the device).
         seed: seeds the random start.
+        stop_on_success: stop each image at the first step at which the attack succeeds (the
+            prediction leaves the clean class, or is the target) and return that image; meanwhile the
+            next images take the freed rows of the batch, so no row idles. Images that never succeed
+            get all ``steps`` and come out as without it.
 
     Returns:
         Adversarial images ``(B, C, H, W)`` in [0, 1], each within ``eps`` of its clean image.
     """
+    if stop_on_success:
+        return _attack_until_success(handle, images, target, eps, norm, steps, alpha, random_start, batch_size,
+                                     seed, progress)
     return _attack(handle, images, target, eps, norm, steps, alpha, random_start, batch_size, seed, progress)
 
 
@@ -158,6 +167,47 @@ def _attack(handle: ModelHandle, images: torch.Tensor | None, target: Target, ep
                                  every_step=ball_projection(clean, eps, norm), seed=None, progress=progress,
                                  desc=f"pgd {norm}")
         out[part] = result.images
+    return out
+
+
+def _attack_until_success(handle: ModelHandle, images: torch.Tensor | None, target: Target, eps: float, norm: str,
+                          steps: int, alpha: float | None, random_start: bool, batch_size: int | None, seed: int,
+                          progress: bool) -> torch.Tensor:
+    """PGD where each image stops at its first success, through one refilled batch (a :class:`RowQueue`)."""
+    if images is None:
+        raise CnnvizError("an attack needs images: give the photos to perturb")
+    _check(eps, norm, images)
+    alpha = alpha if alpha is not None else 2.5 * eps / steps
+    labels, targeted = _labels(handle, images, target)
+    generator = torch.Generator(device=images.device).manual_seed(seed)
+    starts = random_point(images, eps, norm, generator) if random_start else images
+    rows = min(batch_size or auto_batch_size(handle, backward=True), images.shape[0])
+    out = torch.empty_like(images)
+    clean = images[:rows].clone()  # the projection and the objective read these rows as they change job
+    wanted = labels[:rows].clone()
+    pixels = param.SnapshotPixels(starts[:rows])
+
+    def load(row: int, job: int) -> None:
+        clean[row], wanted[row] = images[job], labels[job]
+        with torch.no_grad():
+            pixels.pixels[row] = starts[job]
+
+    def succeeded(context: objectives.Context) -> torch.Tensor:
+        predicted = context.logits.detach().argmax(-1)
+        return predicted == wanted if targeted else predicted != wanted
+
+    def keep(done: torch.Tensor, jobs: torch.Tensor, context: objectives.Context) -> None:
+        out[jobs.to(out.device)] = context.images.detach()[done.to(out.device)]
+
+    queue = RowQueue(images.shape[0], rows, load=load, passed=succeeded, keep=keep, desc=f"pgd {norm}",
+                     progress=progress)
+    queue.start()
+    try:
+        engine.optimize(handle, pixels, attack_objective(wanted, targeted), steps=steps, lr=alpha,
+                        optimizer=STEP_OPTIMIZER[norm], every_step=ball_projection(clean, eps, norm),
+                        until=queue.until, refill=queue.refill, seed=None, progress=False)
+    finally:
+        queue.close()
     return out
 
 

@@ -26,6 +26,7 @@ from interpret.gradients import pass_target, take
 from interpret.hooks import forward_hooks, record
 from interpret.registry import method
 from interpret.targets import Target, target_indices, target_scores
+from zoo.compiled import forward_runner
 from zoo.errors import CnnvizError
 from zoo.handle import ModelHandle
 
@@ -391,6 +392,7 @@ def scorecam(handle: ModelHandle, images: torch.Tensor, target: Target = None, *
         a = view.activation
         b, c = a.shape[:2]
         scores = torch.empty(b * c, device=a.device)
+        forward = forward_runner(batch.handle, b * c, stream)
         with torch.no_grad():
             for rows in chunks(b * c, stream, desc="scorecam"):
                 flat = torch.arange(rows.start, rows.stop, device=a.device)
@@ -399,7 +401,7 @@ def scorecam(handle: ModelHandle, images: torch.Tensor, target: Target = None, *
                                       align_corners=True)
                 low = masks.amin(dim=SPATIAL, keepdim=True)
                 masks = (masks - low) / (masks.amax(dim=SPATIAL, keepdim=True) - low + 1e-8)
-                scores[rows] = batch.scores(batch.handle(batch.images[image] * masks), image)
+                scores[rows] = batch.scores(forward(batch.images[image] * masks), image)
         return weighted_sum(scores.view(b, c).softmax(dim=1), a)
     return class_activation_maps(handle, images, target, layer, variant, upsample_to_input=upsample,
                                  needs="activations", reshape=reshape)

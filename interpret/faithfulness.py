@@ -43,6 +43,7 @@ from interpret.render import attribution_map
 from interpret.similarity import Measure, similarity
 from interpret.statistics import constant_rows, undefined_reason
 from interpret.targets import Target, target_scores
+from zoo.compiled import forward_runner
 from zoo.errors import CnnvizError
 from zoo.handle import as_handle
 
@@ -106,6 +107,7 @@ def deletion_insertion(model: nn.Module, images: torch.Tensor, maps: MapSource, 
         # Rows: (image, step, deletion|insertion), flattened so batches are full.
         total = batch * (steps + 1) * 2
         probs = torch.empty(total, device=images.device)
+        forward = forward_runner(handle, total, batch_size)
         for rows in chunks(total, batch_size, desc="deletion/insertion"):
             flat = torch.arange(rows.start, rows.stop, device=images.device)
             img, step, insert = flat // (2 * (steps + 1)), (flat // 2) % (steps + 1), (flat % 2).bool()
@@ -114,7 +116,7 @@ def deletion_insertion(model: nn.Module, images: torch.Tensor, maps: MapSource, 
             inserted = torch.lerp(canvas[img], images[img], revealed)
             inputs = torch.where(insert.view(-1, 1, 1, 1), inserted, deleted)
             row_target = indices[img] if isinstance(indices, torch.Tensor) else indices
-            probs[rows] = target_scores(handle, row_target, handle(inputs).softmax(-1))
+            probs[rows] = target_scores(handle, row_target, forward(inputs).softmax(-1))
     curves = probs.view(batch, steps + 1, 2)
     deletion, insertion = curves[..., 0], curves[..., 1]
     nan = torch.full((batch,), math.nan, device=images.device, dtype=deletion.dtype)

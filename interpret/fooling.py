@@ -26,12 +26,12 @@ from typing import Literal
 
 import torch
 from torch import nn
-from tqdm.auto import tqdm
 
 from interpret import engine, objectives, param
 from interpret.batching import auto_batch_size, chunks
 from interpret.guard import preserve
 from interpret.objectives import Context
+from interpret.row_queue import RowQueue
 from interpret.targets import class_index
 from zoo.checks import check_call, NonNegativeFloat, OpenUnitInterval, PositiveFloat, PositiveInt
 from zoo.errors import CnnvizError
@@ -168,59 +168,36 @@ class _Pixels(param.PixelImage):
 def _fool_queue(handle: ModelHandle, classes: torch.Tensor, images: torch.Tensor, confidence: torch.Tensor,
                 taken: torch.Tensor, start: str, threshold: float, steps: int, lr: float, decay: float,
                 optimizer: str, seed: int, rows: int, progress: bool) -> None:
-    """All classes through ``rows`` rows of one engine run; fills ``images``, ``confidence``, ``taken``."""
+    """All classes through ``rows`` rows of one engine run (a :class:`RowQueue`); fills ``images``,
+    ``confidence`` and ``taken``."""
     device = images.device
-    pending = iter(range(len(classes)))
-    slot = torch.full((rows,), -1, dtype=torch.long)  # which class (position in ``classes``) each row works on
-    age = torch.zeros(rows, dtype=torch.long)  # updates applied to each row's current image
-    captured = torch.zeros(rows, dtype=torch.bool)
     wanted = torch.zeros(rows, dtype=torch.long, device=device)  # the objective reads it: rows change class
     pixels = _Pixels(torch.zeros((rows, *images.shape[1:]), device=device))
-    latest: dict[str, torch.Tensor] = {}
-    bar = tqdm(total=len(classes), desc="fooling", unit="class", leave=False, disable=not progress)
 
-    def load(row: int) -> bool:
-        position = next(pending, None)
-        if position is None:
-            slot[row] = -1
-            return False
-        slot[row], age[row], captured[row] = position, 0, False
-        wanted[row] = classes[position]
-        with torch.no_grad():
-            pixels.pixels[row] = starting_images((1, *images.shape[1:]), start, device,  # noise of the class
-                                                 seed * 1_000_003 + int(classes[position]))[0]
-        return True
+    def load(row: int, job: int) -> None:
+        wanted[row] = classes[job]
+        with torch.no_grad():  # the noise of the class, whatever rows it shares the batch with
+            pixels.pixels[row] = starting_images((1, *images.shape[1:]), start, device,
+                                                 seed * 1_000_003 + int(classes[job]))[0]
 
-    def until(context: Context) -> torch.Tensor:
-        probability = context.logits.detach().softmax(-1).gather(1, wanted[:, None])[:, 0]
-        latest["images"], latest["probability"] = context.images.detach(), probability
-        passed = (probability >= threshold).cpu() & (slot >= 0)
-        new = passed & ~captured
-        for row in new.nonzero().flatten().tolist():  # kept at the first step it passed, as evaluated
-            images[slot[row]], confidence[slot[row]], taken[slot[row]] = (
-                latest["images"][row], probability[row], age[row])
-        captured.logical_or_(passed)
-        age.add_(1)
-        return passed | (slot < 0)
+    def probability(context: Context) -> torch.Tensor:
+        return context.logits.detach().softmax(-1).gather(1, wanted[:, None])[:, 0]
 
-    def next_classes(done: torch.Tensor) -> torch.Tensor:
-        restarted = torch.zeros_like(done)
-        for row in done.nonzero().flatten().tolist():
-            if slot[row] >= 0:
-                if not captured[row]:  # out of steps: the image as last evaluated, marked as not passing
-                    images[slot[row]], confidence[slot[row]] = latest["images"][row], latest["probability"][row]
-                bar.update()
-            restarted[row] = load(row)
-        return restarted
+    def keep(done: torch.Tensor, jobs: torch.Tensor, context: Context) -> None:
+        # As evaluated: the first step that passed, or the last one tried.
+        done = done.to(device)
+        images[jobs.to(device)], confidence[jobs.to(device)] = context.images.detach()[done], probability(context)[done]
 
-    for row in range(rows):
-        load(row)
+    queue = RowQueue(len(classes), rows, load=load, passed=lambda context: probability(context) >= threshold,
+                     keep=keep, desc="fooling", progress=progress)
+    queue.start()
     objective = objectives.class_log_prob(wanted) - decay * objectives.l2()
     try:
-        engine.optimize(handle, pixels, objective, steps=steps, lr=lr, optimizer=optimizer, until=until,
-                        refill=next_classes, seed=seed, progress=False, desc="fooling")
+        engine.optimize(handle, pixels, objective, steps=steps, lr=lr, optimizer=optimizer, until=queue.until,
+                        refill=queue.refill, seed=seed, progress=False, desc="fooling")
     finally:
-        bar.close()
+        queue.close()
+    taken.copy_(queue.taken)
 
 
 def _fool_chunk(handle: ModelHandle, wanted: torch.Tensor, start: torch.Tensor, threshold: float, steps: int,

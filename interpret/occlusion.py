@@ -26,6 +26,7 @@ from interpret.gradients import pass_target, take
 from interpret.registry import method
 from interpret.targets import Target, target_scores
 from zoo.checks import PositiveInt
+from zoo.compiled import forward_runner
 from zoo.errors import CnnvizError
 from zoo.handle import ModelHandle
 
@@ -110,6 +111,7 @@ def occlusion(handle: ModelHandle, images: torch.Tensor, target: Target = None, 
     # span image boundaries, and the clean pass costs no batch of its own. Clean rows come first, so an
     # image's predicted class is known before any of its windows is scored.
     row_scores = torch.empty(batch * (1 + per_image), device=images.device)
+    forward = forward_runner(handle, row_scores.numel(), batch_size)
     with torch.no_grad():
         for rows in chunks(row_scores.numel(), batch_size, desc="occlusion"):
             flat = torch.arange(rows.start, rows.stop, device=images.device)
@@ -118,7 +120,7 @@ def occlusion(handle: ModelHandle, images: torch.Tensor, target: Target = None, 
             win = window_row % per_image
             img = torch.where(is_clean, flat, window_row // per_image)
             masks = window_masks(ys[win], xs[win], window, height, width) * ~is_clean.view(-1, 1, 1, 1)
-            output = handle(torch.lerp(images[img], fills[img], masks))
+            output = forward(torch.lerp(images[img], fills[img], masks))
             if indices is None:
                 predicted[flat[is_clean]] = output[is_clean].argmax(-1)
             row_target = take(predicted if indices is None else indices, img)

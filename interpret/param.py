@@ -48,6 +48,14 @@ class PixelImage(nn.Module):
         self.pixels.clamp_(0, 1)
 
 
+class SnapshotPixels(PixelImage):
+    """Raw pixels whose ``forward`` returns a copy: the context an engine ``until`` test sees then holds
+    the image that step evaluated, not the parameter the optimizer has stepped since."""
+
+    def forward(self) -> torch.Tensor:
+        return self.pixels.clone()
+
+
 class FourierImage(nn.Module):
     """Images parameterized by their 2-D spectrum, scaled by 1/f^decay, colour-decorrelated, squashed by a sigmoid.
 

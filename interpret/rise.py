@@ -21,6 +21,7 @@ from interpret.gradients import pass_target, take
 from interpret.occlusion import Fill, fill_images
 from interpret.registry import method
 from interpret.targets import Target, target_indices, target_scores
+from zoo.compiled import forward_runner
 from zoo.errors import CnnvizError
 from zoo.handle import ModelHandle
 
@@ -107,11 +108,12 @@ def rise_with_masks(handle: ModelHandle, images: torch.Tensor, target: Target, p
     fills = fill_images(images, fill)
     weights = torch.empty(batch * count, device=images.device)
     stream = batch_size or auto_batch_size(handle)
+    forward = forward_runner(handle, batch * count, stream)
     with torch.no_grad():
         for rows in chunks(batch * count, stream, desc="rise"):
             flat = torch.arange(rows.start, rows.stop, device=images.device)
             image, mask = flat // count, flat % count
-            output = handle(torch.lerp(fills[image], images[image], pattern[mask]))
+            output = forward(torch.lerp(fills[image], images[image], pattern[mask]))
             output = output.softmax(-1) if score == "prob" else output.sigmoid() if score == "sigmoid" else output
             weights[rows] = target_scores(handle, take(resolved, image), output)
     maps = weights.view(batch, count) @ pattern.flatten(1)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import tempfile
 
 import pytest
 import torch
@@ -10,6 +11,10 @@ from torch import nn
 
 import zoo
 from zoo.handle import ModelHandle
+
+# Compile records and inductor's cache go to a fresh folder: the suite neither reads the user's
+# measured compile costs (which would change what compile="auto" decides) nor writes to ~/.cache.
+os.environ["CNNVIZ_CACHE"] = tempfile.mkdtemp(prefix="cnnviz-test-cache-")
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:

@@ -37,3 +37,25 @@ def test_class_pictures_are_confident_and_recognized_by_another_model():
     assert min(mine["probability"]) >= 0.99
     assert all(theirs["in_top5"])  # not adversarial noise: a model that never saw them agrees
     assert ((pictures < 0.02) | (pictures > 0.98)).float().mean() < 0.05
+
+
+def test_actmax_until_stops_each_class_at_the_probability_and_refills():
+    import zoo.fashion  # noqa: F401  (registers fashion_cnn)
+    handle = zoo.load("fashion_cnn", device="cpu")
+    classes = list(range(10))
+    pictures = interpret.actmax(handle, target=classes, preset="pixels", steps=150, until=0.99, batch_size=3,
+                                progress=False)
+    with torch.no_grad():
+        reached = handle(pictures).softmax(-1)[range(10), classes]
+    assert pictures.shape == (10, 1, 28, 28) and pictures.min() >= 0 and pictures.max() <= 1
+    assert bool((reached >= 0.99).all())  # each kept image is the one that passed, checked without transforms
+    plain = interpret.actmax(handle, target=classes, preset="pixels", steps=150, progress=False)
+    with torch.no_grad():
+        full = handle(plain).softmax(-1)[range(10), classes]
+    assert bool((reached < full).any())  # stopped early: not simply the full run's images
+
+
+def test_actmax_until_needs_a_class():
+    handle = zoo.load("fashion_cnn", device="cpu")
+    with pytest.raises(zoo.CnnvizError, match="until stops at a class probability"):
+        interpret.actmax(handle, unit="features.block1.act:0", until=0.5, steps=2, progress=False)

@@ -241,3 +241,19 @@ def test_cli_attack_bad_input(capsys, tmp_path, argv, message):
         code = exit_info.code
     err = capsys.readouterr().err
     assert code == 2 and message in err and len(err.strip().splitlines()) == 1
+
+
+def test_pgd_stop_on_success_keeps_each_first_success_and_refills(fashion):
+    handle, images, _ = fashion
+    eps = 2 / 255  # weak enough that some images hold out
+    full = pgd(handle, images, eps=eps, steps=10, batch_size=3, progress=False)
+    early = pgd(handle, images, eps=eps, steps=10, batch_size=3, stop_on_success=True, progress=False)
+    report, full_report = attack_report(handle, images, early), attack_report(handle, images, full)
+    assert report.success.any() and (~report.success).any()
+    assert (report.linf <= eps + TOL).all() and early.min() >= 0 and early.max() <= 1
+    # An image the full attack flips was flipped on the way, so stopping there keeps a success.
+    assert bool((report.success | ~full_report.success).all())
+    # Images that never succeed ran every step, as without stopping (up to batch-composition rounding).
+    held = ~report.success
+    moved = (early[held] - full[held]).abs() > 1e-5
+    assert moved.float().mean() < 0.01

@@ -15,6 +15,8 @@ from zoo.layers import guess_cam_layer, resolve_layer
 from zoo.outputs import OutputSelector, select_logits
 
 Precision = Literal["fp32", "bf16", "fp16"]
+CompileMode = Literal["auto", "on", "off"]
+COMPILE_MODES: tuple[str, ...] = ("auto", "on", "off")
 PRECISIONS: dict[str, torch.dtype] = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
 
 
@@ -80,6 +82,8 @@ class ModelHandle(nn.Module):
         self.output = output
         self.channels_last = channels_last
         self._precision: Precision = "fp32"
+        self._compile_mode: CompileMode = "auto"
+        self.compiled = CompileCache()
         self.register_buffer("mean", torch.empty(0), persistent=False)
         self.register_buffer("std", torch.empty(0), persistent=False)
         self.config = config
@@ -147,6 +151,19 @@ class ModelHandle(nn.Module):
         if precision == "fp16" and self.device.type == "cpu":
             raise CnnvizError("fp16 runs on GPUs only: use --precision bf16 on the CPU")
         self._precision = precision
+
+    @property
+    def compile_mode(self) -> CompileMode:
+        """``auto`` (the default), ``on`` or ``off``: whether forward-only methods (occlusion, RISE,
+        Score-CAM, deletion/insertion, predict) run a ``torch.compile``-d forward. ``auto`` compiles when
+        the job is long enough to repay the compile (see :mod:`zoo.compiled`)."""
+        return self._compile_mode
+
+    @compile_mode.setter
+    def compile_mode(self, mode: CompileMode) -> None:
+        if mode not in COMPILE_MODES:
+            raise CnnvizError(f"unknown compile mode {mode!r}: choose from {', '.join(COMPILE_MODES)}")
+        self._compile_mode = mode
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
         """Logits ``(B, K)`` for a batch of images in [0, 1]."""
@@ -221,6 +238,17 @@ class ModelHandle(nn.Module):
                                   antialias=True, align_corners=False)[0].clamp(0, 1)
         top, left = (new_h - size) // 2, (new_w - size) // 2
         return image[:, top:top + size, left:left + size]
+
+
+class CompileCache(dict):
+    """The handle's compiled forwards (see :mod:`zoo.compiled`): a plain dict, so never a submodule,
+    and left behind by ``copy.deepcopy`` and pickling, because a compiled function belongs to one object."""
+
+    def __deepcopy__(self, memo: dict) -> CompileCache:
+        return CompileCache()
+
+    def __reduce__(self) -> tuple:
+        return (CompileCache, ())
 
 
 def match_channels(image: torch.Tensor, channels: int) -> torch.Tensor:

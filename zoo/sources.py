@@ -47,7 +47,7 @@ from torch import nn
 from zoo.config import ModelConfig
 from zoo.device import pick_device
 from zoo.errors import CnnvizError, closest
-from zoo.handle import ModelHandle, Precision
+from zoo.handle import CompileMode, ModelHandle, Precision
 from zoo.layers import guess_cam_layer
 from zoo.outputs import OutputSelector
 from zoo.registry import entry, names
@@ -61,7 +61,8 @@ def load(source: str, device: str | torch.device | None = None, weights: Weights
          num_classes: int | None = None, classes: Sequence[str] | str | Path | None = None,
          input_size: int | None = None, mean: Sequence[float] | None = None, std: Sequence[float] | None = None,
          layer: str | None = None, model_args: Mapping[str, Any] | None = None,
-         output: OutputSelector = None, precision: Precision = "fp32") -> ModelHandle:
+         output: OutputSelector = None, precision: Precision = "fp32",
+         compile: CompileMode = "auto") -> ModelHandle:
     """Build the model ``source`` names, in eval mode on ``device``, with its configuration.
 
     Args:
@@ -77,6 +78,8 @@ def load(source: str, device: str | torch.device | None = None, weights: Weights
         model_args: keyword arguments for a ``file.py:FACTORY`` (``--model-args`` JSON).
         output: where the logits are in the model's output (see :func:`zoo.outputs.select_logits`).
         precision: ``fp32`` (default), or opt-in ``bf16`` / ``fp16`` autocast (see ``ModelHandle.precision``).
+        compile: ``auto`` (default), ``on`` or ``off``: a compiled forward for forward-only methods
+            (see ``ModelHandle.compile_mode`` and :mod:`zoo.compiled`).
 
     Example:
         >>> load("efficientnet_lite0", device="cpu").classes[967]
@@ -100,6 +103,7 @@ def load(source: str, device: str | torch.device | None = None, weights: Weights
         handle.output = output
     handle = handle.to(pick_device(device)).eval()
     handle.precision = precision
+    handle.compile_mode = compile
     return handle
 
 

@@ -9,6 +9,8 @@ import torch
 from cli.options import add_images, add_model, checked, load_batch, load_handle
 from cli.registry import Run, command
 from interpret import class_index
+from interpret.batching import auto_batch_size, chunks
+from zoo.compiled import forward_runner
 from zoo.checks import PositiveInt
 from zoo.errors import CnnvizError
 
@@ -30,8 +32,10 @@ def predict(parser: argparse.ArgumentParser) -> Run:
             raise CnnvizError(f"--top must be at least 1, got {args.top}")
         target = class_index(handle, args.target) if args.target is not None else None
         names, batch = load_batch(args, handle)
+        size = auto_batch_size(handle)
+        forward = forward_runner(handle, len(batch), size)
         with torch.no_grad():
-            probs = handle(batch).softmax(-1)
+            probs = torch.cat([forward(batch[rows]) for rows in chunks(len(batch), size, desc="predict")]).softmax(-1)
         if target is not None and target >= probs.shape[1]:
             raise CnnvizError(f"class index {target} is out of range: {handle.name} has {probs.shape[1]} classes")
         values, indices = probs.topk(min(args.top, probs.shape[1]), dim=-1)

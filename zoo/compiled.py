@@ -1,0 +1,234 @@
+"""A compiled forward pass for forward-only work, used when the job repays the compile.
+
+Occlusion, RISE, Score-CAM, deletion/insertion and the other masked-input
+methods feed the network thousands of rows in fixed-size chunks and never
+differentiate. :func:`forward_runner` gives them a callable that runs those
+chunks through ``torch.compile`` (fp32, or the handle's precision) instead of
+eager PyTorch, with three rules:
+
+- **One shape.** A short last chunk is padded to the chunk size, so one
+  compile serves the whole job (``dynamic=False``: no second, dynamic graph).
+- **A persistent cache.** Inductor's cache lives under :func:`cache_dir`, so
+  the next run of the same model starts warm (seconds instead of half a minute).
+- **Compile only when it pays** (``compile="auto"``, the default). The first two
+  chunks run eagerly and the second is timed; the runner compiles when the
+  time the rest of the job would save exceeds the compile cost measured last
+  time for this model and shape (:class:`CompileCosts`; a cold compile is
+  assumed when nothing was measured yet). ``"on"`` always compiles, ``"off"``
+  never does.
+
+Results equal the eager path within float rounding (``tests/test_compiled.py``
+holds the tolerance); gradient methods never use this (on the CPU the compiled
+forward+backward measured slower than eager, BENCHMARKS.md).
+
+Example:
+    >>> import torchvision
+    >>> handle = ModelHandle(torchvision.models.resnet18(num_classes=4).eval(), input_size=32)
+    >>> run = forward_runner(handle, rows=6, batch_size=4, compile="off")
+    >>> with torch.no_grad():
+    ...     run(torch.rand(4, 3, 32, 32)).shape, run(torch.rand(2, 3, 32, 32)).shape
+    (torch.Size([4, 4]), torch.Size([2, 4]))
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+import warnings
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from pathlib import Path
+import torch
+
+from zoo.errors import CnnvizError
+from zoo.handle import COMPILE_MODES, CompileMode, ModelHandle
+from zoo.jsonfile import write_json
+
+
+# Assumed before this machine has compiled a model of this shape: a cold inductor compile of
+# efficientnet_lite0 took 38 s on 2 CPU cores (2026-12-01), 3.5 s from the warm cache; the compiled
+# fp32 forward ran 1.4x eager channels-last. Measured values replace these after the first compile.
+COLD_COMPILE_SECONDS = 40.0
+ASSUMED_SPEEDUP = 1.3
+# Compile only when the saving beats the cost by this margin: timings of a shared machine drift.
+MARGIN = 1.25
+
+
+def cache_dir() -> Path:
+    """Where cnnviz keeps caches: ``$CNNVIZ_CACHE``, else ``$XDG_CACHE_HOME/cnnviz``, else ``~/.cache/cnnviz``."""
+    if os.environ.get("CNNVIZ_CACHE"):
+        return Path(os.environ["CNNVIZ_CACHE"])
+    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
+    return Path(base) / "cnnviz"
+
+
+@dataclass
+class CompileCost:
+    """What compiling one model at one chunk shape cost and gained, as measured on this machine."""
+
+    compile_seconds: float
+    eager_row_seconds: float
+    compiled_row_seconds: float
+
+    @property
+    def speedup(self) -> float:
+        """Eager time per row over compiled time per row."""
+        return self.eager_row_seconds / max(self.compiled_row_seconds, 1e-12)
+
+
+class CompileCosts:
+    """The measured :class:`CompileCost` per model signature, kept in ``cache_dir()/compile_costs.json``."""
+
+    def __init__(self, path: Path | None = None) -> None:
+        self.path = path or cache_dir() / "compile_costs.json"
+
+    def read(self) -> dict[str, CompileCost]:
+        """Every record; an unreadable file counts as none (it is only a cache)."""
+        try:
+            data = json.loads(self.path.read_text())
+            return {key: CompileCost(**value) for key, value in data.items()}
+        except (OSError, ValueError, TypeError):
+            return {}
+
+    def get(self, key: str) -> CompileCost | None:
+        """The record for ``key``, or None."""
+        return self.read().get(key)
+
+    def put(self, key: str, cost: CompileCost) -> None:
+        """Store ``cost`` under ``key`` (atomically; a read-only cache is skipped silently)."""
+        records = self.read()
+        records[key] = cost
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            write_json(self.path, {k: asdict(v) for k, v in records.items()})
+        except OSError:
+            pass
+
+
+def signature(handle: ModelHandle, shape: tuple[int, ...]) -> str:
+    """A key for the compile of ``handle`` at batch ``shape``: the same model, shape, precision, device, torch."""
+    params = sum(p.numel() for p in handle.model.parameters())
+    return "|".join([handle.name, type(handle.model).__qualname__, str(params), "x".join(map(str, shape)),
+                     handle.precision, handle.device.type, torch.__version__])
+
+
+def should_compile(rows_left: int, eager_row_seconds: float, cost: CompileCost | None) -> bool:
+    """Whether compiling now saves more time on ``rows_left`` rows than it costs."""
+    compile_seconds = cost.compile_seconds if cost else COLD_COMPILE_SECONDS
+    speedup = cost.speedup if cost else ASSUMED_SPEEDUP
+    saved = rows_left * eager_row_seconds * (1 - 1 / speedup)
+    return saved > MARGIN * compile_seconds
+
+
+def compiled_handle(handle: ModelHandle) -> Callable[[torch.Tensor], torch.Tensor]:
+    """``handle``'s forward through ``torch.compile``, made once per handle (the handle keeps it).
+
+    The user's network is not touched: ``torch.compile`` wraps it, and the
+    wrapper lives in a plain dict on the handle, so it never becomes a submodule.
+    """
+    key = "forward"
+    if key not in handle.compiled:
+        os.environ.setdefault("TORCHINDUCTOR_CACHE_DIR", str(cache_dir() / "inductor"))
+        handle.compiled[key] = torch.compile(handle.forward, dynamic=False)
+    return handle.compiled[key]
+
+
+class ForwardRunner:
+    """Runs forward-only chunks of at most ``batch_size`` rows, eagerly or compiled (see the module doc).
+
+    Args:
+        handle: the model.
+        rows: how many rows the whole job will feed (for the ``auto`` decision).
+        batch_size: the chunk size; shorter chunks are padded to it when compiled.
+        compile: ``auto``, ``on`` or ``off`` (default: the handle's ``compile_mode``).
+        costs: where measured compile costs are kept (default: the cache folder).
+    """
+
+    def __init__(self, handle: ModelHandle, rows: int, batch_size: int, compile: CompileMode | None = None,
+                 costs: CompileCosts | None = None) -> None:
+        mode = compile or handle.compile_mode
+        if mode not in COMPILE_MODES:
+            raise CnnvizError(f"unknown compile mode {mode!r}: choose from {', '.join(COMPILE_MODES)}")
+        self.handle, self.batch_size, self.mode = handle, batch_size, mode
+        self.rows_left = rows
+        self.costs = costs or CompileCosts()
+        self.calls = 0
+        self.eager_row_seconds: float | None = None
+        self.compiled: Callable[[torch.Tensor], torch.Tensor] | None = None
+        self.decided = mode != "auto"
+        if mode == "on":
+            self.compiled = compiled_handle(handle)
+        self.compile_pending = mode == "on"
+
+    @property
+    def using_compiled(self) -> bool:
+        """Whether chunks now go through the compiled forward."""
+        return self.compiled is not None
+
+    def __call__(self, batch: torch.Tensor) -> torch.Tensor:
+        """Logits for ``batch`` (at most ``batch_size`` rows)."""
+        self.calls += 1
+        count = batch.shape[0]
+        self.rows_left -= count
+        if self.compiled is not None and count <= self.batch_size:
+            return self._compiled_call(batch)
+        if self.decided or self.calls != 2:
+            return self.handle(batch)
+        start = time.perf_counter()
+        output = self.handle(batch)
+        if output.device.type == "cuda":
+            torch.cuda.synchronize(output.device)
+        self.eager_row_seconds = (time.perf_counter() - start) / max(count, 1)
+        self.decided = True
+        key = signature(self.handle, (self.batch_size, *batch.shape[1:]))
+        if should_compile(self.rows_left, self.eager_row_seconds, self.costs.get(key)):
+            self.compiled, self.compile_pending = compiled_handle(self.handle), True
+        return output
+
+    def _compiled_call(self, batch: torch.Tensor) -> torch.Tensor:
+        count = batch.shape[0]
+        if count < self.batch_size:  # one shape for the whole job: pad with copies of the last row
+            batch = torch.cat([batch, batch[-1:].expand(self.batch_size - count, *batch.shape[1:])])
+        if not self.compile_pending:
+            return self.compiled(batch)[:count]  # type: ignore[misc]
+        self.compile_pending = False
+        start = time.perf_counter()
+        try:
+            output = self.compiled(batch)  # type: ignore[misc]
+        except Exception as error:  # noqa: BLE001 - any compiler failure: eager still works
+            return self._compile_failed(error, batch)[:count]
+        compile_seconds = time.perf_counter() - start
+        self._record(batch, compile_seconds)
+        return output[:count]
+
+    def _record(self, batch: torch.Tensor, compile_seconds: float) -> None:
+        """Time one more compiled chunk and keep what the compile cost and gained."""
+        start = time.perf_counter()
+        self.compiled(batch)  # type: ignore[misc]
+        if batch.device.type == "cuda":
+            torch.cuda.synchronize(batch.device)
+        compiled_row = (time.perf_counter() - start) / self.batch_size
+        eager_row = self.eager_row_seconds
+        if eager_row is None:  # compile="on": no eager chunk was timed, so time one now
+            start = time.perf_counter()
+            self.handle(batch)
+            eager_row = (time.perf_counter() - start) / self.batch_size
+        key = signature(self.handle, tuple(batch.shape))
+        self.costs.put(key, CompileCost(compile_seconds, eager_row, compiled_row))
+
+    def _compile_failed(self, error: Exception, batch: torch.Tensor) -> torch.Tensor:
+        self.compiled = None
+        first_line = (str(error).strip().splitlines() or [type(error).__name__])[0][:200]
+        if self.mode == "on":
+            raise CnnvizError(f"torch.compile failed on {self.handle.name}: {first_line}; "
+                              "run with --compile off (compile='off') for the eager path") from None
+        warnings.warn(f"torch.compile failed on {self.handle.name} ({first_line}); running eagerly",
+                      RuntimeWarning, stacklevel=3)
+        return self.handle(batch)
+
+
+def forward_runner(handle: ModelHandle, rows: int, batch_size: int,
+                   compile: CompileMode | None = None) -> ForwardRunner:
+    """A :class:`ForwardRunner` for a forward-only job of ``rows`` rows in chunks of ``batch_size``."""
+    return ForwardRunner(handle, rows, batch_size, compile)
