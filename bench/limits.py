@@ -21,7 +21,14 @@ Forward = Callable[[torch.Tensor], torch.Tensor]
 
 
 def paths(handle: zoo.ModelHandle, *, compiled: bool = True, bf16: bool = True) -> dict[str, Forward]:
-    """The ways to run ``handle``'s network: name -> forward callable (copies; the handle is not changed)."""
+    """The ways to run ``handle``'s network: name -> forward callable (copies; the handle is not changed).
+
+    The copies' weights take no gradient, as inside every method (the guard freezes them): a limit
+    that also computed weight gradients would be lower than what the methods have to beat.
+    """
+    handle = copy.deepcopy(handle)
+    for p in handle.parameters():
+        p.requires_grad_(False)
     nchw = copy.deepcopy(handle)
     nchw.channels_last = False
     cl = copy.deepcopy(handle)

@@ -34,6 +34,7 @@ from interpret.distributed import Group, agree, current, shard_batches, smallest
 from interpret.feature_maps import layer_output
 from interpret.guard import preserve
 from interpret.loading import Preparer, default_workers, prefetch
+from interpret.prefix import layer_runner
 from interpret.receptive_field import Box, ReceptiveField, layer_field
 from interpret.topk import TopK, merge_ranks, select
 from zoo.errors import CnnvizError
@@ -223,9 +224,10 @@ def _stream(scan: _Scan, batch_size: int | None, workers: int | None,
     bar = tqdm(total=len(batches), desc=f"atlas {name}", unit="batch", leave=False,
                disable=not progress or not group.leader or len(batches) < 5)
     stream = prefetch(iter(loader))
+    forward = layer_runner(handle, module, sum(len(rows) for rows in batches), batch_size)
     try:
         for rows, images in zip(batches, stream):
-            maps = _as_maps(layer_output(handle, module, images.to(device, non_blocking=True)), name)
+            maps = _as_maps(forward(images.to(device, non_blocking=True)), name)
             values, positions = maps.flatten(2).max(dim=2)  # (B, C); the first maximum on ties
             # Batches are index ranges: arange on the device, no host-to-device copy to wait for.
             indices = torch.arange(rows[0], rows[-1] + 1, device=device).expand(channels, -1)

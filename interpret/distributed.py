@@ -108,6 +108,36 @@ def gather_cat(tensor: torch.Tensor, group: Group, dim: int = 0) -> torch.Tensor
     return torch.cat(parts, dim=dim).to(tensor.device)
 
 
+def shard_jobs(count: int, group: Group) -> torch.Tensor:
+    """This rank's share of ``count`` independent jobs (classes to fool, say): job ``j`` goes to rank
+    ``j % world``, so every rank gets a mix of easy and hard ones.
+
+    Example:
+        >>> shard_jobs(5, Group(1, 2)).tolist()
+        [1, 3]
+    """
+    return torch.arange(group.rank, count, group.world)
+
+
+def gather_jobs(part: torch.Tensor, count: int, group: Group) -> torch.Tensor:
+    """The results of all ``count`` jobs in job order, from each rank's ``part`` (its :func:`shard_jobs` rows).
+
+    Every rank gets the whole; a single process gets ``part`` back.
+    """
+    if group.world == 1:
+        return part
+    per = -(-count // group.world)
+    padded = part.new_zeros((per, *part.shape[1:]))
+    padded[:part.shape[0]] = part
+    everything = gather_cat(padded, group)
+    slot = torch.arange(group.world * per, device=part.device)
+    job = (slot // per) + (slot % per) * group.world  # rank r's k-th row is job r + k * world
+    valid = job < count
+    out = part.new_empty((count, *part.shape[1:]))
+    out[job[valid]] = everything[valid]
+    return out
+
+
 def agree(value: int, group: Group, what: str) -> int:
     """``value``, checked to be the same on every rank (e.g. the dataset size)."""
     if group.world == 1:

@@ -44,6 +44,7 @@ from interpret.similarity import Measure
 from interpret.statistics import summarize
 from interpret.targets import Target
 from zoo.checks import AtLeast, NonNegativeFloat, NonNegativeInt, PositiveFloat, PositiveInt, check_call
+from zoo.compiled import job
 from zoo.errors import CnnvizError
 from zoo.handle import ModelHandle
 from zoo.images import expand_sources, load_images
@@ -286,12 +287,14 @@ def evaluate_images(handle: ModelHandle, sources: Sequence[str | Path], makers: 
     batches = shard_batches(count, batch_size, group)
     bar = tqdm(batches, desc="evaluate", unit="batch", leave=False,
                disable=True if not progress or not group.leader or len(batches) < 2 else None)
-    for rows in bar:
-        named = load_images([files[r] for r in rows], channels=handle.in_channels)
-        images = handle.prepare([image for _, image in named])
-        names = [name for name, _ in named]
-        for method, maker in makers.items():
-            records.extend(score_batch(handle, images, names, rows, method, maker, target, metrics, options))
+    curve_rows = 2 * (options.steps + 1) if {"deletion", "insertion"} & set(metrics) else 0
+    with job(handle, sum(len(rows) for rows in batches) * len(makers) * curve_rows):  # compile="auto" sees it all
+        for rows in bar:
+            named = load_images([files[r] for r in rows], channels=handle.in_channels)
+            images = handle.prepare([image for _, image in named])
+            names = [name for name, _ in named]
+            for method, maker in makers.items():
+                records.extend(score_batch(handle, images, names, rows, method, maker, target, metrics, options))
     return sorted(_gather(records), key=lambda r: (r.index, order[r.method]))
 
 

@@ -29,6 +29,7 @@ from torch import nn
 
 from interpret import engine, objectives, param
 from interpret.batching import auto_batch_size, chunks
+from interpret.distributed import current, gather_jobs, shard_jobs
 from interpret.guard import preserve
 from interpret.objectives import Context
 from interpret.row_queue import RowQueue
@@ -119,8 +120,10 @@ def fool(model: nn.Module, classes: Sequence[int | str] | str, *, threshold: Ope
         seed: seeds the starting noise (with ``refill`` each class has its own, so its image does not
             depend on the classes fooled with it; without, each chunk has its own).
         refill: keep the batch full: as soon as an image passes (or runs out of steps) the next class
-            takes its row, so no row idles while the slowest image of a batch finishes. False: chunks
-            that each wait for their slowest image (the behaviour before; kept for comparison).
+            takes its row, so no row idles while the slowest image of a batch finishes. Under
+            ``torchrun`` (an initialized process group) each rank then fools every world-th class and
+            all ranks get every result. False: chunks that each wait for their slowest image (the
+            behaviour before; kept for comparison, not sharded).
 
     Returns:
         A :class:`FoolingResult` with images, confidences and steps per class.
@@ -139,10 +142,17 @@ def fool(model: nn.Module, classes: Sequence[int | str] | str, *, threshold: Ope
     images = torch.empty(shape, device=handle.device)
     confidence = torch.empty(len(indices), device=handle.device)
     taken = torch.full((len(indices),), -1, dtype=torch.long)
+    group = current()
     with preserve(handle):
-        if refill:
-            _fool_queue(handle, indices, images, confidence, taken, start, threshold, steps, lr, decay, optimizer,
-                        seed, min(size, len(indices)), progress)
+        if refill:  # under torchrun each rank fools its share of the classes; each class's start is its own
+            mine = shard_jobs(len(indices), group).to(handle.device)
+            share = (images[mine], confidence[mine], taken[mine.cpu()])
+            if len(mine):
+                _fool_queue(handle, indices[mine], *share, start, threshold, steps, lr, decay, optimizer,
+                            seed, min(size, len(mine)), progress)
+            images = gather_jobs(share[0], len(indices), group)
+            confidence = gather_jobs(share[1], len(indices), group)
+            taken = gather_jobs(share[2].to(handle.device), len(indices), group).cpu()
         for number, part in enumerate(chunks(len(indices), size, desc="fooling" if progress else None)
                                       if not refill else []):
             wanted = indices[part]

@@ -15,6 +15,9 @@ from scipy.stats import spearmanr
 from torch import nn
 
 import interpret
+from interpret.atlas import TensorImages, neuron_atlas
+from interpret.feature_maps import layer_output
+from interpret.prefix import layer_prefix
 import zoo
 from interpret.faithfulness import deletion_insertion
 from zoo.compiled import CompileCost, CompileCosts, ForwardRunner, should_compile, signature
@@ -77,7 +80,7 @@ def test_compiled_maps_equal_eager(small: ModelHandle, pictures: torch.Tensor, n
     eager = METHODS[name](with_mode(small, "off"), pictures)
     compiled_handle = with_mode(small, "on")
     compiled = METHODS[name](compiled_handle, pictures)
-    assert "forward" in compiled_handle.compiled  # the compiled path really ran
+    assert any(part == "logits" for part, _ in compiled_handle.compiled)  # the compiled path really ran
     assert_same_maps(eager, compiled)
 
 
@@ -109,8 +112,12 @@ def test_short_chunks_are_padded_to_one_shape(small: ModelHandle, pictures: torc
         eager = small(pictures)
     assert full.shape == (4, 5) and short.shape == (3, 5)
     torch.testing.assert_close(short[0], eager[0], atol=1e-5, rtol=1e-4)
-    record = CompileCosts(tmp_path / "c.json").get(signature(runner.handle, (4, 3, 32, 32)))
+    record = CompileCosts(tmp_path / "c.json").get(signature(runner.handle, (4, 3, 32, 32), "logits"))
     assert record is not None and record.compile_seconds > 0 and record.compiled_row_seconds > 0
+    again = ForwardRunner(with_mode(small, "on"), rows=4, batch_size=4, costs=CompileCosts(tmp_path / "c.json"))
+    with torch.no_grad():
+        again(pictures.repeat(2, 1, 1, 1))  # a new handle compiles again, now from inductor's warm cache
+    assert CompileCosts(tmp_path / "c.json").get(signature(runner.handle, (4, 3, 32, 32), "logits")).warm
 
 
 def test_should_compile_weighs_saving_against_measured_cost() -> None:
@@ -120,6 +127,9 @@ def test_should_compile_weighs_saving_against_measured_cost() -> None:
     # nothing measured yet: a cold compile (40 s) at a modest speedup must be repaid
     assert not should_compile(rows_left=3000, eager_row_seconds=0.02, cost=None)
     assert should_compile(rows_left=100_000, eager_row_seconds=0.02, cost=None)
+    cold = CompileCost(compile_seconds=40.0, eager_row_seconds=0.02, compiled_row_seconds=0.01, warm=False)
+    assert cold.next_compile_seconds < 40.0  # that compile filled the cache: the next one is cheaper
+    assert should_compile(rows_left=3000, eager_row_seconds=0.02, cost=cold)
     slower = CompileCost(compile_seconds=0.1, eager_row_seconds=0.01, compiled_row_seconds=0.02)
     assert not should_compile(rows_left=10**6, eager_row_seconds=0.01, cost=slower)
 
@@ -127,7 +137,7 @@ def test_should_compile_weighs_saving_against_measured_cost() -> None:
 def test_auto_decides_after_timing_an_eager_chunk(small: ModelHandle, pictures: torch.Tensor, tmp_path) -> None:
     costs = CompileCosts(tmp_path / "costs.json")
     batch = pictures.repeat(2, 1, 1, 1)
-    key = signature(small, tuple(batch.shape))
+    key = signature(small, tuple(batch.shape), "logits")
     costs.put(key, CompileCost(compile_seconds=1e6, eager_row_seconds=1.0, compiled_row_seconds=0.5))
     dear = ForwardRunner(with_mode(small, "auto"), rows=40, batch_size=4, costs=costs)
     with torch.no_grad():
@@ -154,15 +164,50 @@ def test_a_failing_compiler_falls_back_or_explains(small: ModelHandle, pictures:
     with pytest.raises(zoo.CnnvizError, match="torch.compile failed on small: inductor: no working C"):
         with torch.no_grad():
             ForwardRunner(with_mode(small, "on"), rows=4, batch_size=2, costs=costs)(pictures)
-    auto = ForwardRunner(with_mode(small, "on"), rows=4, batch_size=2, costs=costs)
-    auto.mode = "auto"
+    costs.put(signature(small, tuple(pictures.shape), "logits"), CompileCost(0.0, 1.0, 0.5))  # "free": auto compiles
+    auto = ForwardRunner(with_mode(small, "auto"), rows=8, batch_size=2, costs=costs)
     with warnings.catch_warnings(record=True) as caught, torch.no_grad():
         warnings.simplefilter("always")
-        out = auto(pictures)
-    assert any("running eagerly" in str(w.message) for w in caught)
-    torch.testing.assert_close(out, small(pictures).detach())
+        outputs = [auto(pictures) for _ in range(3)]  # eager, eager and timed, then the compile that fails
+    assert any("running eagerly" in str(w.message) for w in caught) and not auto.using_compiled
+    torch.testing.assert_close(outputs[2], small(pictures).detach())
 
 
 def test_unknown_compile_mode_is_one_line(small: ModelHandle) -> None:
     with pytest.raises(zoo.CnnvizError, match="unknown compile mode 'fast': choose from auto, on, off"):
         with_mode(small, "fast")
+
+
+class Branchy(nn.Module):
+    """Control flow on the data: torch.fx cannot trace it."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv = nn.Conv2d(3, 4, 3)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.conv(x)
+        return x if x.mean() > 0 else -x
+
+
+def test_layer_prefix_equals_the_early_stopping_pass_or_declines(small: ModelHandle, pictures: torch.Tensor) -> None:
+    modules = [name for name, _ in small.named_modules()]
+    for layer in ("stem", "stem.2", "block", "head"):
+        prefix = layer_prefix(small, layer)
+        assert [name for name, _ in small.named_modules()] == modules  # the network is not cut, only traced
+        assert prefix is not None
+        with torch.no_grad():
+            torch.testing.assert_close(prefix(pictures), layer_output(small, layer, pictures), atol=1e-6, rtol=1e-5)
+    assert layer_prefix(zoo.wrap(Branchy().eval(), input_size=8), "conv") is None
+
+
+def test_compiled_atlas_equals_eager(small: ModelHandle) -> None:
+    pixels = torch.randint(0, 256, (40, 3, 32, 32), dtype=torch.uint8, generator=torch.Generator().manual_seed(3))
+    data = TensorImages(pixels)
+    eager = neuron_atlas(with_mode(small, "off"), "stem", data, top=3, batch_size=16, workers=0, progress=False)
+    handle = with_mode(small, "on")
+    compiled = neuron_atlas(handle, "stem", data, top=3, batch_size=16, workers=0, progress=False)
+    assert any(part.startswith("layer stem") for part, _ in handle.compiled)
+    assert torch.equal(compiled.top_indices, eager.top_indices)
+    assert torch.equal(compiled.top_positions, eager.top_positions)
+    torch.testing.assert_close(compiled.top_values, eager.top_values, atol=1e-5, rtol=1e-5)

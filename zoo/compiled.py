@@ -36,7 +36,8 @@ import json
 import os
 import time
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from pathlib import Path
 import torch
@@ -47,9 +48,11 @@ from zoo.jsonfile import write_json
 
 
 # Assumed before this machine has compiled a model of this shape: a cold inductor compile of
-# efficientnet_lite0 took 38 s on 2 CPU cores (2026-12-01), 3.5 s from the warm cache; the compiled
-# fp32 forward ran 1.4x eager channels-last. Measured values replace these after the first compile.
+# efficientnet_lite0 took 38 s on 2 CPU cores (2026-12-01), 4-6 s from the warm on-disk cache (so a
+# warm compile costs about WARM_FRACTION of a cold one); the compiled fp32 forward ran 1.7x eager
+# channels-last at batch 8. Measured values replace these after the first compile.
 COLD_COMPILE_SECONDS = 40.0
+WARM_FRACTION = 0.15
 ASSUMED_SPEEDUP = 1.3
 # Compile only when the saving beats the cost by this margin: timings of a shared machine drift.
 MARGIN = 1.25
@@ -65,11 +68,21 @@ def cache_dir() -> Path:
 
 @dataclass
 class CompileCost:
-    """What compiling one model at one chunk shape cost and gained, as measured on this machine."""
+    """What compiling one model at one chunk shape cost and gained, as measured on this machine.
+
+    ``warm``: whether that compile found its kernels in inductor's on-disk cache. After a cold
+    compile the cache is warm, so the next one is expected to cost ``WARM_FRACTION`` as much.
+    """
 
     compile_seconds: float
     eager_row_seconds: float
     compiled_row_seconds: float
+    warm: bool = True
+
+    @property
+    def next_compile_seconds(self) -> float:
+        """What the next compile of this model and shape is expected to cost."""
+        return self.compile_seconds if self.warm else self.compile_seconds * WARM_FRACTION
 
     @property
     def speedup(self) -> float:
@@ -106,36 +119,33 @@ class CompileCosts:
             pass
 
 
-def signature(handle: ModelHandle, shape: tuple[int, ...]) -> str:
-    """A key for the compile of ``handle`` at batch ``shape``: the same model, shape, precision, device, torch."""
+def signature(handle: ModelHandle, shape: tuple[int, ...], part: str = "logits") -> str:
+    """A key for the compile of ``part`` of ``handle`` (its logits, or the network up to a layer) at batch
+    ``shape``: the same model, part, shape, precision, device and torch."""
     params = sum(p.numel() for p in handle.model.parameters())
-    return "|".join([handle.name, type(handle.model).__qualname__, str(params), "x".join(map(str, shape)),
+    return "|".join([handle.name, type(handle.model).__qualname__, str(params), part, "x".join(map(str, shape)),
                      handle.precision, handle.device.type, torch.__version__])
 
 
 def should_compile(rows_left: int, eager_row_seconds: float, cost: CompileCost | None) -> bool:
     """Whether compiling now saves more time on ``rows_left`` rows than it costs."""
-    compile_seconds = cost.compile_seconds if cost else COLD_COMPILE_SECONDS
+    compile_seconds = cost.next_compile_seconds if cost else COLD_COMPILE_SECONDS
     speedup = cost.speedup if cost else ASSUMED_SPEEDUP
     saved = rows_left * eager_row_seconds * (1 - 1 / speedup)
     return saved > MARGIN * compile_seconds
 
 
-def compiled_handle(handle: ModelHandle) -> Callable[[torch.Tensor], torch.Tensor]:
-    """``handle``'s forward through ``torch.compile``, made once per handle (the handle keeps it).
-
-    The user's network is not touched: ``torch.compile`` wraps it, and the
-    wrapper lives in a plain dict on the handle, so it never becomes a submodule.
-    """
-    key = "forward"
-    if key not in handle.compiled:
-        os.environ.setdefault("TORCHINDUCTOR_CACHE_DIR", str(cache_dir() / "inductor"))
-        handle.compiled[key] = torch.compile(handle.forward, dynamic=False)
-    return handle.compiled[key]
+def compile_forward(forward: Callable[[torch.Tensor], torch.Tensor]) -> Callable[[torch.Tensor], torch.Tensor]:
+    """``torch.compile`` for one fixed shape, with inductor's cache in :func:`cache_dir` unless set elsewhere."""
+    os.environ.setdefault("TORCHINDUCTOR_CACHE_DIR", str(cache_dir() / "inductor"))
+    return torch.compile(forward, dynamic=False)
 
 
 class ForwardRunner:
     """Runs forward-only chunks of at most ``batch_size`` rows, eagerly or compiled (see the module doc).
+
+    Compiled forwards are kept on the handle (``handle.compiled``, a plain dict keyed by part and
+    shape, so never a submodule), and a later job in the same process reuses them for free.
 
     Args:
         handle: the model.
@@ -143,23 +153,33 @@ class ForwardRunner:
         batch_size: the chunk size; shorter chunks are padded to it when compiled.
         compile: ``auto``, ``on`` or ``off`` (default: the handle's ``compile_mode``).
         costs: where measured compile costs are kept (default: the cache folder).
+        part: what the chunks compute: ``logits`` (the handle's forward, the default), or another
+            part of the network given by ``eager`` and ``fast``.
+        eager: the eager forward of ``part`` (default: the handle).
+        fast: the forward to compile (default: the handle's); None with an ``eager`` means the part
+            has no compilable form, so the runner stays eager.
     """
 
     def __init__(self, handle: ModelHandle, rows: int, batch_size: int, compile: CompileMode | None = None,
-                 costs: CompileCosts | None = None) -> None:
+                 costs: CompileCosts | None = None, *, part: str = "logits",
+                 eager: Callable[[torch.Tensor], torch.Tensor] | None = None,
+                 fast: Callable[[torch.Tensor], torch.Tensor] | None = None) -> None:
         mode = compile or handle.compile_mode
         if mode not in COMPILE_MODES:
             raise CnnvizError(f"unknown compile mode {mode!r}: choose from {', '.join(COMPILE_MODES)}")
+        if eager is not None and fast is None:
+            mode = "off"
         self.handle, self.batch_size, self.mode = handle, batch_size, mode
-        self.rows_left = rows
+        self.rows_left = max(rows, handle.compiled.job_rows)  # a job of many calls decides for all of them
+        self.part, self.eager = part, eager or handle
+        self.fast = fast if eager is not None else handle.forward
         self.costs = costs or CompileCosts()
         self.calls = 0
+        self.key: tuple[str, tuple[int, ...]] = (part, ())
         self.eager_row_seconds: float | None = None
         self.compiled: Callable[[torch.Tensor], torch.Tensor] | None = None
+        self.compile_pending = False  # the next compiled call compiles: time it and keep the cost
         self.decided = mode != "auto"
-        if mode == "on":
-            self.compiled = compiled_handle(handle)
-        self.compile_pending = mode == "on"
 
     @property
     def using_compiled(self) -> bool:
@@ -167,24 +187,40 @@ class ForwardRunner:
         return self.compiled is not None
 
     def __call__(self, batch: torch.Tensor) -> torch.Tensor:
-        """Logits for ``batch`` (at most ``batch_size`` rows)."""
+        """The part's output for ``batch`` (at most ``batch_size`` rows)."""
         self.calls += 1
         count = batch.shape[0]
         self.rows_left -= count
+        self.handle.compiled.job_rows = max(0, self.handle.compiled.job_rows - count)
+        if self.calls == 1:
+            self._first(batch)
         if self.compiled is not None and count <= self.batch_size:
             return self._compiled_call(batch)
         if self.decided or self.calls != 2:
-            return self.handle(batch)
+            return self.eager(batch)
         start = time.perf_counter()
-        output = self.handle(batch)
+        output = self.eager(batch)
         if output.device.type == "cuda":
             torch.cuda.synchronize(output.device)
         self.eager_row_seconds = (time.perf_counter() - start) / max(count, 1)
         self.decided = True
-        key = signature(self.handle, (self.batch_size, *batch.shape[1:]))
-        if should_compile(self.rows_left, self.eager_row_seconds, self.costs.get(key)):
-            self.compiled, self.compile_pending = compiled_handle(self.handle), True
+        if should_compile(self.rows_left, self.eager_row_seconds, self.costs.get(self._signature())):
+            self._compile()
         return output
+
+    def _first(self, batch: torch.Tensor) -> None:
+        self.key = (self.part, (self.batch_size, *batch.shape[1:]))
+        if self.mode != "off" and self.key in self.handle.compiled:  # made earlier in this process: free now
+            self.compiled, self.decided = self.handle.compiled[self.key], True
+        elif self.mode == "on":
+            self._compile()
+
+    def _compile(self) -> None:
+        self.compiled = self.handle.compiled[self.key] = compile_forward(self.fast)
+        self.compile_pending = True
+
+    def _signature(self) -> str:
+        return signature(self.handle, self.key[1], self.part)
 
     def _compiled_call(self, batch: torch.Tensor) -> torch.Tensor:
         count = batch.shape[0]
@@ -193,16 +229,18 @@ class ForwardRunner:
         if not self.compile_pending:
             return self.compiled(batch)[:count]  # type: ignore[misc]
         self.compile_pending = False
+        from torch._dynamo.utils import counters  # here: importing dynamo costs time that eager runs never need
+
+        misses = counters["inductor"]["fxgraph_cache_miss"]
         start = time.perf_counter()
         try:
             output = self.compiled(batch)  # type: ignore[misc]
         except Exception as error:  # noqa: BLE001 - any compiler failure: eager still works
             return self._compile_failed(error, batch)[:count]
-        compile_seconds = time.perf_counter() - start
-        self._record(batch, compile_seconds)
+        self._record(batch, time.perf_counter() - start, warm=counters["inductor"]["fxgraph_cache_miss"] == misses)
         return output[:count]
 
-    def _record(self, batch: torch.Tensor, compile_seconds: float) -> None:
+    def _record(self, batch: torch.Tensor, compile_seconds: float, warm: bool) -> None:
         """Time one more compiled chunk and keep what the compile cost and gained."""
         start = time.perf_counter()
         self.compiled(batch)  # type: ignore[misc]
@@ -212,23 +250,44 @@ class ForwardRunner:
         eager_row = self.eager_row_seconds
         if eager_row is None:  # compile="on": no eager chunk was timed, so time one now
             start = time.perf_counter()
-            self.handle(batch)
+            self.eager(batch)
             eager_row = (time.perf_counter() - start) / self.batch_size
-        key = signature(self.handle, tuple(batch.shape))
-        self.costs.put(key, CompileCost(compile_seconds, eager_row, compiled_row))
+        self.costs.put(self._signature(), CompileCost(compile_seconds, eager_row, compiled_row, warm))
 
     def _compile_failed(self, error: Exception, batch: torch.Tensor) -> torch.Tensor:
         self.compiled = None
+        self.handle.compiled.pop(self.key, None)
         first_line = (str(error).strip().splitlines() or [type(error).__name__])[0][:200]
         if self.mode == "on":
             raise CnnvizError(f"torch.compile failed on {self.handle.name}: {first_line}; "
                               "run with --compile off (compile='off') for the eager path") from None
         warnings.warn(f"torch.compile failed on {self.handle.name} ({first_line}); running eagerly",
                       RuntimeWarning, stacklevel=3)
-        return self.handle(batch)
+        return self.eager(batch)
+
+
+@contextmanager
+def job(handle: ModelHandle, rows: int) -> Iterator[None]:
+    """Declare that the block will feed about ``rows`` forward-only rows over many method calls (an
+    evaluation over a folder, a gallery), so ``compile="auto"`` weighs the compile against the whole job,
+    not against one call.
+
+    Example:
+        >>> import torchvision
+        >>> handle = ModelHandle(torchvision.models.resnet18(num_classes=4).eval(), input_size=32)
+        >>> with job(handle, 10_000):
+        ...     ForwardRunner(handle, rows=8, batch_size=8).rows_left
+        10000
+    """
+    previous = handle.compiled.job_rows
+    handle.compiled.job_rows = rows
+    try:
+        yield
+    finally:
+        handle.compiled.job_rows = previous
 
 
 def forward_runner(handle: ModelHandle, rows: int, batch_size: int,
                    compile: CompileMode | None = None) -> ForwardRunner:
-    """A :class:`ForwardRunner` for a forward-only job of ``rows`` rows in chunks of ``batch_size``."""
+    """A :class:`ForwardRunner` of the logits for a job of ``rows`` rows in chunks of ``batch_size``."""
     return ForwardRunner(handle, rows, batch_size, compile)

@@ -242,7 +242,10 @@ class ModelHandle(nn.Module):
 
 class CompileCache(dict):
     """The handle's compiled forwards (see :mod:`zoo.compiled`): a plain dict, so never a submodule,
-    and left behind by ``copy.deepcopy`` and pickling, because a compiled function belongs to one object."""
+    and left behind by ``copy.deepcopy`` and pickling, because a compiled function belongs to one object.
+    ``job_rows``: forward-only rows the current job still expects over all its calls (see ``zoo.compiled.job``)."""
+
+    job_rows: int = 0
 
     def __deepcopy__(self, memo: dict) -> CompileCache:
         return CompileCache()

@@ -5,18 +5,20 @@ from __future__ import annotations
 import argparse
 import time
 from fractions import Fraction
+from pathlib import Path
 
 from cli.options import add_images, add_model, add_out, load_batch, load_handle, output_dir
 from cli.registry import Run, command
 from interpret import get_method, methods
 from interpret.adversarial import NORMS, attack_report, pgd
-from interpret.fooling import fool, parse_classes
+from interpret.distributed import session
+from interpret.fooling import FoolingResult, fool, parse_classes
 from interpret.render import to_uint8
 from interpret.targets import class_index
 from interpret.views import attack_panel, picture_grid
 from zoo import save_array, save_image
 from zoo.checks import option_type
-from zoo.errors import CnnvizError
+from zoo.handle import ModelHandle
 from zoo.images import atomic_write
 
 FAMILY = "adversarial"
@@ -144,38 +146,45 @@ def fool_command(parser: argparse.ArgumentParser) -> Run:
     parser.add_argument("--each", action="store_true", help="also write one PNG per class")
 
     def run(args: argparse.Namespace) -> None:
-        handle = load_handle(args)
-        classes = parse_classes(handle, args.classes)
-        if args.batch_size is not None and args.batch_size < 1:
-            raise CnnvizError(f"--batch-size must be at least 1, got {args.batch_size}")
-        out = output_dir(args.out)
-        result = fool(handle, classes, threshold=args.threshold, steps=args.steps, lr=args.lr, decay=args.decay,
-                      start=args.start, batch_size=args.batch_size, seed=args.seed)
-        side = 112 if handle.input_size < 112 else None  # 28 px images enlarged 4x so captions fit
-        rows = ["class\tname\tconfidence\tsteps"]
-        texts = []
-        for image, index, confidence, steps in zip(result.images, result.classes.tolist(),
-                                                   result.confidence.tolist(), result.steps.tolist()):
-            name = handle.class_name(index)
-            rows.append(f"{index}\t{name}\t{confidence:.5f}\t{steps}")
-            texts.append(f"{index} {name} {confidence:.1%} ({steps} steps)")
-            if args.each:
-                save_image(out / f"fool-{index:04d}.png", to_uint8(image))
-        text = ("\n".join(rows) + "\n").encode()
-        atomic_write(out / "fooling.tsv", lambda f: f.write(text))
-        for sheet, first in enumerate(range(0, len(texts), SHEET), start=1):
-            path = save_image(out / f"fooling-sheet-{sheet:02d}.png",
-                              picture_grid(result.images[first:first + SHEET], texts[first:first + SHEET],
-                                           side=side, columns=min(8, len(texts))))
-            print(path)
-        print(out / "fooling.tsv")
-        steps_done = result.steps[result.steps >= 0].float()
-        summary = (f"{int(result.reached.sum())}/{len(classes)} classes reached {args.threshold:.1%} "
-                   f"(min confidence {result.confidence.min():.4f}) in {result.seconds:.1f} s on {handle.device}")
-        if len(steps_done):
-            summary += f"; steps median {steps_done.median():.0f}, max {steps_done.max():.0f}"
-        if not bool(result.reached.all()):
-            summary += "; for the rest, try more --steps"
-        print(summary)
+        with session(args.device) as (group, device):  # under torchrun: each process fools its share
+            args.device = str(device)
+            handle = load_handle(args)
+            classes = parse_classes(handle, args.classes)
+            out = output_dir(args.out)
+            result = fool(handle, classes, threshold=args.threshold, steps=args.steps, lr=args.lr,
+                          decay=args.decay, start=args.start, batch_size=args.batch_size, seed=args.seed)
+        if group.leader:
+            write_fooling(handle, result, classes, out, args)
 
     return run
+
+
+def write_fooling(handle: ModelHandle, result: FoolingResult, classes: list[int], out: Path,
+                  args: argparse.Namespace) -> None:
+    """The contact sheets, fooling.tsv and the summary line of ``cnnviz fool``."""
+    side = 112 if handle.input_size < 112 else None  # 28 px images enlarged 4x so captions fit
+    rows = ["class\tname\tconfidence\tsteps"]
+    texts = []
+    for image, index, confidence, steps in zip(result.images, result.classes.tolist(),
+                                               result.confidence.tolist(), result.steps.tolist()):
+        name = handle.class_name(index)
+        rows.append(f"{index}\t{name}\t{confidence:.5f}\t{steps}")
+        texts.append(f"{index} {name} {confidence:.1%} ({steps} steps)")
+        if args.each:
+            save_image(out / f"fool-{index:04d}.png", to_uint8(image))
+    text = ("\n".join(rows) + "\n").encode()
+    atomic_write(out / "fooling.tsv", lambda f: f.write(text))
+    for sheet, first in enumerate(range(0, len(texts), SHEET), start=1):
+        path = save_image(out / f"fooling-sheet-{sheet:02d}.png",
+                          picture_grid(result.images[first:first + SHEET], texts[first:first + SHEET],
+                                       side=side, columns=min(8, len(texts))))
+        print(path)
+    print(out / "fooling.tsv")
+    steps_done = result.steps[result.steps >= 0].float()
+    summary = (f"{int(result.reached.sum())}/{len(classes)} classes reached {args.threshold:.1%} "
+               f"(min confidence {result.confidence.min():.4f}) in {result.seconds:.1f} s on {handle.device}")
+    if len(steps_done):
+        summary += f"; steps median {steps_done.median():.0f}, max {steps_done.max():.0f}"
+    if not bool(result.reached.all()):
+        summary += "; for the rest, try more --steps"
+    print(summary)
