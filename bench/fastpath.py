@@ -24,8 +24,6 @@ from __future__ import annotations
 import argparse
 import datetime
 import json
-import subprocess
-import sys
 import time
 from collections.abc import Callable
 
@@ -34,7 +32,7 @@ from captum.attr import Occlusion
 from limits import best_limit, limit_cases
 from pytorch_grad_cam import ScoreCAM
 from pytorch_grad_cam.utils.model_targets import ClassifierOutputTarget
-from timing import device_name, interleaved, sync
+from timing import device_name, in_fresh_process, interleaved, sync
 
 import interpret
 import zoo
@@ -106,10 +104,8 @@ def run_case(job: str, case: str, device: str | None) -> float:
     return time.perf_counter() - start
 
 
-def in_fresh_process(job: str, case: str, device: str | None) -> float:
-    command = [sys.executable, __file__, "--case", job, case] + (["--device", device] if device else [])
-    done = subprocess.run(command, capture_output=True, text=True, check=True)
-    return float(done.stdout.strip().splitlines()[-1])
+def fresh(job: str, case: str, device: str | None) -> float:
+    return in_fresh_process(__file__, ["--case", job, case] + (["--device", device] if device else []))
 
 
 def main() -> None:
@@ -137,13 +133,13 @@ def main() -> None:
     fwd, path, size = best_limit(limits, "forward")
     for job in jobs[:2]:  # fills inductor's on-disk cache for the chunk shapes (the same in every job)
         for case in ("cnnviz compiled fp32", "cnnviz compiled bf16"):
-            in_fresh_process(job, case, args.device)
+            fresh(job, case, args.device)
     results = []
     for job in jobs:
         seconds = {case: float("inf") for case in cases_of(job)}
         for _ in range(args.rounds if rows_of(job) < 1000 else args.big_rounds):
             for case in seconds:
-                seconds[case] = min(seconds[case], in_fresh_process(job, case, args.device))
+                seconds[case] = min(seconds[case], fresh(job, case, args.device))
         rows = rows_of(job)
         reference = min(v for k, v in seconds.items() if k not in OURS)
         results.append({"job": job, "rows": rows, "seconds": seconds, "reference": reference,

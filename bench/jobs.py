@@ -18,14 +18,12 @@ from __future__ import annotations
 import argparse
 import datetime
 import json
-import subprocess
-import sys
 import tempfile
 import time
 from pathlib import Path
 
 import torch
-from timing import device_name
+from timing import device_name, in_fresh_process
 
 import interpret
 import zoo
@@ -73,9 +71,7 @@ def run_job(job: str, case: str, device: str | None) -> float:
 
 
 def fresh(job: str, case: str, device: str | None) -> float:
-    command = [sys.executable, __file__, "--case", job, case] + (["--device", device] if device else [])
-    done = subprocess.run(command, capture_output=True, text=True, check=True)
-    return float(done.stdout.strip().splitlines()[-1])
+    return in_fresh_process(__file__, ["--case", job, case] + (["--device", device] if device else []))
 
 
 def main() -> None:

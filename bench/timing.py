@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import platform
 import random
+import subprocess
+import sys
 import time
 from collections.abc import Callable
 
@@ -58,3 +60,10 @@ def best_of(cases: dict[str, Callable[[], object]], device: torch.device, rounds
             sync(device)
             best[name] = min(best[name], time.perf_counter() - start)
     return best
+
+
+def in_fresh_process(script: str, args: list[str]) -> float:
+    """Run ``python SCRIPT ARGS`` and read the seconds it prints last: a case timed as a new process sees it
+    (imports and start-up excluded by the script, first-call set-up and compiles included)."""
+    done = subprocess.run([sys.executable, script, *args], capture_output=True, text=True, check=True)
+    return float(done.stdout.strip().splitlines()[-1])

@@ -148,9 +148,9 @@ def pgd(handle: ModelHandle, images: torch.Tensor, target: Target = None, *, eps
     return _attack(handle, images, target, eps, norm, steps, alpha, random_start, batch_size, seed, progress)
 
 
-def _attack(handle: ModelHandle, images: torch.Tensor | None, target: Target, eps: float, norm: str, steps: int,
-            alpha: float | None, random_start: bool, batch_size: int | None, seed: int,
-            progress: bool) -> torch.Tensor:
+def _setup(handle: ModelHandle, images: torch.Tensor | None, target: Target, eps: float, norm: str, steps: int,
+           alpha: float | None, random_start: bool, seed: int) -> tuple[float, torch.Tensor, bool, torch.Tensor]:
+    """The checked budget, the step length, the labels to leave or reach, and the starting points."""
     if images is None:
         raise CnnvizError("an attack needs images: give the photos to perturb")
     _check(eps, norm, images)
@@ -158,6 +158,13 @@ def _attack(handle: ModelHandle, images: torch.Tensor | None, target: Target, ep
     labels, targeted = _labels(handle, images, target)
     generator = torch.Generator(device=images.device).manual_seed(seed)
     starts = random_point(images, eps, norm, generator) if random_start else images
+    return alpha, labels, targeted, starts
+
+
+def _attack(handle: ModelHandle, images: torch.Tensor | None, target: Target, eps: float, norm: str, steps: int,
+            alpha: float | None, random_start: bool, batch_size: int | None, seed: int,
+            progress: bool) -> torch.Tensor:
+    alpha, labels, targeted, starts = _setup(handle, images, target, eps, norm, steps, alpha, random_start, seed)
     size = batch_size or auto_batch_size(handle, backward=True)
     out = torch.empty_like(images)
     for part in chunks(images.shape[0], size, desc="attacking" if progress else None):
@@ -174,13 +181,7 @@ def _attack_until_success(handle: ModelHandle, images: torch.Tensor | None, targ
                           steps: int, alpha: float | None, random_start: bool, batch_size: int | None, seed: int,
                           progress: bool) -> torch.Tensor:
     """PGD where each image stops at its first success, through one refilled batch (a :class:`RowQueue`)."""
-    if images is None:
-        raise CnnvizError("an attack needs images: give the photos to perturb")
-    _check(eps, norm, images)
-    alpha = alpha if alpha is not None else 2.5 * eps / steps
-    labels, targeted = _labels(handle, images, target)
-    generator = torch.Generator(device=images.device).manual_seed(seed)
-    starts = random_point(images, eps, norm, generator) if random_start else images
+    alpha, labels, targeted, starts = _setup(handle, images, target, eps, norm, steps, alpha, random_start, seed)
     rows = min(batch_size or auto_batch_size(handle, backward=True), images.shape[0])
     out = torch.empty_like(images)
     clean = images[:rows].clone()  # the projection and the objective read these rows as they change job
