@@ -104,10 +104,6 @@ def run_case(job: str, case: str, device: str | None) -> float:
     return time.perf_counter() - start
 
 
-def fresh(job: str, case: str, device: str | None) -> float:
-    return in_fresh_process(__file__, ["--case", job, case] + (["--device", device] if device else []))
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--device", default=None)
@@ -133,13 +129,13 @@ def main() -> None:
     fwd, path, size = best_limit(limits, "forward")
     for job in jobs[:2]:  # fills inductor's on-disk cache for the chunk shapes (the same in every job)
         for case in ("cnnviz compiled fp32", "cnnviz compiled bf16"):
-            fresh(job, case, args.device)
+            in_fresh_process(__file__, job, case, args.device)
     results = []
     for job in jobs:
         seconds = {case: float("inf") for case in cases_of(job)}
         for _ in range(args.rounds if rows_of(job) < 1000 else args.big_rounds):
             for case in seconds:
-                seconds[case] = min(seconds[case], fresh(job, case, args.device))
+                seconds[case] = min(seconds[case], in_fresh_process(__file__, job, case, args.device))
         rows = rows_of(job)
         reference = min(v for k, v in seconds.items() if k not in OURS)
         results.append({"job": job, "rows": rows, "seconds": seconds, "reference": reference,

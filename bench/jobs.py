@@ -70,10 +70,6 @@ def run_job(job: str, case: str, device: str | None) -> float:
     return time.perf_counter() - start
 
 
-def fresh(job: str, case: str, device: str | None) -> float:
-    return in_fresh_process(__file__, ["--case", job, case] + (["--device", device] if device else []))
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--device", default=None)
@@ -89,11 +85,11 @@ def main() -> None:
     results = {}
     for job in args.jobs:
         for case in ("compiled fp32", "compiled bf16"):  # warm-up: fills inductor's cache and the cost records
-            fresh(job, case, args.device)
+            in_fresh_process(__file__, job, case, args.device)
         seconds = {case: float("inf") for case in CASES}
         for _ in range(args.rounds):
             for case in CASES:
-                seconds[case] = min(seconds[case], fresh(job, case, args.device))
+                seconds[case] = min(seconds[case], in_fresh_process(__file__, job, case, args.device))
         results[job] = seconds
         print(job, {k: round(v, 2) for k, v in seconds.items()}, flush=True)
     device = zoo.pick_device(args.device)

@@ -62,8 +62,10 @@ def best_of(cases: dict[str, Callable[[], object]], device: torch.device, rounds
     return best
 
 
-def in_fresh_process(script: str, args: list[str]) -> float:
-    """Run ``python SCRIPT ARGS`` and read the seconds it prints last: a case timed as a new process sees it
-    (imports and start-up excluded by the script, first-call set-up and compiles included)."""
-    done = subprocess.run([sys.executable, script, *args], capture_output=True, text=True, check=True)
+def in_fresh_process(script: str, job: str, case: str, device: str | None) -> float:
+    """Run ``python SCRIPT --case JOB CASE [--device D]`` and read the seconds it prints last: the case timed
+    as a new process sees it (start-up and imports excluded by the script, first-call set-up and compiles
+    included)."""
+    command = [sys.executable, script, "--case", job, case] + (["--device", device] if device else [])
+    done = subprocess.run(command, capture_output=True, text=True, check=True)
     return float(done.stdout.strip().splitlines()[-1])
