@@ -25,14 +25,13 @@ import time
 
 import torch
 import torch.nn.functional as F
-
 from limits import best_limit, limit_cases
 from timing import interleaved, sync
 
 import zoo
-from interpret.adversarial import attack_report, pgd
-from interpret.fooling import fool
-from interpret.guard import preserve
+from interpret.attack.adversarial import attack_report, pgd
+from interpret.attack.fooling import fool
+from zoo.guard import preserve
 
 # Photos whose content has an ImageNet class, with the classes we accept as correct.
 PHOTOS = {

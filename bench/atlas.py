@@ -22,12 +22,12 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
-
 from timing import sync
 
 import zoo
-from interpret.atlas import TensorImages, neuron_atlas
-from interpret.feature_maps import layer_output
+from interpret.core.activations import layer_output
+from interpret.inside.atlas.scan import neuron_atlas
+from zoo.image_data import TensorImages
 
 
 @dataclass

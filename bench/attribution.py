@@ -22,18 +22,16 @@ from __future__ import annotations
 import argparse
 import datetime
 import json
-import time
 from collections.abc import Callable
 
 import torch
-from captum.attr import (GuidedBackprop, IntegratedGradients, LayerGradCam, NoiseTunnel, Occlusion,
-                         Saliency)
+from captum.attr import GuidedBackprop, IntegratedGradients, LayerGradCam, NoiseTunnel, Occlusion, Saliency
 from limits import best_limit, forward_case, limit_cases
-from timing import best_of, device_name, interleaved, sync
+from timing import best_of, device_name, interleaved
 
 import interpret
 import zoo
-from interpret.batching import auto_batch_size
+from interpret.core.batching import auto_batch_size
 
 
 def main() -> None:

@@ -23,8 +23,8 @@ from timing import device_name
 
 import interpret
 import zoo
-from interpret.evaluation import EvaluationOptions, evaluate_images, method_maker, random_maker, summary_rows
-from interpret.statistics import summarize
+from interpret.evaluate.scoring import EvaluationOptions, evaluate_images, method_maker, random_maker, summary_rows
+from interpret.evaluate.statistics import summarize
 from zoo.jsonfile import write_json
 
 PHOTOS = ["chelsea", "coffee", "astronaut", "rocket", "motorcycle", "camera"]

@@ -36,8 +36,8 @@ from timing import device_name, interleaved, sync
 
 import interpret
 import zoo
-from interpret.fooling import fool
-from interpret.style import style_transfer
+from interpret.attack.fooling import fool
+from interpret.optimize.style import style_transfer
 
 Row = dict[str, object]
 

@@ -20,7 +20,7 @@ from timing import device_name
 
 import interpret
 import zoo
-from interpret.faithfulness import deletion_insertion, random_maps
+from interpret.evaluate.faithfulness import deletion_insertion, random_maps
 
 PHOTOS = ["chelsea", "coffee", "rocket"]
 OPTIONS: dict[str, dict[str, object]] = {

@@ -15,7 +15,7 @@ from collections.abc import Callable
 import torch
 
 import zoo
-from interpret.hooks import graph_from
+from zoo.hooks import graph_from
 
 Forward = Callable[[torch.Tensor], torch.Tensor]
 

@@ -22,12 +22,11 @@ import time
 
 import torch
 import torch.nn.functional as F
-
-import interpret
 from timing import sync
 
+import interpret
 import zoo
-from interpret.actmax import class_scores
+from interpret.optimize.actmax import class_scores
 
 
 def timed(fn, device: torch.device) -> tuple[object, float]:

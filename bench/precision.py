@@ -13,11 +13,11 @@ import argparse
 import datetime
 
 import torch
+from timing import device_name, interleaved
 
 import interpret
 import zoo
-from timing import device_name, interleaved
-from interpret.statistics import spearman
+from interpret.evaluate.statistics import spearman
 
 PHOTOS = ("chelsea", "coffee", "rocket")
 METHODS = ("occlusion", "gradient", "integrated_gradients", "smoothgrad", "gradcam", "layercam", "scorecam", "rise")

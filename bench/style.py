@@ -26,9 +26,9 @@ import torch
 import torch.nn.functional as F
 
 import zoo
-from interpret.charts import Series, line_chart, to_array
-from interpret.render import caption, hstack, to_uint8
-from interpret.style import StyleResult, fit_side, style_transfer
+from interpret.optimize.style import StyleResult, fit_side, style_transfer
+from interpret.views.charts import Series, line_chart, to_array
+from interpret.views.pixels import caption, hstack, to_uint8
 
 DOCS = Path(__file__).resolve().parent.parent / "docs" / "images"
 CONTENT, STYLE = "chelsea", "immunohistochemistry"

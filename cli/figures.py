@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from interpret.charts import FORMATS
+from interpret.views import FORMATS
 
 
 def add_chart_format(parser: argparse.ArgumentParser | argparse._ArgumentGroup) -> None:

@@ -136,16 +136,19 @@ def file_stem(text: str) -> str:
     return re.sub(r"[^A-Za-z0-9._-]+", "_", text).strip("_") or "x"
 
 
-def unique_stems(names: Sequence[str]) -> list[str]:
-    """Safe file stems, numbered where two names would collide."""
-    stems = [file_stem(name) for name in names]
-    counts, seen = Counter(stems), Counter()
+def numbered(names: Sequence[str]) -> list[str]:
+    """``names`` with a number added where two are the same (``photo-1``, ``photo-2``)."""
+    counts, seen = Counter(names), Counter()
     unique = []
-    for stem in stems:
-        seen[stem] += 1
-        unique.append(f"{stem}-{seen[stem]}" if counts[stem] > 1 else stem)
+    for name in names:
+        seen[name] += 1
+        unique.append(f"{name}-{seen[name]}" if counts[name] > 1 else name)
     return unique
 
+
+def unique_stems(names: Sequence[str]) -> list[str]:
+    """Safe file stems, numbered where two names would collide."""
+    return numbered([file_stem(name) for name in names])
 
 
 def checked(annotation: object, name: str) -> Callable[[str], object]:

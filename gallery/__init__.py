@@ -3,7 +3,7 @@
 The gallery is a list of cards (:mod:`gallery.cards`): each is one method
 with its parameters on one page, computed by the public API (``zoo``,
 ``interpret``) by the section modules (:mod:`gallery.plan` lists them), drawn by
-:mod:`interpret.views`, and saved as PNGs plus a JSON
+:mod:`interpret.views.sheets`, and saved as PNGs plus a JSON
 under ``OUT/cards/``. Finished cards are skipped by the next build, so a
 build can be interrupted and resumed; the HTML (:mod:`gallery.site`) is
 rewritten from the card JSONs at the end of every build, interrupted or not.

@@ -7,20 +7,19 @@ from gallery.cards import Card, Output, Page, slug
 from gallery.context import Context, class_name, has_module
 from interpret.views import picture_grid, style_panel
 
-
 ATTACKS = Page("attacks", "attacks, fooling and style", "attacks",
                "Adversarial examples (the change is amplified to be seen), fooling images a model labels with "
                "near certainty, and style transfer.")
 
 
 def attack_cards(ctx: Context, model: str) -> list[Card]:
-    """Untargeted L-inf PGD on the model's images (needs ``interpret.adversarial``)."""
-    if not has_module("interpret.adversarial"):
+    """Untargeted L-inf PGD on the model's images (needs ``interpret.attack.adversarial``)."""
+    if not has_module("interpret.attack.adversarial"):
         return []
     eps = 4 / 255 if ctx.handle(model).in_channels == 3 else 16 / 255
 
     def compute() -> Output:
-        from interpret.adversarial import attack_report, pgd
+        from interpret.attack import attack_report, pgd
         from interpret.views import attack_panel
 
         handle = ctx.handle(model)
@@ -43,13 +42,13 @@ def attack_cards(ctx: Context, model: str) -> list[Card]:
 
 
 def fooling_cards(ctx: Context, model: str) -> list[Card]:
-    """Fooling images from noise (needs ``interpret.fooling``)."""
-    if not has_module("interpret.fooling"):
+    """Fooling images from noise (needs ``interpret.attack.fooling``)."""
+    if not has_module("interpret.attack.fooling"):
         return []
     classes = ctx.classes(model, ctx.sizes.fooling_classes)
 
     def compute() -> Output:
-        from interpret.fooling import fool
+        from interpret.attack import fool
 
         handle = ctx.handle(model)
         result = fool(handle, list(classes), steps=ctx.sizes.fooling_steps, progress=ctx.settings.progress)
@@ -67,14 +66,14 @@ def fooling_cards(ctx: Context, model: str) -> list[Card]:
 
 
 def style_cards(ctx: Context, model: str) -> list[Card]:
-    """Style transfer of a photo with the model's features (needs ``interpret.style``; colour models only)."""
-    if not has_module("interpret.style") or ctx.handle(model).in_channels != 3:
+    """Style transfer of a photo with the model's features (needs ``interpret.optimize.style``; colour models only)."""
+    if not has_module("interpret.optimize.style") or ctx.handle(model).in_channels != 3:
         return []
     content, style = "chelsea", "immunohistochemistry"
     side = ctx.sizes.style_size
 
     def compute() -> Output:
-        from interpret.style import style_transfer
+        from interpret.optimize import style_transfer
 
         handle = ctx.handle(model)
         content_image = zoo.load_image(content)

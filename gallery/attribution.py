@@ -10,7 +10,7 @@ import torch.nn.functional as F
 import interpret
 from gallery.cards import Card, Output, Page, slug
 from gallery.context import Context, Subject, class_name
-from interpret.render import attribution_map
+from interpret.core import attribution_map
 from interpret.views import attribution_views, map_view
 
 ATTRIBUTION_SECTION = "Attribution maps of the predicted class"
@@ -71,7 +71,7 @@ def attribution_cards(ctx: Context, model: str) -> list[Card]:
             options = attribution_options(method, side, ctx.sizes.attribution)
 
             def compute(b: int = b, method: interpret.Method = method, options: dict = options) -> Output:
-                from interpret.faithfulness import deletion_insertion
+                from interpret.evaluate import deletion_insertion
 
                 handle = ctx.handle(model)
                 image = ctx.batch(model)[b:b + 1]
@@ -92,7 +92,7 @@ def attribution_cards(ctx: Context, model: str) -> list[Card]:
                                "curve_steps": steps}, compute, section))
 
         def baseline(b: int = b) -> Output:
-            from interpret.faithfulness import deletion_insertion, random_maps
+            from interpret.evaluate import deletion_insertion, random_maps
 
             handle = ctx.handle(model)
             image = ctx.batch(model)[b:b + 1]

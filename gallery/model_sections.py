@@ -65,7 +65,7 @@ def atlas_cards(ctx: Context, model: str) -> list[Card]:
     sizes = ctx.sizes
     for layer in ctx.layers(model):
         def compute(layer: str = layer) -> Output:
-            from interpret.atlas import channel_examples
+            from interpret.inside import channel_examples
 
             handle = ctx.handle(model)
             data = ctx.atlas_data(model)
@@ -105,7 +105,7 @@ def actmax_cards(ctx: Context, model: str) -> list[Card]:
     side = actmax_side(ctx.handle(model))
 
     def compute() -> Output:
-        from interpret.actmax import actmax, class_scores
+        from interpret.optimize import actmax, class_scores
 
         handle = ctx.handle(model)
         pictures = actmax(handle, target=list(classes), steps=sizes.actmax_steps, size=side,
@@ -129,14 +129,14 @@ def actmax_cards(ctx: Context, model: str) -> list[Card]:
 
 
 def inversion_cards(ctx: Context, model: str) -> list[Card]:
-    """Feature inversion of the first image from each shown layer (needs ``interpret.inversion``)."""
-    if not has_module("interpret.inversion"):
+    """Feature inversion of the first image from each shown layer (needs ``interpret.optimize.inversion``)."""
+    if not has_module("interpret.optimize.inversion"):
         return []
     cards = []
     subject = ctx.subjects(model)[0]
     for layer in ctx.layers(model):
         def compute(layer: str = layer) -> Output:
-            from interpret.inversion import invert, inversion_scores
+            from interpret.optimize import inversion_scores, invert
 
             handle = ctx.handle(model)
             image = ctx.batch(model)[:1]
@@ -156,10 +156,10 @@ def inversion_cards(ctx: Context, model: str) -> list[Card]:
 
 
 def deepdream_cards(ctx: Context, model: str) -> list[Card]:
-    """DeepDream on the first image at a middle layer (needs ``interpret.deepdream``)."""
-    if not has_module("interpret.deepdream"):
+    """DeepDream on the first image at a middle layer (needs ``interpret.optimize.deepdream``)."""
+    if not has_module("interpret.optimize.deepdream"):
         return []
-    from interpret.deepdream import DEPTH
+    from interpret.optimize import DEPTH
     from zoo.layers import layer_at_depth
 
     subject = ctx.subjects(model)[0]
@@ -168,7 +168,7 @@ def deepdream_cards(ctx: Context, model: str) -> list[Card]:
     octaves = 1 if ctx.handle(model).config.fixed_input else 4
 
     def compute() -> Output:
-        from interpret.deepdream import deepdream
+        from interpret.optimize import deepdream
 
         handle = ctx.handle(model)
         image = ctx.batch(model)[:1]

@@ -9,8 +9,15 @@ from gallery.attack_sections import ATTACKS, attack_cards, fooling_cards, style_
 from gallery.attribution import attribution_cards, image_page
 from gallery.cards import Card, Page
 from gallery.context import Context, has_module
-from gallery.model_sections import (actmax_cards, atlas_cards, deepdream_cards, feature_map_cards, filter_cards,
-                                    inversion_cards, model_page)
+from gallery.model_sections import (
+    actmax_cards,
+    atlas_cards,
+    deepdream_cards,
+    feature_map_cards,
+    filter_cards,
+    inversion_cards,
+    model_page,
+)
 from gallery.settings import Settings
 from gallery.training import training_cards, training_page
 from zoo.errors import CnnvizError
@@ -19,9 +26,9 @@ SectionFn = Callable[[Context, str], list[Card]]
 MODEL_SECTIONS: list[SectionFn] = [filter_cards, feature_map_cards, atlas_cards, actmax_cards, inversion_cards,
                                    deepdream_cards]
 ATTACK_SECTIONS: list[SectionFn] = [attack_cards, fooling_cards, style_cards]
-OPTIONAL = {"feature inversion": "interpret.inversion", "DeepDream": "interpret.deepdream",
-            "adversarial examples": "interpret.adversarial", "fooling images": "interpret.fooling",
-            "style transfer": "interpret.style"}
+OPTIONAL = {"feature inversion": "interpret.optimize.inversion", "DeepDream": "interpret.optimize.deepdream",
+            "adversarial examples": "interpret.attack.adversarial", "fooling images": "interpret.attack.fooling",
+            "style transfer": "interpret.optimize.style"}
 
 
 @dataclass

@@ -23,8 +23,7 @@ def training_cards(ctx: Context, model: str) -> list[Card]:
         return []
     module_name, function = TRAINING_LOGS[model].split(":")
     path = getattr(importlib.import_module(module_name), function)()
-    from interpret.charts import to_array
-    from interpret.views import training_report
+    from interpret.views import to_array, training_report
     from zoo.training_log import TrainingLog
 
     log = TrainingLog.read(path)

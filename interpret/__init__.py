@@ -1,6 +1,17 @@
-"""cnnviz interpretation methods: every method takes a zoo handle (or a plain
-module), a batch of images in [0, 1] and a target, and returns tensors on the
-model's device.
+"""cnnviz interpretation methods: every method takes a zoo handle (or a plain module), a batch of images in
+[0, 1] and a target, and returns tensors on the model's device.
+
+The package is a table of contents; each subpackage is one concern with a face that re-exports it:
+
+- :mod:`interpret.core` — registry, targets, input gradients, batching, sharding, map utilities;
+- :mod:`interpret.attribution` — occlusion, RISE, gradients, guided backprop, extremal, the CAM family, captum;
+- :mod:`interpret.optimize` — the optimization engine and its presets (actmax, inversion, DeepDream, style);
+- :mod:`interpret.attack` — FGSM/PGD and fooling images;
+- :mod:`interpret.inside` — feature maps, filters, layer table, receptive fields, the neuron atlas;
+- :mod:`interpret.evaluate` — faithfulness, randomization, ROAD, robustness, complexity, statistics;
+- :mod:`interpret.views` — drawing, a leaf nothing else here imports.
+
+Every public name is also importable as ``interpret.NAME``.
 
 Example:
     >>> import zoo, interpret
@@ -11,33 +22,60 @@ Example:
 
 from __future__ import annotations
 
-# Methods register on import; this order (the course's) is the order of listings.
-from interpret.occlusion import occlusion  # isort: skip
-from interpret.saliency import integrated_gradients, saliency, smoothgrad  # isort: skip
-from interpret.guided import guided_backprop  # isort: skip
-from interpret.cam import gradcam, guided_gradcam  # isort: skip
-from interpret.cams import (ablationcam, eigencam, eigengradcam, fem, finercam, fullgrad,  # isort: skip
-                            gradcam_elementwise, gradcam_plusplus, hirescam, kpcacam, layercam, scorecam,
-                            shapleycam, xgradcam)
-from interpret.rise import rise  # isort: skip
-from interpret.extremal import extremal  # isort: skip
-import interpret.captum_methods  # isort: skip  # registers captum's catalog as captum:Name
-from interpret.actmax import actmax  # isort: skip
-from interpret.inversion import inversion_scores, invert  # isort: skip
-from interpret.deepdream import deepdream  # isort: skip
-from interpret.style import style_transfer  # isort: skip
-from interpret.adversarial import attack_report, fgsm, pgd  # isort: skip
-from interpret.fooling import fool  # isort: skip
-from interpret.feature_maps import channel_order, feature_maps, layer_output  # isort: skip
-from interpret.atlas import Atlas, channel_examples, neuron_atlas, open_dataset
-from interpret.filters import conv_layers, filters
-from interpret.receptive_field import (Box, ReceptiveField, receptive_field, receptive_fields, unit_gradient,
-                                       verify_receptive_field)
-from interpret.guard import preserve
-from interpret.hooks import forward_hooks, hook_counts, record
-from interpret.registry import Method, get_method, method, methods
-from interpret.summary import LayerRow, layer_table, textbook_params, textbook_total
-from interpret.targets import class_index, target_indices, target_scores
+from interpret import _moved
+from interpret.attack import attack_report, fgsm, fool, pgd
+from interpret.attribution import (
+                                   ablationcam,
+                                   eigencam,
+                                   eigengradcam,
+                                   extremal,
+                                   fem,
+                                   finercam,
+                                   fullgrad,
+                                   gradcam,
+                                   gradcam_elementwise,
+                                   gradcam_plusplus,
+                                   guided_backprop,
+                                   guided_gradcam,
+                                   hirescam,
+                                   integrated_gradients,
+                                   kpcacam,
+                                   layercam,
+                                   occlusion,
+                                   rise,
+                                   saliency,
+                                   scorecam,
+                                   shapleycam,
+                                   smoothgrad,
+                                   xgradcam,
+)
+from interpret.core import Method, class_index, get_method, method, methods, target_indices, target_scores
+from interpret.inside import (
+                                   Atlas,
+                                   Box,
+                                   LayerRow,
+                                   ReceptiveField,
+                                   channel_examples,
+                                   channel_order,
+                                   conv_layers,
+                                   feature_maps,
+                                   filters,
+                                   layer_output,
+                                   layer_table,
+                                   neuron_atlas,
+                                   receptive_field,
+                                   receptive_fields,
+                                   textbook_params,
+                                   textbook_total,
+                                   unit_gradient,
+                                   verify_receptive_field,
+)
+from interpret.optimize import actmax, deepdream, inversion_scores, invert, style_transfer
+from zoo.guard import preserve
+from zoo.hooks import forward_hooks, hook_counts, record
+from zoo.image_data import open_dataset
+
+_moved.install()  # old flat module paths (interpret.render, interpret.cams, ...) still import, with a warning
 
 __all__ = [
     "Atlas", "Box", "ReceptiveField", "channel_examples", "channel_order", "conv_layers", "feature_maps", "filters",

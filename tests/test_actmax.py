@@ -5,8 +5,8 @@ import torch
 
 import interpret
 import zoo
-from interpret import param
-from interpret.actmax import class_scores
+from interpret.optimize import param
+from interpret.optimize.actmax import class_scores
 
 
 @pytest.mark.parametrize("side", [28, 64, 224])

@@ -10,10 +10,18 @@ from PIL import Image
 
 import zoo
 from cli.main import main
-from interpret import engine, methods
-from interpret.views import attack_panel
-from interpret.adversarial import (amplified_difference, attack_report, fgsm, perturbation_norms, pgd,
-                                   project_ball, random_point)
+from interpret import methods
+from interpret.attack.adversarial import (
+    amplified_difference,
+    attack_report,
+    fgsm,
+    perturbation_norms,
+    pgd,
+    project_ball,
+    random_point,
+)
+from interpret.optimize import engine
+from interpret.views.sheets import attack_panel
 from tests.conftest import assert_unchanged, state_snapshot
 from zoo.errors import CnnvizError
 
@@ -75,7 +83,7 @@ def test_fgsm_l2_step_has_length_eps_along_the_gradient(tiny, device):
 
 @pytest.mark.parametrize("name", ["sign", "l2"])
 def test_engine_steepest_steps_have_the_norm_they_claim(tiny, device, name):
-    from interpret import objectives, param
+    from interpret.optimize import objectives, param
 
     start = 0.25 + 0.5 * torch.rand(2, 3, 16, 16, device=device)
     result = engine.optimize(tiny, param.PixelImage(start), objectives.class_logit(0), steps=1, lr=0.01,

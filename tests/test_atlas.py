@@ -11,17 +11,20 @@ import torch
 from torch import nn
 from torch.utils.data import Dataset, TensorDataset
 
-import interpret.atlas as atlas_module
+import interpret.inside.atlas.scan as atlas_module
 import zoo
 from cli.main import main
-from interpret.atlas import (ImageFiles, channel_examples, load_prepared, neuron_atlas, open_dataset, prefetch,
-                             select)
-from interpret.feature_maps import layer_output
-from interpret.hooks import hook_counts, record
-from interpret.receptive_field import nonzero_box, unit_gradient
+from interpret.core.activations import layer_output
+from interpret.inside.atlas.examples import channel_examples, load_prepared
+from interpret.inside.atlas.feed import prefetch
+from interpret.inside.atlas.scan import neuron_atlas
+from interpret.inside.atlas.topk import select
+from interpret.inside.fields.probe import nonzero_box, unit_gradient
 from tests.conftest import TinyCNN, assert_unchanged, state_snapshot
 from tests.test_receptive_field import one_thread  # noqa: F401  (autouse: one intra-op thread)
 from zoo.errors import CnnvizError
+from zoo.hooks import hook_counts, record
+from zoo.image_data import ImageFiles, open_dataset
 
 PHOTOS = ["chelsea", "coffee", "astronaut", "rocket", "motorcycle", "horse", "camera", "coins"]
 

@@ -15,8 +15,8 @@ import torch.distributed as dist
 import torch.multiprocessing as mp
 
 import zoo
-from interpret.atlas import neuron_atlas
-from interpret.distributed import Group, session, shard_batches
+from interpret.core.distributed import Group, session, shard_batches
+from interpret.inside.atlas.scan import neuron_atlas
 from tests.conftest import TinyCNN
 from tests.test_atlas import photo_folder  # noqa: F401  (fixture: a folder of photos in sub-folders)
 from tests.test_receptive_field import one_thread  # noqa: F401  (autouse: one intra-op thread)

@@ -4,16 +4,29 @@ several layers fused, token and channels-last layers, one-line errors, Ablation-
 import pytest
 import torch
 import torch.nn.functional as F
-from pytorch_grad_cam import (FEM, KPCA_CAM, AblationCAM, EigenCAM, EigenGradCAM, FinerCAM, FullGrad, GradCAM,
-                              GradCAMElementWise, GradCAMPlusPlus, HiResCAM, LayerCAM, ScoreCAM, ShapleyCAM,
-                              XGradCAM)
+from pytorch_grad_cam import (
+    FEM,
+    KPCA_CAM,
+    AblationCAM,
+    EigenCAM,
+    EigenGradCAM,
+    FinerCAM,
+    FullGrad,
+    GradCAM,
+    GradCAMElementWise,
+    GradCAMPlusPlus,
+    HiResCAM,
+    LayerCAM,
+    ScoreCAM,
+    ShapleyCAM,
+    XGradCAM,
+)
 from pytorch_grad_cam.utils.model_targets import ClassifierOutputTarget
 from torch import nn
 
 import interpret
 import zoo
-from interpret.cam_core import min_max, to_grid, upsample
-from interpret.cams import principal_projection
+from interpret.attribution.cam.core import min_max, principal_projection, to_grid, upsample
 from zoo.errors import CnnvizError
 
 CAMS = [m.name for m in interpret.methods("attribution") if m.group == "cams"]

@@ -6,7 +6,7 @@ import pytest
 import torch
 
 import interpret
-from interpret.captum_methods import grid_mask
+from interpret.attribution.captum_adapter import grid_mask
 from zoo.errors import CnnvizError
 
 

@@ -15,13 +15,14 @@ from scipy.stats import spearmanr
 from torch import nn
 
 import interpret
-from interpret.atlas import TensorImages, neuron_atlas
-from interpret.feature_maps import layer_output
-from interpret.prefix import layer_prefix
 import zoo
-from interpret.faithfulness import deletion_insertion
+from interpret.core.activations import layer_output
+from interpret.evaluate.faithfulness import deletion_insertion
+from interpret.inside.atlas.scan import neuron_atlas
+from interpret.inside.up_to_layer import layer_prefix
 from zoo.compiled import CompileCost, CompileCosts, ForwardRunner, should_compile, signature
 from zoo.handle import ModelHandle
+from zoo.image_data import TensorImages
 
 
 class SmallNet(nn.Module):

@@ -8,9 +8,21 @@ import pytest
 import torch
 from PIL import Image
 
-from zoo.datasets import (DATASETS, FASHION_MNIST_CLASSES, Augment, TensorData, augment_batch, batches,
-                          channel_stats, load_dataset, read_idx, read_idx_split, split_indices, synthetic,
-                          write_idx)
+from zoo.datasets import (
+    DATASETS,
+    FASHION_MNIST_CLASSES,
+    Augment,
+    TensorData,
+    augment_batch,
+    batches,
+    channel_stats,
+    load_dataset,
+    read_idx,
+    read_idx_split,
+    split_indices,
+    synthetic,
+    write_idx,
+)
 from zoo.errors import CnnvizError
 
 FASHION_DIR = DATASETS["fashion-mnist"].default_dir

@@ -4,9 +4,9 @@ import pytest
 import torch
 
 from interpret import deepdream
-from interpret.deepdream import RandomShift, octave_sizes
-from interpret.feature_maps import layer_output
-from interpret.param import PixelImage
+from interpret.core.activations import layer_output
+from interpret.optimize.deepdream import RandomShift, octave_sizes
+from interpret.optimize.param import PixelImage
 from tests.conftest import assert_unchanged, state_snapshot
 from zoo.errors import CnnvizError
 

@@ -5,12 +5,12 @@ import pytest
 import torch
 from torch import nn
 
+from interpret.inside.layer_table import summary_lines
+from interpret.views import charts
+from interpret.views.charts import Series, line_chart
+from interpret.views.pixels import nice_ticks
 from tests.conftest import assert_unchanged, state_snapshot
 from zoo.cnns import CnnSpec, build_cnn, cnn_handle
-from interpret import charts
-from interpret.charts import Series, line_chart
-from interpret.render import nice_ticks
-from interpret.summary import summary_lines
 from zoo.diagnostics import activation_stats, confusion_matrix, find_overfitting, gradient_norms
 from zoo.errors import CnnvizError
 

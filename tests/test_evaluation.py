@@ -14,8 +14,14 @@ from PIL import Image
 
 import interpret
 import zoo
-from interpret.evaluation import (EvaluationOptions, evaluate_images, file_maker, method_maker, random_maker,
-                                  summary_rows)
+from interpret.evaluate.scoring import (
+    EvaluationOptions,
+    evaluate_images,
+    file_maker,
+    method_maker,
+    random_maker,
+    summary_rows,
+)
 from tests.conftest import TinyCNN
 from tests.test_atlas_distributed import free_port, run_processes
 from zoo.errors import CnnvizError
@@ -39,7 +45,7 @@ def image_folder(root: Path, count: int = 7) -> Path:
 
 
 def makers() -> dict:
-    return {"random": random_maker(), "saliency": method_maker(interpret.saliency)}
+    return {"random": random_maker(), "saliency": method_maker(interpret.attribution.saliency)}
 
 
 def test_batches_do_not_change_the_records(tmp_path):
@@ -69,7 +75,7 @@ def test_maps_from_files_score_like_the_method(tmp_path):
     maps = interpret.saliency(handle, images)
     paths = [zoo.save_array(tmp_path / f"map{i}.npy", maps[i]) for i in range(3)]
     chosen = ("deletion", "road", "gini", "sensitivity")
-    computed = evaluate_images(handle, [folder], {"saliency": method_maker(interpret.saliency)}, metrics=chosen,
+    computed = evaluate_images(handle, [folder], {"saliency": method_maker(interpret.attribution.saliency)}, metrics=chosen,
                                options=OPTIONS, progress=False)
     read = evaluate_images(handle, [folder], {"files": file_maker(paths)}, metrics=chosen, options=OPTIONS,
                            progress=False)

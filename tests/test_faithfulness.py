@@ -6,8 +6,14 @@ import pytest
 import torch
 
 import interpret
-from interpret.faithfulness import (blurred_canvas, deletion_insertion, pixel_ranks, random_maps,
-                                    randomization_check, reinitialize)
+from interpret.evaluate.faithfulness import (
+    blurred_canvas,
+    deletion_insertion,
+    pixel_ranks,
+    random_maps,
+    randomization_check,
+    reinitialize,
+)
 from tests.conftest import assert_unchanged, state_snapshot
 from tests.test_attribution import RegionScore
 from zoo.errors import CnnvizError
@@ -89,11 +95,11 @@ def test_reinitialize_draws_from_its_generator_only(tiny):
 def test_randomization_leaves_global_rng_and_model_alone(tiny, device):
     x = torch.rand(2, 3, 32, 32, device=device)  # HOG needs 24 x 24 at least
     before, state = rng_states(), state_snapshot(tiny)
-    result = randomization_check(tiny, x, interpret.saliency, seed=3, measures=("spearman", "ssim", "hog"),
+    result = randomization_check(tiny, x, interpret.attribution.saliency, seed=3, measures=("spearman", "ssim", "hog"),
                                  absolute=False)
     assert_same_rng(before)
     assert_unchanged(state, tiny)
-    again = randomization_check(tiny, x, interpret.saliency, seed=3, measures=("spearman",), absolute=False)
+    again = randomization_check(tiny, x, interpret.attribution.saliency, seed=3, measures=("spearman",), absolute=False)
     assert result.layers == again.layers == ["fc", "conv2", "conv1"]
     for a, b in zip(result.correlations, again.correlations):
         torch.testing.assert_close(a, b)  # its own generator: the same seed repeats exactly

@@ -11,8 +11,8 @@ from torch import nn
 
 import zoo
 from cli.main import main
-from interpret.filters import conv_layers, conv_weight, filters, normalize_each
-from interpret.render import to_uint8
+from interpret.inside.filters import conv_layers, conv_weight, filters, normalize_each
+from interpret.views.pixels import to_uint8
 from tests.conftest import assert_unchanged, state_snapshot
 from tests.test_receptive_field import one_thread  # noqa: F401  (autouse: one intra-op thread)
 from zoo.errors import CnnvizError

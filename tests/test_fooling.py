@@ -7,7 +7,7 @@ from PIL import Image
 
 import zoo
 from cli.main import main
-from interpret.fooling import fool, parse_classes
+from interpret.attack.fooling import fool, parse_classes
 from tests.conftest import assert_unchanged, state_snapshot
 from zoo.errors import CnnvizError
 

@@ -21,8 +21,8 @@ from PIL import Image
 
 import interpret
 from gallery import Budget, Card, Output, Settings, build, plan
-from gallery.cards import CARDS_DIR, inside, run_cards, slug
 from gallery.attribution import attribution_options
+from gallery.cards import CARDS_DIR, inside, run_cards, slug
 from gallery.site import read_manifest, update_manifest, write_site
 from zoo.errors import CnnvizError
 

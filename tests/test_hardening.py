@@ -86,10 +86,10 @@ def test_an_unwritable_out_folder_is_one_line_exit_2(tmp_path, capsys):
 
 
 def test_helpers_that_run_the_model_leave_batch_norm_statistics_alone():
-    from interpret.actmax import class_scores
-    from interpret.faithfulness import randomization_check
-    from interpret.feature_maps import layer_output
-    from interpret.inversion import inversion_scores
+    from interpret.core.activations import layer_output
+    from interpret.evaluate.faithfulness import randomization_check
+    from interpret.optimize.actmax import class_scores
+    from interpret.optimize.inversion import inversion_scores
     from tests.conftest import assert_unchanged, state_snapshot
 
     torch.manual_seed(0)
@@ -99,7 +99,7 @@ def test_helpers_that_run_the_model_leave_batch_norm_statistics_alone():
     layer_output(handle, "layer2", images)
     inversion_scores(handle, images, images.flip(-1), "layer2")
     class_scores(handle, images, [0, 1], top=2)
-    randomization_check(handle, images, interpret.saliency, max_steps=1)
+    randomization_check(handle, images, interpret.attribution.saliency, max_steps=1)
     assert_unchanged(before, handle)  # running means and variances of every BatchNorm included
 
 
@@ -164,7 +164,7 @@ def test_a_channel_past_the_layer_and_a_plain_module_report_are_one_line(tmp_pat
                 "--octaves", "1", "--no-progress", "--out", tmp_path)
     err = capsys.readouterr().err.strip()
     assert code == 2 and "channels 0..127" in err and len(err.splitlines()) == 1
-    from interpret.adversarial import attack_report
+    from interpret.attack.adversarial import attack_report
 
     net = torchvision.models.resnet18(num_classes=3)
     report = attack_report(net, torch.rand(1, 3, 32, 32), torch.rand(1, 3, 32, 32))

@@ -3,9 +3,9 @@ import torch
 from torch import nn
 
 from interpret import hook_counts, preserve, record
-from interpret.hooks import graph_from
 from tests.conftest import assert_unchanged, state_snapshot
 from zoo.errors import CnnvizError
+from zoo.hooks import graph_from
 
 
 def test_record_output_and_gradient_match_autograd(tiny, device):

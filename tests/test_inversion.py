@@ -4,8 +4,8 @@ import pytest
 import torch
 
 from interpret import inversion_scores, invert
-from interpret.feature_maps import layer_output
-from interpret.inversion import preset_for
+from interpret.core.activations import layer_output
+from interpret.optimize.inversion import preset_for
 from tests.conftest import assert_unchanged, state_snapshot
 from zoo.errors import CnnvizError
 

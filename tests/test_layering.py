@@ -1,23 +1,74 @@
-"""Imports run downward only: zoo <- interpret <- (cli, gallery). Read statically, so a late import counts too."""
+"""Imports run downward only, read statically (a late import counts too).
+
+Packages: zoo <- interpret <- (cli, gallery). Inside interpret, each subpackage is one concern:
+
+    core                          <- zoo only
+    evaluate, optimize, inside    <- core (metrics never import methods)
+    attribution, attack           <- core, optimize (extremal perturbations and attacks run on the engine)
+    views                         <- anything: drawing is a leaf that nothing else in interpret imports
+
+cli and gallery import the faces (``interpret``, ``interpret.<subpackage>``), never a file behind them, and
+no module of interpret takes part in an import circle.
+"""
 
 import ast
+import sys
 from pathlib import Path
 
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 FORBIDDEN = {"zoo": {"interpret", "cli", "gallery", "bench"}, "interpret": {"cli", "gallery", "bench"}}
+ALLOWED = {  # subpackage of interpret -> the subpackages it may import (itself always)
+    "core": set(),
+    "evaluate": {"core"},
+    "optimize": {"core"},
+    "inside": {"core"},
+    "attribution": {"core", "optimize"},
+    "attack": {"core", "optimize"},
+    "views": {"core", "optimize", "inside", "evaluate", "attribution", "attack"},
+}
 
 
-def imported_packages(path: Path) -> set[tuple[int, str]]:
-    """(line, top-level package) of every import in a file, at any depth (functions included)."""
+def imports(path: Path) -> set[tuple[int, str]]:
+    """(line, module) of every absolute import in a file, at any depth; ``from a import b`` gives ``a.b``
+    when ``a/b`` is a module or package of this repository, else ``a``."""
     found = set()
     for node in ast.walk(ast.parse(path.read_text(), filename=str(path))):
         if isinstance(node, ast.Import):
-            found |= {(node.lineno, alias.name.split(".")[0]) for alias in node.names}
+            found |= {(node.lineno, alias.name) for alias in node.names}
         elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
-            found.add((node.lineno, node.module.split(".")[0]))
+            folder = ROOT / node.module.replace(".", "/")
+            for alias in node.names:
+                child = folder / alias.name
+                is_module = child.with_suffix(".py").is_file() or (child / "__init__.py").is_file()
+                found.add((node.lineno, f"{node.module}.{alias.name}" if is_module else node.module))
     return found
+
+
+def written_imports(path: Path) -> set[tuple[int, str]]:
+    """(line, module) as written: ``from a import b`` gives ``a``."""
+    found = set()
+    for node in ast.walk(ast.parse(path.read_text(), filename=str(path))):
+        if isinstance(node, ast.Import):
+            found |= {(node.lineno, alias.name) for alias in node.names}
+        elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+            found.add((node.lineno, node.module))
+    return found
+
+
+def imported_packages(path: Path) -> set[tuple[int, str]]:
+    """(line, top-level package) of every import in a file."""
+    return {(line, name.split(".")[0]) for line, name in imports(path)}
+
+
+def module_name(path: Path) -> str:
+    parts = path.relative_to(ROOT).with_suffix("").parts
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+def interpret_files() -> list[Path]:
+    return sorted((ROOT / "interpret").rglob("*.py"))
 
 
 @pytest.mark.parametrize("package", sorted(FORBIDDEN))
@@ -29,7 +80,69 @@ def test_a_package_imports_nothing_above_it(package):
     assert not bad, "imports must run downward (zoo <- interpret <- cli, gallery):\n" + "\n".join(bad)
 
 
+def test_subpackages_import_only_those_below_them():
+    bad = []
+    for path in interpret_files():
+        parts = path.relative_to(ROOT / "interpret").parts
+        if len(parts) == 1:
+            continue  # the face and the moved-module shims
+        own = parts[0]
+        for line, name in sorted(imports(path)):
+            bits = name.split(".")
+            if bits[0] == "interpret" and len(bits) > 1 and bits[1] != own and bits[1] not in ALLOWED[own]:
+                bad.append(f"{path.relative_to(ROOT)}:{line} ({own}) imports {name}")
+    assert not bad, "an interpret subpackage imports one it may not (see this file's docstring):\n" + "\n".join(bad)
+
+
+def test_drawing_is_a_leaf():
+    bad = [f"{path.relative_to(ROOT)}:{line} imports {name}" for path in interpret_files()
+           if "views" not in path.relative_to(ROOT / "interpret").parts[:1]
+           for line, name in sorted(imports(path)) if name.startswith("interpret.views")]
+    assert not bad, "nothing in interpret may import its drawing (interpret.views):\n" + "\n".join(bad)
+
+
+def test_cli_and_gallery_import_faces_only():
+    faces = {"interpret"} | {f"interpret.{sub}" for sub in ALLOWED}
+    bad = [f"{path.relative_to(ROOT)}:{line} imports {name}, a file behind a face"
+           for package in ("cli", "gallery") for path in sorted((ROOT / package).rglob("*.py"))
+           for line, name in sorted(written_imports(path)) if name.startswith("interpret") and name not in faces]
+    assert not bad, "cli and gallery import interpret's faces, not its files:\n" + "\n".join(bad)
+
+
+def test_interpret_has_no_import_circles():
+    graph = {module_name(path): {name for _, name in imports(path) if name.startswith("interpret")}
+             for path in interpret_files()}
+    state: dict[str, int] = {}  # 1: on the current path, 2: done
+
+    def visit(node: str, path: list[str]) -> list[str] | None:
+        state[node] = 1
+        for nxt in sorted(graph.get(node, ())):
+            if nxt not in graph:
+                continue
+            if state.get(nxt) == 1:
+                return path[path.index(nxt):] + [nxt] if nxt in path else path + [nxt]
+            if nxt not in state and (cycle := visit(nxt, path + [nxt])):
+                return cycle
+        state[node] = 2
+        return None
+
+    for start in sorted(graph):
+        if start != "interpret" and start not in state and (cycle := visit(start, [start])):
+            pytest.fail("import circle: " + " -> ".join(cycle))
+
+
 def test_the_walk_sees_late_imports(tmp_path):
     source = tmp_path / "late.py"
-    source.write_text("def f():\n    from interpret.render import caption\n    import cli.main\n")
+    source.write_text("def f():\n    from interpret.views.pixels import caption\n    import cli.main\n")
     assert {name for _, name in imported_packages(source)} == {"interpret", "cli"}
+    assert {name for _, name in imports(source)} == {"interpret.views.pixels", "cli.main"}
+
+
+def test_the_circle_finder_finds_a_circle(tmp_path, monkeypatch):
+    package = tmp_path / "interpret"
+    package.mkdir()
+    (package / "a.py").write_text("from interpret import b\n")
+    (package / "b.py").write_text("def f():\n    import interpret.a\n")
+    monkeypatch.setattr(sys.modules[__name__], "ROOT", tmp_path)
+    with pytest.raises(pytest.fail.Exception, match="interpret.a -> interpret.b -> interpret.a"):
+        test_interpret_has_no_import_circles()

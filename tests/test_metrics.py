@@ -8,11 +8,11 @@ import torch
 
 import interpret
 import zoo
-from interpret.complexity import entropy, gini
-from interpret.faithfulness import random_maps
-from interpret.road import linear_imputation, removal_counts, road
-from interpret.robustness import infidelity, max_sensitivity
-from interpret.statistics import bootstrap_interval
+from interpret.evaluate.complexity import entropy, gini
+from interpret.evaluate.faithfulness import random_maps
+from interpret.evaluate.road import linear_imputation, removal_counts, road
+from interpret.evaluate.robustness import infidelity, max_sensitivity
+from interpret.evaluate.statistics import bootstrap_interval
 from tests.conftest import TinyCNN, assert_unchanged, state_snapshot
 from zoo.errors import CnnvizError
 
@@ -47,8 +47,11 @@ def test_linear_imputation_equals_pytorch_grad_cam():
 def test_road_equals_pytorch_grad_cam(net):
     """32 x 32 maps with distinct values: (N - 1) * percentile / 100 never lands on an integer, so
     pytorch-grad-cam's percentile threshold and our rank counts remove the same pixels."""
-    from pytorch_grad_cam.metrics.perturbation_confidence import (PerturbationConfidenceMetric,
-                                                                   RemoveLeastRelevantFirst, RemoveMostRelevantFirst)
+    from pytorch_grad_cam.metrics.perturbation_confidence import (
+        PerturbationConfidenceMetric,
+        RemoveLeastRelevantFirst,
+        RemoveMostRelevantFirst,
+    )
     from pytorch_grad_cam.metrics.road import NoisyLinearImputer
     from pytorch_grad_cam.utils.model_targets import ClassifierOutputSoftmaxTarget
 
@@ -105,7 +108,7 @@ def test_max_sensitivity_equals_captum(net):
 
     images = torch.rand(2, 3, 32, 32, device=net.device)
     target = net(images).argmax(-1)
-    ours = max_sensitivity(net, images, interpret.saliency, target, samples=4, radius=0.05, seed=2, batch_size=8)
+    ours = max_sensitivity(net, images, interpret.attribution.saliency, target, samples=4, radius=0.05, seed=2, batch_size=8)
 
     def perturb(inputs: torch.Tensor, radius: float) -> torch.Tensor:
         g = torch.Generator(inputs.device).manual_seed(2)
@@ -122,7 +125,7 @@ def test_robustness_leaves_global_rng_alone(net):
     images, maps, scores = torch.rand(2, 3, 32, 32, device=net.device), torch.rand(2, 1, 32, 32), torch.rand(8)
     before = rng_states()
     infidelity(net, images, maps, samples=2)
-    max_sensitivity(net, images, interpret.saliency, samples=2)
+    max_sensitivity(net, images, interpret.attribution.saliency, samples=2)
     random_maps(images)
     bootstrap_interval(scores, resamples=200)
     assert_same_rng(before)

@@ -8,7 +8,7 @@ from torchray.attribution.rise import rise as torchray_rise
 
 import interpret
 import zoo
-from interpret.rise import rise_masks, rise_with_masks
+from interpret.attribution.rise import rise_masks, rise_with_masks
 from zoo.errors import CnnvizError
 
 

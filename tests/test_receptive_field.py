@@ -11,11 +11,17 @@ import torchvision
 from torch import nn
 
 import zoo
-from interpret.hooks import hook_counts
-from interpret.receptive_field import (Box, layer_field, receptive_field, receptive_fields, unit_gradient,
-                                       verify_receptive_field)
+from interpret.inside.fields import (
+    Box,
+    layer_field,
+    receptive_field,
+    receptive_fields,
+    unit_gradient,
+    verify_receptive_field,
+)
 from tests.conftest import SharedConv, assert_unchanged, state_snapshot
 from zoo.errors import CnnvizError
+from zoo.hooks import hook_counts
 
 
 @pytest.fixture(autouse=True, scope="module")

@@ -62,7 +62,7 @@ def test_the_decorator_keeps_each_methods_signature_for_type_checkers():
     import inspect
     import typing
 
-    from interpret import registry
+    from interpret.core import registry
 
     decorate = typing.get_type_hints(registry.method)["return"]  # Callable[[Callable[P, R]], Callable[P, R]]
     [taken], given = typing.get_args(decorate)
@@ -72,3 +72,49 @@ def test_the_decorator_keeps_each_methods_signature_for_type_checkers():
         wrapped = m.fn.__wrapped__
         assert inspect.signature(m.fn) == inspect.signature(wrapped)
         assert m.fn.__annotations__ == wrapped.__annotations__
+
+
+def test_listing_order_is_declared_not_taken_from_import_order():
+    from interpret.core import registry
+
+    built_in = interpret.methods()
+    assert all(m.order < 1000 for m in built_in), [m.name for m in built_in if m.order >= 1000]
+    assert [m.order for m in built_in] == sorted(m.order for m in built_in)
+    names = [m.name for m in built_in]
+    assert names[:5] == ["occlusion", "gradient", "smoothgrad", "integrated_gradients", "guided_backprop"]
+    assert names.index("gradcam") < names.index("rise") < names.index("captum:Saliency") < names.index("actmax")
+
+    @registry.method("zz_user_method", "attribution", "a user's method, registered first in the file")
+    def early(handle, images, target=None):
+        return images[:, :1]
+
+    @registry.method("aa_user_method", "attribution", "a user's method with a place of its own", order=1)
+    def placed(handle, images, target=None):
+        return images[:, :1]
+
+    try:
+        listed = [m.name for m in interpret.methods("attribution")]
+        assert listed[0] == "aa_user_method" and listed[-1] == "zz_user_method"  # undeclared: after the built-ins
+    finally:
+        del registry._METHODS["zz_user_method"], registry._METHODS["aa_user_method"]
+
+
+def test_an_old_flat_module_path_still_imports_with_a_warning(recwarn):
+    import importlib
+    import sys
+
+    for old, new in [("interpret.render", "interpret.views.pixels"), ("interpret.cam_core",
+                                                                       "interpret.attribution.cam.core")]:
+        sys.modules.pop(old, None)
+        module = importlib.import_module(old)
+        assert module is importlib.import_module(new) and module.__spec__.name == new
+        assert any(new in str(w.message) and w.category is DeprecationWarning for w in recwarn.list)
+
+
+def test_import_zoo_leaves_the_training_loop_unloaded():
+    import subprocess
+    import sys
+
+    code = "import sys, zoo, interpret; print(sorted(m for m in sys.modules if m.startswith('zoo.training')))"
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert done.stdout.strip() == "['zoo.training_log']"  # the log's format, not the loop

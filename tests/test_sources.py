@@ -374,7 +374,6 @@ def test_the_output_selector_errors_are_one_line():
     assert select_logits(OrderedDict(a=torch.ones(1, 2))).shape == (1, 2)
 
 
-
 def test_the_gallery_builds_for_a_model_from_a_user_file(files, tmp_path):
     from gallery import Settings, build
     from tests.test_gallery import TINY
@@ -401,7 +400,7 @@ def test_every_other_method_leaves_a_model_from_a_user_file_unchanged(files, nam
 
 
 def test_reduced_precision_is_opt_in_and_close_to_fp32(lite0, photos):
-    from interpret.statistics import spearman
+    from interpret.evaluate.statistics import spearman
 
     assert lite0.precision == "fp32"
     fast = zoo.load("efficientnet_lite0", device="cpu", precision="bf16")

@@ -12,8 +12,8 @@ from scipy.stats import bootstrap, pearsonr, rankdata, spearmanr
 from skimage.feature import hog
 from skimage.metrics import structural_similarity
 
-from interpret.similarity import similarity
-from interpret.statistics import average_ranks, bootstrap_interval, spearman, summarize
+from interpret.evaluate.similarity import similarity
+from interpret.evaluate.statistics import average_ranks, bootstrap_interval, spearman, summarize
 from zoo.errors import CnnvizError
 
 

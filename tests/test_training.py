@@ -20,8 +20,18 @@ from tests.conftest import assert_unchanged, state_snapshot
 from zoo.cnns import CnnSpec, cnn_handle
 from zoo.datasets import DATASETS, Augment, Splits, TensorData, channel_stats, read_idx_split, synthetic, write_idx
 from zoo.errors import CnnvizError
-from zoo.training import (OPTIMIZERS, SCHEDULES, TrainConfig, evaluate, load_checkpoint, lr_range_test,
-                          make_optimizer, make_scheduler, save_atomic, train)
+from zoo.training import (
+    OPTIMIZERS,
+    SCHEDULES,
+    TrainConfig,
+    evaluate,
+    load_checkpoint,
+    lr_range_test,
+    make_optimizer,
+    make_scheduler,
+    save_atomic,
+    train,
+)
 
 REPO = Path(__file__).resolve().parents[1]
 FASHION_DIR = DATASETS["fashion-mnist"].default_dir

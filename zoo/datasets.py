@@ -9,7 +9,7 @@ compute the normalization statistics on the training split only, so nothing
 about the validation or test images leaks into training.
 
 Example:
-    >>> splits = load_dataset("fashion-mnist", val_fraction=0.1, seed=0)
+    >>> splits = load_dataset("fashion-mnist", val_fraction=0.1, seed=0)  # doctest: +NEEDS_FASHION_MNIST
     >>> splits.train.images.shape, splits.classes[9]
     (torch.Size([54000, 1, 28, 28]), 'Ankle boot')
 """
@@ -19,7 +19,7 @@ from __future__ import annotations
 import gzip
 import math
 from collections.abc import Iterator
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -167,7 +167,7 @@ def read_idx(path: str | Path) -> np.ndarray:
     dimensions, one big-endian int32 per dimension, then the data.
 
     Example:
-        >>> read_idx("/usr/share/datasets/fashion-mnist/t10k-labels-idx1-ubyte.gz").shape
+        >>> read_idx("/usr/share/datasets/fashion-mnist/t10k-labels-idx1-ubyte.gz").shape  # doctest: +NEEDS_FASHION_MNIST
         (10000,)
     """
     path = Path(path)
@@ -257,7 +257,7 @@ def read_idx_split(directory: str | Path, split: str = "train") -> TensorData:
     """The ``train`` or ``t10k`` (test) split of an IDX dataset in ``directory``.
 
     Example:
-        >>> read_idx_split("/usr/share/datasets/fashion-mnist", "t10k").images.shape
+        >>> read_idx_split("/usr/share/datasets/fashion-mnist", "t10k").images.shape  # doctest: +NEEDS_FASHION_MNIST
         torch.Size([10000, 1, 28, 28])
     """
     directory = Path(directory)
@@ -353,7 +353,7 @@ def load_dataset(source: str | Path, *, val_fraction: float = 0.1, seed: int = 0
         progress: show a progress bar while reading an image folder.
 
     Example:
-        >>> splits = load_dataset("fashion-mnist", val_fraction=0.1, seed=0)
+        >>> splits = load_dataset("fashion-mnist", val_fraction=0.1, seed=0)  # doctest: +NEEDS_FASHION_MNIST
         >>> len(splits.train), len(splits.val), len(splits.test)
         (54000, 6000, 10000)
     """
@@ -400,11 +400,6 @@ def _idx_classes(directory: Path, data: TensorData) -> list[str]:
     if "fashion" in directory.name.lower():
         return FASHION_MNIST_CLASSES
     return [str(i) for i in range(int(data.labels.max()) + 1)]
-
-
-def with_augment(splits: Splits, augment: Augment) -> Splits:
-    """The same splits with other augmentation (e.g. :data:`NO_AUGMENT`)."""
-    return replace(splits, augment=augment)
 
 
 # ---------------------------------------------------------------- batches

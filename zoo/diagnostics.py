@@ -1,6 +1,6 @@
 """Training diagnostics, as numbers: overfitting flagged, gradient norms, dead units, confusion matrices.
 
-Nothing here draws: :mod:`interpret.charts` turns these numbers into figures.
+Nothing here draws: :mod:`interpret.views.charts` turns these numbers into figures.
 No function here changes the model: it comes back in the mode it was in, with
 the same ``requires_grad`` and ``.grad``, and batch-norm statistics untouched.
 

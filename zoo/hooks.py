@@ -1,6 +1,6 @@
 """Every hook cnnviz registers lives here, inside context managers (plain torch, so zoo can use it).
 
-:mod:`interpret.hooks` re-exports this module for the methods. Hooks are
+Hooks are
 removed in ``finally``, so a method that raises leaves no hook behind. Gradients of an activation are taken with a tensor hook registered
 inside the forward hook, which sees the output even when a later op works
 in place.

@@ -131,7 +131,7 @@ def open_dataset(data: DataSource) -> Dataset:
     default ``:test`` split), a tensor batch, or a torch Dataset.
 
     Example:
-        >>> len(open_dataset("fashion-mnist"))
+        >>> len(open_dataset("fashion-mnist"))  # doctest: +NEEDS_FASHION_MNIST
         10000
     """
     if isinstance(data, (TensorImages, ImageFiles, ItemImages)):

@@ -9,7 +9,7 @@ epoch exactly and ends where an uninterrupted run would.
 Example:
     >>> from zoo.datasets import load_dataset
     >>> from zoo.cnns import CnnSpec, cnn_handle
-    >>> splits = load_dataset("fashion-mnist")
+    >>> splits = load_dataset("fashion-mnist")  # doctest: +NEEDS_FASHION_MNIST
     >>> handle = cnn_handle(CnnSpec("tutorial_cnn"), mean=splits.mean, std=splits.std, classes=splits.classes)
     >>> result = train(handle, splits, TrainConfig(epochs=1), checkpoint="run/checkpoint.pt")  # doctest: +SKIP
 """
@@ -19,6 +19,8 @@ from __future__ import annotations
 import contextlib
 import copy
 import math
+import os
+import platform
 import time
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field, fields
@@ -30,11 +32,19 @@ import torch.nn.functional as F
 from torch import nn
 from tqdm.auto import tqdm
 
+from zoo.cnns import CnnSpec
 from zoo.datasets import NO_AUGMENT, Splits, TensorData, batches
+from zoo.diagnostics import (
+    activation_stats,
+    confusion_matrix,
+    find_overfitting,
+    gradient_norms,
+)
 from zoo.errors import CnnvizError, closest
 from zoo.guard import preserve
 from zoo.handle import ModelHandle
 from zoo.images import atomic_write
+from zoo.training_log import DatasetSizes, HeldOut, Normalization, TrainingLog
 
 OPTIMIZERS = ("sgd", "momentum", "nesterov", "adam", "adamw", "rmsprop", "adagrad")
 SCHEDULES = ("none", "step", "cosine", "onecycle", "plateau")
@@ -315,7 +325,7 @@ def evaluate(model: nn.Module, data: TensorData, *, batch_size: int = 1000, labe
 
     Example:
         >>> from zoo.datasets import read_idx_split
-        >>> test = read_idx_split("/usr/share/datasets/fashion-mnist", "t10k")
+        >>> test = read_idx_split("/usr/share/datasets/fashion-mnist", "t10k")  # doctest: +NEEDS_FASHION_MNIST
         >>> evaluate(zoo.load("fashion_cnn", device="cpu"), test).accuracy > 0.93  # doctest: +SKIP
         True
     """
@@ -622,3 +632,34 @@ def lr_range_test(handle: ModelHandle, splits: Splits, config: TrainConfig, *, s
         raise CnnvizError(f"the loss diverged at once (lr {start_lr * factor ** len(lrs):.2g}): lower the start rate")
     best = min(range(len(smoothed)), key=smoothed.__getitem__)
     return LRRange(lrs, losses, smoothed, suggestion=lrs[best] / 10)
+
+
+def log_run(handle: ModelHandle, splits: Splits, config: TrainConfig, spec: CnnSpec, data: dict[str, Any],
+            result: TrainResult, *, name: str, command: str) -> TrainingLog:
+    """The log of a finished run: one evaluation on the held-out split (test, else validation)
+    and the diagnostics (confusion matrix, gradient norms, activation statistics on up to 1,000
+    validation images).
+    """
+    held_out, split_name = (splits.test, "test") if splits.test is not None else (splits.val, "validation")
+    final = evaluate(handle, held_out, amp=config.amp)
+    matrix = confusion_matrix(final.predictions, held_out.labels, len(splits.classes))
+    probe = splits.val.subset(slice(0, 1000)).to(handle.device)
+    probe_images = probe.images.float() / 255.0
+    norms = gradient_norms(handle, probe_images[:256], probe.labels[:256])
+    stats = activation_stats(handle, probe_images)
+    overfitting = find_overfitting(result.history)
+    log = TrainingLog(
+        name=name, command=command, spec=spec, config=config.as_dict(), data=data,
+        dataset=DatasetSizes(splits.name, len(splits.train), len(splits.val),
+                             len(splits.test) if splits.test is not None else 0),
+        normalization=Normalization(list(splits.mean), list(splits.std)),
+        classes=list(splits.classes), parameters=sum(p.numel() for p in handle.model.parameters()),
+        test=HeldOut(split_name, final.accuracy, final.loss, len(held_out)),
+        best_epoch=result.best_epoch, stopped_early=result.stopped_early, restored_best=result.restored_best,
+        overfitting=overfitting.message() if overfitting else None,
+        train_seconds=round(sum(h["seconds"] for h in result.history), 1), history=result.history,
+        confusion_matrix=matrix.tolist(), gradient_norms=norms, activations=stats,
+        environment={"device": str(handle.device), "threads": torch.get_num_threads(), "torch": torch.__version__,
+                     "python": platform.python_version(), "cpus": os.cpu_count()},
+    )
+    return log

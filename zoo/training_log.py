@@ -18,23 +18,17 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import os
-import platform
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import torch
-
 from zoo.cnns import CnnSpec
-from zoo.datasets import Splits
-from zoo.diagnostics import (ActivationStats, activation_stats, confusion_matrix, find_overfitting,
-                             gradient_norms)
+from zoo.diagnostics import (
+    ActivationStats,
+)
 from zoo.errors import CnnvizError
-from zoo.handle import ModelHandle
 from zoo.images import atomic_write
 from zoo.jsonfile import dumps
-from zoo.training import TrainConfig, TrainResult, evaluate
 
 
 @dataclass(frozen=True)
@@ -192,34 +186,3 @@ class TrainingLog:
             return cls.from_json(text)
         except CnnvizError as exc:
             raise CnnvizError(f"{path}: {exc}") from None
-
-
-def log_run(handle: ModelHandle, splits: Splits, config: TrainConfig, spec: CnnSpec, data: dict[str, Any],
-            result: TrainResult, *, name: str, command: str) -> TrainingLog:
-    """The log of a finished run: one evaluation on the held-out split (test, else validation)
-    and the diagnostics (confusion matrix, gradient norms, activation statistics on up to 1,000
-    validation images).
-    """
-    held_out, split_name = (splits.test, "test") if splits.test is not None else (splits.val, "validation")
-    final = evaluate(handle, held_out, amp=config.amp)
-    matrix = confusion_matrix(final.predictions, held_out.labels, len(splits.classes))
-    probe = splits.val.subset(slice(0, 1000)).to(handle.device)
-    probe_images = probe.images.float() / 255.0
-    norms = gradient_norms(handle, probe_images[:256], probe.labels[:256])
-    stats = activation_stats(handle, probe_images)
-    overfitting = find_overfitting(result.history)
-    log = TrainingLog(
-        name=name, command=command, spec=spec, config=config.as_dict(), data=data,
-        dataset=DatasetSizes(splits.name, len(splits.train), len(splits.val),
-                             len(splits.test) if splits.test is not None else 0),
-        normalization=Normalization(list(splits.mean), list(splits.std)),
-        classes=list(splits.classes), parameters=sum(p.numel() for p in handle.model.parameters()),
-        test=HeldOut(split_name, final.accuracy, final.loss, len(held_out)),
-        best_epoch=result.best_epoch, stopped_early=result.stopped_early, restored_best=result.restored_best,
-        overfitting=overfitting.message() if overfitting else None,
-        train_seconds=round(sum(h["seconds"] for h in result.history), 1), history=result.history,
-        confusion_matrix=matrix.tolist(), gradient_norms=norms, activations=stats,
-        environment={"device": str(handle.device), "threads": torch.get_num_threads(), "torch": torch.__version__,
-                     "python": platform.python_version(), "cpus": os.cpu_count()},
-    )
-    return log

@@ -10,12 +10,9 @@ from pathlib import Path
 from cli.options import add_images, add_model, add_out, load_batch, load_handle, output_dir
 from cli.registry import Run, command
 from interpret import get_method, methods
-from interpret.adversarial import NORMS, attack_report, pgd
-from interpret.distributed import session
-from interpret.fooling import FoolingResult, fool, parse_classes
-from interpret.render import to_uint8
-from interpret.targets import class_index
-from interpret.views import attack_panel, picture_grid
+from interpret.attack import NORMS, FoolingResult, attack_report, fool, parse_classes, pgd
+from interpret.core import class_index, session
+from interpret.views import attack_panel, picture_grid, to_uint8
 from zoo import save_array, save_image
 from zoo.checks import option_type
 from zoo.handle import ModelHandle

@@ -7,28 +7,37 @@ import csv
 import io
 import math
 import time
-from collections import Counter
 from pathlib import Path
 from typing import Any
 
 import torch
 
 import interpret
-from cli.method_options import add_method_options, method_kwargs
-from cli.options import add_images, add_model, add_out, checked, load_batch, load_handle, output_dir
 from cli.figures import add_chart_format
+from cli.method_options import add_method_options, method_kwargs
+from cli.options import add_images, add_model, add_out, checked, load_batch, load_handle, numbered, output_dir
 from cli.output import safe_name
 from cli.registry import Run, command
 from interpret import Method, class_index, methods
-from interpret import charts
-from interpret.complexity import entropy, gini
-from interpret.distributed import session
-from interpret.evaluation import (DEFAULT_METRICS, METRICS, CurveSteps, EvaluationOptions, Record, Resamples,
-                                  evaluate_images, file_maker, method_maker, random_maker, summary_rows)
-from interpret.mapsource import maps_in_folder
-from interpret.render import COLORMAPS, DEFAULT_COLORMAP, attribution_map
-from interpret.similarity import MEASURES
-from interpret.views import explanation_panel
+from interpret.core import attribution_map, session
+from interpret.evaluate import (
+    DEFAULT_METRICS,
+    MEASURES,
+    METRICS,
+    CurveSteps,
+    EvaluationOptions,
+    Record,
+    Resamples,
+    entropy,
+    evaluate_images,
+    file_maker,
+    gini,
+    maps_in_folder,
+    method_maker,
+    random_maker,
+    summary_rows,
+)
+from interpret.views import COLORMAPS, DEFAULT_COLORMAP, charts, explanation_panel
 from zoo import atomic_write, save_array, save_image
 from zoo.checks import NonNegativeFloat, NonNegativeInt, OpenUnitInterval, PositiveFloat, PositiveInt
 from zoo.errors import CnnvizError
@@ -111,16 +120,6 @@ def _matplotlib_name(colormap: str) -> str:
     return colormap if colormap in matplotlib.colormaps else charts.COLORMAP
 
 
-def _unique(names: list[str]) -> list[str]:
-    """File stems, numbered where two images share a name."""
-    counts, seen = Counter(names), Counter()
-    unique = []
-    for name in names:
-        seen[name] += 1
-        unique.append(f"{name}-{seen[name]}" if counts[name] > 1 else name)
-    return unique
-
-
 @command("explain", "write attribution maps (Grad-CAM, occlusion, gradients, ...) over images", order=30,
          description="Explain a model's decision on images with attribution maps, written as PNG panels\n"
                      "(image | map | map over image | colour bar) with the prediction in the caption, and\n"
@@ -148,7 +147,7 @@ def explain(parser: argparse.ArgumentParser) -> Run:
         out = output_dir(args.out)
         with torch.no_grad():
             probs = handle(batch).softmax(-1)
-        stems = _unique(names)
+        stems = numbered(names)
         for method in chosen:
             start = time.perf_counter()
             maps = _call(method, handle, batch, target, args)
@@ -263,16 +262,9 @@ def evaluate(parser: argparse.ArgumentParser) -> Run:
         chosen = _chosen(args)
         if not chosen and not args.maps:
             raise CnnvizError("name at least one METHOD, or give --maps DIR")
-        metrics = list(METRICS) if "all" in args.metrics else list(dict.fromkeys(args.metrics))
-        if args.randomize == 0 and "randomization" in metrics:
-            metrics.remove("randomization")
-        if not metrics:
-            raise CnnvizError("no metric left to compute (--randomize 0 skipped the only one)")
-        out = output_dir(args.out)
-        json_path = Path(args.json) if args.json else out / "evaluation.json"
-        csv_path = Path(args.csv) if args.csv else out / "evaluation.csv"
+        metrics = _metrics(args)
         sources = expand_sources(args.image)
-        stems = [safe_name(s) for s in _unique([Path(str(s)).stem for s in sources])]  # as explain names files
+        stems = [safe_name(s) for s in numbered([Path(str(s)).stem for s in sources])]  # as explain names files
         with session(args.device) as (group, device):
             args.device = str(device)
             handle, target = _setup_model(args)
@@ -286,6 +278,7 @@ def evaluate(parser: argparse.ArgumentParser) -> Run:
                                         road_noise=args.road_noise, samples=args.perturbations,
                                         noise=args.infidelity_noise, radius=args.sensitivity_radius,
                                         seed=args.metric_seed)
+            out = output_dir(args.out)  # every input checked: only now is anything written
             start = time.perf_counter()
             records = evaluate_images(handle, sources, makers, target, metrics=metrics, options=options,
                                       batch_size=args.images_per_batch)
@@ -298,20 +291,40 @@ def evaluate(parser: argparse.ArgumentParser) -> Run:
                     "images": len(sources), "target": target, "methods": list(makers), "metrics": metrics,
                     "options": vars(options), "level": args.level, "bootstrap_resamples": args.bootstrap,
                     "seconds": round(seconds, 2)}
-            scores = [{"image": r.image, "index": r.index, "method": r.method, "target": r.target,
-                       "probability": r.probability, "scores": r.scores, "notes": r.notes} for r in records]
-            written = [write_json(json_path, {**meta, "summary": summary, "per_image": scores}),
-                       write_csv(csv_path, summary),
-                       write_json(out / "curves.json", {**meta, "curves": [
-                           {"image": r.image, "index": r.index, "method": r.method, **r.curves} for r in records]})]
-            panels = curve_panels(records, metrics, args.curve_steps, options.fractions)
-            if panels:
-                written.append(charts.save(charts.faithfulness_curves(
-                    panels, title=f"{handle.name}: mean over {len(sources)} image(s), 25-75th percentile shaded"),
-                    out / "curves", args.format))
+            written = _write_results(args, out, handle, meta, summary, records, options, len(sources))
             print("wrote " + ", ".join(str(p) for p in written))
 
     return run
+
+
+def _metrics(args: argparse.Namespace) -> list[str]:
+    """The metrics asked for, in order, without the randomization check when ``--randomize 0``."""
+    metrics = list(METRICS) if "all" in args.metrics else list(dict.fromkeys(args.metrics))
+    if args.randomize == 0 and "randomization" in metrics:
+        metrics.remove("randomization")
+    if not metrics:
+        raise CnnvizError("no metric left to compute (--randomize 0 skipped the only one)")
+    return metrics
+
+
+def _write_results(args: argparse.Namespace, out: Path, handle: ModelHandle, meta: dict[str, Any],
+                   summary: list[dict[str, Any]], records: list[Record], options: EvaluationOptions,
+                   images: int) -> list[Path]:
+    """The summary and per-image scores (JSON, CSV), the curves (JSON) and their chart."""
+    scores = [{"image": r.image, "index": r.index, "method": r.method, "target": r.target,
+               "probability": r.probability, "scores": r.scores, "notes": r.notes} for r in records]
+    json_path = Path(args.json) if args.json else out / "evaluation.json"
+    csv_path = Path(args.csv) if args.csv else out / "evaluation.csv"
+    written = [write_json(json_path, {**meta, "summary": summary, "per_image": scores}),
+               write_csv(csv_path, summary),
+               write_json(out / "curves.json", {**meta, "curves": [
+                   {"image": r.image, "index": r.index, "method": r.method, **r.curves} for r in records]})]
+    panels = curve_panels(records, meta["metrics"], args.curve_steps, options.fractions)
+    if panels:
+        written.append(charts.save(charts.faithfulness_curves(
+            panels, title=f"{handle.name}: mean over {images} image(s), 25-75th percentile shaded"),
+            out / "curves", args.format))
+    return written
 
 
 def _setup_model(args: argparse.Namespace) -> tuple[ModelHandle, int | None]:

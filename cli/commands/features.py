@@ -1,7 +1,7 @@
 """``cnnviz filters``, ``cnnviz featuremaps``, ``cnnviz receptive-fields`` and ``cnnviz atlas``:
 what conv layers hold, what they output, what they see, and which data excites them.
 
-The pictures are drawn by :mod:`interpret.views`; the computing is in ``interpret``.
+The pictures are drawn by :mod:`interpret.views.sheets`; the computing is in ``interpret``.
 """
 
 from __future__ import annotations
@@ -14,19 +14,27 @@ from torch.utils.data import Dataset
 
 from cli.options import add_images, add_model, add_out, checked, file_stem, load_batch, load_handle, output_dir
 from cli.registry import Run, command
-from interpret.atlas import Atlas, channel_examples, neuron_atlas
-from interpret.distributed import session
-from interpret.feature_maps import channel_order, feature_maps
-from interpret.filters import FILTER_MODES, conv_weight, filter_mode, filters
-from interpret.receptive_field import receptive_fields, verify_receptive_field
-from interpret.render import DEFAULT_COLORMAP
-from interpret.views import atlas_overview, channel_sheet, feature_map_grid, filter_grid
-from zoo.checks import ImageSide, NonNegativeInt, PositiveInt
+from interpret.core import session
+from interpret.inside import (
+    FILTER_MODES,
+    Atlas,
+    channel_examples,
+    channel_order,
+    conv_weight,
+    feature_maps,
+    filter_mode,
+    filters,
+    neuron_atlas,
+    receptive_fields,
+    verify_receptive_field,
+)
+from interpret.views import DEFAULT_COLORMAP, atlas_overview, channel_sheet, feature_map_grid, filter_grid
 from zoo import save_image
+from zoo.checks import ImageSide, NonNegativeInt, PositiveInt
 from zoo.errors import CnnvizError
-from zoo.jsonfile import write_json
 from zoo.handle import ModelHandle
 from zoo.image_data import image_name, open_dataset
+from zoo.jsonfile import write_json
 
 # ---------------------------------------------------------------- filters
 

@@ -9,19 +9,25 @@ import torch
 
 import zoo
 from cli.method_options import add_method_options, method_kwargs
-from cli.options import (add_images, add_model, add_out, checked, load_batch, load_handle, output_dir,
-                         unique_stems, write_json)
+from cli.options import (
+    add_images,
+    add_model,
+    add_out,
+    checked,
+    load_batch,
+    load_handle,
+    output_dir,
+    unique_stems,
+    write_json,
+)
 from cli.registry import Run, command
 from interpret import get_method
-from interpret.actmax import class_scores, parse_unit
-from interpret.deepdream import DEPTH, resize
-from interpret.feature_maps import layer_output
-from interpret.inversion import inversion_scores
-from interpret.render import to_uint8
-from interpret.views import picture_grid
-from interpret.targets import class_index
-from zoo.checks import LargeImageSide
+from interpret.core import class_index
+from interpret.inside import layer_output
+from interpret.optimize import DEPTH, class_scores, inversion_scores, parse_unit, resize
+from interpret.views import picture_grid, to_uint8
 from zoo import save_image
+from zoo.checks import LargeImageSide
 from zoo.handle import ModelHandle, match_channels
 from zoo.layers import layer_at_depth
 

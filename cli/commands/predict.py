@@ -9,9 +9,9 @@ import torch
 from cli.options import add_images, add_model, checked, load_batch, load_handle
 from cli.registry import Run, command
 from interpret import class_index
-from interpret.batching import auto_batch_size, chunks
-from zoo.compiled import forward_runner
+from interpret.core import auto_batch_size, chunks
 from zoo.checks import PositiveInt
+from zoo.compiled import forward_runner
 from zoo.errors import CnnvizError
 
 

@@ -12,14 +12,13 @@ import zoo
 from cli.figures import add_chart_format
 from cli.options import add_model, add_out, checked, load_handle, output_dir
 from cli.registry import Run, command
-from interpret import charts, views
-from interpret.render import to_uint8
-from interpret.style import StyleResult, fit_side, style_transfer
-from zoo.checks import ImageSide, NonNegativeFloat, PositiveFloat, PositiveInt
+from interpret.optimize import StyleResult, fit_side, style_transfer
+from interpret.views import charts, sheets, to_uint8
 from zoo import save_image
-from zoo.jsonfile import write_json
+from zoo.checks import ImageSide, NonNegativeFloat, PositiveFloat, PositiveInt
 from zoo.errors import CnnvizError
 from zoo.handle import ModelHandle, match_channels
+from zoo.jsonfile import write_json
 
 DEFAULT_MODEL = "efficientnet_lite0"
 
@@ -102,10 +101,6 @@ def style(parser: argparse.ArgumentParser) -> Run:
     add_chart_format(parser)
 
     def run(args: argparse.Namespace) -> None:
-        if args.steps < 1:
-            raise CnnvizError(f"--steps must be at least 1, got {args.steps}")
-        if args.size < 8:
-            raise CnnvizError(f"--size must be at least 8, got {args.size}")
         content_name, content = _image(args.content, "content")
         style_name, style_image = _image(args.style, "style")
         handle = _load_handle(args)
@@ -120,33 +115,41 @@ def style(parser: argparse.ArgumentParser) -> Run:
                                 style_layers=args.style_layers, content_layer=args.content_layer,
                                 coarse=args.coarse, preserve_colors=args.preserve_colors, seed=args.seed,
                                 **options)
-        picture = to_uint8(result.images[0])
-        path = save_image(out / f"{stem}.png", picture)
-        h, w = picture.shape[:2]
-        shown_style = torch.nn.functional.interpolate(
-            style_image[None], size=fit_side(*style_image.shape[-2:], max(h, w)), mode="bilinear",
-            antialias=True, align_corners=False)[0].clamp(0, 1)
-        shown_content = torch.nn.functional.interpolate(content, size=(h, w), mode="bilinear", antialias=True,
-                                                        align_corners=False)[0].clamp(0, 1)
-        smooth = "softmax-smoothed" if result.smoothing else "plain Gram"
-        panel = views.style_panel(shown_content, shown_style, result.images[0],
-                                  [f"content: {content_name}", f"style: {style_name}",
-                                   f"{handle.name}, {smooth}, {args.optimizer} {args.steps} steps"])
-        save_image(out / f"{stem}-panel.png", panel)
-        charts.save(loss_chart(result, f"style transfer losses ({handle.name}, {args.optimizer})"),
-                    out / f"{stem}-losses", args.format)
-        report = {
-            "content": content_name, "style": style_name, "model": handle.name, "device": str(handle.device),
-            "size": [h, w], "optimizer": args.optimizer, "steps": args.steps, "init": args.init,
-            "smoothing": result.smoothing, "style_layers": result.style_layers,
-            "content_layer": result.content_layer, "octaves": [list(o) for o in result.octaves],
-            "seconds": round(result.seconds, 3), "lbfgs_restarts": result.restarts,
-            "seconds_per_step": round(result.seconds / sum(o[2] for o in result.octaves), 4),
-            "final_losses": {k: v[0] for k, v in result.final_losses().items()},
-            "initial_losses": {k: float(v[0, 0]) for k, v in result.history.items()},
-        }
-        write_json(out / f"{stem}.json", report)
+        path = save_image(out / f"{stem}.png", to_uint8(result.images[0]))
+        report = _write_panel_and_report(args, out, stem, handle, result, content, style_image,
+                                         (content_name, style_name))
         print(f"{path}  ({result.seconds:.1f} s on {handle.device}; final losses: "
               + ", ".join(f"{k} {v:.4g}" for k, v in report["final_losses"].items()) + ")")
 
     return run
+
+
+def _write_panel_and_report(args: argparse.Namespace, out: Path, stem: str, handle: ModelHandle,
+                            result: StyleResult, content: torch.Tensor, style_image: torch.Tensor,
+                            names: tuple[str, str]) -> dict:
+    """STEM-panel.png (content | style | result), the loss chart and STEM.json; returns the report."""
+    h, w = result.images.shape[-2:]
+    shown_style = torch.nn.functional.interpolate(
+        style_image[None], size=fit_side(*style_image.shape[-2:], max(h, w)), mode="bilinear",
+        antialias=True, align_corners=False)[0].clamp(0, 1)
+    shown_content = torch.nn.functional.interpolate(content, size=(h, w), mode="bilinear", antialias=True,
+                                                    align_corners=False)[0].clamp(0, 1)
+    smooth = "softmax-smoothed" if result.smoothing else "plain Gram"
+    panel = sheets.style_panel(shown_content, shown_style, result.images[0],
+                               [f"content: {names[0]}", f"style: {names[1]}",
+                                f"{handle.name}, {smooth}, {args.optimizer} {args.steps} steps"])
+    save_image(out / f"{stem}-panel.png", panel)
+    charts.save(loss_chart(result, f"style transfer losses ({handle.name}, {args.optimizer})"),
+                out / f"{stem}-losses", args.format)
+    report = {
+        "content": names[0], "style": names[1], "model": handle.name, "device": str(handle.device),
+        "size": [h, w], "optimizer": args.optimizer, "steps": args.steps, "init": args.init,
+        "smoothing": result.smoothing, "style_layers": result.style_layers,
+        "content_layer": result.content_layer, "octaves": [list(o) for o in result.octaves],
+        "seconds": round(result.seconds, 3), "lbfgs_restarts": result.restarts,
+        "seconds_per_step": round(result.seconds / sum(o[2] for o in result.octaves), 4),
+        "final_losses": {k: v[0] for k, v in result.final_losses().items()},
+        "initial_losses": {k: float(v[0, 0]) for k, v in result.history.items()},
+    }
+    write_json(out / f"{stem}.json", report)
+    return report

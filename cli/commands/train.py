@@ -13,15 +13,34 @@ import torch
 from cli.figures import add_chart_format
 from cli.options import add_device, checked, output_dir
 from cli.registry import Run, command
-from interpret import charts, views
-from interpret.summary import summary_lines
-from zoo.checks import ImageSide, NonNegativeFloat, NonNegativeInt, OpenUnitInterval, PositiveFloat, PositiveInt, UnitInterval
+from interpret.inside import summary_lines
+from interpret.views import charts, sheets
+from zoo.checks import (
+    ImageSide,
+    NonNegativeFloat,
+    NonNegativeInt,
+    OpenUnitInterval,
+    PositiveFloat,
+    PositiveInt,
+    UnitInterval,
+)
 from zoo.cnns import ACTIVATIONS, ARCHITECTURES, CnnSpec, cnn_handle
 from zoo.datasets import DATASETS, Splits, load_dataset
 from zoo.device import pick_device
 from zoo.errors import CnnvizError, closest
-from zoo.training import DEFAULT_LR, OPTIMIZERS, SCHEDULES, TrainConfig, TrainResult, load_checkpoint, save_atomic
-from zoo.training_log import TrainingLog, log_run
+from zoo.training import (
+    DEFAULT_LR,
+    OPTIMIZERS,
+    SCHEDULES,
+    TrainConfig,
+    TrainResult,
+    load_checkpoint,
+    log_run,
+    lr_range_test,
+    save_atomic,
+    train,
+)
+from zoo.training_log import TrainingLog
 
 # Settings of the network itself, as CLI flag -> CnnSpec option (tutorial_cnn only).
 TUTORIAL_OPTIONS = {"channels": "channels", "dense": "dense", "convs": "convs_per_block",
@@ -231,38 +250,11 @@ def train_command(parser: argparse.ArgumentParser) -> Run:
         if not name or "/" in name or name.startswith("."):
             raise CnnvizError(f"--name must be a plain file name prefix, got {name!r}")
         checkpoint = out / f"{name}-checkpoint.pt"
-        overrides = _config_overrides(args)
-        if args.resume:
-            state = load_checkpoint(checkpoint)
-            config = TrainConfig.from_dict(state["config"])
-            _check_same(overrides, config.as_dict(), checkpoint)
-            extra = state["extra"]
-            data, spec = extra["data"], CnnSpec.from_dict(extra["spec"])
-            _check_same({k: v for k, v in _data_settings(args).items() if _given(args, k)}, data, checkpoint)
-            splits = _load_splits(data, config.seed, progress=not args.quiet)
-            _check_same(_given_spec(args, splits), spec.as_dict(), checkpoint)
-        else:
-            if checkpoint.exists():
-                raise CnnvizError(f"{checkpoint} holds an unfinished run: add --resume to continue it, "
-                                  "or pick another --out or --name")
-            config = TrainConfig(**overrides).validate()
-            data = _data_settings(args)
-            splits = _load_splits(data, config.seed, progress=not args.quiet)
-            spec = _spec_from_args(args, splits)
+        config, data, splits, spec = _run_settings(args, checkpoint)
         handle = cnn_handle(spec, mean=splits.mean, std=splits.std, classes=splits.classes, name=name,
                             seed=config.seed).to(device)
-        from zoo.training import train
-
         command_line = _command_line(spec, config, data, out, name)
-        print(command_line)
-        print(f"{splits.name}: {len(splits.train):,} training / {len(splits.val):,} validation"
-              f"{f' / {len(splits.test):,} test' if splits.test is not None else ''} images, "
-              f"{splits.channels}x{splits.input_size}x{splits.input_size}; normalization from the training split: "
-              f"mean {', '.join(f'{m:.4f}' for m in splits.mean)}, std {', '.join(f'{s:.4f}' for s in splits.std)}")
-        if not args.quiet:
-            print("\n".join(summary_lines(handle)))
-        print(f"training on {device} ({torch.get_num_threads()} CPU threads)"
-              + (f", resuming from {checkpoint}" if args.resume else ""))
+        _print_setup(command_line, splits, handle, device, checkpoint if args.resume else None, args.quiet)
         extra = {"spec": spec.as_dict(), "data": data}
         result = train(handle, splits, config, checkpoint=checkpoint, resume=args.resume, progress=not args.quiet,
                        extra=extra)
@@ -279,6 +271,43 @@ def train_command(parser: argparse.ArgumentParser) -> Run:
         return 0
 
     return run
+
+
+def _run_settings(args: argparse.Namespace, checkpoint: Path) -> tuple[TrainConfig, dict[str, Any], Splits, CnnSpec]:
+    """The run's configuration, data settings, data and architecture: from the checkpoint with ``--resume``
+    (flags given again must agree with it), else from the flags."""
+    overrides = _config_overrides(args)
+    if args.resume:
+        state = load_checkpoint(checkpoint)
+        config = TrainConfig.from_dict(state["config"])
+        _check_same(overrides, config.as_dict(), checkpoint)
+        extra = state["extra"]
+        data, spec = extra["data"], CnnSpec.from_dict(extra["spec"])
+        _check_same({k: v for k, v in _data_settings(args).items() if _given(args, k)}, data, checkpoint)
+        splits = _load_splits(data, config.seed, progress=not args.quiet)
+        _check_same(_given_spec(args, splits), spec.as_dict(), checkpoint)
+        return config, data, splits, spec
+    if checkpoint.exists():
+        raise CnnvizError(f"{checkpoint} holds an unfinished run: add --resume to continue it, "
+                          "or pick another --out or --name")
+    config = TrainConfig(**overrides).validate()
+    data = _data_settings(args)
+    splits = _load_splits(data, config.seed, progress=not args.quiet)
+    return config, data, splits, _spec_from_args(args, splits)
+
+
+def _print_setup(command_line: str, splits: Splits, handle: Any, device: torch.device, resumed: Path | None,
+                 quiet: bool) -> None:
+    """The command that reproduces the run, the data, the layer table and the device."""
+    print(command_line)
+    print(f"{splits.name}: {len(splits.train):,} training / {len(splits.val):,} validation"
+          f"{f' / {len(splits.test):,} test' if splits.test is not None else ''} images, "
+          f"{splits.channels}x{splits.input_size}x{splits.input_size}; normalization from the training split: "
+          f"mean {', '.join(f'{m:.4f}' for m in splits.mean)}, std {', '.join(f'{s:.4f}' for s in splits.std)}")
+    if not quiet:
+        print("\n".join(summary_lines(handle)))
+    print(f"training on {device} ({torch.get_num_threads()} CPU threads)"
+          + (f", resuming from {resumed}" if resumed else ""))
 
 
 def _given(args: argparse.Namespace, key: str) -> bool:
@@ -318,7 +347,7 @@ def _finish(handle: Any, splits: Splits, config: TrainConfig, spec: CnnSpec, dat
     save_atomic(weights, out / f"{name}.pt")
     title = (f"{name}: {spec.arch} ({spec.activation}) on {splits.name}, {config.optimizer} lr {config.lr:g}, "
              f"{config.schedule}; {log.test.split} accuracy {100 * log.test.accuracy:.2f}%")
-    for kind, fig in views.training_report(log, title).items():
+    for kind, fig in sheets.training_report(log, title).items():
         if kind == "curves" or args.diagnostics:
             charts.save(fig, out / f"{name}-{kind}", args.format)
     return log
@@ -338,7 +367,6 @@ def lr_find_command(parser: argparse.ArgumentParser) -> Run:
     parser.add_argument("--quiet", "-q", action="store_true", help="no progress bar")
 
     def run(args: argparse.Namespace) -> int:
-        from zoo.training import lr_range_test
 
         _setup_threads(args)
         device = pick_device(args.device)

@@ -1,0 +1,37 @@
+"""Attribution: which input pixels a class score rests on. Perturbation (occlusion, RISE, extremal
+perturbations), gradients (saliency, SmoothGrad, integrated gradients, guided backprop), the CAM family
+(:mod:`interpret.attribution.cam`) and captum's catalog through the registry (``captum:Name``).
+
+Importing this package registers every method."""
+
+from interpret.attribution import captum_adapter  # registers captum's catalog as captum:Name
+from interpret.attribution.cam import (
+                                       ablationcam,
+                                       eigencam,
+                                       eigengradcam,
+                                       fem,
+                                       finercam,
+                                       fullgrad,
+                                       gradcam,
+                                       gradcam_elementwise,
+                                       gradcam_plusplus,
+                                       guided_gradcam,
+                                       hirescam,
+                                       kpcacam,
+                                       layercam,
+                                       scorecam,
+                                       shapleycam,
+                                       xgradcam,
+)
+from interpret.attribution.extremal import extremal
+from interpret.attribution.guided import guided_backprop
+from interpret.attribution.occlusion import FILLS, Fill, fill_images, occlusion
+from interpret.attribution.rise import rise, rise_masks, rise_with_masks
+from interpret.attribution.saliency import integrated_gradients, saliency, smoothgrad
+
+__all__ = [
+    "captum_adapter", "extremal", "guided_backprop", "FILLS", "Fill", "fill_images", "occlusion", "rise",
+    "rise_masks", "rise_with_masks", "integrated_gradients", "saliency", "smoothgrad",
+    "ablationcam", "eigencam", "eigengradcam", "fem", "finercam", "fullgrad", "gradcam", "gradcam_elementwise",
+    "gradcam_plusplus", "guided_gradcam", "hirescam", "kpcacam", "layercam", "scorecam", "shapleycam", "xgradcam",
+]

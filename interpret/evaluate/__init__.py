@@ -1,0 +1,39 @@
+"""Evaluating attribution maps: deletion/insertion and the randomization check (:mod:`.faithfulness`),
+ROAD, infidelity and max-sensitivity, complexity, statistics with intervals, and maps from any source
+(:mod:`.map_sources`); :mod:`.scoring` runs every metric over many images. Imports only core and zoo:
+metrics never import methods."""
+
+from interpret.evaluate.complexity import entropy, gini
+from interpret.evaluate.faithfulness import (
+                                             Curves,
+                                             RandomizationResult,
+                                             deletion_insertion,
+                                             random_maps,
+                                             randomization_check,
+)
+from interpret.evaluate.map_sources import MapSource, as_maps, load_map, maps_in_folder
+from interpret.evaluate.road import FRACTIONS, RoadResult, road
+from interpret.evaluate.robustness import infidelity, max_sensitivity
+from interpret.evaluate.scoring import (
+                                             DEFAULT_METRICS,
+                                             METRICS,
+                                             CurveSteps,
+                                             EvaluationOptions,
+                                             Record,
+                                             Resamples,
+                                             evaluate_images,
+                                             file_maker,
+                                             method_maker,
+                                             random_maker,
+                                             summary_rows,
+)
+from interpret.evaluate.similarity import MEASURES, similarity
+from interpret.evaluate.statistics import Summary, bootstrap_interval, spearman, summarize
+
+__all__ = [
+    "entropy", "gini", "Curves", "RandomizationResult", "deletion_insertion", "random_maps", "randomization_check",
+    "MapSource", "as_maps", "load_map", "maps_in_folder", "FRACTIONS", "RoadResult", "road", "infidelity",
+    "max_sensitivity", "DEFAULT_METRICS", "METRICS", "CurveSteps", "EvaluationOptions", "Record", "Resamples",
+    "evaluate_images", "file_maker", "method_maker", "random_maker", "summary_rows", "MEASURES", "similarity",
+    "Summary", "bootstrap_interval", "spearman", "summarize",
+]

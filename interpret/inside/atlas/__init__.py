@@ -1,0 +1,7 @@
+"""The neuron atlas: per channel, the dataset images and patches that excite it most (:mod:`.scan`, one pass over the dataset),
+fed by :mod:`.feed`, ranked by :mod:`.topk`, shown through :mod:`.examples`."""
+
+from interpret.inside.atlas.examples import ChannelExamples, channel_examples
+from interpret.inside.atlas.scan import Atlas, neuron_atlas
+
+__all__ = ["ChannelExamples", "channel_examples", "Atlas", "neuron_atlas"]
