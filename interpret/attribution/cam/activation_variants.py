@@ -23,9 +23,7 @@ from interpret.attribution.cam.core import (
     weighted_sum,
 )
 from interpret.core.registry import method
-from interpret.core.targets import (
-    Target,
-)
+from interpret.core.targets import Target
 from zoo.handle import ModelHandle
 
 # --- activation-only CAMs ----------------------------------------------------------------------

@@ -29,15 +29,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from interpret.core.batching import auto_batch_size, chunks
-from interpret.core.targets import (
-    ResolvedTarget,
-    Target,
-    is_score_fn,
-    pass_target,
-    take,
-    target_indices,
-    target_scores,
-)
+from interpret.core.targets import ResolvedTarget, Target, is_score_fn, pass_target, take, target_indices, target_scores
 from zoo.errors import CnnvizError
 from zoo.handle import ModelHandle
 from zoo.hooks import graph_from, record

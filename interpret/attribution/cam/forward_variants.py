@@ -25,9 +25,7 @@ from interpret.attribution.cam.core import (
 )
 from interpret.core.batching import MAX_BATCH, auto_batch_size, chunks
 from interpret.core.registry import method
-from interpret.core.targets import (
-    Target,
-)
+from interpret.core.targets import Target
 from zoo.compiled import forward_runner
 from zoo.errors import CnnvizError
 from zoo.handle import ModelHandle

@@ -12,13 +12,7 @@ from __future__ import annotations
 
 import torch
 
-from interpret.attribution.cam.core import (
-    CamBatch,
-    LayerArg,
-    LayerView,
-    Reshape,
-    class_activation_maps,
-)
+from interpret.attribution.cam.core import CamBatch, LayerArg, LayerView, Reshape, class_activation_maps
 from interpret.attribution.guided import guided_backprop
 from interpret.core.registry import method
 from interpret.core.targets import Target, resolve_target

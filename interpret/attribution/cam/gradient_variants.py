@@ -30,11 +30,7 @@ from interpret.attribution.cam.core import (
 )
 from interpret.attribution.cam.gradcam import grad_cam_map
 from interpret.core.registry import method
-from interpret.core.targets import (
-    Target,
-    is_score_fn,
-    target_indices,
-)
+from interpret.core.targets import Target, is_score_fn, target_indices
 from zoo.errors import CnnvizError
 from zoo.handle import ModelHandle
 
