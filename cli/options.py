@@ -123,11 +123,13 @@ def load_batch(args: argparse.Namespace, handle: ModelHandle) -> tuple[list[str]
 
 
 def output_dir(path: str) -> OutputFolder:
-    """``--out`` as an :class:`~cli.output.OutputFolder`, created; a file in the way is an input error."""
+    """``--out`` as an :class:`~cli.output.OutputFolder`; a file in the way is an input error.
+
+    The folder is not created here: the first file written creates it (every writer is atomic and makes its
+    parent), so a run refused for bad input leaves nothing behind."""
     out = OutputFolder(path)
     if out.exists() and not out.is_dir():
         raise CnnvizError(f"--out {out} is a file: give a folder")
-    out.mkdir(parents=True, exist_ok=True)
     return out
 
 

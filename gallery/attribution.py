@@ -9,8 +9,9 @@ import torch.nn.functional as F
 
 import interpret
 from gallery.cards import Card, Output, Page, slug
-from gallery.context import Context, Subject, class_name
+from gallery.context import RANDOM_DRAWS, Context, Subject, class_name
 from interpret.core import attribution_map
+from interpret.evaluate import Curves, RandomBand, deletion_insertion
 from interpret.views import attribution_views, map_view
 
 ATTRIBUTION_SECTION = "Attribution maps of the predicted class"
@@ -20,8 +21,11 @@ def image_page(model: str, subject: Subject) -> Page:
     """The page of one image under one model."""
     return Page(slug(f"img-{model}-{subject.name}"), f"{subject.name} ({model})", "image",
                 f"What {model} looks at in {subject.name}: every attribution method of the registry on the "
-                "predicted class, with deletion AUC (lower is better) and insertion AUC (higher is better) "
-                "next to a random map.", strip=ATTRIBUTION_SECTION)
+                "predicted class. Insertion AUC (higher is better: the most salient pixels first onto a blurred "
+                "copy) and deletion AUC (lower is better: the most salient pixels first onto the blurred copy) "
+                "are shown with the band of 8 random maps on this image; a mark says where a method is not "
+                "better than random. Deletion to black, which no method beats a random map on, is in "
+                "cnnviz evaluate --metrics deletion_black.", strip=ATTRIBUTION_SECTION)
 
 
 def attribution_options(method: interpret.Method, side: int, overrides: dict[str, Any]) -> dict[str, Any]:
@@ -48,6 +52,18 @@ def _at_image_size(maps: torch.Tensor, images: torch.Tensor) -> torch.Tensor:
     return maps
 
 
+def against_random(band: RandomBand, curves: Curves) -> dict[str, str]:
+    """A method's insertion and deletion AUCs on one image, each marked where it does not leave the random band
+    on the better side."""
+    shown = {}
+    for metric, label, auc in (("insertion", "insertion AUC", curves.insertion_auc),
+                               ("deletion", "deletion AUC (onto blur)", curves.deletion_auc)):
+        mean, low, high = (float(v[0]) for v in band.interval(metric))
+        mark = "" if bool(band.beats(metric, auc)[0]) else "  ✗ not better than random"
+        shown[label] = f"{float(auc[0]):.3f}{mark} (random {low:.3f}-{high:.3f})"
+    return shown
+
+
 def attribution_cards(ctx: Context, model: str) -> list[Card]:
     """Per image: the prediction, then every registered attribution method and a random baseline."""
     cards = []
@@ -71,39 +87,38 @@ def attribution_cards(ctx: Context, model: str) -> list[Card]:
             options = attribution_options(method, side, ctx.sizes.attribution)
 
             def compute(b: int = b, method: interpret.Method = method, options: dict = options) -> Output:
-                from interpret.evaluate import deletion_insertion
 
                 handle = ctx.handle(model)
                 image = ctx.batch(model)[b:b + 1]
                 maps = _at_image_size(method.fn(handle, image, None, **options), image)
-                curves = deletion_insertion(handle, image, maps, None, steps=steps)
+                curves = deletion_insertion(handle, image, maps, None, steps=steps, deletion_to="blur")
                 flat = attribution_map(maps)[0]
                 predicted = int(ctx.probabilities(model)[b].argmax())
                 heat, blend = attribution_views(image[0], flat)
                 return Output([("map", heat), ("map over the image", blend)],
                               {"explains": class_name(handle, predicted),
-                               "deletion AUC": float(curves.deletion_auc[0]),
-                               "insertion AUC": float(curves.insertion_auc[0])},
+                               **against_random(ctx.random_band(model, b), curves)},
                               method.summary)
 
             cards.append(Card(page, slug(method.name), method.name, method.name,
                               {"model": model, "image": subject.name, "target": "predicted class",
                                **{k: v.default for k, v in method.options().items()}, **options,
-                               "curve_steps": steps}, compute, section))
+                               "curve_steps": steps, "deletion_to": "blur", "random_draws": RANDOM_DRAWS}, compute,
+                              section))
 
         def baseline(b: int = b) -> Output:
-            from interpret.evaluate import deletion_insertion, random_maps
+            from interpret.evaluate import random_maps
 
-            handle = ctx.handle(model)
-            image = ctx.batch(model)[b:b + 1]
-            maps = random_maps(image)
-            curves = deletion_insertion(handle, image, maps, None, steps=steps)
-            return Output([("random map", map_view(maps[0, 0]))],
-                          {"deletion AUC": float(curves.deletion_auc[0]),
-                           "insertion AUC": float(curves.insertion_auc[0])},
-                          "The baseline a faithful map should beat: uniform noise.")
+            band = ctx.random_band(model, b)
+            scores = {}
+            for metric, label in (("insertion", "insertion AUC"), ("deletion", "deletion AUC (onto blur)")):
+                mean, low, high = (float(v[0]) for v in band.interval(metric))
+                scores[label] = f"{mean:.3f} [{low:.3f}, {high:.3f}]"
+            return Output([("random map", map_view(random_maps(ctx.batch(model)[b:b + 1])[0, 0]))], scores,
+                          f"The band a faithful map should leave: {RANDOM_DRAWS} uniform-noise maps, mean "
+                          "[central 95 %].")
 
-        cards.append(Card(page, "random-baseline", "random map (baseline)", "random_maps",
-                          {"model": model, "image": subject.name, "seed": 0, "curve_steps": steps}, baseline,
-                          section))
+        cards.append(Card(page, "random-baseline", "random maps (baseline)", "random_band",
+                          {"model": model, "image": subject.name, "seed": 0, "curve_steps": steps,
+                           "deletion_to": "blur", "random_draws": RANDOM_DRAWS}, baseline, section))
     return cards

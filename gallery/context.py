@@ -18,6 +18,8 @@ from interpret.views import photo
 from zoo.errors import CnnvizError
 from zoo.handle import ModelHandle
 
+RANDOM_DRAWS = 8  # random maps per image behind the band a method must leave
+
 
 def has_module(name: str) -> bool:
     """Whether ``name`` can be imported (optional sections)."""
@@ -78,6 +80,16 @@ class Context:
         """Softmax of the model on its subjects ``(B, classes)``, on the CPU."""
         with torch.no_grad():
             return self.handle(model)(self.batch(model)).softmax(-1).cpu()
+
+    @functools.cache
+    def random_band(self, model: str, index: int) -> Any:
+        """The random maps' deletion (onto a blurred copy) and insertion AUCs on subject ``index``: the band
+        each method's scores are read against (:func:`interpret.evaluate.random_band`)."""
+        from interpret.evaluate import random_band
+
+        image = self.batch(model)[index:index + 1]
+        return random_band(self.handle(model), image, draws=RANDOM_DRAWS, steps=self.sizes.curve_steps,
+                           deletion_to="blur")
 
     @functools.cache
     def dataset(self, model: str) -> Any:

@@ -22,14 +22,14 @@ def test_native_gradient_equals_captum_saliency_through_the_registry(lite0, phot
 
 def test_native_integrated_gradients_equal_captum_through_the_registry(lite0, photos):
     ours = interpret.integrated_gradients(lite0, photos, [282, 967], steps=8)
-    theirs = captum("IntegratedGradients")(lite0, photos, [282, 967], steps=8)
+    theirs = captum("IntegratedGradients")(lite0, photos, [282, 967], steps=8, baseline="black")  # the paper's
     torch.testing.assert_close(ours, theirs, rtol=1e-3, atol=1e-5)
 
 
 def test_native_occlusion_equals_captum_occlusion_through_the_registry(tiny, device):
     x = torch.rand(2, 3, 16, 16, device=device)
     ours = interpret.occlusion(tiny, x, [0, 2], window=4, stride=2, fill="black", score="logit")
-    theirs = captum("Occlusion")(tiny, x, [0, 2], segments=4, baseline=0.0)  # window 16 / 4, stride 2
+    theirs = captum("Occlusion")(tiny, x, [0, 2], segments=4, baseline="black")  # window 16 / 4, stride 2
     torch.testing.assert_close(ours, theirs[:, :1], rtol=1e-4, atol=1e-6)
 
 

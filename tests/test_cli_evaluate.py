@@ -41,7 +41,7 @@ def test_explain_writes_a_json_beside_each_png(capsys, tmp_path):
 
 def test_evaluate_writes_json_csv_curves_and_a_chart(capsys, tmp_path):
     code = main(["evaluate", "gradcam", "guided_backprop", "-i", "chelsea", "coffee", "astronaut", *FAST,
-                 "--metrics", "deletion", "insertion", "road", "randomization", "gini", "--randomize", "2",
+                 "--metrics", "deletion_black", "insertion", "road", "randomization", "gini", "--randomize", "2",
                  "--out", str(tmp_path), "--csv", str(tmp_path / "table.csv"), "--bootstrap", "200"])
     out = capsys.readouterr().out
     assert code == 0 and "vs random" in out
@@ -49,15 +49,15 @@ def test_evaluate_writes_json_csv_curves_and_a_chart(capsys, tmp_path):
     assert data["methods"] == ["random", "gradcam", "guided_backprop"] and data["images"] == 3
     assert len(data["per_image"]) == 9
     rows = {(r["method"], r["metric"]): r for r in data["summary"]}
-    cam = [r["scores"]["deletion"] for r in data["per_image"] if r["method"] == "gradcam"]
-    assert rows["gradcam", "deletion"]["mean"] == pytest.approx(float(np.mean(cam)))
-    assert rows["gradcam", "deletion"]["low"] <= rows["gradcam", "deletion"]["mean"] <= rows["gradcam", "deletion"]["high"]
+    cam = [r["scores"]["deletion_black"] for r in data["per_image"] if r["method"] == "gradcam"]
+    assert rows["gradcam", "deletion_black"]["mean"] == pytest.approx(float(np.mean(cam)))
+    assert rows["gradcam", "deletion_black"]["low"] <= rows["gradcam", "deletion_black"]["mean"] <= rows["gradcam", "deletion_black"]["high"]
     assert rows["random", "spearman_top"]["count"] == 0 and "random map" in rows["random", "spearman_top"]["notes"]
     with open(tmp_path / "table.csv", newline="") as f:
         table = list(csv.DictReader(f))
     assert len(table) == len(data["summary"]) and {"mean", "low", "high", "vs_baseline_mean"} <= set(table[0])
     curves = strict(tmp_path / "curves.json")["curves"]
-    assert len(curves[0]["deletion"]) == 5 and len(curves[0]["road_morf"]) == 9
+    assert len(curves[0]["deletion_black"]) == 5 and len(curves[0]["road_morf"]) == 9
     assert (tmp_path / "curves.png").stat().st_size > 1000
 
 
@@ -67,14 +67,14 @@ def test_evaluate_scores_maps_from_a_folder(capsys, tmp_path):
                  "--model", "fashion_cnn"]) == 0
     (maps / "coffee-gradcam.json").unlink()  # only the .npy files matter
     assert main(["evaluate", "gradcam", "--maps", str(maps), "-i", "chelsea", "coffee", *FAST, "--metrics",
-                 "deletion", "gini", "--out", str(tmp_path / "a"), "--bootstrap", "100"]) == 0
+                 "deletion_black", "gini", "--out", str(tmp_path / "a"), "--bootstrap", "100"]) == 0
     data = strict(tmp_path / "a" / "evaluation.json")
     assert data["methods"] == ["random", "gradcam"]  # the file maps are named gradcam too: computed ones win
-    assert main(["evaluate", "--maps", str(maps), "-i", "chelsea", "coffee", *FAST, "--metrics", "deletion",
+    assert main(["evaluate", "--maps", str(maps), "-i", "chelsea", "coffee", *FAST, "--metrics", "deletion_black",
                  "--out", str(tmp_path / "b"), "--bootstrap", "100"]) == 0
     from_files = strict(tmp_path / "b" / "evaluation.json")
-    computed = {r["image"]: r["scores"]["deletion"] for r in data["per_image"] if r["method"] == "gradcam"}
-    read = {r["image"]: r["scores"]["deletion"] for r in from_files["per_image"] if r["method"] == "gradcam"}
+    computed = {r["image"]: r["scores"]["deletion_black"] for r in data["per_image"] if r["method"] == "gradcam"}
+    read = {r["image"]: r["scores"]["deletion_black"] for r in from_files["per_image"] if r["method"] == "gradcam"}
     assert read == pytest.approx(computed, abs=1e-6)
 
 
@@ -107,7 +107,7 @@ def test_evaluate_without_a_method_or_maps_is_refused(capsys, tmp_path):
 def test_torchrun_two_processes_write_the_single_process_table(tmp_path):
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(REPO)}
     common = ["-m", "cli.main", "evaluate", "gradient", "-i", "chelsea", "coffee", "astronaut", "rocket", "camera",
-              *FAST, "--metrics", "deletion", "infidelity", "gini", "--perturbations", "2",
+              *FAST, "--metrics", "deletion_black", "infidelity", "gini", "--perturbations", "2",
               "--images-per-batch", "2", "--bootstrap", "100"]
     launcher = [sys.executable, "-m", "torch.distributed.run", "--nnodes", "1", "--nproc-per-node", "2",
                 "--master-addr", "127.0.0.1", "--master-port", str(free_port())]

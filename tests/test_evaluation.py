@@ -26,7 +26,7 @@ from tests.conftest import TinyCNN
 from tests.test_atlas_distributed import free_port, run_processes
 from zoo.errors import CnnvizError
 
-METRICS = ("deletion", "insertion", "road", "infidelity", "sensitivity", "randomization", "gini", "entropy")
+METRICS = ("deletion_black", "deletion_blur", "deletion_mean", "insertion", "road", "infidelity", "sensitivity", "randomization", "gini", "entropy")
 OPTIONS = EvaluationOptions(steps=4, fractions=(0.3, 0.6), samples=2, randomize=2, batch_size=64)
 
 
@@ -58,12 +58,12 @@ def test_batches_do_not_change_the_records(tmp_path):
     whole = evaluate_images(handle, [folder], makers(), metrics=METRICS, options=OPTIONS, batch_size=7, progress=False)
     assert [(r.index, r.method) for r in small] == [(i, m) for i in range(7) for m in ("random", "saliency")]
     for a, b in zip(small, whole):  # the per-image draws (random maps) do not depend on the batching
-        assert a.scores["deletion"] == pytest.approx(b.scores["deletion"], abs=1e-6)
+        assert a.scores["deletion_black"] == pytest.approx(b.scores["deletion_black"], abs=1e-6)
         assert a.scores["gini"] == pytest.approx(b.scores["gini"], abs=1e-6)  # float32 maps, other batches
     assert all(math.isnan(r.scores["spearman_top"]) and "random map" in r.notes["spearman_top"]
                for r in small if r.method == "random")
     rows = summary_rows(small, resamples=200)
-    deletion = next(r for r in rows if r["method"] == "saliency" and r["metric"] == "deletion")
+    deletion = next(r for r in rows if r["method"] == "saliency" and r["metric"] == "deletion_black")
     assert deletion["count"] == 7 and deletion["low"] <= deletion["mean"] <= deletion["high"]
     assert deletion["vs_baseline_low"] <= deletion["vs_baseline_mean"] <= deletion["vs_baseline_high"]
 
@@ -74,13 +74,13 @@ def test_maps_from_files_score_like_the_method(tmp_path):
     images = handle.prepare([image for _, image in zoo.load_images(folder)])
     maps = interpret.saliency(handle, images)
     paths = [zoo.save_array(tmp_path / f"map{i}.npy", maps[i]) for i in range(3)]
-    chosen = ("deletion", "road", "gini", "sensitivity")
+    chosen = ("deletion_black", "road", "gini", "sensitivity")
     computed = evaluate_images(handle, [folder], {"saliency": method_maker(interpret.attribution.saliency)}, metrics=chosen,
                                options=OPTIONS, progress=False)
     read = evaluate_images(handle, [folder], {"files": file_maker(paths)}, metrics=chosen, options=OPTIONS,
                            progress=False)
     for a, b in zip(computed, read):
-        for name in ("deletion", "road", "gini"):
+        for name in ("deletion_black", "road", "gini"):
             assert a.scores[name] == pytest.approx(b.scores[name], abs=1e-6)
         assert math.isnan(b.scores["sensitivity"]) and "files" in b.notes["sensitivity"]
 

@@ -191,3 +191,33 @@ def test_style_transfer_refuses_nan_weights_from_python(lite0):
     with pytest.raises(CnnvizError, match="tv_weight must be a finite number"):
         interpret.style_transfer(lite0, torch.rand(1, 3, 32, 32), style=torch.rand(3, 32, 32),
                                  tv_weight=float("nan"), progress=False)
+
+
+@pytest.mark.parametrize("args", [
+    ["explain", "occlusion", "--image", "chelsea", "--window", "1000"],
+    ["explain", "gradcam", "--image", "chelsea", "--layer", "classifier"],
+    ["evaluate", "gradcam", "--image", "no-such-image.png"],
+    ["featuremaps", "--image", "chelsea", "--layer", "classifier"],
+    ["predict", "--image", "chelsea", "--mean", "0.5,0.5"],
+], ids=["window", "cam-layer", "evaluate-image", "featuremaps-layer", "mean"])
+def test_a_refused_run_is_one_line_and_leaves_no_folder(tmp_path, capsys, args):
+    out = tmp_path / "out"
+    assert main([*args, "--out", str(out)] if args[0] != "predict" else args) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "Traceback" not in err
+    assert not out.exists()
+
+
+def test_the_rough_errors_name_what_was_wrong(tmp_path, capsys):
+    assert main(["predict", "--image", "chelsea", "--mean", "0.5,0.5"]) == 2
+    assert "first convolution 'stem.conv' takes 3 channels: give 3 values" in capsys.readouterr().err
+    assert main(["predict", "--image", "chelsea", "--output", "nosuchkey"]) == 2
+    err = capsys.readouterr().err
+    assert "returns a plain tensor (1, 1000), so there is no 'nosuchkey' to pick" in err and "abs" not in err
+    junk = tmp_path / "junk.pt2"
+    import zipfile
+    with zipfile.ZipFile(junk, "w") as archive:  # a zip, so torch gets as far as its deserializer
+        archive.writestr("archive/data.pkl", b"junk")
+    assert main(["predict", "--image", "chelsea", "--model", str(junk)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.count("\n") == 0 and "could not deserialize" in err

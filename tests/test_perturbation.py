@@ -15,7 +15,7 @@ from zoo.errors import CnnvizError
 def test_rise_equals_torchray_on_the_same_masks(lite0):
     images = lite0.prepare([zoo.load_image("coffee")])
     masks = rise_masks(24, (224, 224), generator=torch.Generator().manual_seed(3), device=lite0.device)
-    ours = rise_with_masks(lite0, images, 967, masks, keep=0.5, score="sigmoid")
+    ours = rise_with_masks(lite0, images, 967, masks, keep=0.5, score="sigmoid", fill="black")  # TorchRay on the handle
     theirs = torchray_rise(lite0, images, filter_masks=masks, num_masks=24, batch_size=8)[:, 967:968]
     torch.testing.assert_close(ours * 0.5, theirs, rtol=1e-4, atol=1e-6)  # TorchRay divides by N, not N * keep
 

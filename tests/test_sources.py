@@ -351,11 +351,11 @@ def test_a_four_band_model_explains_a_four_band_array(files, tmp_path):
 
 
 def test_config_overrides_are_checked():
-    with pytest.raises(CnnvizError, match="std must be positive"):
+    with pytest.raises(CnnvizError, match=r"std \(--std, std=\) must be positive"):
         zoo.load("efficientnet_lite0", device="cpu", std=(0.5, 0.0, 0.5))
     with pytest.raises(CnnvizError, match="3 class names for 1000 classes"):
         zoo.ModelConfig(classes=("a", "b", "c"), num_classes=1000)
-    with pytest.raises(CnnvizError, match="input size must be a positive whole number"):
+    with pytest.raises(CnnvizError, match=r"input size \(--input-size, input_size=\) must be a positive whole number"):
         zoo.ModelConfig(input_size=0)
     with pytest.raises(CnnvizError, match="has 1000 classes"):
         zoo.load("efficientnet_lite0", device="cpu", num_classes=10)

@@ -61,14 +61,14 @@ class ModelConfig:
 
     def __post_init__(self) -> None:
         set_ = object.__setattr__  # a frozen dataclass normalizes its fields once, here
-        set_(self, "mean", _floats("mean", self.mean))
-        set_(self, "std", _floats("std", self.std))
+        set_(self, "mean", _floats("mean (--mean, mean=)", self.mean))
+        set_(self, "std", _floats("std (--std, std=)", self.std))
         if len(self.mean) != len(self.std):
-            raise CnnvizError(f"mean has {len(self.mean)} values but std has {len(self.std)}: "
-                              "give one per channel")
+            raise CnnvizError(f"mean (--mean) has {len(self.mean)} values but std (--std) has {len(self.std)}: "
+                              "give one per channel to both")
         if any(s <= 0 for s in self.std):
-            raise CnnvizError(f"std must be positive, got {self.std}")
-        set_(self, "input_size", _positive_int("input size", self.input_size))
+            raise CnnvizError(f"std (--std, std=) must be positive, one value per channel, got {self.std}")
+        set_(self, "input_size", _positive_int("input size (--input-size, input_size=)", self.input_size))
         resize = self.resize_size
         set_(self, "resize_size", _positive_int("resize size", resize) if resize is not None
              else max(self.input_size, round(self.input_size / DEFAULT_CROP_FRACTION)))
@@ -81,7 +81,7 @@ class ModelConfig:
             if self.num_classes is None:
                 set_(self, "num_classes", len(self.classes))
         if self.num_classes is not None:
-            set_(self, "num_classes", _positive_int("number of classes", self.num_classes))
+            set_(self, "num_classes", _positive_int("number of classes (--num-classes, num_classes=)", self.num_classes))
             if self.classes is not None and len(self.classes) != self.num_classes:
                 raise CnnvizError(f"{len(self.classes)} class names for {self.num_classes} classes: "
                                   "give one name per class")
@@ -102,7 +102,7 @@ class ModelConfig:
         if unknown:
             raise CnnvizError(f"unknown configuration field(s) {', '.join(sorted(unknown))}")
         if "input_size" in changes and "resize_size" not in changes:
-            side = _positive_int("input size", changes["input_size"])
+            side = _positive_int("input size (--input-size, input_size=)", changes["input_size"])
             changes["resize_size"] = round(side * self.resize_size / self.input_size)  # type: ignore[operator]
         if "classes" in changes and "num_classes" not in changes:
             changes["num_classes"] = None

@@ -86,6 +86,9 @@ def _default(output: Any) -> Any:
 
 
 def _by_name(output: Any, name: str) -> Any:
+    if isinstance(output, torch.Tensor):
+        raise CnnvizError(f"the model returns a plain tensor {tuple(output.shape)}, so there is no {name!r} to pick: "
+                          "drop --output (output=), which is for models that return a dict, tuple or dataclass")
     fields = _fields(output)
     if fields is not None and name in fields:
         return fields[name]
@@ -96,6 +99,9 @@ def _by_name(output: Any, name: str) -> Any:
 
 
 def _by_index(output: Any, index: int) -> Any:
+    if isinstance(output, torch.Tensor):
+        raise CnnvizError(f"the model returns a plain tensor {tuple(output.shape)}, so there is no output {index} to "
+                          "pick: drop --output (output=), which is for models that return a dict, tuple or dataclass")
     if isinstance(output, (tuple, list)):
         if not -len(output) <= index < len(output):
             raise CnnvizError(f"output={index} is out of range: the model returns {len(output)} values")

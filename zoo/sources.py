@@ -30,14 +30,16 @@ Example:
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import hashlib
 import importlib.util
 import inspect
 import json
+import logging
 import sys
 import zipfile
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -99,12 +101,38 @@ def load(source: str, device: str | torch.device | None = None, weights: Weights
         classes=tuple(names_list) if names_list is not None else None, input_size=input_size,
         mean=tuple(mean) if mean is not None else None, std=tuple(std) if std is not None else None,
         default_layer=layer)
+    if mean is not None or std is not None:
+        _check_channels(handle)
     if output is not None:
         handle.output = output
     handle = handle.to(pick_device(device)).eval()
     handle.precision = precision
     handle.compile_mode = compile
     return handle
+
+
+@contextlib.contextmanager
+def _quiet(logger: str) -> Iterator[None]:
+    """Only errors of ``logger`` reach the terminal inside the block: ours is the one line the user reads."""
+    log = logging.getLogger(logger)
+    level = log.level
+    log.setLevel(logging.CRITICAL)
+    try:
+        yield
+    finally:
+        log.setLevel(level)
+
+
+def _check_channels(handle: ModelHandle) -> None:
+    """A normalization given by the user has one value per channel that the first convolution takes (read off
+    its weights; a model's own configuration is trusted, since its first layer may not be a convolution)."""
+    first = next(((name, m) for name, m in handle.model.named_modules() if isinstance(m, nn.Conv2d)), None)
+    if first is None or first[1].in_channels == handle.in_channels:
+        return
+    name, conv = first
+    raise CnnvizError(f"the normalization (--mean/--std, mean=/std=) has {handle.in_channels} value(s) but "
+                      f"{handle.name}'s first convolution {name!r} takes {conv.in_channels} channels: give "
+                      f"{conv.in_channels} values, one per channel (e.g. --mean {','.join(['0.5'] * conv.in_channels)})")
 
 
 def parse_source(source: str) -> tuple[str, str]:
@@ -441,9 +469,12 @@ def _build_export(source: str, weights: Weights, *, num_classes: int | None, mod
     _no_weights(source, weights)
     extra = {CONFIG_FILE: ""}
     try:
-        program = torch.export.load(source, extra_files=extra)
+        with _quiet("torch.export"):  # on a bad archive torch logs a traceback before it raises or gives up
+            program = torch.export.load(source, extra_files=extra)
     except Exception as exc:  # torch raises many types for a bad archive
-        raise CnnvizError(f"cannot load the exported program {source}: {str(exc).strip()[:200]}") from None
+        why = ("torch could not deserialize it (not an archive torch.export.save wrote, or a damaged one)"
+               if "deserializ" in str(exc) else str(exc).strip()[:200])
+        raise CnnvizError(f"cannot load the exported program {source}: {why}") from None
     example = [node.meta.get("val") for node in program.graph.nodes if node.op == "placeholder"
                and node.name in program.graph_signature.user_inputs]
     if len(example) != 1 or example[0] is None or example[0].dim() != 4:

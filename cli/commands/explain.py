@@ -21,7 +21,9 @@ from cli.registry import Run, command
 from interpret import Method, class_index, methods
 from interpret.core import attribution_map, session
 from interpret.evaluate import (
+    ALIASES,
     DEFAULT_METRICS,
+    DELETIONS,
     MEASURES,
     METRICS,
     CurveSteps,
@@ -225,7 +227,7 @@ def evaluate(parser: argparse.ArgumentParser) -> Run:
     parser.add_argument("--maps", metavar="DIR",
                         help="also score maps computed elsewhere: DIR/STEM-METHOD.npy (as explain --npy writes) or "
                              "DIR/STEM.npy")
-    parser.add_argument("--metrics", nargs="+", default=list(DEFAULT_METRICS), choices=[*METRICS, "all"],
+    parser.add_argument("--metrics", nargs="+", default=list(DEFAULT_METRICS), choices=[*METRICS, *ALIASES, "all"],
                         metavar="M", help=f"metrics to compute: {', '.join(METRICS)}, or all "
                                           f"(default: {' '.join(DEFAULT_METRICS)})")
     parser.add_argument("--curve-steps", type=checked(CurveSteps, "--curve-steps"), default=32, metavar="N",
@@ -299,7 +301,7 @@ def evaluate(parser: argparse.ArgumentParser) -> Run:
 
 def _metrics(args: argparse.Namespace) -> list[str]:
     """The metrics asked for, in order, without the randomization check when ``--randomize 0``."""
-    metrics = list(METRICS) if "all" in args.metrics else list(dict.fromkeys(args.metrics))
+    metrics = list(METRICS) if "all" in args.metrics else list(dict.fromkeys(ALIASES.get(m, m) for m in args.metrics))
     if args.randomize == 0 and "randomization" in metrics:
         metrics.remove("randomization")
     if not metrics:
@@ -353,13 +355,16 @@ def _print_summary(handle: ModelHandle, summary: list[dict[str, Any]], images: i
     shards = f" in {processes} processes" if processes > 1 else ""
     print(f"{handle.name} on {images} image(s){shards}: mean [{level:.0%} bootstrap interval]; "
           "'vs random' is the paired difference")
-    print(f"{'metric':<18} {'better':<7} {'method':<22} {'mean [interval]':<26} {'vs random':<28} {'n':>4}  notes")
+    print("deletion_blur deletes onto a blurred copy, deletion_mean onto the dataset mean, deletion_black to black; "
+          "x: the interval of the difference to random does not lie on the better side")
+    print(f"{'metric':<18} {'better':<7} {'method':<22} {'mean [interval]':<26} {'vs random':<30} {'n':>4}  notes")
     for row in summary:
         better = {-1: "lower", 1: "higher"}.get(row["better"], "")
         versus = _cell(row["vs_baseline_mean"], row["vs_baseline_low"], row["vs_baseline_high"],
                        signed=True) if "vs_baseline_mean" in row else ""
+        mark = {False: " x", True: "  "}.get(row.get("beats_baseline"), "  ")
         print(f"{row['metric']:<18} {better:<7} {row['method']:<22} {_cell(row['mean'], row['low'], row['high']):<26} "
-              f"{versus:<28} {row['count']:>4}  {row['notes'][:60]}")
+              f"{versus + mark:<30} {row['count']:>4}  {row['notes'][:60]}")
 
 
 def write_csv(path: Path, rows: list[dict[str, Any]]) -> Path:
@@ -377,8 +382,8 @@ def write_csv(path: Path, rows: list[dict[str, Any]]) -> Path:
 def curve_panels(records: list[Record], metrics: list[str], steps: int,
                  fractions: tuple[float, ...]) -> dict[str, list[charts.Band]]:
     """Mean curves with their 25th-75th percentile band per method, for the chart."""
-    kinds = [(name, name, [k / steps for k in range(steps + 1)]) for name in ("deletion", "insertion")
-             if name in metrics]
+    kinds = [(name.replace("_", " to ").replace("to mean", "to the dataset mean"), name,
+              [k / steps for k in range(steps + 1)]) for name in metrics if name in ("insertion", *DELETIONS)]
     if "road" in metrics:
         kinds += [("ROAD most relevant first", "road_morf", list(fractions)),
                   ("ROAD least relevant first", "road_lerf", list(fractions))]

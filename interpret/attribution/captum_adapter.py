@@ -35,6 +35,7 @@ from torch import nn
 from interpret.attribution.cam.core import to_grid
 from interpret.core.batching import auto_batch_size, chunks
 from interpret.core.registry import Method, get_method, method, method_factory, methods
+from interpret.core.removal import Fill, removed_pixels
 from interpret.core.targets import Target, is_score_fn, resolve_target
 from zoo.errors import CnnvizError, closest
 from zoo.handle import ModelHandle
@@ -49,7 +50,8 @@ PAPERS: dict[str, str] = {
                            "depends on the baseline, steps passes.",
     "DeepLift": "Shrikumar et al. 2017. Good: one pass, complete w.r.t. the baseline; bad: rules only for "
                 "known modules, baseline-dependent.",
-    "DeepLiftShap": "Lundberg & Lee 2017. Good: DeepLIFT averaged over baselines (black, gray); bad: as DeepLIFT.",
+    "DeepLiftShap": "Lundberg & Lee 2017. Good: DeepLIFT averaged over baselines (the given one, gray); bad: as "
+                    "DeepLIFT.",
     "GradientShap": "Lundberg & Lee 2017. Good: expected gradients, robust to one baseline; bad: random, "
                     "needs samples.",
     "GuidedBackprop": "Springenberg et al. 2015. Good: sharp edges; bad: only nn.ReLU modules are guided, "
@@ -117,9 +119,10 @@ def grid_mask(images: torch.Tensor, segments: int) -> torch.Tensor:
 
 
 def attribute_kwargs(attribute: Callable[..., Any], images: torch.Tensor, *, steps: int, samples: int,
-                     baseline: float, noise: float, segments: int, per_eval: int,
+                     baseline: torch.Tensor, noise: float, segments: int, per_eval: int,
                      batch_size: int) -> dict[str, Any]:
-    """The options a captum ``attribute`` takes, in its own names."""
+    """The options a captum ``attribute`` takes, in its own names; ``baseline`` is the baseline image of each
+    row of ``images`` (what :func:`interpret.core.removal.removed_pixels` makes of them)."""
     window = max(1, images.shape[-1] // segments)
     candidates: dict[str, Any] = {
         "n_steps": steps, "n_samples": samples, "stdevs": noise, "feature_mask": grid_mask(images, segments),
@@ -128,17 +131,22 @@ def attribute_kwargs(attribute: Callable[..., Any], images: torch.Tensor, *, ste
         "baselines": baseline,
     }
     if type(getattr(attribute, "__self__", None)).__name__ in ("DeepLiftShap", "GradientShap"):
-        # SHAP methods average over a distribution of baselines: the given one and mid-gray.
-        candidates["baselines"] = torch.stack([torch.full_like(images[0], baseline),
-                                               torch.full_like(images[0], 0.5)])
+        # SHAP methods average over a distribution of baselines, shared by the batch: the given one and mid-gray.
+        if images.shape[0] > 1 and not torch.equal(baseline[:1].expand_as(baseline), baseline):
+            raise CnnvizError("SHAP methods share one baseline distribution across the images: give a baseline "
+                              "that does not depend on the image (dataset_mean, black or gray)")
+        candidates["baselines"] = torch.stack([baseline[0], torch.full_like(images[0], 0.5)])
     accepted = inspect.signature(attribute).parameters
     return {k: v for k, v in candidates.items() if k in accepted}
 
 
 def run_captum(name: str, handle: ModelHandle, images: torch.Tensor, target: Target, *, layer: Any = None,
-               steps: int = 32, samples: int = 25, baseline: float = 0.0, noise: float = 0.15,
+               steps: int = 32, samples: int = 25, baseline: Fill = "dataset_mean", noise: float = 0.15,
                segments: int = 14, seed: int | None = 0, batch_size: int | None = None) -> torch.Tensor:
-    """Run captum method ``name`` on a batch; layer methods' maps are summed over channels and upsampled."""
+    """Run captum method ``name`` on a batch; layer methods' maps are summed over channels and upsampled.
+
+    ``baseline`` is what a removed pixel becomes (:mod:`interpret.core.removal`): by default the dataset mean,
+    because captum's default zero baseline is used on normalized inputs, where zero is the mean."""
     outer, inner = parse(name)
     cls = captum_class(inner)
     indices = resolve_target(handle, images, target)
@@ -164,7 +172,8 @@ def run_captum(name: str, handle: ModelHandle, images: torch.Tensor, target: Tar
             torch.manual_seed(seed)
         for rows in chunks(images.shape[0], step, desc=f"captum:{name}"):
             x = images[rows]
-            options = dict(steps=steps, samples=samples, baseline=baseline, noise=noise, segments=segments,
+            options = dict(steps=steps, samples=samples, baseline=removed_pixels(handle, x, baseline).contiguous(),
+                           noise=noise, segments=segments,
                            per_eval=max(1, batch_size // x.shape[0]), batch_size=batch_size)
             if outer == "NoiseTunnel":
                 kwargs = attribute_kwargs(attribution.attribution_method.attribute, x, **options)
@@ -238,7 +247,8 @@ def register(name: str) -> Method:
            "    Args:\n"
            "        steps: integration steps (n_steps) of path methods.\n"
            "        samples: samples of sampling methods (n_samples, nt_samples).\n"
-           "        baseline: the constant baseline image value (0 = black).\n"
+           "        baseline: the baseline image, what a removed pixel becomes: dataset_mean (captum's zero\n"
+           "            baseline on a normalized input), black, gray, mean (the image's) or blur.\n"
            "        noise: noise standard deviation (stdevs) of GradientShap and NoiseTunnel.\n"
            "        segments: perturbation methods act on a segments x segments grid of superpixels.\n"
            "        seed: seeds captum's random draws (the global random state is restored).\n"
@@ -246,13 +256,13 @@ def register(name: str) -> Method:
 
     if needs_layer(cls):
         def fn(handle: ModelHandle, images: torch.Tensor, target: Target = None, *, layer: str | None = None,
-               steps: int = 32, samples: int = 25, baseline: float = 0.0, noise: float = 0.15,
+               steps: int = 32, samples: int = 25, baseline: Fill = "dataset_mean", noise: float = 0.15,
                segments: int = 14, seed: int | None = 0, batch_size: int | None = None) -> torch.Tensor:
             return run_captum(name, handle, images, target, layer=layer, steps=steps, samples=samples,
                               baseline=baseline, noise=noise, segments=segments, seed=seed, batch_size=batch_size)
     else:
         def fn(handle: ModelHandle, images: torch.Tensor, target: Target = None, *,  # type: ignore[misc]
-               steps: int = 32, samples: int = 25, baseline: float = 0.0, noise: float = 0.15,
+               steps: int = 32, samples: int = 25, baseline: Fill = "dataset_mean", noise: float = 0.15,
                segments: int = 14, seed: int | None = 0, batch_size: int | None = None) -> torch.Tensor:
             return run_captum(name, handle, images, target, steps=steps, samples=samples, baseline=baseline,
                               noise=noise, segments=segments, seed=seed, batch_size=batch_size)

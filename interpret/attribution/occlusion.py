@@ -16,36 +16,18 @@ Example:
 
 from __future__ import annotations
 
-from typing import Literal, get_args
+from typing import Literal
 
 import torch
-from torchvision.transforms.functional import gaussian_blur
 
 from interpret.core.batching import auto_batch_size, chunks
 from interpret.core.registry import method
+from interpret.core.removal import Fill, removed_pixels
 from interpret.core.targets import Target, pass_target, take, target_scores
 from zoo.checks import PositiveInt
 from zoo.compiled import forward_runner
 from zoo.errors import CnnvizError
 from zoo.handle import ModelHandle
-
-Fill = Literal["gray", "mean", "blur", "black"]
-FILLS = get_args(Fill)
-
-
-def fill_images(images: torch.Tensor, fill: str) -> torch.Tensor:
-    """What an occluded pixel becomes: gray 0.5, the image's channel mean, a blurred copy, or black."""
-    if fill == "gray":
-        return torch.full_like(images, 0.5)
-    if fill == "black":
-        return torch.zeros_like(images)
-    if fill == "mean":
-        return images.mean(dim=(2, 3), keepdim=True).expand_as(images)
-    if fill == "blur":
-        side = max(3, (min(images.shape[-2:]) // 10) | 1)
-        return gaussian_blur(images, [side, side], [side / 3.0, side / 3.0])
-    raise CnnvizError(f"unknown fill {fill!r}: choose from {', '.join(FILLS)}")
-
 
 def window_origins(size: int, window: int, stride: int) -> torch.Tensor:
     """Top-left coordinates of the windows along one axis (the last one flush with the edge)."""
@@ -67,7 +49,7 @@ def window_masks(ys: torch.Tensor, xs: torch.Tensor, window: int, height: int, w
 @method("occlusion", "attribution", "occlusion: how much the class score drops when a patch is hidden",
         group="perturbation", order=10)
 def occlusion(handle: ModelHandle, images: torch.Tensor, target: Target = None, *, window: PositiveInt | None = None,
-              stride: PositiveInt | None = None, fill: Fill = "gray", score: Literal["prob", "logit"] = "prob",
+              stride: PositiveInt | None = None, fill: Fill = "dataset_mean", score: Literal["prob", "logit"] = "prob",
               batch_size: PositiveInt | None = None) -> torch.Tensor:
     """Occlusion sensitivity (Zeiler & Fergus 2014).
 
@@ -78,7 +60,10 @@ def occlusion(handle: ModelHandle, images: torch.Tensor, target: Target = None, 
             32 at 224 px, 4 at 28 px).
         stride: step between patches (default: half the window); windows flush with the right/bottom
             edge are added.
-        fill: ``gray``, ``mean`` (image channel mean), ``blur`` (blurred image) or ``black``.
+        fill: what a hidden pixel becomes: ``dataset_mean`` (default: the model's normalization mean, i.e.
+            zero after normalization, as captum's ``Occlusion`` with its zero baseline on a normalized input;
+            the same as ``gray`` on a model normalized around 0.5), ``black``, ``gray`` (Zeiler & Fergus's
+            gray square), ``mean`` (the image's channel mean) or ``blur`` (a blurred copy).
         score: ``prob`` (softmax probability) or ``logit`` of the target.
         batch_size: occluded images per forward pass (default: sized to the device).
 
@@ -103,7 +88,7 @@ def occlusion(handle: ModelHandle, images: torch.Tensor, target: Target = None, 
     grid_y, grid_x = torch.meshgrid(oy.to(images.device), ox.to(images.device), indexing="ij")
     ys, xs = grid_y.flatten(), grid_x.flatten()
     per_image = ys.numel()
-    fills = fill_images(images, fill)
+    fills = removed_pixels(handle, images, fill)
     batch_size = batch_size or auto_batch_size(handle)
 
     # One stream of rows: first each clean image, then every (image, window), so batches are full and

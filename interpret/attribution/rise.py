@@ -16,9 +16,9 @@ from typing import Literal
 import torch
 import torch.nn.functional as F
 
-from interpret.attribution.occlusion import Fill, fill_images
 from interpret.core.batching import auto_batch_size, chunks
 from interpret.core.registry import method
+from interpret.core.removal import Fill, removed_pixels
 from interpret.core.targets import Target, pass_target, take, target_indices, target_scores
 from zoo.compiled import forward_runner
 from zoo.errors import CnnvizError
@@ -54,7 +54,7 @@ def rise_masks(count: int, size: tuple[int, int], *, cells: int = 7, keep: float
 
 @method("rise", "attribution", "RISE: class score averaged over random masks", group="perturbation", order=50)
 def rise(handle: ModelHandle, images: torch.Tensor, target: Target = None, *, masks: int = 1000,
-         cells: int = 7, keep: float = 0.5, score: Score = "prob", fill: Fill = "black", seed: int | None = 0,
+         cells: int = 7, keep: float = 0.5, score: Score = "prob", fill: Fill = "dataset_mean", seed: int | None = 0,
          batch_size: int | None = None) -> torch.Tensor:
     """RISE (Petsiuk et al. 2018): ``sum_i s(x * M_i) M_i / (N keep)``, the expected score given each pixel kept.
 
@@ -70,8 +70,9 @@ def rise(handle: ModelHandle, images: torch.Tensor, target: Target = None, *, ma
         cells: the mask grid is ``cells x cells`` before upsampling.
         keep: probability that a cell is kept.
         score: ``prob`` (softmax, the paper's), ``sigmoid`` of the logit (TorchRay's) or ``logit``.
-        fill: what a masked-out pixel becomes: ``black`` (the paper's ``x * M``), ``blur``, ``gray`` or ``mean``
-            (as occlusion's fills).
+        fill: what a masked-out pixel becomes: ``dataset_mean`` (default: the paper's ``x * M`` on the
+            normalized input, as the RISE code and TorchRay are used, i.e. the model's normalization mean),
+            ``black`` (``x * M`` on [0, 1] pixels), ``gray``, ``mean`` (the image's) or ``blur``.
         seed: seed of the masks (``None``: not seeded); the global RNG is not touched.
         batch_size: masked images per forward pass (default: sized to the device).
 
@@ -96,7 +97,7 @@ def rise(handle: ModelHandle, images: torch.Tensor, target: Target = None, *, ma
 
 
 def rise_with_masks(handle: ModelHandle, images: torch.Tensor, target: Target, pattern: torch.Tensor, *,
-                    keep: float = 0.5, score: Score = "prob", fill: Fill = "black",
+                    keep: float = 0.5, score: Score = "prob", fill: Fill = "dataset_mean",
                     batch_size: int | None = None) -> torch.Tensor:
     """RISE with given masks ``(N, 1, H, W)``: one stream of ``B * N`` masked images, in full batches."""
     batch, count = images.shape[0], pattern.shape[0]
@@ -104,7 +105,7 @@ def rise_with_masks(handle: ModelHandle, images: torch.Tensor, target: Target, p
     if resolved is None:
         with torch.no_grad():
             resolved = target_indices(handle, None, handle(images))
-    fills = fill_images(images, fill)
+    fills = removed_pixels(handle, images, fill)
     weights = torch.empty(batch * count, device=images.device)
     stream = batch_size or auto_batch_size(handle)
     forward = forward_runner(handle, batch * count, stream)

@@ -20,6 +20,7 @@ from interpret.core.distributed import (
 )
 from interpret.core.gradients import input_gradients
 from interpret.core.maps import attribution_map
+from interpret.core.removal import FILLS, Fill, removed_pixels
 from interpret.core.registry import Method, as_batch, get_method, method, method_factory, methods
 from interpret.core.targets import (
                                     ResolvedTarget,
@@ -38,7 +39,7 @@ __all__ = [
     "MAX_BATCH", "auto_batch_size", "chunks",
     "Group", "agree", "current", "gather_cat", "gather_jobs", "session", "shard_batches", "shard_jobs",
     "input_gradients", "attribution_map", "layer_output",
-    "Method", "as_batch", "get_method", "method", "method_factory", "methods",
+    "FILLS", "Fill", "removed_pixels", "Method", "as_batch", "get_method", "method", "method_factory", "methods",
     "ResolvedTarget", "ScoreFn", "Target", "class_index", "is_score_fn", "pass_target", "resolve_target", "take",
     "target_indices", "target_scores",
 ]

@@ -4,36 +4,21 @@ ROAD, infidelity and max-sensitivity, complexity, statistics with intervals, and
 metrics never import methods."""
 
 from interpret.evaluate.complexity import entropy, gini
-from interpret.evaluate.faithfulness import (
-                                             Curves,
-                                             RandomizationResult,
-                                             deletion_insertion,
-                                             random_maps,
-                                             randomization_check,
-)
-from interpret.evaluate.map_sources import MapSource, as_maps, load_map, maps_in_folder
-from interpret.evaluate.road import FRACTIONS, RoadResult, road
+from interpret.evaluate.faithfulness import (Curves, deletion_insertion, random_band, random_maps, RandomBand,
+                                             randomization_check, RandomizationResult)
+from interpret.evaluate.map_sources import as_maps, load_map, maps_in_folder, MapSource
+from interpret.evaluate.road import FRACTIONS, road, RoadResult
 from interpret.evaluate.robustness import infidelity, max_sensitivity
-from interpret.evaluate.scoring import (
-                                             DEFAULT_METRICS,
-                                             METRICS,
-                                             CurveSteps,
-                                             EvaluationOptions,
-                                             Record,
-                                             Resamples,
-                                             evaluate_images,
-                                             file_maker,
-                                             method_maker,
-                                             random_maker,
-                                             summary_rows,
-)
+from interpret.evaluate.scoring import (ALIASES, DEFAULT_METRICS, DELETIONS, METRICS, CurveSteps, evaluate_images,
+                                        EvaluationOptions, file_maker, method_maker, random_maker, Record, Resamples,
+                                        summary_rows)
 from interpret.evaluate.similarity import MEASURES, similarity
-from interpret.evaluate.statistics import Summary, bootstrap_interval, spearman, summarize
+from interpret.evaluate.statistics import bootstrap_interval, spearman, summarize, Summary
 
 __all__ = [
-    "entropy", "gini", "Curves", "RandomizationResult", "deletion_insertion", "random_maps", "randomization_check",
-    "MapSource", "as_maps", "load_map", "maps_in_folder", "FRACTIONS", "RoadResult", "road", "infidelity",
-    "max_sensitivity", "DEFAULT_METRICS", "METRICS", "CurveSteps", "EvaluationOptions", "Record", "Resamples",
-    "evaluate_images", "file_maker", "method_maker", "random_maker", "summary_rows", "MEASURES", "similarity",
-    "Summary", "bootstrap_interval", "spearman", "summarize",
+    "entropy", "gini", "Curves", "RandomBand", "RandomizationResult", "random_band", "deletion_insertion",
+    "random_maps", "randomization_check", "MapSource", "as_maps", "load_map", "maps_in_folder", "FRACTIONS",
+    "RoadResult", "road", "infidelity", "max_sensitivity", "ALIASES", "DELETIONS", "DEFAULT_METRICS", "METRICS",
+    "CurveSteps", "EvaluationOptions", "Record", "Resamples", "evaluate_images", "file_maker", "method_maker",
+    "random_maker", "summary_rows", "MEASURES", "similarity", "Summary", "bootstrap_interval", "spearman", "summarize",
 ]

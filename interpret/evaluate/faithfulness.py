@@ -30,6 +30,7 @@ import copy
 import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Literal
 
 import torch
 from torch import nn
@@ -37,6 +38,7 @@ from torchvision.transforms.functional import gaussian_blur
 
 from interpret.core.batching import auto_batch_size, chunks
 from interpret.core.maps import attribution_map
+from interpret.core.removal import removed_pixels
 from interpret.core.targets import Target, resolve_target, target_scores
 from interpret.evaluate.map_sources import MapSource, as_maps
 from interpret.evaluate.similarity import Measure, similarity
@@ -45,6 +47,8 @@ from zoo.compiled import forward_runner
 from zoo.errors import CnnvizError
 from zoo.guard import preserve
 from zoo.handle import as_handle
+
+DeletionCanvas = Literal["black", "dataset_mean", "blur"]
 
 
 @dataclass(frozen=True)
@@ -82,13 +86,16 @@ def _auc(curve: torch.Tensor) -> torch.Tensor:
 
 
 def deletion_insertion(model: nn.Module, images: torch.Tensor, maps: MapSource, target: Target = None, *,
-                       steps: int = 32, batch_size: int | None = None) -> Curves:
-    """Deletion (to black) and insertion (onto a blurred canvas) curves of the target probability.
+                       steps: int = 32, deletion_to: DeletionCanvas = "black",
+                       batch_size: int | None = None) -> Curves:
+    """Deletion and insertion (onto a blurred canvas) curves of the target probability.
 
     Args:
         maps: attributions ``(B, C|1, H, W)`` from any source (reduced by max |value|; resized to
             the images' size when smaller, see :func:`interpret.evaluate.map_sources.as_maps`).
         steps: points on each curve after the start (pixels move in ``H*W/steps`` groups).
+        deletion_to: what a deleted pixel becomes: ``black`` (Petsiuk et al.'s figures), ``dataset_mean``
+            (their code's zeros on a normalized input) or ``blur`` (the insertion canvas).
     """
     handle = as_handle(model)
     if steps < 2:
@@ -101,7 +108,8 @@ def deletion_insertion(model: nn.Module, images: torch.Tensor, maps: MapSource, 
         batch, _, height, width = images.shape
         ranks = pixel_ranks(maps).view(batch, 1, height, width)
         counts = torch.linspace(0, height * width, steps + 1, device=images.device).round()
-        black, canvas = torch.zeros_like(images), blurred_canvas(images)
+        canvas = blurred_canvas(images)
+        removed = canvas if deletion_to == "blur" else removed_pixels(handle, images, deletion_to)
         batch_size = batch_size or auto_batch_size(handle)
         # Rows: (image, step, deletion|insertion), flattened so batches are full.
         total = batch * (steps + 1) * 2
@@ -111,7 +119,7 @@ def deletion_insertion(model: nn.Module, images: torch.Tensor, maps: MapSource, 
             flat = torch.arange(rows.start, rows.stop, device=images.device)
             img, step, insert = flat // (2 * (steps + 1)), (flat // 2) % (steps + 1), (flat % 2).bool()
             revealed = (ranks[img] < counts[step].view(-1, 1, 1, 1)).float()  # top pixels of this step
-            deleted = torch.lerp(images[img], black[img], revealed)
+            deleted = torch.lerp(images[img], removed[img], revealed)
             inserted = torch.lerp(canvas[img], images[img], revealed)
             inputs = torch.where(insert.view(-1, 1, 1, 1), inserted, deleted)
             row_target = indices[img] if isinstance(indices, torch.Tensor) else indices
@@ -138,6 +146,53 @@ def random_maps(images: torch.Tensor, seed: int = 0, *, first: int = 0) -> torch
         generator = torch.Generator(device=images.device).manual_seed(seed * 1_000_003 + first + i)
         maps[i] = torch.rand(maps.shape[1:], generator=generator, device=images.device)
     return maps
+
+
+@dataclass
+class RandomBand:
+    """What a random map scores on each image: the deletion and insertion AUCs of ``draws`` random maps
+    ``(B, draws)``, and the band that a method's score must leave to count as better than random.
+
+    Example:
+        >>> band = RandomBand(torch.tensor([[0.2, 0.3, 0.4]]), torch.tensor([[0.5, 0.6, 0.7]]))
+        >>> band.beats("insertion", torch.tensor([0.65])).tolist(), band.beats("deletion", torch.tensor([0.1])).tolist()
+        ([False], [True])
+    """
+
+    deletion: torch.Tensor
+    insertion: torch.Tensor
+
+    def interval(self, metric: str, level: float = 0.95) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Per image: the random maps' mean score and the central ``level`` share of their scores."""
+        draws = getattr(self, metric).double()
+        tail = (1 - level) / 2
+        return (draws.mean(1), torch.quantile(draws, tail, dim=1), torch.quantile(draws, 1 - tail, dim=1))
+
+    def beats(self, metric: str, scores: torch.Tensor, level: float = 0.95) -> torch.Tensor:
+        """Per image: whether ``scores`` lie beyond the random band on the better side (insertion: above it;
+        deletion: below it). NaN scores never beat it."""
+        _, low, high = self.interval(metric, level)
+        scores = scores.double().cpu()
+        return scores > high.cpu() if metric == "insertion" else scores < low.cpu()
+
+
+def random_band(model: nn.Module, images: torch.Tensor, target: Target = None, *, draws: int = 8, steps: int = 32,
+                deletion_to: DeletionCanvas = "black", seed: int = 0, first: int = 0,
+                batch_size: int | None = None) -> RandomBand:
+    """Deletion and insertion AUCs of ``draws`` random maps per image (:func:`random_maps` with seeds
+    ``seed .. seed + draws - 1``), in one batched pass: the baseline each method's score is read against."""
+    if draws < 2:
+        raise CnnvizError(f"draws must be at least 2 to give a band, got {draws}")
+    handle = as_handle(model)
+    images = images.to(handle.device)
+    indices = resolve_target(handle, images, target)
+    repeated = images.repeat_interleave(draws, dim=0)
+    maps = torch.cat([random_maps(images[i:i + 1], seed + k, first=first + i)
+                      for i in range(images.shape[0]) for k in range(draws)])
+    row_target = indices.repeat_interleave(draws) if isinstance(indices, torch.Tensor) else indices
+    curves = deletion_insertion(handle, repeated, maps, row_target, steps=steps, deletion_to=deletion_to,
+                                batch_size=batch_size)
+    return RandomBand(curves.deletion_auc.view(-1, draws).cpu(), curves.insertion_auc.view(-1, draws).cpu())
 
 
 def randomization_units(net: nn.Module) -> list[tuple[str, nn.Module]]:

@@ -37,7 +37,7 @@ from tqdm.auto import tqdm
 from interpret.core.distributed import agree, current, shard_batches
 from interpret.core.targets import Target
 from interpret.evaluate.complexity import entropy, gini
-from interpret.evaluate.faithfulness import deletion_insertion, random_maps, randomization_check
+from interpret.evaluate.faithfulness import DeletionCanvas, deletion_insertion, random_maps, randomization_check
 from interpret.evaluate.map_sources import as_maps, load_map
 from interpret.evaluate.road import FRACTIONS, road
 from interpret.evaluate.robustness import infidelity, max_sensitivity
@@ -49,11 +49,17 @@ from zoo.errors import CnnvizError
 from zoo.handle import ModelHandle
 from zoo.images import expand_sources, load_images
 
-METRICS = ("deletion", "insertion", "road", "infidelity", "sensitivity", "randomization", "gini", "entropy")
-DEFAULT_METRICS = ("deletion", "insertion", "randomization", "gini", "entropy")
+# Deletion names what a deleted pixel becomes; the default is the one that tells methods from a random map
+# (BENCHMARKS.md, "Which deletion separates methods from random"): deleting to black does not.
+DELETIONS: dict[str, DeletionCanvas] = {"deletion_blur": "blur", "deletion_mean": "dataset_mean",
+                                        "deletion_black": "black"}
+METRICS = ("insertion", *DELETIONS, "road", "infidelity", "sensitivity", "randomization", "gini", "entropy")
+DEFAULT_METRICS = ("insertion", "deletion_blur", "randomization", "gini", "entropy")
+ALIASES = {"deletion": "deletion_black"}  # the name of deletion to black before the canvas was a choice
 # Which way is better, for reading the table: -1 lower, +1 higher, 0 neither (a property, not a quality);
 # randomization similarities, not listed, are better lower.
-BETTER = {"deletion": -1, "insertion": 1, "road": 1, "infidelity": -1, "sensitivity": -1, "gini": 0, "entropy": 0}
+BETTER = {**{name: -1 for name in DELETIONS}, "insertion": 1, "road": 1, "infidelity": -1, "sensitivity": -1,
+          "gini": 0, "entropy": 0}
 Explainer = Callable[..., torch.Tensor]
 # Ranges declared once, for the Python options below and the CLI flags of ``cnnviz evaluate``.
 CurveSteps = Annotated[int, AtLeast(2)]
@@ -156,7 +162,8 @@ class Record:
 
 
 def check_metrics(metrics: Sequence[str]) -> tuple[str, ...]:
-    """The metric names, each known, in the order given, without repeats."""
+    """The metric names, each known, in the order given, without repeats (``deletion`` is ``deletion_black``)."""
+    metrics = [ALIASES.get(m, m) for m in metrics]
     unknown = [m for m in metrics if m not in METRICS]
     if unknown:
         raise CnnvizError(f"unknown metric {unknown[0]!r}: choose from {', '.join(METRICS)}")
@@ -201,11 +208,13 @@ def score_batch(handle: ModelHandle, images: torch.Tensor, names: Sequence[str],
     records = [Record(r, names[i], method, int(indices[i]), float(probs[i, indices[i]])) for i, r in enumerate(rows)]
     maps = as_maps(maker.maps(handle, images, indices, rows), images)
     seed = options.seed * 1_000_003 + rows[0]  # per batch: shards draw what a single run draws
-    if "deletion" in metrics or "insertion" in metrics:
-        curves = deletion_insertion(handle, images, maps, indices, steps=options.steps, batch_size=options.batch_size)
-        for name, values, auc in (("deletion", curves.deletion, curves.deletion_auc),
+    curve_metrics = [m for m in metrics if m in DELETIONS] or (["deletion_blur"] if "insertion" in metrics else [])
+    for deletion in curve_metrics:  # insertion rides along with the first deletion's pass
+        curves = deletion_insertion(handle, images, maps, indices, steps=options.steps,
+                                    deletion_to=DELETIONS[deletion], batch_size=options.batch_size)
+        for name, values, auc in ((deletion, curves.deletion, curves.deletion_auc),
                                   ("insertion", curves.insertion, curves.insertion_auc)):
-            if name in metrics:
+            if name in metrics and name not in records[0].scores:
                 _set(records, name, auc, curves.undefined)
                 for i, record in enumerate(records):
                     record.curves[name] = values[i].tolist()
@@ -287,7 +296,8 @@ def evaluate_images(handle: ModelHandle, sources: Sequence[str | Path], makers: 
     batches = shard_batches(count, batch_size, group)
     bar = tqdm(batches, desc="evaluate", unit="batch", leave=False,
                disable=True if not progress or not group.leader or len(batches) < 2 else None)
-    curve_rows = 2 * (options.steps + 1) if {"deletion", "insertion"} & set(metrics) else 0
+    curve_rows = 2 * (options.steps + 1) * max(1, sum(m in DELETIONS for m in metrics)) \
+        if {"insertion", *DELETIONS} & set(metrics) else 0
     with job(handle, sum(len(rows) for rows in batches) * len(makers) * curve_rows):  # compile="auto" sees it all
         for rows in bar:
             named = load_images([files[r] for r in rows], channels=handle.in_channels)
@@ -308,10 +318,18 @@ def score_names(records: Sequence[Record]) -> list[str]:
     return list(dict.fromkeys(name for record in records for name in record.scores))
 
 
+def _beats(direction: int, low: float, high: float) -> bool | None:
+    """Whether the paired difference's interval lies wholly on the better side of zero (None: no better side)."""
+    if direction == 0 or math.isnan(low) or math.isnan(high):
+        return None
+    return bool(low > 0) if direction > 0 else bool(high < 0)
+
+
 def summary_rows(records: Sequence[Record], *, baseline: str | None = "random", level: float = 0.95,
                  resamples: int = 2000, seed: int = 0) -> list[dict[str, Any]]:
     """One row per method and score: mean, std, bootstrap interval, and the paired difference to
-    ``baseline`` (same images) with its interval, where the baseline is among the records."""
+    ``baseline`` (same images) with its interval, where the baseline is among the records; ``beats_baseline``
+    says whether that interval lies wholly on the better side of zero."""
     methods = list(dict.fromkeys(r.method for r in records))
     by_method = {m: sorted((r for r in records if r.method == m), key=lambda r: r.index) for m in methods}
     rows = []
@@ -327,7 +345,8 @@ def summary_rows(records: Sequence[Record], *, baseline: str | None = "random", 
                 difference = summarize(values - base, level=level, resamples=resamples, seed=seed)
                 if difference.count:
                     row.update({"vs_baseline_mean": difference.mean, "vs_baseline_low": difference.low,
-                                "vs_baseline_high": difference.high})
+                                "vs_baseline_high": difference.high,
+                                "beats_baseline": _beats(better(name), difference.low, difference.high)})
             rows.append(row)
     metrics = list(dict.fromkeys(row["metric"] for row in rows))
     return sorted(rows, key=lambda row: metrics.index(row["metric"]))  # stable: methods keep their order

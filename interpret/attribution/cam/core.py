@@ -101,7 +101,8 @@ def to_grid(tensor: torch.Tensor, reshape: Reshape = "auto") -> torch.Tensor:
             mode == "auto" and tensor.shape[1] == tensor.shape[2] != tensor.shape[3])
         return tensor.permute(0, 3, 1, 2) if channels_last else tensor
     raise CnnvizError(f"CAM methods need a conv layer (B, C, h, w), a channels-last (B, h, w, C) or a token "
-                      f"layer (B, N, C); this one gives {tuple(tensor.shape)} (reshape={mode})")
+                      f"layer (B, N, C); this one gives {tuple(tensor.shape)} (reshape={mode}): pick another with "
+                      "--layer (layer=), listed by cnnviz layers MODEL")
 
 
 @dataclass

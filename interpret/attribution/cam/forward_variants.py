@@ -25,6 +25,7 @@ from interpret.attribution.cam.core import (
 )
 from interpret.core.batching import MAX_BATCH, auto_batch_size, chunks
 from interpret.core.registry import method
+from interpret.core.removal import Fill, removed_pixels
 from interpret.core.targets import Target
 from zoo.compiled import forward_runner
 from zoo.errors import CnnvizError
@@ -36,10 +37,13 @@ from zoo.hooks import forward_hooks
 @method("scorecam", "attribution", "Score-CAM: channels weighted by the score of the image they mask",
         group="cams", order=43)
 def scorecam(handle: ModelHandle, images: torch.Tensor, target: Target = None, *,
-             layer: LayerArg = None, reshape: Reshape = "auto", upsample: bool = True,
+             layer: LayerArg = None, reshape: Reshape = "auto", upsample: bool = True, fill: Fill = "dataset_mean",
              batch_size: int | None = None) -> torch.Tensor:
     """Score-CAM (Wang et al. 2020): each channel, upsampled and scaled to [0, 1], masks the image; the
     softmax over channels of the masked images' target logits weights the channels.
+
+    A masked-out pixel becomes ``fill``: by default the dataset mean, because the official code and
+    pytorch-grad-cam multiply the *normalized* input by the mask (``black`` multiplies the [0, 1] pixels).
 
     Good: no gradients, so no saturation or gradient noise; bad: one forward pass per channel per image
     (1280 on lite0's head). All masked copies stream through the model in full device-sized batches:
@@ -48,6 +52,7 @@ def scorecam(handle: ModelHandle, images: torch.Tensor, target: Target = None, *
     Args:
         reshape: how a token or channels-last layer becomes a grid.
         upsample: resize to the input size (else the layer's grid; one layer only).
+        fill: what a masked-out pixel becomes (:mod:`interpret.core.removal`).
         batch_size: masked images per forward pass (default: sized to the device).
     """
     stream = batch_size or auto_batch_size(handle)
@@ -56,6 +61,7 @@ def scorecam(handle: ModelHandle, images: torch.Tensor, target: Target = None, *
         a = view.activation
         b, c = a.shape[:2]
         scores = torch.empty(b * c, device=a.device)
+        removed = removed_pixels(batch.handle, batch.images, fill)
         forward = forward_runner(batch.handle, b * c, stream)
         with torch.no_grad():
             for rows in chunks(b * c, stream, desc="scorecam"):
@@ -65,7 +71,7 @@ def scorecam(handle: ModelHandle, images: torch.Tensor, target: Target = None, *
                                       align_corners=True)
                 low = masks.amin(dim=SPATIAL, keepdim=True)
                 masks = (masks - low) / (masks.amax(dim=SPATIAL, keepdim=True) - low + 1e-8)
-                scores[rows] = batch.scores(forward(batch.images[image] * masks), image)
+                scores[rows] = batch.scores(forward(torch.lerp(removed[image], batch.images[image], masks)), image)
         return weighted_sum(scores.view(b, c).softmax(dim=1), a)
     return class_activation_maps(handle, images, target, layer, variant, upsample_to_input=upsample,
                                  needs="activations", reshape=reshape)
