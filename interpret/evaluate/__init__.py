@@ -4,6 +4,7 @@ ROAD, infidelity and max-sensitivity, complexity, statistics with intervals, and
 metrics never import methods."""
 
 from interpret.evaluate.complexity import entropy, gini
+from interpret.evaluate.explanation_json import explanation_record, explanation_title
 from interpret.evaluate.faithfulness import (
                                              Curves,
                                              RandomizationResult,
@@ -31,7 +32,7 @@ from interpret.evaluate.similarity import MEASURES, similarity
 from interpret.evaluate.statistics import Summary, bootstrap_interval, spearman, summarize
 
 __all__ = [
-    "entropy", "gini", "Curves", "RandomizationResult", "deletion_insertion", "random_maps", "randomization_check",
+    "entropy", "gini", "explanation_record", "explanation_title", "Curves", "RandomizationResult", "deletion_insertion", "random_maps", "randomization_check",
     "MapSource", "as_maps", "load_map", "maps_in_folder", "FRACTIONS", "RoadResult", "road", "infidelity",
     "max_sensitivity", "DEFAULT_METRICS", "METRICS", "CurveSteps", "EvaluationOptions", "Record", "Resamples",
     "evaluate_images", "file_maker", "method_maker", "random_maker", "summary_rows", "MEASURES", "similarity",
