@@ -15,7 +15,7 @@ from starlette.routing import Route
 
 import interpret
 from explorer import drawing, work
-from explorer.images import MAX_UPLOAD_BYTES, image_names
+from explorer.images import MAX_UPLOAD_BYTES, TooLarge, image_names
 from explorer.jobs import UnitJob
 from explorer.options import check_options, option_fields
 from explorer.state import Explorer, NotFound, result_key
@@ -67,10 +67,6 @@ def parse_json(raw: bytes, *, what: str) -> Any:
         return json.loads(raw or b"null")
     except (ValueError, UnicodeDecodeError) as exc:
         raise CnnvizError(f"{what} is not valid JSON ({str(exc).splitlines()[0]})") from None
-
-
-class TooLarge(CnnvizError):
-    """A request over the declared size limit (413)."""
 
 
 def target_of(handle: ModelHandle, target: Any) -> int | None:

@@ -25,6 +25,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 import zoo
 from explorer import api, pages
+from explorer.images import TooLarge
 from explorer.openapi import document
 from explorer.state import Explorer, NotFound
 from zoo.errors import CnnvizError
@@ -38,7 +39,7 @@ def _error(status: int, message: str) -> JSONResponse:
 
 
 async def _bad_input(request: Request, exc: Exception) -> JSONResponse:
-    status = 404 if isinstance(exc, NotFound) else 413 if isinstance(exc, api.TooLarge) else 400
+    status = 404 if isinstance(exc, NotFound) else 413 if isinstance(exc, TooLarge) else 400
     return _error(status, str(exc))
 
 

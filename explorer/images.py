@@ -25,6 +25,10 @@ MAX_UPLOAD_BYTES = 16 * 2**20  # declared limit of an uploaded image; larger req
 DATA_PREFIX = "data:"
 
 
+class TooLarge(CnnvizError):
+    """An upload or request over the declared size limit (answered with 413)."""
+
+
 def image_names() -> list[str]:
     """The sample photos a request may name."""
     return zoo.sample_names()
@@ -50,7 +54,7 @@ def named_image(name: object, data: Dataset | None, channels: int) -> torch.Tens
 def uploaded_image(content: bytes, suffix: str, folder: Path, channels: int | None) -> torch.Tensor:
     """Decode uploaded bytes; errors speak of "the upload", never of the private file."""
     if len(content) > MAX_UPLOAD_BYTES:
-        raise CnnvizError(f"the upload is {len(content):,} bytes, more than the {MAX_UPLOAD_BYTES:,} accepted")
+        raise TooLarge(f"the upload is {len(content):,} bytes, more than the {MAX_UPLOAD_BYTES:,} accepted")
     if not content:
         raise CnnvizError("the upload is empty: send an image file")
     folder.mkdir(parents=True, exist_ok=True)

@@ -32,8 +32,7 @@ FEATURE_MAPS_SHOWN = 32
 def templates() -> jinja2.Environment:
     """The template environment: every ``{{ value }}`` is HTML-escaped."""
     return jinja2.Environment(loader=jinja2.FileSystemLoader(Path(__file__).parent / "templates"),
-                              autoescape=jinja2.select_autoescape(["html"], default=True),
-                              undefined=jinja2.StrictUndefined)
+                              autoescape=jinja2.select_autoescape(["html"], default=True))
 
 
 def render(request: Request, template: str, **context: Any) -> HTMLResponse:

@@ -53,6 +53,8 @@ class Explorer:
         self._temporary = tempfile.TemporaryDirectory(prefix="cnnviz-serve-") if cache_dir is None else None
         self.cache_dir = Path(self._temporary.name if self._temporary else cache_dir)
         self.cache_dir.mkdir(parents=True, exist_ok=True)
+        for stale in (self.cache_dir / "uploads").glob(".upload-*"):  # left by a process killed mid-upload
+            stale.unlink(missing_ok=True)
         self.results = ResultCache(cache_bytes)
         self.queues = Queues()
         self.jobs: dict[str, Any] = {}
