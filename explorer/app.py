@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import hmac
+import sys
 from collections.abc import AsyncIterator, Sequence
 from pathlib import Path
 from typing import Any
@@ -94,6 +95,7 @@ def _lifespan(explorer: Explorer) -> Any:
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         yield
         explorer.close()
+        print("cnnviz serve: stopped; the queued jobs finished or were cancelled", file=sys.stderr, flush=True)
 
     return lifespan
 
