@@ -81,7 +81,16 @@ class Explorer:
         return interpret.get_method(name, "attribution")
 
     def image(self, handle: ModelHandle, name: object) -> torch.Tensor:
-        """The prepared ``(1, C, H, W)`` batch of a sample, a data item or an earlier upload."""
+        """The prepared ``(1, C, H, W)`` batch of a sample, a data item or an earlier upload (kept prepared)."""
+        key = f"prepared:{handle.name}:{name}" if isinstance(name, str) else None
+        batch = self.results.get(key) if key else None
+        if batch is None:
+            batch = self._prepare(handle, name)
+            if key:
+                self.results.put(key, batch)
+        return batch
+
+    def _prepare(self, handle: ModelHandle, name: object) -> torch.Tensor:
         if isinstance(name, str) and name.startswith(UPLOAD_PREFIX):
             image = self.results.get(name)
             if image is None:
