@@ -9,6 +9,8 @@ import json
 import re
 from typing import Any
 
+import numpy as np
+import torch
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
@@ -132,9 +134,19 @@ async def predict(request: Request) -> JSONResponse:
     handle = explorer.model(fields.get("model", explorer.default_model))
     top = TOP.check("top", fields.get("top", 5), int)
     name = fields.get("image")
-    batch = explorer.image(handle, name)
-    probs = await explorer.queue(handle).run(lambda: work.probabilities(handle, batch))
+    probs = await image_probabilities(explorer, handle, name)
     return JSONResponse({"model": handle.name, "image": name, "top": work.top_classes(handle, probs, top)})
+
+
+async def image_probabilities(explorer: Explorer, handle: ModelHandle, name: Any) -> torch.Tensor:
+    """The model's class probabilities on an image (computed once per model and image, then cached)."""
+    batch = explorer.image(handle, name)
+    key = f"probabilities:{handle.name}:{name}"
+    probs = explorer.results.get(key)
+    if probs is None:
+        probs = await explorer.queue(handle).run(lambda: work.probabilities(handle, batch))
+        explorer.results.put(key, probs)
+    return probs
 
 
 async def explanation(explorer: Explorer, fields: dict[str, Any]) -> tuple[str, work.Explanation]:
@@ -151,8 +163,9 @@ async def explanation(explorer: Explorer, fields: dict[str, Any]) -> tuple[str, 
     found = explorer.results.get(key)
     if found is None:
         stem = f"{name}-{method.name}".replace(":", "_").replace("/", "_")
+        probs = await image_probabilities(explorer, handle, name)
         found = await explorer.queue(handle).run(
-            lambda: work.explain(handle, method, batch, str(name), target, layer, options, stem))
+            lambda: work.explain(handle, method, batch, probs, str(name), target, layer, options, stem))
         explorer.results.put(key, found)
     return key, found
 
@@ -194,16 +207,36 @@ async def unit(request: Request) -> JSONResponse:
     layer = layer_of(handle, request.path_params["layer"])
     channel = channel_of(request.path_params["channel"])
     name = request.query_params.get("image", "chelsea")
+    key, values = await unit_activation(explorer, handle, name, layer, channel)
+    return JSONResponse({"model": handle.name, "layer": layer, "channel": channel, "image": name,
+                         "activation": {"mean": float(values.mean()), "max": float(values.max()),
+                                        "shape": list(values.shape)},
+                         "map": f"/api/maps/{key}.png"})
+
+
+async def unit_activation(explorer: Explorer, handle: ModelHandle, name: Any, layer: str,
+                          channel: int) -> tuple[str, np.ndarray]:
+    """A channel's activation map on an image (cached), with the key its picture is served under."""
     batch = explorer.image(handle, name)
     key = result_key("unit", handle.name, name, layer, channel)
     values = explorer.results.get(key)
     if values is None:
         values = await explorer.queue(handle).run(lambda: work.unit_activation(handle, batch, layer, channel))
         explorer.results.put(key, values)
-    return JSONResponse({"model": handle.name, "layer": layer, "channel": channel, "image": name,
-                         "activation": {"mean": float(values.mean()), "max": float(values.max()),
-                                        "shape": list(values.shape)},
-                         "map": f"/api/maps/{key}.png"})
+    return key, values
+
+
+async def evidence_rows(explorer: Explorer, handle: ModelHandle, name: Any, layer: str, target: int | None,
+                        top: int) -> list[dict[str, Any]]:
+    """The ``top`` channels with the most evidence, each with the key its evidence map is served under."""
+    batch = explorer.image(handle, name)
+    rows = await explorer.queue(handle).run(lambda: work.evidence(handle, batch, target, layer, top))
+    channels = []
+    for channel, total, values in rows:
+        key = result_key("evidence", handle.name, name, layer, target, channel)
+        explorer.results.put(key, values)
+        channels.append({"channel": channel, "evidence": total, "key": key})
+    return channels
 
 
 def channel_of(text: str) -> int:
@@ -221,14 +254,9 @@ async def evidence(request: Request) -> JSONResponse:
     target = target_of(handle, fields.get("target"))
     top = TOP.check("top", fields.get("top", 8), int)
     name = fields.get("image")
-    batch = explorer.image(handle, name)
-    rows = await explorer.queue(handle).run(lambda: work.evidence(handle, batch, target, layer, top))
-    channels = []
-    for channel, total, values in rows:
-        key = result_key("evidence", handle.name, name, layer, target, channel)
-        explorer.results.put(key, values)
-        channels.append({"channel": channel, "evidence": total, "map": f"/api/maps/{key}.png",
-                         "unit": f"/api/models/{handle.name}/units/{layer}/{channel}?image={name}"})
+    channels = [{"channel": row["channel"], "evidence": row["evidence"], "map": f"/api/maps/{row['key']}.png",
+                 "unit": f"/api/models/{handle.name}/units/{layer}/{row['channel']}?image={name}"}
+                for row in await evidence_rows(explorer, handle, name, layer, target, top)]
     return JSONResponse({"model": handle.name, "image": name, "layer": layer, "target": target,
                          "channels": channels})
 

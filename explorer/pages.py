@@ -52,8 +52,7 @@ async def image_page(request: Request) -> HTMLResponse:
     explorer: Explorer = request.app.state.explorer
     handle = explorer.model(request.path_params["model"])
     name = request.path_params["image"]
-    batch = explorer.image(handle, name)
-    probs = await explorer.queue(handle).run(lambda: work.probabilities(handle, batch))
+    probs = await api.image_probabilities(explorer, handle, name)
     return render(request, "image.html", model=handle.name, image=name, top=work.top_classes(handle, probs, 5),
                   classes=handle.classes or [], methods=[m.name for m in interpret.methods("attribution")],
                   layer=handle.default_layer or "")
@@ -83,14 +82,8 @@ async def why_page(request: Request) -> HTMLResponse:
     name = request.path_params["image"]
     layer = api.layer_of(handle, request.query_params.get("layer")) or handle.default_layer
     target = api.target_of(handle, request.query_params.get("target") or None)
-    batch = explorer.image(handle, name)
-    rows = await explorer.queue(handle).run(lambda: work.evidence(handle, batch, target, layer, 8))
-    channels = []
-    for channel, total, values in rows:
-        key = result_key("evidence", handle.name, name, layer, target, channel)
-        explorer.results.put(key, values)
-        channels.append({"channel": channel, "evidence": total, "key": key})
-    probs = await explorer.queue(handle).run(lambda: work.probabilities(handle, batch))
+    channels = await api.evidence_rows(explorer, handle, name, layer, target, 8)
+    probs = await api.image_probabilities(explorer, handle, name)
     explained = int(probs.argmax()) if target is None else target
     return render(request, "why.html", model=handle.name, image=name, layer=layer, channels=channels,
                   target=handle.class_name(explained))
@@ -126,12 +119,7 @@ async def unit_page(request: Request) -> HTMLResponse:
     layer = api.layer_of(handle, request.path_params["layer"])
     channel = api.channel_of(request.path_params["channel"])
     name = request.query_params.get("image", image_names()[0])
-    batch = explorer.image(handle, name)
-    key = result_key("unit", handle.name, name, layer, channel)
-    values = explorer.results.get(key)
-    if values is None:
-        values = await explorer.queue(handle).run(lambda: work.unit_activation(handle, batch, layer, channel))
-        explorer.results.put(key, values)
+    key, values = await api.unit_activation(explorer, handle, name, layer, channel)
     return render(request, "unit.html", model=handle.name, image=name, layer=layer, channel=channel, key=key,
                   mean=float(values.mean()), max=float(values.max()))
 

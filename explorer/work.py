@@ -49,10 +49,10 @@ class Explanation:
         return self.image.nbytes + self.raw.nbytes + self.flat.nbytes + 4096
 
 
-def explain(handle: ModelHandle, method: Method, batch: torch.Tensor, image_name: str, target: int | None,
-            layer: str | None, options: dict[str, Any], stem: str) -> Explanation:
-    """Run ``method`` on one prepared image as ``cnnviz explain`` does, with its record."""
-    probs = probabilities(handle, batch)
+def explain(handle: ModelHandle, method: Method, batch: torch.Tensor, probs: torch.Tensor, image_name: str,
+            target: int | None, layer: str | None, options: dict[str, Any], stem: str) -> Explanation:
+    """Run ``method`` on one prepared image as ``cnnviz explain`` does, with its record (``probs``: the
+    model's probabilities on the image)."""
     explained = int(probs.argmax()) if target is None else target
     kwargs = dict(options)
     if method.uses_layer and layer is not None:

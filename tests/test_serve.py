@@ -23,6 +23,7 @@ import pytest
 import interpret
 import zoo
 from cli.commands.serve import is_loopback
+from tests.test_gallery import browser_or_skip
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -132,18 +133,6 @@ def test_32_concurrent_clients(tmp_path):
     assert report["cache_bytes"] <= report["cache_limit_bytes"] == 2 * 2**20
     assert report["most_jobs_at_once"] == 1
     assert report["rss_growth_mb"] < 400, report
-
-
-def browser_or_skip() -> tuple[str, str]:
-    pytest.importorskip("selenium", reason="the browser test needs selenium (pip install selenium)")
-    import shutil
-
-    chromium = shutil.which("chromium") or shutil.which("chromium-browser")
-    driver = shutil.which("chromedriver")
-    if not chromium or not driver:
-        pytest.skip("the browser test needs Debian's chromium and chromium-driver (apt-get install chromium "
-                    "chromium-driver)")
-    return chromium, driver
 
 
 @pytest.mark.slow
