@@ -120,8 +120,12 @@ async def unit_page(request: Request) -> HTMLResponse:
     channel = api.channel_of(request.path_params["channel"])
     name = request.query_params.get("image", image_names()[0])
     key, values = await api.unit_activation(explorer, handle, name, layer, channel)
+    weights = await explorer.queue(handle).run(lambda: work.unit_filter(handle, layer, channel))
+    filter_key = result_key("filter", handle.name, layer, channel) if weights is not None else None
+    if filter_key:
+        explorer.results.put(filter_key, weights)
     return render(request, "unit.html", model=handle.name, image=name, layer=layer, channel=channel, key=key,
-                  mean=float(values.mean()), max=float(values.max()))
+                  mean=float(values.mean()), max=float(values.max()), filter_key=filter_key)
 
 
 async def image_file(request: Request) -> Response:

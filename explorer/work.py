@@ -89,3 +89,12 @@ def evidence(handle: ModelHandle, batch: torch.Tensor, target: int | None, layer
     totals = maps.sum(dim=(1, 2))
     order = totals.argsort(descending=True)[:top].tolist()
     return [(channel, float(totals[channel]), maps[channel].cpu().numpy()) for channel in order]
+
+
+def unit_filter(handle: ModelHandle, layer: str, channel: int) -> np.ndarray | None:
+    """Channel ``channel``'s filter ``(C, kh, kw)`` in [0, 1] when ``layer`` is a conv reading the image's pixels
+    (the only filters that read as pictures); else None."""
+    convs = dict(interpret.conv_layers(handle))
+    if layer not in convs or convs[layer].weight.shape[1] != handle.in_channels:
+        return None
+    return interpret.filters(handle, layer, mode="rgb")[channel].cpu().numpy()

@@ -280,3 +280,14 @@ def test_the_result_cache_stays_under_its_limit():
     assert cache.get("k499") is not None and cache.get("k0") is None
     cache.put("huge", b"x" * 20_000)
     assert cache.get("huge") is None and cache.size <= 10_000
+
+
+def test_a_first_layer_unit_shows_its_filter(client, fashion):
+    page = client.get("/m/fashion_cnn/units/features.block1.conv/3?image=coffee").text
+    key = page.split('id="filter" src="/api/maps/')[1].split(".png")[0]
+    weights = interpret.filters(fashion, "features.block1.conv", mode="rgb")[3]
+    served = png_of(client.get(f"/api/maps/{key}.png"))
+    factor = served.shape[0] // weights.shape[-1]
+    expected = (weights[0].numpy() * 255).round().astype(np.uint8)  # one input channel: gray
+    np.testing.assert_allclose(served[::factor, ::factor, 0].astype(int), expected.astype(int), atol=1)
+    assert 'id="filter"' not in client.get("/m/fashion_cnn/units/features.block2/3?image=coffee").text
