@@ -21,13 +21,15 @@ from explorer.images import MAX_UPLOAD_BYTES, TooLarge, image_names
 from explorer.jobs import UnitJob
 from explorer.options import check_options, option_fields
 from explorer.state import Explorer, NotFound, result_key
-from zoo.checks import Between
+from interpret.evaluate import CurveSteps
+from zoo.checks import Between, declared
 from zoo.errors import CnnvizError
 from zoo.handle import ModelHandle
 
 RESULT_FILES = {"panel.png", "image.png", "heat.png", "colorbar.png", "map.npy", "record.json"}
 KEY = re.compile(r"[0-9a-f]{32}")
 TOP = Between(1, 1000)
+CURVE_STEPS = declared(CurveSteps)[1]  # the range cnnviz evaluate --curve-steps takes
 
 
 def state(request: Request) -> Explorer:
@@ -174,6 +176,24 @@ async def explain(request: Request) -> JSONResponse:
     key, found = await explanation(state(request), await body(request))
     return JSONResponse({"key": key, "record": found.record,
                          "files": {name: f"/api/results/{key}/{name}" for name in sorted(RESULT_FILES)}})
+
+
+async def faithfulness(request: Request) -> JSONResponse:
+    """Deletion/insertion curves and their areas of an explanation (by its key), computed on request."""
+    fields = await body(request)
+    explorer = state(request)
+    key = fields.get("key")
+    steps = CURVE_STEPS.check("steps", fields.get("steps", 16), int)
+    found: work.Explanation | None = explorer.results.get(key) if isinstance(key, str) and KEY.fullmatch(key) else None
+    if found is None:
+        raise NotFound(f"no explanation {key!r} is kept: ask /api/explain first and pass its key")
+    handle = explorer.model(found.record["model"])
+    scores_key = result_key("faithfulness", key, steps)
+    scores = explorer.results.get(scores_key)
+    if scores is None:
+        scores = await explorer.queue(handle).run(lambda: work.faithfulness(handle, found, steps))
+        explorer.results.put(scores_key, scores)
+    return JSONResponse({"key": key, **scores})
 
 
 async def result_file(request: Request) -> Response:
@@ -325,6 +345,7 @@ ROUTES = [
     Route("/api/predict", predict, methods=["POST"]),
     Route("/api/explain", explain, methods=["POST"]),
     Route("/api/evidence", evidence, methods=["POST"]),
+    Route("/api/faithfulness", faithfulness, methods=["POST"]),
     Route("/api/upload", upload, methods=["POST"]),
     Route("/api/results/{key}/{name}", result_file, methods=["GET"]),
     Route("/api/maps/{key}.png", map_file, methods=["GET"]),

@@ -52,6 +52,9 @@ def document() -> dict[str, Any]:
             "/api/evidence": {"post": _op("channels with the most activation x gradient for the class", body=_body(
                 {"model": model, "image": _IMAGE, "target": target, "layer": {"type": "string"},
                  "top": {"type": "integer", "minimum": 1}}, ["image"]))},
+            "/api/faithfulness": {"post": _op("deletion/insertion curves and areas of an explanation", body=_body(
+                {"key": {"type": "string", "description": "the key /api/explain answered"},
+                 "steps": {"type": "integer", "minimum": 2}}, ["key"]))},
             "/api/upload": {"post": _op("keep an uploaded image; answers its name", body=_body(
                 {"image": {"type": "string", "format": "binary"}}, ["image"]))},
             "/api/results/{key}/{name}": {"get": _op(

@@ -15,7 +15,7 @@ import torch
 import interpret
 from interpret import Method
 from interpret.core import attribution_map
-from interpret.evaluate import explanation_record, explanation_title
+from interpret.evaluate import deletion_insertion, explanation_record, explanation_title
 from interpret.inside import unit_evidence
 from zoo.errors import CnnvizError
 from zoo.handle import ModelHandle
@@ -98,3 +98,14 @@ def unit_filter(handle: ModelHandle, layer: str, channel: int) -> np.ndarray | N
     if layer not in convs or convs[layer].weight.shape[1] != handle.in_channels:
         return None
     return interpret.filters(handle, layer, mode="rgb")[channel].cpu().numpy()
+
+
+def faithfulness(handle: ModelHandle, found: Explanation, steps: int) -> dict[str, Any]:
+    """Deletion and insertion curves of an explanation's map on its image, for the class it explains."""
+    curves = deletion_insertion(handle, torch.from_numpy(found.image)[None].to(handle.device),
+                                torch.from_numpy(found.raw)[None].to(handle.device), found.record["target"]["index"],
+                                steps=steps)
+    area = lambda values: None if values.isnan().any() else float(values[0])  # noqa: E731  (JSON has no NaN)
+    return {"steps": steps, "fractions": curves.fractions.tolist(), "deletion": curves.deletion[0].tolist(),
+            "insertion": curves.insertion[0].tolist(), "deletion_auc": area(curves.deletion_auc),
+            "insertion_auc": area(curves.insertion_auc), "undefined": curves.undefined[0]}

@@ -291,3 +291,16 @@ def test_a_first_layer_unit_shows_its_filter(client, fashion):
     expected = (weights[0].numpy() * 255).round().astype(np.uint8)  # one input channel: gray
     np.testing.assert_allclose(served[::factor, ::factor, 0].astype(int), expected.astype(int), atol=1)
     assert 'id="filter"' not in client.get("/m/fashion_cnn/units/features.block2/3?image=coffee").text
+
+
+def test_faithfulness_on_request_equals_the_python_apis(client, fashion):
+    answer = client.post("/api/explain", json={"image": "coffee", "method": "gradient", "target": "Bag"}).json()
+    scores = client.post("/api/faithfulness", json={"key": answer["key"], "steps": 8})
+    assert scores.status_code == 200, scores.text
+    batch = fashion.prepare([zoo.load_image("coffee", channels=1)])
+    maps = interpret.get_method("gradient").fn(fashion, batch, "Bag")
+    curves = interpret.evaluate.deletion_insertion(fashion, batch, maps, 8, steps=8)
+    assert scores.json()["deletion_auc"] == pytest.approx(float(curves.deletion_auc[0]), rel=1e-5)
+    np.testing.assert_allclose(scores.json()["insertion"], curves.insertion[0].numpy(), rtol=1e-5)
+    assert client.post("/api/faithfulness", json={"key": answer["key"], "steps": 1}).status_code == 400
+    assert client.post("/api/faithfulness", json={"key": "../x", "steps": 8}).status_code == 404

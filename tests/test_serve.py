@@ -177,6 +177,9 @@ def test_a_real_browser_clicks_through_the_explorer(tmp_path):
             slider = browser.find_element(By.ID, "opacity")
             browser.execute_script("arguments[0].value = 0.8; arguments[0].dispatchEvent(new Event('input'))", slider)
             assert browser.find_element(By.ID, "overlay").value_of_css_property("opacity") == "0.8"
+            browser.find_element(By.ID, "faithfulness").click()
+            wait.until(lambda b: b.find_elements(By.CSS_SELECTOR, "#curves polyline"))
+            assert "deletion AUC 0." in browser.find_element(By.ID, "faithfulness-result").text
             shot("gradcam")
             browser.find_element(By.ID, "layers-link").click()
             loaded()

@@ -38,6 +38,31 @@ function explainPage() {
   const slider = document.getElementById("opacity");
   if (!slider) return;
   slider.addEventListener("input", () => { document.getElementById("overlay").style.opacity = slider.value; });
+  const button = document.getElementById("faithfulness"), out = document.getElementById("faithfulness-result");
+  button.addEventListener("click", async () => {
+    button.disabled = true; out.textContent = "computing...";
+    try {
+      const s = await api("/api/faithfulness", { method: "POST", headers: { "Content-Type": "application/json" },
+        body: JSON.stringify({ key: button.dataset.key }) });
+      const area = (v) => (v === null ? "undefined" : v.toFixed(3));
+      out.textContent = `deletion AUC ${area(s.deletion_auc)} (lower is better), insertion AUC ${area(s.insertion_auc)} (higher is better)` + (s.undefined ? `: ${s.undefined}` : "");
+      out.appendChild(curveChart(s));
+    } catch (error) { out.textContent = error.message; }
+    button.disabled = false;
+  });
+}
+
+function curveChart(scores) {
+  // Two polylines in a 200 x 100 box: probability (0..1, up) against the fraction of pixels moved.
+  const svg = document.createElementNS("http://www.w3.org/2000/svg", "svg");
+  svg.setAttribute("viewBox", "0 0 200 100"); svg.setAttribute("width", "300"); svg.setAttribute("id", "curves");
+  for (const [name, colour] of [["deletion", "#c33"], ["insertion", "#36c"]]) {
+    const line = document.createElementNS("http://www.w3.org/2000/svg", "polyline");
+    line.setAttribute("points", scores.fractions.map((f, i) => `${200 * f},${100 - 100 * scores[name][i]}`).join(" "));
+    line.setAttribute("fill", "none"); line.setAttribute("stroke", colour);
+    svg.appendChild(line);
+  }
+  return svg;
 }
 
 function unitPage() {
