@@ -26,14 +26,18 @@ MODEL_HELP = ("a zoo name (cnnviz models), torchvision:NAME, timm:NAME, path/fil
 
 
 def add_model(parser: argparse.ArgumentParser, *, positional: bool = False,
-              classes_flags: Sequence[str] = ("--classes", "--class-names")) -> None:
-    """``--model`` (or a positional MODEL), ``--weights``, the configuration overrides and ``--device``.
+              classes_flags: Sequence[str] = ("--classes", "--class-names"), repeatable: bool = False) -> None:
+    """``--model`` (or a positional MODEL; with ``repeatable``, ``--model`` given once per model, a list),
+    ``--weights``, the configuration overrides and ``--device``.
 
     ``classes_flags`` names the class-names-file option (a command whose ``--classes`` means
     something else passes ``("--class-names",)``).
     """
     if positional:
         parser.add_argument("model", metavar="MODEL", help=MODEL_HELP.replace(" (default: %(default)s;", " ("))
+    elif repeatable:
+        parser.add_argument("--model", "-m", action="append", metavar="MODEL",
+                            help=MODEL_HELP.replace("%(default)s", DEFAULT_MODEL) + "; repeat to serve several")
     else:
         parser.add_argument("--model", "-m", default=DEFAULT_MODEL, metavar="MODEL", help=MODEL_HELP)
     group = parser.add_argument_group("your own model (see cnnviz models --help)")

@@ -1,4 +1,4 @@
-"""Examples run: every ``>>>`` line in the docstrings of zoo, interpret, cli and gallery is executed.
+"""Examples run: every ``>>>`` line in the docstrings of zoo, interpret, cli, gallery and explorer is executed.
 
 Each module's examples run in the module's own namespace (as ``python -m doctest``
 would), with ``...`` and whitespace-insensitive matching. Examples that would take many
@@ -15,7 +15,7 @@ import pytest
 
 from zoo.datasets import DATASETS
 
-PACKAGES = ("zoo", "interpret", "cli", "gallery")
+PACKAGES = ("zoo", "interpret", "cli", "gallery", "explorer")
 FLAGS = doctest.ELLIPSIS | doctest.NORMALIZE_WHITESPACE
 NEEDS_FASHION_MNIST = doctest.register_optionflag("NEEDS_FASHION_MNIST")
 HAVE_FASHION_MNIST = (DATASETS["fashion-mnist"].default_dir / "train-images-idx3-ubyte.gz").is_file()

@@ -1,13 +1,13 @@
 """Imports run downward only, read statically (a late import counts too).
 
-Packages: zoo <- interpret <- (cli, gallery). Inside interpret, each subpackage is one concern:
+Packages: zoo <- interpret <- (explorer <- cli, gallery). Inside interpret, each subpackage is one concern:
 
     core                          <- zoo only
     evaluate, optimize, inside    <- core (metrics never import methods)
     attribution, attack           <- core, optimize (extremal perturbations and attacks run on the engine)
     views                         <- anything: drawing is a leaf that nothing else in interpret imports
 
-cli and gallery import the faces (``interpret``, ``interpret.<subpackage>``), never a file behind them, and
+cli, gallery and explorer import the faces (``interpret``, ``interpret.<subpackage>``), never a file behind them, and
 no module of interpret takes part in an import circle.
 """
 
@@ -18,7 +18,9 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-FORBIDDEN = {"zoo": {"interpret", "cli", "gallery", "bench"}, "interpret": {"cli", "gallery", "bench"}}
+FORBIDDEN = {"zoo": {"interpret", "cli", "gallery", "bench", "explorer"},
+             "interpret": {"cli", "gallery", "bench", "explorer"},
+             "explorer": {"cli", "gallery", "bench"}}
 ALLOWED = {  # subpackage of interpret -> the subpackages it may import (itself always)
     "core": set(),
     "evaluate": {"core"},
@@ -101,12 +103,12 @@ def test_drawing_is_a_leaf():
     assert not bad, "nothing in interpret may import its drawing (interpret.views):\n" + "\n".join(bad)
 
 
-def test_cli_and_gallery_import_faces_only():
+def test_cli_gallery_and_explorer_import_faces_only():
     faces = {"interpret"} | {f"interpret.{sub}" for sub in ALLOWED}
     bad = [f"{path.relative_to(ROOT)}:{line} imports {name}, a file behind a face"
-           for package in ("cli", "gallery") for path in sorted((ROOT / package).rglob("*.py"))
+           for package in ("cli", "gallery", "explorer") for path in sorted((ROOT / package).rglob("*.py"))
            for line, name in sorted(written_imports(path)) if name.startswith("interpret") and name not in faces]
-    assert not bad, "cli and gallery import interpret's faces, not its files:\n" + "\n".join(bad)
+    assert not bad, "cli, gallery and explorer import interpret's faces, not its files:\n" + "\n".join(bad)
 
 
 def test_interpret_has_no_import_circles():

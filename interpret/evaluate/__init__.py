@@ -4,6 +4,7 @@ ROAD, infidelity and max-sensitivity, complexity, statistics with intervals, and
 metrics never import methods."""
 
 from interpret.evaluate.complexity import entropy, gini
+from interpret.evaluate.explanation_json import explanation_record, explanation_title
 from interpret.evaluate.faithfulness import (Curves, deletion_insertion, random_band, random_maps, RandomBand,
                                              randomization_check, RandomizationResult)
 from interpret.evaluate.map_sources import as_maps, load_map, maps_in_folder, MapSource
@@ -16,7 +17,7 @@ from interpret.evaluate.similarity import MEASURES, similarity
 from interpret.evaluate.statistics import bootstrap_interval, spearman, summarize, Summary
 
 __all__ = [
-    "entropy", "gini", "Curves", "RandomBand", "RandomizationResult", "random_band", "deletion_insertion",
+    "entropy", "gini", "explanation_record", "explanation_title", "Curves", "RandomBand", "RandomizationResult", "random_band", "deletion_insertion",
     "random_maps", "randomization_check", "MapSource", "as_maps", "load_map", "maps_in_folder", "FRACTIONS",
     "RoadResult", "road", "infidelity", "max_sensitivity", "ALIASES", "DELETIONS", "DEFAULT_METRICS", "METRICS",
     "CurveSteps", "EvaluationOptions", "Record", "Resamples", "evaluate_images", "file_maker", "method_maker",

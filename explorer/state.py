@@ -1,0 +1,120 @@
+"""What a running explorer holds: its models (from the command line only), the optional data set, the
+compute queues, the result cache, the running jobs and the cache folder it may write in.
+
+Example:
+    >>> import zoo
+    >>> state = Explorer({"fashion_cnn": zoo.load("fashion_cnn", device="cpu")}, cache_dir=None)
+    >>> state.model("fashion_cnn").name
+    'fashion_cnn'
+    >>> state.close()
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch.utils.data import Dataset
+
+import interpret
+from explorer.compute_queue import ComputeQueue, Queues
+from explorer.images import named_image, uploaded_image
+from explorer.result_cache import ResultCache
+from zoo.errors import CnnvizError, closest
+from zoo.handle import ModelHandle
+
+UPLOAD_PREFIX = "upload:"
+
+
+class NotFound(CnnvizError):
+    """A name in the URL that names nothing served (answered with 404)."""
+
+
+class Explorer:
+    """The served models and everything requests share.
+
+    Args:
+        models: ``{name: handle}``, in the order the command line gave them (the first is the default).
+        data: the data set items and unit pages draw from, or None.
+        cache_dir: the only folder the explorer writes in (uploads pass through it); None: a temporary one.
+        cache_bytes: the result cache's size limit.
+    """
+
+    def __init__(self, models: dict[str, ModelHandle], data: Dataset | None = None, *,
+                 cache_dir: str | Path | None = None, cache_bytes: int = 256 * 2**20) -> None:
+        if not models:
+            raise CnnvizError("give at least one model to serve")
+        self.models = dict(models)
+        self.data = data
+        self._temporary = tempfile.TemporaryDirectory(prefix="cnnviz-serve-") if cache_dir is None else None
+        self.cache_dir = Path(self._temporary.name if self._temporary else cache_dir)
+        self.cache_dir.mkdir(parents=True, exist_ok=True)
+        for stale in (self.cache_dir / "uploads").glob(".upload-*"):  # left by a process killed mid-upload
+            stale.unlink(missing_ok=True)
+        self.results = ResultCache(cache_bytes)
+        self.queues = Queues()
+        self.jobs: dict[str, Any] = {}
+
+    @property
+    def default_model(self) -> str:
+        return next(iter(self.models))
+
+    def model(self, name: object) -> ModelHandle:
+        """The served model ``name``; a request can only pick among the served ones."""
+        if not isinstance(name, str) or name not in self.models:
+            raise NotFound(f"no model {name!r} is served{closest(str(name), self.models)}; served: "
+                           f"{', '.join(self.models)}")
+        return self.models[name]
+
+    def queue(self, handle: ModelHandle) -> ComputeQueue:
+        """The compute queue of the device ``handle`` runs on."""
+        return self.queues[str(handle.device)]
+
+    def method(self, name: object) -> interpret.Method:
+        """A registered attribution method (``captum:Name`` built on demand)."""
+        if not isinstance(name, str) or not name:
+            raise CnnvizError("method must be the name of an attribution method, such as \"gradcam\"")
+        return interpret.get_method(name, "attribution")
+
+    def image(self, handle: ModelHandle, name: object) -> torch.Tensor:
+        """The prepared ``(1, C, H, W)`` batch of a sample, a data item or an earlier upload (kept prepared)."""
+        key = f"prepared:{handle.name}:{name}" if isinstance(name, str) else None
+        batch = self.results.get(key) if key else None
+        if batch is None:
+            batch = self._prepare(handle, name)
+            if key:
+                self.results.put(key, batch)
+        return batch
+
+    def _prepare(self, handle: ModelHandle, name: object) -> torch.Tensor:
+        if isinstance(name, str) and name.startswith(UPLOAD_PREFIX):
+            image = self.results.get(name)
+            if image is None:
+                raise CnnvizError(f"{name!r} is no longer kept (or never was): upload the file again")
+        else:
+            image = named_image(name, self.data, handle.in_channels)
+        return handle.prepare([image])
+
+    def upload(self, content: bytes, filename: str) -> str:
+        """Decode an upload once and keep it; its name (``upload:HASH``) stands for it in later requests."""
+        image = uploaded_image(content, Path(filename or "").suffix, self.cache_dir / "uploads", None)
+        name = UPLOAD_PREFIX + hashlib.sha256(content).hexdigest()[:24]
+        self.results.put(name, image)
+        return name
+
+    def close(self) -> None:
+        """Stop the queues after their jobs; remove a temporary cache folder."""
+        for job in list(self.jobs.values()):
+            job.cancel()
+        self.queues.close()
+        if self._temporary is not None:
+            self._temporary.cleanup()
+
+
+def result_key(*parts: Any) -> str:
+    """A short hash naming a result by everything that determines it."""
+    return hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()[:32]

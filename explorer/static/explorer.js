@@ -1,0 +1,94 @@
+// The few interactions the server-rendered pages need; no build step.
+"use strict";
+
+async function api(path, options) {
+  const response = await fetch(path, options);
+  const body = await response.json();
+  if (!response.ok) throw new Error(body.error || response.statusText);
+  return body;
+}
+
+function imagePage() {
+  const select = document.getElementById("image-select");
+  if (!select) return;
+  const model = select.dataset.model;
+  select.addEventListener("change", () => { location.href = `/m/${model}/image/${encodeURIComponent(select.value)}`; });
+  const upload = async (file) => {
+    const form = new FormData();
+    form.append("image", file);
+    try {
+      const answer = await api("/api/upload", { method: "POST", body: form });
+      location.href = `/m/${model}/image/${encodeURIComponent(answer.image)}`;
+    } catch (error) { document.getElementById("upload-error").textContent = error.message; }
+  };
+  document.getElementById("upload").addEventListener("change", (e) => e.target.files[0] && upload(e.target.files[0]));
+  const drop = document.getElementById("drop");
+  drop.addEventListener("dragover", (e) => { e.preventDefault(); drop.classList.add("over"); });
+  drop.addEventListener("drop", (e) => { e.preventDefault(); drop.classList.remove("over"); upload(e.dataTransfer.files[0]); });
+  const form = document.getElementById("explain-form");
+  form.addEventListener("submit", (e) => {
+    e.preventDefault();
+    const query = new URLSearchParams();
+    for (const name of ["target", "layer"]) { if (form.elements[name].value) query.set(name, form.elements[name].value); }
+    location.href = form.dataset.base + encodeURIComponent(form.elements.method.value) + (query.size ? "?" + query : "");
+  });
+}
+
+function explainPage() {
+  const slider = document.getElementById("opacity");
+  if (!slider) return;
+  slider.addEventListener("input", () => { document.getElementById("overlay").style.opacity = slider.value; });
+  const button = document.getElementById("faithfulness"), out = document.getElementById("faithfulness-result");
+  button.addEventListener("click", async () => {
+    button.disabled = true; out.textContent = "computing...";
+    try {
+      const s = await api("/api/faithfulness", { method: "POST", headers: { "Content-Type": "application/json" },
+        body: JSON.stringify({ key: button.dataset.key }) });
+      const area = (v) => (v === null ? "undefined" : v.toFixed(3));
+      out.textContent = `deletion AUC ${area(s.deletion_auc)} (lower is better), insertion AUC ${area(s.insertion_auc)} (higher is better)` + (s.undefined ? `: ${s.undefined}` : "");
+      out.appendChild(curveChart(s));
+    } catch (error) { out.textContent = error.message; }
+    button.disabled = false;
+  });
+}
+
+function curveChart(scores) {
+  // Two polylines in a 200 x 100 box: probability (0..1, up) against the fraction of pixels moved.
+  const svg = document.createElementNS("http://www.w3.org/2000/svg", "svg");
+  svg.setAttribute("viewBox", "0 0 200 100"); svg.setAttribute("width", "300"); svg.setAttribute("id", "curves");
+  for (const [name, colour] of [["deletion", "#c33"], ["insertion", "#36c"]]) {
+    const line = document.createElementNS("http://www.w3.org/2000/svg", "polyline");
+    line.setAttribute("points", scores.fractions.map((f, i) => `${200 * f},${100 - 100 * scores[name][i]}`).join(" "));
+    line.setAttribute("fill", "none"); line.setAttribute("stroke", colour);
+    svg.appendChild(line);
+  }
+  return svg;
+}
+
+function unitPage() {
+  const box = document.getElementById("actmax");
+  if (!box) return;
+  const start = document.getElementById("job-start"), cancel = document.getElementById("job-cancel");
+  const state = document.getElementById("job-state"), picture = document.getElementById("actmax-image");
+  let job = null;
+  const show = (status) => {
+    state.textContent = `${status.state}, step ${status.step} of ${status.steps}` + (status.error ? `: ${status.error}` : "");
+    state.dataset.state = status.state;
+    if (status.image) { picture.src = `${status.image}?step=${status.step}`; picture.hidden = false; }
+    const over = ["done", "cancelled", "failed"].includes(status.state);
+    cancel.disabled = over; start.disabled = !over;
+    if (!over) setTimeout(poll, 300);
+  };
+  const poll = async () => { if (job) show(await api(`/api/jobs/${job}`)); };
+  start.addEventListener("click", async () => {
+    start.disabled = true;
+    try {
+      const status = await api("/api/jobs", { method: "POST", headers: { "Content-Type": "application/json" },
+        body: JSON.stringify({ model: box.dataset.model, layer: box.dataset.layer, channel: Number(box.dataset.channel) }) });
+      job = status.id; show(status);
+    } catch (error) { state.textContent = error.message; start.disabled = false; }
+  });
+  cancel.addEventListener("click", async () => { if (job) show(await api(`/api/jobs/${job}/cancel`, { method: "POST" })); });
+}
+
+document.addEventListener("DOMContentLoaded", () => { imagePage(); explainPage(); unitPage(); });

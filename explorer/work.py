@@ -1,0 +1,111 @@
+"""The torch work behind each request, run on the device's compute queue: predict, explain, a layer's feature
+maps, one unit's activation, and the channels that carry a class's evidence. Everything here calls interpret's
+public functions; the results are plain numbers and arrays, drawn later by :mod:`explorer.drawing`.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import torch
+
+import interpret
+from interpret import Method
+from interpret.core import attribution_map
+from interpret.evaluate import deletion_insertion, explanation_record, explanation_title
+from interpret.inside import unit_evidence
+from zoo.errors import CnnvizError
+from zoo.handle import ModelHandle
+
+
+def probabilities(handle: ModelHandle, batch: torch.Tensor) -> torch.Tensor:
+    """Class probabilities of one prepared image ``(1, C, H, W)``."""
+    with torch.no_grad():
+        return handle(batch).softmax(-1)[0].float().cpu()
+
+
+def top_classes(handle: ModelHandle, probs: torch.Tensor, k: int) -> list[dict[str, Any]]:
+    """The ``k`` most probable classes, most probable first."""
+    values, indices = probs.topk(min(k, probs.numel()))
+    return [{"index": int(i), "name": handle.class_name(int(i)), "probability": float(v)}
+            for v, i in zip(values, indices)]
+
+
+@dataclass
+class Explanation:
+    """A map with what it needs to be drawn and downloaded."""
+
+    image: np.ndarray  # the prepared image (C, H, W) in [0, 1]
+    raw: np.ndarray  # the method's map of this image, as the method returned it
+    flat: np.ndarray  # the (H, W) map drawn
+    record: dict[str, Any]  # what cnnviz explain writes beside the PNG
+    title: str
+
+    @property
+    def nbytes(self) -> int:
+        return self.image.nbytes + self.raw.nbytes + self.flat.nbytes + 4096
+
+
+def explain(handle: ModelHandle, method: Method, batch: torch.Tensor, probs: torch.Tensor, image_name: str,
+            target: int | None, layer: str | None, options: dict[str, Any], stem: str) -> Explanation:
+    """Run ``method`` on one prepared image as ``cnnviz explain`` does, with its record (``probs``: the
+    model's probabilities on the image)."""
+    explained = int(probs.argmax()) if target is None else target
+    kwargs = dict(options)
+    if method.uses_layer and layer is not None:
+        kwargs["layer"] = layer
+    start = time.perf_counter()
+    maps = method.fn(handle, batch, target, **kwargs)
+    seconds = time.perf_counter() - start
+    record = explanation_record(handle, method, options, layer, image_name, probs, explained, maps[0], seconds, 1,
+                                f"{stem}.png", f"{stem}.npy")
+    return Explanation(batch[0].cpu().numpy(), maps[0].detach().cpu().numpy(),
+                       attribution_map(maps)[0].detach().cpu().numpy(), record,
+                       explanation_title(method, handle, image_name, probs, explained))
+
+
+def layer_maps(handle: ModelHandle, batch: torch.Tensor, layer: str, top: int) -> tuple[np.ndarray, list[int]]:
+    """The ``top`` strongest channels' feature maps ``(top, h, w)`` and their channel numbers."""
+    maps = interpret.feature_maps(handle, batch, layer=layer)[0]
+    order = interpret.channel_order(maps[None])[0][:top].tolist()
+    return maps[order].cpu().numpy(), order
+
+
+def unit_activation(handle: ModelHandle, batch: torch.Tensor, layer: str, channel: int) -> np.ndarray:
+    """Channel ``channel`` of ``layer`` on the image: an ``(h, w)`` map."""
+    maps = interpret.feature_maps(handle, batch, layer=layer)[0]
+    if not 0 <= channel < maps.shape[0]:
+        raise CnnvizError(f"layer {layer!r} has channels 0 to {maps.shape[0] - 1}, not {channel}")
+    return maps[channel].cpu().numpy()
+
+
+def evidence(handle: ModelHandle, batch: torch.Tensor, target: int | None, layer: str,
+             top: int) -> list[tuple[int, float, np.ndarray]]:
+    """The ``top`` channels with the most evidence for the class: (channel, summed evidence, evidence map)."""
+    maps = unit_evidence(handle, batch, target, layer=layer)[0]
+    totals = maps.sum(dim=(1, 2))
+    order = totals.argsort(descending=True)[:top].tolist()
+    return [(channel, float(totals[channel]), maps[channel].cpu().numpy()) for channel in order]
+
+
+def unit_filter(handle: ModelHandle, layer: str, channel: int) -> np.ndarray | None:
+    """Channel ``channel``'s filter ``(C, kh, kw)`` in [0, 1] when ``layer`` is a conv reading the image's pixels
+    (the only filters that read as pictures); else None."""
+    convs = dict(interpret.conv_layers(handle))
+    if layer not in convs or convs[layer].weight.shape[1] != handle.in_channels:
+        return None
+    return interpret.filters(handle, layer, mode="rgb")[channel].cpu().numpy()
+
+
+def faithfulness(handle: ModelHandle, found: Explanation, steps: int) -> dict[str, Any]:
+    """Deletion and insertion curves of an explanation's map on its image, for the class it explains."""
+    curves = deletion_insertion(handle, torch.from_numpy(found.image)[None].to(handle.device),
+                                torch.from_numpy(found.raw)[None].to(handle.device), found.record["target"]["index"],
+                                steps=steps)
+    area = lambda values: None if values.isnan().any() else float(values[0])  # noqa: E731  (JSON has no NaN)
+    return {"steps": steps, "fractions": curves.fractions.tolist(), "deletion": curves.deletion[0].tolist(),
+            "insertion": curves.insertion[0].tolist(), "deletion_auc": area(curves.deletion_auc),
+            "insertion_auc": area(curves.insertion_auc), "undefined": curves.undefined[0]}

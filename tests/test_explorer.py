@@ -1,0 +1,306 @@
+"""The explorer's JSON API and pages through Starlette's TestClient: maps equal the Python API's and what
+``cnnviz explain`` writes, hostile input gets a one-line 4xx while the server keeps serving, the token, the
+compute queue and the bounded result cache."""
+
+from __future__ import annotations
+
+import io
+import json
+import threading
+import time
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+from starlette.testclient import TestClient
+
+import interpret
+import zoo
+from explorer import create_app
+from explorer.compute_queue import ComputeQueue
+from explorer.images import MAX_UPLOAD_BYTES
+from explorer.result_cache import ResultCache
+from tests.conftest import assert_unchanged, state_snapshot
+
+
+@pytest.fixture(scope="module")
+def fashion() -> zoo.ModelHandle:
+    return zoo.load("fashion_cnn", device="cpu")
+
+
+@pytest.fixture(scope="module")
+def client(fashion, tmp_path_factory):
+    with TestClient(create_app([fashion], cache_dir=tmp_path_factory.mktemp("cache"))) as client:
+        yield client
+
+
+def npy_of(response) -> np.ndarray:
+    assert response.status_code == 200, response.text
+    return np.load(io.BytesIO(response.content), allow_pickle=False)
+
+
+def png_of(response) -> np.ndarray:
+    assert response.status_code == 200 and response.headers["content-type"] == "image/png", response.text
+    return np.asarray(Image.open(io.BytesIO(response.content)))
+
+
+@pytest.mark.parametrize("method, options", [("gradcam", {}), ("occlusion", {"window": 8, "stride": 4}),
+                                             ("smoothgrad", {"samples": 4, "seed": 3})])
+def test_a_map_equals_the_python_apis(client, fashion, method, options):
+    answer = client.post("/api/explain", json={"image": "coffee", "method": method, "target": "Bag",
+                                               "options": options})
+    assert answer.status_code == 200, answer.text
+    served = npy_of(client.get(answer.json()["files"]["map.npy"]))
+    batch = fashion.prepare([zoo.load_image("coffee", channels=1)])
+    expected = interpret.get_method(method).fn(fashion, batch, "Bag", **options)[0].numpy()
+    np.testing.assert_allclose(served, expected, rtol=1e-5, atol=1e-7)
+    assert answer.json()["record"]["target"]["name"] == "Bag"
+    assert answer.json()["record"]["options"] == {**{k: p.default for k, p in
+                                                     interpret.get_method(method).options().items()}, **options}
+
+
+def test_a_grad_cam_on_efficientnet_lite0_equals_the_python_apis(lite0, photos, tmp_path):
+    with TestClient(create_app([lite0], cache_dir=tmp_path)) as client:
+        answer = client.post("/api/explain", json={"image": "chelsea", "method": "gradcam", "layer": "blocks.5"})
+        served = npy_of(client.get(answer.json()["files"]["map.npy"]))
+    expected = interpret.gradcam(lite0, photos[:1], layer="blocks.5")[0].cpu().numpy()
+    np.testing.assert_allclose(served, expected, rtol=1e-5, atol=1e-6)
+    assert answer.json()["record"]["predicted"]["name"] == "tiger cat"
+
+
+def test_downloads_equal_what_cnnviz_explain_writes(client, tmp_path):
+    from cli.main import main
+
+    assert main(["explain", "gradcam", "--model", "fashion_cnn", "--device", "cpu", "--image", "chelsea", "--npy",
+                 "--out", str(tmp_path)]) == 0
+    answer = client.post("/api/explain", json={"image": "chelsea", "method": "gradcam"}).json()
+    written = json.loads((tmp_path / "chelsea-gradcam.json").read_text())
+    served = client.get(answer["files"]["record.json"]).json()
+    written.pop("seconds"), served.pop("seconds")
+    assert served == written
+    np.testing.assert_array_equal(npy_of(client.get(answer["files"]["map.npy"])),
+                                  np.load(tmp_path / "chelsea-gradcam.npy"))
+    np.testing.assert_array_equal(png_of(client.get(answer["files"]["panel.png"])),
+                                  np.asarray(Image.open(tmp_path / "chelsea-gradcam.png")))
+    download = client.get(answer["files"]["panel.png"] + "?download=1")
+    assert 'filename="chelsea-gradcam.png"' in download.headers["content-disposition"]
+
+
+def test_a_repeated_request_comes_from_the_cache(client):
+    request = {"image": "camera", "method": "occlusion", "options": {"window": 8, "stride": 8}}
+    first = client.post("/api/explain", json=request).json()
+    cached = client.get("/api/health").json()["cached_results"]
+    again = client.post("/api/explain", json=request).json()
+    assert again == first and client.get("/api/health").json()["cached_results"] == cached
+
+
+def test_predict_and_evidence_agree_with_the_model(client, fashion):
+    batch = fashion.prepare([zoo.load_image("coffee", channels=1)])
+    with torch.no_grad():
+        probs = fashion(batch).softmax(-1)[0]
+    top = client.post("/api/predict", json={"image": "coffee", "top": 3}).json()["top"]
+    assert [row["index"] for row in top] == probs.topk(3).indices.tolist()
+    assert top[0]["probability"] == pytest.approx(float(probs.max()), rel=1e-5)
+    answer = client.post("/api/evidence", json={"image": "coffee", "top": 4}).json()
+    evidence = interpret.inside.unit_evidence(fashion, batch, layer=fashion.default_layer)[0].sum((1, 2))
+    assert [c["channel"] for c in answer["channels"]] == evidence.argsort(descending=True)[:4].tolist()
+    assert client.get(answer["channels"][0]["map"]).status_code == 200
+
+
+def test_layers_and_a_unit(client, fashion):
+    rows = client.get("/api/models/fashion_cnn/layers").json()["layers"]
+    assert [r["name"] for r in rows] == [r.name for r in interpret.layer_table(fashion)]
+    unit = client.get("/api/models/fashion_cnn/units/features.block2/5?image=coffee").json()
+    maps = interpret.feature_maps(fashion, fashion.prepare([zoo.load_image("coffee", channels=1)]),
+                                  layer="features.block2")[0, 5]
+    assert unit["activation"]["max"] == pytest.approx(float(maps.max()), rel=1e-5)
+    assert png_of(client.get(unit["map"])).ndim == 3
+
+
+def test_an_upload_is_explained_like_the_same_sample(client, tmp_path):
+    buffer = io.BytesIO()
+    Image.fromarray(zoo.images.SAMPLES["coins"]()).save(buffer, format="PNG")
+    uploaded = client.post("/api/explain", files={"image": ("coins.png", buffer.getvalue(), "image/png")},
+                           data={"method": "gradient"})
+    assert uploaded.status_code == 200, uploaded.text
+    named = client.post("/api/explain", json={"image": "coins", "method": "gradient"}).json()
+    np.testing.assert_array_equal(npy_of(client.get(uploaded.json()["files"]["map.npy"])),
+                                  npy_of(client.get(named["files"]["map.npy"])))
+    again = client.post("/api/predict", json={"image": uploaded.json()["record"]["image"]})
+    assert again.status_code == 200
+
+
+def bomb() -> bytes:
+    buffer = io.BytesIO()
+    Image.new("1", (9000, 9000)).save(buffer, format="PNG")  # 81 M pixels in a few kB
+    return buffer.getvalue()
+
+
+HOSTILE = {
+    "unknown model": ({"json": {"image": "chelsea", "method": "gradcam", "model": "evil.py:make"}}, 404, "no model"),
+    "unknown method": ({"json": {"image": "chelsea", "method": "gradcam++"}}, 400, "method"),
+    "unknown layer": ({"json": {"image": "chelsea", "method": "gradcam", "layer": "features.nope"}}, 400, "no layer"),
+    "unknown class": ({"json": {"image": "chelsea", "method": "gradcam", "target": "zebra"}}, 400, "zebra"),
+    "class out of range": ({"json": {"image": "chelsea", "method": "gradcam", "target": 10}}, 400, "10"),
+    "option out of range": ({"json": {"image": "chelsea", "method": "occlusion", "options": {"window": 0}}}, 400,
+                            "window must be at least 1"),
+    "option NaN": ({"content": b'{"image": "chelsea", "method": "smoothgrad", "options": {"noise": NaN}}'}, 400,
+                   "noise"),
+    "option of the wrong type": ({"json": {"image": "chelsea", "method": "gradcam", "options": {"upsample": "yes"}}},
+                                 400, "upsample"),
+    "unknown option": ({"json": {"image": "chelsea", "method": "gradcam", "options": {"windows": 3}}}, 400,
+                       "no option 'windows'"),
+    "malformed JSON": ({"content": b'{"image": "chelsea",'}, 400, "not valid JSON"),
+    "not an object": ({"json": ["chelsea"]}, 400, "JSON object"),
+    "a path as image": ({"json": {"image": "/etc/passwd", "method": "gradcam"}}, 400, "unknown image"),
+    "a relative path": ({"json": {"image": "../../../etc/passwd", "method": "gradcam"}}, 400, "unknown image"),
+    "no image": ({"json": {"method": "gradcam"}}, 400, "image must be"),
+    "data without --data": ({"json": {"image": "data:3", "method": "gradcam"}}, 400, "no data set"),
+    "a non-image upload": ({"files": {"image": ("x.png", b"GIF89a not really", "image/png")},
+                            "data": {"method": "gradcam"}}, 400, "not an image"),
+    "a decompression bomb": ({"files": {"image": ("bomb.png", bomb(), "image/png")}, "data": {"method": "gradcam"}},
+                             400, "pixels"),
+    "an oversized upload": ({"files": {"image": ("big.png", b"\0" * (MAX_UPLOAD_BYTES + 1), "image/png")},
+                             "data": {"method": "gradcam"}}, 413, "accepted"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(HOSTILE))
+def test_bad_input_gets_one_line_and_the_server_keeps_serving(client, case):
+    request, status, words = HOSTILE[case]
+    answer = client.post("/api/explain", **request)
+    assert answer.status_code == status, answer.text
+    error = answer.json()["error"]
+    assert words in error and "\n" not in error and "Traceback" not in error
+    assert client.get("/api/health").json()["status"] == "ok"
+
+
+@pytest.mark.parametrize("path", [
+    "/api/results/..%2F..%2F..%2Fetc%2Fpasswd/map.npy", "/api/results/0123456789abcdef0123456789abcdef/..%2Fapp.py",
+    "/api/results/0123456789abcdef0123456789abcdef/%2e%2e", "/api/maps/..%2F..%2Fapp.png", "/api/maps/....png",
+    "/static/..%2Fapp.py", "/static/../app.py", "/static/%2e%2e/state.py", "/static/..%5Capp.py",
+    "/m/fashion_cnn/image/..%2F..%2Fetc%2Fpasswd/picture.png", "/m/fashion_cnn/image/%2Fetc%2Fpasswd/picture.png",
+    "/api/jobs/..%2F..%2Fapp.py/image.png", "/m/fashion_cnn/layers/..%2F..?image=chelsea",
+    "/m/fashion_cnn/units/features.block2/0?image=..%2Fapp.py",
+])
+def test_path_traversal_on_every_file_route(client, path):
+    answer = client.get(path)
+    assert 400 <= answer.status_code < 500, (path, answer.status_code)
+    assert b"import" not in answer.content and b"root:" not in answer.content
+    assert client.get("/static/explorer.js").status_code == 200  # the real file is served
+
+
+def test_pages_render_and_escape_names(tmp_path):
+    torch.manual_seed(0)
+    from tests.conftest import TinyCNN
+
+    model = zoo.wrap(TinyCNN(), input_size=16, classes=["<script>alert(1)</script>", "bee", "cow"],
+                     default_layer="conv2", name="tiny")
+    with TestClient(create_app([model], cache_dir=tmp_path)) as client:
+        pages = ["/m/tiny/image/chelsea", "/m/tiny/image/chelsea/explain/gradcam?target=0",
+                 "/m/tiny/image/chelsea/why?target=0", "/m/tiny/layers?image=chelsea",
+                 "/m/tiny/layers/conv2?image=chelsea", "/m/tiny/units/conv2/1?image=chelsea"]
+        for page in pages:
+            answer = client.get(page)
+            assert answer.status_code == 200 and "text/html" in answer.headers["content-type"], page
+            assert "<script>alert" not in answer.text, page
+        assert "&lt;script&gt;alert(1)&lt;/script&gt;" in client.get(pages[1]).text
+        assert client.get("/", follow_redirects=False).headers["location"] == "/m/tiny/image/chelsea"
+
+
+def test_openapi_describes_every_api_route(client):
+    document = client.get("/api/openapi.json").json()
+    from explorer.api import ROUTES
+
+    assert document["openapi"].startswith("3.") and {r.path for r in ROUTES} <= set(document["paths"])
+
+
+def test_a_token_is_required_when_set(fashion, tmp_path):
+    with TestClient(create_app([fashion], cache_dir=tmp_path, token="s3cret")) as client:
+        assert client.get("/api/health").status_code == 401
+        assert client.get("/api/health", headers={"Authorization": "Bearer wrong"}).status_code == 401
+        assert client.get("/api/health", headers={"Authorization": "Bearer s3cret"}).status_code == 200
+        page = client.get("/m/fashion_cnn/image/chelsea?token=s3cret")
+        assert page.status_code == 200 and "cnnviz_token" in page.headers["set-cookie"]
+        assert client.get("/api/health").status_code == 200  # the cookie the page set
+
+
+def test_a_job_is_cancelled_and_the_model_left_as_found(fashion, tmp_path):
+    before = state_snapshot(fashion)
+    with TestClient(create_app([fashion], cache_dir=tmp_path)) as client:
+        started = client.post("/api/jobs", json={"layer": "features.block2", "channel": 2, "steps": 100000,
+                                                 "round_steps": 2})
+        assert started.status_code == 202, started.text
+        job = started.json()["id"]
+        deadline = time.monotonic() + 20
+        while client.get(f"/api/jobs/{job}").json()["step"] == 0 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        client.post(f"/api/jobs/{job}/cancel")
+        while client.get(f"/api/jobs/{job}").json()["state"] not in ("cancelled", "done", "failed"):
+            assert time.monotonic() < deadline
+            time.sleep(0.05)
+        status = client.get(f"/api/jobs/{job}").json()
+        assert status["state"] == "cancelled" and 0 < status["step"] < 100000
+        assert png_of(client.get(status["image"])).ndim in (2, 3)
+        bad = client.post("/api/jobs", json={"layer": "features.block2", "channel": 1, "steps": 0})
+        assert bad.status_code == 400 and "steps must be at least 1" in bad.json()["error"]
+    assert_unchanged(before, fashion)
+
+
+def test_the_compute_queue_runs_one_job_at_a_time():
+    queue = ComputeQueue("cpu")
+    running, most, lock = [0], [0], threading.Lock()
+
+    def job(i: int) -> int:
+        with lock:
+            running[0] += 1
+            most[0] = max(most[0], running[0])
+        time.sleep(0.002)
+        with lock:
+            running[0] -= 1
+        return i
+
+    results = [None] * 40
+    threads = [threading.Thread(target=lambda i=i: results.__setitem__(i, queue.submit(lambda: job(i)).result()))
+               for i in range(40)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    queue.close()
+    assert results == list(range(40)) and most[0] == 1 and queue.most_at_once == 1
+
+
+def test_the_result_cache_stays_under_its_limit():
+    cache = ResultCache(max_bytes=10_000)
+    for i in range(500):
+        cache.put(f"k{i}", np.zeros(i % 37 * 16, np.uint8))
+        assert cache.size <= 10_000
+    assert cache.get("k499") is not None and cache.get("k0") is None
+    cache.put("huge", b"x" * 20_000)
+    assert cache.get("huge") is None and cache.size <= 10_000
+
+
+def test_a_first_layer_unit_shows_its_filter(client, fashion):
+    page = client.get("/m/fashion_cnn/units/features.block1.conv/3?image=coffee").text
+    key = page.split('id="filter" src="/api/maps/')[1].split(".png")[0]
+    weights = interpret.filters(fashion, "features.block1.conv", mode="rgb")[3]
+    served = png_of(client.get(f"/api/maps/{key}.png"))
+    factor = served.shape[0] // weights.shape[-1]
+    expected = (weights[0].numpy() * 255).round().astype(np.uint8)  # one input channel: gray
+    np.testing.assert_allclose(served[::factor, ::factor, 0].astype(int), expected.astype(int), atol=1)
+    assert 'id="filter"' not in client.get("/m/fashion_cnn/units/features.block2/3?image=coffee").text
+
+
+def test_faithfulness_on_request_equals_the_python_apis(client, fashion):
+    answer = client.post("/api/explain", json={"image": "coffee", "method": "gradient", "target": "Bag"}).json()
+    scores = client.post("/api/faithfulness", json={"key": answer["key"], "steps": 8})
+    assert scores.status_code == 200, scores.text
+    batch = fashion.prepare([zoo.load_image("coffee", channels=1)])
+    maps = interpret.get_method("gradient").fn(fashion, batch, "Bag")
+    curves = interpret.evaluate.deletion_insertion(fashion, batch, maps, 8, steps=8)
+    assert scores.json()["deletion_auc"] == pytest.approx(float(curves.deletion_auc[0]), rel=1e-5)
+    np.testing.assert_allclose(scores.json()["insertion"], curves.insertion[0].numpy(), rtol=1e-5)
+    assert client.post("/api/faithfulness", json={"key": answer["key"], "steps": 1}).status_code == 400
+    assert client.post("/api/faithfulness", json={"key": "../x", "steps": 8}).status_code == 404
