@@ -25,12 +25,13 @@ from interpret.attribution.cam import (
 )
 from interpret.attribution.extremal import extremal
 from interpret.attribution.guided import guided_backprop
+from interpret.attribution.lrp import COMPOSITES, lrp
 from interpret.attribution.occlusion import FILLS, Fill, fill_images, occlusion
 from interpret.attribution.rise import rise, rise_masks, rise_with_masks
 from interpret.attribution.saliency import integrated_gradients, saliency, smoothgrad
 
 __all__ = [
-    "captum_adapter", "extremal", "guided_backprop", "FILLS", "Fill", "fill_images", "occlusion", "rise",
+    "captum_adapter", "COMPOSITES", "lrp", "extremal", "guided_backprop", "FILLS", "Fill", "fill_images", "occlusion", "rise",
     "rise_masks", "rise_with_masks", "integrated_gradients", "saliency", "smoothgrad",
     "ablationcam", "eigencam", "eigengradcam", "fem", "finercam", "fullgrad", "gradcam", "gradcam_elementwise",
     "gradcam_plusplus", "guided_gradcam", "hirescam", "kpcacam", "layercam", "scorecam", "shapleycam", "xgradcam",
