@@ -25,7 +25,10 @@ from __future__ import annotations
 from interpret import _moved
 from interpret.attack import attack_report, fgsm, fool, pgd
 from interpret.attribution import (
+                                   ConceptRelevance,
                                    ablationcam,
+                                   concept_relevance,
+                                   concepts,
                                    eigencam,
                                    eigengradcam,
                                    extremal,
@@ -84,7 +87,7 @@ __all__ = [
     "verify_receptive_field",
     "ablationcam", "eigencam", "eigengradcam", "fem", "finercam", "fullgrad", "gradcam_elementwise",
     "gradcam_plusplus", "hirescam", "kpcacam", "layercam", "scorecam", "shapleycam", "xgradcam", "rise", "extremal",
-    "gradcam", "guided_backprop", "guided_gradcam", "integrated_gradients", "lrp", "occlusion", "saliency", "smoothgrad",
+    "gradcam", "guided_backprop", "guided_gradcam", "integrated_gradients", "lrp", "ConceptRelevance", "concept_relevance", "concepts", "occlusion", "saliency", "smoothgrad",
     "actmax", "attack_report", "deepdream", "fgsm", "fool", "inversion_scores", "invert", "pgd", "style_transfer",
     "LayerRow", "Method", "class_index", "forward_hooks", "get_method", "hook_counts", "layer_table", "method",
     "methods", "preserve", "record", "target_indices", "target_scores", "textbook_params", "textbook_total",

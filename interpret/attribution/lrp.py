@@ -97,7 +97,7 @@ def propagate(handle: ModelHandle, network: nn.Module, images: torch.Tensor, tar
               hooks: Callable[[slice], Any] | None = None) -> torch.Tensor:
     """Relevance at the network's input ``(B, C, H, W)``, from one backward pass per batch of rows.
 
-    The relevance starts as the target score at the output. With ``lrp`` the rules already attached to
+    With ``lrp`` the relevance starts as the target score at the output and the rules already attached to
     ``network`` turn the backward pass into relevance; without, it is gradient x input. ``hooks(rows)`` may return
     a context manager that is active around each batch's forward and backward pass (concept masks).
     """
@@ -106,7 +106,8 @@ def propagate(handle: ModelHandle, network: nn.Module, images: torch.Tensor, tar
         inputs = normalized(handle, images[rows]).detach().requires_grad_(True)
         with torch.enable_grad(), (hooks(rows) if hooks else nullcontext()):
             scores = target_scores(handle, take(target, rows), network(inputs))
-            (grads,) = torch.autograd.grad(scores, inputs, grad_outputs=scores.detach())
+            start = scores.detach() if lrp else torch.ones_like(scores)
+            (grads,) = torch.autograd.grad(scores, inputs, grad_outputs=start)
         relevance[rows] = grads if lrp else grads * inputs.detach()
     return relevance
 
