@@ -57,6 +57,7 @@ from interpret.core import Method, class_index, get_method, method, methods, tar
 from interpret.inside import (
                                    Atlas,
                                    Box,
+                                   ConceptScore,
                                    LayerRow,
                                    ReceptiveField,
                                    channel_examples,
@@ -69,6 +70,7 @@ from interpret.inside import (
                                    neuron_atlas,
                                    receptive_field,
                                    receptive_fields,
+                                   tcav,
                                    textbook_params,
                                    textbook_total,
                                    unit_gradient,
@@ -83,6 +85,7 @@ _moved.install()  # old flat module paths (interpret.render, interpret.cams, ...
 
 __all__ = [
     "Atlas", "Box", "ReceptiveField", "channel_examples", "channel_order", "conv_layers", "feature_maps", "filters",
+    "ConceptScore", "tcav",
     "layer_output", "neuron_atlas", "open_dataset", "receptive_field", "receptive_fields", "unit_gradient",
     "verify_receptive_field",
     "ablationcam", "eigencam", "eigengradcam", "fem", "finercam", "fullgrad", "gradcam_elementwise",

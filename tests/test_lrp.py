@@ -234,7 +234,7 @@ def test_an_unknown_composite_is_one_line_from_python_and_exit_2_from_the_cli(ca
         interpret.lrp(handle, torch.rand(1, 3, 16, 16), 0, composite="epsilon")
     from cli.main import main
 
-    with pytest.raises(SystemExit) as code:
+    with pytest.raises(SystemExit) as code:  # argparse refuses a choice outside the Literal
         main(["explain", "lrp", "--image", "chelsea", "--composite", "nope"])
     assert code.value.code == 2 and "invalid choice: 'nope'" in capsys.readouterr().err
 
