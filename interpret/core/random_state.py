@@ -7,7 +7,7 @@ Example:
     ...     first = np.random.rand()
     >>> with numpy_and_python_rng(0):
     ...     again = np.random.rand()
-    >>> first == again, np.random.get_state()[1][0] == before
+    >>> bool(first == again), bool(np.random.get_state()[1][0] == before)
     (True, True)
 """
 
