@@ -8,7 +8,7 @@ import typing
 import torch
 
 import zoo
-from cli.options import add_images, add_model, checked, load_batch, load_handle
+from cli.options import add_images, add_model, checked, chosen_layer, load_batch, load_handle
 from cli.registry import Run, command
 from interpret.inside import MIN_IMAGES, tcav
 from zoo.checks import AtLeast, OpenUnitInterval
@@ -64,10 +64,7 @@ def tcav_command(parser: argparse.ArgumentParser) -> Run:
     def run(args: argparse.Namespace) -> None:
         concepts = _concepts(args.concept)
         handle = load_handle(args)
-        layer = args.layer or handle.default_layer
-        if layer is None:
-            raise CnnvizError(f"{handle.name} has no default layer: give --layer (list: cnnviz layers MODEL)")
-        handle.layer(layer)
+        layer = chosen_layer(args, handle)
         _, images = load_batch(args, handle)
         examples = {name: _folder_images(handle, folder) for name, folder in concepts.items()}
         randoms = _folder_images(handle, args.random)
