@@ -56,7 +56,8 @@ def vgg16() -> zoo.ModelHandle:
 def zennit_reference(handle: zoo.ModelHandle, images: torch.Tensor, target: list[int], composite: str) -> torch.Tensor:
     """zennit's Gradient attributor on the user's model, with zennit's own canonizer, from the target logit."""
     from zennit.attribution import Gradient
-    from zennit.composites import COMPOSITES as ZENNIT, EpsilonGammaBox
+    from zennit.composites import COMPOSITES as ZENNIT
+    from zennit.composites import EpsilonGammaBox
     from zennit.torchvision import ResNetCanonizer, VGGCanonizer
 
     canonizer = ResNetCanonizer() if "resnet" in handle.name else VGGCanonizer()

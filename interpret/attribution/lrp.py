@@ -74,6 +74,10 @@ class Logits(nn.Module):
 
 def relevance_network(handle: ModelHandle) -> Logits:
     """A canonized copy of ``handle``'s network: normalized images in, logits out; ``handle`` is untouched."""
+    if not handle.config.hookable:
+        raise CnnvizError(f"{handle.name} is a saved program ({handle.config.source}) whose layers take no rules, so "
+                          "LRP and concept relevance cannot run on it: load the architecture as Python code "
+                          "(file.py:FACTORY, torchvision:NAME, timm:NAME)")
     return Logits(canonized(handle.model), handle.output)
 
 
