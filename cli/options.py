@@ -120,6 +120,15 @@ def load_handle(args: argparse.Namespace, *, weights: str | Path | None = "pretr
                     precision=getattr(args, "precision", "fp32"), compile=getattr(args, "compile", "auto"))
 
 
+def chosen_layer(args: argparse.Namespace, handle: ModelHandle) -> str:
+    """``--layer``, or the model's default layer, checked against the model."""
+    layer = args.layer or handle.default_layer
+    if layer is None:
+        raise CnnvizError(f"{handle.name} has no default layer: give --layer (see cnnviz layers {args.model})")
+    handle.layer(layer)
+    return layer
+
+
 def load_batch(args: argparse.Namespace, handle: ModelHandle) -> tuple[list[str], torch.Tensor]:
     """Names and the prepared batch of the ``--image`` sources."""
     named = zoo.load_images(args.image, channels=handle.in_channels)

@@ -25,7 +25,10 @@ from __future__ import annotations
 from interpret import _moved
 from interpret.attack import attack_report, fgsm, fool, pgd
 from interpret.attribution import (
+                                   ConceptRelevance,
                                    ablationcam,
+                                   concept_relevance,
+                                   concepts,
                                    eigencam,
                                    eigengradcam,
                                    extremal,
@@ -41,6 +44,7 @@ from interpret.attribution import (
                                    integrated_gradients,
                                    kpcacam,
                                    layercam,
+                                   lrp,
                                    occlusion,
                                    rise,
                                    saliency,
@@ -53,6 +57,7 @@ from interpret.core import Method, class_index, get_method, method, methods, tar
 from interpret.inside import (
                                    Atlas,
                                    Box,
+                                   ConceptScore,
                                    LayerRow,
                                    ReceptiveField,
                                    channel_examples,
@@ -65,6 +70,7 @@ from interpret.inside import (
                                    neuron_atlas,
                                    receptive_field,
                                    receptive_fields,
+                                   tcav,
                                    textbook_params,
                                    textbook_total,
                                    unit_gradient,
@@ -79,11 +85,12 @@ _moved.install()  # old flat module paths (interpret.render, interpret.cams, ...
 
 __all__ = [
     "Atlas", "Box", "ReceptiveField", "channel_examples", "channel_order", "conv_layers", "feature_maps", "filters",
+    "ConceptScore", "tcav",
     "layer_output", "neuron_atlas", "open_dataset", "receptive_field", "receptive_fields", "unit_gradient",
     "verify_receptive_field",
     "ablationcam", "eigencam", "eigengradcam", "fem", "finercam", "fullgrad", "gradcam_elementwise",
     "gradcam_plusplus", "hirescam", "kpcacam", "layercam", "scorecam", "shapleycam", "xgradcam", "rise", "extremal",
-    "gradcam", "guided_backprop", "guided_gradcam", "integrated_gradients", "occlusion", "saliency", "smoothgrad",
+    "gradcam", "guided_backprop", "guided_gradcam", "integrated_gradients", "lrp", "ConceptRelevance", "concept_relevance", "concepts", "occlusion", "saliency", "smoothgrad",
     "actmax", "attack_report", "deepdream", "fgsm", "fool", "inversion_scores", "invert", "pgd", "style_transfer",
     "LayerRow", "Method", "class_index", "forward_hooks", "get_method", "hook_counts", "layer_table", "method",
     "methods", "preserve", "record", "target_indices", "target_scores", "textbook_params", "textbook_total",

@@ -12,7 +12,17 @@ from pathlib import Path
 
 from torch.utils.data import Dataset
 
-from cli.options import add_images, add_model, add_out, checked, file_stem, load_batch, load_handle, output_dir
+from cli.options import (
+    add_images,
+    add_model,
+    add_out,
+    checked,
+    chosen_layer,
+    file_stem,
+    load_batch,
+    load_handle,
+    output_dir,
+)
 from cli.registry import Run, command
 from interpret.core import session
 from interpret.inside import (
@@ -95,10 +105,7 @@ def featuremaps_command(parser: argparse.ArgumentParser) -> Run:
 
     def run(args: argparse.Namespace) -> None:
         handle = load_handle(args)
-        layer = args.layer or handle.default_layer
-        if layer is None:
-            raise CnnvizError(f"{handle.name} has no default layer: give --layer (see cnnviz layers {args.model})")
-        handle.layer(layer)
+        layer = chosen_layer(args, handle)
         names, batch = load_batch(args, handle)
         out = output_dir(args.out)
         maps = feature_maps(handle, batch, layer=layer).cpu()

@@ -23,14 +23,17 @@ from interpret.attribution.cam import (
                                        shapleycam,
                                        xgradcam,
 )
+from interpret.attribution.concepts import ConceptRelevance, concept_relevance, concepts
 from interpret.attribution.extremal import extremal
 from interpret.attribution.guided import guided_backprop
+from interpret.attribution.lrp import COMPOSITES, lrp
 from interpret.attribution.occlusion import occlusion
 from interpret.attribution.rise import rise, rise_masks, rise_with_masks
 from interpret.attribution.saliency import integrated_gradients, saliency, smoothgrad
 
 __all__ = [
-    "captum_adapter", "extremal", "guided_backprop", "occlusion", "rise",
+    "captum_adapter", "COMPOSITES", "lrp", "ConceptRelevance", "concept_relevance", "concepts", "extremal",
+    "guided_backprop", "occlusion", "rise",
     "rise_masks", "rise_with_masks", "integrated_gradients", "saliency", "smoothgrad",
     "ablationcam", "eigencam", "eigengradcam", "fem", "finercam", "fullgrad", "gradcam", "gradcam_elementwise",
     "gradcam_plusplus", "guided_gradcam", "hirescam", "kpcacam", "layercam", "scorecam", "shapleycam", "xgradcam",

@@ -20,20 +20,18 @@ Example:
 from __future__ import annotations
 
 import inspect
-import random
 import re
 import warnings
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from typing import Any
 
-import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 from interpret.attribution.cam.core import to_grid
 from interpret.core.batching import auto_batch_size, chunks
+from interpret.core.random_state import numpy_and_python_rng
 from interpret.core.registry import Method, get_method, method, method_factory, methods
 from interpret.core.removal import Fill, removed_pixels
 from interpret.core.targets import Target, is_score_fn, resolve_target
@@ -190,22 +188,6 @@ def run_captum(name: str, handle: ModelHandle, images: torch.Tensor, target: Tar
                 raise CnnvizError(f"captum:{name} cannot run on {handle.name}: {first}") from None
             maps.append(_as_map(out.detach(), images.shape[-2:]))
     return torch.cat(maps)
-
-
-@contextmanager
-def numpy_and_python_rng(seed: int | None) -> Iterator[None]:
-    """Seed numpy's and Python's global generators for the block (captum draws from both), then restore them."""
-    if seed is None:
-        yield
-        return
-    numpy_state, python_state = np.random.get_state(), random.getstate()
-    np.random.seed(seed)
-    random.seed(seed)
-    try:
-        yield
-    finally:
-        np.random.set_state(numpy_state)
-        random.setstate(python_state)
 
 
 def _default_layer(handle: ModelHandle) -> str:

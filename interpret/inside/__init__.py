@@ -4,6 +4,7 @@
 from interpret.core.activations import layer_output
 from interpret.inside.atlas import Atlas, ChannelExamples, channel_examples, neuron_atlas
 from interpret.inside.channel_evidence import unit_evidence
+from interpret.inside.concept_vectors import MIN_IMAGES, ConceptScore, tcav
 from interpret.inside.feature_maps import channel_order, feature_maps
 from interpret.inside.fields import (
                                      Box,
@@ -24,5 +25,5 @@ __all__ = [
     "layer_output", "Box", "LayerField", "ReceptiveField", "layer_field", "receptive_field", "receptive_fields",
     "unit_gradient", "verify_receptive_field", "FILTER_MODES", "conv_layers", "conv_weight", "filter_mode",
     "filters", "LayerRow", "layer_table", "summary_lines", "textbook_params", "textbook_total", "layer_prefix",
-    "layer_runner", "unit_evidence",
+    "layer_runner", "unit_evidence", "MIN_IMAGES", "ConceptScore", "tcav",
 ]
