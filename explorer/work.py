@@ -15,7 +15,7 @@ import torch
 import interpret
 from interpret import Method
 from interpret.core import attribution_map
-from interpret.evaluate import deletion_insertion, explanation_record, explanation_title
+from interpret.evaluate import deletion_insertion, explanation_record, explanation_title, random_band
 from interpret.inside import unit_evidence
 from zoo.errors import CnnvizError
 from zoo.handle import ModelHandle
@@ -101,11 +101,19 @@ def unit_filter(handle: ModelHandle, layer: str, channel: int) -> np.ndarray | N
 
 
 def faithfulness(handle: ModelHandle, found: Explanation, steps: int) -> dict[str, Any]:
-    """Deletion and insertion curves of an explanation's map on its image, for the class it explains."""
-    curves = deletion_insertion(handle, torch.from_numpy(found.image)[None].to(handle.device),
-                                torch.from_numpy(found.raw)[None].to(handle.device), found.record["target"]["index"],
-                                steps=steps)
+    """Insertion and deletion (onto a blurred copy, as the gallery and ``cnnviz evaluate`` show them) curves of an
+    explanation's map on its image, for the class it explains, each read against the band of 8 random maps."""
+    image = torch.from_numpy(found.image)[None].to(handle.device)
+    target = found.record["target"]["index"]
+    curves = deletion_insertion(handle, image, torch.from_numpy(found.raw)[None].to(handle.device), target,
+                                steps=steps, deletion_to="blur")
+    band = random_band(handle, image, target, draws=8, steps=steps, deletion_to="blur")
     area = lambda values: None if values.isnan().any() else float(values[0])  # noqa: E731  (JSON has no NaN)
-    return {"steps": steps, "fractions": curves.fractions.tolist(), "deletion": curves.deletion[0].tolist(),
-            "insertion": curves.insertion[0].tolist(), "deletion_auc": area(curves.deletion_auc),
-            "insertion_auc": area(curves.insertion_auc), "undefined": curves.undefined[0]}
+    random = {}
+    for metric, auc in (("insertion", curves.insertion_auc), ("deletion", curves.deletion_auc)):
+        mean, low, high = (float(v[0]) for v in band.interval(metric))
+        random[metric] = {"mean": mean, "low": low, "high": high, "beaten": bool(band.beats(metric, auc)[0])}
+    return {"steps": steps, "fractions": curves.fractions.tolist(), "deletion_to": "blur",
+            "deletion": curves.deletion[0].tolist(), "insertion": curves.insertion[0].tolist(),
+            "deletion_auc": area(curves.deletion_auc), "insertion_auc": area(curves.insertion_auc),
+            "random": random, "undefined": curves.undefined[0]}

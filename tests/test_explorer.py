@@ -299,8 +299,13 @@ def test_faithfulness_on_request_equals_the_python_apis(client, fashion):
     assert scores.status_code == 200, scores.text
     batch = fashion.prepare([zoo.load_image("coffee", channels=1)])
     maps = interpret.get_method("gradient").fn(fashion, batch, "Bag")
-    curves = interpret.evaluate.deletion_insertion(fashion, batch, maps, 8, steps=8)
+    curves = interpret.evaluate.deletion_insertion(fashion, batch, maps, 8, steps=8, deletion_to="blur")
     assert scores.json()["deletion_auc"] == pytest.approx(float(curves.deletion_auc[0]), rel=1e-5)
     np.testing.assert_allclose(scores.json()["insertion"], curves.insertion[0].numpy(), rtol=1e-5)
+    band = interpret.evaluate.random_band(fashion, batch, 8, draws=8, steps=8, deletion_to="blur")
+    for metric in ("insertion", "deletion"):
+        shown = scores.json()["random"][metric]
+        assert shown["low"] == pytest.approx(float(band.interval(metric)[1][0]), rel=1e-5)
+        assert shown["beaten"] == bool(band.beats(metric, getattr(curves, f"{metric}_auc"))[0])
     assert client.post("/api/faithfulness", json={"key": answer["key"], "steps": 1}).status_code == 400
     assert client.post("/api/faithfulness", json={"key": "../x", "steps": 8}).status_code == 404

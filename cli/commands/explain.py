@@ -21,6 +21,8 @@ from cli.registry import Run, command
 from interpret import Method, class_index, methods
 from interpret.core import attribution_map, session
 from interpret.evaluate import (
+    explanation_record,
+    explanation_title,
     ALIASES,
     DEFAULT_METRICS,
     DELETIONS,
@@ -30,10 +32,8 @@ from interpret.evaluate import (
     EvaluationOptions,
     Record,
     Resamples,
-    entropy,
     evaluate_images,
     file_maker,
-    gini,
     maps_in_folder,
     method_maker,
     random_maker,
@@ -158,8 +158,7 @@ def explain(parser: argparse.ArgumentParser) -> Run:
             for i, stem in enumerate(stems):
                 predicted = int(probs[i].argmax())
                 explained = predicted if target is None else target
-                title = (f"{method.name} | {handle.name} | {names[i]}: predicted {handle.class_name(predicted)} "
-                         f"{probs[i, predicted]:.1%} | explaining {handle.class_name(explained)}")
+                title = explanation_title(method, handle, names[i], probs[i], explained)
                 path = save_image(out / f"{stem}-{method.name}.png",
                                   explanation_panel(batch[i], flat[i], title, colormap=args.colormap))
                 if args.format != "png":
@@ -167,34 +166,11 @@ def explain(parser: argparse.ArgumentParser) -> Run:
                                 out / f"{stem}-{method.name}", args.format)
                 npy = save_array(out / f"{stem}-{method.name}.npy", maps[i]) if args.npy else None
                 write_json(path.with_suffix(".json"), explanation_record(
-                    handle, method, args, names[i], probs[i], explained, maps[i], seconds, len(stems), path, npy))
+                    handle, method, method_kwargs(args, method), args.layer, names[i], probs[i], explained, maps[i],
+                    seconds, len(stems), path.name, npy.name if npy is not None else None))
                 print(f"{path}  ({method.name}: {seconds:.2f} s for {len(stems)} image(s))")
 
     return run
-
-
-def explanation_record(handle: ModelHandle, method: Method, args: argparse.Namespace, image: str,
-                       probs: torch.Tensor, explained: int, maps: torch.Tensor, seconds: float, count: int,
-                       png: Path, npy: Path | None) -> dict[str, Any]:
-    """What the JSON beside an explanation PNG holds: the model, image, target, method, options, timing
-    and the statistics of the raw map."""
-    options = {name: p.default for name, p in method.options().items()}
-    options.update(method_kwargs(args, method))
-    layer = (args.layer or handle.default_layer) if method.uses_layer else None
-    predicted = int(probs.argmax())
-    values = maps.detach().double().cpu()
-    return {
-        "model": handle.name, "device": str(handle.device), "image": image, "method": method.name, "layer": layer,
-        "options": options,
-        "target": {"index": explained, "name": handle.class_name(explained), "probability": float(probs[explained])},
-        "predicted": {"index": predicted, "name": handle.class_name(predicted), "probability": float(probs[predicted])},
-        "seconds": round(seconds, 4), "images_in_call": count,
-        "map": {"shape": list(values.shape), "min": float(values.min()), "max": float(values.max()),
-                "mean": float(values.mean()), "std": float(values.std()) if values.numel() > 1 else 0.0,
-                "mean_abs": float(values.abs().mean()), "positive_fraction": float((values > 0).double().mean()),
-                "gini": float(gini(values)), "entropy": float(entropy(values))},
-        "png": png.name, "npy": npy.name if npy is not None else None,
-    }
 
 
 @command("evaluate", "score attribution methods: deletion/insertion, ROAD, infidelity, sensitivity, randomization",

@@ -45,7 +45,10 @@ function explainPage() {
       const s = await api("/api/faithfulness", { method: "POST", headers: { "Content-Type": "application/json" },
         body: JSON.stringify({ key: button.dataset.key }) });
       const area = (v) => (v === null ? "undefined" : v.toFixed(3));
-      out.textContent = `deletion AUC ${area(s.deletion_auc)} (lower is better), insertion AUC ${area(s.insertion_auc)} (higher is better)` + (s.undefined ? `: ${s.undefined}` : "");
+      const versus = (name, auc, r) => `${name} ${area(auc)} (random ${area(r.low)}-${area(r.high)}${r.beaten ? "" : ", ✗ not better than random"})`;
+      out.textContent = versus("insertion AUC, higher is better:", s.insertion_auc, s.random.insertion) + "; " +
+        versus("deletion AUC onto a blurred copy, lower is better:", s.deletion_auc, s.random.deletion) +
+        (s.undefined ? `: ${s.undefined}` : "");
       out.appendChild(curveChart(s));
     } catch (error) { out.textContent = error.message; }
     button.disabled = false;
