@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import re
 from collections import Counter
 from collections.abc import Callable, Sequence
@@ -143,6 +144,9 @@ def output_dir(path: str) -> OutputFolder:
     out = OutputFolder(path)
     if out.exists() and not out.is_dir():
         raise CnnvizError(f"--out {out} is a file: give a folder")
+    existing = next(p for p in [out, *out.parents] if p.exists())  # the folder the first write will create under
+    if not existing.is_dir() or not os.access(existing, os.W_OK | os.X_OK):
+        raise CnnvizError(f"--out {out} cannot be created: {existing} is not a folder you can write to")
     return out
 
 
