@@ -42,9 +42,10 @@ from zoo.outputs import select_logits
 
 
 def trace(model: nn.Module) -> tuple[torch.fx.GraphModule | None, str]:
-    """``model``'s ``torch.fx`` graph, or None and one line saying why the engine cannot follow it."""
-    if any(m.training for m in model.modules()):
-        return None, "the network is in training mode (batch norm and dropout would mix rows)"
+    """``model``'s ``torch.fx`` graph, or None and one line saying why the engine cannot follow it.
+
+    Modules in training mode are no obstacle: the rules run them in full, on full rows, as the full pass does.
+    """
     try:
         return torch.fx.symbolic_trace(model), ""
     except Exception as error:  # noqa: BLE001 - any tracing failure means: not this engine
