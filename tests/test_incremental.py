@@ -1,6 +1,5 @@
 """The incremental occlusion engine: maps equal the full pass, on real and random networks, state untouched."""
 
-import warnings
 
 import pytest
 import torch
@@ -11,7 +10,7 @@ from torch import nn
 
 import interpret
 import zoo
-from interpret.attribution.incremental import IncrementalForward, OcclusionRows, trace, window_values
+from interpret.attribution.incremental import IncrementalForward, OcclusionRows, window_values
 from tests.conftest import assert_unchanged, state_snapshot
 
 

@@ -71,6 +71,7 @@ class IncrementalForward:
         self.handle, self.graph, self.cap = handle, graph, cap
         self.modules = dict(graph.named_modules())
         self.clean: dict[str, Any] = {}
+        self.boxes: dict[str, tuple[int, ...]] = {}  # per node: the last call's box shape (K, C, h, w), if boxed
         with torch.no_grad(), self._precision():
             self.clean_logits = self._walk(self._normalize(images), None)
 
@@ -129,6 +130,8 @@ class IncrementalForward:
                     self.clean[node.name] = _keep(env[node.name])
                 else:
                     env[node.name] = apply(target, method, args, kwargs, self.clean[node.name], self.cap)
+                    if isinstance(env[node.name], Patch):
+                        self.boxes[node.name] = tuple(env[node.name].values.shape)
         raise ValueError("the traced graph has no output")
 
 

@@ -90,9 +90,10 @@ def _bind(fn: Callable[..., Sliding | None], args: tuple, kwargs: dict) -> Slidi
 
 
 def sliding_op(target: Any, args: tuple, kwargs: dict) -> Sliding | None:
-    """The :class:`Sliding` form of a call of ``target`` (a module or function) on 4-d maps, or None."""
-    if isinstance(target, nn.Module) and target.training:
-        return None
+    """The :class:`Sliding` form of a call of ``target`` (a module or function) on 4-d maps, or None.
+
+    Convolutions and pooling act alike in training mode; only exact module classes count (a subclass
+    may change ``forward``)."""
     if type(target) is nn.Conv2d and target.padding_mode == "zeros":
         return _conv(args[0], target.weight, target.bias, target.stride, target.padding, target.dilation,
                      target.groups)
