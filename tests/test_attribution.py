@@ -54,7 +54,10 @@ def test_occlusion_equals_captum(lite0, photos, score):
     forward = (lambda x: lite0(x).softmax(-1)) if score == "prob" else lite0
     theirs = Occlusion(forward).attribute(photos, sliding_window_shapes=(3, 56, 56), strides=(3, 28, 28),
                                           baselines=0.5, target=[282, 967], perturbations_per_eval=16)
-    torch.testing.assert_close(ours.expand_as(theirs), theirs, rtol=1e-4, atol=1e-6)
+    # The default path may be the incremental engine, whose convolutions on crops round differently:
+    # equal to 1e-4 of the map's range (issue 27's bar; 1e-6 absolute stays the floor).
+    spread = float(theirs.max() - theirs.min())
+    torch.testing.assert_close(ours.expand_as(theirs), theirs, rtol=1e-4, atol=max(1e-6, 1e-4 * spread))
 
 
 @pytest.mark.parametrize("batch_size", [1, 2, 64])

@@ -170,3 +170,15 @@ def test_pick_device():
     if not torch.cuda.is_available():
         with pytest.raises(CnnvizError, match="CUDA is not available"):
             zoo.pick_device("cuda")
+
+
+def test_lite_traces_with_fx_and_keeps_its_names(lite0, photos):
+    import torch.fx
+
+    traced = torch.fx.symbolic_trace(lite0.model)
+    x = (photos - lite0.mean) / lite0.std
+    with torch.no_grad():
+        assert torch.equal(traced(x), lite0.model(x))
+    assert dict(traced.named_parameters()).keys() == dict(lite0.model.named_parameters()).keys()
+    convs = [n for n in traced.graph.nodes if n.op == "call_function" and n.target is F.conv2d]
+    assert len(convs) == sum(isinstance(m, Conv2dSame) for m in lite0.model.modules())

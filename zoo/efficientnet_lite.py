@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import torch
+import torch.fx
 import torch.nn.functional as F
 from torch import nn
 from torchvision.ops import StochasticDepth
@@ -29,25 +30,39 @@ from zoo.imagenet import IMAGENET_CLASSES
 from zoo.registry import register
 
 
+def same_padding(size: int, kernel: int, stride: int, dilation: int) -> tuple[int, int]:
+    """Pixels padded (before, after) along one axis of ``size`` pixels so that output = ceil(size / stride)."""
+    total = max((math.ceil(size / stride) - 1) * stride + (kernel - 1) * dilation + 1 - size, 0)
+    return total // 2, total - total // 2
+
+
+@torch.fx.wrap
+def pad_same(x: torch.Tensor, kernel: tuple[int, ...], stride: tuple[int, ...],
+             dilation: tuple[int, ...]) -> torch.Tensor:
+    """``x`` zero-padded by TensorFlow's 'SAME' rule for a conv of ``kernel``, ``stride`` and ``dilation``.
+
+    The padding depends on the input size, so ``torch.fx`` keeps this function as one call
+    (``torch.fx.wrap``) instead of tracing its arithmetic on the shape: the network traces.
+    """
+    top, bottom = same_padding(x.shape[-2], kernel[0], stride[0], dilation[0])
+    left, right = same_padding(x.shape[-1], kernel[1], stride[1], dilation[1])
+    return F.pad(x, (left, right, top, bottom)) if top or bottom or left or right else x
+
+
 class Conv2dSame(nn.Conv2d):
     """Conv2d with TensorFlow's 'SAME' padding: output = ceil(input / stride).
 
     The padding can be one pixel larger after than before, and depends on the
-    input size, so it is computed for each call.
+    input size, so it is computed for each call (:func:`pad_same`).
     """
 
     def same_padding(self, size: int, dim: int) -> tuple[int, int]:
         """Pixels padded (before, after) along spatial ``dim`` (0 = H, 1 = W)."""
-        stride, kernel, dilation = self.stride[dim], self.kernel_size[dim], self.dilation[dim]
-        total = max((math.ceil(size / stride) - 1) * stride + (kernel - 1) * dilation + 1 - size, 0)
-        return total // 2, total - total // 2
+        return same_padding(size, self.kernel_size[dim], self.stride[dim], self.dilation[dim])
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        top, bottom = self.same_padding(x.shape[-2], 0)
-        left, right = self.same_padding(x.shape[-1], 1)
-        if top or bottom or left or right:
-            x = F.pad(x, (left, right, top, bottom))
-        return F.conv2d(x, self.weight, self.bias, self.stride, 0, self.dilation, self.groups)
+        return F.conv2d(pad_same(x, self.kernel_size, self.stride, self.dilation), self.weight, self.bias,
+                        self.stride, 0, self.dilation, self.groups)
 
 
 class ConvBNAct(nn.Sequential):

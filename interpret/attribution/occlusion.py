@@ -20,6 +20,7 @@ from typing import Literal
 
 import torch
 
+from interpret.attribution.incremental import Incremental, OcclusionRows
 from interpret.core.batching import auto_batch_size, chunks
 from interpret.core.registry import method
 from interpret.core.removal import Fill, removed_pixels
@@ -50,7 +51,7 @@ def window_masks(ys: torch.Tensor, xs: torch.Tensor, window: int, height: int, w
         group="perturbation", order=10)
 def occlusion(handle: ModelHandle, images: torch.Tensor, target: Target = None, *, window: PositiveInt | None = None,
               stride: PositiveInt | None = None, fill: Fill = "dataset_mean", score: Literal["prob", "logit"] = "prob",
-              batch_size: PositiveInt | None = None) -> torch.Tensor:
+              batch_size: PositiveInt | None = None, incremental: Incremental = "auto") -> torch.Tensor:
     """Occlusion sensitivity (Zeiler & Fergus 2014).
 
     Each pixel gets the mean score drop over the windows covering it.
@@ -66,6 +67,9 @@ def occlusion(handle: ModelHandle, images: torch.Tensor, target: Target = None, 
             gray square), ``mean`` (the image's channel mean) or ``blur`` (a blurred copy).
         score: ``prob`` (softmax probability) or ``logit`` of the target.
         batch_size: occluded images per forward pass (default: sized to the device).
+        incremental: recompute only what each window changes, from the clean image's activations:
+            ``auto`` when measured faster, ``exact``, ``approximate`` (Krypton's bounded footprint,
+            opt-in) or ``off`` (every window a full forward pass).
 
     Returns:
         ``(B, 1, H, W)`` score drops: positive where hiding the pixels hurts the class.
@@ -96,6 +100,12 @@ def occlusion(handle: ModelHandle, images: torch.Tensor, target: Target = None, 
     # image's predicted class is known before any of its windows is scored.
     row_scores = torch.empty(batch * (1 + per_image), device=images.device)
     forward = forward_runner(handle, row_scores.numel(), batch_size)
+
+    def full_rows(img: torch.Tensor, top: torch.Tensor, left: torch.Tensor, occluded: torch.Tensor) -> torch.Tensor:
+        masks = window_masks(top, left, window, height, width) * occluded.view(-1, 1, 1, 1)
+        return forward(torch.lerp(images[img], fills[img], masks))
+
+    rows_forward = OcclusionRows(handle, images, fills, window, full_rows, incremental)
     with torch.no_grad():
         for rows in chunks(row_scores.numel(), batch_size, desc="occlusion"):
             flat = torch.arange(rows.start, rows.stop, device=images.device)
@@ -103,8 +113,7 @@ def occlusion(handle: ModelHandle, images: torch.Tensor, target: Target = None, 
             window_row = (flat - batch).clamp(min=0)  # clean rows borrow window 0, masked out below
             win = window_row % per_image
             img = torch.where(is_clean, flat, window_row // per_image)
-            masks = window_masks(ys[win], xs[win], window, height, width) * ~is_clean.view(-1, 1, 1, 1)
-            output = forward(torch.lerp(images[img], fills[img], masks))
+            output = rows_forward(img, ys[win], xs[win], ~is_clean)
             if indices is None:
                 predicted[flat[is_clean]] = output[is_clean].argmax(-1)
             row_target = take(predicted if indices is None else indices, img)

@@ -6,7 +6,7 @@ hook; a compiler cannot follow that. :func:`layer_prefix` instead traces the
 network with ``torch.fx`` (the layer kept whole, as a leaf), ends the graph at
 the layer's first call and drops everything after it, which gives a plain
 module that ``torch.compile`` takes. Networks ``torch.fx`` cannot trace (data-
-dependent control flow, as in the EfficientNet-Lite code) get None, and their
+dependent control flow on tensor values) get None, and their
 callers stay on the eager path.
 
 Example:

@@ -1,0 +1,14 @@
+"""Incremental inference for forward-only perturbation work: recompute only what a patch changes.
+
+Example:
+    >>> from interpret.attribution.incremental import IncrementalForward, trace
+    >>> import torchvision
+    >>> trace(torchvision.models.resnet18().eval())[0] is not None
+    True
+"""
+
+from interpret.attribution.incremental.choice import INCREMENTAL, Incremental, OcclusionRows
+from interpret.attribution.incremental.engine import IncrementalForward, trace, window_values
+from interpret.attribution.incremental.patch import Patch
+
+__all__ = ["INCREMENTAL", "Incremental", "OcclusionRows", "IncrementalForward", "Patch", "trace", "window_values"]

@@ -1,0 +1,169 @@
+"""The incremental occlusion engine: maps equal the full pass, on real and random networks, state untouched."""
+
+
+import pytest
+import torch
+import torchvision
+from hypothesis import HealthCheck, assume, given, settings
+from hypothesis import strategies as st
+from torch import nn
+
+import interpret
+import zoo
+from interpret.attribution.incremental import IncrementalForward, OcclusionRows, window_values
+from tests.conftest import assert_unchanged, state_snapshot
+from tests.test_compiled import Branchy  # control flow on the data: torch.fx cannot trace it
+
+
+def assert_maps_equal(ours: torch.Tensor, full: torch.Tensor, share: float = 1e-4) -> None:
+    """Equal to ``share`` of the full map's range (the issue's bar)."""
+    spread = (full.amax() - full.amin()).clamp(min=1e-12)
+    assert ((ours - full).abs().amax() / spread).item() <= share
+
+
+def both_paths(handle: zoo.ModelHandle, images: torch.Tensor, **options) -> tuple[torch.Tensor, torch.Tensor]:
+    return (interpret.occlusion(handle, images, incremental="exact", **options),
+            interpret.occlusion(handle, images, incremental="off", **options))
+
+
+def photos_at(handle: zoo.ModelHandle, size: int) -> torch.Tensor:
+    pictures = handle.prepare([zoo.load_image("chelsea"), zoo.load_image("coffee")])
+    return nn.functional.interpolate(pictures, size=(size, size), mode="bilinear", antialias=True).clamp(0, 1)
+
+
+def test_lite0_exact_equals_full_on_photos_with_borders_and_an_uneven_stride(lite0):
+    images = photos_at(lite0, 48)  # the engine follows the maps at any size; a small one keeps the test fast
+    ours, full = both_paths(lite0, images, window=14, stride=11, score="logit")  # 48 - 14 = 34: the stride does not fit
+    assert_maps_equal(ours, full)
+
+
+@pytest.mark.slow
+def test_lite0_exact_equals_full_at_224_px(lite0, photos):
+    ours, full = both_paths(lite0, photos[:1], window=56, stride=24)
+    assert_maps_equal(ours, full)
+
+
+@pytest.mark.parametrize("build, size, window, stride", [(torchvision.models.resnet18, 48, 12, 10),
+                                                         pytest.param(torchvision.models.vgg16, 32, 10, 11,
+                                                                      marks=pytest.mark.slow),
+                                                         (torchvision.models.mobilenet_v3_small, 64, 12, 10)])
+def test_torchvision_networks_exact_equals_full(build, size, window, stride):
+    torch.manual_seed(0)
+    handle = zoo.wrap(build(num_classes=5).eval(), input_size=size)
+    images = torch.rand(1 if build is torchvision.models.vgg16 else 2, 3, size, size)
+    ours, full = both_paths(handle, images, window=window, stride=stride, fill="mean", score="logit")
+    assert_maps_equal(ours, full)
+
+
+@pytest.mark.parametrize("name", ["fashion_cnn", "tutorial_cnn", "lenet5",
+                                  pytest.param("small_resnet", marks=pytest.mark.slow)])
+def test_zoo_cnns_exact_equals_full(name):
+    torch.manual_seed(0)
+    handle = zoo.load(name, device="cpu") if name == "fashion_cnn" else zoo.load(name, device="cpu", weights=None)
+    images = torch.rand(3, 1, 28, 28)
+    ours, full = both_paths(handle, images, window=5, stride=3, fill="black")
+    assert_maps_equal(ours, full)
+
+
+def test_engine_rows_equal_forward_for_boxes_at_every_corner():
+    torch.manual_seed(1)
+    handle = zoo.wrap(torchvision.models.resnet18(num_classes=4).eval(), input_size=40)
+    images = torch.rand(2, 3, 40, 40)
+    engine = IncrementalForward.build(handle, images)
+    image, top, left = torch.tensor([0, 1, 0, 1, 1]), torch.tensor([0, 0, 31, 31, 13]), torch.tensor([0, 31, 0, 31, 7])
+    values = torch.rand(5, 3, 9, 9)
+    changed = images[image].clone()
+    for k in range(5):
+        changed[k, :, top[k]:top[k] + 9, left[k]:left[k] + 9] = values[k]
+    with torch.no_grad():
+        torch.testing.assert_close(engine(image, top, left, values), handle(changed), atol=1e-5, rtol=1e-4)
+    assert torch.equal(window_values(changed, torch.arange(5), top, left, 9, 9), values)
+
+
+class RandomConvNet(nn.Module):
+    """Two convs of drawn geometry with batch norm, a residual add, a pooling and a concatenation."""
+
+    def __init__(self, kernel: int, stride: int, padding: int, dilation: int, groups: int, pool: str) -> None:
+        super().__init__()
+        self.conv1 = nn.Conv2d(4, 8, kernel, stride, padding, dilation, groups=groups)
+        self.bn = nn.BatchNorm2d(8)
+        self.conv2 = nn.Conv2d(8, 8, 3, 1, 1, groups=8)  # depthwise, same size: a residual add fits
+        self.pool = {"max": nn.MaxPool2d(2, 2, 1), "avg": nn.AvgPool2d(3, 2, 1), "none": nn.Identity()}[pool]
+        self.head = nn.Linear(16, 3)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        y = torch.relu(self.bn(self.conv1(x)))
+        y = self.pool(torch.cat([y + self.conv2(y), y * 0.5], dim=1))
+        return self.head(y.mean(dim=(2, 3)))
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(kernel=st.integers(1, 5), stride=st.integers(1, 3), padding=st.integers(0, 2), dilation=st.integers(1, 2),
+       groups=st.sampled_from([1, 2, 4]), pool=st.sampled_from(["max", "avg", "none"]),
+       size=st.integers(9, 20), box=st.integers(1, 6), seed=st.integers(0, 10_000))
+def test_incremental_equals_full_on_random_conv_nets(kernel, stride, padding, dilation, groups, pool, size, box, seed):
+    assume((size + 2 * padding - dilation * (kernel - 1) - 1) // stride + 1 >= 2 and box <= size)
+    generator = torch.Generator().manual_seed(seed)
+    torch.manual_seed(seed)
+    net = RandomConvNet(kernel, stride, padding, dilation, groups, pool).eval()
+    net.bn.running_mean.uniform_(-1, 1, generator=generator)
+    net.bn.running_var.uniform_(0.5, 2, generator=generator)
+    images = torch.rand(2, 4, size, size, generator=generator)
+    image = torch.tensor([0, 1, 1])
+    top = torch.randint(0, size - box + 1, (3,), generator=generator)
+    left = torch.randint(0, size - box + 1, (3,), generator=generator)
+    values = torch.rand(3, 4, box, box, generator=generator)
+    changed = images[image].clone()
+    for k in range(3):
+        changed[k, :, top[k]:top[k] + box, left[k]:left[k] + box] = values[k]
+    engine = IncrementalForward.build(net, images)
+    with torch.no_grad():
+        torch.testing.assert_close(engine(image, top, left, values), net(changed), atol=1e-5, rtol=1e-4)
+
+
+def test_a_network_the_engine_cannot_follow_runs_in_full_with_one_line_saying_why():
+    handle = zoo.wrap(nn.Sequential(Branchy(), nn.AdaptiveAvgPool2d(1), nn.Flatten()).eval(), input_size=12)
+    images = torch.rand(1, 3, 12, 12)
+    with pytest.warns(RuntimeWarning, match="cannot follow this network: torch.fx cannot trace Sequential"):
+        ours = interpret.occlusion(handle, images, 0, window=4, incremental="exact")
+    torch.testing.assert_close(ours, interpret.occlusion(handle, images, 0, window=4, incremental="off"))
+
+
+def test_model_and_global_state_left_as_found_also_when_it_raises(tiny):
+    images = torch.rand(2, 3, 16, 16)
+    before, rng = state_snapshot(tiny), torch.get_rng_state()
+    interpret.occlusion(tiny, images, [0, 1], window=5, stride=3, incremental="exact")
+    interpret.occlusion(tiny, images, [0, 1], window=5, stride=3, incremental="approximate")
+    with pytest.raises(zoo.CnnvizError):
+        interpret.occlusion(tiny, images, ["ant", "yak"], window=5, incremental="exact")
+    assert_unchanged(before, tiny)
+    assert torch.equal(torch.get_rng_state(), rng)
+
+
+def test_auto_measures_both_paths_then_keeps_the_faster(tiny):
+    images = torch.rand(1, 3, 16, 16)
+    calls = []
+
+    def full(*row):
+        calls.append("full")
+        return tiny(images).expand(row[0].numel(), -1)
+
+    rows = OcclusionRows(tiny, images, torch.zeros_like(images), 4, full, "auto")
+    arguments = (torch.zeros(2, dtype=torch.long), torch.tensor([0, 4]), torch.tensor([3, 0]), torch.tensor([True, True]))
+    for _ in range(4):
+        rows(*arguments)
+    assert calls[:2] == ["full", "full"] and rows.path in ("exact", "full")
+    assert len(calls) == 2 + (rows.path == "full")  # the third call measured the engine
+
+
+def test_bf16_exact_follows_the_bf16_full_pass():
+    torch.manual_seed(0)
+    handle = zoo.wrap(torchvision.models.resnet18(num_classes=5).eval(), input_size=32)
+    images = torch.rand(1, 3, 32, 32)
+    with torch.no_grad():
+        largest_logit = handle(images).abs().max()
+    handle.precision = "bf16"
+    ours, full = both_paths(handle, images, window=8, stride=6, score="logit")
+    # bf16 keeps 8 bits of mantissa, and the two paths round in different places: a few units of the
+    # logits' last place apart, never more.
+    assert (ours - full).abs().max() <= 4 * 2 ** -8 * largest_logit
