@@ -17,6 +17,7 @@ from pytorch_grad_cam.utils.model_targets import FasterRCNNBoxScoreTarget, Seman
 import interpret
 import zoo
 from interpret.attribution.cam.core import min_max, upsample
+from interpret.evaluate import deletion_insertion
 from zoo.errors import CnnvizError
 
 CAMS = {"gradcam": GradCAM, "gradcam_plusplus": GradCAMPlusPlus, "xgradcam": XGradCAM, "hirescam": HiResCAM,
@@ -227,3 +228,24 @@ def test_cli_explains_a_region_and_a_box_and_draws_predictions(capsys, tmp_path)
 def test_cli_refuses_bad_dense_input_with_exit_code_2(capsys, tmp_path, argv, words):
     code, out, err = cli(capsys, "explain", "gradient", *argv, "--out", tmp_path)
     assert code == 2 and words in err and len(err.strip().splitlines()) == 1, err
+
+
+def test_deletion_of_a_region_score_follows_the_hand_computed_curve(device):
+    torch.manual_seed(0)
+    net = torch.nn.Conv2d(3, 3, 5, padding=2).to(device)  # a tiny segmenter: per-pixel scores of 3 classes
+    handle = zoo.ModelHandle(net, name="tiny", config=zoo.ModelConfig(input_size=16, resize_size=16,
+                                                                       classes=("bg", "a", "b"), task="segmentation"))
+    images = torch.rand(1, 3, 16, 16, device=device)
+    target = interpret.region_target(handle, images, "a", region=(4, 4, 12, 12))
+    maps = torch.rand(1, 1, 16, 16, device=device)
+    curves = deletion_insertion(handle, images, maps, target, steps=4)
+    order = maps.flatten().argsort(descending=True)
+    expected = []
+    for count in (0, 64, 128, 192, 256):
+        deleted = images.clone().flatten(2)
+        deleted[..., order[:count]] = 0.0
+        expected.append(target(handle(deleted.view_as(images)).softmax(1)))
+    torch.testing.assert_close(curves.deletion[0], torch.cat(expected), rtol=1e-5, atol=1e-5)
+    region_first = deletion_insertion(handle, images, target.mask[None, None], target, steps=8)
+    region_last = deletion_insertion(handle, images, 1 - target.mask[None, None], target, steps=8)
+    assert region_first.deletion_auc < region_last.deletion_auc  # deleting the region first hurts its score first
