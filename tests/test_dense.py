@@ -249,3 +249,31 @@ def test_deletion_of_a_region_score_follows_the_hand_computed_curve(device):
     region_first = deletion_insertion(handle, images, target.mask[None, None], target, steps=8)
     region_last = deletion_insertion(handle, images, 1 - target.mask[None, None], target, steps=8)
     assert region_first.deletion_auc < region_last.deletion_auc  # deleting the region first hurts its score first
+
+
+def tiny_segmenter():
+    torch.manual_seed(0)
+    net = torch.nn.Sequential(torch.nn.Conv2d(3, 8, 3, padding=1), torch.nn.ReLU(), torch.nn.Conv2d(8, 3, 3, padding=1))
+    return zoo.ModelHandle(net, name="tiny", config=zoo.ModelConfig(
+        input_size=16, resize_size=16, classes=("bg", "a", "b"), task="segmentation", default_layer="1"))
+
+
+REFUSES_DENSE = {"finercam": "builds its own score from a class"}  # its score contrasts classes of a (B, K) output
+
+
+@pytest.mark.parametrize("name", [m.name for m in interpret.methods("attribution")])  # captum's catalog included
+def test_every_method_takes_a_region_target_or_says_why_in_one_line(name):
+    handle = tiny_segmenter()
+    images = torch.rand(1, 3, 16, 16, generator=torch.Generator().manual_seed(1))
+    target = interpret.region_target(handle, images, "a", region=(4, 4, 12, 12))
+    before = state_of(handle)
+    if name in REFUSES_DENSE:
+        with pytest.raises(CnnvizError, match=REFUSES_DENSE[name]) as error:
+            interpret.get_method(name).fn(handle, images, target)
+        assert "\n" not in str(error.value)
+    else:
+        maps = interpret.get_method(name).fn(handle, images, target)
+        assert maps.shape[-2:] == (16, 16) and torch.isfinite(maps).all()
+        assert name == "extremal" or maps.abs().sum() > 0  # extremal's mask comes out empty on this tiny net
+    after = state_of(handle)
+    assert after[1:] == before[1:] and all(torch.equal(before[0][k], v) for k, v in after[0].items())
