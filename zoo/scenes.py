@@ -55,11 +55,12 @@ class Scenes:
 def paste_scenes(source: TensorData, *, count: int, canvas: int = 96, items: tuple[int, int] = (2, 4),
                  threshold: float = 0.1, seed: int = 0, classes: tuple[str, ...] | None = None) -> Scenes:
     """``count`` scenes of ``canvas`` x ``canvas`` pixels, each with a random number of items in the
-    inclusive range ``items``, drawn from ``source`` (uint8 ``(N, 1, h, w)`` images with labels).
+    inclusive range ``items``, drawn from ``source`` (uint8 ``(N, 1, h, w)`` images with labels). An item
+    for which the items already placed leave no room is left out, so a crowded scene holds fewer; the first
+    always fits.
 
     Raises:
-        CnnvizError: a canvas smaller than an item, an empty or reversed item range, or items that
-            cannot be placed without overlapping.
+        CnnvizError: a canvas smaller than an item, or an empty or reversed item range.
     """
     side_h, side_w = source.images.shape[-2:]
     fewest, most = items
@@ -88,9 +89,8 @@ def paste_scenes(source: TensorData, *, count: int, canvas: int = 96, items: tup
             rows, cols = on.any(1).nonzero()[:, 0], on.any(0).nonzero()[:, 0]
             top, bottom, left, right = int(rows[0]), int(rows[-1]) + 1, int(cols[0]), int(cols[-1]) + 1
             placed = _place(scene_boxes, bottom - top, right - left, canvas, generator)
-            if placed is None:
-                raise CnnvizError(f"could not place {wanted} items without overlap on a {canvas} px canvas: "
-                                  "use fewer items or a larger canvas")
+            if placed is None:  # the items already there leave no room: the scene keeps fewer
+                continue
             y, x = placed
             crop, region = item[top:bottom, left:right], on[top:bottom, left:right]
             window = images[scene, 0, y:y + crop.shape[0], x:x + crop.shape[1]]
