@@ -53,7 +53,19 @@ from interpret.attribution import (
                                    smoothgrad,
                                    xgradcam,
 )
-from interpret.core import Method, class_index, get_method, method, methods, target_indices, target_scores
+from interpret.core import (
+                                   BoxScore,
+                                   Method,
+                                   RegionScore,
+                                   class_index,
+                                   detection_target,
+                                   get_method,
+                                   method,
+                                   methods,
+                                   region_target,
+                                   target_indices,
+                                   target_scores,
+)
 from interpret.inside import (
                                    Atlas,
                                    Box,
@@ -94,4 +106,5 @@ __all__ = [
     "actmax", "attack_report", "deepdream", "fgsm", "fool", "inversion_scores", "invert", "pgd", "style_transfer",
     "LayerRow", "Method", "class_index", "forward_hooks", "get_method", "hook_counts", "layer_table", "method",
     "methods", "preserve", "record", "target_indices", "target_scores", "textbook_params", "textbook_total",
+    "BoxScore", "RegionScore", "detection_target", "region_target",
 ]

@@ -16,6 +16,7 @@ from torch import nn
 from zoo import efficientnet_lite as _lite  # noqa: F401  (registers the models, default first)
 from zoo import torchvision_models as _classics  # noqa: F401  (registers the classics)
 from zoo import fashion as _fashion  # noqa: F401  (registers fashion_cnn and the trainable CNNs)
+from zoo import fashion_seg as _fashion_seg  # noqa: F401  (registers fashion_seg)
 from zoo.device import pick_device
 from zoo.errors import CnnvizError
 from zoo.handle import ModelHandle, as_handle, input_channels, on_model_device

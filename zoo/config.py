@@ -45,6 +45,8 @@ class ModelConfig:
             methods that need a named layer then refuse with a reason.
         source: where the model came from (``zoo:NAME``, ``torchvision:NAME``, a path, ...).
         training_log: path of the ``cnnviz train`` log the model was trained by, if any.
+        task: ``classification`` (``(B, K)`` logits), ``segmentation`` (``(B, K, H, W)`` per-pixel scores)
+            or ``detection`` (``(B, N, 6)`` packed detections, see :mod:`zoo.dense`).
     """
 
     input_size: int = 224
@@ -58,6 +60,7 @@ class ModelConfig:
     hookable: bool = True
     source: str = "module"
     training_log: str | None = None
+    task: str = "classification"
 
     def __post_init__(self) -> None:
         set_ = object.__setattr__  # a frozen dataclass normalizes its fields once, here

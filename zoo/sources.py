@@ -47,6 +47,7 @@ import torch
 from torch import nn
 
 from zoo.config import ModelConfig
+from zoo.dense import build_dense, dense_config, dense_task
 from zoo.device import pick_device
 from zoo.errors import CnnvizError, closest
 from zoo.handle import CompileMode, ModelHandle, Precision
@@ -221,6 +222,8 @@ def model_config(source: str, **overrides: Any) -> ModelConfig:
     kind, name = parse_source(source)
     if kind == "zoo" and entry(name).config is not None:
         config = entry(name).config()  # type: ignore[misc]
+    elif kind == "torchvision" and dense_task(name):
+        config = dense_config(name)
     elif kind == "torchvision":
         config = _torchvision_config(name, None)
     elif kind == "timm":
@@ -264,6 +267,8 @@ def _build_torchvision(name: str, weights: Weights, *, num_classes: int | None, 
                        ) -> ModelHandle:
     import torchvision
 
+    if dense_task(name):
+        return build_dense(name, weights, num_classes=num_classes, model_args=model_args)
     config = _torchvision_config(name, num_classes)
     state = None
     if weights == "pretrained":

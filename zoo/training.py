@@ -334,6 +334,7 @@ def evaluate(model: nn.Module, data: TensorData, *, batch_size: int = 1000, labe
     device = next(model.parameters()).device
     data = data.to(device)
     total, correct, predictions = torch.zeros((), device=device, dtype=torch.float64), 0, []
+    labelled = 0  # labels seen: one per image, or one per pixel for a segmenter's (N, H, W) masks
     with preserve(model), torch.no_grad():
         for images, labels in batches(data, batch_size):
             with autocast(device, amp):
@@ -342,8 +343,9 @@ def evaluate(model: nn.Module, data: TensorData, *, batch_size: int = 1000, labe
                                      reduction="sum").double()
             predicted = logits.argmax(1)
             correct += int((predicted == labels).sum())
+            labelled += labels.numel()
             predictions.append(predicted)
-    return Evaluation(float(total) / len(data), correct / len(data), torch.cat(predictions).cpu())
+    return Evaluation(float(total) / labelled, correct / labelled, torch.cat(predictions).cpu())
 
 
 # ---------------------------------------------------------------- training
@@ -424,7 +426,7 @@ class _Run:
         loss_sum = torch.zeros((), device=device, dtype=torch.float64)
         correct = torch.zeros((), device=device, dtype=torch.long)
         layer_norm_sum = torch.zeros(len(self.layer_names), device=device)
-        seen = 0
+        seen = labelled = 0
         bar = tqdm(total=self.steps, desc=f"epoch {self.epoch + 1}/{config.epochs}", disable=not progress,
                    unit="batch", dynamic_ncols=True)
         for step, (images, labels) in enumerate(batches(
@@ -449,16 +451,17 @@ class _Run:
             loss_sum += loss.detach().double() * len(labels)
             correct += (logits.detach().argmax(1) == labels).sum()
             seen += len(labels)
+            labelled += labels.numel()
             bar.update(1)
             if progress and step % 20 == 0:
-                bar.set_postfix(loss=f"{float(loss_sum) / seen:.4f}", acc=f"{int(correct) / seen:.4f}")
+                bar.set_postfix(loss=f"{float(loss_sum) / seen:.4f}", acc=f"{int(correct) / labelled:.4f}")
         val = evaluate(self.handle, self.val_data, label_smoothing=config.label_smoothing, amp=self.use_amp)
         lr = self.optimizer.param_groups[0]["lr"]
         if self.scheduler is not None and not self.per_step:
             self.scheduler.step(val.loss) if config.schedule == "plateau" else self.scheduler.step()
         layer_norms = (layer_norm_sum / self.steps).tolist()
         entry = {
-            "epoch": self.epoch + 1, "train_loss": float(loss_sum) / seen, "train_acc": int(correct) / seen,
+            "epoch": self.epoch + 1, "train_loss": float(loss_sum) / seen, "train_acc": int(correct) / labelled,
             "val_loss": val.loss, "val_acc": val.accuracy, "lr": lr,
             "grad_norm": math.sqrt(sum(n * n for n in layer_norms)),
             "layer_grad_norms": dict(zip(self.layer_names, layer_norms)),

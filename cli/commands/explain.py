@@ -13,6 +13,7 @@ from typing import Any
 import torch
 
 import interpret
+from cli.dense import add_dense_flags, explain_dense, is_dense
 from cli.figures import add_chart_format
 from cli.method_options import add_method_options, method_kwargs
 from cli.options import add_images, add_model, add_out, checked, load_batch, load_handle, numbered, output_dir
@@ -132,7 +133,10 @@ def _matplotlib_name(colormap: str) -> str:
                      "  cnnviz explain gradcam --image chelsea\n"
                      "  cnnviz explain gradcam occlusion --image chelsea coffee --out maps/\n"
                      "  cnnviz explain all --image photos/ --target 'tiger cat' --npy\n"
-                     "  cnnviz explain occlusion --image coffee --window 48 --stride 16 --fill blur")
+                     "  cnnviz explain occlusion --image coffee --window 48 --stride 16 --fill blur\n"
+                     "  cnnviz explain gradcam --model torchvision:fcn_resnet50 --weights random --image chelsea "
+                     "--target cat --region 40,40,180,200\n"
+                     "  cnnviz explain occlusion --model torchvision:fasterrcnn_resnet50_fpn --weights W.pth --box 3")
 def explain(parser: argparse.ArgumentParser) -> Run:
     _add_common(parser)
     add_out(parser)
@@ -142,11 +146,16 @@ def explain(parser: argparse.ArgumentParser) -> Run:
     parser.add_argument("--format", choices=charts.FORMATS, default="png",
                         help="png panels only (default), or also each panel as svg / pdf vector graphics for "
                              "papers (image, map, overlay and a numbered colour bar)")
+    add_dense_flags(parser)
 
     def run(args: argparse.Namespace) -> None:
         chosen = _chosen(args)
         handle, target, names, batch = _setup(args)
         out = output_dir(args.out)
+        if is_dense(handle, args):  # a region of a segmentation or a detector's box, not a class
+            explain_dense(args, chosen, handle, target, names, batch, out,
+                          lambda method, images, dense: _call(method, handle, images, dense, args))
+            return
         with torch.no_grad():
             probs = handle(batch).softmax(-1)
         stems = numbered(names)

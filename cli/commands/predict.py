@@ -6,7 +6,8 @@ import argparse
 
 import torch
 
-from cli.options import add_images, add_model, checked, load_batch, load_handle
+from cli.dense import predict_dense
+from cli.options import add_images, add_model, add_out, checked, load_batch, load_handle, output_dir
 from cli.registry import Run, command
 from interpret import class_index
 from interpret.core import auto_batch_size, chunks
@@ -16,7 +17,9 @@ from zoo.errors import CnnvizError
 
 
 @command("predict", "print the top classes a model sees in images", order=20,
-         description="Print the top-K classes of each image with their probabilities.\n\n"
+         description="Print the top-K classes of each image with their probabilities; for a segmentation\n"
+                     "model its classes by share of pixels, for a detector its detections (numbered as\n"
+                     "cnnviz explain --box takes them), each drawn into --out.\n\n"
                      "examples:\n  cnnviz predict --image chelsea\n"
                      "  cnnviz predict --image photos/ --top 3 --target 'tiger cat'")
 def predict(parser: argparse.ArgumentParser) -> Run:
@@ -25,6 +28,7 @@ def predict(parser: argparse.ArgumentParser) -> Run:
     parser.add_argument("--top", "-k", type=checked(PositiveInt, "--top"), default=5, metavar="K", help="how many classes (default: 5)")
     parser.add_argument("--target", "-t", metavar="CLASS",
                         help="also print this class's probability (index or name)")
+    add_out(parser, "cnnviz-predict")  # segmentation models and detectors: where their drawn masks or boxes go
 
     def run(args: argparse.Namespace) -> None:
         handle = load_handle(args)
@@ -32,6 +36,9 @@ def predict(parser: argparse.ArgumentParser) -> Run:
             raise CnnvizError(f"--top must be at least 1, got {args.top}")
         target = class_index(handle, args.target) if args.target is not None else None
         names, batch = load_batch(args, handle)
+        if handle.config.task != "classification":
+            predict_dense(handle, names, batch, output_dir(args.out), args.top)
+            return
         size = auto_batch_size(handle)
         forward = forward_runner(handle, len(batch), size)
         with torch.no_grad():

@@ -138,6 +138,18 @@ def attribute_kwargs(attribute: Callable[..., Any], images: torch.Tensor, *, ste
     return {k: v for k, v in candidates.items() if k in accepted}
 
 
+class ScoredModel(nn.Module):
+    """The handle followed by a target callable, as one module with one output column: captum methods that
+    hook the model's modules (DeepLift, guided backprop, LRP) find the handle's layers inside it."""
+
+    def __init__(self, handle: ModelHandle, score: Callable[[torch.Tensor], torch.Tensor]) -> None:
+        super().__init__()
+        self.handle, self.score = handle, score
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        return self.score(self.handle(images))[:, None]
+
+
 def run_captum(name: str, handle: ModelHandle, images: torch.Tensor, target: Target, *, layer: Any = None,
                steps: int = 32, samples: int = 25, baseline: Fill = "dataset_mean", noise: float = 0.15,
                segments: int = 14, seed: int | None = 0, batch_size: int | None = None) -> torch.Tensor:
@@ -150,8 +162,7 @@ def run_captum(name: str, handle: ModelHandle, images: torch.Tensor, target: Tar
     indices = resolve_target(handle, images, target)
     model: nn.Module | Callable[[torch.Tensor], torch.Tensor] = handle
     if is_score_fn(indices):
-        score = indices
-        model, indices = (lambda x: score(handle(x))[:, None]), torch.zeros(images.shape[0], dtype=torch.long)
+        model, indices = ScoredModel(handle, indices), torch.zeros(images.shape[0], dtype=torch.long)
     if needs_layer(cls):
         module = handle.layer(layer if layer is not None else _default_layer(handle))
         attribution = cls(model, module)

@@ -24,7 +24,7 @@ from interpret.attribution.incremental import Incremental, OcclusionRows
 from interpret.core.batching import auto_batch_size, chunks
 from interpret.core.registry import method
 from interpret.core.removal import Fill, removed_pixels
-from interpret.core.targets import Target, pass_target, take, target_scores
+from interpret.core.targets import Target, class_probabilities, pass_target, take, target_scores
 from zoo.checks import PositiveInt
 from zoo.compiled import forward_runner
 from zoo.errors import CnnvizError
@@ -83,7 +83,7 @@ def occlusion(handle: ModelHandle, images: torch.Tensor, target: Target = None, 
         raise CnnvizError(f"score must be 'prob' or 'logit', got {score!r}")
 
     def scores(output: torch.Tensor, indices: object) -> torch.Tensor:
-        return target_scores(handle, indices, output.softmax(-1) if score == "prob" else output)
+        return target_scores(handle, indices, class_probabilities(handle, output) if score == "prob" else output)
 
     batch = images.shape[0]
     indices = pass_target(handle, images, target)  # None: each image's class, read off its clean row below

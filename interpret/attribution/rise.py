@@ -19,7 +19,7 @@ import torch.nn.functional as F
 from interpret.core.batching import auto_batch_size, chunks
 from interpret.core.registry import method
 from interpret.core.removal import Fill, removed_pixels
-from interpret.core.targets import Target, pass_target, take, target_indices, target_scores
+from interpret.core.targets import Target, class_probabilities, pass_target, take, target_indices, target_scores
 from zoo.compiled import forward_runner
 from zoo.errors import CnnvizError
 from zoo.handle import ModelHandle
@@ -114,7 +114,8 @@ def rise_with_masks(handle: ModelHandle, images: torch.Tensor, target: Target, p
             flat = torch.arange(rows.start, rows.stop, device=images.device)
             image, mask = flat // count, flat % count
             output = forward(torch.lerp(fills[image], images[image], pattern[mask]))
-            output = output.softmax(-1) if score == "prob" else output.sigmoid() if score == "sigmoid" else output
+            output = (class_probabilities(handle, output) if score == "prob"
+                      else output.sigmoid() if score == "sigmoid" else output)
             weights[rows] = target_scores(handle, take(resolved, image), output)
     maps = weights.view(batch, count) @ pattern.flatten(1)
     return (maps / (count * keep)).view(batch, 1, *images.shape[-2:])

@@ -8,6 +8,7 @@ Imports only zoo. Example:
 
 from interpret.core.activations import layer_output
 from interpret.core.batching import MAX_BATCH, auto_batch_size, chunks
+from interpret.core.dense_targets import BoxScore, RegionScore, detection_target, region_target
 from interpret.core.distributed import (
                                     Group,
                                     agree,
@@ -27,6 +28,7 @@ from interpret.core.targets import (
                                     ScoreFn,
                                     Target,
                                     class_index,
+                                    class_probabilities,
                                     is_score_fn,
                                     pass_target,
                                     resolve_target,
@@ -40,6 +42,7 @@ __all__ = [
     "Group", "agree", "current", "gather_cat", "gather_jobs", "session", "shard_batches", "shard_jobs",
     "input_gradients", "attribution_map", "layer_output",
     "FILLS", "Fill", "removed_pixels", "Method", "as_batch", "get_method", "method", "method_factory", "methods",
-    "ResolvedTarget", "ScoreFn", "Target", "class_index", "is_score_fn", "pass_target", "resolve_target", "take",
-    "target_indices", "target_scores",
+    "ResolvedTarget", "ScoreFn", "Target", "class_index", "class_probabilities", "is_score_fn", "pass_target",
+    "resolve_target", "take", "target_indices", "target_scores", "BoxScore", "RegionScore", "detection_target",
+    "region_target",
 ]

@@ -3,7 +3,9 @@
 A target is ``None`` (the predicted class), a class index, a class name, a
 sequence of those (one per image), or a callable mapping the model output
 ``(B, K)`` to one score per image ``(B,)``. One code path then serves
-logits, probabilities, channels and neurons.
+logits, probabilities, channels and neurons. Segmentation and detection
+outputs take callables too: their target kinds (a class over a region, a
+box of a detector) are the callables of :mod:`interpret.core.dense_targets`.
 """
 
 from __future__ import annotations
@@ -55,6 +57,11 @@ def class_index(handle: ModelHandle, target: int | str, num_classes: int | None 
 
 def target_indices(handle: ModelHandle, target: Target, logits: torch.Tensor) -> torch.Tensor:
     """One class index per image ``(B,)``; ``None`` picks the predicted class."""
+    if logits.dim() in (3, 4) and handle.config.task != "classification":
+        kind = "a region (interpret.region_target, --region)" if logits.dim() == 4 else \
+            "a detection (interpret.detection_target, --box)"
+        raise CnnvizError(f"{handle.name} is a {handle.config.task} model: a class alone does not say what to "
+                          f"explain; give {kind}")
     if logits.dim() != 2:
         raise CnnvizError(f"{handle.name} returns an output of shape {tuple(logits.shape)}, not (batch, classes) "
                           "logits: pass output= (--output) to pick them, or give a callable target")
@@ -83,6 +90,18 @@ def target_scores(handle: ModelHandle, target: Target, output: torch.Tensor) -> 
         return scores
     indices = target_indices(handle, target, output.detach())
     return output.gather(1, indices[:, None])[:, 0]
+
+
+def class_probabilities(handle: ModelHandle, output: torch.Tensor) -> torch.Tensor:
+    """The model output as probabilities: a softmax over the class axis, dim 1 of logits ``(B, K)`` and of
+    per-pixel scores ``(B, K, H, W)``; a detector's packed detections already hold probabilities.
+
+    Example:
+        >>> handle = ModelHandle(torch.nn.Identity(), mean=(0.0,), std=(1.0,))
+        >>> class_probabilities(handle, torch.zeros(1, 4, 2, 2))[0, :, 0, 0]
+        tensor([0.2500, 0.2500, 0.2500, 0.2500])
+    """
+    return output if handle.config.task == "detection" else output.softmax(1)
 
 
 def resolve_target(handle: ModelHandle, images: torch.Tensor, target: Target) -> ResolvedTarget:

@@ -4,6 +4,8 @@
   pixels first (to black) and watch the class probability fall — lower
   area under the curve is better; or insert them first onto a blurred canvas
   and watch it rise — higher is better. A random map is the baseline to beat.
+  With a dense target (a region of a segmentation, a detector's box) the curve
+  follows the region's summed class probability, or the box's score.
 - Model-parameter randomization (Adebayo et al. 2018): re-initialize the
   layers from the top down; a faithful map changes (low Spearman rank
   correlation, SSIM or HOG similarity with the original), an edge detector
@@ -39,7 +41,7 @@ from torchvision.transforms.functional import gaussian_blur
 from interpret.core.batching import auto_batch_size, chunks
 from interpret.core.maps import attribution_map
 from interpret.core.removal import removed_pixels
-from interpret.core.targets import Target, resolve_target, target_scores
+from interpret.core.targets import Target, class_probabilities, resolve_target, target_scores
 from interpret.evaluate.map_sources import MapSource, as_maps
 from interpret.evaluate.similarity import Measure, similarity
 from interpret.evaluate.statistics import constant_rows, undefined_reason
@@ -123,7 +125,7 @@ def deletion_insertion(model: nn.Module, images: torch.Tensor, maps: MapSource, 
             inserted = torch.lerp(canvas[img], images[img], revealed)
             inputs = torch.where(insert.view(-1, 1, 1, 1), inserted, deleted)
             row_target = indices[img] if isinstance(indices, torch.Tensor) else indices
-            probs[rows] = target_scores(handle, row_target, forward(inputs).softmax(-1))
+            probs[rows] = target_scores(handle, row_target, class_probabilities(handle, forward(inputs)))
     curves = probs.view(batch, steps + 1, 2)
     deletion, insertion = curves[..., 0], curves[..., 1]
     nan = torch.full((batch,), math.nan, device=images.device, dtype=deletion.dtype)

@@ -137,8 +137,12 @@ def _tile(tensor: torch.Tensor) -> np.ndarray:
 # ---------------------------------------------------------------- attribution
 
 def explanation_panel(image: torch.Tensor, values: torch.Tensor, title: str, *, colormap: str = DEFAULT_COLORMAP,
-                      symmetric: bool = False, alpha: float = 0.5, percentile: float = 99.5) -> Picture:
+                      symmetric: bool = False, alpha: float = 0.5, percentile: float = 99.5,
+                      marked: np.ndarray | None = None) -> Picture:
     """The image, the map, the map over the image and a numbered colour bar, captioned with ``title``.
+
+    ``marked``: the image with what is explained drawn on it (a segmentation region, a detector's
+    boxes: see :mod:`interpret.views.dense`), shown first.
 
     The colour bar shows the map's own values: its minimum and its ``percentile``
     (or +-that for ``symmetric`` maps), where the colour scale clips. Inputs smaller than
@@ -150,11 +154,12 @@ def explanation_panel(image: torch.Tensor, values: torch.Tensor, title: str, *, 
     """
     base, heat, blended = overlay_parts(image, values, alpha=alpha, colormap=colormap, symmetric=symmetric,
                                         percentile=percentile)
+    parts = [base, heat, blended] if marked is None else [marked, base, heat, blended]
     if max(base.shape[:2]) < DISPLAY:
-        base, heat, blended = (enlarge(part, DISPLAY) for part in (base, heat, blended))
+        parts = [enlarge(part, DISPLAY) for part in parts]
     low, high = map_range(values, symmetric=symmetric, percentile=percentile)
-    bar = colorbar(base.shape[0], colormap, low=low, high=high)
-    return picture(caption(hstack([base, heat, blended, bar]), title))
+    bar = colorbar(parts[0].shape[0], colormap, low=low, high=high)
+    return picture(caption(hstack([*parts, bar]), title))
 
 
 def attribution_views(image: torch.Tensor, values: torch.Tensor, *, side: int = DISPLAY,

@@ -1,0 +1,135 @@
+"""``fashion_seg``: a small fully convolutional segmenter of Fashion-MNIST scenes, trained here, shipped.
+
+No segmentation weights can be had offline, so one is trained on :mod:`zoo.scenes` by the same loop
+as ``cnnviz train`` (:func:`zoo.training.train`: optimizer, schedule, early stopping, checkpoints), in a
+few minutes on a CPU. Its log (``zoo/weights/fashion_seg-log.json``) holds the recipe, the history and
+the mean IoU on held-out scenes pasted from Fashion-MNIST's test split.
+
+Example:
+    >>> import zoo
+    >>> seg = zoo.load("fashion_seg", device="cpu")
+    >>> seg.config.task, seg.classes[8], seg.input_size
+    ('segmentation', 'Sneaker', 64)
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from zoo.config import ModelConfig
+from zoo.datasets import NO_AUGMENT, Splits, TensorData, channel_stats
+from zoo.errors import CnnvizError
+from zoo.handle import ModelHandle
+from zoo.jsonfile import write_json
+from zoo.registry import register
+from zoo.scenes import Scenes, fashion_scenes
+from zoo.weights import load_weights
+
+WEIGHTS_DIR = Path(__file__).resolve().parent / "weights"
+SEG_NAME = "fashion_seg"
+CANVAS = 64
+ITEMS = (1, 2)
+
+
+class FashionSegmenter(nn.Module):
+    """Three conv stages (the middle ones strided and dilated for context), a 1x1 classifier per pixel,
+    and a bilinear upsampling back to the input size: ``(B, 1, S, S) -> (B, 11, S, S)``."""
+
+    def __init__(self, classes: int = 11, width: int = 16) -> None:
+        super().__init__()
+
+        def block(cin: int, cout: int, stride: int = 1, dilation: int = 1) -> nn.Sequential:
+            return nn.Sequential(nn.Conv2d(cin, cout, 3, stride, padding=dilation, dilation=dilation, bias=False),
+                                 nn.BatchNorm2d(cout), nn.ReLU())
+
+        self.features = nn.Sequential(block(1, width), block(width, 2 * width, stride=2),
+                                      block(2 * width, 2 * width, dilation=2), block(2 * width, 2 * width, dilation=4))
+        self.classifier = nn.Conv2d(2 * width, classes, 1)
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        scores = self.classifier(self.features(images))
+        return nn.functional.interpolate(scores, size=images.shape[-2:], mode="bilinear", align_corners=False)
+
+
+def scene_data(scenes: Scenes) -> TensorData:
+    """Scenes as the training loop's data: uint8 images, per-pixel labels."""
+    return TensorData((scenes.images * 255).round().to(torch.uint8), scenes.masks)
+
+
+def mean_iou(handle: ModelHandle, scenes: Scenes, batch_size: int = 64) -> dict[str, Any]:
+    """Mean IoU over the classes present in the truth or the prediction, background included, and
+    pixel accuracy, of ``handle`` on ``scenes``."""
+    count = len(scenes.mask_classes)
+    confusion = torch.zeros(count, count, dtype=torch.long)
+    with torch.no_grad():
+        for start in range(0, scenes.images.shape[0], batch_size):
+            predicted = handle(scenes.images[start:start + batch_size].to(handle.device)).argmax(1).cpu()
+            truth = scenes.masks[start:start + batch_size]
+            confusion += torch.bincount(truth.flatten() * count + predicted.flatten(),
+                                        minlength=count * count).view(count, count)
+    hits = confusion.diag().double()
+    union = confusion.sum(0) + confusion.sum(1) - confusion.diag()
+    present = union > 0
+    iou = hits[present] / union[present].double()
+    return {"miou": float(iou.mean()), "pixel_accuracy": float(hits.sum() / confusion.sum()),
+            "iou": {scenes.mask_classes[i]: round(float(hits[i] / union[i]), 4)
+                    for i in range(count) if present[i]}}
+
+
+def seg_handle(mean: tuple[float, ...], std: tuple[float, ...], classes: tuple[str, ...]) -> ModelHandle:
+    """An untrained ``fashion_seg`` with its configuration."""
+    config = ModelConfig(input_size=CANVAS, resize_size=CANVAS, mean=mean, std=std, classes=classes,
+                         default_layer="features.3", source=f"zoo:{SEG_NAME}", task="segmentation",
+                         training_log=str(WEIGHTS_DIR / f"{SEG_NAME}-log.json"))
+    return ModelHandle(FashionSegmenter(len(classes)), name=SEG_NAME, config=config)
+
+
+def train_fashion_seg(out: str | Path, *, train_scenes: int = 3000, val_scenes: int = 300, test_scenes: int = 500,
+                      epochs: int = 6, seed: int = 0) -> dict[str, Any]:
+    """Train ``fashion_seg`` with :func:`zoo.training.train` and write ``OUT/fashion_seg.pt`` and its log."""
+    from zoo.training import TrainConfig, train
+
+    out = Path(out)
+    train_set = fashion_scenes(train_scenes, split="train", canvas=CANVAS, items=ITEMS, seed=seed)
+    val_set = fashion_scenes(val_scenes, split="train", canvas=CANVAS, items=ITEMS, seed=seed + 1)
+    test_set = fashion_scenes(test_scenes, split="test", canvas=CANVAS, items=ITEMS, seed=seed + 2)
+    data = scene_data(train_set)
+    mean, std = channel_stats(data.images)
+    splits = Splits("fashion-scenes", data, scene_data(val_set), scene_data(test_set), list(train_set.mask_classes),
+                    mean, std, NO_AUGMENT)  # no augmentation: a shift would move images and masks apart
+    torch.manual_seed(seed)
+    handle = seg_handle(mean, std, train_set.mask_classes)
+    config = TrainConfig(epochs=epochs, batch_size=32, optimizer="adamw", lr=3e-3, schedule="onecycle",
+                         augment=False, seed=seed)
+    result = train(handle, splits, config, progress=False)
+    scores = mean_iou(handle.eval(), test_set)
+    torch.save(handle.model.state_dict(), out / f"{SEG_NAME}.pt")
+    log = {"model": SEG_NAME, "recipe": {"train_scenes": train_scenes, "val_scenes": val_scenes,
+                                          "test_scenes": test_scenes, "canvas": CANVAS, "items": list(ITEMS), "seed": seed,
+                                          "train": config.as_dict()},
+           "normalization": {"mean": list(mean), "std": list(std)}, "classes": list(train_set.mask_classes),
+           "history": result.history, "seconds": round(result.seconds, 1),
+           "test": {"scenes": "held out: pasted from Fashion-MNIST's test split", **scores}}
+    write_json(out / f"{SEG_NAME}-log.json", log)
+    return log
+
+
+@register(SEG_NAME, "small fully convolutional segmenter of Fashion-MNIST scenes, 64px gray, 11 classes (ships here)",
+          lambda: WEIGHTS_DIR / f"{SEG_NAME}.pt")
+def build_fashion_seg(weights: str | Path | None = "pretrained") -> ModelHandle:
+    """The shipped Fashion-MNIST scene segmenter (or its architecture with other or random weights)."""
+    path = WEIGHTS_DIR / f"{SEG_NAME}-log.json"
+    if not path.is_file():
+        raise CnnvizError(f"the fashion_seg log is missing ({path}): retrain with zoo.fashion_seg.train_fashion_seg")
+    log = json.loads(path.read_text())
+    handle = seg_handle(tuple(log["normalization"]["mean"]), tuple(log["normalization"]["std"]),
+                        tuple(log["classes"]))
+    if weights is not None:
+        load_weights(handle.model, WEIGHTS_DIR / f"{SEG_NAME}.pt" if weights == "pretrained" else weights,
+                     what=SEG_NAME)
+    return handle.eval()
