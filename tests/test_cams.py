@@ -229,3 +229,15 @@ def test_batch_size_does_not_change_cams(tiny, device, name):
     x = torch.rand(3, 3, 16, 16, device=device)
     method = interpret.get_method(name).fn
     torch.testing.assert_close(method(tiny, x, [0, 1, 2], batch_size=1), method(tiny, x, [0, 1, 2], batch_size=64))
+
+
+def test_kpcacam_on_a_large_grid_takes_lobpcg_and_equals_the_full_eigendecomposition(monkeypatch):
+    from interpret.attribution.cam import activation_variants
+
+    torch.manual_seed(0)
+    grid = torch.relu(torch.randn(2, 16, 30, 30) + torch.linspace(-1, 1, 30).view(1, 1, 30, 1))
+    assert 30 * 30 > activation_variants.FULL_EIGH_CELLS
+    fast = activation_variants.kernel_projection(grid, None)
+    monkeypatch.setattr(activation_variants, "FULL_EIGH_CELLS", 10_000)
+    full = activation_variants.kernel_projection(grid, None)
+    torch.testing.assert_close(fast, full, rtol=1e-6, atol=1e-6 * float(full.abs().max()))

@@ -407,11 +407,12 @@ def test_reduced_precision_is_opt_in_and_close_to_fp32(lite0, photos):
     with torch.no_grad():
         exact, rough = lite0(photos), fast(photos)
     assert rough.dtype == torch.float32 and torch.equal(rough.argmax(1), exact.argmax(1))
-    for name in ("gradcam", "occlusion"):
+    # Occlusion on a coarse grid (16 windows): the property is bf16's closeness, not occlusion's resolution.
+    for name, options in (("gradcam", {}), ("occlusion", {"window": 56, "stride": 56})):
         method = interpret.get_method(name)
-        ours = method.fn(fast, photos, None)
+        ours = method.fn(fast, photos, None, **options)
         assert ours.dtype == torch.float32
-        reference = method.fn(lite0, photos, None)
+        reference = method.fn(lite0, photos, None, **options)
         assert float(spearman(ours.flatten(1), reference.flatten(1)).min()) > 0.9, name
     with pytest.raises(CnnvizError, match="fp16 runs on GPUs only"):
         zoo.load("efficientnet_lite0", device="cpu", precision="fp16")
