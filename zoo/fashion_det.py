@@ -4,7 +4,7 @@ No detection weights can be had offline, so one is trained on :mod:`zoo.scenes`:
 head (anchor-free, one location per cell) over a four-block convolutional backbone with one stride-8
 feature map, sized for 64-pixel canvases. It is trained by the same loop as ``cnnviz train``
 (:func:`zoo.training.train`) with the detector's own loss (:class:`DetectionObjective`), in a few minutes
-on a CPU. Its log (``zoo/weights/fashion_det-log.json``) holds the recipe, the history and the mAP@0.5 on
+on a CPU; ``cnnviz train --model fashion_det`` rebuilds it. Its log (``zoo/weights/fashion_det-log.json``) holds the recipe, the history and the mAP@0.5 on
 held-out scenes pasted from Fashion-MNIST's test split. Its handle answers packed detections
 (:func:`zoo.dense.pack_detections`), as torchvision's detectors do here.
 
@@ -18,9 +18,6 @@ Example:
 from __future__ import annotations
 
 import json
-import os
-import platform
-import time
 from pathlib import Path
 from typing import Any
 
@@ -28,16 +25,16 @@ import torch
 from torch import nn
 
 from zoo.config import ModelConfig
-from zoo.datasets import FASHION_MNIST_CLASSES, NO_AUGMENT, Splits, TensorData, channel_stats
+from zoo.datasets import FASHION_MNIST_CLASSES, TensorData
 from zoo.dense import pack_detections
 from zoo.detection_map import mean_average_precision
 from zoo.errors import CnnvizError
 from zoo.guard import preserve
 from zoo.handle import ModelHandle
-from zoo.jsonfile import write_json
 from zoo.registry import register
-from zoo.scenes import Scenes, fashion_scenes
-from zoo.training import Objective, TrainConfig, save_atomic, train
+from zoo.scene_training import SceneTask, train_scene_model
+from zoo.scenes import Scenes
+from zoo.training import Objective, TrainConfig
 from zoo.weights import load_weights
 
 WEIGHTS_DIR = Path(__file__).resolve().parent / "weights"
@@ -150,40 +147,15 @@ def det_handle(mean: tuple[float, ...], std: tuple[float, ...], classes: tuple[s
     return ModelHandle(fashion_detector(len(classes)), name=DET_NAME, config=config, output=pack_detections)
 
 
-def train_fashion_det(out: str | Path, *, train_scenes: int = 4000, val_scenes: int = 200, test_scenes: int = 500,
-                      epochs: int = 10, seed: int = 0, checkpoint: str | Path | None = None,
-                      progress: bool = False) -> dict[str, Any]:
-    """Train ``fashion_det`` with :func:`zoo.training.train` and write ``OUT/fashion_det.pt`` and its log."""
-    out = Path(out)
-    train_set = fashion_scenes(train_scenes, split="train", canvas=CANVAS, items=ITEMS, seed=seed)
-    val_set = fashion_scenes(val_scenes, split="train", canvas=CANVAS, items=ITEMS, seed=seed + 1)
-    test_set = fashion_scenes(test_scenes, split="test", canvas=CANVAS, items=ITEMS, seed=seed + 2)
-    data = scene_data(train_set)
-    mean, std = channel_stats(data.images)
-    splits = Splits("fashion-scenes", data, scene_data(val_set), scene_data(test_set), list(train_set.classes),
-                    mean, std, NO_AUGMENT)  # no augmentation: a shift would move images and boxes apart
-    torch.manual_seed(seed)
-    handle = det_handle(mean, std, train_set.classes)
-    config = TrainConfig(epochs=epochs, batch_size=32, optimizer="adamw", lr=3e-3, schedule="onecycle",
-                         augment=False, seed=seed)
-    started = time.perf_counter()
-    result = train(handle, splits, config, progress=progress, objective=DetectionObjective(),
-                   checkpoint=checkpoint, resume=checkpoint is not None)
-    scores = detection_accuracy(handle.eval(), test_set)
-    weights = {k: v.detach().contiguous().cpu() for k, v in handle.model.state_dict().items()}
-    save_atomic(weights, out / f"{DET_NAME}.pt")
-    log = {"model": DET_NAME, "recipe": {"train_scenes": train_scenes, "val_scenes": val_scenes,
-                                          "test_scenes": test_scenes, "canvas": CANVAS, "items": list(ITEMS), "seed": seed,
-                                          "train": config.as_dict()},
-           "normalization": {"mean": list(mean), "std": list(std)}, "classes": list(train_set.classes),
-           "history": result.history, "seconds": round(time.perf_counter() - started, 1),
-           "environment": {"device": str(handle.device), "threads": torch.get_num_threads(),
-                           "torch": torch.__version__, "python": platform.python_version(), "cpus": os.cpu_count(),
-                           "date": time.strftime("%Y-%m-%d", time.gmtime())},
-           "test": {"scenes": f"held out: {test_scenes} pasted from Fashion-MNIST's test split (seed {seed + 2})",
-                    "iou": 0.5, **scores}}
-    write_json(out / f"{DET_NAME}-log.json", log)
-    return log
+DET_TASK = SceneTask(DET_NAME, CANVAS, ITEMS, classes=lambda scenes: scenes.classes, make_handle=det_handle,
+                     labels=scene_data, score=detection_accuracy, objective=DetectionObjective(),
+                     defaults={"train_scenes": 4000, "val_scenes": 200, "test_scenes": 500, "epochs": 10})
+
+
+def train_fashion_det(out: str | Path, **options: Any) -> dict[str, Any]:
+    """Train ``fashion_det`` by the shipped recipe and write ``OUT/fashion_det.pt`` and its log (options: see
+    :func:`zoo.scene_training.train_scene_model`)."""
+    return train_scene_model(DET_TASK, out, **options)
 
 
 @register(DET_NAME, "small detector of Fashion-MNIST scenes (FCOS head), 64px gray, 10 classes (ships here)",
