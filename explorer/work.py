@@ -23,9 +23,18 @@ from zoo.handle import ModelHandle
 
 
 def probabilities(handle: ModelHandle, batch: torch.Tensor) -> torch.Tensor:
-    """Class probabilities of one prepared image ``(1, C, H, W)``."""
+    """Class probabilities of one prepared image ``(1, C, H, W)``; for a segmentation model each class's share
+    of the pixels, for a detector the best score each class is detected with."""
     with torch.no_grad():
-        return handle(batch).softmax(-1)[0].float().cpu()
+        output = handle(batch)
+    if handle.config.task == "segmentation":
+        labels = output[0].argmax(0).flatten()
+        return torch.bincount(labels, minlength=output.shape[1]).float().cpu() / labels.numel()
+    if handle.config.task == "detection":
+        rows = output[0][output[0, :, 5] >= 0].float().cpu()
+        best = torch.zeros(handle.config.num_classes or (int(rows[:, 5].max()) + 1 if len(rows) else 1))
+        return best.scatter_reduce(0, rows[:, 5].long(), rows[:, 4], reduce="amax")
+    return output.softmax(-1)[0].float().cpu()
 
 
 def top_classes(handle: ModelHandle, probs: torch.Tensor, k: int) -> list[dict[str, Any]]:
@@ -137,7 +146,7 @@ def faithfulness(handle: ModelHandle, found: Explanation, steps: int) -> dict[st
     curves = deletion_insertion(handle, image, torch.from_numpy(found.raw)[None].to(handle.device), target,
                                 steps=steps, deletion_to="blur")
     band = random_band(handle, image, target, draws=8, steps=steps, deletion_to="blur")
-    area = lambda values: None if values.isnan().any() else float(values[0])  # noqa: E731  (JSON has no NaN)
+    area = lambda values: None if values.isnan().any() else float(values[0])
     random = {}
     for metric, auc in (("insertion", curves.insertion_auc), ("deletion", curves.deletion_auc)):
         mean, low, high = (float(v[0]) for v in band.interval(metric))

@@ -82,6 +82,21 @@ def test_a_region_of_the_segmenter_is_explained_over_its_pixels(client, scene):
     assert answer.json()["record"]["explained"] == f"{seg.class_name(category)} over 1280 px"
 
 
+def test_predict_gives_pixel_shares_of_a_segmenter_and_best_scores_of_a_detector(client, scene):
+    scenes, png = scene
+    image = scenes.images[:1]
+    name = upload(client, png, model="fashion_seg", method="gradient", target=1, region="0,0,8,8").json()["record"]["image"]
+    seg, det = zoo.load("fashion_seg", device="cpu"), zoo.load("fashion_det", device="cpu")
+    with torch.no_grad():
+        shares = torch.bincount(seg(image)[0].argmax(0).flatten(), minlength=11).float() / 64 / 64
+        found = det(image)[0]
+    top = client.post("/api/predict", json={"model": "fashion_seg", "image": name, "top": 11}).json()["top"]
+    assert {row["index"]: row["probability"] for row in top} == pytest.approx(dict(enumerate(shares.tolist())))
+    top = client.post("/api/predict", json={"model": "fashion_det", "image": name, "top": 1}).json()["top"]
+    best = found[found[:, 5] >= 0][0]
+    assert top[0]["index"] == int(best[5]) and top[0]["probability"] == pytest.approx(float(best[4]))
+
+
 @pytest.mark.parametrize("fields, words", [
     ({"model": "fashion_det", "method": "gradient", "box": 0}, "box is a detection number from 1"),
     ({"model": "fashion_det", "method": "gradient", "box": 99}, "detection 99 was asked for"),

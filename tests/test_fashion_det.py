@@ -172,7 +172,7 @@ def test_cnnviz_train_rebuilds_a_scene_model_through_the_output_folder(capsys, t
     handle = zoo.load(name, weights=out / f"{name}.pt", device="cpu")  # the written weights load into the model
     assert handle.config.task in ("segmentation", "detection")
     assert sorted(p.name for p in out.iterdir() if p.name.startswith(".")) == []  # no temporaries left
-    code, text, err = cli(capsys, "train", "--model", name, "--epochs", "2", "--out", out, "--quiet")
+    code, _text, err = cli(capsys, "train", "--model", name, "--epochs", "2", "--out", out, "--quiet")
     assert code == 2 and "holds an unfinished run" in err
 
 
@@ -180,5 +180,5 @@ def test_cnnviz_train_refuses_classifier_flags_for_a_scene_model(capsys, tmp_pat
     code, text, err = cli(capsys, "train", "--model", "fashion_det", "--lr", "0.1", "--optimizer", "sgd",
                           "--out", tmp_path / "never")
     assert code == 2 and "--optimizer, --lr do not apply to fashion_det" in err and not (tmp_path / "never").exists()
-    code, text, err = cli(capsys, "train", "--scenes", "10", "--out", tmp_path / "never")
+    code, _text, err = cli(capsys, "train", "--scenes", "10", "--out", tmp_path / "never")
     assert code == 2 and "--scenes is for fashion_seg and fashion_det" in err
