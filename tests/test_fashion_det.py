@@ -161,7 +161,7 @@ def test_cli_explains_the_first_detection_of_a_scene_and_draws_the_boxes(capsys,
 @pytest.mark.parametrize("name", ["fashion_seg", "fashion_det"])
 def test_cnnviz_train_rebuilds_a_scene_model_through_the_output_folder(capsys, tmp_path, name):
     out = tmp_path / "run"
-    code, text, err = cli(capsys, "train", "--model", name, "--epochs", "2", "--scenes", "64", "--seed", "3",
+    code, _text, err = cli(capsys, "train", "--model", name, "--epochs", "2", "--scenes", "64", "--seed", "3",
                           "--out", out, "--keep-checkpoint", "--quiet", "--device", "cpu")
     assert code == 0, err
     log = json.loads((out / f"{name}-log.json").read_text())
@@ -177,7 +177,7 @@ def test_cnnviz_train_rebuilds_a_scene_model_through_the_output_folder(capsys, t
 
 
 def test_cnnviz_train_refuses_classifier_flags_for_a_scene_model(capsys, tmp_path):
-    code, text, err = cli(capsys, "train", "--model", "fashion_det", "--lr", "0.1", "--optimizer", "sgd",
+    code, _text, err = cli(capsys, "train", "--model", "fashion_det", "--lr", "0.1", "--optimizer", "sgd",
                           "--out", tmp_path / "never")
     assert code == 2 and "--optimizer, --lr do not apply to fashion_det" in err and not (tmp_path / "never").exists()
     code, _text, err = cli(capsys, "train", "--scenes", "10", "--out", tmp_path / "never")
