@@ -109,3 +109,17 @@ def test_bad_regions_and_boxes_get_one_line_400(client, scene, fields, words):
     assert answer.status_code == 400 and words in answer.text, answer.text
     assert "\n" not in answer.json()["error"]
     assert torch.is_grad_enabled()
+
+
+def test_the_pages_take_a_region_or_a_detection_and_show_what_is_explained(client, scene):
+    name = upload(client, scene[1], model="fashion_det", method="gradient", box=1).json()["record"]["image"]
+    page = client.get(f"/m/fashion_det/image/{name}")
+    assert page.status_code == 200 and 'name="box"' in page.text and "Why, by units" not in page.text
+    assert 'name="region"' in client.get(f"/m/fashion_seg/image/{name}").text
+    explained = client.get(f"/m/fashion_det/image/{name}/explain/gradcam?box=1")
+    assert explained.status_code == 200 and "explaining <span id=\"explained\">box [" in explained.text
+    assert 'name="box" value="1"' in explained.text
+    region = client.get(f"/m/fashion_seg/image/{name}/explain/gradcam?target=1&region=0,0,32,32")
+    assert region.status_code == 200 and "over 1024 px" in region.text
+    refused = client.get(f"/m/fashion_det/image/{name}/explain/gradcam?box=42")
+    assert refused.status_code == 400 and "detection 42 was asked for" in refused.text
