@@ -112,7 +112,7 @@ class DetectionObjective(Objective):
                 losses = handle.model((images[batch] - handle.mean) / handle.std, detector_targets(data.labels[batch]))
                 total += float(sum(losses.values())) * images[batch].shape[0]
         found = detect(handle, images)
-        truth = detector_targets(data.labels)
+        truth = detector_targets(data.labels.cpu())  # the detections come back on the CPU
         accuracy = mean_average_precision(found, [t["boxes"] for t in truth], [t["labels"] for t in truth])
         return total / len(data), accuracy["map"]
 
