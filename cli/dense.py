@@ -19,10 +19,16 @@ from cli.options import checked, numbered
 from cli.output import OutputFolder
 from interpret import Method
 from interpret.core import attribution_map
-from interpret.views import boxes_overlay, caption, explanation_panel, region_overlay, segmentation_overlay
+from interpret.views import (
+    boxes_overlay,
+    caption,
+    explained_caption,
+    explained_overlay,
+    explanation_panel,
+    segmentation_overlay,
+)
 from zoo import save_image
 from zoo.checks import PositiveInt
-from zoo.errors import CnnvizError
 from zoo.handle import ModelHandle
 from zoo.jsonfile import write_json
 
@@ -63,24 +69,10 @@ def detections(handle: ModelHandle, image: torch.Tensor) -> torch.Tensor:
 def dense_target(handle: ModelHandle, image: torch.Tensor, target: int | None,
                  args: argparse.Namespace) -> tuple[object, np.ndarray, str]:
     """The target for one image, the image with it drawn, and a caption saying what is explained."""
-    batch = image[None]
-    if handle.config.task == "detection" or args.box is not None:
-        if args.region is not None:
-            chosen = interpret.detection_target(handle, batch, box=args.region, label=target)
-        else:
-            chosen = interpret.detection_target(handle, batch, (args.box or 1) - 1)
-        found = detections(handle, image)
-        texts = [f"{k + 1} {handle.class_name(int(row[5]))} {row[4]:.2f}" for k, row in enumerate(found)]
-        boxes = torch.cat([found[:, :4].cpu(), chosen.box[None]])  # the explained box drawn last, on top
-        marked = boxes_overlay(image, boxes, [*texts, "explained"], highlight=len(texts),
-                               labels=[int(v) for v in found[:, 5]] + [chosen.label])
-        return chosen, marked, f"box {[round(v) for v in chosen.box.tolist()]} of {handle.class_name(chosen.label)}"
-    if target is None:
-        raise CnnvizError(f"{handle.name} answers per pixel: say which class to explain with --target CLASS "
-                          "(and --region x0,y0,x1,y1; default: where the model predicts the class)")
-    chosen = interpret.region_target(handle, batch, target, region=args.region)
-    return chosen, region_overlay(image, chosen.mask), \
-        f"{handle.class_name(target)} over {int(chosen.mask.sum())} px"
+    chosen = interpret.dense_target(handle, image[None], target, region=args.region, box=args.box)
+    found = detections(handle, image) if isinstance(chosen, interpret.BoxScore) else None
+    return chosen, explained_overlay(image, chosen, found, handle.class_name), \
+        explained_caption(chosen, handle.class_name)
 
 
 def explain_dense(args: argparse.Namespace, chosen: Sequence[Method], handle: ModelHandle, target: int | None,

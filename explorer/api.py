@@ -82,6 +82,31 @@ def target_of(handle: ModelHandle, target: Any) -> int | None:
     return interpret.class_index(handle, target)
 
 
+def region_of(region: Any) -> tuple[float, ...] | None:
+    """A region (segmentation) or box of class ``target`` (detector): ``x0,y0,x1,y1`` as text or four numbers."""
+    if region is None or region == "":
+        return None
+    parts = region.split(",") if isinstance(region, str) else region
+    try:
+        values = tuple(float(v) for v in parts)
+    except (TypeError, ValueError):
+        values = ()
+    if len(values) != 4:
+        raise CnnvizError(f"region is four numbers x0,y0,x1,y1 in pixels of the prepared image, got {region!r}")
+    return values
+
+
+def box_of(box: Any) -> int | None:
+    """A detection number, from 1 (best first), as ``cnnviz explain --box`` takes it."""
+    if box is None or box == "":
+        return None
+    if isinstance(box, str) and box.strip().isdigit():
+        box = int(box)
+    if isinstance(box, bool) or not isinstance(box, int) or box < 1:
+        raise CnnvizError(f"box is a detection number from 1 (best first), got {box!r}")
+    return box
+
+
 def layer_of(handle: ModelHandle, layer: Any) -> str | None:
     if layer is None or layer == "":
         return None
@@ -160,9 +185,15 @@ async def explanation(explorer: Explorer, fields: dict[str, Any]) -> tuple[str, 
     options = check_options(method, fields.get("options"))
     name = fields.get("image")
     batch = explorer.image(handle, name)
+    region, box = region_of(fields.get("region")), box_of(fields.get("box"))
     key = result_key("explain", handle.name, name, method.name, target, layer if method.uses_layer else None,
-                     options)
+                     options, *([region, box] if region is not None or box is not None else []))
     found = explorer.results.get(key)
+    if found is None and (handle.config.task != "classification" or region is not None or box is not None):
+        stem = f"{name}-{method.name}".replace(":", "_").replace("/", "_")
+        found = await explorer.queue(handle).run(
+            lambda: work.explain_dense(handle, method, batch, str(name), target, region, box, layer, options, stem))
+        explorer.results.put(key, found)
     if found is None:
         stem = f"{name}-{method.name}".replace(":", "_").replace("/", "_")
         probs = await image_probabilities(explorer, handle, name)
@@ -207,8 +238,9 @@ async def result_file(request: Request) -> Response:
         raise NotFound(f"result {key} is no longer kept: ask /api/explain again")
     drawn = explorer.results.get(f"{key}/{name}")
     if drawn is None:
-        drawn = {"panel.png": lambda: drawing.panel_png(found.image, found.flat, found.title),
-                 "image.png": lambda: drawing.image_png(found.image),
+        drawn = {"panel.png": lambda: drawing.panel_png(found.image, found.flat, found.title, found.marked),
+                 "image.png": lambda: drawing.image_png(found.image) if found.marked is None
+                 else drawing.marked_png(found.marked),
                  "heat.png": lambda: drawing.heat_png(found.image, found.flat),
                  "colorbar.png": lambda: drawing.colorbar_png(found.flat),
                  "map.npy": lambda: drawing.npy(found.raw),

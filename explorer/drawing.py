@@ -37,9 +37,15 @@ def image_png(image: np.ndarray, side: int = 224) -> bytes:
     return png(pixels.enlarge(picture, side) if max(picture.shape[:2]) < side else picture)
 
 
-def panel_png(image: np.ndarray, flat: np.ndarray, title: str) -> bytes:
-    """The PNG ``cnnviz explain`` writes: image | map | overlay | colour bar, captioned."""
-    return png(explanation_panel(torch.from_numpy(image), torch.from_numpy(flat), title))
+def panel_png(image: np.ndarray, flat: np.ndarray, title: str, marked: np.ndarray | None = None) -> bytes:
+    """The PNG ``cnnviz explain`` writes: image | map | overlay | colour bar, captioned (a dense model's image
+    with what is explained drawn on it first)."""
+    return png(explanation_panel(torch.from_numpy(image), torch.from_numpy(flat), title, marked=marked))
+
+
+def marked_png(marked: np.ndarray, side: int = 224) -> bytes:
+    """A dense model's image with its explained region or boxes drawn, enlarged without blur."""
+    return png(pixels.enlarge(marked, side) if max(marked.shape[:2]) < side else marked)
 
 
 def heat_png(image: np.ndarray, flat: np.ndarray, side: int = 224, percentile: float = 99.5) -> bytes:

@@ -55,7 +55,7 @@ async def image_page(request: Request) -> HTMLResponse:
     probs = await api.image_probabilities(explorer, handle, name)
     return render(request, "image.html", model=handle.name, image=name, top=work.top_classes(handle, probs, 5),
                   classes=handle.classes or [], methods=[m.name for m in interpret.methods("attribution")],
-                  layer=handle.default_layer or "")
+                  layer=handle.default_layer or "", task=handle.config.task)
 
 
 async def explain_page(request: Request) -> HTMLResponse:
@@ -64,7 +64,8 @@ async def explain_page(request: Request) -> HTMLResponse:
     options = api.parse_json(query.get("options", "{}").encode(), what="options")
     fields = {"model": request.path_params["model"], "image": request.path_params["image"],
               "method": request.path_params["method"], "target": query.get("target") or None,
-              "layer": query.get("layer") or None, "options": options}
+              "layer": query.get("layer") or None, "options": options,
+              "region": query.get("region") or None, "box": query.get("box") or None}  # a dense model's target
     if isinstance(fields["target"], str) and fields["target"].isdigit():
         fields["target"] = int(fields["target"])
     key, found = await api.explanation(explorer, fields)
@@ -73,7 +74,8 @@ async def explain_page(request: Request) -> HTMLResponse:
     return render(request, "explain.html", model=fields["model"], image=fields["image"], key=key,
                   record=found.record, method=method.name, options=json.dumps(options),
                   fields=option_fields(method), uses_layer=method.uses_layer,
-                  layer=fields["layer"] or "", target=query.get("target", ""))
+                  layer=fields["layer"] or "", target=query.get("target", ""), region=query.get("region", ""),
+                  box=query.get("box", ""))
 
 
 async def why_page(request: Request) -> HTMLResponse:

@@ -17,14 +17,24 @@ from interpret import Method
 from interpret.core import attribution_map
 from interpret.evaluate import deletion_insertion, explanation_record, explanation_title, random_band
 from interpret.inside import unit_evidence
+from interpret.views import explained_caption, explained_overlay
 from zoo.errors import CnnvizError
 from zoo.handle import ModelHandle
 
 
 def probabilities(handle: ModelHandle, batch: torch.Tensor) -> torch.Tensor:
-    """Class probabilities of one prepared image ``(1, C, H, W)``."""
+    """Class probabilities of one prepared image ``(1, C, H, W)``; for a segmentation model each class's share
+    of the pixels, for a detector the best score each class is detected with."""
     with torch.no_grad():
-        return handle(batch).softmax(-1)[0].float().cpu()
+        output = handle(batch)
+    if handle.config.task == "segmentation":
+        labels = output[0].argmax(0).flatten()
+        return torch.bincount(labels, minlength=output.shape[1]).float().cpu() / labels.numel()
+    if handle.config.task == "detection":
+        rows = output[0][output[0, :, 5] >= 0].float().cpu()
+        best = torch.zeros(handle.config.num_classes or (int(rows[:, 5].max()) + 1 if len(rows) else 1))
+        return best.scatter_reduce(0, rows[:, 5].long(), rows[:, 4], reduce="amax")
+    return output.softmax(-1)[0].float().cpu()
 
 
 def top_classes(handle: ModelHandle, probs: torch.Tensor, k: int) -> list[dict[str, Any]]:
@@ -43,10 +53,13 @@ class Explanation:
     flat: np.ndarray  # the (H, W) map drawn
     record: dict[str, Any]  # what cnnviz explain writes beside the PNG
     title: str
+    marked: np.ndarray | None = None  # a dense model's image with the explained region or boxes drawn
+    target: Any = None  # a dense model's target (a region or box score), for faithfulness
 
     @property
     def nbytes(self) -> int:
-        return self.image.nbytes + self.raw.nbytes + self.flat.nbytes + 4096
+        return self.image.nbytes + self.raw.nbytes + self.flat.nbytes + 4096 + \
+            (self.marked.nbytes if self.marked is not None else 0)
 
 
 def explain(handle: ModelHandle, method: Method, batch: torch.Tensor, probs: torch.Tensor, image_name: str,
@@ -65,6 +78,31 @@ def explain(handle: ModelHandle, method: Method, batch: torch.Tensor, probs: tor
     return Explanation(batch[0].cpu().numpy(), maps[0].detach().cpu().numpy(),
                        attribution_map(maps)[0].detach().cpu().numpy(), record,
                        explanation_title(method, handle, image_name, probs, explained))
+
+
+def explain_dense(handle: ModelHandle, method: Method, batch: torch.Tensor, image_name: str, target: int | None,
+                  region: tuple[float, ...] | None, box: int | None, layer: str | None, options: dict[str, Any],
+                  stem: str) -> Explanation:
+    """Run ``method`` on a segmentation model or a detector as ``cnnviz explain --region/--box`` does: the
+    explained region or box is drawn on the image (its detections too), and the record says what was explained."""
+    explained = interpret.dense_target(handle, batch, target, region=region, box=box)
+    with torch.no_grad():
+        output = handle(batch)
+    found = output[0][output[0, :, 5] >= 0].cpu() if isinstance(explained, interpret.BoxScore) else None
+    kwargs = dict(options)
+    if method.uses_layer and layer is not None:
+        kwargs["layer"] = layer
+    start = time.perf_counter()
+    maps = method.fn(handle, batch, explained, **kwargs)
+    seconds = time.perf_counter() - start
+    what, score = explained_caption(explained, handle.class_name), float(explained(output)[0])
+    record = {"model": handle.name, "task": handle.config.task, "image": image_name, "method": method.name,
+              "explained": what, "score": score, "options": options, "layer": layer, "seconds": round(seconds, 3),
+              "png": f"{stem}.png", "npy": f"{stem}.npy"}
+    return Explanation(batch[0].cpu().numpy(), maps[0].detach().cpu().numpy(),
+                       attribution_map(maps)[0].detach().cpu().numpy(), record,
+                       f"{method.name} | {handle.name} | {image_name}: explaining {what} (score {score:.3g})",
+                       explained_overlay(batch[0].cpu(), explained, found, handle.class_name), explained)
 
 
 def layer_maps(handle: ModelHandle, batch: torch.Tensor, layer: str, top: int) -> tuple[np.ndarray, list[int]]:
@@ -104,11 +142,11 @@ def faithfulness(handle: ModelHandle, found: Explanation, steps: int) -> dict[st
     """Insertion and deletion (onto a blurred copy, as the gallery and ``cnnviz evaluate`` show them) curves of an
     explanation's map on its image, for the class it explains, each read against the band of 8 random maps."""
     image = torch.from_numpy(found.image)[None].to(handle.device)
-    target = found.record["target"]["index"]
+    target = found.target if found.target is not None else found.record["target"]["index"]
     curves = deletion_insertion(handle, image, torch.from_numpy(found.raw)[None].to(handle.device), target,
                                 steps=steps, deletion_to="blur")
     band = random_band(handle, image, target, draws=8, steps=steps, deletion_to="blur")
-    area = lambda values: None if values.isnan().any() else float(values[0])  # noqa: E731  (JSON has no NaN)
+    area = lambda values: None if values.isnan().any() else float(values[0])
     random = {}
     for metric, auc in (("insertion", curves.insertion_auc), ("deletion", curves.deletion_auc)):
         mean, low, high = (float(v[0]) for v in band.interval(metric))

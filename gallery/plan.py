@@ -9,6 +9,7 @@ from gallery.attack_sections import ATTACKS, attack_cards, fooling_cards, style_
 from gallery.attribution import attribution_cards, image_page
 from gallery.cards import Card, Page
 from gallery.context import Context, has_module
+from gallery.dense_sections import DENSE, dense_cards, is_dense
 from gallery.model_sections import (
     actmax_cards,
     atlas_cards,
@@ -45,8 +46,12 @@ def plan(settings: Settings) -> Plan:
     heavy)."""
     ctx = Context(settings)
     result = Plan(missing=[name for name, module in OPTIONAL.items() if not has_module(module)])
-    for model in dict.fromkeys(settings.models):
-        ctx.handle(model)  # fail early on a bad name
+    dense = [model for model in dict.fromkeys(settings.models) if is_dense(ctx, model)]  # fails early on a bad name
+    if dense:
+        result.pages.append(DENSE)
+        result.cards += [card for model in dense for card in dense_cards(ctx, model)]
+    classifiers = [model for model in dict.fromkeys(settings.models) if model not in dense]
+    for model in classifiers:
         for subject in ctx.subjects(model):
             result.pages.append(image_page(model, subject))
         result.cards += attribution_cards(ctx, model)
@@ -57,8 +62,7 @@ def plan(settings: Settings) -> Plan:
         if training:
             result.pages.append(training_page(model))
             result.cards += training
-    attacks = [card for section in ATTACK_SECTIONS for model in dict.fromkeys(settings.models)
-               for card in section(ctx, model)]
+    attacks = [card for section in ATTACK_SECTIONS for model in classifiers for card in section(ctx, model)]
     if attacks:
         result.pages.append(ATTACKS)
         result.cards += attacks

@@ -22,6 +22,7 @@ from zoo import atomic_write
 KINDS = {"image": "Images: every attribution method side by side",
          "model": "Models: filters, feature maps, atlas, class visualizations, inversions",
          "attacks": "Adversarial examples, fooling images and style",
+         "dense": "Segmentation and detection: maps beside the predicted masks and boxes",
          "training": "Training"}
 STYLESHEET = "style.css"
 THUMBS_DIR = "thumbs"

@@ -58,6 +58,7 @@ from interpret.core import (
                                    Method,
                                    RegionScore,
                                    class_index,
+                                   dense_target,
                                    detection_target,
                                    get_method,
                                    method,
@@ -106,5 +107,5 @@ __all__ = [
     "actmax", "attack_report", "deepdream", "fgsm", "fool", "inversion_scores", "invert", "pgd", "style_transfer",
     "LayerRow", "Method", "class_index", "forward_hooks", "get_method", "hook_counts", "layer_table", "method",
     "methods", "preserve", "record", "target_indices", "target_scores", "textbook_params", "textbook_total",
-    "BoxScore", "RegionScore", "detection_target", "region_target",
+    "BoxScore", "RegionScore", "dense_target", "detection_target", "region_target",
 ]

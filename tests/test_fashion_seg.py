@@ -61,3 +61,42 @@ def test_occluding_the_object_lowers_its_score_more_than_occluding_as_much_backg
     # Measured on the shipped model (mIoU 0.37): 17 of 23 scenes, median 0.053, spread -0.21..0.27. A weak
     # segmenter, so the bar is a majority, not every scene; a model blind to the object would sit near 50 %.
     assert (drops > 0).float().mean() >= 0.65 and drops.median() > 0
+
+
+def test_road_and_infidelity_read_the_region_score_of_a_segmenter(seg, held_out):
+    from interpret.evaluate import infidelity, road
+    from interpret.evaluate.road import linear_imputation
+
+    image, mask, label = held_out.images[:1], held_out.masks[0], int(held_out.labels[0][0]) + 1
+    target = interpret.region_target(seg, image, label, mask=mask == label)
+    maps = torch.rand(1, 1, 64, 64, generator=torch.Generator().manual_seed(0))
+
+    def region_probability(images):
+        with torch.no_grad():
+            return target(seg(images).softmax(1))  # by hand: softmax over the class axis, summed over the region
+
+    result = road(seg, image, maps, target, fractions=(0.5,), noise=0.0)
+    order = maps.flatten().argsort(descending=True, stable=True)
+    top = torch.zeros(64 * 64, dtype=torch.bool)
+    top[order[:2048]] = True
+    most, least = top.view(1, 1, 64, 64), ~top.view(1, 1, 64, 64)
+    torch.testing.assert_close(result.clean, region_probability(image))
+    torch.testing.assert_close(result.most_relevant_first[:, 0], region_probability(linear_imputation(image, most)))
+    torch.testing.assert_close(result.least_relevant_first[:, 0], region_probability(linear_imputation(image, least)))
+
+    value = infidelity(seg, image, maps, target, samples=3, noise=0.05, normalize=False, batch_size=8)
+    perturbation = 0.05 * torch.randn((3, 1, 64, 64), generator=torch.Generator().manual_seed(0))
+    observed = region_probability(image) - region_probability(image - perturbation)
+    predicted = (perturbation * maps).flatten(1).sum(1)
+    torch.testing.assert_close(value, (predicted.double() - observed.double()).pow(2).mean()[None], rtol=1e-4, atol=1e-6)
+
+
+def test_attacks_and_class_evaluation_refuse_a_segmenter_in_one_line(seg, held_out):
+    from zoo.errors import CnnvizError
+
+    for call in (lambda: interpret.pgd(seg, held_out.images[:1], steps=2),
+                 lambda: interpret.fool(seg, [1], steps=2),
+                 lambda: interpret.attack_report(seg, held_out.images[:1], held_out.images[:1])):
+        with pytest.raises(CnnvizError, match="works on classifiers, and fashion_seg is a segmentation model") as error:
+            call()
+        assert "\n" not in str(error.value)

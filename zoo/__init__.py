@@ -17,6 +17,7 @@ from zoo import efficientnet_lite as _lite  # noqa: F401  (registers the models,
 from zoo import torchvision_models as _classics  # noqa: F401  (registers the classics)
 from zoo import fashion as _fashion  # noqa: F401  (registers fashion_cnn and the trainable CNNs)
 from zoo import fashion_seg as _fashion_seg  # noqa: F401  (registers fashion_seg)
+from zoo import fashion_det as _fashion_det  # noqa: F401  (registers fashion_det)
 from zoo.device import pick_device
 from zoo.errors import CnnvizError
 from zoo.handle import ModelHandle, as_handle, input_channels, on_model_device

@@ -2,7 +2,7 @@
 
 No segmentation weights can be had offline, so one is trained on :mod:`zoo.scenes` by the same loop
 as ``cnnviz train`` (:func:`zoo.training.train`: optimizer, schedule, early stopping, checkpoints), in a
-few minutes on a CPU. Its log (``zoo/weights/fashion_seg-log.json``) holds the recipe, the history and
+few minutes on a CPU; ``cnnviz train --model fashion_seg`` rebuilds it. Its log (``zoo/weights/fashion_seg-log.json``) holds the recipe, the history and
 the mean IoU on held-out scenes pasted from Fashion-MNIST's test split.
 
 Example:
@@ -22,12 +22,12 @@ import torch
 from torch import nn
 
 from zoo.config import ModelConfig
-from zoo.datasets import NO_AUGMENT, Splits, TensorData, channel_stats
+from zoo.datasets import TensorData
 from zoo.errors import CnnvizError
 from zoo.handle import ModelHandle
-from zoo.jsonfile import write_json
 from zoo.registry import register
-from zoo.scenes import Scenes, fashion_scenes
+from zoo.scene_training import SceneTask, train_scene_model
+from zoo.scenes import Scenes
 from zoo.weights import load_weights
 
 WEIGHTS_DIR = Path(__file__).resolve().parent / "weights"
@@ -89,34 +89,15 @@ def seg_handle(mean: tuple[float, ...], std: tuple[float, ...], classes: tuple[s
     return ModelHandle(FashionSegmenter(len(classes)), name=SEG_NAME, config=config)
 
 
-def train_fashion_seg(out: str | Path, *, train_scenes: int = 3000, val_scenes: int = 300, test_scenes: int = 500,
-                      epochs: int = 6, seed: int = 0) -> dict[str, Any]:
-    """Train ``fashion_seg`` with :func:`zoo.training.train` and write ``OUT/fashion_seg.pt`` and its log."""
-    from zoo.training import TrainConfig, train
+SEG_TASK = SceneTask(SEG_NAME, CANVAS, ITEMS, classes=lambda scenes: scenes.mask_classes, make_handle=seg_handle,
+                     labels=scene_data, score=mean_iou, objective=None,
+                     defaults={"train_scenes": 1200, "val_scenes": 100, "test_scenes": 200, "epochs": 4})
 
-    out = Path(out)
-    train_set = fashion_scenes(train_scenes, split="train", canvas=CANVAS, items=ITEMS, seed=seed)
-    val_set = fashion_scenes(val_scenes, split="train", canvas=CANVAS, items=ITEMS, seed=seed + 1)
-    test_set = fashion_scenes(test_scenes, split="test", canvas=CANVAS, items=ITEMS, seed=seed + 2)
-    data = scene_data(train_set)
-    mean, std = channel_stats(data.images)
-    splits = Splits("fashion-scenes", data, scene_data(val_set), scene_data(test_set), list(train_set.mask_classes),
-                    mean, std, NO_AUGMENT)  # no augmentation: a shift would move images and masks apart
-    torch.manual_seed(seed)
-    handle = seg_handle(mean, std, train_set.mask_classes)
-    config = TrainConfig(epochs=epochs, batch_size=32, optimizer="adamw", lr=3e-3, schedule="onecycle",
-                         augment=False, seed=seed)
-    result = train(handle, splits, config, progress=False)
-    scores = mean_iou(handle.eval(), test_set)
-    torch.save(handle.model.state_dict(), out / f"{SEG_NAME}.pt")
-    log = {"model": SEG_NAME, "recipe": {"train_scenes": train_scenes, "val_scenes": val_scenes,
-                                          "test_scenes": test_scenes, "canvas": CANVAS, "items": list(ITEMS), "seed": seed,
-                                          "train": config.as_dict()},
-           "normalization": {"mean": list(mean), "std": list(std)}, "classes": list(train_set.mask_classes),
-           "history": result.history, "seconds": round(result.seconds, 1),
-           "test": {"scenes": "held out: pasted from Fashion-MNIST's test split", **scores}}
-    write_json(out / f"{SEG_NAME}-log.json", log)
-    return log
+
+def train_fashion_seg(out: str | Path, **options: Any) -> dict[str, Any]:
+    """Train ``fashion_seg`` by the shipped recipe and write ``OUT/fashion_seg.pt`` and its log (options: see
+    :func:`zoo.scene_training.train_scene_model`)."""
+    return train_scene_model(SEG_TASK, out, **options)
 
 
 @register(SEG_NAME, "small fully convolutional segmenter of Fashion-MNIST scenes, 64px gray, 11 classes (ships here)",

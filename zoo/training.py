@@ -350,6 +350,24 @@ def evaluate(model: nn.Module, data: TensorData, *, batch_size: int = 1000, labe
 
 # ---------------------------------------------------------------- training
 
+class Objective:
+    """What the loop minimizes and counts: cross-entropy of the handle's logits against class labels, one
+    per image or one per pixel (a segmenter's masks). A task with another loss (a detector's) subclasses it.
+    """
+
+    def step(self, handle: ModelHandle, images: torch.Tensor, labels: torch.Tensor,
+             config: TrainConfig) -> tuple[torch.Tensor, torch.Tensor | int, int]:
+        """The batch's loss (on the graph), its correct labels and how many labels it has (0: no accuracy)."""
+        logits = handle(images)
+        return _loss(logits, labels, config), (logits.detach().argmax(1) == labels).sum(), labels.numel()
+
+    def validate(self, handle: ModelHandle, data: TensorData, config: TrainConfig,
+                 amp: bool) -> tuple[float, float | None]:
+        """Validation loss and accuracy (None where the task has none), the model's mode left as found."""
+        val = evaluate(handle, data, label_smoothing=config.label_smoothing, amp=amp)
+        return val.loss, val.accuracy
+
+
 def _grad_owners(model: nn.Module) -> tuple[list[str], list[nn.Parameter], torch.Tensor]:
     """Layer names, their parameters, and for each parameter the index of its layer."""
     names: list[str] = []
@@ -367,8 +385,10 @@ def _grad_owners(model: nn.Module) -> tuple[list[str], list[nn.Parameter], torch
 class _Run:
     """The state of one training run: what a checkpoint holds, and one epoch of training."""
 
-    def __init__(self, handle: ModelHandle, splits: Splits, config: TrainConfig) -> None:
+    def __init__(self, handle: ModelHandle, splits: Splits, config: TrainConfig,
+                 objective: Objective | None = None) -> None:
         self.handle, self.config, self.device = handle, config, handle.device
+        self.objective = objective if objective is not None else Objective()
         self.train_data, self.val_data = splits.train.to(self.device), splits.val.to(self.device)
         if len(self.train_data) < config.batch_size:
             raise CnnvizError(f"{len(self.train_data)} training examples are fewer than one batch of "
@@ -433,8 +453,7 @@ class _Run:
                 self.train_data, config.batch_size, shuffle=True, generator=epoch_generator(config.seed, self.epoch),
                 augment=self.augment, drop_last=True)):
             with autocast(device, self.use_amp):
-                logits = self.handle(_channels_last(images, model))
-            loss = _loss(logits, labels, config)
+                loss, hits, counted = self.objective.step(self.handle, _channels_last(images, model), labels, config)
             if not torch.isfinite(loss):
                 raise CnnvizError(f"the loss became {float(loss)} in epoch {self.epoch + 1}: lower the learning "
                                   f"rate (now {self.optimizer.param_groups[0]['lr']:.3g}; try cnnviz lr-find)")
@@ -449,26 +468,28 @@ class _Run:
             if self.per_step:
                 self.scheduler.step()
             loss_sum += loss.detach().double() * len(labels)
-            correct += (logits.detach().argmax(1) == labels).sum()
+            correct += hits
             seen += len(labels)
-            labelled += labels.numel()
+            labelled += counted
             bar.update(1)
             if progress and step % 20 == 0:
-                bar.set_postfix(loss=f"{float(loss_sum) / seen:.4f}", acc=f"{int(correct) / labelled:.4f}")
-        val = evaluate(self.handle, self.val_data, label_smoothing=config.label_smoothing, amp=self.use_amp)
+                bar.set_postfix(loss=f"{float(loss_sum) / seen:.4f}",
+                                acc=f"{int(correct) / labelled:.4f}" if labelled else "-")
+        val_loss, val_acc = self.objective.validate(self.handle, self.val_data, config, self.use_amp)
         lr = self.optimizer.param_groups[0]["lr"]
         if self.scheduler is not None and not self.per_step:
-            self.scheduler.step(val.loss) if config.schedule == "plateau" else self.scheduler.step()
+            self.scheduler.step(val_loss) if config.schedule == "plateau" else self.scheduler.step()
         layer_norms = (layer_norm_sum / self.steps).tolist()
         entry = {
-            "epoch": self.epoch + 1, "train_loss": float(loss_sum) / seen, "train_acc": int(correct) / labelled,
-            "val_loss": val.loss, "val_acc": val.accuracy, "lr": lr,
+            "epoch": self.epoch + 1, "train_loss": float(loss_sum) / seen,
+            "train_acc": int(correct) / labelled if labelled else None, "val_loss": val_loss, "val_acc": val_acc,
+            "lr": lr,
             "grad_norm": math.sqrt(sum(n * n for n in layer_norms)),
             "layer_grad_norms": dict(zip(self.layer_names, layer_norms)),
             "seconds": time.perf_counter() - tic,
         }
-        bar.set_postfix(loss=f"{entry['train_loss']:.4f}", acc=f"{entry['train_acc']:.4f}",
-                        val_loss=f"{val.loss:.4f}", val_acc=f"{val.accuracy:.4f}")
+        bar.set_postfix(loss=f"{entry['train_loss']:.4f}", val_loss=f"{val_loss:.4f}",
+                        **{k: f"{entry[k]:.4f}" for k in ("train_acc", "val_acc") if entry[k] is not None})
         bar.close()
         return entry
 
@@ -485,7 +506,8 @@ class _Run:
 
 
 def train(handle: ModelHandle, splits: Splits, config: TrainConfig, *, checkpoint: str | Path | None = None,
-          resume: bool = False, progress: bool = True, extra: dict[str, Any] | None = None) -> TrainResult:
+          resume: bool = False, progress: bool = True, extra: dict[str, Any] | None = None,
+          objective: Objective | None = None) -> TrainResult:
     """Train ``handle`` on ``splits.train``, validating on ``splits.val`` after every epoch.
 
     The handle normalizes with its own mean/std, so the data stays in [0, 1].
@@ -503,6 +525,8 @@ def train(handle: ModelHandle, splits: Splits, config: TrainConfig, *, checkpoin
         progress: show tqdm progress bars.
         extra: plain values stored in the checkpoint for the caller (e.g. the
             model description and normalization).
+        objective: the loss and accuracy (default: cross-entropy over classes,
+            :class:`Objective`; a detector brings its own).
 
     Returns:
         The history (all epochs, including those before a resume) and how it ended.
@@ -517,7 +541,7 @@ def train(handle: ModelHandle, splits: Splits, config: TrainConfig, *, checkpoin
     seed_everything(config.seed)
     if handle.device.type != "mps":
         handle.model.to(memory_format=torch.channels_last)
-    run = _Run(handle, splits, config)
+    run = _Run(handle, splits, config, objective)
     checkpoint = Path(checkpoint) if checkpoint is not None else None
     if checkpoint is not None:
         _remove_stale_temporaries(checkpoint)

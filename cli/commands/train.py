@@ -28,6 +28,9 @@ from zoo.cnns import ACTIVATIONS, ARCHITECTURES, CnnSpec, cnn_handle
 from zoo.datasets import DATASETS, Splits, load_dataset
 from zoo.device import pick_device
 from zoo.errors import CnnvizError, closest
+from zoo.fashion_det import DET_TASK
+from zoo.fashion_seg import SEG_TASK
+from zoo.scene_training import SceneTask, train_scene_model
 from zoo.training import (
     DEFAULT_LR,
     OPTIMIZERS,
@@ -46,6 +49,12 @@ from zoo.training_log import TrainingLog
 TUTORIAL_OPTIONS = {"channels": "channels", "dense": "dense", "convs": "convs_per_block",
                     "conv_dropout": "conv_dropout", "dense_dropout": "dense_dropout"}
 DEFAULTS = TrainConfig()
+# The shipped dense models, trained on Fashion-MNIST scenes by their own recipe.
+SCENE_TASKS = {task.name: task for task in (SEG_TASK, DET_TASK)}
+# Flags of the classifier recipe that the scene recipes fix.
+CLASSIFIER_ONLY = ["activation", *TUTORIAL_OPTIONS, "data", "data_dir", "val_fraction", "image_size", "batch_size",
+                   "optimizer", "lr", "momentum", "weight_decay", "schedule", "step_size", "gamma", "patience",
+                   "label_smoothing", "early_stopping", "augment", "amp", "name", "diagnostics"]
 
 TRAIN_DESCRIPTION = f"""\
 Train a small CNN and write, into --out, NAME.pt (the weights, a plain state dict),
@@ -69,6 +78,7 @@ examples:
   cnnviz train --activation prelu --early-stopping 3 --schedule plateau --diagnostics
   cnnviz train --data photos/ --image-size 64 --model small_resnet     one sub-folder per class
   cnnviz train --resume                                  continue the run killed in cnnviz-train/
+  cnnviz train --model fashion_det                       rebuild the shipped detector (fashion_seg: segmenter)
   cnnviz lr-find --optimizer adamw                        pick --lr from the LR range test first
 """
 
@@ -96,7 +106,8 @@ def _csv_ints(text: str) -> list[int]:
 def _add_model_and_data(parser: argparse.ArgumentParser) -> None:
     model = parser.add_argument_group("model")
     model.add_argument("--model", "-m", default=None, metavar="ARCH",
-                       help=f"architecture: {', '.join(ARCHITECTURES)} (default: tutorial_cnn)")
+                       help=f"architecture: {', '.join(ARCHITECTURES)} (default: tutorial_cnn); train only: "
+                            f"{', '.join(SCENE_TASKS)}, the shipped dense models, on Fashion-MNIST scenes")
     model.add_argument("--activation", "-a", default=None, metavar="NAME",
                        help=f"{', '.join(ACTIVATIONS)} (default: relu)")
     model.add_argument("--channels", type=_csv_ints, default=None, metavar="C1,C2,..",
@@ -239,12 +250,18 @@ def train_command(parser: argparse.ArgumentParser) -> Run:
     files.add_argument("--diagnostics", action="store_true",
                        help="also draw NAME-confusion, NAME-gradients and NAME-activations charts")
     add_chart_format(files)
+    parser.add_argument("--scenes", type=checked(PositiveInt, "--scenes"), default=None, metavar="N",
+                        help=f"{' and '.join(SCENE_TASKS)}: training scenes (default: the shipped recipe's)")
     parser.add_argument("--quiet", "-q", action="store_true", help="no progress bars")
 
     def run(args: argparse.Namespace) -> int:
         started = time.perf_counter()
         _setup_threads(args)
         device = pick_device(args.device)
+        if args.model in SCENE_TASKS:
+            return _train_scene_model(SCENE_TASKS[args.model], args, device)
+        if args.scenes is not None:
+            raise CnnvizError(f"--scenes is for {' and '.join(SCENE_TASKS)}: drop it or choose one of them")
         out = output_dir(args.out)
         name = args.name or args.model or "tutorial_cnn"
         if not name or "/" in name or name.startswith("."):
@@ -271,6 +288,23 @@ def train_command(parser: argparse.ArgumentParser) -> Run:
         return 0
 
     return run
+
+
+def _train_scene_model(task: SceneTask, args: argparse.Namespace, device: torch.device) -> int:
+    """``cnnviz train --model fashion_seg|fashion_det``: the shipped recipe, with fewer or more epochs and scenes."""
+    fixed = [f"--{flag.replace('_', '-')}" for flag in CLASSIFIER_ONLY if getattr(args, flag, None) not in (None, False)]
+    if fixed:
+        raise CnnvizError(f"{', '.join(fixed)} do not apply to {task.name}, trained by its own recipe: "
+                          "give only --epochs, --scenes, --seed, --out, --resume, --keep-checkpoint")
+    out = output_dir(args.out)
+    log = train_scene_model(task, out, train_scenes=args.scenes, epochs=args.epochs, seed=args.seed or 0,
+                            device=device, resume=args.resume, keep_checkpoint=args.keep_checkpoint,
+                            progress=not args.quiet)
+    score = {k: v for k, v in log["test"].items() if isinstance(v, float)}
+    print(f"{task.name}: {', '.join(f'{k} {v:.3f}' for k, v in score.items())} on {log['recipe']['test_scenes']} "
+          f"held-out scenes after {len(log['history'])} epochs; training took {log['seconds']:.0f} s")
+    print(f"wrote {out / (task.name + '.pt')}, {out / (task.name + '-log.json')}")
+    return 0
 
 
 def _run_settings(args: argparse.Namespace, checkpoint: Path) -> tuple[TrainConfig, dict[str, Any], Splits, CnnSpec]:

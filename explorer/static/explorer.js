@@ -29,7 +29,7 @@ function imagePage() {
   form.addEventListener("submit", (e) => {
     e.preventDefault();
     const query = new URLSearchParams();
-    for (const name of ["target", "layer"]) { if (form.elements[name].value) query.set(name, form.elements[name].value); }
+    for (const name of ["target", "layer", "region", "box"]) { if (form.elements[name] && form.elements[name].value) query.set(name, form.elements[name].value); }
     location.href = form.dataset.base + encodeURIComponent(form.elements.method.value) + (query.size ? "?" + query : "");
   });
 }

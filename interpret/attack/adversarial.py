@@ -34,7 +34,7 @@ from torch import nn
 
 from interpret.core.batching import auto_batch_size, chunks
 from interpret.core.registry import method
-from interpret.core.targets import Target, is_score_fn, target_indices
+from interpret.core.targets import Target, is_score_fn, require_classifier, target_indices
 from interpret.optimize import engine, objectives, param
 from interpret.optimize.row_queue import RowQueue
 from zoo.checks import PositiveFloat, PositiveInt
@@ -109,6 +109,7 @@ def _check(eps: float, norm: str, images: torch.Tensor) -> None:
 
 def _labels(handle: ModelHandle, images: torch.Tensor, target: Target) -> tuple[torch.Tensor, bool]:
     """Per-image classes to reach (targeted) or to leave (untargeted: the clean prediction)."""
+    require_classifier(handle, "an attack")
     if is_score_fn(target):
         raise CnnvizError("an attack target is a class index or name (or one per image), not a callable")
     with torch.no_grad():
@@ -265,6 +266,7 @@ def attack_report(handle: ModelHandle, images: torch.Tensor, adversarial: torch.
     handle = as_handle(handle)
     if images.shape != adversarial.shape:
         raise CnnvizError(f"clean {tuple(images.shape)} and adversarial {tuple(adversarial.shape)} shapes differ")
+    require_classifier(handle, "an attack report")
     with torch.no_grad(), preserve(handle):
         clean = handle(images.to(handle.device)).softmax(-1).cpu()
         attacked = handle(adversarial.to(handle.device)).softmax(-1).cpu()

@@ -29,7 +29,7 @@ from torch import nn
 
 from interpret.core.batching import auto_batch_size, chunks
 from interpret.core.distributed import current, gather_jobs, shard_jobs
-from interpret.core.targets import class_index
+from interpret.core.targets import class_index, require_classifier
 from interpret.optimize import engine, objectives, param
 from interpret.optimize.objectives import Context
 from interpret.optimize.row_queue import RowQueue
@@ -130,6 +130,7 @@ def fool(model: nn.Module, classes: Sequence[int | str] | str, *, threshold: Ope
     """
     check_call(fool, {"threshold": threshold, "steps": steps, "lr": lr, "decay": decay, "batch_size": batch_size})
     handle = as_handle(model)
+    require_classifier(handle, "fooling images")
     if optimizer not in engine.OPTIMIZERS:
         raise CnnvizError(f"unknown optimizer {optimizer!r}: choose from {', '.join(engine.OPTIMIZERS)}")
     indices = torch.tensor(parse_classes(handle, classes), device=handle.device)

@@ -8,7 +8,7 @@ Imports only zoo. Example:
 
 from interpret.core.activations import layer_output
 from interpret.core.batching import MAX_BATCH, auto_batch_size, chunks
-from interpret.core.dense_targets import BoxScore, RegionScore, detection_target, region_target
+from interpret.core.dense_targets import BoxScore, RegionScore, dense_target, detection_target, region_target
 from interpret.core.distributed import (
                                     Group,
                                     agree,
@@ -43,6 +43,6 @@ __all__ = [
     "input_gradients", "attribution_map", "layer_output",
     "FILLS", "Fill", "removed_pixels", "Method", "as_batch", "get_method", "method", "method_factory", "methods",
     "ResolvedTarget", "ScoreFn", "Target", "class_index", "class_probabilities", "is_score_fn", "pass_target",
-    "resolve_target", "take", "target_indices", "target_scores", "BoxScore", "RegionScore", "detection_target",
+    "resolve_target", "take", "target_indices", "target_scores", "BoxScore", "RegionScore", "dense_target", "detection_target",
     "region_target",
 ]

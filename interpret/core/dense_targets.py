@@ -67,7 +67,9 @@ class BoxScore:
     Each image's detections are matched to the box by IoU; the best match counts when its IoU is
     above ``iou_threshold`` and its label is ``label`` (else the score is 0). ``rule`` says what it scores:
     ``iou+score`` (pytorch-grad-cam's ``FasterRCNNBoxScoreTarget``), ``iou*score``, or ``score``, the
-    class score alone.
+    class score alone. ``same_label`` matches among the detections of ``label`` only: a detector with
+    class-agnostic boxes (FCOS, RetinaNet) answers one box with several labels, and the best overlap
+    would otherwise be whichever label scores highest there.
 
     Args:
         box: ``(x0, y0, x1, y1)`` in input pixels.
@@ -75,13 +77,14 @@ class BoxScore:
     """
 
     def __init__(self, box: Box | torch.Tensor, label: int, *, rule: BoxRule = "iou+score",
-                 iou_threshold: float = 0.5) -> None:
+                 iou_threshold: float = 0.5, same_label: bool = False) -> None:
         if rule not in BOX_RULES:
             raise CnnvizError(f"unknown box rule {rule!r}: choose from {', '.join(BOX_RULES)}")
         self.box = torch.as_tensor(box, dtype=torch.float32).detach().flatten()
         self.label = int(label)
         self.rule = rule
         self.iou_threshold = float(iou_threshold)
+        self.same_label = bool(same_label)
 
     def __call__(self, output: torch.Tensor) -> torch.Tensor:
         if output.dim() != 3 or output.shape[-1] != 6:
@@ -91,7 +94,8 @@ class BoxScore:
             return output.sum(dim=(1, 2))  # no detections anywhere: 0, still on the graph
         boxes, scores, labels = output[..., :4], output[..., 4], output[..., 5]
         ious = box_iou(self.box.to(output.device, output.dtype)[None], boxes.flatten(0, 1)).view(labels.shape)
-        ious = torch.where(labels >= 0, ious, torch.full_like(ious, -1.0))  # padding never matches
+        eligible = labels == self.label if self.same_label else labels >= 0
+        ious = torch.where(eligible, ious, torch.full_like(ious, -1.0))  # padding never matches
         best = ious.argmax(dim=1, keepdim=True)
         iou, score, found = ious.gather(1, best)[:, 0], scores.gather(1, best)[:, 0], labels.gather(1, best)[:, 0]
         value = iou + score if self.rule == "iou+score" else iou * score if self.rule == "iou*score" else score
@@ -142,7 +146,7 @@ def region_target(handle: ModelHandle, images: torch.Tensor, category: int | str
 
 def detection_target(handle: ModelHandle, images: torch.Tensor, detection: int | None = None, *,
                      box: Box | None = None, label: int | str | None = None, rule: BoxRule = "iou+score",
-                     iou_threshold: float = 0.5) -> BoxScore:
+                     iou_threshold: float = 0.5, same_label: bool = False) -> BoxScore:
     """A detection target: the ``detection``-th detection (from 0, best first) of the first image, or a
     ``box`` with its ``label``, matched to the detections by IoU (see :class:`BoxScore`).
 
@@ -163,7 +167,7 @@ def detection_target(handle: ModelHandle, images: torch.Tensor, detection: int |
             raise CnnvizError("a box target needs its class: give label= (--target on the CLI)")
         x0, y0, x1, y1 = inside_image(box, *images.shape[-2:])
         return BoxScore((x0, y0, x1, y1), class_index(handle, label, handle.config.num_classes),
-                        rule=rule, iou_threshold=iou_threshold)
+                        rule=rule, iou_threshold=iou_threshold, same_label=same_label)
     if detection is None or detection < 0:
         raise CnnvizError(f"give a detection index from 0 (or a box and its label), got {detection!r}")
     with torch.no_grad():
@@ -176,7 +180,28 @@ def detection_target(handle: ModelHandle, images: torch.Tensor, detection: int |
         raise CnnvizError(f"detection {detection + 1} was asked for, but {handle.name} finds {found.shape[0]} "
                           "on this image: choose one of those (cnnviz predict lists them)")
     row = found[detection]
-    return BoxScore(row[:4].cpu(), int(row[5]), rule=rule, iou_threshold=iou_threshold)
+    return BoxScore(row[:4].cpu(), int(row[5]), rule=rule, iou_threshold=iou_threshold, same_label=same_label)
+
+
+def dense_target(handle: ModelHandle, images: torch.Tensor, target: int | str | None = None, *,
+                 region: Box | None = None, box: int | None = None) -> RegionScore | BoxScore:
+    """What to explain on a segmentation model or a detector, as ``cnnviz explain`` and the explorer take it:
+    for a detector the ``box``-th detection (from 1, best first; default 1), or the box ``region`` of class
+    ``target``; for a segmentation model class ``target`` over the box ``region`` (default: where the model
+    predicts it). ``box`` on a segmentation model asks for a detector's output and is refused by it.
+
+    Raises:
+        CnnvizError: a segmentation model without a class, and what :func:`region_target` and
+            :func:`detection_target` refuse.
+    """
+    if handle.config.task == "detection" or box is not None:
+        if region is not None:
+            return detection_target(handle, images, box=region, label=target)
+        return detection_target(handle, images, (box or 1) - 1)
+    if target is None:
+        raise CnnvizError(f"{handle.name} answers per pixel: say which class to explain with --target CLASS "
+                          "(and --region x0,y0,x1,y1; default: where the model predicts the class)")
+    return region_target(handle, images, target, region=region)
 
 
 def inside_image(box: Box, height: int, width: int) -> tuple[int, int, int, int]:

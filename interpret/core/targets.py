@@ -104,6 +104,18 @@ def class_probabilities(handle: ModelHandle, output: torch.Tensor) -> torch.Tens
     return output if handle.config.task == "detection" else output.softmax(1)
 
 
+def require_classifier(handle: ModelHandle, what: str) -> None:
+    """Refuse, in one line, to run ``what`` (which reads class labels) on a segmentation model or detector.
+
+    Example:
+        >>> handle = ModelHandle(torch.nn.Identity(), mean=(0.0,), std=(1.0,))
+        >>> require_classifier(handle, "an attack")
+    """
+    if handle.config.task != "classification":
+        raise CnnvizError(f"{what} works on classifiers, and {handle.name} is a {handle.config.task} model: "
+                          "explain it with a region or box target instead")
+
+
 def resolve_target(handle: ModelHandle, images: torch.Tensor, target: Target) -> ResolvedTarget:
     """Fix the target on the clean images: class indices ``(B,)``, or the callable.
 

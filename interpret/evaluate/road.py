@@ -37,7 +37,7 @@ from torch import nn
 
 from interpret.core.batching import auto_batch_size, chunks
 from interpret.core.maps import attribution_map
-from interpret.core.targets import Target, resolve_target, take, target_scores
+from interpret.core.targets import Target, class_probabilities, resolve_target, take, target_scores
 from interpret.evaluate.map_sources import MapSource, as_maps
 from zoo.errors import CnnvizError
 from zoo.guard import preserve
@@ -168,7 +168,7 @@ def road(model: nn.Module, images: torch.Tensor, maps: MapSource, target: Target
         ranks = torch.empty_like(order).scatter_(1, order, torch.arange(pixels, device=images.device).expand_as(order))
         counts = torch.tensor(removal_counts(pixels, fractions), device=images.device)
         generator = torch.Generator().manual_seed(seed)  # the imputation runs on the CPU
-        clean = target_scores(handle, indices, handle(images).softmax(-1))
+        clean = target_scores(handle, indices, class_probabilities(handle, handle(images)))
         steps = len(fractions)
         total = batch * steps * 2  # rows: (image, fraction, most|least relevant first)
         probs = torch.empty(total, device=images.device)
@@ -181,7 +181,7 @@ def road(model: nn.Module, images: torch.Tensor, maps: MapSource, target: Target
             bottom = ranks[img] >= pixels - count
             removed = torch.where(least.view(-1, 1), bottom, top).view(-1, 1, height, width)
             filled = linear_imputation(images[img], removed, noise=noise, generator=generator)
-            probs[rows] = target_scores(handle, take(indices, img), handle(filled).softmax(-1))
+            probs[rows] = target_scores(handle, take(indices, img), class_probabilities(handle, handle(filled)))
     curves = probs.view(batch, steps, 2)
     morf_curve, lerf_curve = curves[..., 0], curves[..., 1]
     morf = (morf_curve - clean[:, None]).mean(1)

@@ -29,7 +29,7 @@ import torch
 from torch import nn
 
 from interpret.core.batching import auto_batch_size, chunks
-from interpret.core.targets import Target, resolve_target, take, target_scores
+from interpret.core.targets import Target, class_probabilities, resolve_target, take, target_scores
 from interpret.evaluate.map_sources import MapSource, as_maps
 from zoo.errors import CnnvizError
 from zoo.guard import preserve
@@ -68,7 +68,7 @@ def infidelity(model: nn.Module, images: torch.Tensor, maps: MapSource, target: 
         if maps.shape != images.shape:
             raise CnnvizError(f"maps {tuple(maps.shape)} must have 1 or {images.shape[1]} channels")
         indices = resolve_target(handle, images, target)
-        clean = target_scores(handle, indices, handle(images).softmax(-1))
+        clean = target_scores(handle, indices, class_probabilities(handle, handle(images)))
         generator = torch.Generator(device=images.device).manual_seed(seed)
         total = images.shape[0] * samples  # rows: (image, sample), image-major as captum repeats them
         predicted = torch.empty(total, device=images.device, dtype=torch.float64)
@@ -76,7 +76,8 @@ def infidelity(model: nn.Module, images: torch.Tensor, maps: MapSource, target: 
         for rows in chunks(total, batch_size or auto_batch_size(handle), desc="infidelity"):
             img = torch.arange(rows.start, rows.stop, device=images.device) // samples
             perturbation = noise * torch.randn(images[img].shape, generator=generator, device=images.device)
-            scores = target_scores(handle, take(indices, img), handle(images[img] - perturbation).softmax(-1))
+            scores = target_scores(handle, take(indices, img),
+                                   class_probabilities(handle, handle(images[img] - perturbation)))
             predicted[rows] = (perturbation * maps[img]).flatten(1).sum(1).double()
             observed[rows] = (clean[img] - scores).double()
     predicted, observed = predicted.view(-1, samples), observed.view(-1, samples)

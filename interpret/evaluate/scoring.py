@@ -35,7 +35,7 @@ import torch.distributed as dist
 from tqdm.auto import tqdm
 
 from interpret.core.distributed import agree, current, shard_batches
-from interpret.core.targets import Target
+from interpret.core.targets import Target, require_classifier
 from interpret.evaluate.complexity import entropy, gini
 from interpret.evaluate.faithfulness import DeletionCanvas, deletion_insertion, random_maps, randomization_check
 from interpret.evaluate.map_sources import as_maps, load_map
@@ -197,6 +197,7 @@ def score_batch(handle: ModelHandle, images: torch.Tensor, names: Sequence[str],
                 maker: MapMaker, target: Target, metrics: Sequence[str],
                 options: EvaluationOptions) -> list[Record]:
     """The records of one batch of images for one method (computing only; nothing is written)."""
+    require_classifier(handle, "the evaluation of maps by class")
     with torch.no_grad():
         probs = handle(images).softmax(-1)
     if target is None:

@@ -12,7 +12,13 @@ Example:
 
 from interpret.views import charts, dense, pixels, sheets
 from interpret.views.charts import FORMATS, Series, line_chart, to_array
-from interpret.views.dense import boxes_overlay, region_overlay, segmentation_overlay
+from interpret.views.dense import (
+    boxes_overlay,
+    explained_caption,
+    explained_overlay,
+    region_overlay,
+    segmentation_overlay,
+)
 from interpret.views.pixels import COLORMAPS, DEFAULT_COLORMAP, caption, colorize, hstack, overlay, to_uint8
 from interpret.views.sheets import (
                                     Picture,
@@ -36,7 +42,7 @@ from interpret.views.sheets import (
 
 __all__ = [
     "charts", "dense", "pixels", "sheets", "FORMATS", "Series", "line_chart", "to_array", "COLORMAPS", "DEFAULT_COLORMAP",
-    "boxes_overlay", "region_overlay", "segmentation_overlay",
+    "boxes_overlay", "explained_caption", "explained_overlay", "region_overlay", "segmentation_overlay",
     "caption", "colorize", "hstack", "overlay", "to_uint8", "Picture", "atlas_overview", "atlas_sheet",
     "attack_captions", "attack_panel", "attribution_views", "channel_sheet", "explanation_panel",
     "feature_map_grid", "filter_grid", "map_view", "photo", "picture", "picture_grid", "show", "style_panel",

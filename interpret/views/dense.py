@@ -11,7 +11,7 @@ Example:
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import numpy as np
 import torch
@@ -82,3 +82,37 @@ def boxes_overlay(image: torch.Tensor, boxes: torch.Tensor, texts: Sequence[str]
         draw.rectangle(box, outline=color, width=3 if k == highlight else 1)
         draw.text((box[0] + 2, box[1] + 1), text, fill=color)
     return np.asarray(canvas)
+
+
+def explained_overlay(image: torch.Tensor, explained: object, detections: torch.Tensor | None = None,
+                      class_name: Callable[[int], str] = str) -> np.ndarray:
+    """The image with what a dense target explains drawn on it: a region target's pixels, or a box target's
+    box on top of the detector's ``detections`` (``(N, 6)`` rows, numbered from 1 as ``--box`` takes them).
+
+    Example:
+        >>> from interpret.core import BoxScore
+        >>> explained_overlay(torch.zeros(1, 32, 32), BoxScore((2, 2, 20, 20), 1)).shape
+        (32, 32, 3)
+    """
+    mask = getattr(explained, "mask", None)
+    if mask is not None:
+        return region_overlay(image, mask)
+    found = detections if detections is not None else torch.zeros(0, 6)
+    texts = [f"{k + 1} {class_name(int(row[5]))} {row[4]:.2f}" for k, row in enumerate(found)]
+    boxes = torch.cat([found[:, :4].detach().cpu(), explained.box[None]])  # the explained box drawn last, on top
+    return boxes_overlay(image, boxes, [*texts, "explained"], highlight=len(texts),
+                         labels=[int(v) for v in found[:, 5]] + [explained.label])
+
+
+def explained_caption(explained: object, class_name: Callable[[int], str] = str) -> str:
+    """What a dense target explains, in a few words: ``"Sneaker over 210 px"``, ``"box [3, 4, 30, 28] of Bag"``.
+
+    Example:
+        >>> from interpret.core import RegionScore
+        >>> explained_caption(RegionScore(2, torch.ones(3, 4)))
+        '2 over 12 px'
+    """
+    mask = getattr(explained, "mask", None)
+    if mask is not None:
+        return f"{class_name(explained.category)} over {int((mask > 0).sum())} px"
+    return f"box {[round(v) for v in explained.box.tolist()]} of {class_name(explained.label)}"
