@@ -49,7 +49,7 @@ def test_occluding_the_object_lowers_its_score_more_than_occluding_as_much_backg
             continue
         by, bx = corner
         on_object, on_background = image.clone(), image.clone()
-        on_object[:, y0:y1, x0:x1] = 0.5  # gray, as occlusion's default fill
+        on_object[:, y0:y1, x0:x1] = 0.5  # gray, Zeiler & Fergus's square (fill="gray")
         on_background[:, by:by + y1 - y0, bx:bx + x1 - x0] = 0.5
         with torch.no_grad():
             scores = target(class_probabilities(seg, seg(torch.stack([image, on_object, on_background]))))
