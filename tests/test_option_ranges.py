@@ -17,7 +17,7 @@ from hypothesis import strategies as st
 import interpret
 from cli.main import main
 from tests.conftest import assert_unchanged, state_snapshot
-from zoo.checks import Between, declarations
+from zoo.checks import Between, choice_declarations, declarations
 from zoo.errors import CnnvizError
 
 DECLARED = [(m.name, option, kind, bounds) for m in interpret.methods()
@@ -56,6 +56,20 @@ def test_python_refuses_every_bad_value_before_any_work(tiny, name, option, kind
     with pytest.raises(CnnvizError, match=option) as caught:
         interpret.get_method(name).fn(tiny, torch.rand(1, 3, 16, 16), 1, **{option: value})
     assert "\n" not in str(caught.value)
+    assert_unchanged(before, tiny)
+
+
+CHOICES = [(m.name, option, choices) for m in interpret.methods()
+           for option, choices in choice_declarations(m.fn.__wrapped__).items()]  # type: ignore[attr-defined]
+
+
+@pytest.mark.parametrize("name, option, choices", CHOICES, ids=[f"{n}-{o}" for n, o, _ in CHOICES])
+def test_python_refuses_a_choice_not_declared_before_any_work(tiny, name, option, choices):
+    tiny.train()
+    before = state_snapshot(tiny)
+    with pytest.raises(CnnvizError, match=f"unknown {option} 'nonsense': choose from") as caught:
+        interpret.get_method(name).fn(tiny, torch.rand(1, 3, 16, 16), 1, **{option: "nonsense"})
+    assert "\n" not in str(caught.value) and all(str(c) in str(caught.value) for c in choices)
     assert_unchanged(before, tiny)
 
 

@@ -122,11 +122,48 @@ def declarations(fn: Callable[..., Any]) -> dict[str, tuple[type, Between]]:
     return {name: found for name, hint in hints.items() if (found := declared(hint)) is not None}
 
 
+def literal_choices(annotation: Any) -> tuple[Any, ...] | None:
+    """The values of a ``Literal[...]`` annotation (optionally ``| None``), else None."""
+    if typing.get_origin(annotation) in (typing.Union, types.UnionType):
+        args = [a for a in typing.get_args(annotation) if a is not type(None)]
+        if len(args) != 1:
+            return None
+        annotation = args[0]
+    if typing.get_origin(annotation) is typing.Annotated:
+        annotation = typing.get_args(annotation)[0]
+    return typing.get_args(annotation) if typing.get_origin(annotation) is typing.Literal else None
+
+
+@functools.lru_cache(maxsize=None)
+def choice_declarations(fn: Callable[..., Any]) -> dict[str, tuple[Any, ...]]:
+    """Every option of ``fn`` declared as a ``Literal`` of choices, by parameter name."""
+    try:
+        hints = typing.get_type_hints(fn, include_extras=True)
+    except Exception:  # an annotation that cannot be evaluated declares nothing we can check
+        return {}
+    return {name: found for name, hint in hints.items() if (found := literal_choices(hint)) is not None}
+
+
 def check_call(fn: Callable[..., Any], options: Mapping[str, Any]) -> None:
-    """Check the given ``options`` of a call to ``fn`` against its declared ranges (None is let through)."""
+    """Check the given ``options`` of a call to ``fn`` against its declared ranges and choices (None is let
+    through).
+
+    Example:
+        >>> from typing import Literal
+        >>> def fill(image, *, mode: Literal["black", "blur"] = "black"):
+        ...     return mode
+        >>> check_call(fill, {"mode": "gray"})  # doctest: +ELLIPSIS
+        Traceback (most recent call last):
+        ...
+        zoo.errors.CnnvizError: unknown mode 'gray': choose from black, blur
+    """
     for name, (kind, bounds) in declarations(fn).items():
         if name in options and options[name] is not None:
             bounds.check(name, options[name], kind)
+    for name, choices in choice_declarations(fn).items():
+        value = options.get(name)
+        if value is not None and not any(value == c and type(value) is type(c) for c in choices):
+            raise CnnvizError(f"unknown {name} {value!r}: choose from {', '.join(map(str, choices))}")
 
 
 def argparse_type(kind: type, bounds: Between, name: str,

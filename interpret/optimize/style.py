@@ -38,7 +38,7 @@ from __future__ import annotations
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Literal, get_args
+from typing import Literal
 
 import torch
 import torch.nn.functional as F
@@ -326,9 +326,6 @@ def style_transfer(handle: ModelHandle, images: torch.Tensor | None = None, targ
         A :class:`StyleResult` with the images and the loss history per term.
     """
     style_image = _checked_style(handle, images, target, style)
-    for name, value, allowed in (("optimizer", optimizer, get_args(Optimizer)), ("init", init, get_args(Init))):
-        if value not in allowed:  # the registry checks declared ranges, not choices
-            raise CnnvizError(f"unknown {name} {value!r}: use {' or '.join(allowed)}")
     start = time.perf_counter()
     chosen_style, chosen_content = default_layers(handle)
     layers_style = _layer_list(style_layers) or chosen_style
