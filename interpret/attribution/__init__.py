@@ -23,7 +23,7 @@ from interpret.attribution.cam import (
                                        shapleycam,
                                        xgradcam,
 )
-from interpret.attribution.concepts import ConceptRelevance, concept_relevance, concepts
+from interpret.attribution.concept_maps import ConceptRelevance, concept_relevance, concepts
 from interpret.attribution.extremal import extremal
 from interpret.attribution.guided import guided_backprop
 from interpret.attribution.lrp import COMPOSITES, lrp

@@ -28,14 +28,7 @@ from typing import Any, Literal
 import torch
 from torch import nn
 
-from interpret.attribution.lrp import (
-    CompositeName,
-    Logits,
-    check_composite,
-    propagate,
-    relevance_network,
-    rules,
-)
+from interpret.attribution.lrp import CompositeName, Logits, check_composite, propagate, relevance_network, rules
 from interpret.core.registry import method
 from interpret.core.targets import Target, resolve_target
 from zoo.checks import PositiveInt
@@ -66,6 +59,18 @@ class ConceptRelevance:
     shares: torch.Tensor
     maps: torch.Tensor
     total: torch.Tensor
+
+    def record(self, b: int) -> dict[str, Any]:
+        """Image ``b``'s concepts, JSON-ready: the layer and, most relevant first, each channel's relevance and
+        share."""
+        return {"layer": self.layer, "concepts": [
+            {"channel": int(c), "relevance": float(r), "share": float(s)}
+            for c, r, s in zip(self.channels[b], self.relevance[b], self.shares[b])]}
+
+    def summary(self, b: int) -> str:
+        """Image ``b``'s concepts in one line: ``layer: #channel share, ...``, most relevant first."""
+        return f"{self.layer}: " + ", ".join(f"#{int(c)} {float(s):+.1%}" for c, s in zip(self.channels[b],
+                                                                                          self.shares[b]))
 
 
 @contextmanager
@@ -99,7 +104,8 @@ def _chosen_channels(relevance: torch.Tensor, channels: int | Sequence[int], lay
     count = relevance.shape[1]
     if isinstance(channels, int) and not isinstance(channels, bool):
         if not 1 <= channels <= count:
-            raise CnnvizError(f"channels={channels} but layer {layer!r} has {count} channels: give 1 to {count}")
+            raise CnnvizError(f"channels={channels} but layer {layer!r} has {count} channels: give 1 to {count} "
+                              "(--top on the command line)")
         return relevance.topk(channels, dim=1).indices
     chosen = [int(c) for c in channels]
     bad = [c for c in chosen if not 0 <= c < count]
@@ -158,8 +164,20 @@ def concept_relevance(handle: ModelHandle, images: torch.Tensor, target: Target 
                             maps.sum(1).view(images.shape[0], k, *images.shape[2:]), total.sum(1, keepdim=True))
 
 
+def top_concepts(handle: ModelHandle, images: torch.Tensor, target: Target = None, *, layer: str | None = None,
+                 top: PositiveInt = 6, backend: Backend = "lrp", composite: CompositeName = "epsilon_plus_flat",
+                 batch_size: PositiveInt | None = None) -> ConceptRelevance:
+    """The ``top`` most relevant channels of ``layer`` (default: the model's) with their shares and maps: the full
+    result of the ``concepts`` method, which the CLI and the gallery draw as a panel of concepts."""
+    chosen = layer or handle.default_layer
+    if chosen is None:
+        raise CnnvizError(f"{handle.name} has no default layer: give layer= (--layer)")
+    return concept_relevance(handle, images, target, layer=chosen, channels=top, backend=backend,
+                             composite=composite, batch_size=batch_size)
+
+
 @method("concepts", "attribution", "concept relevance (CRP): the maps of a layer's most relevant channels, summed",
-        group="gradients", order=26)
+        group="gradients", order=26, detail=top_concepts)
 def concepts(handle: ModelHandle, images: torch.Tensor, target: Target = None, *, layer: str | None = None,
              top: PositiveInt = 6, backend: Backend = "lrp", composite: CompositeName = "epsilon_plus_flat",
              batch_size: PositiveInt | None = None) -> torch.Tensor:
@@ -171,9 +189,5 @@ def concepts(handle: ModelHandle, images: torch.Tensor, target: Target = None, *
         composite: the LRP rules (backend lrp).
         batch_size: rows per backward pass.
     """
-    chosen = layer or handle.default_layer
-    if chosen is None:
-        raise CnnvizError(f"{handle.name} has no default layer: give layer= (--layer)")
-    found = concept_relevance(handle, images, target, layer=chosen, channels=top, backend=backend,
-                              composite=composite, batch_size=batch_size)
-    return found.maps
+    return top_concepts(handle, images, target, layer=layer, top=top, backend=backend, composite=composite,
+                        batch_size=batch_size).maps
