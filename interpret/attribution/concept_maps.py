@@ -23,7 +23,7 @@ from __future__ import annotations
 from collections.abc import Iterator, Sequence
 from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 
 import torch
 from torch import nn
@@ -38,6 +38,7 @@ from zoo.hooks import forward_hooks
 from zoo.layers import layer_name
 
 Backend = Literal["lrp", "gradient"]
+BACKENDS: tuple[str, ...] = get_args(Backend)
 
 
 @dataclass
@@ -77,7 +78,7 @@ class ConceptRelevance:
 def _at_layer(module: nn.Module, name: str, *, masks: torch.Tensor | None = None,
               seen: list[torch.Tensor] | None = None, lrp: bool = True) -> Iterator[None]:
     """During the block, mask the relevance arriving at ``module``'s output (``masks``: one row per image) and/or
-    keep the per-channel relevance that reached it (``seen``)."""
+    keep the relevance of each unit that reached it (``seen``: ``(B, C, ...)``)."""
 
     def hook(_: nn.Module, __: Any, output: Any) -> None:
         if not isinstance(output, torch.Tensor) or output.dim() < 2:
@@ -87,8 +88,7 @@ def _at_layer(module: nn.Module, name: str, *, masks: torch.Tensor | None = None
 
         def on_grad(grad: torch.Tensor) -> torch.Tensor:
             if seen is not None:
-                per_unit = grad if lrp else grad * output.detach()
-                seen.append(per_unit.flatten(2).sum(-1) if per_unit.dim() > 2 else per_unit)
+                seen.append(grad if lrp else grad * output.detach())
             if masks is None:
                 return grad
             return grad * masks.view(*masks.shape, *[1] * (grad.dim() - 2)).to(grad.dtype)
@@ -114,6 +114,47 @@ def _chosen_channels(relevance: torch.Tensor, channels: int | Sequence[int], lay
     return torch.tensor(chosen, device=relevance.device).expand(relevance.shape[0], -1)
 
 
+def relevance_setup(handle: ModelHandle, layer: str | nn.Module, backend: str,
+                  composite: str) -> tuple[str, bool, Logits, nn.Module]:
+    """The layer's name, whether LRP runs, the network it runs on and the layer in it; bad choices refused."""
+    if backend not in ("lrp", "gradient"):
+        raise CnnvizError(f"unknown concept backend {backend!r}: choose lrp or gradient")
+    check_composite(composite)
+    name = layer if isinstance(layer, str) else layer_name(handle.model, layer)
+    handle.layer(name)  # unknown names get the closest matches
+    lrp = backend == "lrp"
+    network = relevance_network(handle) if lrp else Logits(handle.model, handle.output)
+    return name, lrp, network, network.network.get_submodule(name)
+
+
+def unconditional_pass(handle: ModelHandle, network: Logits, module: nn.Module, name: str, images: torch.Tensor,
+                   indices: Any, lrp: bool, batch_size: int | None) -> tuple[torch.Tensor, torch.Tensor]:
+    """The unconditional input relevance ``(B, C, H, W)`` and the relevance of each unit of the layer
+    ``(B, C', ...)``, from one pass (rules already attached)."""
+    seen: list[torch.Tensor] = []
+    with _at_layer(module, name, seen=seen, lrp=lrp):
+        total = propagate(handle, network, images, indices, lrp=lrp, batch_size=batch_size)
+    return total, torch.cat(seen)
+
+
+def layer_relevance(handle: ModelHandle, images: torch.Tensor, target: Target = None, *, layer: str,
+                    backend: Backend = "lrp", composite: CompositeName = "epsilon_plus_flat",
+                    batch_size: int | None = None) -> torch.Tensor:
+    """The relevance reaching each unit of ``layer`` ``(B, C, ...)`` (the layer's output shape), from one pass:
+    summed over a channel's positions it is the channel's relevance in :func:`concept_relevance`.
+
+    Example:
+        >>> import zoo
+        >>> handle = zoo.load("fashion_cnn", device="cpu")
+        >>> layer_relevance(handle, torch.rand(2, 1, 28, 28), layer="features.block2").shape
+        torch.Size([2, 64, 7, 7])
+    """
+    name, lrp, network, module = relevance_setup(handle, layer, backend, composite)
+    indices = resolve_target(handle, images, target)
+    with rules(network, handle, composite if lrp else None):
+        return unconditional_pass(handle, network, module, name, images, indices, lrp, batch_size)[1]
+
+
 def concept_relevance(handle: ModelHandle, images: torch.Tensor, target: Target = None, *, layer: str,
                       channels: int | Sequence[int] = 6, backend: Backend = "lrp",
                       composite: CompositeName = "epsilon_plus_flat",
@@ -133,20 +174,11 @@ def concept_relevance(handle: ModelHandle, images: torch.Tensor, target: Target 
     Returns:
         A :class:`ConceptRelevance`.
     """
-    if backend not in ("lrp", "gradient"):
-        raise CnnvizError(f"unknown concept backend {backend!r}: choose lrp or gradient")
-    check_composite(composite)
-    name = layer if isinstance(layer, str) else layer_name(handle.model, layer)
-    handle.layer(name)  # unknown names get the closest matches
-    lrp = backend == "lrp"
-    network = relevance_network(handle) if lrp else Logits(handle.model, handle.output)
-    module = network.network.get_submodule(name)
+    name, lrp, network, module = relevance_setup(handle, layer, backend, composite)
     indices = resolve_target(handle, images, target)
     with rules(network, handle, composite if lrp else None):
-        seen: list[torch.Tensor] = []
-        with _at_layer(module, name, seen=seen, lrp=lrp):
-            total = propagate(handle, network, images, indices, lrp=lrp, batch_size=batch_size)
-        per_channel = torch.cat(seen)
+        total, per_unit = unconditional_pass(handle, network, module, name, images, indices, lrp, batch_size)
+        per_channel = per_unit.flatten(2).sum(-1) if per_unit.dim() > 2 else per_unit
         chosen = _chosen_channels(per_channel, channels, name)
         k = chosen.shape[1]
         masks = torch.zeros(images.shape[0] * k, per_channel.shape[1], device=images.device)
