@@ -102,3 +102,28 @@ def test_two_gloo_processes_rank_by_relevance_exactly_as_one(fashion, tmp_path):
         shard = torch.load(tmp_path / f"rank{rank}.pt")
         assert torch.equal(shard["top"], single.top_indices) and torch.equal(shard["bottom"], single.bottom_indices)
         torch.testing.assert_close(shard["values"], single.top_values, atol=1e-6, rtol=1e-5)
+
+
+def test_cnnviz_atlas_by_relevance_writes_the_same_ranking(fashion, garments, tmp_path, capsys):
+    import json
+
+    from PIL import Image
+
+    from cli.main import main
+
+    folder = tmp_path / "garments"
+    folder.mkdir()
+    for i, image in enumerate(garments[:8]):
+        Image.fromarray((image[0] * 255).round().byte().numpy()).save(folder / f"g{i}.png")
+    assert main(["atlas", "--model", "fashion_cnn", "--layer", LAYER, "--data", str(folder), "--by", "relevance",
+                 "--target", "Coat", "--top", "2", "--no-images", "--device", "cpu", "--out", str(tmp_path / "out")]) == 0
+    assert "by relevance" in capsys.readouterr().out
+    index = json.loads((tmp_path / "out" / "index.json").read_text())
+    from zoo.image_data import open_dataset
+
+    images = torch.stack([open_dataset(str(folder))[i] for i in range(8)])
+    expected = interpret.neuron_atlas(fashion, LAYER, images, top=2, progress=False, ranked_by="relevance",
+                                      score=interpret.relevance_ranking(fashion, LAYER, interpret.class_index(
+                                          fashion, "Coat")))
+    assert index["ranked_by"] == "relevance"
+    assert [[e["index"] for e in c["top"]] for c in index["channels"]] == expected.top_indices.tolist()

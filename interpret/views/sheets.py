@@ -310,19 +310,22 @@ def channel_sheet(ex: Any, atlas: Any, names: Sequence[str]) -> Picture:
         names: captions of the top images.
     """
     c = ex.channel
-    top_values = atlas.top_values[c]
+    relevance = getattr(atlas, "ranked_by", "activation") == "relevance"  # shares of the relevance, signed
+    value = "{:+.1%}" if relevance else "{:.2f}"
     patches = [enlarge(patch_tile(im, atlas.box(c, r, clip=False), atlas.input_size))
                for r, im in enumerate(ex.top_images)]
-    rows = [caption(captioned_grid(patches, [f"{v:.2f}" for v in top_values.tolist()], len(patches)),
-                    f"top-{len(patches)} patches (receptive field of the maximal unit)")]
+    unit = "most relevant unit; relevance share" if relevance else "maximal unit"
+    rows = [caption(captioned_grid(patches, [value.format(v) for v in atlas.top_values[c].tolist()], len(patches)),
+                    f"top-{len(patches)} patches (receptive field of the {unit})")]
     tops = [enlarge(with_box(im, box)) for im, box in zip(ex.top_images, ex.top_boxes)]
     rows.append(caption(captioned_grid(tops, names[: len(tops)], len(tops)), "top images, box = patch"))
     if len(ex.bottom_images):
         bottoms = [enlarge(to_uint8(im)) for im in ex.bottom_images]
-        texts = [f"{v:.2f}" for v in atlas.bottom_values[c].tolist()]
-        rows.append(caption(captioned_grid(bottoms, texts, len(bottoms)), "bottom images (weakest maxima)"))
-    dead = " (dead: never positive)" if c in set(atlas.dead) else ""
-    return picture(caption(vstack(rows), f"{atlas.layer} channel {c}{dead}"))
+        texts = [value.format(v) for v in atlas.bottom_values[c].tolist()]
+        weakest = "most negative relevance" if relevance else "weakest maxima"
+        rows.append(caption(captioned_grid(bottoms, texts, len(bottoms)), f"bottom images ({weakest})"))
+    dead = ("never relevant" if relevance else "dead: never positive") if c in set(atlas.dead) else ""
+    return picture(caption(vstack(rows), f"{atlas.layer} channel {c}" + (f" ({dead})" if dead else "")))
 
 
 def atlas_overview(examples: Sequence[Any], atlas: Any, title: str) -> Picture:
