@@ -3,7 +3,9 @@
 Cases, interleaved (bench/timing.py) on the same batch of photos:
 
 - ``limit``: one forward and backward pass of the model to its input (what any backward method costs at least);
-- ``cnnviz lrp``: ``interpret.lrp`` (canonized copy + zennit's rules), everything included;
+- ``canonize``: the deep copy, trace and batch-norm folding, which a call now pays once per model (the copy is kept
+  while the weights stay the same);
+- ``cnnviz lrp``: ``interpret.lrp`` (kept canonized copy, weights checked, zennit's rules attached, one pass);
 - ``zennit``: zennit's Gradient attributor with its composite and a canonizer on the model itself;
 - ``limit x (K+1)``: K+1 backward passes (the unconditional pass and K masked ones) as one batch of B*(K+1) rows;
 - ``cnnviz concepts K``: ``interpret.concept_relevance(..., channels=K)``;
@@ -25,6 +27,7 @@ from timing import device_name, interleaved
 
 import interpret
 import zoo
+from interpret.attribution.canonize import canonized
 from interpret.attribution.lrp import relevance_network, zennit_composite
 
 
@@ -66,6 +69,7 @@ def main() -> None:
     with zoo.guard.preserve(handle):
         cases = {
             "limit (forward+backward)": backward_case(handle, images),
+            "canonize (copy, trace, fold: once per model)": lambda: canonized(handle.model),
             "cnnviz lrp": lambda: interpret.lrp(handle, images, target.tolist()),
             "zennit Gradient (canonized once, outside)": zennit_lrp,
             f"limit x {k + 1} (one batch)": backward_case(handle, images.repeat_interleave(k + 1, 0)),
