@@ -285,3 +285,17 @@ def test_the_canonized_copy_is_made_once_and_again_only_after_the_weights_change
     handle.model.fc.bias.data.add_(1.0)  # a write through .data, which the version counter does not see
     interpret.lrp(handle, images, 1)
     assert len(made) == 4
+
+
+def test_the_z_plus_rule_that_skips_the_negative_half_after_a_relu_equals_zennits_on_lite0(lite0, photos):
+    from zennit.attribution import Gradient
+    from zennit.composites import EpsilonPlusFlat
+
+    from interpret.attribution.lrp import relevance_network
+
+    image = photos[:1]
+    ours = interpret.lrp(lite0, image, 281, composite="epsilon_plus_flat", channels=True)
+    network = relevance_network(lite0)  # the same canonized copy, with zennit's own rules
+    with Gradient(network, EpsilonPlusFlat()) as attributor:
+        _, reference = attributor((image - lite0.mean) / lite0.std, lambda out: out * torch.eye(1000, device=image.device)[[281]])
+    torch.testing.assert_close(ours, reference, atol=1e-6 * reference.abs().max(), rtol=1e-5)

@@ -51,13 +51,22 @@ def check_composite(composite: str) -> str:
 
 
 def zennit_composite(composite: str, handle: ModelHandle) -> Any:
-    """zennit's composite called ``composite``; the z-box bounds are the pixel range [0, 1] after normalization."""
+    """zennit's composite called ``composite``; the z-box bounds are the pixel range [0, 1] after normalization.
+
+    The z+ rule of ``epsilon_plus_flat`` is :class:`~interpret.attribution.lrp_rules.NonNegativeZPlus`: zennit's
+    rule, skipping the half that a layer reading a ReLU output does not need (same relevance, less work).
+    """
     from zennit import composites
+    from zennit.types import Convolution
+
+    from interpret.attribution.lrp_rules import NonNegativeZPlus
 
     check_composite(composite)
     if composite == "epsilon_gamma_box":
         low, high = (0 - handle.mean) / handle.std, (1 - handle.mean) / handle.std
         return composites.EpsilonGammaBox(low=low, high=high)
+    if composite == "epsilon_plus_flat":
+        return composites.EpsilonPlusFlat(layer_map=[(Convolution, NonNegativeZPlus())])
     return composites.COMPOSITES[composite]()
 
 
