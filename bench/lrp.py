@@ -3,8 +3,10 @@
 Cases, interleaved (bench/timing.py) on the same batch of photos:
 
 - ``limit``: one forward and backward pass of the model to its input (what any backward method costs at least);
-- ``cnnviz lrp``: ``interpret.lrp`` (canonized copy + zennit's rules), everything included;
-- ``zennit``: zennit's Gradient attributor with its composite and a canonizer on the model itself;
+- ``canonize``: the deep copy, trace and batch-norm folding, which a call now pays once per model (the copy is kept
+  while the weights stay the same);
+- ``cnnviz lrp``: ``interpret.lrp`` (kept canonized copy, weights checked, zennit's rules attached, one pass);
+- ``zennit``: zennit's Gradient attributor with its own composite and rules, on the same canonized network;
 - ``limit x (K+1)``: K+1 backward passes (the unconditional pass and K masked ones) as one batch of B*(K+1) rows;
 - ``cnnviz concepts K``: ``interpret.concept_relevance(..., channels=K)``;
 - ``zennit-crp K``: CondAttribution with K conditions on the same canonized network.
@@ -25,7 +27,8 @@ from timing import device_name, interleaved
 
 import interpret
 import zoo
-from interpret.attribution.lrp import relevance_network, zennit_composite
+from interpret.attribution.canonize import canonized
+from interpret.attribution.lrp import relevance_network
 
 
 def main() -> None:
@@ -41,6 +44,7 @@ def main() -> None:
 
     from crp.attribution import CondAttribution
     from zennit.attribution import Gradient
+    from zennit.composites import COMPOSITES
 
     handle = zoo.load(args.model, device=args.device)
     images = handle.prepare([zoo.load_image(name) for name in args.photos])
@@ -50,8 +54,8 @@ def main() -> None:
     onehot = torch.eye(len(handle.classes), device=handle.device)[target]
     network = relevance_network(handle)  # zennit's own path needs a canonized network too; made once, outside
 
-    def zennit_lrp() -> None:
-        with Gradient(network, zennit_composite("epsilon_plus_flat", handle)) as attributor:
+    def zennit_lrp() -> None:  # zennit's own composite and rules (ours skips half of z+ after a ReLU)
+        with Gradient(network, COMPOSITES["epsilon_plus_flat"]()) as attributor:
             attributor(normalized, lambda out: out * onehot)
 
     found = interpret.concept_relevance(handle, images, target.tolist(), layer=args.layer, channels=k)
@@ -60,12 +64,12 @@ def main() -> None:
     crp = CondAttribution(network, no_param_grad=True)
 
     def zennit_crp() -> None:
-        crp(normalized.repeat_interleave(k, 0).requires_grad_(True), conditions,
-            zennit_composite("epsilon_plus_flat", handle))
+        crp(normalized.repeat_interleave(k, 0).requires_grad_(True), conditions, COMPOSITES["epsilon_plus_flat"]())
 
     with zoo.guard.preserve(handle):
         cases = {
             "limit (forward+backward)": backward_case(handle, images),
+            "canonize (copy, trace, fold: once per model)": lambda: canonized(handle.model),
             "cnnviz lrp": lambda: interpret.lrp(handle, images, target.tolist()),
             "zennit Gradient (canonized once, outside)": zennit_lrp,
             f"limit x {k + 1} (one batch)": backward_case(handle, images.repeat_interleave(k + 1, 0)),

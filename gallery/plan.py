@@ -19,6 +19,7 @@ from gallery.model_sections import (
     inversion_cards,
     model_page,
 )
+from gallery.relevance import relevance_cards
 from gallery.settings import Settings
 from gallery.training import training_cards, training_page
 from zoo.errors import CnnvizError
@@ -55,6 +56,7 @@ def plan(settings: Settings) -> Plan:
         for subject in ctx.subjects(model):
             result.pages.append(image_page(model, subject))
         result.cards += attribution_cards(ctx, model)
+        result.cards += relevance_cards(ctx, model)
         result.pages.append(model_page(model))
         for section in MODEL_SECTIONS:
             result.cards += section(ctx, model)

@@ -37,6 +37,7 @@ class Budget:
         fooling_steps: the most fooling steps; fooling_classes: classes fooled (all when at most 10).
         style_steps: style-transfer steps; style_size: its image side.
         methods: the attribution methods shown (None: every registered one).
+        concepts: channels in the concepts panel of each image (CRP at the model's default layer).
     """
 
     images: int
@@ -56,6 +57,7 @@ class Budget:
     style_steps: int
     style_size: int
     methods: tuple[str, ...] | None = None
+    concepts: int = 6
 
 
 # A few of each family, all of which run in seconds per image on two CPU cores (Score-CAM's one forward

@@ -107,3 +107,39 @@ def test_a_layer_without_channels_is_refused_in_one_line(garments):
     for backend in ["lrp", "gradient"]:
         with pytest.raises(CnnvizError, match="layer 'brightness' gives Tensor \\(2,\\), which has no channels"):
             interpret.concept_relevance(handle, garments, 0, layer="brightness", channels=1, backend=backend)
+
+
+def test_cnnviz_explain_concepts_draws_a_panel_of_the_top_k_with_their_shares(fashion, tmp_path, capsys):
+    import json
+
+    import numpy as np
+    from PIL import Image
+
+    from cli.main import main
+    from interpret.views.sheets import DISPLAY
+
+    k = 3
+    assert main(["explain", "concepts", "--model", "fashion_cnn", "--image", "chelsea", "--layer", LAYER,
+                 "--top", str(k), "--device", "cpu", "--out", str(tmp_path)]) == 0
+    printed = capsys.readouterr().out
+    record = json.loads((tmp_path / "chelsea-concepts.json").read_text())
+    found = interpret.concept_relevance(fashion, fashion.prepare([zoo.load_image("chelsea")]), None, layer=LAYER,
+                                        channels=k)
+    drawn = record["detail"]["concepts"]
+    assert [c["channel"] for c in drawn] == found.channels[0].tolist()
+    np.testing.assert_allclose([c["share"] for c in drawn], found.shares[0].tolist(), rtol=1e-5, atol=1e-7)
+    assert found.summary(0) in printed and record["panel"] == "chelsea-concepts-panel.png"
+    panel = np.asarray(Image.open(tmp_path / "chelsea-concepts-panel.png"))
+    tiles = k + 2  # the image, the unconditional map, then one tile per concept, in one row
+    assert panel.shape[1] == tiles * DISPLAY + (tiles - 1) * 4
+
+
+def test_cnnviz_explain_concepts_refuses_more_concepts_than_channels_in_one_line(tmp_path, capsys):
+    from cli.main import main
+
+    out = tmp_path / "never"
+    code = main(["explain", "concepts", "--model", "fashion_cnn", "--image", "chelsea", "--layer", LAYER,
+                 "--top", "65", "--device", "cpu", "--out", str(out)])
+    err = capsys.readouterr().err.strip()
+    assert code == 2 and len(err.splitlines()) == 1 and "has 64 channels" in err and "--top" in err
+    assert not out.exists()

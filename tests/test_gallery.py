@@ -8,6 +8,7 @@ folder), else in the test's pytest tmp dir (printed in the test output).
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import time
@@ -34,6 +35,10 @@ TINY = Budget(images=1, attribution={"samples": 2, "steps": 2, "window": 112, "s
 
 
 # ---------------------------------------------------------------- helpers
+
+def read_json(path: Path) -> dict:
+    return json.loads(path.read_text(encoding="utf-8"))
+
 
 def tiny_card(page: str, card_id: str, calls: list[str], *, fail: BaseException | None = None,
               value: int = 0) -> Card:
@@ -206,6 +211,44 @@ def test_every_registered_attribution_method_gets_a_card_in_the_full_gallery() -
     assert {slug(m.name) for m in interpret.methods("attribution")} <= image_cards
     quick = plan(Settings(models=["fashion_cnn"], budget=TINY))
     assert {c.id for c in quick.cards if c.page == quick.pages[0].slug} >= {slug(n) for n in TINY.methods}
+
+
+def test_the_relevance_section_shows_lrp_per_composite_and_the_concepts_panel(tmp_path: Path) -> None:
+    from dataclasses import replace
+
+    from gallery.context import Context
+    from gallery.relevance import RELEVANCE_SECTION, relevance_cards
+    from interpret.attribution import COMPOSITES
+
+    settings = Settings(models=["fashion_cnn"], budget=replace(TINY, concepts=3))
+    cards = relevance_cards(Context(settings), "fashion_cnn")
+    assert [c.id for c in cards] == [slug(f"lrp-{c}") for c in COMPOSITES] + ["concepts"]
+    assert {c.section for c in cards} == {RELEVANCE_SECTION}
+    assert {c.id for c in plan(settings).cards} >= {c.id for c in cards}
+    report = run_cards(tmp_path, cards, progress=False, log=lambda _: None)
+    assert not report.failed and len(report.computed) == len(cards)
+
+    ctx = Context(settings)
+    handle, image = ctx.handle("fashion_cnn"), ctx.batch("fashion_cnn")[:1]
+    folder = tmp_path / CARDS_DIR / cards[0].page
+    for composite in COMPOSITES:
+        card = read_json(folder / f"{slug(f'lrp-{composite}')}.json")
+        relevance = interpret.lrp(handle, image, None, composite=composite)
+        assert card["scores"]["relevance summed"] == f"{relevance.sum():.3f}"
+        assert all((folder / shown["file"]).is_file() for shown in card["images"])
+    found = interpret.concept_relevance(handle, image, None, layer=handle.default_layer, channels=3)
+    concepts = read_json(folder / "concepts.json")
+    assert concepts["scores"] == {f"channel {int(c)}": f"{float(s):+.1%}"
+                                  for c, s in zip(found.channels[0], found.shares[0])}
+    panel = np.asarray(Image.open(folder / concepts["images"][0]["file"]))
+    assert panel.shape[1] == 4 * 224 + 3 * 4  # the image, the unconditional map and 3 concepts: one row of 4 tiles
+
+    from gallery.attribution import image_page
+
+    page = image_page("fashion_cnn", ctx.subjects("fashion_cnn")[0])
+    write_site(tmp_path, update_manifest(tmp_path, [page], cards, {}))
+    html = (tmp_path / f"{page.slug}.html").read_text(encoding="utf-8")
+    assert RELEVANCE_SECTION in html and all(f"{CARDS_DIR}/{page.slug}/{c.id}-0.png" in html for c in cards)
 
 
 # ---------------------------------------------------------------- real builds (fashion_cnn, tiny budget)

@@ -1,6 +1,7 @@
 """LRP: equal to zennit's own attributor, conserving where the rules conserve, LRP-0 = gradient x input by hand,
 canonizing (batch norm folded on a copy) changes no logit and leaves the user's model alone."""
 
+import copy
 from collections import OrderedDict
 
 import pytest
@@ -245,3 +246,56 @@ def test_lrp_on_lite0_leaves_the_model_exactly_as_found(lite0, photos):
     relevance = interpret.lrp(lite0, photos[:1], "tiger cat", composite="epsilon_gamma_box")
     assert_unchanged(before, lite0)
     assert torch.isfinite(relevance).all() and relevance.abs().sum() > 0
+
+
+def test_the_canonized_copy_is_made_once_and_again_only_after_the_weights_change(monkeypatch):
+    from interpret.attribution import canonize
+
+    made = []
+
+    def counting(model):  # the real canonizer, counted
+        made.append(model)
+        return real(model)
+
+    real = canonize.canonized
+    monkeypatch.setattr(canonize, "canonized", counting)
+    torch.manual_seed(0)
+    handle = zoo.wrap(seeded_batch_norms(SmallResNet(in_channels=3, num_classes=5, widths=(8, 8, 8), blocks=1)), input_size=16,
+                      name="small_resnet", mean=(0.5,) * 3, std=(0.25,) * 3)
+    images = torch.rand(2, 3, 16, 16, generator=torch.Generator().manual_seed(2))
+    before = state_snapshot(handle)
+    first = interpret.lrp(handle, images, 1)
+    second = interpret.lrp(handle, images, 1)
+    found = interpret.concept_relevance(handle, images, 1, layer="layer1", channels=2)
+    assert len(made) == 1
+    assert torch.equal(first, second) and torch.allclose(found.total, first, atol=1e-5)
+    assert_unchanged(before, handle)
+
+    with torch.no_grad():  # an in-place write (as an optimizer step does)
+        handle.model.fc.weight.mul_(-1)
+    flipped = interpret.lrp(handle, images, 1)
+    assert len(made) == 2
+    fresh = interpret.lrp(handle, images, 1)  # reused again: same as a copy made from scratch
+    assert len(made) == 2 and torch.equal(flipped, fresh)
+    twin = zoo.wrap(copy.deepcopy(handle.model), input_size=16, name="twin", mean=(0.5,) * 3, std=(0.25,) * 3)
+    torch.testing.assert_close(flipped, interpret.lrp(twin, images, 1), atol=1e-6, rtol=1e-5)  # made from scratch
+    assert len(made) == 3
+    assert not torch.allclose(flipped, first)
+
+    handle.model.fc.bias.data.add_(1.0)  # a write through .data, which the version counter does not see
+    interpret.lrp(handle, images, 1)
+    assert len(made) == 4
+
+
+def test_the_z_plus_rule_that_skips_the_negative_half_after_a_relu_equals_zennits_on_lite0(lite0, photos):
+    from zennit.attribution import Gradient
+    from zennit.composites import EpsilonPlusFlat
+
+    from interpret.attribution.lrp import relevance_network
+
+    image = photos[:1]
+    ours = interpret.lrp(lite0, image, 281, composite="epsilon_plus_flat", channels=True)
+    network = relevance_network(lite0)  # the same canonized copy, with zennit's own rules
+    with Gradient(network, EpsilonPlusFlat()) as attributor:
+        _, reference = attributor((image - lite0.mean) / lite0.std, lambda out: out * torch.eye(1000, device=image.device)[[281]])
+    torch.testing.assert_close(ours, reference, atol=1e-6 * reference.abs().max(), rtol=1e-5)

@@ -40,7 +40,7 @@ from interpret.evaluate import (
     random_maker,
     summary_rows,
 )
-from interpret.views import COLORMAPS, DEFAULT_COLORMAP, charts, explanation_panel
+from interpret.views import COLORMAPS, DEFAULT_COLORMAP, charts, detail_panel, explanation_panel
 from zoo import atomic_write, save_array, save_image
 from zoo.checks import NonNegativeFloat, NonNegativeInt, OpenUnitInterval, PositiveFloat, PositiveInt
 from zoo.errors import CnnvizError
@@ -109,11 +109,12 @@ def _setup(args: argparse.Namespace) -> tuple[ModelHandle, int | None, list[str]
 
 
 def _call(method: Method, handle: ModelHandle, batch: torch.Tensor, target: int | None,
-          args: argparse.Namespace) -> torch.Tensor:
+          args: argparse.Namespace, *, detail: bool = False) -> Any:
+    """The method's maps, or with ``detail`` its full result (``Method.detail``), from the command line's options."""
     kwargs = method_kwargs(args, method)
     if method.uses_layer and args.layer is not None:
         kwargs["layer"] = args.layer
-    return method.fn(handle, batch, target, **kwargs)
+    return (method.detail if detail and method.detail else method.fn)(handle, batch, target, **kwargs)
 
 
 def _matplotlib_name(colormap: str) -> str:
@@ -161,7 +162,8 @@ def explain(parser: argparse.ArgumentParser) -> Run:
         stems = numbered(names)
         for method in chosen:
             start = time.perf_counter()
-            maps = _call(method, handle, batch, target, args)
+            found = _call(method, handle, batch, target, args, detail=True) if method.detail else None
+            maps = found.maps if found is not None else _call(method, handle, batch, target, args)
             seconds = time.perf_counter() - start
             flat = attribution_map(maps)
             for i, stem in enumerate(stems):
@@ -174,10 +176,16 @@ def explain(parser: argparse.ArgumentParser) -> Run:
                     charts.save(charts.explanation(batch[i], flat[i], title, colormap=_matplotlib_name(args.colormap)),
                                 out / f"{stem}-{method.name}", args.format)
                 npy = save_array(out / f"{stem}-{method.name}.npy", maps[i]) if args.npy else None
-                write_json(path.with_suffix(".json"), explanation_record(
+                record = explanation_record(
                     handle, method, method_kwargs(args, method), args.layer, names[i], probs[i], explained, maps[i],
-                    seconds, len(stems), path.name, npy.name if npy is not None else None))
+                    seconds, len(stems), path.name, npy.name if npy is not None else None)
                 print(f"{path}  ({method.name}: {seconds:.2f} s for {len(stems)} image(s))")
+                if found is not None:  # the method's own panel: for concepts, each concept's share and map
+                    panel = save_image(out / f"{stem}-{method.name}-panel.png",
+                                       detail_panel(batch[i], found, i, title, colormap=args.colormap))
+                    record.update(panel=panel.name, detail=found.record(i))
+                    print(f"{panel}  ({found.summary(i)})")
+                write_json(path.with_suffix(".json"), record)
 
     return run
 

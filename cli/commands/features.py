@@ -24,6 +24,8 @@ from cli.options import (
     output_dir,
 )
 from cli.registry import Run, command
+from interpret import class_index
+from interpret.attribution import BACKENDS, COMPOSITES, relevance_ranking
 from interpret.core import session
 from interpret.inside import (
     FILTER_MODES,
@@ -213,11 +215,14 @@ def write_index(handle: ModelHandle, atlas: Atlas, dataset: Dataset, out: Path) 
          description="For every channel of a layer, over a dataset: the top-k and bottom-k images (by the\n"
                      "channel's maximum over its map) and the top-k patches cropped to the receptive field\n"
                      "of the maximal unit, with their activations; dead channels (never positive) listed.\n"
+                     "--by relevance ranks instead by relevance maximization (CRP): the channel's share of the\n"
+                     "relevance for the predicted class (or --target), the patch at its most relevant unit.\n"
                      "Writes OUT/channels/channel-NNNN.png, OUT/atlas.png (best patch per channel) and\n"
                      "OUT/index.json. Runs unchanged under torchrun (one shard per process, NCCL or gloo).\n\n"
                      "examples:\n"
                      "  cnnviz atlas --model efficientnet_lite0 --layer blocks.5 --data photos/ --top 9\n"
                      "  cnnviz atlas --model fashion_cnn --layer features.block2.act --data fashion-mnist\n"
+                     "  cnnviz atlas --model fashion_cnn --layer features.block2 --data fashion-mnist --by relevance\n"
                      "  torchrun --nproc-per-node 4 -m cli.main atlas --layer head --data imagenet-val/")
 def atlas_command(parser: argparse.ArgumentParser) -> Run:
     add_model(parser)
@@ -233,6 +238,16 @@ def atlas_command(parser: argparse.ArgumentParser) -> Run:
     parser.add_argument("--workers", type=checked(NonNegativeInt, "--workers"), default=None, metavar="N",
                         help="data loading processes (default: 0 for data in memory, else up to 4)")
     parser.add_argument("--no-images", action="store_true", help="write index.json only")
+    parser.add_argument("--by", choices=["activation", "relevance"], default="activation",
+                        help="rank by the channel's activation (default) or by its relevance share for the class "
+                             "(relevance maximization)")
+    parser.add_argument("--target", "-t", metavar="CLASS",
+                        help="--by relevance: the class whose relevance counts (default: each image's predicted)")
+    parser.add_argument("--backend", choices=BACKENDS, default="lrp",
+                        help="--by relevance: lrp (CRP, default) or gradient (gradient x activation, for models "
+                             "LRP cannot canonize)")
+    parser.add_argument("--composite", choices=COMPOSITES, default="epsilon_plus_flat",
+                        help="--by relevance, backend lrp: the LRP rules (default: epsilon_plus_flat)")
     add_out(parser, "cnnviz-atlas")
 
     def run(args: argparse.Namespace) -> None:
@@ -242,8 +257,12 @@ def atlas_command(parser: argparse.ArgumentParser) -> Run:
         with session(args.device) as (group, device):
             args.device = str(device)
             handle = load_handle(args)
+            score = None
+            if args.by == "relevance":
+                target = class_index(handle, args.target) if args.target is not None else None
+                score = relevance_ranking(handle, args.layer, target, backend=args.backend, composite=args.composite)
             atlas = neuron_atlas(handle, args.layer, args.data, top=args.top, bottom=args.bottom,
-                                 batch_size=args.batch_size, workers=args.workers)
+                                 batch_size=args.batch_size, workers=args.workers, score=score, ranked_by=args.by)
             if not group.leader:
                 return
             out = output_dir(args.out)
@@ -253,7 +272,7 @@ def atlas_command(parser: argparse.ArgumentParser) -> Run:
             else:
                 path = write_atlas(handle, atlas, args.data, out, channels)
             shards = f" in {group.world} processes" if group.world > 1 else ""
-            print(f"{path}  ({atlas.channels} channels, {atlas.count} images{shards}; "
+            print(f"{path}  ({atlas.channels} channels, {atlas.count} images{shards}, by {atlas.ranked_by}; "
                   f"{len(atlas.dead)} dead: {atlas.dead[:20]}{' ...' if len(atlas.dead) > 20 else ''})")
 
     return run

@@ -23,16 +23,18 @@ from interpret.attribution.cam import (
                                        shapleycam,
                                        xgradcam,
 )
-from interpret.attribution.concepts import ConceptRelevance, concept_relevance, concepts
+from interpret.attribution.concept_maps import BACKENDS, ConceptRelevance, concept_relevance, concepts, layer_relevance
 from interpret.attribution.extremal import extremal
 from interpret.attribution.guided import guided_backprop
 from interpret.attribution.lrp import COMPOSITES, lrp
 from interpret.attribution.occlusion import occlusion
+from interpret.attribution.relevance_maximization import relevance_ranking
 from interpret.attribution.rise import rise, rise_masks, rise_with_masks
 from interpret.attribution.saliency import integrated_gradients, saliency, smoothgrad
 
 __all__ = [
-    "captum_adapter", "COMPOSITES", "lrp", "ConceptRelevance", "concept_relevance", "concepts", "extremal",
+    "captum_adapter", "COMPOSITES", "lrp", "BACKENDS", "ConceptRelevance", "concept_relevance", "concepts",
+    "layer_relevance", "relevance_ranking", "extremal",
     "guided_backprop", "occlusion", "rise",
     "rise_masks", "rise_with_masks", "integrated_gradients", "saliency", "smoothgrad",
     "ablationcam", "eigencam", "eigengradcam", "fem", "finercam", "fullgrad", "gradcam", "gradcam_elementwise",

@@ -17,6 +17,10 @@ LRP rules are defined for linear layers and element-wise activations. Two things
 ReLU6 (EfficientNet-Lite) is a ``Hardtanh``; zennit counts it as an element-wise activation and passes relevance
 through it unchanged (the ``Pass`` rule), as for ReLU, so no canonizing is needed for it.
 
+Copying and tracing cost more than a small model's backward pass, so :func:`canonized_copy` keeps the copy of each
+live model and makes it again only when the model's weights or buffers changed (another tensor, an in-place write,
+other values: see :func:`weights_fingerprint`). The copy lives as long as the model does.
+
 Example:
     >>> import torch, torchvision
     >>> net = torchvision.models.resnet18().eval()
@@ -29,8 +33,12 @@ Example:
 from __future__ import annotations
 
 import copy
+import itertools
+import threading
 import types
+import weakref
 from collections.abc import Callable
+from dataclasses import dataclass
 
 import torch
 import torch.fx
@@ -85,7 +93,7 @@ def _pairs_from_sequentials(model: nn.Module) -> tuple[dict[str, str], dict[str,
         if not isinstance(module, nn.Sequential):
             continue
         children = list(module.named_children())
-        for (before_name, before), (bn_name, bn) in zip(children, children[1:]):
+        for (before_name, before), (bn_name, bn) in itertools.pairwise(children):
             if isinstance(bn, BatchNorm) and isinstance(before, Linear):
                 pairs[f"{name}.{bn_name}".lstrip(".")] = f"{name}.{before_name}".lstrip(".")
     for name, module in model.named_modules():
@@ -187,3 +195,49 @@ def canonized(model: nn.Module) -> nn.Module:
             module.relevance_sum = Sum()
             module.forward = types.MethodType(forward, module)
     return twin
+
+
+def weights_fingerprint(model: nn.Module) -> tuple[object, ...]:
+    """What changes when ``model``'s weights or buffers do: each tensor's storage, in-place write counter, shape,
+    dtype and device, and its norm (which also sees writes through ``.data``, which the counter misses).
+
+    Example:
+        >>> net = torch.nn.Linear(2, 2)
+        >>> before = weights_fingerprint(net)
+        >>> _ = net.weight.data.mul_(2)
+        >>> before == weights_fingerprint(net)
+        False
+    """
+    tensors = [*model.parameters(), *model.buffers()]
+    floats = [t.detach() for t in tensors if t.is_floating_point()]
+    norms = torch.stack([n.double().cpu() for n in torch._foreach_norm(floats)]).tolist() if floats else []
+    return tuple((t.data_ptr(), t._version, tuple(t.shape), t.dtype, t.device) for t in tensors) + tuple(norms)
+
+
+@dataclass
+class CanonizedCopy:
+    """A model's canonized copy, the fingerprint of the weights it was made from, and the lock that lets one
+    caller at a time attach rules to it."""
+
+    fingerprint: tuple[object, ...]
+    network: nn.Module
+    lock: threading.RLock
+
+
+_COPIES: weakref.WeakKeyDictionary[nn.Module, CanonizedCopy] = weakref.WeakKeyDictionary()
+_COPIES_LOCK = threading.Lock()
+
+
+def canonized_copy(model: nn.Module) -> CanonizedCopy:
+    """:func:`canonized` ``model``, made once per model and again only after its weights or buffers changed.
+
+    Raises:
+        CnnvizError: as :func:`canonized` (a refusal is not kept: the next call checks again).
+    """
+    fingerprint = weights_fingerprint(model)
+    with _COPIES_LOCK:
+        kept = _COPIES.get(model)
+        if kept is None or kept.fingerprint != fingerprint:
+            kept = CanonizedCopy(fingerprint, canonized(model), threading.RLock())
+            _COPIES[model] = kept
+        return kept

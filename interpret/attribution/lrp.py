@@ -1,7 +1,7 @@
 """Layer-wise relevance propagation (Bach et al. 2015) on zennit's rules, for any CNN we can canonize.
 
 The network is canonized on a copy (:mod:`interpret.attribution.canonize`: batch norm folded, residual sums made
-modules), zennit's composite attaches its rules to the copy, and one backward pass from the target logit carries the
+modules; the copy is kept for the next call while the model's weights stay the same), zennit's composite attaches its rules to the copy, and one backward pass from the target logit carries the
 relevance down to the network's input. The relevance lives where the network sees its input, after the handle's
 normalization, so it sums to the target logit (for the conserving rules) instead of being rescaled by ``1 / std``.
 
@@ -22,6 +22,7 @@ Example:
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager, nullcontext
 from typing import Any, Literal, get_args
@@ -29,7 +30,7 @@ from typing import Any, Literal, get_args
 import torch
 from torch import nn
 
-from interpret.attribution.canonize import canonized
+from interpret.attribution.canonize import canonized_copy
 from interpret.core.batching import auto_batch_size, chunks
 from interpret.core.registry import method
 from interpret.core.targets import ResolvedTarget, Target, resolve_target, take, target_scores
@@ -50,35 +51,52 @@ def check_composite(composite: str) -> str:
 
 
 def zennit_composite(composite: str, handle: ModelHandle) -> Any:
-    """zennit's composite called ``composite``; the z-box bounds are the pixel range [0, 1] after normalization."""
+    """zennit's composite called ``composite``; the z-box bounds are the pixel range [0, 1] after normalization.
+
+    The z+ rule of ``epsilon_plus_flat`` is :class:`~interpret.attribution.lrp_rules.NonNegativeZPlus`: zennit's
+    rule, skipping the half that a layer reading a ReLU output does not need (same relevance, less work).
+    """
     from zennit import composites
+    from zennit.types import Convolution
+
+    from interpret.attribution.lrp_rules import NonNegativeZPlus
 
     check_composite(composite)
     if composite == "epsilon_gamma_box":
         low, high = (0 - handle.mean) / handle.std, (1 - handle.mean) / handle.std
         return composites.EpsilonGammaBox(low=low, high=high)
+    if composite == "epsilon_plus_flat":
+        return composites.EpsilonPlusFlat(layer_map=[(Convolution, NonNegativeZPlus())])
     return composites.COMPOSITES[composite]()
 
 
 class Logits(nn.Module):
-    """The canonized copy of a handle's network, returning its logits from normalized images."""
+    """The canonized copy of a handle's network, returning its logits from normalized images.
 
-    def __init__(self, network: nn.Module, output: Any) -> None:
+    ``lock`` is held while rules are attached (the copy is shared by every call on the same model).
+    """
+
+    def __init__(self, network: nn.Module, output: Any, lock: threading.RLock | None = None) -> None:
         super().__init__()
         self.network = network
         self.output = output
+        self.lock = lock or threading.RLock()
 
     def forward(self, normalized: torch.Tensor) -> torch.Tensor:
         return select_logits(self.network(normalized), self.output)
 
 
 def relevance_network(handle: ModelHandle) -> Logits:
-    """A canonized copy of ``handle``'s network: normalized images in, logits out; ``handle`` is untouched."""
+    """A canonized copy of ``handle``'s network: normalized images in, logits out; ``handle`` is untouched.
+
+    The copy is made once per model and reused while its weights and buffers stay the same.
+    """
     if not handle.config.hookable:
         raise CnnvizError(f"{handle.name} is a saved program ({handle.config.source}) whose layers take no rules, so "
                           "LRP and concept relevance cannot run on it: load the architecture as Python code "
                           "(file.py:FACTORY, torchvision:NAME, timm:NAME)")
-    return Logits(canonized(handle.model), handle.output)
+    kept = canonized_copy(handle.model)
+    return Logits(kept.network, handle.output, kept.lock)
 
 
 def normalized(handle: ModelHandle, images: torch.Tensor) -> torch.Tensor:
@@ -87,12 +105,12 @@ def normalized(handle: ModelHandle, images: torch.Tensor) -> torch.Tensor:
 
 
 @contextmanager
-def rules(network: nn.Module, handle: ModelHandle, composite: str | None) -> Iterator[None]:
+def rules(network: Logits, handle: ModelHandle, composite: str | None) -> Iterator[None]:
     """zennit's rules on ``network`` for the block (``None``: plain gradients); they are removed afterwards."""
     if composite is None:
         yield
         return
-    with zennit_composite(composite, handle).context(network):
+    with network.lock, zennit_composite(composite, handle).context(network):
         yield
 
 

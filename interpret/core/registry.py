@@ -39,6 +39,8 @@ class Method:
         uses_layer: whether it takes ``layer=`` (CAM-type methods).
         group: the kind within the family, for listings (``"cams"``, ``"perturbation"``, ``"captum"``).
         order: position in listings (the course's order), so moving a file reorders nothing.
+        detail: the same computation with the same options, returning the method's full result (a dataclass whose
+            ``maps`` is what ``fn`` returns, and which the views draw a panel of), or None.
     """
 
     name: str
@@ -48,6 +50,7 @@ class Method:
     uses_layer: bool
     group: str = ""
     order: int = 1000
+    detail: MethodFn | None = None
 
     def options(self) -> dict[str, inspect.Parameter]:
         """The method's keyword-only options with their defaults (for CLIs and docs)."""
@@ -92,12 +95,33 @@ def as_batch(images: torch.Tensor, handle: ModelHandle, *, whole_model: bool = T
     return images
 
 
-def method(name: str, family: str, summary: str, *, group: str = "",
-           order: int = 1000) -> Callable[[Callable[P, R]], Callable[P, R]]:
+def _guarded(fn: Callable[..., Any], name: str, family: str) -> Callable[..., Any]:
+    """``fn`` taking a handle or a module and a batch or one image, its ranges checked, run under the guard."""
+
+    @functools.wraps(fn)
+    def run(model: nn.Module, images: torch.Tensor | None = None, target: Any = None, **options: Any) -> Any:
+        check_call(fn, options)  # the ranges declared in fn's signature, as the CLI checks them
+        handle = as_handle(model)
+        batch = as_batch(images, handle, whole_model=family == "attribution") if images is not None else None  # optimizers may start from noise
+        with preserve(handle):
+            result = fn(handle, batch, target, **options)
+        if isinstance(result, torch.Tensor) and result.is_floating_point():
+            if not torch.isfinite(result).all():
+                raise CnnvizError(f"{name} gave NaN or infinite values on these images: the model's outputs "
+                                  "are not finite (check its weights) or an option is too large")
+            result = result.float()  # a model run in bf16 or fp16 still gives float32 maps
+        return result
+
+    return run
+
+
+def method(name: str, family: str, summary: str, *, group: str = "", order: int = 1000,
+           detail: Callable[..., Any] | None = None) -> Callable[[Callable[P, R]], Callable[P, R]]:
     """Decorator registering ``fn(handle, images, target, **options)`` as method ``name``.
 
     ``order`` places it in listings (ties keep registration order); the built-in methods each declare theirs,
-    a user's method without one comes after them.
+    a user's method without one comes after them. ``detail``: a function with ``fn``'s options that returns the
+    full result whose ``maps`` ``fn`` returns (the CLI and the gallery draw its own panel).
 
     The returned function keeps ``fn``'s signature (``ParamSpec``), so type checkers and IDEs
     see every parameter; at run time it also accepts a plain module and a single image.
@@ -107,22 +131,10 @@ def method(name: str, family: str, summary: str, *, group: str = "",
         if name in _METHODS:
             raise RuntimeError(f"method {name!r} registered twice")
 
-        @functools.wraps(fn)
-        def run(model: nn.Module, images: torch.Tensor | None = None, target: Any = None, **options: Any) -> Any:
-            check_call(fn, options)  # the ranges declared in fn's signature, as the CLI checks them
-            handle = as_handle(model)
-            batch = as_batch(images, handle, whole_model=family == "attribution") if images is not None else None  # optimizers may start from noise
-            with preserve(handle):
-                result = fn(handle, batch, target, **options)  # type: ignore[arg-type]
-            if isinstance(result, torch.Tensor) and result.is_floating_point():
-                if not torch.isfinite(result).all():
-                    raise CnnvizError(f"{name} gave NaN or infinite values on these images: the model's outputs "
-                                      "are not finite (check its weights) or an option is too large")
-                result = result.float()  # a model run in bf16 or fp16 still gives float32 maps
-            return result
-
+        run = _guarded(fn, name, family)
         uses_layer = "layer" in inspect.signature(fn).parameters
-        _METHODS[name] = Method(name, run, family, summary, uses_layer, group, order)
+        _METHODS[name] = Method(name, run, family, summary, uses_layer, group, order,
+                                _guarded(detail, name, family) if detail is not None else None)
         return run  # type: ignore[return-value]  # same parameters as fn, plus plain-module input
 
     return decorate

@@ -28,6 +28,8 @@ from interpret.views.sheets import (
                                     attack_panel,
                                     attribution_views,
                                     channel_sheet,
+                                    concept_panel,
+                                    detail_panel,
                                     explanation_panel,
                                     feature_map_grid,
                                     filter_grid,
@@ -44,7 +46,7 @@ __all__ = [
     "charts", "dense", "pixels", "sheets", "FORMATS", "Series", "line_chart", "to_array", "COLORMAPS", "DEFAULT_COLORMAP",
     "boxes_overlay", "explained_caption", "explained_overlay", "region_overlay", "segmentation_overlay",
     "caption", "colorize", "hstack", "overlay", "to_uint8", "Picture", "atlas_overview", "atlas_sheet",
-    "attack_captions", "attack_panel", "attribution_views", "channel_sheet", "explanation_panel",
+    "attack_captions", "attack_panel", "attribution_views", "channel_sheet", "concept_panel", "detail_panel", "explanation_panel",
     "feature_map_grid", "filter_grid", "map_view", "photo", "picture", "picture_grid", "show", "style_panel",
     "training_report",
 ]

@@ -11,6 +11,7 @@ picture                      function
 ===========================  ============================================
 image | map | overlay | bar  :func:`explanation_panel`
 map / map over image         :func:`attribution_views`
+the top concepts (CRP)       :func:`concept_panel` (:func:`detail_panel` picks it)
 one map, coloured            :func:`map_view`
 an image as the model saw it :func:`photo`
 filters of a conv layer      :func:`filter_grid`
@@ -43,6 +44,7 @@ import torch
 from matplotlib.figure import Figure
 
 from interpret.attack.adversarial import AttackReport, amplified_difference
+from interpret.attribution.concept_maps import ConceptRelevance
 from interpret.views import charts
 from interpret.views.pixels import (
     DEFAULT_COLORMAP,
@@ -162,6 +164,46 @@ def explanation_panel(image: torch.Tensor, values: torch.Tensor, title: str, *, 
     return picture(caption(hstack([*parts, bar]), title))
 
 
+def concept_tiles(image: torch.Tensor, found: Any, b: int, *, side: int = DISPLAY,
+                  colormap: str = DEFAULT_COLORMAP) -> tuple[list[np.ndarray], list[str]]:
+    """The tiles of :func:`concept_panel` and their captions: the image, the unconditional map over it, then each
+    concept's conditional map over it (the positive relevance, each map on its own scale)."""
+
+    def over(values: torch.Tensor) -> np.ndarray:
+        return overlay(image, values.clamp_min(0), colormap=colormap, percentile=99.5)
+
+    tiles, texts = [to_uint8(image), over(found.total[b])], [found.layer, "all channels"]
+    for k in range(found.channels.shape[1]):
+        tiles.append(over(found.maps[b, k]))
+        texts.append(f"#{int(found.channels[b, k])}  {float(found.shares[b, k]):+.1%}")
+    return [enlarge(tile, side) if max(tile.shape[:2]) < side else tile for tile in tiles], texts
+
+
+def concept_panel(image: torch.Tensor, found: Any, b: int, title: str, *, colormap: str = DEFAULT_COLORMAP,
+                  columns: int = 8) -> Picture:
+    """Image ``b``'s concepts (a :class:`~interpret.attribution.ConceptRelevance`): the image, its unconditional
+    relevance, then per concept, most relevant first, its channel, its share of the relevance and its conditional
+    map over the image; ``columns`` tiles a row, captioned with ``title``.
+
+    Example:
+        >>> from types import SimpleNamespace as Found
+        >>> found = Found(layer="features", channels=torch.tensor([[4, 1]]), shares=torch.tensor([[0.5, -0.1]]),
+        ...               maps=torch.randn(1, 2, 28, 28), total=torch.randn(1, 1, 28, 28))
+        >>> concept_panel(torch.rand(1, 28, 28), found, 0, "concepts").shape[1] == 4 * DISPLAY + 3 * 4
+        True
+    """
+    tiles, texts = concept_tiles(image, found, b, colormap=colormap)
+    return picture(caption(captioned_grid(tiles, texts, min(columns, len(tiles))), title))
+
+
+def detail_panel(image: torch.Tensor, found: Any, b: int, title: str, *,
+                 colormap: str = DEFAULT_COLORMAP) -> Picture:
+    """The panel of image ``b`` in a method's full result (``Method.detail``): the concept panel for CRP."""
+    if isinstance(found, ConceptRelevance):
+        return concept_panel(image, found, b, title, colormap=colormap)
+    raise CnnvizError(f"no panel is drawn for a {type(found).__name__}")
+
+
 def attribution_views(image: torch.Tensor, values: torch.Tensor, *, side: int = DISPLAY,
                       colormap: str = DEFAULT_COLORMAP, percentile: float = 99.5) -> tuple[Picture, Picture]:
     """The map and the map over the image, enlarged to about ``side`` (the gallery's attribution card).
@@ -268,19 +310,22 @@ def channel_sheet(ex: Any, atlas: Any, names: Sequence[str]) -> Picture:
         names: captions of the top images.
     """
     c = ex.channel
-    top_values = atlas.top_values[c]
+    relevance = getattr(atlas, "ranked_by", "activation") == "relevance"  # shares of the relevance, signed
+    value = "{:+.1%}" if relevance else "{:.2f}"
     patches = [enlarge(patch_tile(im, atlas.box(c, r, clip=False), atlas.input_size))
                for r, im in enumerate(ex.top_images)]
-    rows = [caption(captioned_grid(patches, [f"{v:.2f}" for v in top_values.tolist()], len(patches)),
-                    f"top-{len(patches)} patches (receptive field of the maximal unit)")]
+    unit = "most relevant unit; relevance share" if relevance else "maximal unit"
+    rows = [caption(captioned_grid(patches, [value.format(v) for v in atlas.top_values[c].tolist()], len(patches)),
+                    f"top-{len(patches)} patches (receptive field of the {unit})")]
     tops = [enlarge(with_box(im, box)) for im, box in zip(ex.top_images, ex.top_boxes)]
     rows.append(caption(captioned_grid(tops, names[: len(tops)], len(tops)), "top images, box = patch"))
     if len(ex.bottom_images):
         bottoms = [enlarge(to_uint8(im)) for im in ex.bottom_images]
-        texts = [f"{v:.2f}" for v in atlas.bottom_values[c].tolist()]
-        rows.append(caption(captioned_grid(bottoms, texts, len(bottoms)), "bottom images (weakest maxima)"))
-    dead = " (dead: never positive)" if c in set(atlas.dead) else ""
-    return picture(caption(vstack(rows), f"{atlas.layer} channel {c}{dead}"))
+        texts = [value.format(v) for v in atlas.bottom_values[c].tolist()]
+        weakest = "most negative relevance" if relevance else "weakest maxima"
+        rows.append(caption(captioned_grid(bottoms, texts, len(bottoms)), f"bottom images ({weakest})"))
+    dead = ("never relevant" if relevance else "dead: never positive") if c in set(atlas.dead) else ""
+    return picture(caption(vstack(rows), f"{atlas.layer} channel {c}" + (f" ({dead})" if dead else "")))
 
 
 def atlas_overview(examples: Sequence[Any], atlas: Any, title: str) -> Picture:

@@ -9,6 +9,10 @@ images loaded again, to crop the patches. Ties are broken by dataset index,
 so the answer does not depend on batch order, and under ``torchrun`` the
 shards' top-k merge to exactly the single-process result.
 
+What ranks the images is the channel's activation by default; ``score=`` takes any per-batch scoring with the
+same shape of answer (a value and a unit per channel), such as relevance maximization
+(:func:`interpret.relevance_ranking`, built where the relevance is computed and handed in from above).
+
 Example:
     >>> import zoo
     >>> handle = zoo.load("efficientnet_lite0", device="cpu")
@@ -61,6 +65,8 @@ class Atlas:
             it; patches are then whole images).
         field_reason: why ``field`` is None.
         input_size: side of the model's input.
+        ranked_by: what the values are: ``activation`` (the channel's maximum) or the name given with ``score=``
+            (``relevance``: the channel's share of the relevance for the class).
     """
 
     layer: str
@@ -75,6 +81,7 @@ class Atlas:
     field: ReceptiveField | None
     field_reason: str
     input_size: int
+    ranked_by: str = "activation"
 
     @property
     def channels(self) -> int:
@@ -83,7 +90,7 @@ class Atlas:
 
     @property
     def dead(self) -> list[int]:
-        """Channels never positive anywhere on any image of the dataset."""
+        """Channels never positive anywhere on any image of the dataset (by relevance: never used for the class)."""
         return [int(c) for c in (self.top_values[:, 0] <= 0).nonzero().flatten()]
 
     def box(self, channel: int, rank: int, *, bottom: bool = False, clip: bool = True) -> Box:
@@ -103,13 +110,13 @@ class Atlas:
             values, indices, positions = ((self.bottom_values, self.bottom_indices, self.bottom_positions) if bottom
                                           else (self.top_values, self.top_indices, self.top_positions))
             return [{"index": int(indices[c, r]), "name": names(int(indices[c, r])),
-                     "activation": float(values[c, r]), "position": [int(p) for p in positions[c, r]],
+                     self.ranked_by: float(values[c, r]), "position": [int(p) for p in positions[c, r]],
                      "box": list(self.box(c, r, bottom=bottom))} for r in range(values.shape[1])]
 
         field = None if self.field is None else {
             "size": list(self.field.size), "jump": list(self.field.jump), "start": list(self.field.start),
             "offset": list(self.field.offset), "same_for_all_channels": self.field.same_for_all}
-        return {"layer": self.layer, "images": self.count, "map_size": list(self.map_size),
+        return {"layer": self.layer, "ranked_by": self.ranked_by, "images": self.count, "map_size": list(self.map_size),
                 "input_size": self.input_size, "receptive_field": field, "receptive_field_note": self.field_reason,
                 "box_format": "[top, left, bottom, right), input pixels of the prepared image",
                 "dead_channels": self.dead,
@@ -117,9 +124,12 @@ class Atlas:
                              for c in range(self.channels)]}
 
 
+Scores = Callable[[torch.Tensor], tuple[torch.Tensor, torch.Tensor]]
+
+
 def neuron_atlas(model: nn.Module, layer: str | nn.Module, data: DataSource, *, top: int = 9,
                  bottom: int | None = None, batch_size: int | None = None, workers: int | None = None,
-                 progress: bool = True) -> Atlas:
+                 progress: bool = True, score: Scores | None = None, ranked_by: str = "score") -> Atlas:
     """Per channel of ``layer``: the top-k and bottom-k images of ``data``, with the unit behind each.
 
     One pass in batches on the model's device; the running top-k stays on
@@ -136,6 +146,10 @@ def neuron_atlas(model: nn.Module, layer: str | nn.Module, data: DataSource, *, 
         batch_size: images per forward pass (default: automatic, agreed across ranks).
         workers: DataLoader processes (default: :func:`default_workers`).
         progress: show a progress bar (rank 0 only).
+        score: ranks by something else than the activation: a function of a batch ``(B, C, H, W)`` in [0, 1]
+            giving ``(values, positions)``, both ``(B, channels)``: each channel's value for each image and the
+            flat position in the layer's map of the unit that marks its patch. It runs with gradients allowed.
+        ranked_by: the name of what ``score`` gives (kept in the atlas and its index).
 
     Returns:
         An :class:`Atlas` on the CPU.
@@ -159,12 +173,13 @@ def neuron_atlas(model: nn.Module, layer: str | nn.Module, data: DataSource, *, 
         raise CnnvizError(f"top-{max(top, bottom)} asked for, but the dataset has {count} image(s): use --top {count} "
                           "or fewer")
     field, reason = layer_field(handle, module)  # also refuses a layer that runs twice per pass
-    scan = _Scan(handle, module, name, dataset, count, top, bottom, group)
-    with preserve(handle), torch.inference_mode():
+    scan = _Scan(handle, module, name, dataset, count, top, bottom, group, score)
+    with preserve(handle), (torch.no_grad() if score else torch.inference_mode()):  # a score may need gradients
         best, worst, map_size = _stream(scan, batch_size, workers, progress)
     return Atlas(name, count, map_size, best.values.float().cpu(), best.indices.cpu(), _yx(best.positions, map_size),
                  worst.values[:, :bottom].float().cpu(), worst.indices[:, :bottom].cpu(),
-                 _yx(worst.positions[:, :bottom], map_size), field, reason, handle.input_size)
+                 _yx(worst.positions[:, :bottom], map_size), field, reason, handle.input_size,
+                 ranked_by if score else "activation")
 
 
 @dataclass(frozen=True)
@@ -179,6 +194,7 @@ class _Scan:
     top: int
     bottom: int
     group: Group
+    score: Scores | None = None
 
 
 def _yx(flat: torch.Tensor, map_size: tuple[int, int]) -> torch.Tensor:
@@ -220,11 +236,10 @@ def _stream(scan: _Scan, batch_size: int | None, workers: int | None,
     bar = tqdm(total=len(batches), desc=f"atlas {name}", unit="batch", leave=False,
                disable=not progress or not group.leader or len(batches) < 5)
     stream = prefetch(iter(loader))
-    forward = layer_runner(handle, module, sum(len(rows) for rows in batches), batch_size)
+    score = scan.score or _activation(handle, module, name, sum(len(rows) for rows in batches), batch_size)
     try:
         for rows, images in zip(batches, stream):
-            maps = _as_maps(forward(images.to(device, non_blocking=True)), name)
-            values, positions = maps.flatten(2).max(dim=2)  # (B, C); the first maximum on ties
+            values, positions = score(images.to(device, non_blocking=True))
             # Batches are index ranges: arange on the device, no host-to-device copy to wait for.
             indices = torch.arange(rows[0], rows[-1] + 1, device=device).expand(channels, -1)
             pending.append((values.T, indices, positions.T))
@@ -236,6 +251,16 @@ def _stream(scan: _Scan, batch_size: int | None, workers: int | None,
         stream.close()
         bar.close()
     return merge_ranks(best, group), merge_ranks(worst, group), (int(height), int(width))
+
+
+def _activation(handle: ModelHandle, module: nn.Module, name: str, rows: int, batch_size: int) -> Scores:
+    """The default ranking: each channel's maximum over its map, and where it is (the first maximum on ties)."""
+    forward = layer_runner(handle, module, rows, batch_size)
+
+    def activation(images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        return _as_maps(forward(images), name).flatten(2).max(dim=2)
+
+    return activation
 
 
 def _as_maps(output: torch.Tensor, name: str) -> torch.Tensor:
