@@ -8,7 +8,9 @@ import importlib
 import logging
 import pkgutil
 import sys
-from typing import NoReturn
+import warnings
+from collections.abc import Callable
+from typing import Any, NoReturn
 
 import cli.commands
 from cli.registry import commands
@@ -48,6 +50,16 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _one_line_warning(command: str) -> Callable[..., None]:
+    """A warning as one line on stderr (``cnnviz COMMAND: warning: ...``), not Python's file, line and source."""
+
+    def show(message: Warning | str, category: type[Warning], filename: str, lineno: int, file: Any = None,
+             line: str | None = None) -> None:
+        print(f"cnnviz {command}: warning: {message}", file=sys.stderr)
+
+    return show
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run ``cnnviz`` with ``argv``; returns the exit code (2 for bad input)."""
     parser = build_parser()
@@ -55,7 +67,9 @@ def main(argv: list[str] | None = None) -> int:
     # A compile (--compile) on a machine without CUDA logs that torch found no CUDA runtime: true, and noise here.
     logging.getLogger("torch.utils.cpp_extension").setLevel(logging.ERROR)
     try:
-        return int(args.run(args) or 0)
+        with warnings.catch_warnings():
+            warnings.showwarning = _one_line_warning(args.command)
+            return int(args.run(args) or 0)
     except CnnvizError as exc:
         print(f"cnnviz {args.command}: error: {exc}", file=sys.stderr)
         return 2

@@ -94,7 +94,8 @@ def add_images(parser: argparse.ArgumentParser, *, required: bool = True) -> Non
     """``--image`` (repeatable, several per flag)."""
     parser.add_argument("--image", "-i", nargs="+", action="extend", required=required, metavar="I",
                         help="image file, folder of images, or scikit-image sample name "
-                             f"({', '.join(zoo.sample_names()[:6])}, ...); repeat for a batch")
+                             f"({', '.join(zoo.sample_names()[:6])}, ...; scene1-4 are Fashion-MNIST scenes "
+                             "for fashion_seg and fashion_det); repeat for a batch")
 
 
 def add_out(parser: argparse.ArgumentParser, default: str = "cnnviz-out") -> None:

@@ -30,8 +30,8 @@ class TooLarge(CnnvizError):
 
 
 def image_names() -> list[str]:
-    """The sample photos a request may name."""
-    return zoo.sample_names()
+    """The sample photos and scenes a request may name."""
+    return [*zoo.sample_names(), *zoo.scene_names()]
 
 
 def named_image(name: object, data: Dataset | None, channels: int) -> torch.Tensor:

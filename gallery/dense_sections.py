@@ -11,9 +11,11 @@ from __future__ import annotations
 import torch
 
 import interpret
+import zoo
 from gallery.cards import Card, Output, Page, slug
 from gallery.context import Context, Subject
 from interpret.views import attribution_views, explained_caption, explained_overlay, photo, segmentation_overlay
+from zoo.datasets import DATASETS
 from zoo.errors import CnnvizError
 from zoo.handle import ModelHandle
 from zoo.scenes import fashion_scenes
@@ -38,6 +40,8 @@ def dense_subjects(ctx: Context, model: str) -> tuple[Subject, ...]:
     handle = ctx.handle(model)
     if ctx.settings.images is not None or not (handle.config.source or "").startswith("zoo:fashion_"):
         return ctx.subjects(model)
+    if not DATASETS["fashion-mnist"].default_dir.is_dir():  # the four scenes that ship instead
+        return tuple(Subject(name, zoo.load_image(name)) for name in zoo.scene_names()[:ctx.sizes.images])
     scenes = fashion_scenes(ctx.sizes.images, split="test", canvas=handle.input_size, items=(2, 3), seed=SCENE_SEED)
     return tuple(Subject(f"held-out scene {i + 1}", image) for i, image in enumerate(scenes.images))
 

@@ -24,7 +24,8 @@ from zoo.handle import ModelHandle, as_handle, input_channels, on_model_device
 from zoo.outputs import OutputSelector, select_logits
 from zoo.weights import load_weights, read_checkpoint
 from zoo.weights import read_checkpoint as load_state_dict_file
-from zoo.images import atomic_write, load_image, load_images, sample_names, save_array, save_image
+from zoo.images import (atomic_write, load_image, load_images, sample_names, save_array, save_image,
+                        scene_names)
 from zoo.layers import guess_cam_layer, layer_name, resolve_layer
 from zoo.config import ModelConfig
 from zoo.registry import entry, names, register
@@ -74,6 +75,6 @@ def wrap(
 __all__ = [
     "CnnvizError", "ModelConfig", "ModelHandle", "load_weights", "model_config", "parse_source", "read_checkpoint",
     "read_classes", "select_logits", "guess_cam_layer", "as_handle", "atomic_write", "save_array", "entry", "layer_name", "load", "load_image", "load_images",
-    "load_state_dict_file", "names", "pick_device", "register", "resolve_layer", "sample_names",
+    "load_state_dict_file", "names", "pick_device", "register", "resolve_layer", "sample_names", "scene_names",
     "save_image", "wrap",
 ]

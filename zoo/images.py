@@ -47,9 +47,38 @@ SAMPLES: dict[str, Callable[[], np.ndarray]] = {
 }
 
 
+# Four 64 px Fashion-MNIST scenes (zoo.scenes, pasted from its test split, held out from fashion_seg and
+# fashion_det), shipped so the dense models have something to explain without the dataset:
+# scene1 Shirt, Coat, Bag; scene2 T-shirt/top, Trouser, Shirt; scene3 Trouser, Dress, Pullover;
+# scene4 Sandal, Pullover, Sneaker.
+SCENES_DIR = Path(__file__).resolve().parent / "samples"
+
+
+def _scene(path: Path) -> Callable[[], np.ndarray]:
+    def read() -> np.ndarray:
+        with Image.open(path) as image:
+            return np.asarray(image.convert("L"))
+
+    return read
+
+
+SCENES: dict[str, Callable[[], np.ndarray]] = {path.stem: _scene(path)
+                                               for path in sorted(SCENES_DIR.glob("scene*.png"))}
+
+
 def sample_names() -> list[str]:
     """Names of the photos that ship with scikit-image, usable wherever a path is."""
     return list(SAMPLES)
+
+
+def scene_names() -> list[str]:
+    """Names of the shipped Fashion-MNIST scenes, usable wherever a path is (for ``fashion_seg``/``fashion_det``).
+
+    Example:
+        >>> load_image("scene4").shape  # a Sandal, a Pullover and a Sneaker, 64 px gray
+        torch.Size([1, 64, 64])
+    """
+    return list(SCENES)
 
 
 def array_to_tensor(array: np.ndarray, *, bands: bool = False) -> torch.Tensor:
@@ -134,13 +163,14 @@ def load_image(source: str | Path | Image.Image | np.ndarray | torch.Tensor, *,
     if not isinstance(source, (str, Path)):
         raise CnnvizError(f"an image is a path, a sample name, a PIL image, an array or a tensor, "
                           f"got {type(source).__name__}")
-    if isinstance(source, str) and source in SAMPLES and not Path(source).exists():
-        return array_to_tensor(SAMPLES[source]())
+    named = {**SAMPLES, **SCENES}
+    if isinstance(source, str) and source in named and not Path(source).exists():
+        return array_to_tensor(named[source]())
     path = Path(source)
     if not path.exists():
         raise CnnvizError(
             f"no image {str(source)!r}: give a file, a folder, or a sample name"
-            f"{closest(str(source), SAMPLES) or ' (' + ', '.join(list(SAMPLES)[:6]) + ', ...)'}"
+            f"{closest(str(source), named) or ' (' + ', '.join(list(SAMPLES)[:6]) + ', ..., scene1-4)'}"
         )
     if path.is_dir():
         raise CnnvizError(f"{path} is a folder: use load_images for folders")
