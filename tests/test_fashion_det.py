@@ -187,7 +187,7 @@ def test_cnnviz_train_refuses_classifier_flags_for_a_scene_model(capsys, tmp_pat
 def test_the_shipped_scenes_explain_without_the_dataset_and_a_warning_is_one_line(capsys, tmp_path):
     scene = zoo.load_image("scene4")  # a Sandal, a Pullover and a Sneaker: shipped, no Fashion-MNIST needed
     assert scene.shape == (1, 64, 64) and zoo.scene_names() == ["scene1", "scene2", "scene3", "scene4"]
-    code, out, err = cli(capsys, "explain", "occlusion", "--model", "fashion_det", "--image", "scene4", "--box", "1",
+    code, _, err = cli(capsys, "explain", "occlusion", "--model", "fashion_det", "--image", "scene4", "--box", "1",
                          "--window", "32", "--stride", "32", "--device", "cpu", "--out", tmp_path)
     assert code == 0 and (tmp_path / "scene4-occlusion.png").is_file(), err
     # FCOS is beyond torch.fx, so occlusion says in one line that it runs in full (no file, line or source).
