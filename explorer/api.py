@@ -18,7 +18,7 @@ from starlette.routing import Route
 import interpret
 from explorer import drawing, work
 from explorer.images import MAX_UPLOAD_BYTES, TooLarge, image_names
-from explorer.jobs import UnitJob
+from explorer.jobs import Job, UnitJob
 from explorer.options import check_options, option_fields
 from explorer.state import Explorer, NotFound, result_key
 from interpret.evaluate import CurveSteps
@@ -304,7 +304,7 @@ async def start_job(request: Request) -> JSONResponse:
     return JSONResponse(job.status(), status_code=202)
 
 
-def job_of(request: Request) -> UnitJob:
+def job_of(request: Request) -> Job:
     job = state(request).jobs.get(request.path_params["job"])
     if job is None:
         raise NotFound(f"no job {request.path_params['job']!r}")
@@ -328,6 +328,56 @@ async def job_image(request: Request) -> Response:
     return Response(drawing.image_png(job.image), media_type="image/png")
 
 
+async def start_atlas(request: Request) -> JSONResponse:
+    """Start (or find) the atlas of a layer over the data set; answers the job's status, or done at once when
+    the atlas is already kept in the cache folder."""
+    fields = await body(request)
+    explorer = state(request)
+    handle = explorer.model(fields.get("model", explorer.default_model))
+    layer = layer_of(handle, fields.get("layer")) or handle.default_layer
+    job = explorer.atlas_job(handle, layer)
+    if job is None:
+        return JSONResponse({"kind": "atlas", "state": "done", "model": handle.name, "layer": layer,
+                             "kept": True})
+    return JSONResponse({**job.status(), "kept": False}, status_code=202)
+
+
+async def unit_patches(explorer: Explorer, handle: ModelHandle, layer: str, channel: int) -> list[dict[str, Any]]:
+    """The channel's top-activating patches of the data (from its layer's atlas), each with the key its picture
+    is served under."""
+    atlas = explorer.atlas(handle, layer)
+    if atlas is None:
+        raise NotFound(f"the atlas of {layer!r} is not computed yet: POST /api/atlas with its layer, then wait for "
+                       "the job")
+    if not 0 <= channel < atlas.channels:
+        raise CnnvizError(f"layer {layer!r} has channels 0 to {atlas.channels - 1}, not {channel}")
+    key = result_key("patches", handle.name, explorer.atlas_path(handle, layer).name, channel)
+    rows = explorer.results.get(key)
+    if rows is None:
+        example = await explorer.queue(handle).run(
+            lambda: next(interpret.inside.channel_examples(handle, atlas, explorer.data, [channel])))
+        rows = []
+        for rank, (patch, box) in enumerate(zip(example.top_patches, example.top_boxes)):
+            index = int(atlas.top_indices[channel, rank])
+            picture_key = result_key("patch", key, rank)
+            explorer.results.put(picture_key, patch.numpy())
+            rows.append({"rank": rank, "index": index, "item": f"data:{index}",
+                         "activation": float(atlas.top_values[channel, rank]), "box": list(box),
+                         "map": f"/api/maps/{picture_key}.png"})
+        explorer.results.put(key, rows)
+    return rows
+
+
+async def patches(request: Request) -> JSONResponse:
+    """A unit's top-activating patches of the data set, once its layer's atlas is computed."""
+    explorer = state(request)
+    handle = explorer.model(request.path_params["model"])
+    layer = layer_of(handle, request.path_params["layer"])
+    channel = channel_of(request.path_params["channel"])
+    return JSONResponse({"model": handle.name, "layer": layer, "channel": channel,
+                         "patches": await unit_patches(explorer, handle, layer, channel)})
+
+
 async def upload(request: Request) -> JSONResponse:
     """Keep an uploaded image; answer the name later requests use for it."""
     fields = await body(request)
@@ -342,6 +392,8 @@ ROUTES = [
     Route("/api/models", models, methods=["GET"]),
     Route("/api/models/{model}/layers", layers, methods=["GET"]),
     Route("/api/models/{model}/units/{layer}/{channel}", unit, methods=["GET"]),
+    Route("/api/models/{model}/units/{layer}/{channel}/patches", patches, methods=["GET"]),
+    Route("/api/atlas", start_atlas, methods=["POST"]),
     Route("/api/predict", predict, methods=["POST"]),
     Route("/api/explain", explain, methods=["POST"]),
     Route("/api/evidence", evidence, methods=["POST"]),

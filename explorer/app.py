@@ -116,7 +116,7 @@ def create_app(models: Sequence[str | ModelHandle] | dict[str, ModelHandle], dat
     from interpret import open_dataset
 
     explorer = Explorer(_handles(models, device), open_dataset(data) if data is not None else None,
-                        cache_dir=cache_dir, cache_bytes=cache_bytes)
+                        data_source=data, cache_dir=cache_dir, cache_bytes=cache_bytes)
 
     async def openapi(request: Request) -> JSONResponse:
         return JSONResponse(document())

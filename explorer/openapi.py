@@ -44,6 +44,10 @@ def document() -> dict[str, Any]:
             "/api/models/{model}/layers": {"get": _op("the layer table", params=["model"])},
             "/api/models/{model}/units/{layer}/{channel}": {"get": _op(
                 "one channel's activation on ?image=NAME", params=["model", "layer", "channel"])},
+            "/api/models/{model}/units/{layer}/{channel}/patches": {"get": _op(
+                "a unit's top-activating patches of --data (after /api/atlas)", params=["model", "layer", "channel"])},
+            "/api/atlas": {"post": _op("start the atlas of a layer over --data (202 with the job; 200 when kept)",
+                                       body=_body({"model": model, "layer": {"type": "string"}}, []))},
             "/api/predict": {"post": _op("top-k classes", body=_body(
                 {"model": model, "image": _IMAGE, "top": {"type": "integer", "minimum": 1}}, ["image"]))},
             "/api/explain": {"post": _op("an attribution map, its record and files", body=_body(

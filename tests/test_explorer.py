@@ -309,3 +309,62 @@ def test_faithfulness_on_request_equals_the_python_apis(client, fashion):
         assert shown["beaten"] == bool(band.beats(metric, getattr(curves, f"{metric}_auc"))[0])
     assert client.post("/api/faithfulness", json={"key": answer["key"], "steps": 1}).status_code == 400
     assert client.post("/api/faithfulness", json={"key": "../x", "steps": 8}).status_code == 404
+
+
+def wait_for_job(client, job: str, seconds: float = 60) -> dict:
+    deadline = time.monotonic() + seconds
+    while (status := client.get(f"/api/jobs/{job}").json())["state"] not in ("done", "cancelled", "failed"):
+        assert time.monotonic() < deadline, status
+        time.sleep(0.05)
+    return status
+
+
+def test_unit_patches_are_the_atlas_top_k_and_kept_on_disk_for_a_restart(fashion, tmp_path):
+    data = torch.rand(40, 1, 28, 28, generator=torch.Generator().manual_seed(0))
+    layer, channel = "features.block2", 5
+    with TestClient(create_app([fashion], data, cache_dir=tmp_path)) as client:
+        early = client.get(f"/api/models/fashion_cnn/units/{layer}/{channel}/patches")
+        assert early.status_code == 404 and "POST /api/atlas" in early.json()["error"]
+        started = client.post("/api/atlas", json={"layer": layer})
+        assert started.status_code == 202 and started.json()["steps"] == 40, started.text
+        status = wait_for_job(client, started.json()["id"])
+        assert status["state"] == "done" and status["step"] == 40, status
+        shown = client.get(f"/api/models/fashion_cnn/units/{layer}/{channel}/patches").json()["patches"]
+        pictures = [png_of(client.get(p["map"])) for p in shown]
+    direct = interpret.inside.neuron_atlas(fashion, layer, data, top=9, progress=False)
+    assert [p["index"] for p in shown] == direct.top_indices[channel].tolist()
+    np.testing.assert_allclose([p["activation"] for p in shown], direct.top_values[channel].numpy(), rtol=1e-5)
+    assert [p["box"] for p in shown] == [list(direct.box(channel, r)) for r in range(9)]
+    assert all(picture.ndim in (2, 3) for picture in pictures)
+    kept = list((tmp_path / "atlas").iterdir())
+    assert len(kept) == 1 and kept[0].suffix == ".npz"
+    stamp = kept[0].stat().st_mtime_ns
+    with TestClient(create_app([fashion], data, cache_dir=tmp_path)) as client:  # a restart reuses the file
+        again = client.post("/api/atlas", json={"layer": layer})
+        assert again.status_code == 200 and again.json()["kept"] is True
+        reused = client.get(f"/api/models/fashion_cnn/units/{layer}/{channel}/patches").json()["patches"]
+        assert [p["index"] for p in reused] == [p["index"] for p in shown]
+        assert not client.app.state.explorer.jobs  # nothing recomputed
+    assert kept[0].stat().st_mtime_ns == stamp
+    other = data.clone()
+    other[0] = 1 - other[0]
+    with TestClient(create_app([fashion], other, cache_dir=tmp_path)) as client:  # other data: not reused
+        assert client.post("/api/atlas", json={"layer": layer}).status_code == 202
+
+
+def test_a_cancelled_or_shut_down_atlas_leaves_no_file(fashion, tmp_path):
+    data = torch.rand(3000, 1, 28, 28, generator=torch.Generator().manual_seed(1))
+    with TestClient(create_app([fashion], data, cache_dir=tmp_path)) as client:
+        job = client.post("/api/atlas", json={"layer": "features.block1"}).json()["id"]
+        client.post(f"/api/jobs/{job}/cancel")
+        status = wait_for_job(client, job)
+        assert status["state"] == "cancelled" and status["step"] < 3000
+        client.post("/api/atlas", json={"layer": "features.block2"})  # running when the server stops
+    assert [p for p in tmp_path.rglob("*") if p.is_file()] == []
+
+
+def test_a_unit_page_without_data_says_how_to_get_patches(client):
+    page = client.get("/m/fashion_cnn/units/features.block2/1?image=coffee")
+    assert page.status_code == 200 and "--data fashion-mnist" in page.text and 'id="no-data"' in page.text
+    answer = client.post("/api/atlas", json={"layer": "features.block2"})
+    assert answer.status_code == 400 and "--data" in answer.json()["error"]

@@ -94,4 +94,40 @@ function unitPage() {
   cancel.addEventListener("click", async () => { if (job) show(await api(`/api/jobs/${job}/cancel`, { method: "POST" })); });
 }
 
-document.addEventListener("DOMContentLoaded", () => { imagePage(); explainPage(); unitPage(); });
+async function unitPatches() {
+  const box = document.getElementById("patches"), state = document.getElementById("atlas-state");
+  if (!box || !state) return;
+  const { model, layer, channel } = box.dataset;
+  const cancel = document.getElementById("atlas-cancel");
+  const show = async () => {
+    const answer = await api(`/api/models/${model}/units/${layer}/${channel}/patches`);
+    const grid = document.getElementById("patch-grid");
+    for (const p of answer.patches) {
+      const figure = document.createElement("figure"), link = document.createElement("a"), img = document.createElement("img");
+      link.href = `/m/${model}/image/${encodeURIComponent(p.item)}`; link.className = "patch";
+      img.src = p.map; img.width = 96; img.alt = p.item;
+      const caption = document.createElement("figcaption");
+      caption.textContent = `${p.item} · ${p.activation.toPrecision(3)}`;
+      link.appendChild(img); figure.append(link, caption); grid.appendChild(figure);
+    }
+    state.textContent = "done"; state.dataset.state = "done";
+  };
+  const poll = async (job) => {
+    const status = await api(`/api/jobs/${job}`);
+    state.textContent = `${status.state}: ${status.step} of ${status.steps} items scanned` + (status.error ? `: ${status.error}` : "");
+    state.dataset.state = status.state;
+    if (status.state === "done") { cancel.hidden = true; await show(); }
+    else if (["cancelled", "failed"].includes(status.state)) cancel.hidden = true;
+    else setTimeout(() => poll(job), 400);
+  };
+  try {
+    const status = await api("/api/atlas", { method: "POST", headers: { "Content-Type": "application/json" },
+      body: JSON.stringify({ model, layer }) });
+    if (status.kept) { await show(); return; }
+    cancel.hidden = false;
+    cancel.addEventListener("click", () => api(`/api/jobs/${status.id}/cancel`, { method: "POST" }));
+    poll(status.id);
+  } catch (error) { state.textContent = error.message; }
+}
+
+document.addEventListener("DOMContentLoaded", () => { imagePage(); explainPage(); unitPage(); unitPatches(); });
