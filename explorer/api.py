@@ -19,6 +19,7 @@ import interpret
 from explorer import drawing, work
 from explorer.images import MAX_UPLOAD_BYTES, TooLarge, image_names
 from explorer.jobs import Job, UnitJob
+from explorer.optimize_jobs import OptimizeJob
 from explorer.options import check_options, option_fields
 from explorer.state import Explorer, NotFound, result_key
 from interpret.evaluate import CurveSteps
@@ -304,6 +305,20 @@ async def start_job(request: Request) -> JSONResponse:
     return JSONResponse(job.status(), status_code=202)
 
 
+async def start_optimization(request: Request) -> JSONResponse:
+    """Start inversion, DeepDream or an attack on an image as a job (202); poll /api/jobs/{id}."""
+    fields = await body(request)
+    explorer = state(request)
+    handle = explorer.model(fields.get("model", explorer.default_model))
+    target = target_of(handle, fields.get("target"))
+    layer = layer_of(handle, fields.get("layer"))
+    batch = explorer.image(handle, fields.get("image"))
+    job = OptimizeJob(handle, fields.get("method"), batch, target, layer, fields.get("options"))
+    explorer.jobs[job.id] = job
+    job.start(explorer.queue(handle))
+    return JSONResponse(job.status(), status_code=202)
+
+
 def job_of(request: Request) -> Job:
     job = state(request).jobs.get(request.path_params["job"])
     if job is None:
@@ -322,10 +337,14 @@ async def cancel_job(request: Request) -> JSONResponse:
 
 
 async def job_image(request: Request) -> Response:
+    """A job's latest picture: PNG, or NPY (the float values, as the Python API returns them)."""
     job = job_of(request)
-    if job.image is None:
+    image = job.image
+    if image is None:
         raise NotFound("the job has no picture yet")
-    return Response(drawing.image_png(job.image), media_type="image/png")
+    if request.url.path.endswith(".npy"):
+        return Response(drawing.npy(image), media_type="application/octet-stream")
+    return Response(drawing.image_png(image), media_type="image/png")
 
 
 async def start_atlas(request: Request) -> JSONResponse:
@@ -405,4 +424,6 @@ ROUTES = [
     Route("/api/jobs/{job}", job_status, methods=["GET"]),
     Route("/api/jobs/{job}/cancel", cancel_job, methods=["POST"]),
     Route("/api/jobs/{job}/image.png", job_image, methods=["GET"]),
+    Route("/api/jobs/{job}/image.npy", job_image, methods=["GET"]),
+    Route("/api/optimize", start_optimization, methods=["POST"]),
 ]

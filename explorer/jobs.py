@@ -88,7 +88,8 @@ class Job:
             return
         self.state = "running"
         try:
-            self.step += self.advance()
+            done = self.advance()  # before reading self.step: a round may move it itself
+            self.step += done
             if self.step >= self.steps and not self._cancel.is_set():
                 self.completed()
         except Exception as exc:  # reported on the job's status, as the one line it says

@@ -71,6 +71,13 @@ def document() -> dict[str, Any]:
             "/api/jobs/{job}": {"get": _op("a job's state, step and picture", params=["job"])},
             "/api/jobs/{job}/cancel": {"post": _op("stop a job at its next round", params=["job"])},
             "/api/jobs/{job}/image.png": {"get": _op("a job's latest picture", params=["job"])},
+            "/api/jobs/{job}/image.npy": {"get": _op("a job's latest picture as float values (C, H, W)",
+                                                     params=["job"])},
+            "/api/optimize": {"post": _op("start inversion (invert), DeepDream (dream) or a PGD attack (pgd) on an "
+                                          "image (202; poll /api/jobs/{job})", body=_body(
+                {"model": model, "image": _IMAGE, "method": {"type": "string", "enum": ["invert", "dream", "pgd"]},
+                 "target": target, "layer": {"type": "string"}, "options": {"type": "object"}},
+                ["image", "method"]))},
         },
         "components": {"schemas": {"Error": {"type": "object", "properties": {"error": {"type": "string"}},
                                              "required": ["error"]}}},

@@ -6,7 +6,10 @@ from the same functions as the JSON API, so a page and a script see the same res
   slider, a numbered colour bar and the downloads;
 - ``/m/MODEL/image/IMAGE/why?layer=&target=``: the channels with the most evidence, by units;
 - ``/m/MODEL/layers?image=`` and ``/m/MODEL/layers/LAYER?image=``: the layer table and a layer's feature maps;
-- ``/m/MODEL/units/LAYER/CHANNEL?image=``: a unit's page (its activation, activation maximization with cancel).
+- ``/m/MODEL/units/LAYER/CHANNEL?image=``: a unit's page (its activation, activation maximization with cancel,
+  its top patches of ``--data``);
+- ``/m/MODEL/image/IMAGE/optimize/METHOD?target=&layer=&options=``: inversion, DeepDream or a PGD attack, live,
+  with cancel.
 """
 
 from __future__ import annotations
@@ -23,6 +26,7 @@ from starlette.routing import Route
 import interpret
 from explorer import api, drawing, work
 from explorer.images import image_names
+from explorer.optimize_jobs import HIDDEN, OPTIMIZATIONS, optimization, page_options
 from explorer.options import check_options, option_fields
 from explorer.state import Explorer, result_key
 
@@ -71,7 +75,7 @@ async def explain_page(request: Request) -> HTMLResponse:
     method = explorer.method(fields["method"])
     check_options(method, options)
     return render(request, "explain.html", model=fields["model"], image=fields["image"], key=key,
-                  record=found.record, method=method.name, options=json.dumps(options),
+                  record=found.record, method=method.name, options=json.dumps(options), values=options,
                   fields=option_fields(method), uses_layer=method.uses_layer,
                   layer=fields["layer"] or "", target=query.get("target", ""))
 
@@ -125,7 +129,28 @@ async def unit_page(request: Request) -> HTMLResponse:
     if filter_key:
         explorer.results.put(filter_key, weights)
     return render(request, "unit.html", model=handle.name, image=name, layer=layer, channel=channel, key=key,
-                  mean=float(values.mean()), max=float(values.max()), filter_key=filter_key)
+                  mean=float(values.mean()), max=float(values.max()), filter_key=filter_key,
+                  body=json.dumps({"model": handle.name, "layer": layer, "channel": channel}))
+
+
+async def optimize_page(request: Request) -> HTMLResponse:
+    explorer: Explorer = request.app.state.explorer
+    handle = explorer.model(request.path_params["model"])
+    name = request.path_params["image"]
+    method = optimization(request.path_params["method"])
+    query = request.query_params
+    options = page_options(method, api.parse_json(query.get("options", "{}").encode(), what="options"))
+    target = query.get("target") or None
+    layer = api.layer_of(handle, query.get("layer"))
+    api.target_of(handle, target)
+    probs = await api.image_probabilities(explorer, handle, name)
+    body = {"model": handle.name, "image": name, "method": method.name, "target": target, "layer": layer,
+            "options": options}
+    return render(request, "optimize.html", model=handle.name, image=name, method=method.name,
+                  about=OPTIMIZATIONS[method.name], optimizations=OPTIMIZATIONS, options=json.dumps(options),
+                  values=options, fields=[f for f in option_fields(method) if f["name"] not in HIDDEN],
+                  target=target or "", layer=layer or "", default_layer=handle.default_layer or "",
+                  classes=handle.classes or [], top=work.top_classes(handle, probs, 1)[0], body=json.dumps(body))
 
 
 async def image_file(request: Request) -> Response:
@@ -142,6 +167,7 @@ ROUTES = [
     Route("/m/{model}/image/{image}/picture.png", image_file, methods=["GET"]),
     Route("/m/{model}/image/{image}/explain/{method}", explain_page, methods=["GET"]),
     Route("/m/{model}/image/{image}/why", why_page, methods=["GET"]),
+    Route("/m/{model}/image/{image}/optimize/{method}", optimize_page, methods=["GET"]),
     Route("/m/{model}/layers", layers_page, methods=["GET"]),
     Route("/m/{model}/layers/{layer}", layer_page, methods=["GET"]),
     Route("/m/{model}/units/{layer}/{channel}", unit_page, methods=["GET"]),

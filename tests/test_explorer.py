@@ -368,3 +368,64 @@ def test_a_unit_page_without_data_says_how_to_get_patches(client):
     assert page.status_code == 200 and "--data fashion-mnist" in page.text and 'id="no-data"' in page.text
     answer = client.post("/api/atlas", json={"layer": "features.block2"})
     assert answer.status_code == 400 and "--data" in answer.json()["error"]
+
+
+@pytest.mark.parametrize("method, target, layer, options", [
+    ("invert", None, "features.block1", {"steps": 6, "seed": 2}),
+    ("dream", None, "features.block2", {"octaves": 2, "steps": 2, "jitter": 2}),
+    ("pgd", "Bag", None, {"steps": 5, "eps": 0.05, "seed": 1})])
+def test_an_optimization_job_ends_with_the_python_apis_picture(client, fashion, method, target, layer, options):
+    started = client.post("/api/optimize", json={"image": "coffee", "method": method, "target": target,
+                                                 "layer": layer, "options": options})
+    assert started.status_code == 202, started.text
+    status = wait_for_job(client, started.json()["id"])
+    assert status["state"] == "done" and status["step"] == status["steps"], status
+    served = npy_of(client.get(f"/api/jobs/{status['id']}/image.npy"))
+    batch = fashion.prepare([zoo.load_image("coffee", channels=1)])
+    where = {"layer": layer} if layer else {}
+    expected = interpret.get_method(method).fn(fashion, batch, target, **where, **options, progress=False)[0].numpy()
+    np.testing.assert_allclose(served, expected, rtol=1e-6, atol=1e-7)
+    assert status["prediction"]["index"] == int(fashion(torch.from_numpy(expected)[None]).argmax())
+    if method == "pgd":
+        assert np.abs(served - batch[0].numpy()).max() <= 0.05 + 1e-6
+
+
+def test_a_cancelled_optimization_stops_early_and_leaves_the_model_and_rng_as_found(fashion, tmp_path):
+    before = state_snapshot(fashion)
+    torch.manual_seed(123)
+    rng = torch.get_rng_state()
+    with TestClient(create_app([fashion], cache_dir=tmp_path)) as client:
+        job = client.post("/api/optimize", json={"image": "coffee", "method": "pgd",
+                                                 "options": {"steps": 100000}}).json()["id"]
+        deadline = time.monotonic() + 20
+        while client.get(f"/api/jobs/{job}").json()["step"] == 0 and time.monotonic() < deadline:
+            time.sleep(0.02)
+        client.post(f"/api/jobs/{job}/cancel")
+        status = wait_for_job(client, job)
+        assert status["state"] == "cancelled" and 0 < status["step"] < 100000, status
+        assert png_of(client.get(status["image"])).ndim in (2, 3)
+    assert torch.equal(torch.get_rng_state(), rng)
+    assert_unchanged(before, fashion)
+
+
+@pytest.mark.parametrize("fields, words", [
+    ({"method": "style"}, "unknown optimization 'style'"),
+    ({"method": "pgd", "options": {"eps": -1}}, "eps must be positive"),
+    ({"method": "pgd", "options": {"progress": True}}, "progress cannot be set here"),
+    ({"method": "dream", "options": {"octave_scale": 9}}, "octave_scale must be"),
+    ({"method": "invert", "layer": "nowhere"}, "nowhere")])
+def test_bad_optimizations_get_one_line(client, fields, words):
+    answer = client.post("/api/optimize", json={"image": "coffee", **fields})
+    assert answer.status_code == 400 and words in answer.json()["error"], answer.text
+    assert "\n" not in answer.json()["error"]
+
+
+def test_option_widgets_come_from_the_declared_options(client):
+    page = client.get('/m/fashion_cnn/image/coffee/optimize/dream?options={"octaves": 2}').text
+    assert 'data-option="octave_scale"' in page and 'min="1"' in page and 'max="4"' in page
+    assert 'data-option="octaves" data-type="integer"' in page and 'value="2"' in page
+    assert 'data-option="progress"' not in page and 'data-option="tile"' not in page
+    explain = client.get("/m/fashion_cnn/image/coffee/explain/occlusion?options=" + json.dumps({"fill": "black"})).text
+    assert '<option value="black" selected>' in explain and 'data-option="window"' in explain
+    bad = client.get("/m/fashion_cnn/image/coffee/explain/occlusion?options=" + json.dumps({"window": 0}))
+    assert bad.status_code == 400 and bad.json()["error"] == "window must be at least 1, got 0"
