@@ -179,6 +179,28 @@ async def explain(request: Request) -> JSONResponse:
                          "files": {name: f"/api/results/{key}/{name}" for name in sorted(RESULT_FILES)}})
 
 
+async def comparison(explorer: Explorer, fields: dict[str, Any]) -> list[dict[str, Any]]:
+    """The same explain request (image, method, target, options) to each of two served models; each answer is the
+    one /api/explain gives that model (``layers``: one layer per model, or none for their defaults)."""
+    names, layers = fields.get("models"), fields.get("layers") or [None, None]
+    if not isinstance(names, list) or len(names) != 2:
+        raise CnnvizError("models must be a list of two served models to compare, such as [\"a\", \"b\"]")
+    if not isinstance(layers, list) or len(layers) != 2:
+        raise CnnvizError("layers must be a list of two layer names (or nulls), one per model")
+    for name in names:
+        explorer.model(name)
+    answers = []
+    for name, layer in zip(names, layers):
+        key, found = await explanation(explorer, {**fields, "model": name, "layer": layer})
+        answers.append({"model": name, "key": key, "record": found.record,
+                        "files": {file: f"/api/results/{key}/{file}" for file in sorted(RESULT_FILES)}})
+    return answers
+
+
+async def compare(request: Request) -> JSONResponse:
+    return JSONResponse({"results": await comparison(state(request), await body(request))})
+
+
 async def faithfulness(request: Request) -> JSONResponse:
     """Deletion/insertion curves and their areas of an explanation (by its key), computed on request."""
     fields = await body(request)
@@ -416,6 +438,7 @@ ROUTES = [
     Route("/api/predict", predict, methods=["POST"]),
     Route("/api/explain", explain, methods=["POST"]),
     Route("/api/evidence", evidence, methods=["POST"]),
+    Route("/api/compare", compare, methods=["POST"]),
     Route("/api/faithfulness", faithfulness, methods=["POST"]),
     Route("/api/upload", upload, methods=["POST"]),
     Route("/api/results/{key}/{name}", result_file, methods=["GET"]),

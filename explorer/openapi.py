@@ -53,6 +53,12 @@ def document() -> dict[str, Any]:
             "/api/explain": {"post": _op("an attribution map, its record and files", body=_body(
                 {"model": model, "image": _IMAGE, "method": {"type": "string"}, "target": target,
                  "layer": {"type": "string"}, "options": {"type": "object"}}, ["image", "method"]))},
+            "/api/compare": {"post": _op("the same explanation from two served models, each as /api/explain answers",
+                                         body=_body({"models": {"type": "array", "items": {"type": "string"},
+                                                                "minItems": 2, "maxItems": 2},
+                                                     "image": _IMAGE, "method": {"type": "string"}, "target": target,
+                                                     "layers": {"type": "array"}, "options": {"type": "object"}},
+                                                    ["models", "image", "method"]))},
             "/api/evidence": {"post": _op("channels with the most activation x gradient for the class", body=_body(
                 {"model": model, "image": _IMAGE, "target": target, "layer": {"type": "string"},
                  "top": {"type": "integer", "minimum": 1}}, ["image"]))},

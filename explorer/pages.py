@@ -4,6 +4,8 @@ from the same functions as the JSON API, so a page and a script see the same res
 - ``/m/MODEL/image/IMAGE``: the image, its top classes and a class search;
 - ``/m/MODEL/image/IMAGE/explain/METHOD?target=&layer=&options=``: maps side by side with an opacity
   slider, a numbered colour bar and the downloads;
+- ``/compare/A/B/image/IMAGE/explain/METHOD?target=&layer_a=&layer_b=&options=``: two served models side by
+  side on the same image and method;
 - ``/m/MODEL/image/IMAGE/why?layer=&target=``: the channels with the most evidence, by units;
 - ``/m/MODEL/layers?image=`` and ``/m/MODEL/layers/LAYER?image=``: the layer table and a layer's feature maps;
 - ``/m/MODEL/units/LAYER/CHANNEL?image=``: a unit's page (its activation, activation maximization with cancel,
@@ -78,6 +80,21 @@ async def explain_page(request: Request) -> HTMLResponse:
                   record=found.record, method=method.name, options=json.dumps(options), values=options,
                   fields=option_fields(method), uses_layer=method.uses_layer,
                   layer=fields["layer"] or "", target=query.get("target", ""))
+
+
+async def compare_page(request: Request) -> HTMLResponse:
+    explorer: Explorer = request.app.state.explorer
+    query = request.query_params
+    a, b = request.path_params["a"], request.path_params["b"]
+    target = query.get("target") or None
+    fields = {"models": [a, b], "image": request.path_params["image"], "method": request.path_params["method"],
+              "target": int(target) if target and target.isdigit() else target,
+              "layers": [query.get("layer_a") or None, query.get("layer_b") or None],
+              "options": api.parse_json(query.get("options", "{}").encode(), what="options")}
+    results = await api.comparison(explorer, fields)
+    return render(request, "compare.html", model=a, other=b, image=fields["image"], method=fields["method"],
+                  results=results, methods=[m.name for m in interpret.methods("attribution")],
+                  target=target or "", options=json.dumps(fields["options"]))
 
 
 async def why_page(request: Request) -> HTMLResponse:
@@ -167,6 +184,7 @@ ROUTES = [
     Route("/m/{model}/image/{image}/picture.png", image_file, methods=["GET"]),
     Route("/m/{model}/image/{image}/explain/{method}", explain_page, methods=["GET"]),
     Route("/m/{model}/image/{image}/why", why_page, methods=["GET"]),
+    Route("/compare/{a}/{b}/image/{image}/explain/{method}", compare_page, methods=["GET"]),
     Route("/m/{model}/image/{image}/optimize/{method}", optimize_page, methods=["GET"]),
     Route("/m/{model}/layers", layers_page, methods=["GET"]),
     Route("/m/{model}/layers/{layer}", layer_page, methods=["GET"]),

@@ -200,7 +200,8 @@ def test_pages_render_and_escape_names(tmp_path):
     with TestClient(create_app([model], cache_dir=tmp_path)) as client:
         pages = ["/m/tiny/image/chelsea", "/m/tiny/image/chelsea/explain/gradcam?target=0",
                  "/m/tiny/image/chelsea/why?target=0", "/m/tiny/layers?image=chelsea",
-                 "/m/tiny/layers/conv2?image=chelsea", "/m/tiny/units/conv2/1?image=chelsea"]
+                 "/m/tiny/layers/conv2?image=chelsea", "/m/tiny/units/conv2/1?image=chelsea",
+                 "/m/tiny/image/chelsea/optimize/pgd?target=0", "/m/tiny/image/chelsea/optimize/invert"]
         for page in pages:
             answer = client.get(page)
             assert answer.status_code == 200 and "text/html" in answer.headers["content-type"], page
@@ -429,3 +430,30 @@ def test_option_widgets_come_from_the_declared_options(client):
     assert '<option value="black" selected>' in explain and 'data-option="window"' in explain
     bad = client.get("/m/fashion_cnn/image/coffee/explain/occlusion?options=" + json.dumps({"window": 0}))
     assert bad.status_code == 400 and bad.json()["error"] == "window must be at least 1, got 0"
+
+
+def test_compare_shows_each_models_own_explanation(fashion, tmp_path):
+    torch.manual_seed(0)
+    from tests.conftest import TinyCNN
+
+    tiny = zoo.wrap(TinyCNN(), input_size=16, classes=["Bag", "bee", "cow"], default_layer="conv2", name="tiny")
+    with TestClient(create_app([fashion, tiny], cache_dir=tmp_path)) as client:
+        answer = client.post("/api/compare", json={"models": ["fashion_cnn", "tiny"], "image": "coffee",
+                                                   "method": "gradcam", "target": "Bag"})
+        assert answer.status_code == 200, answer.text
+        for shown in answer.json()["results"]:
+            own = client.post("/api/explain", json={"model": shown["model"], "image": "coffee", "method": "gradcam",
+                                                    "target": "Bag"}).json()
+            np.testing.assert_array_equal(npy_of(client.get(shown["files"]["map.npy"])),
+                                          npy_of(client.get(own["files"]["map.npy"])))
+            assert shown["record"]["model"] == shown["model"]
+        assert {r["record"]["target"]["name"] for r in answer.json()["results"]} == {"Bag"}
+        page = client.get("/compare/fashion_cnn/tiny/image/coffee/explain/gradcam?target=Bag")
+        assert page.status_code == 200 and page.text.count('class="compared"') == 2
+        assert all(f'data-key="{r["key"]}"' in page.text for r in answer.json()["results"])
+        assert "/compare/fashion_cnn/tiny/image/coffee/explain/gradcam" in client.get("/m/fashion_cnn/image/coffee").text
+        bad = client.post("/api/compare", json={"models": ["fashion_cnn", "ghost"], "image": "coffee",
+                                                "method": "gradcam"})
+        assert bad.status_code == 404 and "ghost" in bad.json()["error"]
+        assert client.post("/api/compare", json={"models": "fashion_cnn", "image": "coffee",
+                                                 "method": "gradcam"}).status_code == 400
