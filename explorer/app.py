@@ -29,6 +29,7 @@ from explorer import api, pages
 from explorer.images import TooLarge
 from explorer.openapi import document
 from explorer.state import Explorer, NotFound
+from explorer.templating import templates
 from zoo.errors import CnnvizError
 from zoo.handle import ModelHandle
 
@@ -127,7 +128,7 @@ def create_app(models: Sequence[str | ModelHandle] | dict[str, ModelHandle], dat
                                                        Exception: _failure},
                     lifespan=_lifespan(explorer))
     app.state.explorer = explorer
-    app.state.templates = pages.templates()
+    app.state.templates = templates()
     if token:
         app.add_middleware(TokenCheck, token=token)
     return app

@@ -17,10 +17,9 @@ from the same functions as the JSON API, so a page and a script see the same res
 from __future__ import annotations
 
 import json
-from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
-import jinja2
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, RedirectResponse, Response
 from starlette.routing import Route
@@ -35,17 +34,11 @@ from explorer.state import Explorer, result_key
 FEATURE_MAPS_SHOWN = 32
 
 
-def templates() -> jinja2.Environment:
-    """The template environment: every ``{{ value }}`` is HTML-escaped."""
-    return jinja2.Environment(loader=jinja2.FileSystemLoader(Path(__file__).parent / "templates"),
-                              autoescape=jinja2.select_autoescape(["html"], default=True))
-
-
 def render(request: Request, template: str, **context: Any) -> HTMLResponse:
     explorer: Explorer = request.app.state.explorer
     page = request.app.state.templates.get_template(template).render(
         models=list(explorer.models), images=image_names(), data=len(explorer.data) if explorer.data else 0,
-        **context)
+        exported=False, patches=None, **context)
     return HTMLResponse(page)
 
 
@@ -145,8 +138,10 @@ async def unit_page(request: Request) -> HTMLResponse:
     filter_key = result_key("filter", handle.name, layer, channel) if weights is not None else None
     if filter_key:
         explorer.results.put(filter_key, weights)
-    return render(request, "unit.html", model=handle.name, image=name, layer=layer, channel=channel, key=key,
-                  mean=float(values.mean()), max=float(values.max()), filter_key=filter_key,
+    return render(request, "unit.html", model=handle.name, image=name, layer=layer, channel=channel,
+                  picture_src=f"/m/{handle.name}/image/{quote(name, safe='')}/picture.png",
+                  activation_src=f"/api/maps/{key}.png", mean=float(values.mean()), max=float(values.max()),
+                  filter_src=f"/api/maps/{filter_key}.png" if filter_key else None,
                   body=json.dumps({"model": handle.name, "layer": layer, "channel": channel}))
 
 
