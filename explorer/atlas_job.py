@@ -18,6 +18,7 @@ Example:
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 from typing import Any
 
@@ -32,7 +33,9 @@ from zoo.handle import ModelHandle
 from zoo.image_data import DataSource, open_dataset
 
 TOP = 9  # patches shown per unit
-CHUNK = 512  # items per round
+CHUNK = 512  # items in the first round; later rounds are sized to take about ROUND_SECONDS
+ROUND_SECONDS = 2.0  # long enough to repay a round's setup, short enough for a cancel to act soon
+MAX_CHUNK = 16384
 
 
 class AtlasJob(Job):
@@ -50,11 +53,16 @@ class AtlasJob(Job):
         self.best: TopK | None = None
         self.map_size = (0, 0)
         self.atlas: Atlas | None = None
+        self.rounds = 0
 
     def advance(self) -> int:
         rows = range(self.step, min(self.step + self.chunk, self.steps))
+        start = time.perf_counter()
         part = neuron_atlas(self.handle, self.layer, Subset(self.dataset, rows), top=min(self.top, len(rows)),
                             bottom=0, workers=0, progress=False)
+        seconds = time.perf_counter() - start
+        self.rounds += 1
+        self.chunk = max(1, min(MAX_CHUNK, int(len(rows) * ROUND_SECONDS / max(seconds, 1e-3))))
         self.map_size = part.map_size
         flat = part.top_positions[..., 0] * part.map_size[1] + part.top_positions[..., 1]
         if self.best is None:
