@@ -182,7 +182,10 @@ def test_bad_input_gets_one_line_and_the_server_keeps_serving(client, case):
     "/static/..%2Fapp.py", "/static/../app.py", "/static/%2e%2e/state.py", "/static/..%5Capp.py",
     "/m/fashion_cnn/image/..%2F..%2Fetc%2Fpasswd/picture.png", "/m/fashion_cnn/image/%2Fetc%2Fpasswd/picture.png",
     "/api/jobs/..%2F..%2Fapp.py/image.png", "/m/fashion_cnn/layers/..%2F..?image=chelsea",
-    "/m/fashion_cnn/units/features.block2/0?image=..%2Fapp.py",
+    "/m/fashion_cnn/units/features.block2/0?image=..%2Fapp.py", "/api/jobs/..%2F..%2Fapp.py/image.npy",
+    "/api/models/fashion_cnn/units/..%2F..%2Fatlas/0/patches", "/api/models/fashion_cnn/units/features.block2/..%2F1/patches",
+    "/m/fashion_cnn/image/..%2F..%2Fetc%2Fpasswd/optimize/pgd", "/m/fashion_cnn/image/coffee/optimize/..%2Fapp.py",
+    "/compare/fashion_cnn/..%2Fapp.py/image/coffee/explain/gradcam",
 ])
 def test_path_traversal_on_every_file_route(client, path):
     answer = client.get(path)
