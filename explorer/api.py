@@ -322,8 +322,7 @@ async def start_job(request: Request) -> JSONResponse:
     if isinstance(channel, bool) or not isinstance(channel, int) or channel < 0:
         raise CnnvizError(f"channel must be a channel number, got {channel!r}")
     job = UnitJob(handle, layer, channel, steps=fields.get("steps", 128), round_steps=fields.get("round_steps", 16))
-    explorer.jobs[job.id] = job
-    job.start(explorer.queue(handle))
+    explorer.start(job, handle)
     return JSONResponse(job.status(), status_code=202)
 
 
@@ -336,8 +335,7 @@ async def start_optimization(request: Request) -> JSONResponse:
     layer = layer_of(handle, fields.get("layer"))
     batch = explorer.image(handle, fields.get("image"))
     job = OptimizeJob(handle, fields.get("method"), batch, target, layer, fields.get("options"))
-    explorer.jobs[job.id] = job
-    job.start(explorer.queue(handle))
+    explorer.start(job, handle)
     return JSONResponse(job.status(), status_code=202)
 
 

@@ -30,6 +30,7 @@ from zoo.errors import CnnvizError, closest
 from zoo.handle import ModelHandle
 
 UPLOAD_PREFIX = "upload:"
+KEPT_JOBS = 256  # finished jobs kept for their status and picture; older finished ones are forgotten
 
 
 class NotFound(CnnvizError):
@@ -133,8 +134,17 @@ class Explorer:
         job = self.atlas_jobs.get(path)
         if job is None or (job.over and not path.exists()):
             job = AtlasJob(handle, layer, self.data, path)
-            self.atlas_jobs[path] = self.jobs[job.id] = job
-            job.start(self.queue(handle))
+            self.atlas_jobs[path] = job
+            self.start(job, handle)
+        return job
+
+    def start(self, job: Any, handle: ModelHandle) -> Any:
+        """Keep ``job`` (forgetting the oldest finished ones past :data:`KEPT_JOBS`) and queue it on the device."""
+        self.jobs[job.id] = job
+        finished = [key for key, kept in self.jobs.items() if kept.over]
+        for key in finished[:max(0, len(self.jobs) - KEPT_JOBS)]:
+            self.jobs.pop(key)
+        job.start(self.queue(handle))
         return job
 
     def atlas(self, handle: ModelHandle, layer: str) -> Any:

@@ -460,3 +460,18 @@ def test_compare_shows_each_models_own_explanation(fashion, tmp_path):
         assert bad.status_code == 404 and "ghost" in bad.json()["error"]
         assert client.post("/api/compare", json={"models": "fashion_cnn", "image": "coffee",
                                                  "method": "gradcam"}).status_code == 400
+
+
+def test_finished_jobs_are_forgotten_past_the_limit(fashion, tmp_path, monkeypatch):
+    from explorer import state
+
+    monkeypatch.setattr(state, "KEPT_JOBS", 3)
+    with TestClient(create_app([fashion], cache_dir=tmp_path)) as client:
+        ids = []
+        for _ in range(5):
+            ids.append(client.post("/api/optimize", json={"image": "coffee", "method": "pgd",
+                                                          "options": {"steps": 1}}).json()["id"])
+            wait_for_job(client, ids[-1])
+        assert len(client.app.state.explorer.jobs) <= 4
+        assert client.get(f"/api/jobs/{ids[0]}").status_code == 404
+        assert client.get(f"/api/jobs/{ids[-1]}").json()["state"] == "done"
