@@ -4,7 +4,7 @@ the chunks exactly; this measures what the chunking costs. Both run in this proc
 
 Usage:
     python bench/serve_atlas.py [--model fashion_cnn] [--layer features.block2] [--data fashion-mnist]
-        [--rounds 2] [--chunk 512]
+        [--rounds 2] [--chunk 64]
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ from pathlib import Path
 import torch
 
 import zoo
-from explorer.atlas_job import AtlasJob
+from explorer.atlas_job import CHUNK, AtlasJob
 from explorer.compute_queue import ComputeQueue
 from interpret.inside import neuron_atlas
 from zoo.image_data import open_dataset
@@ -30,7 +30,7 @@ def main() -> None:
     parser.add_argument("--layer", default="features.block2")
     parser.add_argument("--data", default="fashion-mnist")
     parser.add_argument("--rounds", type=int, default=2)
-    parser.add_argument("--chunk", type=int, default=512)
+    parser.add_argument("--chunk", type=int, default=CHUNK, help="items in the first round")
     parser.add_argument("--device", default=None)
     args = parser.parse_args()
     handle = zoo.load(args.model, device=args.device)

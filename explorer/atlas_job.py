@@ -33,7 +33,7 @@ from zoo.handle import ModelHandle
 from zoo.image_data import DataSource, open_dataset
 
 TOP = 9  # patches shown per unit
-CHUNK = 512  # items in the first round; later rounds are sized to take about ROUND_SECONDS
+CHUNK = 64  # items in the first round (small: a big model must not hold the queue); later rounds take about ROUND_SECONDS
 ROUND_SECONDS = 2.0  # long enough to repay a round's setup, short enough for a cancel to act soon
 MAX_CHUNK = 16384
 
