@@ -16,6 +16,7 @@ TEMPLATES = Path(__file__).parent / "templates"
 STYLESHEET = Path(__file__).parent / "static" / "explorer.css"
 
 
-def templates() -> jinja2.Environment:
-    """The template environment: every ``{{ value }}`` is HTML-escaped."""
-    return jinja2.Environment(loader=jinja2.FileSystemLoader(TEMPLATES), autoescape=True)
+def templates(*more: Path) -> jinja2.Environment:
+    """The template environment over the explorer's templates and the folders ``more`` (the gallery's): every
+    ``{{ value }}`` is HTML-escaped."""
+    return jinja2.Environment(loader=jinja2.FileSystemLoader([TEMPLATES, *more]), autoescape=True)
