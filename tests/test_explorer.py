@@ -431,6 +431,8 @@ def test_option_widgets_come_from_the_declared_options(client):
     assert 'data-option="progress"' not in page and 'data-option="tile"' not in page
     explain = client.get("/m/fashion_cnn/image/coffee/explain/occlusion?options=" + json.dumps({"fill": "black"})).text
     assert '<option value="black" selected>' in explain and 'data-option="window"' in explain
+    boolean = client.get("/m/fashion_cnn/image/coffee/explain/gradcam?options=" + json.dumps({"upsample": False}))
+    assert '<option value="false" selected>' in boolean.text and '<option value="true" selected>' not in boolean.text
     bad = client.get("/m/fashion_cnn/image/coffee/explain/occlusion?options=" + json.dumps({"window": 0}))
     assert bad.status_code == 400 and bad.json()["error"] == "window must be at least 1, got 0"
 
