@@ -18,7 +18,8 @@ from starlette.routing import Route
 import interpret
 from explorer import drawing, work
 from explorer.images import MAX_UPLOAD_BYTES, TooLarge, image_names
-from explorer.jobs import UnitJob
+from explorer.jobs import Job, UnitJob
+from explorer.optimize_jobs import OptimizeJob
 from explorer.options import check_options, option_fields
 from explorer.state import Explorer, NotFound, result_key
 from interpret.evaluate import CurveSteps
@@ -209,6 +210,28 @@ async def explain(request: Request) -> JSONResponse:
                          "files": {name: f"/api/results/{key}/{name}" for name in sorted(RESULT_FILES)}})
 
 
+async def comparison(explorer: Explorer, fields: dict[str, Any]) -> list[dict[str, Any]]:
+    """The same explain request (image, method, target, options) to each of two served models; each answer is the
+    one /api/explain gives that model (``layers``: one layer per model, or none for their defaults)."""
+    names, layers = fields.get("models"), fields.get("layers") or [None, None]
+    if not isinstance(names, list) or len(names) != 2:
+        raise CnnvizError("models must be a list of two served models to compare, such as [\"a\", \"b\"]")
+    if not isinstance(layers, list) or len(layers) != 2:
+        raise CnnvizError("layers must be a list of two layer names (or nulls), one per model")
+    for name in names:
+        explorer.model(name)
+    answers = []
+    for name, layer in zip(names, layers):
+        key, found = await explanation(explorer, {**fields, "model": name, "layer": layer})
+        answers.append({"model": name, "key": key, "record": found.record,
+                        "files": {file: f"/api/results/{key}/{file}" for file in sorted(RESULT_FILES)}})
+    return answers
+
+
+async def compare(request: Request) -> JSONResponse:
+    return JSONResponse({"results": await comparison(state(request), await body(request))})
+
+
 async def faithfulness(request: Request) -> JSONResponse:
     """Deletion/insertion curves and their areas of an explanation (by its key), computed on request."""
     fields = await body(request)
@@ -331,12 +354,24 @@ async def start_job(request: Request) -> JSONResponse:
     if isinstance(channel, bool) or not isinstance(channel, int) or channel < 0:
         raise CnnvizError(f"channel must be a channel number, got {channel!r}")
     job = UnitJob(handle, layer, channel, steps=fields.get("steps", 128), round_steps=fields.get("round_steps", 16))
-    explorer.jobs[job.id] = job
-    job.start(explorer.queue(handle))
+    explorer.start(job, handle)
     return JSONResponse(job.status(), status_code=202)
 
 
-def job_of(request: Request) -> UnitJob:
+async def start_optimization(request: Request) -> JSONResponse:
+    """Start inversion, DeepDream or an attack on an image as a job (202); poll /api/jobs/{id}."""
+    fields = await body(request)
+    explorer = state(request)
+    handle = explorer.model(fields.get("model", explorer.default_model))
+    target = target_of(handle, fields.get("target"))
+    layer = layer_of(handle, fields.get("layer"))
+    batch = explorer.image(handle, fields.get("image"))
+    job = OptimizeJob(handle, fields.get("method"), batch, target, layer, fields.get("options"))
+    explorer.start(job, handle)
+    return JSONResponse(job.status(), status_code=202)
+
+
+def job_of(request: Request) -> Job:
     job = state(request).jobs.get(request.path_params["job"])
     if job is None:
         raise NotFound(f"no job {request.path_params['job']!r}")
@@ -354,10 +389,64 @@ async def cancel_job(request: Request) -> JSONResponse:
 
 
 async def job_image(request: Request) -> Response:
+    """A job's latest picture: PNG, or NPY (the float values, as the Python API returns them)."""
     job = job_of(request)
-    if job.image is None:
+    image = job.image
+    if image is None:
         raise NotFound("the job has no picture yet")
-    return Response(drawing.image_png(job.image), media_type="image/png")
+    if request.url.path.endswith(".npy"):
+        return Response(drawing.npy(image), media_type="application/octet-stream")
+    return Response(drawing.image_png(image), media_type="image/png")
+
+
+async def start_atlas(request: Request) -> JSONResponse:
+    """Start (or find) the atlas of a layer over the data set; answers the job's status, or done at once when
+    the atlas is already kept in the cache folder."""
+    fields = await body(request)
+    explorer = state(request)
+    handle = explorer.model(fields.get("model", explorer.default_model))
+    layer = layer_of(handle, fields.get("layer")) or handle.default_layer
+    job = explorer.atlas_job(handle, layer)
+    if job is None:
+        return JSONResponse({"kind": "atlas", "state": "done", "model": handle.name, "layer": layer,
+                             "kept": True})
+    return JSONResponse({**job.status(), "kept": False}, status_code=202)
+
+
+async def unit_patches(explorer: Explorer, handle: ModelHandle, layer: str, channel: int) -> list[dict[str, Any]]:
+    """The channel's top-activating patches of the data (from its layer's atlas), each with the key its picture
+    is served under."""
+    atlas = explorer.atlas(handle, layer)
+    if atlas is None:
+        raise NotFound(f"the atlas of {layer!r} is not computed yet: POST /api/atlas with its layer, then wait for "
+                       "the job")
+    if not 0 <= channel < atlas.channels:
+        raise CnnvizError(f"layer {layer!r} has channels 0 to {atlas.channels - 1}, not {channel}")
+    key = result_key("patches", handle.name, explorer.atlas_path(handle, layer).name, channel)
+    rows = explorer.results.get(key)
+    if rows is None:
+        example = await explorer.queue(handle).run(
+            lambda: next(interpret.inside.channel_examples(handle, atlas, explorer.data, [channel])))
+        rows = []
+        for rank, (patch, box) in enumerate(zip(example.top_patches, example.top_boxes)):
+            index = int(atlas.top_indices[channel, rank])
+            picture_key = result_key("patch", key, rank)
+            explorer.results.put(picture_key, patch.numpy())
+            rows.append({"rank": rank, "index": index, "item": f"data:{index}",
+                         "activation": float(atlas.top_values[channel, rank]), "box": list(box),
+                         "map": f"/api/maps/{picture_key}.png"})
+        explorer.results.put(key, rows)
+    return rows
+
+
+async def patches(request: Request) -> JSONResponse:
+    """A unit's top-activating patches of the data set, once its layer's atlas is computed."""
+    explorer = state(request)
+    handle = explorer.model(request.path_params["model"])
+    layer = layer_of(handle, request.path_params["layer"])
+    channel = channel_of(request.path_params["channel"])
+    return JSONResponse({"model": handle.name, "layer": layer, "channel": channel,
+                         "patches": await unit_patches(explorer, handle, layer, channel)})
 
 
 async def upload(request: Request) -> JSONResponse:
@@ -374,9 +463,12 @@ ROUTES = [
     Route("/api/models", models, methods=["GET"]),
     Route("/api/models/{model}/layers", layers, methods=["GET"]),
     Route("/api/models/{model}/units/{layer}/{channel}", unit, methods=["GET"]),
+    Route("/api/models/{model}/units/{layer}/{channel}/patches", patches, methods=["GET"]),
+    Route("/api/atlas", start_atlas, methods=["POST"]),
     Route("/api/predict", predict, methods=["POST"]),
     Route("/api/explain", explain, methods=["POST"]),
     Route("/api/evidence", evidence, methods=["POST"]),
+    Route("/api/compare", compare, methods=["POST"]),
     Route("/api/faithfulness", faithfulness, methods=["POST"]),
     Route("/api/upload", upload, methods=["POST"]),
     Route("/api/results/{key}/{name}", result_file, methods=["GET"]),
@@ -385,4 +477,6 @@ ROUTES = [
     Route("/api/jobs/{job}", job_status, methods=["GET"]),
     Route("/api/jobs/{job}/cancel", cancel_job, methods=["POST"]),
     Route("/api/jobs/{job}/image.png", job_image, methods=["GET"]),
+    Route("/api/jobs/{job}/image.npy", job_image, methods=["GET"]),
+    Route("/api/optimize", start_optimization, methods=["POST"]),
 ]

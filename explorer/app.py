@@ -29,6 +29,7 @@ from explorer import api, pages
 from explorer.images import TooLarge
 from explorer.openapi import document
 from explorer.state import Explorer, NotFound
+from explorer.templating import templates
 from zoo.errors import CnnvizError
 from zoo.handle import ModelHandle
 
@@ -116,7 +117,7 @@ def create_app(models: Sequence[str | ModelHandle] | dict[str, ModelHandle], dat
     from interpret import open_dataset
 
     explorer = Explorer(_handles(models, device), open_dataset(data) if data is not None else None,
-                        cache_dir=cache_dir, cache_bytes=cache_bytes)
+                        data_source=data, cache_dir=cache_dir, cache_bytes=cache_bytes)
 
     async def openapi(request: Request) -> JSONResponse:
         return JSONResponse(document())
@@ -127,7 +128,7 @@ def create_app(models: Sequence[str | ModelHandle] | dict[str, ModelHandle], dat
                                                        Exception: _failure},
                     lifespan=_lifespan(explorer))
     app.state.explorer = explorer
-    app.state.templates = pages.templates()
+    app.state.templates = templates()
     if token:
         app.add_middleware(TokenCheck, token=token)
     return app

@@ -44,11 +44,21 @@ def document() -> dict[str, Any]:
             "/api/models/{model}/layers": {"get": _op("the layer table", params=["model"])},
             "/api/models/{model}/units/{layer}/{channel}": {"get": _op(
                 "one channel's activation on ?image=NAME", params=["model", "layer", "channel"])},
+            "/api/models/{model}/units/{layer}/{channel}/patches": {"get": _op(
+                "a unit's top-activating patches of --data (after /api/atlas)", params=["model", "layer", "channel"])},
+            "/api/atlas": {"post": _op("start the atlas of a layer over --data (202 with the job; 200 when kept)",
+                                       body=_body({"model": model, "layer": {"type": "string"}}, []))},
             "/api/predict": {"post": _op("top-k classes", body=_body(
                 {"model": model, "image": _IMAGE, "top": {"type": "integer", "minimum": 1}}, ["image"]))},
             "/api/explain": {"post": _op("an attribution map, its record and files", body=_body(
                 {"model": model, "image": _IMAGE, "method": {"type": "string"}, "target": target,
                  "layer": {"type": "string"}, "options": {"type": "object"}}, ["image", "method"]))},
+            "/api/compare": {"post": _op("the same explanation from two served models, each as /api/explain answers",
+                                         body=_body({"models": {"type": "array", "items": {"type": "string"},
+                                                                "minItems": 2, "maxItems": 2},
+                                                     "image": _IMAGE, "method": {"type": "string"}, "target": target,
+                                                     "layers": {"type": "array"}, "options": {"type": "object"}},
+                                                    ["models", "image", "method"]))},
             "/api/evidence": {"post": _op("channels with the most activation x gradient for the class", body=_body(
                 {"model": model, "image": _IMAGE, "target": target, "layer": {"type": "string"},
                  "top": {"type": "integer", "minimum": 1}}, ["image"]))},
@@ -67,6 +77,13 @@ def document() -> dict[str, Any]:
             "/api/jobs/{job}": {"get": _op("a job's state, step and picture", params=["job"])},
             "/api/jobs/{job}/cancel": {"post": _op("stop a job at its next round", params=["job"])},
             "/api/jobs/{job}/image.png": {"get": _op("a job's latest picture", params=["job"])},
+            "/api/jobs/{job}/image.npy": {"get": _op("a job's latest picture as float values (C, H, W)",
+                                                     params=["job"])},
+            "/api/optimize": {"post": _op("start inversion (invert), DeepDream (dream) or a PGD attack (pgd) on an "
+                                          "image (202; poll /api/jobs/{job})", body=_body(
+                {"model": model, "image": _IMAGE, "method": {"type": "string", "enum": ["invert", "dream", "pgd"]},
+                 "target": target, "layer": {"type": "string"}, "options": {"type": "object"}},
+                ["image", "method"]))},
         },
         "components": {"schemas": {"Error": {"type": "object", "properties": {"error": {"type": "string"}},
                                              "required": ["error"]}}},

@@ -51,6 +51,8 @@ def option_fields(method: Method) -> list[dict[str, Any]]:
                                  "nullable": nullable}
         if found is not None:
             field.update(type=SIMPLE[found[0]], range=found[1].describe())
+            field.update({end: value for end, value in (("minimum", found[1].low), ("maximum", found[1].high))
+                          if value is not None})
         elif typing.get_origin(annotation) is typing.Literal:
             field.update(type="string", choices=list(typing.get_args(annotation)))
         elif annotation in SIMPLE:

@@ -21,13 +21,16 @@ import torch
 from torch.utils.data import Dataset
 
 import interpret
+from explorer.atlas_job import AtlasJob, load_atlas
 from explorer.compute_queue import ComputeQueue, Queues
+from explorer.identity import data_identity, model_identity
 from explorer.images import named_image, uploaded_image
 from explorer.result_cache import ResultCache
 from zoo.errors import CnnvizError, closest
 from zoo.handle import ModelHandle
 
 UPLOAD_PREFIX = "upload:"
+KEPT_JOBS = 256  # finished jobs kept for their status and picture; older finished ones are forgotten
 
 
 class NotFound(CnnvizError):
@@ -40,24 +43,28 @@ class Explorer:
     Args:
         models: ``{name: handle}``, in the order the command line gave them (the first is the default).
         data: the data set items and unit pages draw from, or None.
+        data_source: what ``data`` was opened from (a folder, a name, a tensor), which names it in the cache.
         cache_dir: the only folder the explorer writes in (uploads pass through it); None: a temporary one.
         cache_bytes: the result cache's size limit.
     """
 
-    def __init__(self, models: dict[str, ModelHandle], data: Dataset | None = None, *,
+    def __init__(self, models: dict[str, ModelHandle], data: Dataset | None = None, *, data_source: Any = None,
                  cache_dir: str | Path | None = None, cache_bytes: int = 256 * 2**20) -> None:
         if not models:
             raise CnnvizError("give at least one model to serve")
         self.models = dict(models)
         self.data = data
+        self._data_source = data if data_source is None else data_source
+        self._identities: dict[str, str] = {}
         self._temporary = tempfile.TemporaryDirectory(prefix="cnnviz-serve-") if cache_dir is None else None
         self.cache_dir = Path(self._temporary.name if self._temporary else cache_dir)
         self.cache_dir.mkdir(parents=True, exist_ok=True)
-        for stale in (self.cache_dir / "uploads").glob(".upload-*"):  # left by a process killed mid-upload
-            stale.unlink(missing_ok=True)
+        for stale in [*(self.cache_dir / "uploads").glob(".upload-*"), *(self.cache_dir / "atlas").glob(".*.tmp")]:
+            stale.unlink(missing_ok=True)  # left by a process killed mid-write
         self.results = ResultCache(cache_bytes)
         self.queues = Queues()
         self.jobs: dict[str, Any] = {}
+        self.atlas_jobs: dict[Path, AtlasJob] = {}
 
     @property
     def default_model(self) -> str:
@@ -105,6 +112,49 @@ class Explorer:
         name = UPLOAD_PREFIX + hashlib.sha256(content).hexdigest()[:24]
         self.results.put(name, image)
         return name
+
+    def atlas_path(self, handle: ModelHandle, layer: str) -> Path:
+        """Where the atlas of ``layer`` over the data is kept: named by the model's weights, the layer and the
+        data's items."""
+        if self.data is None:
+            raise CnnvizError("no data set is served, so units have no top patches: start the server with "
+                              "--data DIR|fashion-mnist")
+        if handle.name not in self._identities:
+            self._identities[handle.name] = model_identity(handle)
+        if "data" not in self._identities:
+            self._identities["data"] = data_identity(self._data_source, self.data)
+        key = result_key("atlas", self._identities[handle.name], layer, self._identities["data"])
+        return self.cache_dir / "atlas" / f"{key}.npz"
+
+    def atlas_job(self, handle: ModelHandle, layer: str) -> AtlasJob | None:
+        """The running atlas job of ``layer`` (started now unless one runs); None when the atlas is on disk."""
+        path = self.atlas_path(handle, layer)
+        if path.exists():
+            return None
+        job = self.atlas_jobs.get(path)
+        if job is None or (job.over and not path.exists()):
+            job = AtlasJob(handle, layer, self.data, path)
+            self.atlas_jobs[path] = job
+            self.start(job, handle)
+        return job
+
+    def start(self, job: Any, handle: ModelHandle) -> Any:
+        """Keep ``job`` (forgetting the oldest finished ones past :data:`KEPT_JOBS`) and queue it on the device."""
+        self.jobs[job.id] = job
+        finished = [key for key, kept in self.jobs.items() if kept.over]
+        for key in finished[:max(0, len(self.jobs) - KEPT_JOBS)]:
+            self.jobs.pop(key)
+        job.start(self.queue(handle))
+        return job
+
+    def atlas(self, handle: ModelHandle, layer: str) -> Any:
+        """The atlas of ``layer`` over the data, from memory or the cache folder; None until computed."""
+        path = self.atlas_path(handle, layer)
+        found = self.results.get(f"atlas:{path.name}")
+        if found is None and path.exists():
+            found = load_atlas(handle, layer, path)
+            self.results.put(f"atlas:{path.name}", found)
+        return found
 
     def close(self) -> None:
         """Stop the queues after their jobs; remove a temporary cache folder."""

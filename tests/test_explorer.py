@@ -182,7 +182,10 @@ def test_bad_input_gets_one_line_and_the_server_keeps_serving(client, case):
     "/static/..%2Fapp.py", "/static/../app.py", "/static/%2e%2e/state.py", "/static/..%5Capp.py",
     "/m/fashion_cnn/image/..%2F..%2Fetc%2Fpasswd/picture.png", "/m/fashion_cnn/image/%2Fetc%2Fpasswd/picture.png",
     "/api/jobs/..%2F..%2Fapp.py/image.png", "/m/fashion_cnn/layers/..%2F..?image=chelsea",
-    "/m/fashion_cnn/units/features.block2/0?image=..%2Fapp.py",
+    "/m/fashion_cnn/units/features.block2/0?image=..%2Fapp.py", "/api/jobs/..%2F..%2Fapp.py/image.npy",
+    "/api/models/fashion_cnn/units/..%2F..%2Fatlas/0/patches", "/api/models/fashion_cnn/units/features.block2/..%2F1/patches",
+    "/m/fashion_cnn/image/..%2F..%2Fetc%2Fpasswd/optimize/pgd", "/m/fashion_cnn/image/coffee/optimize/..%2Fapp.py",
+    "/compare/fashion_cnn/..%2Fapp.py/image/coffee/explain/gradcam",
 ])
 def test_path_traversal_on_every_file_route(client, path):
     answer = client.get(path)
@@ -200,7 +203,8 @@ def test_pages_render_and_escape_names(tmp_path):
     with TestClient(create_app([model], cache_dir=tmp_path)) as client:
         pages = ["/m/tiny/image/chelsea", "/m/tiny/image/chelsea/explain/gradcam?target=0",
                  "/m/tiny/image/chelsea/why?target=0", "/m/tiny/layers?image=chelsea",
-                 "/m/tiny/layers/conv2?image=chelsea", "/m/tiny/units/conv2/1?image=chelsea"]
+                 "/m/tiny/layers/conv2?image=chelsea", "/m/tiny/units/conv2/1?image=chelsea",
+                 "/m/tiny/image/chelsea/optimize/pgd?target=0", "/m/tiny/image/chelsea/optimize/invert"]
         for page in pages:
             answer = client.get(page)
             assert answer.status_code == 200 and "text/html" in answer.headers["content-type"], page
@@ -309,3 +313,167 @@ def test_faithfulness_on_request_equals_the_python_apis(client, fashion):
         assert shown["beaten"] == bool(band.beats(metric, getattr(curves, f"{metric}_auc"))[0])
     assert client.post("/api/faithfulness", json={"key": answer["key"], "steps": 1}).status_code == 400
     assert client.post("/api/faithfulness", json={"key": "../x", "steps": 8}).status_code == 404
+
+
+def wait_for_job(client, job: str, seconds: float = 60) -> dict:
+    deadline = time.monotonic() + seconds
+    while (status := client.get(f"/api/jobs/{job}").json())["state"] not in ("done", "cancelled", "failed"):
+        assert time.monotonic() < deadline, status
+        time.sleep(0.05)
+    return status
+
+
+def test_unit_patches_are_the_atlas_top_k_and_kept_on_disk_for_a_restart(fashion, tmp_path):
+    data = torch.rand(40, 1, 28, 28, generator=torch.Generator().manual_seed(0))
+    layer, channel = "features.block2", 5
+    with TestClient(create_app([fashion], data, cache_dir=tmp_path)) as client:
+        early = client.get(f"/api/models/fashion_cnn/units/{layer}/{channel}/patches")
+        assert early.status_code == 404 and "POST /api/atlas" in early.json()["error"]
+        started = client.post("/api/atlas", json={"layer": layer})
+        assert started.status_code == 202 and started.json()["steps"] == 40, started.text
+        status = wait_for_job(client, started.json()["id"])
+        assert status["state"] == "done" and status["step"] == 40, status
+        shown = client.get(f"/api/models/fashion_cnn/units/{layer}/{channel}/patches").json()["patches"]
+        pictures = [png_of(client.get(p["map"])) for p in shown]
+    direct = interpret.inside.neuron_atlas(fashion, layer, data, top=9, progress=False)
+    assert [p["index"] for p in shown] == direct.top_indices[channel].tolist()
+    np.testing.assert_allclose([p["activation"] for p in shown], direct.top_values[channel].numpy(), rtol=1e-5)
+    assert [p["box"] for p in shown] == [list(direct.box(channel, r)) for r in range(9)]
+    assert all(picture.ndim in (2, 3) for picture in pictures)
+    kept = list((tmp_path / "atlas").iterdir())
+    assert len(kept) == 1 and kept[0].suffix == ".npz"
+    stamp = kept[0].stat().st_mtime_ns
+    with TestClient(create_app([fashion], data, cache_dir=tmp_path)) as client:  # a restart reuses the file
+        again = client.post("/api/atlas", json={"layer": layer})
+        assert again.status_code == 200 and again.json()["kept"] is True
+        reused = client.get(f"/api/models/fashion_cnn/units/{layer}/{channel}/patches").json()["patches"]
+        assert [p["index"] for p in reused] == [p["index"] for p in shown]
+        assert not client.app.state.explorer.jobs  # nothing recomputed
+    assert kept[0].stat().st_mtime_ns == stamp
+    other = data.clone()
+    other[0] = 1 - other[0]
+    with TestClient(create_app([fashion], other, cache_dir=tmp_path)) as client:  # other data: not reused
+        assert client.post("/api/atlas", json={"layer": layer}).status_code == 202
+
+
+def test_a_cancelled_or_shut_down_atlas_leaves_no_file(fashion, tmp_path):
+    data = torch.rand(3000, 1, 28, 28, generator=torch.Generator().manual_seed(1))
+    with TestClient(create_app([fashion], data, cache_dir=tmp_path)) as client:
+        job = client.post("/api/atlas", json={"layer": "features.block1"}).json()["id"]
+        client.post(f"/api/jobs/{job}/cancel")
+        status = wait_for_job(client, job)
+        assert status["state"] == "cancelled" and status["step"] < 3000
+        client.post("/api/atlas", json={"layer": "features.block2"})  # running when the server stops
+    assert [p for p in tmp_path.rglob("*") if p.is_file()] == []
+
+
+def test_a_unit_page_without_data_says_how_to_get_patches(client):
+    page = client.get("/m/fashion_cnn/units/features.block2/1?image=coffee")
+    assert page.status_code == 200 and "--data fashion-mnist" in page.text and 'id="no-data"' in page.text
+    answer = client.post("/api/atlas", json={"layer": "features.block2"})
+    assert answer.status_code == 400 and "--data" in answer.json()["error"]
+
+
+@pytest.mark.parametrize("method, target, layer, options", [
+    ("invert", None, "features.block1", {"steps": 6, "seed": 2}),
+    ("dream", None, "features.block2", {"octaves": 2, "steps": 2, "jitter": 2}),
+    ("pgd", "Bag", None, {"steps": 5, "eps": 0.05, "seed": 1})])
+def test_an_optimization_job_ends_with_the_python_apis_picture(client, fashion, method, target, layer, options):
+    started = client.post("/api/optimize", json={"image": "coffee", "method": method, "target": target,
+                                                 "layer": layer, "options": options})
+    assert started.status_code == 202, started.text
+    status = wait_for_job(client, started.json()["id"])
+    assert status["state"] == "done" and status["step"] == status["steps"], status
+    served = npy_of(client.get(f"/api/jobs/{status['id']}/image.npy"))
+    batch = fashion.prepare([zoo.load_image("coffee", channels=1)])
+    where = {"layer": layer} if layer else {}
+    expected = interpret.get_method(method).fn(fashion, batch, target, **where, **options, progress=False)[0].numpy()
+    np.testing.assert_allclose(served, expected, rtol=1e-6, atol=1e-7)
+    assert status["prediction"]["index"] == int(fashion(torch.from_numpy(expected)[None]).argmax())
+    if method == "pgd":
+        assert np.abs(served - batch[0].numpy()).max() <= 0.05 + 1e-6
+
+
+def test_a_cancelled_optimization_stops_early_and_leaves_the_model_and_rng_as_found(fashion, tmp_path):
+    before = state_snapshot(fashion)
+    torch.manual_seed(123)
+    rng = torch.get_rng_state()
+    with TestClient(create_app([fashion], cache_dir=tmp_path)) as client:
+        job = client.post("/api/optimize", json={"image": "coffee", "method": "pgd",
+                                                 "options": {"steps": 100000}}).json()["id"]
+        deadline = time.monotonic() + 20
+        while client.get(f"/api/jobs/{job}").json()["step"] == 0 and time.monotonic() < deadline:
+            time.sleep(0.02)
+        client.post(f"/api/jobs/{job}/cancel")
+        status = wait_for_job(client, job)
+        assert status["state"] == "cancelled" and 0 < status["step"] < 100000, status
+        assert png_of(client.get(status["image"])).ndim in (2, 3)
+    assert torch.equal(torch.get_rng_state(), rng)
+    assert_unchanged(before, fashion)
+
+
+@pytest.mark.parametrize("fields, words", [
+    ({"method": "style"}, "unknown optimization 'style'"),
+    ({"method": "pgd", "options": {"eps": -1}}, "eps must be positive"),
+    ({"method": "pgd", "options": {"progress": True}}, "progress cannot be set here"),
+    ({"method": "dream", "options": {"octave_scale": 9}}, "octave_scale must be"),
+    ({"method": "invert", "layer": "nowhere"}, "nowhere")])
+def test_bad_optimizations_get_one_line(client, fields, words):
+    answer = client.post("/api/optimize", json={"image": "coffee", **fields})
+    assert answer.status_code == 400 and words in answer.json()["error"], answer.text
+    assert "\n" not in answer.json()["error"]
+
+
+def test_option_widgets_come_from_the_declared_options(client):
+    page = client.get('/m/fashion_cnn/image/coffee/optimize/dream?options={"octaves": 2}').text
+    assert 'data-option="octave_scale"' in page and 'min="1"' in page and 'max="4"' in page
+    assert 'data-option="octaves" data-type="integer"' in page and 'value="2"' in page
+    assert 'data-option="progress"' not in page and 'data-option="tile"' not in page
+    explain = client.get("/m/fashion_cnn/image/coffee/explain/occlusion?options=" + json.dumps({"fill": "black"})).text
+    assert '<option value="black" selected>' in explain and 'data-option="window"' in explain
+    boolean = client.get("/m/fashion_cnn/image/coffee/explain/gradcam?options=" + json.dumps({"upsample": False}))
+    assert '<option value="false" selected>' in boolean.text and '<option value="true" selected>' not in boolean.text
+    bad = client.get("/m/fashion_cnn/image/coffee/explain/occlusion?options=" + json.dumps({"window": 0}))
+    assert bad.status_code == 400 and bad.json()["error"] == "window must be at least 1, got 0"
+
+
+def test_compare_shows_each_models_own_explanation(fashion, tmp_path):
+    torch.manual_seed(0)
+    from tests.conftest import TinyCNN
+
+    tiny = zoo.wrap(TinyCNN(), input_size=16, classes=["Bag", "bee", "cow"], default_layer="conv2", name="tiny")
+    with TestClient(create_app([fashion, tiny], cache_dir=tmp_path)) as client:
+        answer = client.post("/api/compare", json={"models": ["fashion_cnn", "tiny"], "image": "coffee",
+                                                   "method": "gradcam", "target": "Bag"})
+        assert answer.status_code == 200, answer.text
+        for shown in answer.json()["results"]:
+            own = client.post("/api/explain", json={"model": shown["model"], "image": "coffee", "method": "gradcam",
+                                                    "target": "Bag"}).json()
+            np.testing.assert_array_equal(npy_of(client.get(shown["files"]["map.npy"])),
+                                          npy_of(client.get(own["files"]["map.npy"])))
+            assert shown["record"]["model"] == shown["model"]
+        assert {r["record"]["target"]["name"] for r in answer.json()["results"]} == {"Bag"}
+        page = client.get("/compare/fashion_cnn/tiny/image/coffee/explain/gradcam?target=Bag")
+        assert page.status_code == 200 and page.text.count('class="compared"') == 2
+        assert all(f'data-key="{r["key"]}"' in page.text for r in answer.json()["results"])
+        assert "/compare/fashion_cnn/tiny/image/coffee/explain/gradcam" in client.get("/m/fashion_cnn/image/coffee").text
+        bad = client.post("/api/compare", json={"models": ["fashion_cnn", "ghost"], "image": "coffee",
+                                                "method": "gradcam"})
+        assert bad.status_code == 404 and "ghost" in bad.json()["error"]
+        assert client.post("/api/compare", json={"models": "fashion_cnn", "image": "coffee",
+                                                 "method": "gradcam"}).status_code == 400
+
+
+def test_finished_jobs_are_forgotten_past_the_limit(fashion, tmp_path, monkeypatch):
+    from explorer import state
+
+    monkeypatch.setattr(state, "KEPT_JOBS", 3)
+    with TestClient(create_app([fashion], cache_dir=tmp_path)) as client:
+        ids = []
+        for _ in range(5):
+            ids.append(client.post("/api/optimize", json={"image": "coffee", "method": "pgd",
+                                                          "options": {"steps": 1}}).json()["id"])
+            wait_for_job(client, ids[-1])
+        assert len(client.app.state.explorer.jobs) <= 4
+        assert client.get(f"/api/jobs/{ids[0]}").status_code == 404
+        assert client.get(f"/api/jobs/{ids[-1]}").json()["state"] == "done"

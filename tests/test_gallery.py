@@ -275,7 +275,7 @@ def test_hostile_names_are_escaped_and_nothing_is_written_outside(tmp_path: Path
     pages = sorted(site.glob("*.html"))
     image_page = next(p for p in pages if "fashion_cnn" in p.name and p.name.startswith("img-"))
     raw = image_page.read_text(encoding="utf-8")
-    assert "<img src=x" not in raw and "&lt;img src=x onerror=alert(1)&gt; &amp; &quot;&#x27;cat&#x27;" in raw
+    assert "<img src=x" not in raw and "&lt;img src=x onerror=alert(1)&gt; &amp; &#34;&#39;cat&#39;" in raw
     tags = parse(image_page)
     assert all(attrs.get("onerror") is None for _, attrs in tags.tags)
     assert all(attrs["src"].startswith(f"{CARDS_DIR}/") for tag, attrs in tags.tags if tag == "img")

@@ -203,3 +203,77 @@ def test_a_real_browser_clicks_through_the_explorer(tmp_path):
             assert severe == []
         finally:
             browser.quit()
+
+
+@pytest.mark.slow
+def test_a_real_browser_uses_options_patches_optimization_and_compare(tmp_path):
+    chromium, driver_path = browser_or_skip()
+    from PIL import Image
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import Select, WebDriverWait
+
+    artifacts = Path(os.environ.get("CNNVIZ_ARTIFACTS") or tmp_path / "artifacts") / "explorer"
+    artifacts.mkdir(parents=True, exist_ok=True)
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    noise = np.random.default_rng(0)
+    for i in range(24):
+        Image.fromarray(noise.integers(0, 256, (28, 28), dtype=np.uint8)).save(photos / f"item{i:02d}.png")
+    options = webdriver.ChromeOptions()
+    options.binary_location = chromium
+    for arg in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                "--disable-component-update", "--disable-sync", "--no-first-run", "--disable-dev-shm-usage",
+                f"--user-data-dir={tmp_path / 'profile'}", "--window-size=1200,900"):
+        options.add_argument(arg)
+    options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
+    with serving(tmp_path / "cache", "--model", "fashion_cnn", "--model", "lenet5", "--weights", "random",
+                 "--data", str(photos)) as (url, _):
+        browser = webdriver.Chrome(options=options, service=Service(driver_path))
+        wait = WebDriverWait(browser, 60)
+
+        def loaded() -> None:
+            wait.until(lambda b: b.execute_script(
+                "return document.readyState === 'complete' && "
+                "Array.from(document.images).every(i => i.complete && (i.hidden || i.naturalWidth > 0))"))
+
+        try:
+            browser.get(url + "/m/fashion_cnn/image/coffee")
+            loaded()
+            browser.find_element(By.CSS_SELECTOR, "a.compare-link").click()
+            wait.until(lambda b: "/compare/fashion_cnn/lenet5/" in b.current_url)
+            loaded()
+            assert len(browser.find_elements(By.CSS_SELECTOR, "#compare figure.compared")) == 2
+            browser.save_screenshot(str(artifacts / "explorer-compare.png"))
+
+            browser.get(url + "/m/fashion_cnn/image/coffee/explain/occlusion")
+            loaded()
+            browser.find_element(By.CSS_SELECTOR, "[data-option='window']").send_keys("7")
+            Select(browser.find_element(By.CSS_SELECTOR, "[data-option='fill']")).select_by_value("black")
+            browser.find_element(By.CSS_SELECTOR, "#options-form button[type=submit]").click()
+            wait.until(lambda b: "window" in b.current_url)
+            loaded()
+            assert Select(browser.find_element(By.CSS_SELECTOR, "[data-option='fill']")).first_selected_option \
+                .get_attribute("value") == "black"
+            assert browser.find_element(By.CSS_SELECTOR, "[data-option='window']").get_attribute("value") == "7"
+
+            browser.get(url + "/m/fashion_cnn/units/features.block2/3?image=coffee")
+            wait.until(lambda b: b.find_element(By.ID, "atlas-state").get_attribute("data-state") == "done")
+            loaded()
+            assert len(browser.find_elements(By.CSS_SELECTOR, "#patch-grid img")) == 9
+            browser.save_screenshot(str(artifacts / "explorer-unit-patches.png"))
+
+            browser.get(url + '/m/fashion_cnn/image/coffee/optimize/pgd?options={"steps": 100000}')
+            loaded()
+            browser.find_element(By.ID, "job-start").click()
+            wait.until(lambda b: b.find_element(By.ID, "job-state").get_attribute("data-state") == "running")
+            wait.until(lambda b: b.find_element(By.ID, "optimize-image").get_attribute("hidden") is None)
+            browser.find_element(By.ID, "job-cancel").click()
+            wait.until(lambda b: b.find_element(By.ID, "job-state").get_attribute("data-state") == "cancelled")
+            loaded()
+            browser.save_screenshot(str(artifacts / "explorer-optimize.png"))
+            severe = [e["message"] for e in browser.get_log("browser") if e["level"] == "SEVERE"]
+            assert severe == []
+        finally:
+            browser.quit()

@@ -5,8 +5,10 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from cli.commands.features import parse_channels
 from cli.options import add_device
 from cli.registry import Run, command
+from zoo.errors import CnnvizError
 
 
 @command("gallery", "build a static HTML gallery of every method on the shipped models and photos", order=90,
@@ -26,7 +28,8 @@ from cli.registry import Run, command
                      "  cnnviz gallery --quick                        the default gallery, on a laptop\n"
                      "  cnnviz gallery --out site/ --device cuda      the full gallery on a GPU\n"
                      "  cnnviz gallery --model resnet18 --images chelsea photos/dog.jpg --out site/\n"
-                     "  cnnviz gallery --quick --model runs/my-run/ models/net.pt2 --out site/")
+                     "  cnnviz gallery --quick --model runs/my-run/ models/net.pt2 --out site/\n"
+                     "  cnnviz gallery --model fashion_cnn --units features.block2:0-7 --data fashion-mnist --out site/")
 def gallery_command(parser: argparse.ArgumentParser) -> Run:
     parser.add_argument("--out", "-o", default="cnnviz-gallery", metavar="DIR",
                         help="folder of the site (created; default: cnnviz-gallery)")
@@ -38,6 +41,12 @@ def gallery_command(parser: argparse.ArgumentParser) -> Run:
                         help="image files, folders or scikit-image sample names shown for every model "
                              "(default: scikit-image photos; Fashion-MNIST test images for fashion_cnn when "
                              "installed)")
+    parser.add_argument("--units", nargs="+", action="extend", metavar="LAYER[:CHANNELS]",
+                        help="instead of the cards, export the unit pages of the explorer (cnnviz serve) as static "
+                             "HTML into OUT/units/: one page per channel (e.g. features.block2:0-7,12; all "
+                             "channels when none are given) of the one --model")
+    parser.add_argument("--data", metavar="DIR|fashion-mnist",
+                        help="with --units: the data whose top-activating patches each unit page shows")
     parser.add_argument("--quick", action="store_true",
                         help="fewer images, steps and layers: about 2 minutes on 2 CPU cores")
     add_device(parser)
@@ -47,6 +56,10 @@ def gallery_command(parser: argparse.ArgumentParser) -> Run:
         from gallery import Settings, build
         from gallery.settings import DEFAULT_MODELS
 
+        if args.units:
+            return export(args, DEFAULT_MODELS[0])
+        if args.data:
+            raise CnnvizError("--data goes with --units (the patches of the exported unit pages)")
         settings = Settings(models=args.model or DEFAULT_MODELS, images=args.images, quick=args.quick,
                             device=args.device, progress=not args.no_progress)
         report = build(args.out, settings, progress=not args.no_progress)
@@ -58,3 +71,23 @@ def gallery_command(parser: argparse.ArgumentParser) -> Run:
         return 1 if report.failed else 0
 
     return run
+
+
+def export(args: argparse.Namespace, default_model: str) -> int:
+    """``--units``: the static unit pages of one model."""
+    import interpret
+    import zoo
+    from gallery.unit_pages import export_units
+
+    if args.model and len(args.model) > 1:
+        raise CnnvizError("--units exports the unit pages of one --model at a time")
+    handle = zoo.load(args.model[0] if args.model else default_model, device=args.device)
+    image = (args.images or ["chelsea"])[0]
+    for spec in args.units:
+        layer, _, channels = spec.partition(":")
+        total = interpret.feature_maps(handle, handle.prepare([zoo.load_image(image, channels=handle.in_channels)]),
+                                       layer=layer).shape[1]
+        pages = export_units(args.out, handle, layer, parse_channels(channels or None, total), image=image,
+                             data=args.data, actmax_steps=32 if args.quick else 128, progress=not args.no_progress)
+        print(f"{pages[-1]}  ({len(pages) - 1} unit pages of {handle.name} {layer})")
+    return 0

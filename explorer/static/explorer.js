@@ -68,30 +68,87 @@ function curveChart(scores) {
   return svg;
 }
 
-function unitPage() {
-  const box = document.getElementById("actmax");
-  if (!box) return;
-  const start = document.getElementById("job-start"), cancel = document.getElementById("job-cancel");
-  const state = document.getElementById("job-state"), picture = document.getElementById("actmax-image");
-  let job = null;
-  const show = (status) => {
-    state.textContent = `${status.state}, step ${status.step} of ${status.steps}` + (status.error ? `: ${status.error}` : "");
-    state.dataset.state = status.state;
-    if (status.image) { picture.src = `${status.image}?step=${status.step}`; picture.hidden = false; }
-    const over = ["done", "cancelled", "failed"].includes(status.state);
-    cancel.disabled = over; start.disabled = !over;
-    if (!over) setTimeout(poll, 300);
-  };
-  const poll = async () => { if (job) show(await api(`/api/jobs/${job}`)); };
-  start.addEventListener("click", async () => {
-    start.disabled = true;
-    try {
-      const status = await api("/api/jobs", { method: "POST", headers: { "Content-Type": "application/json" },
-        body: JSON.stringify({ model: box.dataset.model, layer: box.dataset.layer, channel: Number(box.dataset.channel) }) });
-      job = status.id; show(status);
-    } catch (error) { state.textContent = error.message; start.disabled = false; }
-  });
-  cancel.addEventListener("click", async () => { if (job) show(await api(`/api/jobs/${job}/cancel`, { method: "POST" })); });
+function jobBoxes() {
+  // A job box: data-start (the endpoint that starts it) and data-body (its JSON); shows state and the live picture.
+  for (const box of document.querySelectorAll(".job")) {
+    const start = box.querySelector(".job-start"), cancel = box.querySelector(".job-cancel");
+    const state = box.querySelector(".job-state"), picture = box.querySelector(".job-image");
+    const prediction = document.getElementById("job-prediction");
+    let job = null;
+    const show = (status) => {
+      state.textContent = `${status.state}, step ${status.step} of ${status.steps}` + (status.error ? `: ${status.error}` : "");
+      state.dataset.state = status.state;
+      if (status.image) { picture.src = `${status.image}?step=${status.step}`; picture.hidden = false; }
+      if (prediction && status.prediction) prediction.textContent = `→ ${status.prediction.name} (${(100 * status.prediction.probability).toFixed(1)}%)`;
+      const over = ["done", "cancelled", "failed"].includes(status.state);
+      cancel.disabled = over; start.disabled = !over;
+      if (!over) setTimeout(poll, 300);
+    };
+    const poll = async () => { if (job) show(await api(`/api/jobs/${job}`)); };
+    start.addEventListener("click", async () => {
+      start.disabled = true;
+      try {
+        const status = await api(box.dataset.start, { method: "POST", headers: { "Content-Type": "application/json" },
+          body: box.dataset.body });
+        job = status.id; show(status);
+      } catch (error) { state.textContent = error.message; start.disabled = false; }
+    });
+    cancel.addEventListener("click", async () => { if (job) show(await api(`/api/jobs/${job}/cancel`, { method: "POST" })); });
+  }
 }
 
-document.addEventListener("DOMContentLoaded", () => { imagePage(); explainPage(); unitPage(); });
+function optionsForm() {
+  // The filled option widgets become the options JSON of the URL; empty ones keep the method's default.
+  const form = document.getElementById("options-form");
+  if (!form) return;
+  form.addEventListener("submit", () => {
+    const options = {};
+    for (const input of form.querySelectorAll("[data-option]")) {
+      if (input.value === "") continue;
+      const type = input.dataset.type;
+      options[input.dataset.option] = type === "boolean" ? input.value === "true"
+        : type === "integer" || type === "number" ? Number(input.value) : input.value;
+      input.disabled = true;  // not sent as a field of its own
+    }
+    form.elements.options.value = JSON.stringify(options);
+    for (const input of form.querySelectorAll("input[name]")) { if (input.value === "" || input.value === "{}") input.disabled = true; }
+  });
+}
+
+async function unitPatches() {
+  const box = document.getElementById("patches"), state = document.getElementById("atlas-state");
+  if (!box || !state) return;
+  const { model, layer, channel } = box.dataset;
+  const cancel = document.getElementById("atlas-cancel");
+  const show = async () => {
+    const answer = await api(`/api/models/${model}/units/${layer}/${channel}/patches`);
+    const grid = document.getElementById("patch-grid");
+    for (const p of answer.patches) {
+      const figure = document.createElement("figure"), link = document.createElement("a"), img = document.createElement("img");
+      link.href = `/m/${model}/image/${encodeURIComponent(p.item)}`; link.className = "patch";
+      img.src = p.map; img.width = 96; img.alt = p.item;
+      const caption = document.createElement("figcaption");
+      caption.textContent = `${p.item} · ${p.activation.toPrecision(3)}`;
+      link.appendChild(img); figure.append(link, caption); grid.appendChild(figure);
+    }
+    state.textContent = "done"; state.dataset.state = "done";
+  };
+  const poll = async (job) => {
+    const status = await api(`/api/jobs/${job}`);
+    state.textContent = `${status.state}: ${status.step} of ${status.steps} items scanned` + (status.error ? `: ${status.error}` : "");
+    state.dataset.state = status.state;
+    if (status.state === "done") { cancel.hidden = true; await show(); }
+    else if (["cancelled", "failed"].includes(status.state)) cancel.hidden = true;
+    else setTimeout(() => poll(job), 400);
+  };
+  try {
+    const status = await api("/api/atlas", { method: "POST", headers: { "Content-Type": "application/json" },
+      body: JSON.stringify({ model, layer }) });
+    if (status.kept) { await show(); return; }
+    cancel.hidden = false;
+    cancel.addEventListener("click", () => api(`/api/jobs/${status.id}/cancel`, { method: "POST" }));
+    poll(status.id);
+  } catch (error) { state.textContent = error.message; }
+}
+
+document.addEventListener("DOMContentLoaded", () => { imagePage(); explainPage(); jobBoxes(); optionsForm(); unitPatches(); });

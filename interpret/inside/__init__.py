@@ -2,7 +2,7 @@
 (:mod:`.fields`) and the neuron atlas (:mod:`.atlas`)."""
 
 from interpret.core.activations import layer_output
-from interpret.inside.atlas import Atlas, ChannelExamples, channel_examples, neuron_atlas
+from interpret.inside.atlas import Atlas, ChannelExamples, TopK, channel_examples, neuron_atlas
 from interpret.inside.channel_evidence import unit_evidence
 from interpret.inside.concept_vectors import MIN_IMAGES, ConceptScore, tcav
 from interpret.inside.feature_maps import channel_order, feature_maps
@@ -21,7 +21,7 @@ from interpret.inside.layer_table import LayerRow, layer_table, summary_lines, t
 from interpret.inside.up_to_layer import layer_prefix, layer_runner
 
 __all__ = [
-    "Atlas", "ChannelExamples", "channel_examples", "neuron_atlas", "channel_order", "feature_maps",
+    "Atlas", "ChannelExamples", "TopK", "channel_examples", "neuron_atlas", "channel_order", "feature_maps",
     "layer_output", "Box", "LayerField", "ReceptiveField", "layer_field", "receptive_field", "receptive_fields",
     "unit_gradient", "verify_receptive_field", "FILTER_MODES", "conv_layers", "conv_weight", "filter_mode",
     "filters", "LayerRow", "layer_table", "summary_lines", "textbook_params", "textbook_total", "layer_prefix",

@@ -8,10 +8,11 @@ from interpret.optimize.deepdream import DEPTH, deepdream, resize
 from interpret.optimize.engine import Result, optimize
 from interpret.optimize.inversion import inversion_scores, invert
 from interpret.optimize.row_queue import RowQueue
+from interpret.optimize.step_watch import watch_steps
 from interpret.optimize.style import StyleResult, fit_side, style_transfer
 
 __all__ = [
     "engine", "objectives", "param", "transforms", "actmax", "class_scores", "parse_unit", "DEPTH", "deepdream",
     "resize", "Result", "optimize", "inversion_scores", "invert", "RowQueue", "StyleResult", "fit_side",
-    "style_transfer",
+    "style_transfer", "watch_steps",
 ]

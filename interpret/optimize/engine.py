@@ -25,6 +25,7 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from interpret.optimize.objectives import Context, Objective
+from interpret.optimize.step_watch import step_watchers
 from interpret.optimize.transforms import Transform
 from zoo.errors import CnnvizError
 from zoo.guard import preserve
@@ -178,10 +179,13 @@ def optimize(
         bar = tqdm(total=None if refill else steps, desc=desc, disable=not progress or refill is not None,
                    leave=False)
         step = 0
+        watchers = step_watchers()
         while rows.working(step):
             stepper.step()
             if every_step is not None:
                 every_step(image, step)
+            for watcher in watchers:
+                watcher(image, step)
             history.append(stepper.values.cpu())
             if snapshot_every and step % snapshot_every == 0:
                 snapshots.append(image().detach().cpu())

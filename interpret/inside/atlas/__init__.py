@@ -3,5 +3,6 @@ fed by :mod:`.feed`, ranked by :mod:`.topk`, shown through :mod:`.examples`."""
 
 from interpret.inside.atlas.examples import ChannelExamples, channel_examples
 from interpret.inside.atlas.scan import Atlas, neuron_atlas
+from interpret.inside.atlas.topk import TopK
 
-__all__ = ["ChannelExamples", "channel_examples", "Atlas", "neuron_atlas"]
+__all__ = ["Atlas", "ChannelExamples", "TopK", "channel_examples", "neuron_atlas"]
