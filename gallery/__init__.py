@@ -45,10 +45,8 @@ def build(out: str | Path, settings: Settings | None = None, *, progress: bool =
     if out.exists() and not out.is_dir():
         raise CnnvizError(f"{out} is a file: give a folder for the gallery")
     the_plan = plan(settings)  # checks models and images before anything is written
-    if the_plan.missing:
-        log(f"gallery: left out (module not installed): {', '.join(the_plan.missing)}")
     out.mkdir(parents=True, exist_ok=True)
-    update_manifest(out, the_plan.pages, the_plan.cards, {**settings.describe(), "left_out": the_plan.missing})
+    update_manifest(out, the_plan.pages, the_plan.cards, settings.describe())
     report = BuildReport()
     try:
         report = run_cards(out, the_plan.cards, progress=progress, log=log)

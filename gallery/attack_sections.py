@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import zoo
 from gallery.cards import Card, Output, Page, slug
-from gallery.context import Context, class_name, has_module
+from gallery.context import Context, class_name
 from interpret.views import picture_grid, style_panel
 
 ATTACKS = Page("attacks", "attacks, fooling and style", "attacks",
@@ -13,9 +13,7 @@ ATTACKS = Page("attacks", "attacks, fooling and style", "attacks",
 
 
 def attack_cards(ctx: Context, model: str) -> list[Card]:
-    """Untargeted L-inf PGD on the model's images (needs ``interpret.attack.adversarial``)."""
-    if not has_module("interpret.attack.adversarial"):
-        return []
+    """Untargeted L-inf PGD on the model's images."""
     eps = 4 / 255 if ctx.handle(model).in_channels == 3 else 16 / 255
 
     def compute() -> Output:
@@ -42,9 +40,7 @@ def attack_cards(ctx: Context, model: str) -> list[Card]:
 
 
 def fooling_cards(ctx: Context, model: str) -> list[Card]:
-    """Fooling images from noise (needs ``interpret.attack.fooling``)."""
-    if not has_module("interpret.attack.fooling"):
-        return []
+    """Fooling images from noise."""
     classes = ctx.classes(model, ctx.sizes.fooling_classes)
 
     def compute() -> Output:
@@ -66,8 +62,8 @@ def fooling_cards(ctx: Context, model: str) -> list[Card]:
 
 
 def style_cards(ctx: Context, model: str) -> list[Card]:
-    """Style transfer of a photo with the model's features (needs ``interpret.optimize.style``; colour models only)."""
-    if not has_module("interpret.optimize.style") or ctx.handle(model).in_channels != 3:
+    """Style transfer of a photo with the model's features (colour models only)."""
+    if ctx.handle(model).in_channels != 3:
         return []
     content, style = "chelsea", "immunohistochemistry"
     side = ctx.sizes.style_size

@@ -4,7 +4,6 @@ needs it."""
 from __future__ import annotations
 
 import functools
-import importlib.util
 from dataclasses import dataclass
 from typing import Any
 
@@ -19,14 +18,6 @@ from zoo.errors import CnnvizError
 from zoo.handle import ModelHandle
 
 RANDOM_DRAWS = 8  # random maps per image behind the band a method must leave
-
-
-def has_module(name: str) -> bool:
-    """Whether ``name`` can be imported (optional sections)."""
-    try:
-        return importlib.util.find_spec(name) is not None
-    except (ImportError, ValueError):
-        return False
 
 
 @dataclass

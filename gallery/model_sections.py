@@ -7,7 +7,7 @@ import torch.nn.functional as F
 
 import interpret
 from gallery.cards import Card, Output, Page, slug
-from gallery.context import Context, class_name, has_module
+from gallery.context import Context, class_name
 from interpret.views import atlas_sheet, feature_map_grid, filter_grid, picture_grid
 from zoo.handle import ModelHandle
 
@@ -129,9 +129,7 @@ def actmax_cards(ctx: Context, model: str) -> list[Card]:
 
 
 def inversion_cards(ctx: Context, model: str) -> list[Card]:
-    """Feature inversion of the first image from each shown layer (needs ``interpret.optimize.inversion``)."""
-    if not has_module("interpret.optimize.inversion"):
-        return []
+    """Feature inversion of the first image from each shown layer."""
     cards = []
     subject = ctx.subjects(model)[0]
     for layer in ctx.layers(model):
@@ -156,9 +154,7 @@ def inversion_cards(ctx: Context, model: str) -> list[Card]:
 
 
 def deepdream_cards(ctx: Context, model: str) -> list[Card]:
-    """DeepDream on the first image at a middle layer (needs ``interpret.optimize.deepdream``)."""
-    if not has_module("interpret.optimize.deepdream"):
-        return []
+    """DeepDream on the first image at a middle layer."""
     from interpret.optimize import DEPTH
     from zoo.layers import layer_at_depth
 

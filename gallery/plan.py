@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from gallery.attack_sections import ATTACKS, attack_cards, fooling_cards, style_cards
 from gallery.attribution import attribution_cards, image_page
 from gallery.cards import Card, Page
-from gallery.context import Context, has_module
+from gallery.context import Context
 from gallery.dense_sections import DENSE, dense_cards, is_dense
 from gallery.model_sections import (
     actmax_cards,
@@ -28,25 +28,21 @@ SectionFn = Callable[[Context, str], list[Card]]
 MODEL_SECTIONS: list[SectionFn] = [filter_cards, feature_map_cards, atlas_cards, actmax_cards, inversion_cards,
                                    deepdream_cards]
 ATTACK_SECTIONS: list[SectionFn] = [attack_cards, fooling_cards, style_cards]
-OPTIONAL = {"feature inversion": "interpret.optimize.inversion", "DeepDream": "interpret.optimize.deepdream",
-            "adversarial examples": "interpret.attack.adversarial", "fooling images": "interpret.attack.fooling",
-            "style transfer": "interpret.optimize.style"}
 
 
 @dataclass
 class Plan:
-    """The pages and cards of a build, and the sections left out (module not installed)."""
+    """The pages and cards of a build."""
 
     pages: list[Page] = field(default_factory=list)
     cards: list[Card] = field(default_factory=list)
-    missing: list[str] = field(default_factory=list)
 
 
 def plan(settings: Settings) -> Plan:
     """Every page and card for ``settings`` (loads the models and images to name them; computes nothing
     heavy)."""
     ctx = Context(settings)
-    result = Plan(missing=[name for name, module in OPTIONAL.items() if not has_module(module)])
+    result = Plan()
     dense = [model for model in dict.fromkeys(settings.models) if is_dense(ctx, model)]  # fails early on a bad name
     if dense:
         result.pages.append(DENSE)
