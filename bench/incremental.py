@@ -1,20 +1,23 @@
 """Incremental occlusion against today's full passes and captum, side by side in one run, plus where the work goes.
 
 For efficientnet_lite0 at 224 px on one image (chelsea, its class), at 169, 729 and 3025 windows
-(32/16, 16/8 and 8/4 px window/stride), it times in one process, cases interleaved
-(``timing.interleaved``: a warm-up run each, then shuffled rounds, best kept):
+(32/16, 16/8 and 8/4 px window/stride), it times in one process, cases alternating (``timing.best_of``,
+no warm-up run: eager CPU needs none, and a 3025-window case costs minutes on a shared CPU):
 
 - today's default path: ``occlusion(incremental="off")``, every window a full forward pass
   (eager; the compile is left out here: ``bench/fastpath.py`` measures it);
-- captum's ``Occlusion`` at its best ``perturbations_per_eval`` (8 on this CPU, bench/fastpath.py);
-- ``incremental="exact"`` and ``incremental="approximate"``.
+- captum's ``Occlusion`` at each ``perturbations_per_eval`` of a small sweep (8 and 32 by default), the best
+  counting;
+- ``incremental="exact"`` (and, with ``--approximate``, ``incremental="approximate"``),
 
-Then, for each window size, the convolutions' multiply-adds layer by layer: the full pass's and the
-share the exact and approximate engines compute (from the boxes the engine really ran), and the
-approximate maps' agreement with the exact ones (Spearman, SSIM) on the shipped photos.
+all on a gray fill and the logit, so that every map can be compared with today's (max difference over its
+range). Then, for each window count, the convolutions' multiply-adds by map side: the full pass's and the share
+the engine computes (from the boxes it really ran on 256 windows spread over the grid), and with
+``--approximate`` the approximate maps' agreement with the exact ones (Spearman, SSIM) on the shipped photos;
+with ``--drill-down``, the same for Krypton's adaptive drill-down (simulated from the exact window scores).
 
 Usage:
-    python bench/incremental.py [--windows 169 729 3025] [--rounds 1] [--per-eval 8 32] [--approximate] [--smoke]
+    python bench/incremental.py [--windows 169 729 3025] [--rounds 1] [--per-eval 8 32] [--approximate] [--drill-down] [--no-timing] [--smoke]
 """
 
 from __future__ import annotations
@@ -35,7 +38,7 @@ import interpret
 import zoo
 from interpret.attribution.incremental import IncrementalForward
 from interpret.attribution.incremental.choice import APPROXIMATE_SHARE
-from interpret.attribution.occlusion import window_origins
+from interpret.attribution.occlusion import spread_windows, window_origins
 
 GEOMETRY = {169: (32, 16), 729: (16, 8), 3025: (8, 4), 49: (64, 32)}
 PHOTOS = ("chelsea", "coffee", "astronaut", "rocket", "motorcycle", "horse")
@@ -84,10 +87,79 @@ def agreement(handle: zoo.ModelHandle, names: tuple[str, ...], window: int, stri
         image = handle.prepare([zoo.load_image(name)])
         exact = interpret.occlusion(handle, image, window=window, stride=stride, incremental="exact")[0, 0]
         approx = interpret.occlusion(handle, image, window=window, stride=stride, incremental="approximate")[0, 0]
-        spread = float(exact.max() - exact.min()) or 1.0
-        scores.append((float(spearmanr(exact.flatten(), approx.flatten()).statistic),
-                       float(structural_similarity(exact.numpy(), approx.numpy(), data_range=spread))))
+        scores.append(similarity(exact, approx))
     return scores
+
+
+def drill_down(handle: zoo.ModelHandle, names: tuple[str, ...], window: int, stride: int,
+               shares: tuple[float, ...] = (0.1, 0.25, 0.5)) -> dict[float, list[tuple[float, float, float]]]:
+    """Krypton's adaptive drill-down, simulated from exact window scores: every other window in each direction
+    (exact), the rest read off the coarse grid bilinearly, except the ``share`` of them where the coarse
+    neighbours disagree most, which run exactly. Per share, per photo: (Spearman, SSIM, share of windows run)."""
+    origins = window_origins(224, window, stride)
+    side = origins.numel()
+    ys, xs = (grid.flatten() for grid in torch.meshgrid(origins, origins, indexing="ij"))
+    coarse = torch.zeros(side, side, dtype=torch.bool)
+    coarse[::2, ::2] = True
+    results: dict[float, list[tuple[float, float, float]]] = {share: [] for share in shares}
+    for name in names:
+        image = handle.prepare([zoo.load_image(name)])
+        with torch.no_grad():
+            engine = IncrementalForward.build(handle, image)
+            target = int(engine.clean_logits.argmax())
+            drops = torch.cat([engine.clean_logits[0, target] - engine(
+                torch.zeros_like(ys[at:at + 32]), ys[at:at + 32], xs[at:at + 32],
+                torch.full((ys[at:at + 32].numel(), 3, window, window), 0.5))[:, target] for at in range(0, ys.numel(), 32)])
+        grid = drops.view(side, side)[::2, ::2][None, None]
+        guess = F.interpolate(grid, size=(side, side), mode="bilinear", align_corners=True).flatten()
+        disagreement = F.interpolate(F.max_pool2d(grid, 2, 1) + F.max_pool2d(-grid, 2, 1), size=(side, side),
+                                     mode="nearest").flatten().masked_fill(coarse.flatten(), -float("inf"))
+        exact_map = spread_windows(drops[None], ys, xs, window, 224, 224)[0, 0]
+        for share in shares:
+            refined = disagreement.topk(int(share * int((~coarse).sum()))).indices
+            run = coarse.flatten().clone()
+            run[refined] = True
+            approx_map = spread_windows(torch.where(run, drops, guess)[None], ys, xs, window, 224, 224)[0, 0]
+            results[share].append((*similarity(exact_map, approx_map), float(run.float().mean())))
+    return results
+
+
+def similarity(exact: torch.Tensor, approx: torch.Tensor) -> tuple[float, float]:
+    """(Spearman, SSIM) of two maps, SSIM over the exact map's range."""
+    spread = float(exact.max() - exact.min()) or 1.0
+    return (float(spearmanr(exact.flatten(), approx.flatten()).statistic),
+            float(structural_similarity(exact.numpy(), approx.numpy(), data_range=spread)))
+
+
+def compare(handle: zoo.ModelHandle, image: torch.Tensor, target: int, count: int, args: argparse.Namespace) -> None:
+    """Print the paths' seconds side by side, and each map's distance to today's."""
+    window, stride = GEOMETRY[count]
+    maps: dict[str, torch.Tensor] = {}
+
+    def ours(mode: str) -> None:
+        maps[mode] = interpret.occlusion(handle, image, target, window=window, stride=stride, fill="gray",
+                                         score="logit", incremental=mode)[0, 0]
+
+    def theirs(per_eval: int) -> None:
+        maps[f"captum ppe={per_eval}"] = Occlusion(handle).attribute(
+            image, sliding_window_shapes=(3, window, window), strides=(3, stride, stride), baselines=0.5,
+            target=target, perturbations_per_eval=per_eval)[0, 0]
+
+    cases = {"today (incremental=off)": lambda: ours("off"), "incremental exact": lambda: ours("exact")}
+    cases |= {f"captum ppe={n}": lambda n=n: theirs(n) for n in args.per_eval}
+    if args.approximate:
+        cases["incremental approximate"] = lambda: ours("approximate")
+    seconds = best_of(cases, image.device, args.rounds)
+    today, captum = seconds["today (incremental=off)"], min(seconds[f"captum ppe={n}"] for n in args.per_eval)
+    reference = maps["off"]
+    spread = float(reference.max() - reference.min())
+    print(f"timed side by side; load average {os.getloadavg()[0]:.1f} after\n\n"
+          "| case | seconds | x today | x captum best | max diff / range vs today |\n|---|---|---|---|---|")
+    for name, took in seconds.items():
+        key = {"today (incremental=off)": "off", "incremental exact": "exact",
+               "incremental approximate": "approximate"}.get(name, name)
+        diff = float((maps[key] - reference).abs().max()) / spread
+        print(f"| {name} | {took:.1f} | {today / took:.2f} | {captum / took:.2f} | {diff:.1e} |")
 
 
 def main() -> None:
@@ -98,6 +170,8 @@ def main() -> None:
     parser.add_argument("--per-eval", type=int, nargs="+", default=[8, 32],
                         help="captum's perturbations_per_eval values tried; the best counts")
     parser.add_argument("--approximate", action="store_true", help="also time the approximate mode and its agreement")
+    parser.add_argument("--drill-down", action="store_true", help="also the adaptive drill-down's agreement")
+    parser.add_argument("--timing", action=argparse.BooleanOptionalAction, default=True, help="time the paths")
     parser.add_argument("--smoke", action="store_true", help="49 windows, one photo: checks the script runs")
     args = parser.parse_args()
     windows = [49] if args.smoke else args.windows
@@ -110,32 +184,9 @@ def main() -> None:
           f"{datetime.date.today()}; load average {os.getloadavg()[0]:.1f} at the start\n")
     for count in windows:
         window, stride = GEOMETRY[count]
-        maps: dict[str, torch.Tensor] = {}
-
-        def ours(mode: str, maps: dict = maps, window: int = window, stride: int = stride) -> None:
-            maps[mode] = interpret.occlusion(handle, image, target, window=window, stride=stride, fill="gray",
-                                             score="logit", incremental=mode)[0, 0]
-
-        def theirs(per_eval: int, maps: dict = maps, window: int = window, stride: int = stride) -> None:
-            maps[f"captum ppe={per_eval}"] = Occlusion(handle).attribute(
-                image, sliding_window_shapes=(3, window, window), strides=(3, stride, stride), baselines=0.5,
-                target=target, perturbations_per_eval=per_eval)[0, 0]
-
-        cases = {"today (incremental=off)": lambda: ours("off"), "incremental exact": lambda: ours("exact")}
-        cases |= {f"captum ppe={n}": lambda n=n: theirs(n) for n in args.per_eval}
-        if args.approximate:
-            cases["incremental approximate"] = lambda: ours("approximate")
-        seconds = best_of(cases, device, args.rounds)
-        today, captum = seconds["today (incremental=off)"], min(seconds[f"captum ppe={n}"] for n in args.per_eval)
-        reference = maps["off"]
-        spread = float(reference.max() - reference.min())
-        print(f"## {count} windows ({window} px, stride {stride}); load average {os.getloadavg()[0]:.1f} after\n\n"
-              "| case | seconds | x today | x captum best | max diff / range vs today |\n|---|---|---|---|---|")
-        for name, took in seconds.items():
-            key = {"today (incremental=off)": "off", "incremental exact": "exact",
-                   "incremental approximate": "approximate"}.get(name, name)
-            diff = float((maps[key] - reference).abs().max()) / spread
-            print(f"| {name} | {took:.1f} | {today / took:.2f} | {captum / took:.2f} | {diff:.1e} |")
+        print(f"## {count} windows ({window} px, stride {stride})\n")
+        if args.timing:
+            compare(handle, image, target, count, args)
         stages = {"exact": by_stage(conv_work(handle, image, window, stride, None))}
         if args.approximate:
             stages["approximate"] = by_stage(conv_work(handle, image, window, stride, APPROXIMATE_SHARE))
@@ -152,6 +203,12 @@ def main() -> None:
             rho, ssim = zip(*scores)
             print(f"approximate vs exact over {len(scores)} photos: Spearman min {min(rho):.4f} mean "
                   f"{sum(rho) / len(rho):.4f}; SSIM min {min(ssim):.4f} mean {sum(ssim) / len(ssim):.4f}\n")
+        if args.drill_down:
+            print("| drill-down: windows run | Spearman min-mean | SSIM min-mean |\n|---|---|---|")
+            for scores in drill_down(handle, PHOTOS[:1 if args.smoke else args.photos], window, stride).values():
+                rho, ssim, run = zip(*scores)
+                print(f"| {run[0]:.0%} | {min(rho):.3f}-{sum(rho) / len(rho):.3f} | {min(ssim):.3f}-{sum(ssim) / len(ssim):.3f} |")
+            print()
         sys.stdout.flush()
 
 
