@@ -35,7 +35,7 @@ Incremental = Literal["auto", "exact", "approximate", "off"]
 INCREMENTAL = get_args(Incremental)
 # The approximate mode's largest changed box, as a share of each map's side (Krypton's tau). Measured on
 # efficientnet_lite0, 169 windows, chelsea (BENCHMARKS.md): 0.5 -> Spearman 0.69 mean, 0.75 -> 0.90 (SSIM 0.53,
-# 36 % of the convolutions' work; over 4 photos Spearman 0.66-0.94, SSIM 0.41-0.66, 6.6x today's path), 0.9 -> 0.95
+# 36 % of the convolutions' work; over 4 photos Spearman min 0.66 mean 0.83, SSIM min 0.41 mean 0.51, 6.6x today's path), 0.9 -> 0.95
 # (SSIM 0.80, 58 %): short of the issue's 0.99 / 0.95 bar, hence opt-in.
 APPROXIMATE_SHARE = 0.75
 # Rows per engine call when the caller leaves the batch to us: the engine's per-layer work on small boxes and its
