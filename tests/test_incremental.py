@@ -1,5 +1,6 @@
 """The incremental occlusion engine: maps equal the full pass, on real and random networks, state untouched."""
 
+import copy
 
 import pytest
 import torch
@@ -11,8 +12,10 @@ from torch import nn
 import interpret
 import zoo
 from interpret.attribution.incremental import IncrementalForward, OcclusionRows, window_values
+from interpret.attribution.incremental.fusion import fold
 from tests.conftest import assert_unchanged, state_snapshot
 from tests.test_compiled import Branchy  # control flow on the data: torch.fx cannot trace it
+from zoo.efficientnet_lite import pad_same, same_padding
 
 
 def assert_maps_equal(ours: torch.Tensor, full: torch.Tensor, share: float = 1e-4) -> None:
@@ -167,3 +170,37 @@ def test_bf16_exact_follows_the_bf16_full_pass():
     # bf16 keeps 8 bits of mantissa, and the two paths round in different places: a few units of the
     # logits' last place apart, never more.
     assert (ours - full).abs().max() <= 4 * 2 ** -8 * largest_logit
+
+
+
+class Shapes(torch.fx.Interpreter):
+    """Runs a graph and keeps every node's output shape, as the engine's clean run does."""
+
+    def run_node(self, node: torch.fx.Node) -> object:
+        out = super().run_node(node)
+        if isinstance(out, torch.Tensor):
+            self.shapes[node.name] = tuple(out.shape)
+        return out
+
+
+def test_folding_keeps_the_function_and_leaves_the_model_alone(lite0):
+    images = photos_at(lite0, 40)
+    graph = torch.fx.symbolic_trace(lite0.model)
+    before = state_snapshot(lite0.model)
+    with torch.no_grad():
+        expected = lite0.model(images)
+        shapes = Shapes(graph)
+        shapes.shapes = {}
+        shapes.run(images)
+        folded = fold(torch.fx.GraphModule(graph, copy.deepcopy(graph.graph)), shapes.shapes)
+        torch.testing.assert_close(folded(images), expected, atol=1e-4, rtol=1e-4)
+    pads = [node for node in folded.graph.nodes if node.target is pad_same]
+    assert 0 < len(pads) < 39  # of lite0's 39 'SAME' paddings, only the uneven ones stay
+    for node in pads:
+        x, kernel, stride, dilation = node.args
+        sides = x.meta["cnnviz_shape"][-2:]  # the folding keeps each node's clean shape in its meta
+        assert any(len(set(same_padding(sides[i], kernel[i], stride[i], dilation[i]))) == 2 for i in (0, 1))
+    assert all(node.users for node in folded.graph.nodes if node.op == "get_attr")
+    assert not any(isinstance(folded.get_submodule(n.target), nn.BatchNorm2d)
+                   for n in folded.graph.nodes if n.op == "call_module")
+    assert_unchanged(before, lite0.model)

@@ -21,7 +21,7 @@ from typing import Literal
 import torch
 
 from interpret.attribution.incremental import Incremental, OcclusionRows
-from interpret.core.batching import auto_batch_size, chunks
+from interpret.core.batching import auto_batch_size
 from interpret.core.registry import method
 from interpret.core.removal import Fill, removed_pixels
 from interpret.core.targets import Target, class_probabilities, pass_target, take, target_scores
@@ -93,6 +93,7 @@ def occlusion(handle: ModelHandle, images: torch.Tensor, target: Target = None, 
     ys, xs = grid_y.flatten(), grid_x.flatten()
     per_image = ys.numel()
     fills = removed_pixels(handle, images, fill)
+    engine_batch = batch_size  # a batch the caller sets holds for the incremental engine too
     batch_size = batch_size or auto_batch_size(handle)
 
     # One stream of rows: first each clean image, then every (image, window), so batches are full and
@@ -105,9 +106,9 @@ def occlusion(handle: ModelHandle, images: torch.Tensor, target: Target = None, 
         masks = window_masks(top, left, window, height, width) * occluded.view(-1, 1, 1, 1)
         return forward(torch.lerp(images[img], fills[img], masks))
 
-    rows_forward = OcclusionRows(handle, images, fills, window, full_rows, incremental)
+    rows_forward = OcclusionRows(handle, images, fills, window, full_rows, incremental, batch_size, engine_batch)
     with torch.no_grad():
-        for rows in chunks(row_scores.numel(), batch_size, desc="occlusion"):
+        for rows in rows_forward.spans(row_scores.numel(), desc="occlusion"):
             flat = torch.arange(rows.start, rows.stop, device=images.device)
             is_clean = flat < batch
             window_row = (flat - batch).clamp(min=0)  # clean rows borrow window 0, masked out below

@@ -11,4 +11,4 @@ from interpret.attribution.incremental.choice import INCREMENTAL, Incremental, O
 from interpret.attribution.incremental.engine import IncrementalForward, trace, window_values
 from interpret.attribution.incremental.patch import Patch
 
-__all__ = ["INCREMENTAL", "Incremental", "OcclusionRows", "IncrementalForward", "Patch", "trace", "window_values"]
+__all__ = ["INCREMENTAL", "Incremental", "IncrementalForward", "OcclusionRows", "Patch", "trace", "window_values"]

@@ -5,7 +5,7 @@ layer by layer only that window's growing footprint differs. The engine
 traces the network once with ``torch.fx``, runs the clean images through the
 graph and keeps every node's output, then, for a batch of changed rows, walks
 the graph carrying only each row's changed box (:mod:`.patch`) through the
-per-operation rules (:mod:`.rules`): many rows' boxes go through a layer's own
+per-operation rules (:mod:`.rules`), on a graph folded for inference (:mod:`.fusion`): many rows' boxes go through a layer's own
 weights in one batched call. Where a box grows to the whole map, and at the
 head (global pooling, classifier), the layers run in full. This is Krypton's
 incremental view maintenance (Nakandala, Kumar & Papakonstantinou, SIGMOD 2019).
@@ -28,6 +28,7 @@ Example:
 from __future__ import annotations
 
 import contextlib
+import copy
 from typing import Any
 
 import torch
@@ -35,6 +36,7 @@ import torch.fx
 from torch import nn
 from torch.fx.node import map_arg
 
+from interpret.attribution.incremental.fusion import fold
 from interpret.attribution.incremental.patch import Patch, span
 from interpret.attribution.incremental.rules import apply, call
 from zoo.handle import PRECISIONS, ModelHandle, as_handle
@@ -68,12 +70,21 @@ class IncrementalForward:
 
     def __init__(self, handle: ModelHandle, graph: torch.fx.GraphModule, images: torch.Tensor,
                  cap: float | None = None) -> None:
-        self.handle, self.graph, self.cap = handle, graph, cap
-        self.modules = dict(graph.named_modules())
-        self.clean: dict[str, Any] = {}
+        self.handle, self.cap = handle, cap
         self.boxes: dict[str, tuple[int, ...]] = {}  # per node: the last call's box shape (K, C, h, w), if boxed
+        self.graph = graph
         with torch.no_grad(), self._precision():
-            self.clean_logits = self._walk(self._normalize(images), None)
+            self.clean_logits = self._run_clean(images)
+            if handle.precision == "fp32":  # in bf16 folded weights would round elsewhere than the full pass
+                shapes = {name: tuple(value.shape) for name, value in self.clean.items()
+                          if isinstance(value, torch.Tensor)}  # the map sizes, which the folding reads
+                self.graph = fold(torch.fx.GraphModule(graph, copy.deepcopy(graph.graph)), shapes)
+                self.clean_logits = self._run_clean(images)
+
+    def _run_clean(self, images: torch.Tensor) -> torch.Tensor:
+        self.modules = dict(self.graph.named_modules())
+        self.clean: dict[str, Any] = {}
+        return self._walk(self._normalize(images), None)
 
     @classmethod
     def build(cls, model: nn.Module, images: torch.Tensor, cap: float | None = None) -> IncrementalForward:

@@ -22,6 +22,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import torch
+import torch.nn.functional as F
 
 
 @dataclass
@@ -56,8 +57,15 @@ class Patch:
         """The ``(K, C, L, M)`` window of each row's full map at map rows ``rows (K, L)`` and columns
         ``cols (K, M)``; positions outside the map read ``pad``."""
         height, width = self.clean.shape[-2:]
-        box_h, box_w = self.values.shape[-2:]
+        if _shared_span(rows) and _shared_span(cols):
+            return self._read_shared(int(rows[0, 0]), int(rows[0, -1]) + 1, int(cols[0, 0]), int(cols[0, -1]) + 1, pad)
         k = torch.arange(self.rows, device=rows.device)[:, None, None]
+        if rows.shape[1] * cols.shape[1] * 2 >= height * width:  # most of the map: one gather from the full maps
+            before_r, before_c = max(-int(rows.min()), 0), max(-int(cols.min()), 0)
+            padding = (before_c, max(int(cols.max()) + 1 - width, 0), before_r, max(int(rows.max()) + 1 - height, 0))
+            maps = F.pad(self.full(), padding, value=pad) if any(padding) else self.full()
+            return maps[k, :, (rows + before_r)[:, :, None], (cols + before_c)[:, None, :]].permute(0, 3, 1, 2)
+        box_h, box_w = self.values.shape[-2:]
         clean = self.clean[self.image[:, None, None], :, rows.clamp(0, height - 1)[:, :, None],
                            cols.clamp(0, width - 1)[:, None, :]]  # (K, L, M, C)
         box_rows, box_cols = rows - self.top[:, None], cols - self.left[:, None]
@@ -70,14 +78,32 @@ class Patch:
             window = torch.where(inside_map[..., None], window, torch.full_like(window, pad))
         return window.permute(0, 3, 1, 2)  # channels-last strides, as oneDNN likes them
 
+    def _read_shared(self, top: int, bottom: int, left: int, right: int, pad: float) -> torch.Tensor:
+        """The window ``[top, bottom) x [left, right)``, the same for every row: a slice of the full maps, padded."""
+        height, width = self.clean.shape[-2:]
+        crop = self.full()[:, :, max(top, 0):min(bottom, height), max(left, 0):min(right, width)]
+        padding = (max(-left, 0), max(right - width, 0), max(-top, 0), max(bottom - height, 0))
+        return F.pad(crop, padding, value=pad) if any(padding) else crop
+
     def full(self) -> torch.Tensor:
-        """The ``(K, C, H, W)`` full maps."""
+        """The ``(K, C, H, W)`` full maps: copies of the clean maps with each box written in."""
         if self.covers_map:
             return self.values
-        height, width = self.clean.shape[-2:]
-        rows = torch.arange(height, device=self.top.device).expand(self.rows, height)
-        cols = torch.arange(width, device=self.top.device).expand(self.rows, width)
-        return self.read(rows, cols)
+        maps = self.clean[self.image].contiguous(memory_format=_memory_format(self.clean))
+        k = torch.arange(self.rows, device=self.top.device)[:, None, None]
+        rows, cols = span(self.top, self.values.shape[-2]), span(self.left, self.values.shape[-1])
+        maps[k, :, rows[:, :, None], cols[:, None, :]] = self.values.permute(0, 2, 3, 1).to(maps.dtype)
+        return maps
+
+
+def _shared_span(positions: torch.Tensor) -> bool:
+    """Whether every row reads the same consecutive positions."""
+    first = positions[0]
+    return bool((positions == first).all()) and int(first[-1] - first[0]) == first.numel() - 1
+
+
+def _memory_format(tensor: torch.Tensor) -> torch.memory_format:
+    return torch.channels_last if tensor.is_contiguous(memory_format=torch.channels_last) else torch.contiguous_format
 
 
 def span(start: torch.Tensor, length: int) -> torch.Tensor:

@@ -55,7 +55,7 @@ class Sliding:
     run: Callable[[torch.Tensor], torch.Tensor]
 
 
-def _conv(input: Any, weight: torch.Tensor, bias: torch.Tensor | None = None, stride: Any = 1,  # noqa: A002
+def _conv(input: Any, weight: torch.Tensor, bias: torch.Tensor | None = None, stride: Any = 1,
           padding: Any = 0, dilation: Any = 1, groups: int = 1) -> Sliding | None:
     if isinstance(padding, str) or weight.dim() != 4:
         return None
@@ -64,7 +64,7 @@ def _conv(input: Any, weight: torch.Tensor, bias: torch.Tensor | None = None, st
                    lambda x: F.conv2d(x, weight, bias, s, 0, d, groups))
 
 
-def _max_pool(input: Any, kernel_size: Any, stride: Any = None, padding: Any = 0, dilation: Any = 1,  # noqa: A002
+def _max_pool(input: Any, kernel_size: Any, stride: Any = None, padding: Any = 0, dilation: Any = 1,
               ceil_mode: bool = False, return_indices: bool = False) -> Sliding | None:
     if ceil_mode or return_indices:
         return None
@@ -72,7 +72,7 @@ def _max_pool(input: Any, kernel_size: Any, stride: Any = None, padding: Any = 0
     return Sliding(k, s, pair(padding), d, float("-inf"), lambda x: F.max_pool2d(x, k, s, 0, d))
 
 
-def _avg_pool(input: Any, kernel_size: Any, stride: Any = None, padding: Any = 0, ceil_mode: bool = False,  # noqa: A002
+def _avg_pool(input: Any, kernel_size: Any, stride: Any = None, padding: Any = 0, ceil_mode: bool = False,
               count_include_pad: bool = True, divisor_override: int | None = None) -> Sliding | None:
     if ceil_mode or (pair(padding) != (0, 0) and not count_include_pad):
         return None
