@@ -72,7 +72,3 @@ def fullgrad(handle: ModelHandle, images: torch.Tensor, target: Target = None, *
                         for t in terms))
     return torch.cat(maps)
 
-
-__all__ = ["ablationcam", "bias_layers", "cam_layers", "eigencam", "eigengradcam", "fem", "finercam",
-           "fullgrad", "fuse", "gradcam_elementwise", "gradcam_plusplus", "hirescam", "kpcacam", "layercam",
-           "scorecam", "shapleycam", "to_grid", "xgradcam"]
