@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import torch
 
-from interpret.attribution.cam.core import cam_layers, fuse, min_max, to_grid, upsample
+from interpret.attribution.cam.core import min_max, upsample
 from interpret.core.batching import auto_batch_size, chunks
 from interpret.core.registry import method
 from interpret.core.targets import Target, pass_target, take, target_scores
