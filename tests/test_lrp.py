@@ -232,7 +232,7 @@ def test_a_graph_that_cannot_be_canonized_is_refused_in_one_line_naming_the_laye
 
 def test_an_unknown_composite_is_one_line_from_python_and_exit_2_from_the_cli(capsys):
     handle = zoo.wrap(BiasFreeCNN(), input_size=16)
-    with pytest.raises(CnnvizError, match="unknown LRP composite 'epsilon'.*epsilon_plus_flat"):
+    with pytest.raises(CnnvizError, match="unknown composite 'epsilon'.*epsilon_plus_flat"):
         interpret.lrp(handle, torch.rand(1, 3, 16, 16), 0, composite="epsilon")
     from cli.main import main
 

@@ -3,7 +3,7 @@
 No detection weights can be had offline, so one is trained on :mod:`zoo.scenes`: torchvision's FCOS
 head (anchor-free, one location per cell) over a four-block convolutional backbone with one stride-8
 feature map, sized for 64-pixel canvases. It is trained by the same loop as ``cnnviz train``
-(:func:`zoo.training.train`) with the detector's own loss (:class:`DetectionObjective`), in a few minutes
+(:func:`zoo.training.train`) with the detector's own loss (:class:`zoo.detection_objective.DetectionObjective`), in a few minutes
 on a CPU; ``cnnviz train --model fashion_det`` rebuilds it. Its log (``zoo/weights/fashion_det-log.json``) holds the recipe, the history and the mAP@0.5 on
 held-out scenes pasted from Fashion-MNIST's test split. Its handle answers packed detections
 (:func:`zoo.dense.pack_detections`), as torchvision's detectors do here.
@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 from torch import nn
@@ -34,8 +34,10 @@ from zoo.handle import ModelHandle
 from zoo.registry import register
 from zoo.scene_training import SceneTask, train_scene_model
 from zoo.scenes import Scenes
-from zoo.training import Objective, TrainConfig
 from zoo.weights import load_weights
+
+if TYPE_CHECKING:
+    from zoo.training import Objective
 
 WEIGHTS_DIR = Path(__file__).resolve().parent / "weights"
 DET_NAME = "fashion_det"
@@ -93,30 +95,6 @@ def detector_targets(labels: torch.Tensor) -> list[dict[str, torch.Tensor]]:
     return [{"boxes": rows[rows[:, 4] >= 0, :4], "labels": rows[rows[:, 4] >= 0, 4].long()} for rows in labels]
 
 
-class DetectionObjective(Objective):
-    """A torchvision detector's own training loss (in train mode it takes targets and answers its loss
-    terms), summed; validation reports that loss and the mAP@0.5 as the accuracy."""
-
-    def step(self, handle: ModelHandle, images: torch.Tensor, labels: torch.Tensor,
-             config: TrainConfig) -> tuple[torch.Tensor, int, int]:
-        losses = handle.model((images - handle.mean) / handle.std, detector_targets(labels))
-        return sum(losses.values()), 0, 0
-
-    def validate(self, handle: ModelHandle, data: TensorData, config: TrainConfig,
-                 amp: bool) -> tuple[float, float | None]:
-        total, images = 0.0, data.images.float() / 255.0
-        with preserve(handle.model), torch.no_grad():
-            handle.model.train()  # the loss needs train mode; group norm keeps no statistics to disturb
-            for start in range(0, len(data), 100):
-                batch = slice(start, start + 100)
-                losses = handle.model((images[batch] - handle.mean) / handle.std, detector_targets(data.labels[batch]))
-                total += float(sum(losses.values())) * images[batch].shape[0]
-        found = detect(handle, images)
-        truth = detector_targets(data.labels.cpu())  # the detections come back on the CPU
-        accuracy = mean_average_precision(found, [t["boxes"] for t in truth], [t["labels"] for t in truth])
-        return total / len(data), accuracy["map"]
-
-
 def detect(handle: ModelHandle, images: torch.Tensor, batch_size: int = 100) -> list[torch.Tensor]:
     """Each image's detections (``(n, 6)`` rows of :func:`zoo.dense.pack_detections`, padding dropped), in
     eval mode, the model's mode left as found."""
@@ -139,6 +117,14 @@ def scene_data(scenes: Scenes) -> TensorData:
     return TensorData((scenes.images * 255).round().to(torch.uint8), box_labels(scenes))
 
 
+def detection_objective() -> Objective:
+    """The detector's own training loss (:class:`zoo.detection_objective.DetectionObjective`), made when a
+    model trains, so that ``import zoo`` does not load the training loop."""
+    from zoo.detection_objective import DetectionObjective
+
+    return DetectionObjective()
+
+
 def det_handle(mean: tuple[float, ...], std: tuple[float, ...], classes: tuple[str, ...]) -> ModelHandle:
     """An untrained ``fashion_det`` with its configuration."""
     config = ModelConfig(input_size=CANVAS, resize_size=CANVAS, mean=mean, std=std, classes=classes,
@@ -148,7 +134,7 @@ def det_handle(mean: tuple[float, ...], std: tuple[float, ...], classes: tuple[s
 
 
 DET_TASK = SceneTask(DET_NAME, CANVAS, ITEMS, classes=lambda scenes: scenes.classes, make_handle=det_handle,
-                     labels=scene_data, score=detection_accuracy, objective=DetectionObjective(),
+                     labels=scene_data, score=detection_accuracy, objective=detection_objective,
                      defaults={"train_scenes": 4000, "val_scenes": 200, "test_scenes": 500, "epochs": 10})
 
 

@@ -16,7 +16,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 
@@ -25,7 +25,9 @@ from zoo.errors import CnnvizError
 from zoo.handle import ModelHandle
 from zoo.jsonfile import write_json
 from zoo.scenes import Scenes, fashion_scenes
-from zoo.training import Objective, TrainConfig, save_atomic, train
+
+if TYPE_CHECKING:
+    from zoo.training import Objective
 
 
 @dataclass(frozen=True)
@@ -39,7 +41,8 @@ class SceneTask:
         make_handle: ``(mean, std, classes) -> handle``, untrained.
         labels: scenes as the training loop's data (uint8 images and labels).
         score: ``(handle, held-out scenes) -> dict`` of the held-out accuracy.
-        objective: the loss (None: cross-entropy per pixel or per image).
+        objective: makes the loss (None: cross-entropy per pixel or per image); a factory, so that ``import zoo``
+            does not load the training loop.
         defaults: the shipped recipe: ``train_scenes``, ``val_scenes``, ``test_scenes``, ``epochs``.
     """
 
@@ -50,7 +53,7 @@ class SceneTask:
     make_handle: Callable[[tuple[float, ...], tuple[float, ...], tuple[str, ...]], ModelHandle]
     labels: Callable[[Scenes], TensorData]
     score: Callable[[ModelHandle, Scenes], dict[str, Any]]
-    objective: Objective | None
+    objective: Callable[[], Objective] | None
     defaults: dict[str, int]
 
 
@@ -81,13 +84,15 @@ def train_scene_model(task: SceneTask, out: str | Path, *, train_scenes: int | N
     classes = task.classes(scenes["train"])
     splits = Splits("fashion-scenes", data, task.labels(scenes["val"]), task.labels(scenes["test"]), list(classes),
                     mean, std, NO_AUGMENT)  # no augmentation: a shift would move images and labels apart
+    from zoo.training import TrainConfig, save_atomic, train  # the loop loads only when a model trains
+
     torch.manual_seed(seed)
     handle = task.make_handle(mean, std, classes).to(device)
     config = TrainConfig(epochs=counts["epochs"], batch_size=32, optimizer="adamw", lr=3e-3, schedule="onecycle",
                          augment=False, seed=seed)
     started = time.perf_counter()
     result = train(handle, splits, config, checkpoint=checkpoint, resume=resume, progress=progress,
-                   objective=task.objective)
+                   objective=task.objective() if task.objective is not None else None)
     scores = task.score(handle.eval(), scenes["test"])
     save_atomic({k: v.detach().contiguous().cpu() for k, v in handle.model.state_dict().items()},
                 out / f"{task.name}.pt")

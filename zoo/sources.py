@@ -38,6 +38,7 @@ import inspect
 import json
 import logging
 import sys
+import warnings
 import zipfile
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
@@ -461,7 +462,9 @@ def _build_torchscript(source: str, weights: Weights, *, num_classes: int | None
     _no_weights(source, weights)
     extra = {CONFIG_FILE: ""}
     try:
-        module = torch.jit.load(source, map_location="cpu", _extra_files=extra)
+        with warnings.catch_warnings():  # torch 2.14 calls TorchScript deprecated; a user's file still loads
+            warnings.filterwarnings("ignore", message=".*torch.jit.load. is deprecated", category=FutureWarning)
+            module = torch.jit.load(source, map_location="cpu", _extra_files=extra)
     except Exception as exc:  # torch raises many types for a bad archive
         raise CnnvizError(f"cannot load the TorchScript file {source}: {str(exc).strip()[:200]}") from None
     data = {**_extra_config(extra[CONFIG_FILE], source), "default_layer": None, "hookable": False}
