@@ -62,17 +62,23 @@ class Explanation:
             (self.marked.nbytes if self.marked is not None else 0)
 
 
-def explain(handle: ModelHandle, method: Method, batch: torch.Tensor, probs: torch.Tensor, image_name: str,
-            target: int | None, layer: str | None, options: dict[str, Any], stem: str) -> Explanation:
-    """Run ``method`` on one prepared image as ``cnnviz explain`` does, with its record (``probs``: the
-    model's probabilities on the image)."""
-    explained = int(probs.argmax()) if target is None else target
+def timed_call(method: Method, handle: ModelHandle, batch: torch.Tensor, target: Any, layer: str | None,
+               options: dict[str, Any]) -> tuple[torch.Tensor, float]:
+    """``method``'s maps with the request's options (and layer, where the method takes one), and its seconds."""
     kwargs = dict(options)
     if method.uses_layer and layer is not None:
         kwargs["layer"] = layer
     start = time.perf_counter()
     maps = method.fn(handle, batch, target, **kwargs)
-    seconds = time.perf_counter() - start
+    return maps, time.perf_counter() - start
+
+
+def explain(handle: ModelHandle, method: Method, batch: torch.Tensor, probs: torch.Tensor, image_name: str,
+            target: int | None, layer: str | None, options: dict[str, Any], stem: str) -> Explanation:
+    """Run ``method`` on one prepared image as ``cnnviz explain`` does, with its record (``probs``: the
+    model's probabilities on the image)."""
+    explained = int(probs.argmax()) if target is None else target
+    maps, seconds = timed_call(method, handle, batch, target, layer, options)
     record = explanation_record(handle, method, options, layer, image_name, probs, explained, maps[0], seconds, 1,
                                 f"{stem}.png", f"{stem}.npy")
     return Explanation(batch[0].cpu().numpy(), maps[0].detach().cpu().numpy(),
@@ -89,12 +95,7 @@ def explain_dense(handle: ModelHandle, method: Method, batch: torch.Tensor, imag
     with torch.no_grad():
         output = handle(batch)
     found = output[0][output[0, :, 5] >= 0].cpu() if isinstance(explained, interpret.BoxScore) else None
-    kwargs = dict(options)
-    if method.uses_layer and layer is not None:
-        kwargs["layer"] = layer
-    start = time.perf_counter()
-    maps = method.fn(handle, batch, explained, **kwargs)
-    seconds = time.perf_counter() - start
+    maps, seconds = timed_call(method, handle, batch, explained, layer, options)
     what, score = explained_caption(explained, handle.class_name), float(explained(output)[0])
     record = {"model": handle.name, "task": handle.config.task, "image": image_name, "method": method.name,
               "explained": what, "score": score, "options": options, "layer": layer, "seconds": round(seconds, 3),

@@ -17,7 +17,6 @@ Example:
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -25,16 +24,14 @@ import torch
 from torch import nn
 
 from zoo.config import ModelConfig
-from zoo.datasets import FASHION_MNIST_CLASSES, TensorData
+from zoo.datasets import TensorData
 from zoo.dense import pack_detections
 from zoo.detection_map import mean_average_precision
-from zoo.errors import CnnvizError
 from zoo.guard import preserve
 from zoo.handle import ModelHandle
 from zoo.registry import register
-from zoo.scene_training import SceneTask, train_scene_model
+from zoo.scene_training import SceneTask, shipped_scene_model, train_scene_model
 from zoo.scenes import Scenes
-from zoo.weights import load_weights
 
 if TYPE_CHECKING:
     from zoo.training import Objective
@@ -148,13 +145,4 @@ def train_fashion_det(out: str | Path, **options: Any) -> dict[str, Any]:
           lambda: WEIGHTS_DIR / f"{DET_NAME}.pt")
 def build_fashion_det(weights: str | Path | None = "pretrained") -> ModelHandle:
     """The shipped Fashion-MNIST scene detector (or its architecture with other or random weights)."""
-    path = WEIGHTS_DIR / f"{DET_NAME}-log.json"
-    if not path.is_file():
-        raise CnnvizError(f"the fashion_det log is missing ({path}): retrain with zoo.fashion_det.train_fashion_det")
-    log = json.loads(path.read_text())
-    handle = det_handle(tuple(log["normalization"]["mean"]), tuple(log["normalization"]["std"]),
-                        tuple(log.get("classes", FASHION_MNIST_CLASSES)))
-    if weights is not None:
-        load_weights(handle.model, WEIGHTS_DIR / f"{DET_NAME}.pt" if weights == "pretrained" else weights,
-                     what=DET_NAME)
-    return handle.eval()
+    return shipped_scene_model(DET_TASK, WEIGHTS_DIR, weights)

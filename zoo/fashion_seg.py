@@ -14,7 +14,6 @@ Example:
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
@@ -23,12 +22,10 @@ from torch import nn
 
 from zoo.config import ModelConfig
 from zoo.datasets import TensorData
-from zoo.errors import CnnvizError
 from zoo.handle import ModelHandle
 from zoo.registry import register
-from zoo.scene_training import SceneTask, train_scene_model
+from zoo.scene_training import SceneTask, shipped_scene_model, train_scene_model
 from zoo.scenes import Scenes
-from zoo.weights import load_weights
 
 WEIGHTS_DIR = Path(__file__).resolve().parent / "weights"
 SEG_NAME = "fashion_seg"
@@ -104,13 +101,4 @@ def train_fashion_seg(out: str | Path, **options: Any) -> dict[str, Any]:
           lambda: WEIGHTS_DIR / f"{SEG_NAME}.pt")
 def build_fashion_seg(weights: str | Path | None = "pretrained") -> ModelHandle:
     """The shipped Fashion-MNIST scene segmenter (or its architecture with other or random weights)."""
-    path = WEIGHTS_DIR / f"{SEG_NAME}-log.json"
-    if not path.is_file():
-        raise CnnvizError(f"the fashion_seg log is missing ({path}): retrain with zoo.fashion_seg.train_fashion_seg")
-    log = json.loads(path.read_text())
-    handle = seg_handle(tuple(log["normalization"]["mean"]), tuple(log["normalization"]["std"]),
-                        tuple(log["classes"]))
-    if weights is not None:
-        load_weights(handle.model, WEIGHTS_DIR / f"{SEG_NAME}.pt" if weights == "pretrained" else weights,
-                     what=SEG_NAME)
-    return handle.eval()
+    return shipped_scene_model(SEG_TASK, WEIGHTS_DIR, weights)

@@ -10,6 +10,7 @@ as a :class:`SceneTask`.
 
 from __future__ import annotations
 
+import json
 import os
 import platform
 import time
@@ -25,6 +26,7 @@ from zoo.errors import CnnvizError
 from zoo.handle import ModelHandle
 from zoo.jsonfile import write_json
 from zoo.scenes import Scenes, fashion_scenes
+from zoo.weights import load_weights
 
 if TYPE_CHECKING:
     from zoo.training import Objective
@@ -113,3 +115,18 @@ def train_scene_model(task: SceneTask, out: str | Path, *, train_scenes: int | N
     if not keep_checkpoint:
         checkpoint.unlink(missing_ok=True)
     return log
+
+
+def shipped_scene_model(task: SceneTask, weights_dir: Path, weights: str | Path | None = "pretrained") -> ModelHandle:
+    """``task``'s model as shipped: normalization and classes from its log in ``weights_dir``, and its weights
+    (``"pretrained"``: the shipped file; a path: other weights; None: random)."""
+    path = weights_dir / f"{task.name}-log.json"
+    if not path.is_file():
+        raise CnnvizError(f"the {task.name} log is missing ({path}): retrain it with cnnviz train --model {task.name}")
+    log = json.loads(path.read_text())
+    handle = task.make_handle(tuple(log["normalization"]["mean"]), tuple(log["normalization"]["std"]),
+                              tuple(log["classes"]))
+    if weights is not None:
+        load_weights(handle.model, weights_dir / f"{task.name}.pt" if weights == "pretrained" else weights,
+                     what=task.name)
+    return handle.eval()
