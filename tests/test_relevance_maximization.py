@@ -27,8 +27,11 @@ def fashion() -> zoo.ModelHandle:
 @pytest.fixture(scope="module")
 def garments() -> torch.Tensor:
     """A few Fashion-MNIST test images (the model's own data, so its predictions vary)."""
+    from zoo.datasets import DATASETS
     from zoo.image_data import open_dataset
 
+    if not DATASETS["fashion-mnist"].default_dir.is_dir():
+        pytest.skip("needs Fashion-MNIST (apt-get install dataset-fashion-mnist)")
     dataset = open_dataset("fashion-mnist")
     return torch.stack([dataset[i] for i in range(12)])
 
