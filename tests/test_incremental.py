@@ -12,7 +12,7 @@ from torch import nn
 import interpret
 import zoo
 from interpret.attribution.incremental import IncrementalForward, OcclusionRows, window_values
-from interpret.attribution.incremental.fusion import fold
+from interpret.attribution.incremental.fusion import fold, padded_conv2d
 from tests.conftest import assert_unchanged, state_snapshot
 from tests.test_compiled import Branchy  # control flow on the data: torch.fx cannot trace it
 from zoo.efficientnet_lite import pad_same, same_padding
@@ -183,6 +183,17 @@ class Shapes(torch.fx.Interpreter):
         return out
 
 
+@pytest.mark.parametrize("side, kernel, stride, dilation, padding", [
+    (14, 5, 2, 1, (1, 2, 1, 2)), (224, 3, 2, 1, (0, 1, 0, 1)), (15, 3, 3, 2, (2, 0, 0, 3)), (9, 1, 2, 1, (0, 1, 1, 0))])
+def test_padded_conv2d_equals_padding_then_convolving(side, kernel, stride, dilation, padding):
+    x, weight, bias = torch.randn(2, 4, side, side + 1), torch.randn(6, 2, kernel, kernel), torch.randn(6)
+    top, bottom, left, right = padding
+    expected = nn.functional.conv2d(nn.functional.pad(x, (left, right, top, bottom)), weight, bias, stride, 0,
+                                    dilation, 2)
+    torch.testing.assert_close(padded_conv2d(x, weight, bias, stride, padding, dilation, 2), expected,
+                               atol=1e-5, rtol=1e-5)
+
+
 def test_folding_keeps_the_function_and_leaves_the_model_alone(lite0):
     images = photos_at(lite0, 40)
     graph = torch.fx.symbolic_trace(lite0.model)
@@ -194,12 +205,16 @@ def test_folding_keeps_the_function_and_leaves_the_model_alone(lite0):
         shapes.run(images)
         folded = fold(torch.fx.GraphModule(graph, copy.deepcopy(graph.graph)), shapes.shapes)
         torch.testing.assert_close(folded(images), expected, atol=1e-4, rtol=1e-4)
-    pads = [node for node in folded.graph.nodes if node.target is pad_same]
-    assert 0 < len(pads) < 39  # of lite0's 39 'SAME' paddings, only the uneven ones stay
-    for node in pads:
-        x, kernel, stride, dilation = node.args
+    assert not [node for node in folded.graph.nodes if node.target is pad_same]  # all 39 'SAME' paddings fold
+    uneven = [node for node in folded.graph.nodes if node.target is padded_conv2d]
+    assert uneven  # the uneven ones (stride 2 on even sides) as padded_conv2d, the rest as conv2d's own padding
+    for node in uneven:
+        x, weight, _, stride, padding, dilation, _ = node.args
         sides = x.meta["cnnviz_shape"][-2:]  # the folding keeps each node's clean shape in its meta
-        assert any(len(set(same_padding(sides[i], kernel[i], stride[i], dilation[i]))) == 2 for i in (0, 1))
+        kernel = folded.get_buffer(weight.target).shape[-2:]
+        assert padding == (*same_padding(sides[0], kernel[0], stride[0], dilation[0]),
+                           *same_padding(sides[1], kernel[1], stride[1], dilation[1]))
+        assert padding[0] != padding[1] or padding[2] != padding[3]
     assert all(node.users for node in folded.graph.nodes if node.op == "get_attr")
     assert not any(isinstance(folded.get_submodule(n.target), nn.BatchNorm2d)
                    for n in folded.graph.nodes if n.op == "call_module")

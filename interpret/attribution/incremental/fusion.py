@@ -8,8 +8,9 @@ batch norm 17 %, ReLU6 14 %, 'SAME' zero padding 13 % of the engine's time).
 
 - an eval-mode batch norm right after a convolution becomes part of that
   convolution's weights and bias (new tensors held by the graph);
-- a symmetric 'SAME' padding right before a convolution becomes that
-  convolution's own zero padding;
+- a 'SAME' padding right before a convolution becomes that convolution's own
+  zero padding (an uneven one, more after than before, runs as
+  :func:`padded_conv2d`: no padded copy of the map);
 - a ReLU / ReLU6 right after a convolution runs in place on its fresh output.
 
 Example:
@@ -27,11 +28,31 @@ import torch
 import torch.fx
 import torch.nn.functional as F
 from torch import nn
+from torch.nn.modules.utils import _pair
 
 from zoo.efficientnet_lite import pad_same, same_padding
 
 CONV_FIELDS = ("stride", "padding", "dilation", "groups")
 SHAPE = "cnnviz_shape"  # a node's output shape on the clean images, kept in its meta
+
+
+def padded_conv2d(input: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None, stride: int | tuple[int, int],
+                  padding: tuple[int, int, int, int], dilation: int | tuple[int, int], groups: int) -> torch.Tensor:
+    """``F.conv2d`` of ``input`` zero-padded by ``(top, bottom, left, right)``, sides that may differ.
+
+    It pads both sides alike, by ``before`` plus whole strides, and cuts off the outputs that padding adds, so the
+    map is never copied; each kept output reads exactly the pixels it reads on the unevenly padded map.
+    """
+    stride, dilation = _pair(stride), _pair(dilation)
+    pads, starts, counts = [], [], []
+    for axis, (before, after) in enumerate((padding[:2], padding[2:])):
+        s, reach = stride[axis], dilation[axis] * (weight.shape[2 + axis] - 1)
+        extra = -(-max(after - before, 0) // s)  # whole strides of padding added before: outputs to drop
+        pads.append(before + extra * s)
+        starts.append(extra)
+        counts.append((input.shape[2 + axis] + before + after - reach - 1) // s + 1)
+    output = F.conv2d(input, weight, bias, stride, pads, dilation, groups)
+    return output[:, :, starts[0]:starts[0] + counts[0], starts[1]:starts[1] + counts[1]]
 
 
 def _conv_parts(graph: torch.fx.GraphModule, node: torch.fx.Node) -> dict | None:
@@ -65,7 +86,8 @@ def _replace_conv(graph: torch.fx.GraphModule, old: torch.fx.Node, parts: dict, 
     with graph.graph.inserting_before(old):
         weight, bias = (graph.graph.get_attr(name) if parts[kind] is not None else None
                         for name, kind in zip(names, ("weight", "bias")))
-        new = graph.graph.call_function(F.conv2d, (parts["input"], weight, bias,
+        function = padded_conv2d if isinstance(parts["padding"], tuple) and len(parts["padding"]) == 4 else F.conv2d
+        new = graph.graph.call_function(function, (parts["input"], weight, bias,
                                                    *(parts[field] for field in CONV_FIELDS)))
     new.meta[SHAPE] = old.meta.get(SHAPE, ())
     old.replace_all_uses_with(new)
@@ -102,8 +124,8 @@ def fold(graph: torch.fx.GraphModule, sizes: dict[str, tuple[int, ...]]) -> torc
             x, kernel, stride, dilation = source.args
             height, width = x.meta[SHAPE][-2:]
             pads = [same_padding(size, kernel[i], stride[i], dilation[i]) for i, size in enumerate((height, width))]
-            if all(before == after for before, after in pads):
-                parts = {**parts, "input": x, "padding": (pads[0][0], pads[1][0])}
+            even = all(before == after for before, after in pads)
+            parts = {**parts, "input": x, "padding": (pads[0][0], pads[1][0]) if even else (*pads[0], *pads[1])}
         users = list(node.users)
         folded = False
         if len(users) == 1 and users[0].op == "call_module":
