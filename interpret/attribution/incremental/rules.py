@@ -20,6 +20,7 @@ Example:
 
 from __future__ import annotations
 
+import functools
 import inspect
 import operator
 from collections.abc import Callable
@@ -90,9 +91,14 @@ def _avg_pool(input: Any, kernel_size: Any, stride: Any = None, padding: Any = 0
     return Sliding(k, s, pair(padding), (1, 1), 0.0, lambda x: F.avg_pool2d(x, k, s, 0, divisor_override=divisor))
 
 
+@functools.cache
+def _signature(fn: Callable) -> inspect.Signature:
+    return inspect.signature(fn)
+
+
 def _bind(fn: Callable[..., Sliding | None], args: tuple, kwargs: dict) -> Sliding | None:
     try:
-        inspect.signature(fn).bind(*args, **kwargs)
+        _signature(fn).bind(*args, **kwargs)
     except TypeError:
         return None
     return fn(*args, **kwargs)
