@@ -72,13 +72,14 @@ class Patch:
         extremes = torch.stack([-top.min(), -left.min(), top.max() + length - self.clean.shape[-2],
                                 left.max() + width - self.clean.shape[-1]])
         margin, padded = padded_clean(self.clean, max(int(extremes.max()), 0), pad)
-        batch, height, side, channels = padded.shape
-        windows = padded.as_strided((batch, height - length + 1, side - width + 1, length, width, channels),
-                                    (height * side * channels, side * channels, channels, side * channels,
-                                     channels, 1))
-        spare = torch.cat([self.image, self.image[:1]]), torch.cat([top, top[:1]]), torch.cat([left, left[:1]])
-        # (K + 1, length, width, C): row K takes the box values that fall outside their window
-        window = windows[spare[0], spare[1] + margin, spare[2] + margin]
+        _, height, side, channels = padded.shape
+        spare = [torch.cat([index, index[:1]]) for index in (self.image, top + margin, left + margin)]
+        first = (spare[0] * height + spare[1]) * side + spare[2]  # each window's first pixel in the padded maps
+        pixels = first[:, None, None] + (torch.arange(length, device=top.device) * side)[:, None] \
+            + torch.arange(width, device=top.device)
+        # (K + 1, length, width, C), a pixel's channels one row of the copy; row K takes the box values that
+        # fall outside their window
+        window = padded.view(-1, channels).index_select(0, pixels.flatten()).view(rows + 1, length, width, channels)
         box_h, box_w = self.values.shape[-2:]
         box_rows = span(self.top - top, box_h)
         box_cols = span(self.left - left, box_w)
