@@ -15,7 +15,7 @@ from interpret.attribution.incremental import IncrementalForward, OcclusionRows,
 from interpret.attribution.incremental.fusion import fold, padded_conv2d, same_conv2d
 from tests.conftest import assert_unchanged, state_snapshot
 from tests.test_compiled import Branchy  # control flow on the data: torch.fx cannot trace it
-from zoo.efficientnet_lite import pad_same
+from zoo.efficientnet_lite import Conv2dSame, pad_same
 
 
 def assert_maps_equal(ours: torch.Tensor, full: torch.Tensor, share: float = 1e-4) -> None:
@@ -122,6 +122,30 @@ def test_incremental_equals_full_on_random_conv_nets(kernel, stride, padding, di
     engine = IncrementalForward.build(net, images)
     with torch.no_grad():
         torch.testing.assert_close(engine(image, top, left, values), net(changed), atol=1e-5, rtol=1e-4)
+
+
+@settings(max_examples=20, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(kernel=st.integers(1, 5), stride=st.integers(1, 3), dilation=st.integers(1, 2), size=st.integers(7, 18),
+       box=st.integers(1, 5), seed=st.integers(0, 10_000))
+def test_incremental_equals_full_on_same_padded_nets(kernel, stride, dilation, size, box, seed):
+    """'SAME' convolutions, uneven paddings included, fold into the engine's graph and keep it exact."""
+    assume(box <= size)
+    torch.manual_seed(seed)
+    net = nn.Sequential(Conv2dSame(3, 8, kernel, stride, dilation=dilation, bias=False), nn.BatchNorm2d(8),
+                        nn.ReLU6(), Conv2dSame(8, 8, 3, 2, groups=8), nn.AdaptiveAvgPool2d(1), nn.Flatten(),
+                        nn.Linear(8, 3)).eval()
+    net[1].running_mean.uniform_(-1, 1)
+    images = torch.rand(1, 3, size, size)
+    top, left = torch.randint(0, size - box + 1, (2,)), torch.randint(0, size - box + 1, (2,))
+    values = torch.rand(2, 3, box, box)
+    changed = images.repeat(2, 1, 1, 1)
+    for k in range(2):
+        changed[k, :, top[k]:top[k] + box, left[k]:left[k] + box] = values[k]
+    engine = IncrementalForward.build(net, images)
+    assert sum(node.target is same_conv2d for node in engine.graph.graph.nodes) == 2
+    with torch.no_grad():
+        torch.testing.assert_close(engine(torch.zeros(2, dtype=torch.long), top, left, values), net(changed),
+                                   atol=1e-5, rtol=1e-4)
 
 
 def test_a_network_the_engine_cannot_follow_runs_in_full_with_one_line_saying_why():
