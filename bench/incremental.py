@@ -38,6 +38,7 @@ import interpret
 import zoo
 from interpret.attribution.incremental import IncrementalForward
 from interpret.attribution.incremental.choice import APPROXIMATE_SHARE
+from interpret.attribution.incremental.fusion import same_conv2d
 from interpret.attribution.occlusion import spread_windows, window_origins
 
 GEOMETRY = {169: (32, 16), 729: (16, 8), 3025: (8, 4), 49: (64, 32)}
@@ -51,7 +52,7 @@ def conv_work(handle: zoo.ModelHandle, image: torch.Tensor, window: int, stride:
     them (a box is one size for a whole batch)."""
     engine = IncrementalForward.build(handle, image, cap)
     params = dict(engine.graph.named_parameters()) | dict(engine.graph.named_buffers())
-    convs = [n for n in engine.graph.graph.nodes if n.op == "call_function" and n.target is F.conv2d]
+    convs = [n for n in engine.graph.graph.nodes if n.op == "call_function" and n.target in (F.conv2d, same_conv2d)]
     origins = window_origins(image.shape[-1], window, stride)
     ys, xs = (grid.flatten() for grid in torch.meshgrid(origins, origins, indexing="ij"))
     chosen = torch.linspace(0, ys.numel() - 1, min(sample, ys.numel())).round().long()

@@ -12,10 +12,10 @@ from torch import nn
 import interpret
 import zoo
 from interpret.attribution.incremental import IncrementalForward, OcclusionRows, window_values
-from interpret.attribution.incremental.fusion import fold
+from interpret.attribution.incremental.fusion import fold, padded_conv2d, same_conv2d
 from tests.conftest import assert_unchanged, state_snapshot
 from tests.test_compiled import Branchy  # control flow on the data: torch.fx cannot trace it
-from zoo.efficientnet_lite import pad_same, same_padding
+from zoo.efficientnet_lite import Conv2dSame, pad_same
 
 
 def assert_maps_equal(ours: torch.Tensor, full: torch.Tensor, share: float = 1e-4) -> None:
@@ -124,6 +124,30 @@ def test_incremental_equals_full_on_random_conv_nets(kernel, stride, padding, di
         torch.testing.assert_close(engine(image, top, left, values), net(changed), atol=1e-5, rtol=1e-4)
 
 
+@settings(max_examples=20, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(kernel=st.integers(1, 5), stride=st.integers(1, 3), dilation=st.integers(1, 2), size=st.integers(7, 18),
+       box=st.integers(1, 5), seed=st.integers(0, 10_000))
+def test_incremental_equals_full_on_same_padded_nets(kernel, stride, dilation, size, box, seed):
+    """'SAME' convolutions, uneven paddings included, fold into the engine's graph and keep it exact."""
+    assume(box <= size)
+    torch.manual_seed(seed)
+    net = nn.Sequential(Conv2dSame(3, 8, kernel, stride, dilation=dilation, bias=False), nn.BatchNorm2d(8),
+                        nn.ReLU6(), Conv2dSame(8, 8, 3, 2, groups=8), nn.AdaptiveAvgPool2d(1), nn.Flatten(),
+                        nn.Linear(8, 3)).eval()
+    net[1].running_mean.uniform_(-1, 1)
+    images = torch.rand(1, 3, size, size)
+    top, left = torch.randint(0, size - box + 1, (2,)), torch.randint(0, size - box + 1, (2,))
+    values = torch.rand(2, 3, box, box)
+    changed = images.repeat(2, 1, 1, 1)
+    for k in range(2):
+        changed[k, :, top[k]:top[k] + box, left[k]:left[k] + box] = values[k]
+    engine = IncrementalForward.build(net, images)
+    assert sum(node.target is same_conv2d for node in engine.graph.graph.nodes) == 2
+    with torch.no_grad():
+        torch.testing.assert_close(engine(torch.zeros(2, dtype=torch.long), top, left, values), net(changed),
+                                   atol=1e-5, rtol=1e-4)
+
+
 def test_a_network_the_engine_cannot_follow_runs_in_full_with_one_line_saying_why():
     handle = zoo.wrap(nn.Sequential(Branchy(), nn.AdaptiveAvgPool2d(1), nn.Flatten()).eval(), input_size=12)
     images = torch.rand(1, 3, 12, 12)
@@ -173,14 +197,15 @@ def test_bf16_exact_follows_the_bf16_full_pass():
 
 
 
-class Shapes(torch.fx.Interpreter):
-    """Runs a graph and keeps every node's output shape, as the engine's clean run does."""
-
-    def run_node(self, node: torch.fx.Node) -> object:
-        out = super().run_node(node)
-        if isinstance(out, torch.Tensor):
-            self.shapes[node.name] = tuple(out.shape)
-        return out
+@pytest.mark.parametrize("side, kernel, stride, dilation, padding", [
+    (14, 5, 2, 1, (1, 2, 1, 2)), (224, 3, 2, 1, (0, 1, 0, 1)), (15, 3, 3, 2, (2, 0, 0, 3)), (9, 1, 2, 1, (0, 1, 1, 0))])
+def test_padded_conv2d_equals_padding_then_convolving(side, kernel, stride, dilation, padding):
+    x, weight, bias = torch.randn(2, 4, side, side + 1), torch.randn(6, 2, kernel, kernel), torch.randn(6)
+    top, bottom, left, right = padding
+    expected = nn.functional.conv2d(nn.functional.pad(x, (left, right, top, bottom)), weight, bias, stride, 0,
+                                    dilation, 2)
+    torch.testing.assert_close(padded_conv2d(x, weight, bias, stride, padding, dilation, 2), expected,
+                               atol=1e-5, rtol=1e-5)
 
 
 def test_folding_keeps_the_function_and_leaves_the_model_alone(lite0):
@@ -189,17 +214,10 @@ def test_folding_keeps_the_function_and_leaves_the_model_alone(lite0):
     before = state_snapshot(lite0.model)
     with torch.no_grad():
         expected = lite0.model(images)
-        shapes = Shapes(graph)
-        shapes.shapes = {}
-        shapes.run(images)
-        folded = fold(torch.fx.GraphModule(graph, copy.deepcopy(graph.graph)), shapes.shapes)
+        folded = fold(torch.fx.GraphModule(graph, copy.deepcopy(graph.graph)))
         torch.testing.assert_close(folded(images), expected, atol=1e-4, rtol=1e-4)
-    pads = [node for node in folded.graph.nodes if node.target is pad_same]
-    assert 0 < len(pads) < 39  # of lite0's 39 'SAME' paddings, only the uneven ones stay
-    for node in pads:
-        x, kernel, stride, dilation = node.args
-        sides = x.meta["cnnviz_shape"][-2:]  # the folding keeps each node's clean shape in its meta
-        assert any(len(set(same_padding(sides[i], kernel[i], stride[i], dilation[i]))) == 2 for i in (0, 1))
+    assert not [node for node in folded.graph.nodes if node.target is pad_same]
+    assert len([node for node in folded.graph.nodes if node.target is same_conv2d]) == 49  # each of lite0's convolutions pads 'SAME'
     assert all(node.users for node in folded.graph.nodes if node.op == "get_attr")
     assert not any(isinstance(folded.get_submodule(n.target), nn.BatchNorm2d)
                    for n in folded.graph.nodes if n.op == "call_module")

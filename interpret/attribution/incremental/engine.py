@@ -73,13 +73,10 @@ class IncrementalForward:
         self.handle, self.cap = handle, cap
         self.boxes: dict[str, tuple[int, ...]] = {}  # per node: the last call's box shape (K, C, h, w), if boxed
         self.graph = graph
+        if handle.precision == "fp32":  # in bf16 folded weights would round elsewhere than the full pass
+            self.graph = fold(torch.fx.GraphModule(graph, copy.deepcopy(graph.graph)))
         with torch.no_grad(), self._precision():
             self.clean_logits = self._run_clean(images)
-            if handle.precision == "fp32":  # in bf16 folded weights would round elsewhere than the full pass
-                shapes = {name: tuple(value.shape) for name, value in self.clean.items()
-                          if isinstance(value, torch.Tensor)}  # the map sizes, which the folding reads
-                self.graph = fold(torch.fx.GraphModule(graph, copy.deepcopy(graph.graph)), shapes)
-                self.clean_logits = self._run_clean(images)
 
     def _run_clean(self, images: torch.Tensor) -> torch.Tensor:
         self.modules = dict(self.graph.named_modules())

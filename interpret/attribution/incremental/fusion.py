@@ -8,13 +8,14 @@ batch norm 17 %, ReLU6 14 %, 'SAME' zero padding 13 % of the engine's time).
 
 - an eval-mode batch norm right after a convolution becomes part of that
   convolution's weights and bias (new tensors held by the graph);
-- a symmetric 'SAME' padding right before a convolution becomes that
-  convolution's own zero padding;
+- a 'SAME' padding right before a convolution becomes part of it
+  (:func:`same_conv2d`: the convolution's own zero padding where even, and
+  no padded copy of the map where uneven);
 - a ReLU / ReLU6 right after a convolution runs in place on its fresh output.
 
 Example:
     >>> net = nn.Sequential(nn.Conv2d(3, 4, 3), nn.BatchNorm2d(4), nn.ReLU()).eval()
-    >>> graph = fold(torch.fx.symbolic_trace(net), {})
+    >>> graph = fold(torch.fx.symbolic_trace(net))
     >>> [n.op for n in graph.graph.nodes]
     ['placeholder', 'get_attr', 'get_attr', 'call_function', 'call_function', 'output']
 """
@@ -27,11 +28,48 @@ import torch
 import torch.fx
 import torch.nn.functional as F
 from torch import nn
+from torch.nn.modules.utils import _pair
 
 from zoo.efficientnet_lite import pad_same, same_padding
 
 CONV_FIELDS = ("stride", "padding", "dilation", "groups")
-SHAPE = "cnnviz_shape"  # a node's output shape on the clean images, kept in its meta
+
+
+def padded_conv2d(input: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None, stride: int | tuple[int, int],
+                  padding: tuple[int, int, int, int], dilation: int | tuple[int, int], groups: int) -> torch.Tensor:
+    """``F.conv2d`` of ``input`` zero-padded by ``(top, bottom, left, right)``, sides that may differ.
+
+    It pads both sides alike, by ``before`` plus whole strides, and cuts off the outputs that padding adds, so the
+    map is never copied; each kept output reads exactly the pixels it reads on the unevenly padded map.
+    """
+    stride, dilation = _pair(stride), _pair(dilation)
+    pads, starts, counts = [], [], []
+    for axis, (before, after) in enumerate((padding[:2], padding[2:])):
+        s, reach = stride[axis], dilation[axis] * (weight.shape[2 + axis] - 1)
+        extra = -(-max(after - before, 0) // s)  # whole strides of padding added before: outputs to drop
+        pads.append(before + extra * s)
+        starts.append(extra)
+        counts.append((input.shape[2 + axis] + before + after - reach - 1) // s + 1)
+    output = F.conv2d(input, weight, bias, stride, pads, dilation, groups)
+    return output[:, :, starts[0]:starts[0] + counts[0], starts[1]:starts[1] + counts[1]]
+
+
+@torch.fx.wrap
+def same_conv2d(input: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None, stride: tuple[int, int],
+                dilation: tuple[int, int], groups: int) -> torch.Tensor:
+    """``F.conv2d`` of ``input`` zero-padded by TensorFlow's 'SAME' rule (:func:`~zoo.efficientnet_lite.pad_same`)
+    for this convolution, without a padded copy of the map."""
+    (top, bottom), (left, right) = same_pads(input.shape[-2:], weight.shape[-2:], stride, dilation)
+    if top == bottom and left == right:
+        return F.conv2d(input, weight, bias, stride, (top, left), dilation, groups)
+    return padded_conv2d(input, weight, bias, stride, (top, bottom, left, right), dilation, groups)
+
+
+def same_pads(sides: tuple[int, ...], kernel: tuple[int, ...], stride: tuple[int, int],
+              dilation: tuple[int, int]) -> tuple[tuple[int, int], tuple[int, int]]:
+    """The 'SAME' padding ``((top, bottom), (left, right))`` of maps of ``sides`` (height, width)."""
+    top_bottom, left_right = (same_padding(sides[i], kernel[i], stride[i], dilation[i]) for i in (0, 1))
+    return top_bottom, left_right
 
 
 def _conv_parts(graph: torch.fx.GraphModule, node: torch.fx.Node) -> dict | None:
@@ -65,9 +103,12 @@ def _replace_conv(graph: torch.fx.GraphModule, old: torch.fx.Node, parts: dict, 
     with graph.graph.inserting_before(old):
         weight, bias = (graph.graph.get_attr(name) if parts[kind] is not None else None
                         for name, kind in zip(names, ("weight", "bias")))
-        new = graph.graph.call_function(F.conv2d, (parts["input"], weight, bias,
-                                                   *(parts[field] for field in CONV_FIELDS)))
-    new.meta[SHAPE] = old.meta.get(SHAPE, ())
+        if parts["padding"] == "same":
+            arguments = (parts["input"], weight, bias, parts["stride"], parts["dilation"], parts["groups"])
+            new = graph.graph.call_function(same_conv2d, arguments)
+        else:
+            new = graph.graph.call_function(F.conv2d, (parts["input"], weight, bias,
+                                                       *(parts[field] for field in CONV_FIELDS)))
     old.replace_all_uses_with(new)
     graph.graph.erase_node(old)
     return new
@@ -82,14 +123,11 @@ def _fold_batch_norm(parts: dict, norm: nn.BatchNorm2d) -> dict:
             "bias": (bias - norm.running_mean) * scale + shift}
 
 
-def fold(graph: torch.fx.GraphModule, sizes: dict[str, tuple[int, ...]]) -> torch.fx.GraphModule:
+def fold(graph: torch.fx.GraphModule) -> torch.fx.GraphModule:
     """``graph`` with batch norms and 'SAME' paddings folded into their convolutions and ReLUs in place.
 
-    ``sizes`` holds each node's output shape by node name (from a run of the graph): it decides whether a
-    padding is symmetric. The model's own modules and tensors are left untouched.
+    The model's own modules and tensors are left untouched.
     """
-    for node in graph.graph.nodes:
-        node.meta[SHAPE] = sizes.get(node.name, ())
     index = 0
     for node in list(graph.graph.nodes):
         parts = _conv_parts(graph, node)
@@ -98,12 +136,11 @@ def fold(graph: torch.fx.GraphModule, sizes: dict[str, tuple[int, ...]]) -> torc
         source = parts["input"]
         if isinstance(source, torch.fx.Node) and source.op == "call_function" and source.target is pad_same \
                 and len(source.users) == 1 and parts["padding"] in (0, (0, 0)) and len(source.args) == 4 \
-                and len(source.args[0].meta.get(SHAPE, ())) == 4:
-            x, kernel, stride, dilation = source.args
-            height, width = x.meta[SHAPE][-2:]
-            pads = [same_padding(size, kernel[i], stride[i], dilation[i]) for i, size in enumerate((height, width))]
-            if all(before == after for before, after in pads):
-                parts = {**parts, "input": x, "padding": (pads[0][0], pads[1][0])}
+                and _pair(source.args[1]) == tuple(parts["weight"].shape[-2:]) \
+                and _pair(source.args[2]) == _pair(parts["stride"]) \
+                and _pair(source.args[3]) == _pair(parts["dilation"]):
+            parts = {**parts, "input": source.args[0], "padding": "same",
+                     "stride": _pair(parts["stride"]), "dilation": _pair(parts["dilation"])}
         users = list(node.users)
         folded = False
         if len(users) == 1 and users[0].op == "call_module":
@@ -139,6 +176,5 @@ def _activate_in_place(graph: torch.fx.GraphModule, conv: torch.fx.Node) -> None
         return
     with graph.graph.inserting_before(users[0]):
         new = graph.graph.call_function(function, (conv,), {"inplace": True})
-    new.meta[SHAPE] = users[0].meta.get(SHAPE, ())
     users[0].replace_all_uses_with(new)
     graph.graph.erase_node(users[0])

@@ -56,27 +56,39 @@ class Patch:
     def read(self, rows: torch.Tensor, cols: torch.Tensor, pad: float = 0.0) -> torch.Tensor:
         """The ``(K, C, L, M)`` window of each row's full map at map rows ``rows (K, L)`` and columns
         ``cols (K, M)``; positions outside the map read ``pad``."""
-        height, width = self.clean.shape[-2:]
-        if _shared_span(rows) and _shared_span(cols):
-            return self._read_shared(int(rows[0, 0]), int(rows[0, -1]) + 1, int(cols[0, 0]), int(cols[0, -1]) + 1, pad)
-        k = torch.arange(self.rows, device=rows.device)[:, None, None]
-        if rows.shape[1] * cols.shape[1] * 2 >= height * width:  # most of the map: one gather from the full maps
-            before_r, before_c = max(-int(rows.min()), 0), max(-int(cols.min()), 0)
-            padding = (before_c, max(int(cols.max()) + 1 - width, 0), before_r, max(int(rows.max()) + 1 - height, 0))
-            maps = F.pad(self.full(), padding, value=pad) if any(padding) else self.full()
-            return maps[k, :, (rows + before_r)[:, :, None], (cols + before_c)[:, None, :]].permute(0, 3, 1, 2)
         box_h, box_w = self.values.shape[-2:]
-        clean = self.clean[self.image[:, None, None], :, rows.clamp(0, height - 1)[:, :, None],
-                           cols.clamp(0, width - 1)[:, None, :]]  # (K, L, M, C)
-        box_rows, box_cols = rows - self.top[:, None], cols - self.left[:, None]
-        inside_box = (((box_rows >= 0) & (box_rows < box_h))[:, :, None]
-                      & ((box_cols >= 0) & (box_cols < box_w))[:, None, :])
-        boxed = self.values[k, :, box_rows.clamp(0, box_h - 1)[:, :, None], box_cols.clamp(0, box_w - 1)[:, None, :]]
-        window = torch.where(inside_box[..., None], boxed, clean)
-        inside_map = (((rows >= 0) & (rows < height))[:, :, None] & ((cols >= 0) & (cols < width))[:, None, :])
-        if not bool(inside_map.all()):
-            window = torch.where(inside_map[..., None], window, torch.full_like(window, pad))
-        return window.permute(0, 3, 1, 2)  # channels-last strides, as oneDNN likes them
+        if (rows.shape[1], cols.shape[1]) == (box_h, box_w) and torch.equal(rows[:, 0], self.top) \
+                and torch.equal(cols[:, 0], self.left):  # the box itself: a 1x1 convolution's read
+            return self.values
+        if self.covers_map and _shared_span(rows) and _shared_span(cols):
+            return self._read_shared(int(rows[0, 0]), int(rows[0, -1]) + 1, int(cols[0, 0]), int(cols[0, -1]) + 1, pad)
+        return self._read_boxed(rows[:, 0], cols[:, 0], rows.shape[1], cols.shape[1], pad)
+
+    def _read_boxed(self, top: torch.Tensor, left: torch.Tensor, length: int, width: int,
+                    pad: float) -> torch.Tensor:
+        """Windows of ``length x width`` at ``(top[k], left[k])``: one gather of the clean windows from the
+        padded clean maps (:func:`padded_clean`), then each row's box values written in."""
+        rows = self.rows
+        extremes = torch.stack([-top.min(), -left.min(), top.max() + length - self.clean.shape[-2],
+                                left.max() + width - self.clean.shape[-1]])
+        margin, padded = padded_clean(self.clean, max(int(extremes.max()), 0), pad)
+        _, height, side, channels = padded.shape
+        spare = [torch.cat([index, index[:1]]) for index in (self.image, top + margin, left + margin)]
+        first = (spare[0] * height + spare[1]) * side + spare[2]  # each window's first pixel in the padded maps
+        pixels = first[:, None, None] + (torch.arange(length, device=top.device) * side)[:, None] \
+            + torch.arange(width, device=top.device)
+        # (K + 1, length, width, C), a pixel's channels one row of the copy; row K takes the box values that
+        # fall outside their window
+        window = padded.view(-1, channels).index_select(0, pixels.flatten()).view(rows + 1, length, width, channels)
+        box_h, box_w = self.values.shape[-2:]
+        box_rows = span(self.top - top, box_h)
+        box_cols = span(self.left - left, box_w)
+        inside = (((box_rows >= 0) & (box_rows < length))[:, :, None]
+                  & ((box_cols >= 0) & (box_cols < width))[:, None, :])
+        row = torch.where(inside, torch.arange(rows, device=top.device)[:, None, None], rows)
+        window.index_put_((row, box_rows.clamp(0, length - 1)[:, :, None], box_cols.clamp(0, width - 1)[:, None, :]),
+                          self.values.permute(0, 2, 3, 1).to(window.dtype))
+        return window[:rows].permute(0, 3, 1, 2)  # channels-last strides, as oneDNN likes them
 
     def _read_shared(self, top: int, bottom: int, left: int, right: int, pad: float) -> torch.Tensor:
         """The window ``[top, bottom) x [left, right)``, the same for every row: a slice of the full maps, padded."""
@@ -94,6 +106,15 @@ class Patch:
         rows, cols = span(self.top, self.values.shape[-2]), span(self.left, self.values.shape[-1])
         maps[k, :, rows[:, :, None], cols[:, None, :]] = self.values.permute(0, 2, 3, 1).to(maps.dtype)
         return maps
+
+
+def padded_clean(clean: torch.Tensor, margin: int, pad: float) -> tuple[int, torch.Tensor]:
+    """``clean`` as ``(B, H, W, C)`` maps padded by at least ``margin`` pixels of ``pad`` on every side, and
+    that margin; kept with the clean maps (they never change), so each layer pads once."""
+    kept = clean.__dict__.setdefault("_cnnviz_padded", {})
+    if pad not in kept or kept[pad][0] < margin:
+        kept[pad] = margin, F.pad(clean, (margin,) * 4, value=pad).permute(0, 2, 3, 1).contiguous()
+    return kept[pad]
 
 
 def _shared_span(positions: torch.Tensor) -> bool:

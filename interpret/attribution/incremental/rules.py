@@ -20,6 +20,7 @@ Example:
 
 from __future__ import annotations
 
+import functools
 import inspect
 import operator
 from collections.abc import Callable
@@ -32,6 +33,7 @@ from torch import nn
 from torch.fx.node import map_aggregate
 from torchvision.ops import stochastic_depth
 
+from interpret.attribution.incremental.fusion import same_conv2d, same_pads
 from interpret.attribution.incremental.patch import Patch, fit_box, span
 from zoo.efficientnet_lite import pad_same, same_padding
 
@@ -64,6 +66,16 @@ def _conv(input: Any, weight: torch.Tensor, bias: torch.Tensor | None = None, st
                    lambda x: F.conv2d(x, weight, bias, s, 0, d, groups))
 
 
+def _same_conv(input: Any, weight: torch.Tensor, bias: torch.Tensor | None, stride: tuple[int, int],
+               dilation: tuple[int, int], groups: int) -> Sliding | None:
+    """:func:`same_conv2d`: only the padding before counts here; a read past the map's end reads zeros."""
+    if not isinstance(input, Patch):
+        return None
+    (top, _), (left, _) = same_pads(input.clean.shape[-2:], weight.shape[-2:], stride, dilation)
+    return Sliding(pair(weight.shape[-2:]), stride, (top, left), dilation, 0.0,
+                   lambda x: F.conv2d(x, weight, bias, stride, 0, dilation, groups))
+
+
 def _max_pool(input: Any, kernel_size: Any, stride: Any = None, padding: Any = 0, dilation: Any = 1,
               ceil_mode: bool = False, return_indices: bool = False) -> Sliding | None:
     if ceil_mode or return_indices:
@@ -81,9 +93,14 @@ def _avg_pool(input: Any, kernel_size: Any, stride: Any = None, padding: Any = 0
     return Sliding(k, s, pair(padding), (1, 1), 0.0, lambda x: F.avg_pool2d(x, k, s, 0, divisor_override=divisor))
 
 
+@functools.cache
+def _signature(fn: Callable) -> inspect.Signature:
+    return inspect.signature(fn)
+
+
 def _bind(fn: Callable[..., Sliding | None], args: tuple, kwargs: dict) -> Sliding | None:
     try:
-        inspect.signature(fn).bind(*args, **kwargs)
+        _signature(fn).bind(*args, **kwargs)
     except TypeError:
         return None
     return fn(*args, **kwargs)
@@ -104,7 +121,7 @@ def sliding_op(target: Any, args: tuple, kwargs: dict) -> Sliding | None:
         return _avg_pool(args[0], target.kernel_size, target.stride, target.padding, target.ceil_mode,
                          target.count_include_pad, target.divisor_override)
     spec = {F.conv2d: _conv, torch.conv2d: _conv, F.max_pool2d: _max_pool, torch.max_pool2d: _max_pool,
-            F.avg_pool2d: _avg_pool}.get(target)
+            F.avg_pool2d: _avg_pool, same_conv2d: _same_conv}.get(target)
     return _bind(spec, args, kwargs) if spec else None
 
 
