@@ -12,6 +12,7 @@ from torchvision.ops import box_iou
 import interpret
 import zoo
 from interpret.core import class_probabilities
+from tests.test_dense import cli
 from zoo.datasets import DATASETS
 from zoo.detection_map import average_precision, mean_average_precision
 from zoo.fashion_det import WEIGHTS_DIR, detection_accuracy
@@ -126,17 +127,6 @@ def test_methods_leave_fashion_det_as_found(det, held_out, name, mode):
         assert sum(interpret.hook_counts(model).values()) == 0 and torch.equal(rng, torch.get_rng_state())
     finally:
         model.eval()
-
-
-def cli(capsys, *argv):
-    from cli.main import main
-
-    try:
-        code = main([str(a) for a in argv])
-    except SystemExit as exit_info:
-        code = exit_info.code
-    out, err = capsys.readouterr()
-    return code, out, err
 
 
 @needs_fashion

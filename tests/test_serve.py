@@ -15,6 +15,7 @@ import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import httpx
 import numpy as np
@@ -135,6 +136,20 @@ def test_32_concurrent_clients(tmp_path):
     assert report["rss_growth_mb"] < 400, report
 
 
+def chrome_options(chromium: str, tmp_path: Path) -> Any:
+    """Headless Chromium with its own profile folder and the browser's console log kept."""
+    from selenium import webdriver
+
+    options = webdriver.ChromeOptions()
+    options.binary_location = chromium
+    for arg in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                "--disable-component-update", "--disable-sync", "--no-first-run", "--disable-dev-shm-usage",
+                f"--user-data-dir={tmp_path / 'profile'}", "--window-size=1200,900"):
+        options.add_argument(arg)
+    options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
+    return options
+
+
 @pytest.mark.slow
 def test_a_real_browser_clicks_through_the_explorer(tmp_path):
     chromium, driver_path = browser_or_skip()
@@ -145,13 +160,7 @@ def test_a_real_browser_clicks_through_the_explorer(tmp_path):
 
     artifacts = Path(os.environ.get("CNNVIZ_ARTIFACTS") or tmp_path / "artifacts") / "explorer"
     artifacts.mkdir(parents=True, exist_ok=True)
-    options = webdriver.ChromeOptions()
-    options.binary_location = chromium
-    for arg in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                "--disable-component-update", "--disable-sync", "--no-first-run", "--disable-dev-shm-usage",
-                f"--user-data-dir={tmp_path / 'profile'}", "--window-size=1200,900"):
-        options.add_argument(arg)
-    options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
+    options = chrome_options(chromium, tmp_path)
     with serving(tmp_path / "cache", "--model", "efficientnet_lite0") as (url, _):
         browser = webdriver.Chrome(options=options, service=Service(driver_path))
         wait = WebDriverWait(browser, 120)
@@ -221,13 +230,7 @@ def test_a_real_browser_uses_options_patches_optimization_and_compare(tmp_path):
     noise = np.random.default_rng(0)
     for i in range(24):
         Image.fromarray(noise.integers(0, 256, (28, 28), dtype=np.uint8)).save(photos / f"item{i:02d}.png")
-    options = webdriver.ChromeOptions()
-    options.binary_location = chromium
-    for arg in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                "--disable-component-update", "--disable-sync", "--no-first-run", "--disable-dev-shm-usage",
-                f"--user-data-dir={tmp_path / 'profile'}", "--window-size=1200,900"):
-        options.add_argument(arg)
-    options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
+    options = chrome_options(chromium, tmp_path)
     with serving(tmp_path / "cache", "--model", "fashion_cnn", "--model", "lenet5", "--weights", "random",
                  "--data", str(photos)) as (url, _):
         browser = webdriver.Chrome(options=options, service=Service(driver_path))
