@@ -146,7 +146,8 @@ def compare(handle: zoo.ModelHandle, image: torch.Tensor, target: int, count: in
             image, sliding_window_shapes=(3, window, window), strides=(3, stride, stride), baselines=0.5,
             target=target, perturbations_per_eval=per_eval)[0, 0]
 
-    cases = {"today (incremental=off)": lambda: ours("off"), "incremental exact": lambda: ours("exact")}
+    cases = {"today (incremental=off)": lambda: ours("off"), "default (incremental=auto)": lambda: ours("auto"),
+             "incremental exact": lambda: ours("exact")}
     cases |= {f"captum ppe={n}": lambda n=n: theirs(n) for n in args.per_eval}
     if args.approximate:
         cases["incremental approximate"] = lambda: ours("approximate")
@@ -157,7 +158,7 @@ def compare(handle: zoo.ModelHandle, image: torch.Tensor, target: int, count: in
     print(f"timed side by side; load average {os.getloadavg()[0]:.1f} after\n\n"
           "| case | seconds | x today | x captum best | max diff / range vs today |\n|---|---|---|---|---|")
     for name, took in seconds.items():
-        key = {"today (incremental=off)": "off", "incremental exact": "exact",
+        key = {"today (incremental=off)": "off", "default (incremental=auto)": "auto", "incremental exact": "exact",
                "incremental approximate": "approximate"}.get(name, name)
         diff = float((maps[key] - reference).abs().max()) / spread
         print(f"| {name} | {took:.1f} | {today / took:.2f} | {captum / took:.2f} | {diff:.1e} |")

@@ -11,7 +11,7 @@ from torch import nn
 
 import interpret
 import zoo
-from interpret.attribution.incremental import IncrementalForward, OcclusionRows, window_values
+from interpret.attribution.incremental import IncrementalForward, OcclusionRows, engine_graph, window_values
 from interpret.attribution.incremental.fusion import fold, padded_conv2d, same_conv2d
 from tests.conftest import assert_unchanged, state_snapshot
 from tests.test_compiled import Branchy  # control flow on the data: torch.fx cannot trace it
@@ -179,8 +179,28 @@ def test_auto_measures_both_paths_then_keeps_the_faster(tiny):
     arguments = (torch.zeros(2, dtype=torch.long), torch.tensor([0, 4]), torch.tensor([3, 0]), torch.tensor([True, True]))
     for _ in range(4):
         rows(*arguments)
-    assert calls[:2] == ["full", "full"] and rows.path in ("exact", "full")
-    assert len(calls) == 2 + (rows.path == "full")  # the third call measured the engine
+    # eager on the CPU: the first call times the full pass, the second the engine, the rest take the faster
+    assert calls[:1] == ["full"] and rows.path in ("exact", "full")
+    assert len(calls) == 1 + 2 * (rows.path == "full")
+
+
+def test_auto_warms_a_compiling_full_pass_up_before_timing_it(tiny):
+    images = torch.rand(1, 3, 16, 16)
+    handle = copy.copy(tiny)  # the same network, its own settings
+    handle.compile_mode = "on"
+    calls = []
+
+    def full(*row):
+        calls.append("full")
+        return handle(images).expand(row[0].numel(), -1)
+
+    rows = OcclusionRows(handle, images, torch.zeros_like(images), 4, full, "auto", batch_size=2)
+    assert [s.stop - s.start for s in rows.spans(10)][:3] == [2, 2, 2]  # warm-up, full timed, engine timed
+    arguments = (torch.zeros(2, dtype=torch.long), torch.tensor([0, 4]), torch.tensor([3, 0]), torch.tensor([True, True]))
+    assert rows.path == "measuring"
+    for _ in range(3):
+        rows(*arguments)
+    assert calls == ["full", "full"] and rows.path in ("exact", "full")  # the third call ran the engine
 
 
 def test_bf16_exact_follows_the_bf16_full_pass():
@@ -222,3 +242,39 @@ def test_folding_keeps_the_function_and_leaves_the_model_alone(lite0):
     assert not any(isinstance(folded.get_submodule(n.target), nn.BatchNorm2d)
                    for n in folded.graph.nodes if n.op == "call_module")
     assert_unchanged(before, lite0.model)
+
+
+def test_the_kept_graph_is_made_again_when_the_model_changes():
+    torch.manual_seed(0)
+    net = torchvision.models.resnet18(num_classes=4).eval()
+    handle = zoo.wrap(net, input_size=32)
+    images = torch.rand(1, 3, 32, 32)
+    first = engine_graph(net, folded=True)[0]
+    assert engine_graph(net, folded=True)[0] is first  # kept while nothing changed
+    with torch.no_grad():
+        net.layer1[0].conv1.weight.mul_(-1)  # in place: the same tensor, new values
+    assert engine_graph(net, folded=True)[0] is not first
+    ours, full = both_paths(handle, images, window=8, stride=8, score="logit")
+    assert torch.allclose(ours, full, atol=1e-4 * float(full.max() - full.min()))
+    kept = engine_graph(net, folded=True)[0]
+    net.layer4 = nn.Sequential()  # a module replaced: the layout changed, and the classifier now reads 256 channels
+    net.fc = nn.Linear(256, 4)
+    assert engine_graph(net, folded=True)[0] is not kept
+    ours, full = both_paths(handle, images, window=8, stride=8, score="logit")
+    assert torch.allclose(ours, full, atol=1e-4 * float(full.max() - full.min()))
+    kept = engine_graph(net, folded=True)[0]
+    net.layer1[0].bn1.train()  # a batch norm in training mode must not be folded
+    assert engine_graph(net, folded=True)[0] is not kept
+    net.eval()
+
+
+def test_the_kept_graph_goes_with_its_model():
+    import gc
+    import weakref
+
+    net = torchvision.models.resnet18(num_classes=4).eval()
+    engine_graph(net, folded=True)
+    alive = weakref.ref(net)
+    del net
+    gc.collect()
+    assert alive() is None

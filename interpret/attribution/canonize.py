@@ -19,7 +19,8 @@ through it unchanged (the ``Pass`` rule), as for ReLU, so no canonizing is neede
 
 Copying and tracing cost more than a small model's backward pass, so :func:`canonized_copy` keeps the copy of each
 live model and makes it again only when the model's weights or buffers changed (another tensor, an in-place write,
-other values: see :func:`weights_fingerprint`). The copy lives as long as the model does.
+other values: see :func:`~interpret.core.fingerprint.weights_fingerprint`) or its structure did (a module replaced,
+its mode or settings changed). The copy lives as long as the model does.
 
 Example:
     >>> import torch, torchvision
@@ -45,6 +46,7 @@ import torch.fx
 from torch import nn
 from torchvision.models import resnet as tv_resnet
 
+from interpret.core.fingerprint import structure_fingerprint, weights_fingerprint
 from zoo import cnns
 from zoo.efficientnet_lite import MBConv
 from zoo.errors import CnnvizError
@@ -197,26 +199,9 @@ def canonized(model: nn.Module) -> nn.Module:
     return twin
 
 
-def weights_fingerprint(model: nn.Module) -> tuple[object, ...]:
-    """What changes when ``model``'s weights or buffers do: each tensor's storage, in-place write counter, shape,
-    dtype and device, and its norm (which also sees writes through ``.data``, which the counter misses).
-
-    Example:
-        >>> net = torch.nn.Linear(2, 2)
-        >>> before = weights_fingerprint(net)
-        >>> _ = net.weight.data.mul_(2)
-        >>> before == weights_fingerprint(net)
-        False
-    """
-    tensors = [*model.parameters(), *model.buffers()]
-    floats = [t.detach() for t in tensors if t.is_floating_point()]
-    norms = torch.stack([n.double().cpu() for n in torch._foreach_norm(floats)]).tolist() if floats else []
-    return tuple((t.data_ptr(), t._version, tuple(t.shape), t.dtype, t.device) for t in tensors) + tuple(norms)
-
-
 @dataclass
 class CanonizedCopy:
-    """A model's canonized copy, the fingerprint of the weights it was made from, and the lock that lets one
+    """A model's canonized copy, the fingerprints of the weights and structure it was made from, and the lock that lets one
     caller at a time attach rules to it."""
 
     fingerprint: tuple[object, ...]
@@ -229,12 +214,12 @@ _COPIES_LOCK = threading.Lock()
 
 
 def canonized_copy(model: nn.Module) -> CanonizedCopy:
-    """:func:`canonized` ``model``, made once per model and again only after its weights or buffers changed.
+    """:func:`canonized` ``model``, made once per model and again only after its weights, buffers or structure changed.
 
     Raises:
         CnnvizError: as :func:`canonized` (a refusal is not kept: the next call checks again).
     """
-    fingerprint = weights_fingerprint(model)
+    fingerprint = weights_fingerprint(model), structure_fingerprint(model)
     with _COPIES_LOCK:
         kept = _COPIES.get(model)
         if kept is None or kept.fingerprint != fingerprint:

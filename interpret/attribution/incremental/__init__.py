@@ -8,7 +8,9 @@ Example:
 """
 
 from interpret.attribution.incremental.choice import INCREMENTAL, Incremental, OcclusionRows
-from interpret.attribution.incremental.engine import IncrementalForward, trace, window_values
+from interpret.attribution.incremental.engine import IncrementalForward, window_values
+from interpret.attribution.incremental.graphs import engine_graph, trace
 from interpret.attribution.incremental.patch import Patch
 
-__all__ = ["INCREMENTAL", "Incremental", "IncrementalForward", "OcclusionRows", "Patch", "trace", "window_values"]
+__all__ = ["INCREMENTAL", "Incremental", "IncrementalForward", "OcclusionRows", "Patch", "engine_graph", "trace",
+           "window_values"]

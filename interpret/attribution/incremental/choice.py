@@ -4,9 +4,10 @@ The engine pays off where the window is small against the image and the
 network's maps are large; it loses where a window covers most of a deep map,
 on tiny networks, or against a compiled full pass. So, the way
 ``--compile auto`` decides, the choice is measured: with ``incremental="auto"``
-the first chunk runs the full pass (it may compile there), the second is
-timed on the full pass, the third on the engine, and the faster per row takes
-the rest. A network the engine cannot follow stays on the full pass, with one
+one chunk is timed on the full pass, the next on the engine, and the faster
+per row takes the rest. Where the full pass's first call is not a fair
+sample (it compiles with ``--compile on``; a GPU tunes its kernels), one
+untimed chunk on the full pass comes first. A network the engine cannot follow stays on the full pass, with one
 warning line saying why.
 
 Example:
@@ -27,7 +28,8 @@ from typing import Literal, get_args
 
 import torch
 
-from interpret.attribution.incremental.engine import IncrementalForward, trace, window_values
+from interpret.attribution.incremental.engine import IncrementalForward, window_values
+from interpret.attribution.incremental.graphs import engine_graph
 from interpret.core.batching import chunks
 from zoo.handle import as_handle
 
@@ -40,8 +42,11 @@ INCREMENTAL = get_args(Incremental)
 APPROXIMATE_SHARE = 0.75
 # Rows per engine call when the caller leaves the batch to us: the engine's per-layer work on small boxes and its
 # Python walk of the graph pay off over more rows than a full pass's cache-sized batch (efficientnet_lite0,
-# 8 px windows, one CPU thread: 64 rows a call ran 1.55x faster per row than 8).
-ENGINE_ROWS = 64
+# 8 px windows, one CPU thread: 64 rows a call ran 1.55x faster per row than 8). Not more than 32: at 64 rows the
+# 14 px stage's expanded maps (34 MB a call) pass glibc's 32 MB limit for reusing freed memory, and every call
+# pays the kernel's page faults for them (2 threads on an AMD EPYC: 32 rows 0.42 s against 0.55-0.64 s at 169
+# windows, 1.8 s against 2.4 s at 729; on an Intel Xeon, 64 rows were 11 % faster than 32).
+ENGINE_ROWS = 32
 RowsForward = Callable[[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor]
 
 
@@ -68,11 +73,11 @@ class OcclusionRows:
         self.batch_size, self.engine_batch = batch_size, engine_batch or max(batch_size, ENGINE_ROWS)
         self.engine: IncrementalForward | None = None
         self.path = "full"
-        self.calls, self.full_row_seconds = 0, 0.0
+        self.calls, self.full_row_seconds, self.warm_up_calls = 0, 0.0, 0
         if mode == "off":
             return
         handle = as_handle(handle)
-        graph, reason = trace(handle.model)
+        graph, reason = engine_graph(handle.model, folded=handle.precision == "fp32")
         if graph is None:
             warnings.warn(f"occlusion runs in full: the incremental engine cannot follow this network: {reason}",
                           RuntimeWarning, stacklevel=3)
@@ -80,11 +85,12 @@ class OcclusionRows:
         cap = APPROXIMATE_SHARE if mode == "approximate" else None
         self.engine = IncrementalForward(handle, graph, images, cap)
         self.path = "measuring" if mode == "auto" else mode
+        self.warm_up_calls = int(handle.compile_mode == "on" or images.device.type != "cpu")
 
     def spans(self, total: int, desc: str | None = None) -> Iterator[slice]:
         """Slices of ``range(total)`` to ask for: while measuring, calls of ``batch_size`` rows; then calls of
         the chosen path's size."""
-        measured = min(total, 3 * self.batch_size) if self.path == "measuring" else 0
+        measured = min(total, (2 + self.warm_up_calls) * self.batch_size) if self.path == "measuring" else 0
         yield from chunks(measured, self.batch_size)
         size = self.batch_size if self.path == "full" else self.engine_batch
         for rows in chunks(total - measured, size, desc=desc):
@@ -94,10 +100,10 @@ class OcclusionRows:
                  occluded: torch.Tensor) -> torch.Tensor:
         """``(K, classes)`` logits of the rows."""
         self.calls += 1
-        if self.path == "full" or (self.path == "measuring" and self.calls == 1):
+        if self.path == "full" or (self.path == "measuring" and self.calls <= self.warm_up_calls):
             return self.full(image, top, left, occluded)
         start = time.perf_counter()
-        if self.path == "measuring" and self.calls == 2:
+        if self.path == "measuring" and self.calls == self.warm_up_calls + 1:
             output = _settled(self.full(image, top, left, occluded))
             self.full_row_seconds = (time.perf_counter() - start) / image.numel()
             return output

@@ -28,7 +28,6 @@ Example:
 from __future__ import annotations
 
 import contextlib
-import copy
 from typing import Any
 
 import torch
@@ -36,23 +35,11 @@ import torch.fx
 from torch import nn
 from torch.fx.node import map_arg
 
-from interpret.attribution.incremental.fusion import fold
+from interpret.attribution.incremental.graphs import engine_graph
 from interpret.attribution.incremental.patch import Patch, span
 from interpret.attribution.incremental.rules import apply, call
 from zoo.handle import PRECISIONS, ModelHandle, as_handle
 from zoo.outputs import select_logits
-
-
-def trace(model: nn.Module) -> tuple[torch.fx.GraphModule | None, str]:
-    """``model``'s ``torch.fx`` graph, or None and one line saying why the engine cannot follow it.
-
-    Modules in training mode are no obstacle: the rules run them in full, on full rows, as the full pass does.
-    """
-    try:
-        return torch.fx.symbolic_trace(model), ""
-    except Exception as error:  # noqa: BLE001 - any tracing failure means: not this engine
-        first_line = (str(error).strip().splitlines() or [type(error).__name__])[0][:160]
-        return None, f"torch.fx cannot trace {type(model).__name__} ({first_line})"
 
 
 class IncrementalForward:
@@ -63,7 +50,8 @@ class IncrementalForward:
 
     Args:
         handle: the model (its normalization, channels-last and precision settings are followed).
-        graph: ``handle.model`` traced by :func:`trace`.
+        graph: the graph to walk, ``handle.model``'s from :func:`~.graphs.engine_graph` (folded in fp32 only:
+            in bf16 folded weights would round elsewhere than the full pass).
         images: ``(B, C, H, W)`` clean images in [0, 1].
         cap: approximate mode: the largest changed box as a share of each map's side (None: exact).
     """
@@ -73,8 +61,6 @@ class IncrementalForward:
         self.handle, self.cap = handle, cap
         self.boxes: dict[str, tuple[int, ...]] = {}  # per node: the last call's box shape (K, C, h, w), if boxed
         self.graph = graph
-        if handle.precision == "fp32":  # in bf16 folded weights would round elsewhere than the full pass
-            self.graph = fold(torch.fx.GraphModule(graph, copy.deepcopy(graph.graph)))
         with torch.no_grad(), self._precision():
             self.clean_logits = self._run_clean(images)
 
@@ -87,7 +73,7 @@ class IncrementalForward:
     def build(cls, model: nn.Module, images: torch.Tensor, cap: float | None = None) -> IncrementalForward:
         """The engine for ``model`` on ``images``; raises ``ValueError`` saying why where it cannot follow."""
         handle = as_handle(model)
-        graph, reason = trace(handle.model)
+        graph, reason = engine_graph(handle.model, folded=handle.precision == "fp32")
         if graph is None:
             raise ValueError(reason)
         return cls(handle, graph, images, cap)

@@ -1,0 +1,58 @@
+"""Fingerprints of a model: what changes when its weights or its structure do, for caches kept per model.
+
+Example:
+    >>> net = torch.nn.Sequential(torch.nn.Linear(2, 2), torch.nn.ReLU())
+    >>> weights, layout = weights_fingerprint(net), structure_fingerprint(net)
+    >>> net[1] = torch.nn.Tanh()
+    >>> weights == weights_fingerprint(net), layout == structure_fingerprint(net)
+    (True, False)
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+PLAIN = (bool, int, float, str, type(None))
+
+
+def weights_fingerprint(model: nn.Module) -> tuple[object, ...]:
+    """What changes when ``model``'s weights or buffers do: each tensor's storage, in-place write counter, shape,
+    dtype and device, and its norm (which also sees writes through ``.data``, which the counter misses).
+
+    Example:
+        >>> net = torch.nn.Linear(2, 2)
+        >>> before = weights_fingerprint(net)
+        >>> _ = net.weight.data.mul_(2)
+        >>> before == weights_fingerprint(net)
+        False
+    """
+    tensors = [*model.parameters(), *model.buffers()]
+    floats = [t.detach() for t in tensors if t.is_floating_point()]
+    norms = torch.stack([n.double().cpu() for n in torch._foreach_norm(floats)]).tolist() if floats else []
+    return tuple((t.data_ptr(), t._version, tuple(t.shape), t.dtype, t.device) for t in tensors) + tuple(norms)
+
+
+def structure_fingerprint(model: nn.Module) -> tuple[object, ...]:
+    """What changes when ``model``'s structure does: which module sits at each name, its type, its train/eval
+    mode, and its own settings (plain values by value, anything else an instance holds, such as a replaced
+    ``forward``, by identity).
+
+    Example:
+        >>> net = torch.nn.Conv2d(1, 1, 3)
+        >>> before = structure_fingerprint(net)
+        >>> net.stride = (2, 2)
+        >>> before == structure_fingerprint(net)
+        False
+    """
+    return tuple((name, id(module), type(module), module.training, _settings(module))
+                 for name, module in model.named_modules(remove_duplicate=False))
+
+
+def _settings(module: nn.Module) -> tuple[object, ...]:
+    return tuple((key, value if _plain(value) else id(value)) for key, value in vars(module).items()
+                 if not key.startswith("_") and key != "training")
+
+
+def _plain(value: object) -> bool:
+    return isinstance(value, PLAIN) or (isinstance(value, tuple) and all(_plain(item) for item in value))
