@@ -88,13 +88,17 @@ class OcclusionRows:
         self.warm_up_calls = int(handle.compile_mode == "on" or images.device.type != "cpu")
 
     def spans(self, total: int, desc: str | None = None) -> Iterator[slice]:
-        """Slices of ``range(total)`` to ask for: while measuring, calls of ``batch_size`` rows; then calls of
-        the chosen path's size."""
-        measured = min(total, (2 + self.warm_up_calls) * self.batch_size) if self.path == "measuring" else 0
-        yield from chunks(measured, self.batch_size)
+        """Slices of ``range(total)`` to ask for: while measuring, the full pass's calls of ``batch_size`` rows
+        and one engine call of its own size; then calls of the chosen path's size."""
+        done = 0
+        if self.path == "measuring":
+            for size in [self.batch_size] * (1 + self.warm_up_calls) + [self.engine_batch]:
+                if done < total:
+                    yield slice(done, min(total, done + size))
+                    done = min(total, done + size)
         size = self.batch_size if self.path == "full" else self.engine_batch
-        for rows in chunks(total - measured, size, desc=desc):
-            yield slice(rows.start + measured, rows.stop + measured)
+        for rows in chunks(total - done, size, desc=desc):
+            yield slice(rows.start + done, rows.stop + done)
 
     def __call__(self, image: torch.Tensor, top: torch.Tensor, left: torch.Tensor,
                  occluded: torch.Tensor) -> torch.Tensor:
