@@ -279,3 +279,22 @@ def test_the_kept_graph_goes_with_its_model():
     del net
     gc.collect()
     assert alive() is None
+
+
+def test_the_deep_layers_run_in_groups_of_rows_with_the_same_logits(lite0):
+    images = photos_at(lite0, 64)
+    engine = IncrementalForward.build(lite0, images)
+    count = 11
+    image = torch.arange(count) % 2
+    top, left = torch.arange(count) * 4, torch.arange(count).flip(0) * 4
+    values = torch.rand(count, 3, 12, 12)
+    engine.tail_rows = count  # no groups: every row through every layer together
+    together = engine(image, top, left, values)
+    engine.tail_rows = 3  # groups of 3, 3, 3 and 2 once every box covers its map
+    grouped = engine(image, top, left, values)
+    assert engine.tail_from is not None and 0 < engine.tail_from < len(engine.plan.nodes) - 2  # split before the head
+    assert torch.allclose(grouped, together, atol=1e-5)
+    changed = images[image].clone()
+    for k in range(count):
+        changed[k, :, top[k]:top[k] + 12, left[k]:left[k] + 12] = values[k]
+    assert torch.allclose(grouped, lite0(changed), atol=1e-4)

@@ -28,6 +28,7 @@ Example:
 from __future__ import annotations
 
 import contextlib
+from dataclasses import dataclass
 from typing import Any
 
 import torch
@@ -40,6 +41,12 @@ from interpret.attribution.incremental.patch import Patch, span
 from interpret.attribution.incremental.rules import apply, call
 from zoo.handle import PRECISIONS, ModelHandle, as_handle
 from zoo.outputs import select_logits
+
+# Rows per group once every changed box covers its map (the deep layers): small enough that a group's maps stay
+# in the CPU's caches, large enough for the convolutions to fill both threads. efficientnet_lite0, 2 threads of an
+# AMD EPYC, 32 rows a call: no groups 0.54 s, groups of 16 0.45 s, of 12 0.52 s, of 8 0.55 s at 169 windows;
+# no groups 3.5 s, groups of 16 2.1 s at 729 windows.
+TAIL_ROWS = 16
 
 
 class IncrementalForward:
@@ -61,6 +68,9 @@ class IncrementalForward:
         self.handle, self.cap = handle, cap
         self.boxes: dict[str, tuple[int, ...]] = {}  # per node: the last call's box shape (K, C, h, w), if boxed
         self.graph = graph
+        self.plan = WalkPlan.of(graph.graph)
+        self.tail_rows = TAIL_ROWS
+        self.tail_from: int | None = None  # the node from which the last call ran in groups of rows, if it did
         with torch.no_grad(), self._precision():
             self.clean_logits = self._run_clean(images)
 
@@ -98,9 +108,14 @@ class IncrementalForward:
             return self._walk(None, Patch(values.to(clean.dtype), top, left, image, clean))
 
     def _walk(self, clean_input: torch.Tensor | None, patch: Patch | None) -> torch.Tensor:
-        """Run the graph: on the clean images (keeping every output), or on a patch (reading the kept ones)."""
+        """Run the graph: on the clean images (keeping every output), or on a patch (reading the kept ones).
+
+        A patch's rows go through the graph together while any changed box is smaller than its map; from the
+        first node after which every map still needed is full, they go on in groups of :data:`TAIL_ROWS`, so
+        that the deep layers' maps stay in the CPU's caches."""
         env: dict[str, Any] = {}
-        for node in self.graph.graph.nodes:
+        plan, self.tail_from = self.plan, None
+        for index, node in enumerate(plan.nodes):
             if node.op == "placeholder":
                 self._input_name = node.name
                 env[node.name] = clean_input if patch is None else patch
@@ -109,24 +124,79 @@ class IncrementalForward:
             elif node.op == "get_attr":
                 env[node.name] = _fetch(self.graph, node.target)
             elif node.op == "output":
-                output = map_arg(node.args[0], lambda n: env[n.name])
-                if isinstance(output, Patch):
-                    output = output.full()
-                logits = select_logits(output, self.handle.output)
-                return logits.float() if self.handle.precision != "fp32" else logits
+                return self._logits(node, env)
+            elif patch is None:
+                env[node.name] = call(*self._call_of(node, env))
+                self.clean[node.name] = _keep(env[node.name])
             else:
-                args = map_arg(node.args, lambda n: env[n.name])
-                kwargs = map_arg(node.kwargs, lambda n: env[n.name])
-                target = self.modules[node.target] if node.op == "call_module" else node.target
-                method = node.target if node.op == "call_method" else None
-                if patch is None:
-                    env[node.name] = call(target, method, args, kwargs)
-                    self.clean[node.name] = _keep(env[node.name])
-                else:
-                    env[node.name] = apply(target, method, args, kwargs, self.clean[node.name], self.cap)
-                    if isinstance(env[node.name], Patch):
-                        self.boxes[node.name] = tuple(env[node.name].values.shape)
+                target, method, args, kwargs = self._call_of(node, env)
+                env[node.name] = apply(target, method, args, kwargs, self.clean[node.name], self.cap)
+                if isinstance(env[node.name], Patch):
+                    self.boxes[node.name] = tuple(env[node.name].values.shape)
+            if patch is not None and patch.rows > self.tail_rows and plan.all_full_after(index, env):
+                self.tail_from = index + 1
+                return self._tail(index + 1, env, patch.rows)
         raise ValueError("the traced graph has no output")
+
+    def _tail(self, start: int, env: dict[str, Any], rows: int) -> torch.Tensor:
+        """The logits of the nodes from ``start`` on, whose inputs are all full maps, a group of rows at a time."""
+        plan, logits = self.plan, []
+        for group in range(0, rows, self.tail_rows):
+            part = {name: env[name][group:group + self.tail_rows] if name in plan.row_valued else env[name]
+                    for name in plan.live_after[start - 1]}
+            for node in plan.nodes[start:]:
+                if node.op == "output":
+                    logits.append(self._logits(node, part))
+                    break
+                part[node.name] = _fetch(self.graph, node.target) if node.op == "get_attr" \
+                    else call(*self._call_of(node, part))
+        return torch.cat(logits)
+
+    def _call_of(self, node: torch.fx.Node, env: dict[str, Any]) -> tuple[Any, str | None, Any, Any]:
+        """What ``node`` calls and with which arguments, read from ``env``."""
+        args = map_arg(node.args, lambda n: env[n.name])
+        kwargs = map_arg(node.kwargs, lambda n: env[n.name])
+        target = self.modules[node.target] if node.op == "call_module" else node.target
+        return target, node.target if node.op == "call_method" else None, args, kwargs
+
+    def _logits(self, node: torch.fx.Node, env: dict[str, Any]) -> torch.Tensor:
+        output = map_arg(node.args[0], lambda n: env[n.name])
+        if isinstance(output, Patch):
+            output = output.full()
+        logits = select_logits(output, self.handle.output)
+        return logits.float() if self.handle.precision != "fp32" else logits
+
+
+@dataclass(frozen=True)
+class WalkPlan:
+    """The graph's nodes in order, which outputs are still needed after each node, and which outputs have a
+    row per image (the others are weights and constants)."""
+
+    nodes: tuple[torch.fx.Node, ...]
+    live_after: tuple[tuple[str, ...], ...]
+    row_valued: frozenset[str]
+
+    @classmethod
+    def of(cls, graph: torch.fx.Graph) -> WalkPlan:
+        nodes = tuple(graph.nodes)
+        last_use = {inp.name: index for index, node in enumerate(nodes) for inp in node.all_input_nodes}
+        live: dict[str, None] = {}
+        live_after, row_valued = [], set()
+        for index, node in enumerate(nodes):
+            if node.op == "placeholder" or any(inp.name in row_valued for inp in node.all_input_nodes):
+                row_valued.add(node.name)
+            if node.name in last_use:
+                live[node.name] = None
+            for inp in node.all_input_nodes:
+                if last_use[inp.name] == index:
+                    live.pop(inp.name, None)
+            live_after.append(tuple(live))
+        return cls(nodes, tuple(live_after), frozenset(row_valued))
+
+    def all_full_after(self, index: int, env: dict[str, Any]) -> bool:
+        """Whether every row-valued output still needed after node ``index`` is a full map (no box left)."""
+        needed = [name for name in self.live_after[index] if name in self.row_valued]
+        return bool(needed) and all(isinstance(env[name], torch.Tensor) for name in needed)
 
 
 def _fetch(module: nn.Module, target: str) -> Any:
