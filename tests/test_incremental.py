@@ -176,6 +176,8 @@ def test_auto_measures_both_paths_then_keeps_the_faster(tiny):
         return tiny(images).expand(row[0].numel(), -1)
 
     rows = OcclusionRows(tiny, images, torch.zeros_like(images), 4, full, "auto")
+    # eager on the CPU: 4 rows time the full pass, then one engine call of its own size, then the chosen path
+    assert [s.stop - s.start for s in rows.spans(50)][:2] == [4, 32]
     arguments = (torch.zeros(2, dtype=torch.long), torch.tensor([0, 4]), torch.tensor([3, 0]), torch.tensor([True, True]))
     for _ in range(4):
         rows(*arguments)

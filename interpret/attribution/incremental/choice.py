@@ -4,11 +4,12 @@ The engine pays off where the window is small against the image and the
 network's maps are large; it loses where a window covers most of a deep map,
 on tiny networks, or against a compiled full pass. So, the way
 ``--compile auto`` decides, the choice is measured: with ``incremental="auto"``
-one chunk is timed on the full pass, the next on the engine, and the faster
-per row takes the rest. Where the full pass's first call is not a fair
+a few rows are timed on the full pass, the next chunk on the engine, and the
+faster per row takes the rest. Where the full pass's first call is not a fair
 sample (it compiles with ``--compile on``; a GPU tunes its kernels), one
-untimed chunk on the full pass comes first. A network the engine cannot follow stays on the full pass, with one
-warning line saying why.
+untimed chunk on the full pass comes first and a whole chunk is timed. A
+network the engine cannot follow stays on the full pass, with one warning
+line saying why.
 
 Example:
     >>> import torchvision
@@ -47,6 +48,9 @@ APPROXIMATE_SHARE = 0.75
 # pays the kernel's page faults for them (2 threads on an AMD EPYC: 32 rows 0.42 s against 0.55-0.64 s at 169
 # windows, 1.8 s against 2.4 s at 729; on an Intel Xeon, 64 rows were 11 % faster than 32).
 ENGINE_ROWS = 32
+# Rows that time the eager full pass on the CPU while measuring (efficientnet_lite0, 2 threads: 7-16 ms a row at
+# batches of 2 to 8, so a few rows place it well enough against the engine's 3 ms).
+FULL_SAMPLE_ROWS = 4
 RowsForward = Callable[[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor]
 
 
@@ -73,7 +77,7 @@ class OcclusionRows:
         self.batch_size, self.engine_batch = batch_size, engine_batch or max(batch_size, ENGINE_ROWS)
         self.engine: IncrementalForward | None = None
         self.path = "full"
-        self.calls, self.full_row_seconds, self.warm_up_calls = 0, 0.0, 0
+        self.calls, self.full_row_seconds, self.warm_up_calls, self.sample_rows = 0, 0.0, 0, batch_size
         if mode == "off":
             return
         handle = as_handle(handle)
@@ -86,13 +90,16 @@ class OcclusionRows:
         self.engine = IncrementalForward(handle, graph, images, cap)
         self.path = "measuring" if mode == "auto" else mode
         self.warm_up_calls = int(handle.compile_mode == "on" or images.device.type != "cpu")
+        # Eager on the CPU a few rows time the full pass well enough to choose, and each full row measured costs
+        # what three or four engine rows do.
+        self.sample_rows = min(batch_size, FULL_SAMPLE_ROWS) if self.warm_up_calls == 0 else batch_size
 
     def spans(self, total: int, desc: str | None = None) -> Iterator[slice]:
-        """Slices of ``range(total)`` to ask for: while measuring, the full pass's calls of ``batch_size`` rows
-        and one engine call of its own size; then calls of the chosen path's size."""
+        """Slices of ``range(total)`` to ask for: while measuring, the full pass's warm-up and timed calls and
+        one engine call of its own size; then calls of the chosen path's size."""
         done = 0
         if self.path == "measuring":
-            for size in [self.batch_size] * (1 + self.warm_up_calls) + [self.engine_batch]:
+            for size in [self.batch_size] * self.warm_up_calls + [self.sample_rows, self.engine_batch]:
                 if done < total:
                     yield slice(done, min(total, done + size))
                     done = min(total, done + size)

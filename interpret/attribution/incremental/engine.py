@@ -69,7 +69,7 @@ class IncrementalForward:
         self.boxes: dict[str, tuple[int, ...]] = {}  # per node: the last call's box shape (K, C, h, w), if boxed
         self.graph = graph
         self.plan = WalkPlan.of(graph.graph)
-        self.tail_rows = TAIL_ROWS
+        self.tail_rows = TAIL_ROWS if images.device.type == "cpu" else None  # a GPU wants its rows together
         self.tail_from: int | None = None  # the node from which the last call ran in groups of rows, if it did
         with torch.no_grad(), self._precision():
             self.clean_logits = self._run_clean(images)
@@ -111,8 +111,8 @@ class IncrementalForward:
         """Run the graph: on the clean images (keeping every output), or on a patch (reading the kept ones).
 
         A patch's rows go through the graph together while any changed box is smaller than its map; from the
-        first node after which every map still needed is full, they go on in groups of :data:`TAIL_ROWS`, so
-        that the deep layers' maps stay in the CPU's caches."""
+        first node after which every map still needed is full, they go on in groups of :data:`TAIL_ROWS` (on
+        the CPU), so that the deep layers' maps stay in its caches."""
         env: dict[str, Any] = {}
         plan, self.tail_from = self.plan, None
         for index, node in enumerate(plan.nodes):
@@ -133,16 +133,17 @@ class IncrementalForward:
                 env[node.name] = apply(target, method, args, kwargs, self.clean[node.name], self.cap)
                 if isinstance(env[node.name], Patch):
                     self.boxes[node.name] = tuple(env[node.name].values.shape)
-            if patch is not None and patch.rows > self.tail_rows and plan.all_full_after(index, env):
+            if patch is not None and self.tail_rows is not None and patch.rows > self.tail_rows \
+                    and plan.all_full_after(index, env):
                 self.tail_from = index + 1
                 return self._tail(index + 1, env, patch.rows)
         raise ValueError("the traced graph has no output")
 
     def _tail(self, start: int, env: dict[str, Any], rows: int) -> torch.Tensor:
         """The logits of the nodes from ``start`` on, whose inputs are all full maps, a group of rows at a time."""
-        plan, logits = self.plan, []
-        for group in range(0, rows, self.tail_rows):
-            part = {name: env[name][group:group + self.tail_rows] if name in plan.row_valued else env[name]
+        plan, logits, size = self.plan, [], self.tail_rows or rows
+        for group in range(0, rows, size):
+            part = {name: env[name][group:group + size] if name in plan.row_valued else env[name]
                     for name in plan.live_after[start - 1]}
             for node in plan.nodes[start:]:
                 if node.op == "output":
