@@ -292,7 +292,7 @@ def test_the_deep_layers_run_in_groups_of_rows_with_the_same_logits(lite0):
     values = torch.rand(count, 3, 12, 12)
     engine.tail_rows = count  # no groups: every row through every layer together
     together = engine(image, top, left, values)
-    engine.tail_rows = 3  # groups of 3, 3, 3 and 2 once every box covers its map
+    engine.tail_rows = 3  # four near-equal groups of rows once every box covers its map
     grouped = engine(image, top, left, values)
     assert engine.tail_from is not None and 0 < engine.tail_from < len(engine.plan.nodes) - 2  # split before the head
     assert torch.allclose(grouped, together, atol=1e-5)
