@@ -69,7 +69,8 @@ def occlusion(handle: ModelHandle, images: torch.Tensor, target: Target = None, 
         batch_size: occluded images per forward pass (default: sized to the device).
         incremental: recompute only what each window changes, from the clean image's activations:
             ``auto`` when measured faster, ``exact``, ``approximate`` (Krypton's bounded footprint,
-            opt-in) or ``off`` (every window a full forward pass).
+            opt-in: on efficientnet_lite0 about twice as fast as exact, its maps only roughly exact's,
+            Spearman 0.66-0.9) or ``off`` (every window a full forward pass).
 
     Returns:
         ``(B, 1, H, W)`` score drops: positive where hiding the pixels hurts the class.
