@@ -248,7 +248,7 @@ def test_lrp_on_lite0_leaves_the_model_exactly_as_found(lite0, photos):
     assert torch.isfinite(relevance).all() and relevance.abs().sum() > 0
 
 
-def test_the_canonized_copy_is_made_once_and_again_only_after_the_weights_change(monkeypatch):
+def test_the_canonized_copy_is_made_once_and_again_only_after_the_weights_or_structure_change(monkeypatch):
     from interpret.attribution import canonize
 
     made = []
@@ -285,6 +285,12 @@ def test_the_canonized_copy_is_made_once_and_again_only_after_the_weights_change
     handle.model.fc.bias.data.add_(1.0)  # a write through .data, which the version counter does not see
     interpret.lrp(handle, images, 1)
     assert len(made) == 4
+
+    handle.model.layer1[0].act1 = torch.nn.Tanh()  # a module replaced: no weight or buffer tells
+    replaced = interpret.lrp(handle, images, 1)
+    assert len(made) == 5
+    twin = zoo.wrap(copy.deepcopy(handle.model), input_size=16, name="twin", mean=(0.5,) * 3, std=(0.25,) * 3)
+    torch.testing.assert_close(replaced, interpret.lrp(twin, images, 1), atol=1e-6, rtol=1e-5)
 
 
 def test_the_z_plus_rule_that_skips_the_negative_half_after_a_relu_equals_zennits_on_lite0(lite0, photos):
