@@ -17,7 +17,7 @@ the engine computes (from the boxes it really ran on 256 windows spread over the
 with ``--drill-down``, the same for Krypton's adaptive drill-down (simulated from the exact window scores).
 
 Usage:
-    python bench/incremental.py [--windows 169 729 3025] [--rounds 1] [--per-eval 8 32] [--approximate] [--drill-down] [--no-timing] [--smoke]
+    python bench/incremental.py [--windows 169 729 3025] [--rounds 1] [--per-eval 8 32] [--approximate] [--drill-down] [--per-layer] [--no-timing] [--smoke]
 """
 
 from __future__ import annotations
@@ -66,7 +66,7 @@ def conv_work(handle: zoo.ModelHandle, image: torch.Tensor, window: int, stride:
             full = engine.clean[node.name].shape[-2] * engine.clean[node.name].shape[-1]
             box = engine.boxes.get(node.name)
             computed[node.name] += top.numel() * (box[2] * box[3] / full if box else 1.0)
-    return [(str(node.args[1].target), engine.clean[node.name].shape[-1],
+    return [(node.meta.get("source", str(node.args[1].target)), engine.clean[node.name].shape[-1],
              params[node.args[1].target].numel() * engine.clean[node.name][0, 0].numel(), computed[node.name] / ys.numel())
             for node in convs]
 
@@ -174,6 +174,7 @@ def main() -> None:
     parser.add_argument("--approximate", action="store_true", help="also time the approximate mode and its agreement")
     parser.add_argument("--drill-down", action="store_true", help="also the adaptive drill-down's agreement")
     parser.add_argument("--timing", action=argparse.BooleanOptionalAction, default=True, help="time the paths")
+    parser.add_argument("--per-layer", action="store_true", help="also the share each convolution computes")
     parser.add_argument("--smoke", action="store_true", help="49 windows, one photo: checks the script runs")
     args = parser.parse_args()
     windows = [49] if args.smoke else args.windows
@@ -189,7 +190,8 @@ def main() -> None:
         print(f"## {count} windows ({window} px, stride {stride})\n")
         if args.timing:
             compare(handle, image, target, count, args)
-        stages = {"exact": by_stage(conv_work(handle, image, window, stride, None))}
+        layers = conv_work(handle, image, window, stride, None)
+        stages = {"exact": by_stage(layers)}
         if args.approximate:
             stages["approximate"] = by_stage(conv_work(handle, image, window, stride, APPROXIMATE_SHARE))
         total = sum(macs for macs, _ in stages["exact"].values())
@@ -200,6 +202,11 @@ def main() -> None:
             print(f"| {side} px | {macs:.0f} | " + " | ".join(f"{work[side][1]:.0%}" for work in stages.values()) + " |")
         print("| all | " + f"{total:.0f} | " + " | ".join(
             f"{sum(m * c for m, c in work.values()) / total:.0%}" for work in stages.values()) + " |\n")
+        if args.per_layer:
+            print("| convolution | map side | full M MACs | exact computes | M MACs saved |\n|---|---|---|---|---|")
+            for name, side, macs, share in layers:
+                print(f"| {name} | {side} px | {macs / 1e6:.1f} | {share:.0%} | {macs * (1 - share) / 1e6:.1f} |")
+            print()
         if args.approximate:
             scores = agreement(handle, PHOTOS[:1 if args.smoke else args.photos], window, stride)
             rho, ssim = zip(*scores)

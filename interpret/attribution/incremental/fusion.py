@@ -109,6 +109,8 @@ def _replace_conv(graph: torch.fx.GraphModule, old: torch.fx.Node, parts: dict, 
         else:
             new = graph.graph.call_function(F.conv2d, (parts["input"], weight, bias,
                                                        *(parts[field] for field in CONV_FIELDS)))
+    stack = list(old.meta.get("nn_module_stack", {}).values())  # the layer it stands for, for reports
+    new.meta["source"] = str(old.target) if old.op == "call_module" else stack[-1][0] if stack else old.name
     old.replace_all_uses_with(new)
     graph.graph.erase_node(old)
     return new
