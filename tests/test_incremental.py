@@ -29,6 +29,11 @@ def both_paths(handle: zoo.ModelHandle, images: torch.Tensor, **options) -> tupl
             interpret.occlusion(handle, images, incremental="off", **options))
 
 
+def two_occluded_rows() -> tuple[torch.Tensor, ...]:
+    """(image, top, left, occluded) of two windows of image 0."""
+    return torch.zeros(2, dtype=torch.long), torch.tensor([0, 4]), torch.tensor([3, 0]), torch.tensor([True, True])
+
+
 def photos_at(handle: zoo.ModelHandle, size: int) -> torch.Tensor:
     pictures = handle.prepare([zoo.load_image("chelsea"), zoo.load_image("coffee")])
     return nn.functional.interpolate(pictures, size=(size, size), mode="bilinear", antialias=True).clamp(0, 1)
@@ -178,7 +183,7 @@ def test_auto_measures_both_paths_then_keeps_the_faster(tiny):
     rows = OcclusionRows(tiny, images, torch.zeros_like(images), 4, full, "auto")
     # eager on the CPU: 4 rows time the full pass, then one engine call of its own size, then the chosen path
     assert [s.stop - s.start for s in rows.spans(50)][:2] == [4, 32]
-    arguments = (torch.zeros(2, dtype=torch.long), torch.tensor([0, 4]), torch.tensor([3, 0]), torch.tensor([True, True]))
+    arguments = two_occluded_rows()
     for _ in range(4):
         rows(*arguments)
     # eager on the CPU: the first call times the full pass, the second the engine, the rest take the faster
@@ -199,7 +204,7 @@ def test_auto_warms_a_compiling_full_pass_up_before_timing_it(tiny):
     rows = OcclusionRows(handle, images, torch.zeros_like(images), 4, full, "auto", batch_size=2)
     # warm-up, the full pass timed, the engine timed at its own batch (32 rows, here the 6 left)
     assert [s.stop - s.start for s in rows.spans(10)] == [2, 2, 6]
-    arguments = (torch.zeros(2, dtype=torch.long), torch.tensor([0, 4]), torch.tensor([3, 0]), torch.tensor([True, True]))
+    arguments = two_occluded_rows()
     assert rows.path == "measuring"
     for _ in range(3):
         rows(*arguments)

@@ -201,8 +201,8 @@ def canonized(model: nn.Module) -> nn.Module:
 
 @dataclass
 class CanonizedCopy:
-    """A model's canonized copy, the fingerprints of the weights and structure it was made from, and the lock that lets one
-    caller at a time attach rules to it."""
+    """A model's canonized copy, the fingerprints of the weights and structure it was made from, and the lock
+    that lets one caller at a time attach rules to it."""
 
     fingerprint: tuple[object, ...]
     network: nn.Module
@@ -214,7 +214,8 @@ _COPIES_LOCK = threading.Lock()
 
 
 def canonized_copy(model: nn.Module) -> CanonizedCopy:
-    """:func:`canonized` ``model``, made once per model and again only after its weights, buffers or structure changed.
+    """:func:`canonized` ``model``, made once per model and again only after its weights, buffers or structure
+    changed.
 
     Raises:
         CnnvizError: as :func:`canonized` (a refusal is not kept: the next call checks again).

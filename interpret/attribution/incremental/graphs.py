@@ -10,10 +10,11 @@ a module's settings): :mod:`interpret.core.fingerprint`. A refusal (a network
 Example:
     >>> import torchvision
     >>> net = torchvision.models.resnet18(num_classes=3).eval()
-    >>> engine_graph(net, folded=True)[0] is engine_graph(net, folded=True)[0]
+    >>> kept = engine_graph(net, folded=True)[0]
+    >>> kept is engine_graph(net, folded=True)[0]
     True
     >>> _ = net.fc.weight.data.mul_(2)
-    >>> engine_graph(net, folded=True)[0] is engine_graph(net, folded=False)[0]
+    >>> kept is engine_graph(net, folded=True)[0]
     False
 """
 
