@@ -28,10 +28,10 @@ import torch.nn.functional as F
 from limits import best_limit, limit_cases
 from timing import interleaved, sync
 
-import zoo
-from interpret.attack.adversarial import attack_report, pgd
-from interpret.attack.fooling import fool
-from zoo.guard import preserve
+from cnnviz import zoo
+from cnnviz.interpret.attack.adversarial import attack_report, pgd
+from cnnviz.interpret.attack.fooling import fool
+from cnnviz.zoo.guard import preserve
 
 # Photos whose content has an ImageNet class, with the classes we accept as correct.
 PHOTOS = {

@@ -29,9 +29,9 @@ from captum.attr import GuidedBackprop, IntegratedGradients, LayerGradCam, Noise
 from limits import best_limit, forward_case, limit_cases
 from timing import best_of, device_name, interleaved
 
-import interpret
-import zoo
-from interpret.core.batching import auto_batch_size
+from cnnviz import interpret
+from cnnviz import zoo
+from cnnviz.interpret.core.batching import auto_batch_size
 
 
 def main() -> None:

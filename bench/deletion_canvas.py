@@ -7,9 +7,9 @@ Usage:
 """
 import torch
 
-import interpret
-import zoo
-from interpret.evaluate.faithfulness import deletion_insertion, random_maps
+from cnnviz import interpret
+from cnnviz import zoo
+from cnnviz.interpret.evaluate.faithfulness import deletion_insertion, random_maps
 
 torch.set_num_threads(1)
 h = zoo.load("efficientnet_lite0", device="cpu")

@@ -21,11 +21,11 @@ import time
 import torch
 from timing import device_name
 
-import interpret
-import zoo
-from interpret.evaluate.scoring import EvaluationOptions, evaluate_images, method_maker, random_maker, summary_rows
-from interpret.evaluate.statistics import summarize
-from zoo.jsonfile import write_json
+from cnnviz import interpret
+from cnnviz import zoo
+from cnnviz.interpret.evaluate.scoring import EvaluationOptions, evaluate_images, method_maker, random_maker, summary_rows
+from cnnviz.interpret.evaluate.statistics import summarize
+from cnnviz.zoo.jsonfile import write_json
 
 PHOTOS = ["chelsea", "coffee", "astronaut", "rocket", "motorcycle", "camera"]
 METHODS = ["gradcam", "gradient", "guided_backprop", "integrated_gradients", "occlusion"]

@@ -34,9 +34,9 @@ from pytorch_grad_cam import ScoreCAM
 from pytorch_grad_cam.utils.model_targets import ClassifierOutputTarget
 from timing import device_name, in_fresh_process, interleaved, sync
 
-import interpret
-import zoo
-from interpret.core.batching import auto_batch_size
+from cnnviz import interpret
+from cnnviz import zoo
+from cnnviz.interpret.core.batching import auto_batch_size
 
 PPE = (8, 16, 32)  # captum's best on this CPU was 8 (2026-12-01); 32 and up only slower
 PGC_BATCH = (16, 32)

@@ -36,10 +36,10 @@ from captum.attr import Occlusion
 from limits import best_limit, forward_case, limit_cases
 from timing import device_name, interleaved, sync
 
-import interpret
-import zoo
-from interpret.attack.fooling import fool
-from interpret.optimize.style import style_transfer
+from cnnviz import interpret
+from cnnviz import zoo
+from cnnviz.interpret.attack.fooling import fool
+from cnnviz.interpret.optimize.style import style_transfer
 
 Row = dict[str, object]
 

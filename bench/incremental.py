@@ -34,12 +34,12 @@ from scipy.stats import spearmanr
 from skimage.metrics import structural_similarity
 from timing import best_of, device_name
 
-import interpret
-import zoo
-from interpret.attribution.incremental import IncrementalForward
-from interpret.attribution.incremental.choice import APPROXIMATE_SHARE
-from interpret.attribution.incremental.fusion import same_conv2d
-from interpret.attribution.occlusion import spread_windows, window_origins
+from cnnviz import interpret
+from cnnviz import zoo
+from cnnviz.interpret.attribution.incremental import IncrementalForward
+from cnnviz.interpret.attribution.incremental.choice import APPROXIMATE_SHARE
+from cnnviz.interpret.attribution.incremental.fusion import same_conv2d
+from cnnviz.interpret.attribution.occlusion import spread_windows, window_origins
 
 GEOMETRY = {169: (32, 16), 729: (16, 8), 3025: (8, 4), 49: (64, 32)}
 PHOTOS = ("chelsea", "coffee", "astronaut", "rocket", "motorcycle", "horse")

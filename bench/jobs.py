@@ -25,9 +25,9 @@ from pathlib import Path
 import torch
 from timing import device_name, in_fresh_process
 
-import interpret
-import zoo
-from interpret.views.pixels import to_uint8
+from cnnviz import interpret
+from cnnviz import zoo
+from cnnviz.interpret.views.pixels import to_uint8
 
 CASES = {"today (eager fp32)": ("fp32", "off"), "auto fp32": ("fp32", "auto"), "compiled fp32": ("fp32", "on"),
          "eager bf16": ("bf16", "off"), "auto bf16": ("bf16", "auto"), "compiled bf16": ("bf16", "on")}
@@ -50,10 +50,10 @@ def photo_folder() -> Path:
 def run_job(job: str, case: str, device: str | None) -> float:
     precision, mode = CASES[case]
     if job == "atlas":
-        from interpret.inside.atlas.scan import neuron_atlas
-        from zoo import fashion  # noqa: F401  (registers fashion_cnn)
-        from zoo.datasets import DATASETS, read_idx_split
-        from zoo.image_data import TensorImages
+        from cnnviz.interpret.inside.atlas.scan import neuron_atlas
+        from cnnviz.zoo import fashion  # noqa: F401  (registers fashion_cnn)
+        from cnnviz.zoo.datasets import DATASETS, read_idx_split
+        from cnnviz.zoo.image_data import TensorImages
 
         handle = zoo.load("fashion_cnn", device=device, precision=precision, compile=mode)
         splits = [read_idx_split(DATASETS["fashion-mnist"].default_dir, split) for split in ("train", "t10k")]
@@ -61,7 +61,7 @@ def run_job(job: str, case: str, device: str | None) -> float:
         start = time.perf_counter()
         neuron_atlas(handle, "features.block3.act", data, top=9, progress=False)
         return time.perf_counter() - start
-    from interpret.evaluate.scoring import evaluate_images, method_maker, random_maker
+    from cnnviz.interpret.evaluate.scoring import evaluate_images, method_maker, random_maker
 
     handle = zoo.load("efficientnet_lite0", device=device, precision=precision, compile=mode)
     makers = {"gradcam": method_maker(interpret.gradcam), "random": random_maker()}

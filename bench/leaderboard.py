@@ -22,9 +22,9 @@ import time
 
 from timing import device_name
 
-import interpret
-import zoo
-from interpret.evaluate import deletion_insertion, random_band
+from cnnviz import interpret
+from cnnviz import zoo
+from cnnviz.interpret.evaluate import deletion_insertion, random_band
 
 PHOTOS = ["chelsea", "coffee", "rocket"]
 OPTIONS: dict[str, dict[str, object]] = {

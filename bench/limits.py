@@ -14,8 +14,8 @@ from collections.abc import Callable
 
 import torch
 
-import zoo
-from zoo.hooks import graph_from
+from cnnviz import zoo
+from cnnviz.zoo.hooks import graph_from
 
 Forward = Callable[[torch.Tensor], torch.Tensor]
 

@@ -25,10 +25,10 @@ import torch
 from limits import backward_case
 from timing import device_name, interleaved
 
-import interpret
-import zoo
-from interpret.attribution.canonize import canonized
-from interpret.attribution.lrp import relevance_network
+from cnnviz import interpret
+from cnnviz import zoo
+from cnnviz.interpret.attribution.canonize import canonized
+from cnnviz.interpret.attribution.lrp import relevance_network
 
 
 def main() -> None:

@@ -24,9 +24,9 @@ import torch
 import torch.nn.functional as F
 from timing import sync
 
-import interpret
-import zoo
-from interpret.optimize.actmax import class_scores
+from cnnviz import interpret
+from cnnviz import zoo
+from cnnviz.interpret.optimize.actmax import class_scores
 
 
 def timed(fn, device: torch.device) -> tuple[object, float]:

@@ -15,9 +15,9 @@ import datetime
 import torch
 from timing import device_name, interleaved
 
-import interpret
-import zoo
-from interpret.evaluate.statistics import spearman
+from cnnviz import interpret
+from cnnviz import zoo
+from cnnviz.interpret.evaluate.statistics import spearman
 
 PHOTOS = ("chelsea", "coffee", "rocket")
 METHODS = ("occlusion", "gradient", "integrated_gradients", "smoothgrad", "gradcam", "layercam", "scorecam", "rise")

@@ -124,7 +124,7 @@ def server(*args: str) -> Iterator[tuple[str, subprocess.Popen]]:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
     env = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS", "1")}
-    process = subprocess.Popen([sys.executable, "-m", "cli.main", "serve", "--port", str(port), *args],
+    process = subprocess.Popen([sys.executable, "-m", "cnnviz.cli.main", "serve", "--port", str(port), *args],
                                cwd=ROOT, env=env)
     url = f"http://127.0.0.1:{port}"
     try:
@@ -145,8 +145,8 @@ def speed(url: str, rounds: int) -> dict[str, Any]:
     """Round trip vs the method itself, the cached repeat and the first page, side by side in rounds."""
     import torch
 
-    import interpret
-    import zoo
+    from cnnviz import interpret
+    from cnnviz import zoo
 
     handle = zoo.load("efficientnet_lite0", device="cpu")
     batch = handle.prepare([zoo.load_image("chelsea")])
@@ -187,7 +187,7 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=20)
     parser.add_argument("--json", help="also write the results here")
     args = parser.parse_args()
-    import zoo
+    from cnnviz import zoo
 
     results: dict[str, Any] = {"date": datetime.date.today().isoformat(), "device": "cpu"}
     with server("--model", "efficientnet_lite0", "--device", "cpu") as (url, _):
@@ -197,7 +197,7 @@ def main() -> None:
         fashion = zoo.load("fashion_cnn", device="cpu")
 
         def expected(image: str, method: str, target: str | None) -> np.ndarray:
-            import interpret
+            from cnnviz import interpret
 
             batch = fashion.prepare([zoo.load_image(image, channels=1)])
             return interpret.get_method(method).fn(fashion, batch, target)[0].numpy()

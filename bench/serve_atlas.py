@@ -17,11 +17,11 @@ from pathlib import Path
 
 import torch
 
-import zoo
-from explorer.atlas_job import CHUNK, AtlasJob
-from explorer.compute_queue import ComputeQueue
-from interpret.inside import neuron_atlas
-from zoo.image_data import open_dataset
+from cnnviz import zoo
+from cnnviz.explorer.atlas_job import CHUNK, AtlasJob
+from cnnviz.explorer.compute_queue import ComputeQueue
+from cnnviz.interpret.inside import neuron_atlas
+from cnnviz.zoo.image_data import open_dataset
 
 
 def main() -> None:

@@ -25,10 +25,10 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
-import zoo
-from interpret.optimize.style import StyleResult, fit_side, style_transfer
-from interpret.views.charts import Series, line_chart, to_array
-from interpret.views.pixels import caption, hstack, to_uint8
+from cnnviz import zoo
+from cnnviz.interpret.optimize.style import StyleResult, fit_side, style_transfer
+from cnnviz.interpret.views.charts import Series, line_chart, to_array
+from cnnviz.interpret.views.pixels import caption, hstack, to_uint8
 
 DOCS = Path(__file__).resolve().parent.parent / "docs" / "images"
 CONTENT, STYLE = "chelsea", "immunohistochemistry"

@@ -9,8 +9,8 @@ import pytest
 import torch
 from torch import nn
 
-import zoo
-from zoo.handle import ModelHandle
+from cnnviz import zoo
+from cnnviz.zoo.handle import ModelHandle
 
 # Compile records and inductor's cache go to a fresh folder: the suite neither reads the user's
 # measured compile costs (which would change what compile="auto" decides) nor writes to ~/.cache.
@@ -84,7 +84,7 @@ def photos(lite0: ModelHandle) -> torch.Tensor:
 
 def state_snapshot(model: nn.Module) -> dict:
     """Everything a method must leave unchanged: weights, modes, requires_grad, grads, hooks."""
-    from zoo.hooks import hook_counts
+    from cnnviz.zoo.hooks import hook_counts
 
     return {
         "weights": {k: v.detach().clone() for k, v in model.state_dict().items()},

@@ -8,10 +8,10 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
-import zoo
-from cli.main import main
-from interpret import methods
-from interpret.attack.adversarial import (
+from cnnviz import zoo
+from cnnviz.cli.main import main
+from cnnviz.interpret import methods
+from cnnviz.interpret.attack.adversarial import (
     amplified_difference,
     attack_report,
     fgsm,
@@ -20,10 +20,10 @@ from interpret.attack.adversarial import (
     project_ball,
     random_point,
 )
-from interpret.optimize import engine
-from interpret.views.sheets import attack_panel
+from cnnviz.interpret.optimize import engine
+from cnnviz.interpret.views.sheets import attack_panel
 from tests.conftest import assert_unchanged, state_snapshot
-from zoo.errors import CnnvizError
+from cnnviz.zoo.errors import CnnvizError
 
 FASHION = Path("/usr/share/datasets/fashion-mnist")
 TOL = 1e-6  # float rounding of (x + delta) - x
@@ -83,7 +83,7 @@ def test_fgsm_l2_step_has_length_eps_along_the_gradient(tiny, device):
 
 @pytest.mark.parametrize("name", ["sign", "l2"])
 def test_engine_steepest_steps_have_the_norm_they_claim(tiny, device, name):
-    from interpret.optimize import objectives, param
+    from cnnviz.interpret.optimize import objectives, param
 
     start = 0.25 + 0.5 * torch.rand(2, 3, 16, 16, device=device)
     result = engine.optimize(tiny, param.PixelImage(start), objectives.class_logit(0), steps=1, lr=0.01,

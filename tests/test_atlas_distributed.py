@@ -14,9 +14,9 @@ import torch
 import torch.distributed as dist
 import torch.multiprocessing as mp
 
-import zoo
-from interpret.core.distributed import Group, session, shard_batches
-from interpret.inside.atlas.scan import neuron_atlas
+from cnnviz import zoo
+from cnnviz.interpret.core.distributed import Group, session, shard_batches
+from cnnviz.interpret.inside.atlas.scan import neuron_atlas
 from tests.conftest import TinyCNN
 from tests.test_atlas import photo_folder  # noqa: F401  (fixture: a folder of photos in sub-folders)
 from tests.test_receptive_field import one_thread  # noqa: F401  (autouse: one intra-op thread)
@@ -99,7 +99,7 @@ def run_cli(args: list[str], processes: int, tmp_path: Path) -> subprocess.Compl
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(REPO)}
     launcher = [sys.executable, "-m", "torch.distributed.run", "--nnodes", "1", "--nproc-per-node",
                 str(processes), "--master-addr", "127.0.0.1", "--master-port", str(free_port())]
-    command = (launcher if processes > 1 else [sys.executable]) + ["-m", "cli.main", "atlas", *args]
+    command = (launcher if processes > 1 else [sys.executable]) + ["-m", "cnnviz.cli.main", "atlas", *args]
     return subprocess.run(command, cwd=REPO, env=env, capture_output=True, text=True, timeout=300)
 
 

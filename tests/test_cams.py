@@ -24,10 +24,10 @@ from pytorch_grad_cam import (
 from pytorch_grad_cam.utils.model_targets import ClassifierOutputTarget
 from torch import nn
 
-import interpret
-import zoo
-from interpret.attribution.cam.core import min_max, principal_projection, to_grid, upsample
-from zoo.errors import CnnvizError
+from cnnviz import interpret
+from cnnviz import zoo
+from cnnviz.interpret.attribution.cam.core import min_max, principal_projection, to_grid, upsample
+from cnnviz.zoo.errors import CnnvizError
 
 CAMS = [m.name for m in interpret.methods("attribution") if m.group == "cams"]
 GRADIENT_AND_ACTIVATION = {"gradcam": GradCAM, "gradcam_plusplus": GradCAMPlusPlus, "xgradcam": XGradCAM,
@@ -232,7 +232,7 @@ def test_batch_size_does_not_change_cams(tiny, device, name):
 
 
 def test_kpcacam_on_a_large_grid_takes_lobpcg_and_equals_the_full_eigendecomposition(monkeypatch):
-    from interpret.attribution.cam import activation_variants
+    from cnnviz.interpret.attribution.cam import activation_variants
 
     torch.manual_seed(0)
     grid = torch.relu(torch.randn(2, 16, 30, 30) + torch.linspace(-1, 1, 30).view(1, 1, 30, 1))

@@ -5,9 +5,9 @@ import numpy as np
 import pytest
 import torch
 
-import interpret
-from interpret.attribution.captum_adapter import grid_mask
-from zoo.errors import CnnvizError
+from cnnviz import interpret
+from cnnviz.interpret.attribution.captum_adapter import grid_mask
+from cnnviz.zoo.errors import CnnvizError
 
 
 def captum(name):

@@ -4,7 +4,7 @@ import sys
 import pytest
 from PIL import Image
 
-from cli.main import main
+from cnnviz.cli.main import main
 
 
 def run(capsys, *argv):
@@ -75,6 +75,6 @@ def test_help_everywhere(capsys, cmd):
 
 def test_console_script_exit_code(tmp_path):
     Image.new("RGB", (8, 8)).save(tmp_path / "ok.png")
-    result = subprocess.run([sys.executable, "-m", "cli.main", "predict", "-i", str(tmp_path / "nope.png")],
+    result = subprocess.run([sys.executable, "-m", "cnnviz.cli.main", "predict", "-i", str(tmp_path / "nope.png")],
                             capture_output=True, text=True, timeout=120)
     assert result.returncode == 2 and "Traceback" not in result.stderr

@@ -11,8 +11,8 @@ import sys
 import numpy as np
 import pytest
 
-import zoo
-from cli.main import main
+from cnnviz import zoo
+from cnnviz.cli.main import main
 from tests.test_atlas_distributed import REPO, free_port
 
 FAST = ["--curve-steps", "4", "--device", "cpu", "--model", "fashion_cnn"]
@@ -106,7 +106,7 @@ def test_evaluate_without_a_method_or_maps_is_refused(capsys, tmp_path):
 @pytest.mark.slow
 def test_torchrun_two_processes_write_the_single_process_table(tmp_path):
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(REPO)}
-    common = ["-m", "cli.main", "evaluate", "gradient", "-i", "chelsea", "coffee", "astronaut", "rocket", "camera",
+    common = ["-m", "cnnviz.cli.main", "evaluate", "gradient", "-i", "chelsea", "coffee", "astronaut", "rocket", "camera",
               *FAST, "--metrics", "deletion_black", "infidelity", "gini", "--perturbations", "2",
               "--images-per-batch", "2", "--bootstrap", "100"]
     launcher = [sys.executable, "-m", "torch.distributed.run", "--nnodes", "1", "--nproc-per-node", "2",

@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from cli.main import main
+from cnnviz.cli.main import main
 
 
 def test_explain_writes_panels_and_maps(capsys, tmp_path):

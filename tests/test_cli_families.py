@@ -2,8 +2,8 @@
 
 import argparse
 
-from cli.commands.explain import _chosen
-from cli.main import main
+from cnnviz.cli.commands.explain import _chosen
+from cnnviz.cli.main import main
 
 
 def test_family_names_expand_to_their_methods_in_registry_order():

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from cli.main import main
+from cnnviz.cli.main import main
 
 
 def _run(argv):

@@ -6,11 +6,11 @@ import pytest
 import torch
 from torch import nn
 
-import zoo
-import zoo.fashion  # noqa: F401  (registers fashion_cnn and the untrained architectures)
-from interpret import layer_table, textbook_total
-from zoo.cnns import ACTIVATIONS, ARCHITECTURES, CnnSpec, TutorialCNN, build_cnn, cnn_handle, he_init
-from zoo.errors import CnnvizError
+from cnnviz import zoo
+import cnnviz.zoo.fashion  # noqa: F401  (registers fashion_cnn and the untrained architectures)
+from cnnviz.interpret import layer_table, textbook_total
+from cnnviz.zoo.cnns import ACTIVATIONS, ARCHITECTURES, CnnSpec, TutorialCNN, build_cnn, cnn_handle, he_init
+from cnnviz.zoo.errors import CnnvizError
 
 ARCHS = list(ARCHITECTURES)
 ACTS = list(ACTIVATIONS)

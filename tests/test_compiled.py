@@ -14,15 +14,15 @@ import torch
 from scipy.stats import spearmanr
 from torch import nn
 
-import interpret
-import zoo
-from interpret.core.activations import layer_output
-from interpret.evaluate.faithfulness import deletion_insertion
-from interpret.inside.atlas.scan import neuron_atlas
-from interpret.inside.up_to_layer import layer_prefix
-from zoo.compiled import CompileCost, CompileCosts, ForwardRunner, should_compile, signature
-from zoo.handle import ModelHandle
-from zoo.image_data import TensorImages
+from cnnviz import interpret
+from cnnviz import zoo
+from cnnviz.interpret.core.activations import layer_output
+from cnnviz.interpret.evaluate.faithfulness import deletion_insertion
+from cnnviz.interpret.inside.atlas.scan import neuron_atlas
+from cnnviz.interpret.inside.up_to_layer import layer_prefix
+from cnnviz.zoo.compiled import CompileCost, CompileCosts, ForwardRunner, should_compile, signature
+from cnnviz.zoo.handle import ModelHandle
+from cnnviz.zoo.image_data import TensorImages
 
 
 class SmallNet(nn.Module):

@@ -4,11 +4,11 @@ unconditional map, K channels in one batched pass, one-line refusals that change
 import pytest
 import torch
 
-import interpret
-import zoo
-from interpret.attribution.lrp import relevance_network
+from cnnviz import interpret
+from cnnviz import zoo
+from cnnviz.interpret.attribution.lrp import relevance_network
 from tests.conftest import assert_unchanged, state_snapshot
-from zoo.errors import CnnvizError
+from cnnviz.zoo.errors import CnnvizError
 
 LAYER = "features.block2"  # 64 channels, between two conv blocks
 
@@ -115,8 +115,8 @@ def test_cnnviz_explain_concepts_draws_a_panel_of_the_top_k_with_their_shares(fa
     import numpy as np
     from PIL import Image
 
-    from cli.main import main
-    from interpret.views.sheets import DISPLAY
+    from cnnviz.cli.main import main
+    from cnnviz.interpret.views.sheets import DISPLAY
 
     k = 3
     assert main(["explain", "concepts", "--model", "fashion_cnn", "--image", "chelsea", "--layer", LAYER,
@@ -135,7 +135,7 @@ def test_cnnviz_explain_concepts_draws_a_panel_of_the_top_k_with_their_shares(fa
 
 
 def test_cnnviz_explain_concepts_refuses_more_concepts_than_channels_in_one_line(tmp_path, capsys):
-    from cli.main import main
+    from cnnviz.cli.main import main
 
     out = tmp_path / "never"
     code = main(["explain", "concepts", "--model", "fashion_cnn", "--image", "chelsea", "--layer", LAYER,

@@ -8,7 +8,7 @@ import pytest
 import torch
 from PIL import Image
 
-from zoo.datasets import (
+from cnnviz.zoo.datasets import (
     DATASETS,
     FASHION_MNIST_CLASSES,
     Augment,
@@ -23,7 +23,7 @@ from zoo.datasets import (
     synthetic,
     write_idx,
 )
-from zoo.errors import CnnvizError
+from cnnviz.zoo.errors import CnnvizError
 
 FASHION_DIR = DATASETS["fashion-mnist"].default_dir
 needs_fashion = pytest.mark.skipif(not (FASHION_DIR / "train-images-idx3-ubyte.gz").is_file(),

@@ -3,12 +3,12 @@
 import pytest
 import torch
 
-from interpret import deepdream
-from interpret.core.activations import layer_output
-from interpret.optimize.deepdream import RandomShift, octave_sizes
-from interpret.optimize.param import PixelImage
+from cnnviz.interpret import deepdream
+from cnnviz.interpret.core.activations import layer_output
+from cnnviz.interpret.optimize.deepdream import RandomShift, octave_sizes
+from cnnviz.interpret.optimize.param import PixelImage
 from tests.conftest import assert_unchanged, state_snapshot
-from zoo.errors import CnnvizError
+from cnnviz.zoo.errors import CnnvizError
 
 
 def _energy(handle, layer, images, channel=None):

@@ -14,11 +14,11 @@ from captum.attr import Occlusion, Saliency
 from pytorch_grad_cam import GradCAM, GradCAMPlusPlus, HiResCAM, LayerCAM, XGradCAM
 from pytorch_grad_cam.utils.model_targets import FasterRCNNBoxScoreTarget, SemanticSegmentationTarget
 
-import interpret
-import zoo
-from interpret.attribution.cam.core import min_max, upsample
-from interpret.evaluate import deletion_insertion
-from zoo.errors import CnnvizError
+from cnnviz import interpret
+from cnnviz import zoo
+from cnnviz.interpret.attribution.cam.core import min_max, upsample
+from cnnviz.interpret.evaluate import deletion_insertion
+from cnnviz.zoo.errors import CnnvizError
 
 CAMS = {"gradcam": GradCAM, "gradcam_plusplus": GradCAMPlusPlus, "xgradcam": XGradCAM, "hirescam": HiResCAM,
         "layercam": LayerCAM}
@@ -186,7 +186,7 @@ def test_dense_sources_say_their_task_and_config_without_building():
 
 
 def cli(capsys, *argv):
-    from cli.main import main
+    from cnnviz.cli.main import main
 
     try:
         code = main([str(a) for a in argv])

@@ -5,14 +5,14 @@ import pytest
 import torch
 from torch import nn
 
-from interpret.inside.layer_table import summary_lines
-from interpret.views import charts
-from interpret.views.charts import Series, line_chart
-from interpret.views.pixels import nice_ticks
+from cnnviz.interpret.inside.layer_table import summary_lines
+from cnnviz.interpret.views import charts
+from cnnviz.interpret.views.charts import Series, line_chart
+from cnnviz.interpret.views.pixels import nice_ticks
 from tests.conftest import assert_unchanged, state_snapshot
-from zoo.cnns import CnnSpec, build_cnn, cnn_handle
-from zoo.diagnostics import activation_stats, confusion_matrix, find_overfitting, gradient_norms
-from zoo.errors import CnnvizError
+from cnnviz.zoo.cnns import CnnSpec, build_cnn, cnn_handle
+from cnnviz.zoo.diagnostics import activation_stats, confusion_matrix, find_overfitting, gradient_norms
+from cnnviz.zoo.errors import CnnvizError
 
 
 def history(train, val):

@@ -3,8 +3,8 @@
 import pytest
 import torch
 
-from interpret import forward_hooks
-from interpret.optimize import engine, objectives, param, transforms
+from cnnviz.interpret import forward_hooks
+from cnnviz.interpret.optimize import engine, objectives, param, transforms
 from tests.conftest import assert_unchanged, state_snapshot
 
 
@@ -91,7 +91,7 @@ def test_layer_objectives_stop_the_forward_pass_after_their_layer(tiny, device):
 
 
 def test_refill_restarts_finished_rows_until_no_work_is_left(tiny):
-    from interpret.optimize import engine, objectives, param
+    from cnnviz.interpret.optimize import engine, objectives, param
 
     queue = list(range(5))  # five tasks through two rows
     finished_tasks: list[int] = []

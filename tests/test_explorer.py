@@ -15,12 +15,12 @@ import torch
 from PIL import Image
 from starlette.testclient import TestClient
 
-import interpret
-import zoo
-from explorer import create_app
-from explorer.compute_queue import ComputeQueue
-from explorer.images import MAX_UPLOAD_BYTES
-from explorer.result_cache import ResultCache
+from cnnviz import interpret
+from cnnviz import zoo
+from cnnviz.explorer import create_app
+from cnnviz.explorer.compute_queue import ComputeQueue
+from cnnviz.explorer.images import MAX_UPLOAD_BYTES
+from cnnviz.explorer.result_cache import ResultCache
 from tests.conftest import assert_unchanged, state_snapshot
 
 
@@ -70,7 +70,7 @@ def test_a_grad_cam_on_efficientnet_lite0_equals_the_python_apis(lite0, photos, 
 
 
 def test_downloads_equal_what_cnnviz_explain_writes(client, tmp_path):
-    from cli.main import main
+    from cnnviz.cli.main import main
 
     assert main(["explain", "gradcam", "--model", "fashion_cnn", "--device", "cpu", "--image", "chelsea", "--npy",
                  "--out", str(tmp_path)]) == 0
@@ -215,7 +215,7 @@ def test_pages_render_and_escape_names(tmp_path):
 
 def test_openapi_describes_every_api_route(client):
     document = client.get("/api/openapi.json").json()
-    from explorer.api import ROUTES
+    from cnnviz.explorer.api import ROUTES
 
     assert document["openapi"].startswith("3.") and {r.path for r in ROUTES} <= set(document["paths"])
 
@@ -465,7 +465,7 @@ def test_compare_shows_each_models_own_explanation(fashion, tmp_path):
 
 
 def test_finished_jobs_are_forgotten_past_the_limit(fashion, tmp_path, monkeypatch):
-    from explorer import state
+    from cnnviz.explorer import state
 
     monkeypatch.setattr(state, "KEPT_JOBS", 3)
     with TestClient(create_app([fashion], cache_dir=tmp_path)) as client:

@@ -13,11 +13,11 @@ import torch
 from PIL import Image
 from starlette.testclient import TestClient
 
-import interpret
-import zoo
-from explorer import create_app
-from zoo.datasets import DATASETS
-from zoo.scenes import fashion_scenes
+from cnnviz import interpret
+from cnnviz import zoo
+from cnnviz.explorer import create_app
+from cnnviz.zoo.datasets import DATASETS
+from cnnviz.zoo.scenes import fashion_scenes
 
 pytestmark = pytest.mark.skipif(not DATASETS["fashion-mnist"].default_dir.is_dir(), reason="needs Fashion-MNIST")
 

@@ -5,8 +5,8 @@ import numpy as np
 import pytest
 import torch
 
-import interpret
-from interpret.evaluate.faithfulness import (
+from cnnviz import interpret
+from cnnviz.interpret.evaluate.faithfulness import (
     blurred_canvas,
     deletion_insertion,
     pixel_ranks,
@@ -16,7 +16,7 @@ from interpret.evaluate.faithfulness import (
 )
 from tests.conftest import assert_unchanged, state_snapshot
 from tests.test_attribution import RegionScore
-from zoo.errors import CnnvizError
+from cnnviz.zoo.errors import CnnvizError
 
 
 def test_pixel_ranks_most_salient_first():

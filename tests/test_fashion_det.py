@@ -9,14 +9,14 @@ import torch
 from PIL import Image
 from torchvision.ops import box_iou
 
-import interpret
-import zoo
-from interpret.core import class_probabilities
+from cnnviz import interpret
+from cnnviz import zoo
+from cnnviz.interpret.core import class_probabilities
 from tests.test_dense import cli
-from zoo.datasets import DATASETS
-from zoo.detection_map import average_precision, mean_average_precision
-from zoo.fashion_det import WEIGHTS_DIR, detection_accuracy
-from zoo.scenes import fashion_scenes
+from cnnviz.zoo.datasets import DATASETS
+from cnnviz.zoo.detection_map import average_precision, mean_average_precision
+from cnnviz.zoo.fashion_det import WEIGHTS_DIR, detection_accuracy
+from cnnviz.zoo.scenes import fashion_scenes
 
 needs_fashion = pytest.mark.skipif(not DATASETS["fashion-mnist"].default_dir.is_dir(), reason="needs Fashion-MNIST")
 

@@ -3,12 +3,12 @@
 import pytest
 import torch
 
-import interpret
-import zoo
-from interpret.core import class_probabilities
-from zoo.datasets import DATASETS
-from zoo.fashion_seg import WEIGHTS_DIR, mean_iou
-from zoo.scenes import fashion_scenes
+from cnnviz import interpret
+from cnnviz import zoo
+from cnnviz.interpret.core import class_probabilities
+from cnnviz.zoo.datasets import DATASETS
+from cnnviz.zoo.fashion_seg import WEIGHTS_DIR, mean_iou
+from cnnviz.zoo.scenes import fashion_scenes
 
 pytestmark = pytest.mark.skipif(not DATASETS["fashion-mnist"].default_dir.is_dir(), reason="needs Fashion-MNIST")
 
@@ -64,8 +64,8 @@ def test_occluding_the_object_lowers_its_score_more_than_occluding_as_much_backg
 
 
 def test_road_and_infidelity_read_the_region_score_of_a_segmenter(seg, held_out):
-    from interpret.evaluate import infidelity, road
-    from interpret.evaluate.road import linear_imputation
+    from cnnviz.interpret.evaluate import infidelity, road
+    from cnnviz.interpret.evaluate.road import linear_imputation
 
     image, mask, label = held_out.images[:1], held_out.masks[0], int(held_out.labels[0][0]) + 1
     target = interpret.region_target(seg, image, label, mask=mask == label)
@@ -92,7 +92,7 @@ def test_road_and_infidelity_read_the_region_score_of_a_segmenter(seg, held_out)
 
 
 def test_attacks_and_class_evaluation_refuse_a_segmenter_in_one_line(seg, held_out):
-    from zoo.errors import CnnvizError
+    from cnnviz.zoo.errors import CnnvizError
 
     for call in (lambda: interpret.pgd(seg, held_out.images[:1], steps=2),
                  lambda: interpret.fool(seg, [1], steps=2),

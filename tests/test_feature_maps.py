@@ -6,14 +6,14 @@ import pytest
 import torch
 from torch import nn
 
-import interpret
-from cli.main import main
-from interpret.core.activations import layer_output
-from interpret.inside.feature_maps import channel_order, feature_maps
+from cnnviz import interpret
+from cnnviz.cli.main import main
+from cnnviz.interpret.core.activations import layer_output
+from cnnviz.interpret.inside.feature_maps import channel_order, feature_maps
 from tests.conftest import SharedConv, assert_unchanged, state_snapshot
 from tests.test_receptive_field import one_thread  # noqa: F401  (autouse: one intra-op thread)
-from zoo.errors import CnnvizError
-from zoo.hooks import hook_counts
+from cnnviz.zoo.errors import CnnvizError
+from cnnviz.zoo.hooks import hook_counts
 
 
 def test_maps_equal_a_forward_by_hand(tiny, device):

@@ -9,13 +9,13 @@ import torchvision
 from PIL import Image
 from torch import nn
 
-import zoo
-from cli.main import main
-from interpret.inside.filters import conv_layers, conv_weight, filters, normalize_each
-from interpret.views.pixels import to_uint8
+from cnnviz import zoo
+from cnnviz.cli.main import main
+from cnnviz.interpret.inside.filters import conv_layers, conv_weight, filters, normalize_each
+from cnnviz.interpret.views.pixels import to_uint8
 from tests.conftest import assert_unchanged, state_snapshot
 from tests.test_receptive_field import one_thread  # noqa: F401  (autouse: one intra-op thread)
-from zoo.errors import CnnvizError
+from cnnviz.zoo.errors import CnnvizError
 
 
 def test_first_layer_rgb_each_filter_spans_zero_to_one():

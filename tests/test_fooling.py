@@ -5,11 +5,11 @@ import pytest
 import torch
 from PIL import Image
 
-import zoo
-from cli.main import main
-from interpret.attack.fooling import fool, parse_classes
+from cnnviz import zoo
+from cnnviz.cli.main import main
+from cnnviz.interpret.attack.fooling import fool, parse_classes
 from tests.conftest import assert_unchanged, state_snapshot
-from zoo.errors import CnnvizError
+from cnnviz.zoo.errors import CnnvizError
 
 
 @pytest.fixture(scope="module")
@@ -107,7 +107,7 @@ def test_cli_fool_writes_sheet_and_table(capsys, tmp_path):
     assert all(float(row.split("\t")[2]) >= 0.996 for row in rows[1:])
     single = np.asarray(Image.open(tmp_path / "fool-0008.png"))
     assert single.shape[:2] == (28, 28)
-    import zoo  # the threshold holds for the 8-bit files the user gets, not only for the float images
+    from cnnviz import zoo  # the threshold holds for the 8-bit files the user gets, not only for the float images
     handle = zoo.load("fashion_cnn", device="cpu")
     files = [zoo.load_image(tmp_path / f"fool-{i:04d}.png") for i in range(10)]
     with torch.no_grad():

@@ -20,12 +20,12 @@ import numpy as np
 import pytest
 from PIL import Image
 
-import interpret
-from gallery import Budget, Card, Output, Settings, build, plan
-from gallery.attribution import attribution_options
-from gallery.cards import CARDS_DIR, inside, run_cards, slug
-from gallery.site import read_manifest, update_manifest, write_site
-from zoo.errors import CnnvizError
+from cnnviz import interpret
+from cnnviz.gallery import Budget, Card, Output, Settings, build, plan
+from cnnviz.gallery.attribution import attribution_options
+from cnnviz.gallery.cards import CARDS_DIR, inside, run_cards, slug
+from cnnviz.gallery.site import read_manifest, update_manifest, write_site
+from cnnviz.zoo.errors import CnnvizError
 
 HOSTILE = "<img src=x onerror=alert(1)> & \"'cat'"
 TINY = Budget(images=1, attribution={"samples": 2, "steps": 2, "window": 112, "stride": 112, "masks": 8}, curve_steps=2, layers=2,
@@ -112,7 +112,7 @@ def test_second_run_recomputes_nothing(tmp_path: Path) -> None:
 
 
 def test_index_shows_a_thumbnail_of_each_page_with_a_finished_card(tmp_path: Path) -> None:
-    from gallery import Page
+    from cnnviz.gallery import Page
 
     def big(card_id: str, value: int) -> Card:
         return Card("p", card_id, card_id, "test", {"value": value},
@@ -162,7 +162,7 @@ def test_a_failing_card_is_reported_shown_and_retried(tmp_path: Path) -> None:
     cards = [tiny_card("p", "bad", calls, fail=CnnvizError(f"broken {HOSTILE}")), tiny_card("p", "good", calls)]
     report = run_cards(tmp_path, cards, progress=False)
     assert report.computed == ["p/good"] and list(report.failed) == ["p/bad"]
-    from gallery import Page
+    from cnnviz.gallery import Page
 
     manifest = update_manifest(tmp_path, [Page("p", "page p", "model")], cards, {})
     write_site(tmp_path, manifest, report.failed)
@@ -216,9 +216,9 @@ def test_every_registered_attribution_method_gets_a_card_in_the_full_gallery() -
 def test_the_relevance_section_shows_lrp_per_composite_and_the_concepts_panel(tmp_path: Path) -> None:
     from dataclasses import replace
 
-    from gallery.context import Context
-    from gallery.relevance import RELEVANCE_SECTION, relevance_cards
-    from interpret.attribution import COMPOSITES
+    from cnnviz.gallery.context import Context
+    from cnnviz.gallery.relevance import RELEVANCE_SECTION, relevance_cards
+    from cnnviz.interpret.attribution import COMPOSITES
 
     settings = Settings(models=["fashion_cnn"], budget=replace(TINY, concepts=3))
     cards = relevance_cards(Context(settings), "fashion_cnn")
@@ -243,7 +243,7 @@ def test_the_relevance_section_shows_lrp_per_composite_and_the_concepts_panel(tm
     panel = np.asarray(Image.open(folder / concepts["images"][0]["file"]))
     assert panel.shape[1] == 4 * 224 + 3 * 4  # the image, the unconditional map and 3 concepts: one row of 4 tiles
 
-    from gallery.attribution import image_page
+    from cnnviz.gallery.attribution import image_page
 
     page = image_page("fashion_cnn", ctx.subjects("fashion_cnn")[0])
     write_site(tmp_path, update_manifest(tmp_path, [page], cards, {}))
@@ -409,7 +409,7 @@ def test_gallery_in_a_real_browser(tmp_path: Path) -> None:
 
 
 def test_cli_refuses_bad_input_before_writing(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    from cli.main import main
+    from cnnviz.cli.main import main
 
     site = tmp_path / "site"
     assert main(["gallery", "--model", "efficientnet_lite9", "--out", str(site), "--no-progress"]) == 2

@@ -8,8 +8,8 @@ from dataclasses import replace
 
 import pytest
 
-from gallery import Budget, Settings, build, plan
-from zoo.datasets import DATASETS
+from cnnviz.gallery import Budget, Settings, build, plan
+from cnnviz.zoo.datasets import DATASETS
 
 needs_fashion = pytest.mark.skipif(not DATASETS["fashion-mnist"].default_dir.is_dir(), reason="needs Fashion-MNIST")
 

@@ -14,9 +14,9 @@ from pathlib import Path
 import pytest
 import torch
 
-import interpret
-import zoo
-from gallery.unit_pages import export_units
+from cnnviz import interpret
+from cnnviz import zoo
+from cnnviz.gallery.unit_pages import export_units
 from tests.conftest import TinyCNN
 from tests.test_gallery import browser_or_skip
 
@@ -77,12 +77,12 @@ def test_unit_pages_are_written_valid_escaped_and_show_the_atlas_top_k(tmp_path)
 @pytest.mark.slow
 def test_the_cli_exports_unit_pages(tmp_path):
     env = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"}
-    done = subprocess.run([sys.executable, "-m", "cli.main", "gallery", "--model", "fashion_cnn", "--units",
+    done = subprocess.run([sys.executable, "-m", "cnnviz.cli.main", "gallery", "--model", "fashion_cnn", "--units",
                            "features.block1:1-2", "--images", "coffee", "--quick", "--device", "cpu", "--no-progress",
                            "--out", str(tmp_path)], check=False, cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr
     assert len(list((tmp_path / "units").glob("fashion_cnn-*.html"))) == 2
-    bad = subprocess.run([sys.executable, "-m", "cli.main", "gallery", "--model", "fashion_cnn", "--units",
+    bad = subprocess.run([sys.executable, "-m", "cnnviz.cli.main", "gallery", "--model", "fashion_cnn", "--units",
                           "features.block1:99", "--out", str(tmp_path / "bad")], cwd=ROOT, env=env,
                          check=False, capture_output=True, text=True, timeout=300)
     assert bad.returncode == 2 and len(bad.stderr.strip().splitlines()) == 1, bad.stderr

@@ -13,10 +13,10 @@ import pytest
 import torch
 import torchvision
 
-import interpret
-import zoo
-from cli.main import main
-from zoo.errors import CnnvizError
+from cnnviz import interpret
+from cnnviz import zoo
+from cnnviz.cli.main import main
+from cnnviz.zoo.errors import CnnvizError
 
 
 def _cli(*argv: object) -> int:
@@ -86,10 +86,10 @@ def test_an_unwritable_out_folder_is_one_line_exit_2(tmp_path, capsys):
 
 
 def test_helpers_that_run_the_model_leave_batch_norm_statistics_alone():
-    from interpret.core.activations import layer_output
-    from interpret.evaluate.faithfulness import randomization_check
-    from interpret.optimize.actmax import class_scores
-    from interpret.optimize.inversion import inversion_scores
+    from cnnviz.interpret.core.activations import layer_output
+    from cnnviz.interpret.evaluate.faithfulness import randomization_check
+    from cnnviz.interpret.optimize.actmax import class_scores
+    from cnnviz.interpret.optimize.inversion import inversion_scores
     from tests.conftest import assert_unchanged, state_snapshot
 
     torch.manual_seed(0)
@@ -164,7 +164,7 @@ def test_a_channel_past_the_layer_and_a_plain_module_report_are_one_line(tmp_pat
                 "--octaves", "1", "--no-progress", "--out", tmp_path)
     err = capsys.readouterr().err.strip()
     assert code == 2 and "channels 0..127" in err and len(err.splitlines()) == 1
-    from interpret.attack.adversarial import attack_report
+    from cnnviz.interpret.attack.adversarial import attack_report
 
     net = torchvision.models.resnet18(num_classes=3)
     report = attack_report(net, torch.rand(1, 3, 32, 32), torch.rand(1, 3, 32, 32))

@@ -2,10 +2,10 @@ import pytest
 import torch
 from torch import nn
 
-from interpret import hook_counts, preserve, record
+from cnnviz.interpret import hook_counts, preserve, record
 from tests.conftest import assert_unchanged, state_snapshot
-from zoo.errors import CnnvizError
-from zoo.hooks import graph_from
+from cnnviz.zoo.errors import CnnvizError
+from cnnviz.zoo.hooks import graph_from
 
 
 def test_record_output_and_gradient_match_autograd(tiny, device):

@@ -3,8 +3,8 @@ import pytest
 import torch
 from PIL import Image
 
-import zoo
-from zoo.errors import CnnvizError
+from cnnviz import zoo
+from cnnviz.zoo.errors import CnnvizError
 
 
 def _rgb(h=12, w=20):

@@ -9,13 +9,13 @@ from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 from torch import nn
 
-import interpret
-import zoo
-from interpret.attribution.incremental import IncrementalForward, OcclusionRows, engine_graph, window_values
-from interpret.attribution.incremental.fusion import fold, padded_conv2d, same_conv2d
+from cnnviz import interpret
+from cnnviz import zoo
+from cnnviz.interpret.attribution.incremental import IncrementalForward, OcclusionRows, engine_graph, window_values
+from cnnviz.interpret.attribution.incremental.fusion import fold, padded_conv2d, same_conv2d
 from tests.conftest import assert_unchanged, state_snapshot
 from tests.test_compiled import Branchy  # control flow on the data: torch.fx cannot trace it
-from zoo.efficientnet_lite import Conv2dSame, pad_same
+from cnnviz.zoo.efficientnet_lite import Conv2dSame, pad_same
 
 
 def assert_maps_equal(ours: torch.Tensor, full: torch.Tensor, share: float = 1e-4) -> None:

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import torch
 
-from zoo.jsonfile import write_json
+from cnnviz.zoo.jsonfile import write_json
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -40,8 +40,8 @@ NOT_WRITERS = {"gallery/cards.py": 1, "gallery/site.py": 1}
 def test_no_other_json_writer_in_the_package():
     found: dict[str, int] = {}
     for package in ("cli", "gallery", "interpret", "zoo"):
-        for file in (REPO / package).rglob("*.py"):
-            name = file.relative_to(REPO).as_posix()
+        for file in (REPO / "cnnviz" / package).rglob("*.py"):
+            name = file.relative_to(REPO / "cnnviz").as_posix()
             if name != "zoo/jsonfile.py":
                 count = len(re.findall(r"json\.dumps?\(", file.read_text(encoding="utf-8")))
                 if count:

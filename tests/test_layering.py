@@ -1,5 +1,6 @@
 """Imports run downward only, read statically (a late import counts too).
 
+Everything lives under ``cnnviz``; nothing imports the old top-level names (``interpret``, ``zoo``, ...).
 Packages: zoo <- interpret <- (explorer <- cli, gallery). Inside interpret, each subpackage is one concern:
 
     core                          <- zoo only
@@ -17,7 +18,9 @@ from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[1]
+ROOT = REPO / "cnnviz"
+OLD_TOP_LEVEL = {"interpret", "zoo", "cli", "gallery", "explorer"}
 FORBIDDEN = {"zoo": {"interpret", "cli", "gallery", "bench", "explorer"},
              "interpret": {"cli", "gallery", "bench", "explorer"},
              "explorer": {"cli", "gallery", "bench"}}
@@ -40,7 +43,7 @@ def imports(path: Path) -> set[tuple[int, str]]:
         if isinstance(node, ast.Import):
             found |= {(node.lineno, alias.name) for alias in node.names}
         elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
-            folder = ROOT / node.module.replace(".", "/")
+            folder = ROOT.parent / node.module.replace(".", "/")
             for alias in node.names:
                 child = folder / alias.name
                 is_module = child.with_suffix(".py").is_file() or (child / "__init__.py").is_file()
@@ -59,13 +62,18 @@ def written_imports(path: Path) -> set[tuple[int, str]]:
     return found
 
 
+def local(name: str) -> str:
+    """A module's name inside cnnviz (``cnnviz.zoo.hooks`` -> ``zoo.hooks``); others unchanged."""
+    return name.removeprefix("cnnviz.")
+
+
 def imported_packages(path: Path) -> set[tuple[int, str]]:
-    """(line, top-level package) of every import in a file."""
-    return {(line, name.split(".")[0]) for line, name in imports(path)}
+    """(line, cnnviz package, or other top-level package) of every import in a file."""
+    return {(line, local(name).split(".")[0]) for line, name in imports(path)}
 
 
 def module_name(path: Path) -> str:
-    parts = path.relative_to(ROOT).with_suffix("").parts
+    parts = path.relative_to(ROOT.parent).with_suffix("").parts
     return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
 
 
@@ -90,7 +98,7 @@ def test_subpackages_import_only_those_below_them():
             continue  # the face and the moved-module shims
         own = parts[0]
         for line, name in sorted(imports(path)):
-            bits = name.split(".")
+            bits = local(name).split(".")
             if bits[0] == "interpret" and len(bits) > 1 and bits[1] != own and bits[1] not in ALLOWED[own]:
                 bad.append(f"{path.relative_to(ROOT)}:{line} ({own}) imports {name}")
     assert not bad, "an interpret subpackage imports one it may not (see this file's docstring):\n" + "\n".join(bad)
@@ -99,20 +107,20 @@ def test_subpackages_import_only_those_below_them():
 def test_drawing_is_a_leaf():
     bad = [f"{path.relative_to(ROOT)}:{line} imports {name}" for path in interpret_files()
            if "views" not in path.relative_to(ROOT / "interpret").parts[:1]
-           for line, name in sorted(imports(path)) if name.startswith("interpret.views")]
+           for line, name in sorted(imports(path)) if local(name).startswith("interpret.views")]
     assert not bad, "nothing in interpret may import its drawing (interpret.views):\n" + "\n".join(bad)
 
 
 def test_cli_gallery_and_explorer_import_faces_only():
-    faces = {"interpret"} | {f"interpret.{sub}" for sub in ALLOWED}
+    faces = {"cnnviz.interpret"} | {f"cnnviz.interpret.{sub}" for sub in ALLOWED}
     bad = [f"{path.relative_to(ROOT)}:{line} imports {name}, a file behind a face"
            for package in ("cli", "gallery", "explorer") for path in sorted((ROOT / package).rglob("*.py"))
-           for line, name in sorted(written_imports(path)) if name.startswith("interpret") and name not in faces]
+           for line, name in sorted(written_imports(path)) if name.startswith("cnnviz.interpret") and name not in faces]
     assert not bad, "cli, gallery and explorer import interpret's faces, not its files:\n" + "\n".join(bad)
 
 
 def test_interpret_has_no_import_circles():
-    graph = {module_name(path): {name for _, name in imports(path) if name.startswith("interpret")}
+    graph = {module_name(path): {name for _, name in imports(path) if name.startswith("cnnviz.interpret")}
              for path in interpret_files()}
     state: dict[str, int] = {}  # 1: on the current path, 2: done
 
@@ -129,22 +137,35 @@ def test_interpret_has_no_import_circles():
         return None
 
     for start in sorted(graph):
-        if start != "interpret" and start not in state and (cycle := visit(start, [start])):
+        if start != "cnnviz.interpret" and start not in state and (cycle := visit(start, [start])):
             pytest.fail("import circle: " + " -> ".join(cycle))
 
 
 def test_the_walk_sees_late_imports(tmp_path):
     source = tmp_path / "late.py"
-    source.write_text("def f():\n    from interpret.views.pixels import caption\n    import cli.main\n")
+    source.write_text("def f():\n    from cnnviz.interpret.views.pixels import caption\n    import cnnviz.cli.main\n")
     assert {name for _, name in imported_packages(source)} == {"interpret", "cli"}
-    assert {name for _, name in imports(source)} == {"interpret.views.pixels", "cli.main"}
+    assert {name for _, name in imports(source)} == {"cnnviz.interpret.views.pixels", "cnnviz.cli.main"}
 
 
 def test_the_circle_finder_finds_a_circle(tmp_path, monkeypatch):
-    package = tmp_path / "interpret"
-    package.mkdir()
-    (package / "a.py").write_text("from interpret import b\n")
-    (package / "b.py").write_text("def f():\n    import interpret.a\n")
-    monkeypatch.setattr(sys.modules[__name__], "ROOT", tmp_path)
-    with pytest.raises(pytest.fail.Exception, match="interpret.a -> interpret.b -> interpret.a"):
+    package = tmp_path / "cnnviz" / "interpret"
+    package.mkdir(parents=True)
+    (package / "a.py").write_text("from cnnviz.interpret import b\n")
+    (package / "b.py").write_text("def f():\n    import cnnviz.interpret.a\n")
+    monkeypatch.setattr(sys.modules[__name__], "ROOT", tmp_path / "cnnviz")
+    with pytest.raises(pytest.fail.Exception,
+                       match="cnnviz.interpret.a -> cnnviz.interpret.b -> cnnviz.interpret.a"):
         test_interpret_has_no_import_circles()
+
+
+def python_files() -> list[Path]:
+    return sorted(p for folder in ("cnnviz", "tests", "bench") for p in (REPO / folder).rglob("*.py"))
+
+
+def test_nothing_imports_the_old_top_level_names():
+    bad = [f"{path.relative_to(REPO)}:{line} imports {name}" for path in python_files()
+           if path.name != "test_namespace.py"  # imports InterpretML's interpret on purpose
+           for line, name in sorted(written_imports(path)) if name.split(".")[0] in OLD_TOP_LEVEL]
+    assert not bad, "cnnviz installs one name; import its packages as cnnviz.NAME:\n" + "\n".join(bad)
+

@@ -2,10 +2,10 @@ import pytest
 import torchvision
 from torch import nn
 
-import zoo
-from interpret import layer_table, textbook_params, textbook_total
-from zoo.errors import CnnvizError
-from zoo.layers import layer_at_depth, layer_depth
+from cnnviz import zoo
+from cnnviz.interpret import layer_table, textbook_params, textbook_total
+from cnnviz.zoo.errors import CnnvizError
+from cnnviz.zoo.layers import layer_at_depth, layer_depth
 
 
 def test_resolve_by_dotted_name_and_module():

@@ -9,14 +9,14 @@ import torch
 import torchvision
 from torch import nn
 
-import interpret
-import zoo
-from interpret.attribution.canonize import canonized
-from interpret.attribution.lrp import COMPOSITES
+from cnnviz import interpret
+from cnnviz import zoo
+from cnnviz.interpret.attribution.canonize import canonized
+from cnnviz.interpret.attribution.lrp import COMPOSITES
 from tests.conftest import assert_unchanged, state_snapshot
-from zoo.cnns import SmallResNet
-from zoo.efficientnet_lite import VARIANTS, EfficientNetLite
-from zoo.errors import CnnvizError
+from cnnviz.zoo.cnns import SmallResNet
+from cnnviz.zoo.efficientnet_lite import VARIANTS, EfficientNetLite
+from cnnviz.zoo.errors import CnnvizError
 
 
 def seeded_batch_norms(model: nn.Module, seed: int = 0, *, neutral_shift: bool = False) -> nn.Module:
@@ -170,7 +170,7 @@ def test_relevance_sums_to_the_target_logit_where_the_rules_conserve(composite):
 
 def test_without_the_residual_sums_relevance_would_not_be_conserved(monkeypatch):
     # The check above has teeth: with the residual additions left as `x + y`, the skips get the relevance twice.
-    from interpret.attribution import canonize
+    from cnnviz.interpret.attribution import canonize
 
     monkeypatch.setattr(canonize, "RESIDUAL_FORWARDS", {})
     for handle in bias_free_handles()[1:]:
@@ -234,7 +234,7 @@ def test_an_unknown_composite_is_one_line_from_python_and_exit_2_from_the_cli(ca
     handle = zoo.wrap(BiasFreeCNN(), input_size=16)
     with pytest.raises(CnnvizError, match="unknown composite 'epsilon'.*epsilon_plus_flat"):
         interpret.lrp(handle, torch.rand(1, 3, 16, 16), 0, composite="epsilon")
-    from cli.main import main
+    from cnnviz.cli.main import main
 
     with pytest.raises(SystemExit) as code:  # argparse refuses a choice outside the Literal
         main(["explain", "lrp", "--image", "chelsea", "--composite", "nope"])
@@ -249,7 +249,7 @@ def test_lrp_on_lite0_leaves_the_model_exactly_as_found(lite0, photos):
 
 
 def test_the_canonized_copy_is_made_once_and_again_only_after_the_weights_or_structure_change(monkeypatch):
-    from interpret.attribution import canonize
+    from cnnviz.interpret.attribution import canonize
 
     made = []
 
@@ -297,7 +297,7 @@ def test_the_z_plus_rule_that_skips_the_negative_half_after_a_relu_equals_zennit
     from zennit.attribution import Gradient
     from zennit.composites import EpsilonPlusFlat
 
-    from interpret.attribution.lrp import relevance_network
+    from cnnviz.interpret.attribution.lrp import relevance_network
 
     image = photos[:1]
     ours = interpret.lrp(lite0, image, 281, composite="epsilon_plus_flat", channels=True)

@@ -6,15 +6,15 @@ import numpy as np
 import pytest
 import torch
 
-import interpret
-import zoo
-from interpret.evaluate.complexity import entropy, gini
-from interpret.evaluate.faithfulness import random_maps
-from interpret.evaluate.road import linear_imputation, removal_counts, road
-from interpret.evaluate.robustness import infidelity, max_sensitivity
-from interpret.evaluate.statistics import bootstrap_interval
+from cnnviz import interpret
+from cnnviz import zoo
+from cnnviz.interpret.evaluate.complexity import entropy, gini
+from cnnviz.interpret.evaluate.faithfulness import random_maps
+from cnnviz.interpret.evaluate.road import linear_imputation, removal_counts, road
+from cnnviz.interpret.evaluate.robustness import infidelity, max_sensitivity
+from cnnviz.interpret.evaluate.statistics import bootstrap_interval
 from tests.conftest import TinyCNN, assert_unchanged, state_snapshot
-from zoo.errors import CnnvizError
+from cnnviz.zoo.errors import CnnvizError
 
 
 @pytest.fixture

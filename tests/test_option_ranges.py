@@ -14,11 +14,11 @@ import torch
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-import interpret
-from cli.main import main
+from cnnviz import interpret
+from cnnviz.cli.main import main
 from tests.conftest import assert_unchanged, state_snapshot
-from zoo.checks import Between, choice_declarations, declarations
-from zoo.errors import CnnvizError
+from cnnviz.zoo.checks import Between, choice_declarations, declarations
+from cnnviz.zoo.errors import CnnvizError
 
 DECLARED = [(m.name, option, kind, bounds) for m in interpret.methods()
             for option, (kind, bounds) in declarations(m.fn.__wrapped__).items()]  # type: ignore[attr-defined]
@@ -111,7 +111,7 @@ def test_hostile_image_names_write_only_into_the_output_folder(tmp_path_factory,
 
 
 def test_paths_of_written_files_stay_relative_to_out():
-    from cli.output import OutputFolder, safe_name
+    from cnnviz.cli.output import OutputFolder, safe_name
 
     folder = OutputFolder("/tmp/x")
     for name in ("a b", "é.png", "-rf", ".bashrc", "x" * 500 + ".png"):
@@ -119,7 +119,7 @@ def test_paths_of_written_files_stay_relative_to_out():
         assert child.parent == Path("/tmp/x") and len(child.name) <= 200 and child.name == safe_name(name)
 
 
-from cli.main import build_parser  # noqa: E402
+from cnnviz.cli.main import build_parser  # noqa: E402
 
 PARSER = build_parser()  # built once: each case below parses one command line with it
 

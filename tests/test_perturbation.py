@@ -6,10 +6,10 @@ import torch
 from torch import nn
 from torchray.attribution.rise import rise as torchray_rise
 
-import interpret
-import zoo
-from interpret.attribution.rise import rise_masks, rise_with_masks
-from zoo.errors import CnnvizError
+from cnnviz import interpret
+from cnnviz import zoo
+from cnnviz.interpret.attribution.rise import rise_masks, rise_with_masks
+from cnnviz.zoo.errors import CnnvizError
 
 
 def test_rise_equals_torchray_on_the_same_masks(lite0):

@@ -10,8 +10,8 @@ import torch.nn.functional as F
 import torchvision
 from torch import nn
 
-import zoo
-from interpret.inside.fields import (
+from cnnviz import zoo
+from cnnviz.interpret.inside.fields import (
     Box,
     layer_field,
     receptive_field,
@@ -20,8 +20,8 @@ from interpret.inside.fields import (
     verify_receptive_field,
 )
 from tests.conftest import SharedConv, assert_unchanged, state_snapshot
-from zoo.errors import CnnvizError
-from zoo.hooks import hook_counts
+from cnnviz.zoo.errors import CnnvizError
+from cnnviz.zoo.hooks import hook_counts
 
 
 @pytest.fixture(autouse=True, scope="module")
@@ -214,7 +214,7 @@ def test_model_left_unchanged(tiny):
 
 
 def test_cli_table_with_gradient_check(capsys):
-    from cli.main import main
+    from cnnviz.cli.main import main
 
     assert main(["receptive-fields", "--model", "alexnet", "--size", "128", "--verify", "--device", "cpu"]) == 0
     lines = {line.split()[0]: line.split() for line in capsys.readouterr().out.splitlines()[1:]}

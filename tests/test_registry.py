@@ -4,8 +4,8 @@ after an error (the registry's ``preserve`` guard), and returns finite values.""
 import pytest
 import torch
 
-import interpret
-from interpret import hook_counts
+from cnnviz import interpret
+from cnnviz.interpret import hook_counts
 from tests.conftest import assert_unchanged, state_snapshot
 
 # Small settings so each method runs in a moment on the tiny model; a method takes the ones it has.
@@ -62,7 +62,7 @@ def test_the_decorator_keeps_each_methods_signature_for_type_checkers():
     import inspect
     import typing
 
-    from interpret.core import registry
+    from cnnviz.interpret.core import registry
 
     decorate = typing.get_type_hints(registry.method)["return"]  # Callable[[Callable[P, R]], Callable[P, R]]
     [taken], given = typing.get_args(decorate)
@@ -75,7 +75,7 @@ def test_the_decorator_keeps_each_methods_signature_for_type_checkers():
 
 
 def test_listing_order_is_declared_not_taken_from_import_order():
-    from interpret.core import registry
+    from cnnviz.interpret.core import registry
 
     built_in = interpret.methods()
     assert all(m.order < 1000 for m in built_in), [m.name for m in built_in if m.order >= 1000]
@@ -103,8 +103,8 @@ def test_an_old_flat_module_path_still_imports_with_a_warning(recwarn):
     import importlib
     import sys
 
-    for old, new in [("interpret.render", "interpret.views.pixels"), ("interpret.cam_core",
-                                                                       "interpret.attribution.cam.core")]:
+    for old, new in [("cnnviz.interpret.render", "cnnviz.interpret.views.pixels"), ("cnnviz.interpret.cam_core",
+                                                                       "cnnviz.interpret.attribution.cam.core")]:
         sys.modules.pop(old, None)
         module = importlib.import_module(old)
         assert module is importlib.import_module(new) and module.__spec__.name == new
@@ -115,6 +115,6 @@ def test_import_zoo_leaves_the_training_loop_unloaded():
     import subprocess
     import sys
 
-    code = "import sys, zoo, interpret; print(sorted(m for m in sys.modules if m.startswith('zoo.training')))"
+    code = "import sys, zoo, interpret; print(sorted(m for m in sys.modules if m.startswith('cnnviz.zoo.training')))"
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
-    assert done.stdout.strip() == "['zoo.training_log']"  # the log's format, not the loop
+    assert done.stdout.strip() == "['cnnviz.zoo.training_log']"  # the log's format, not the loop

@@ -14,13 +14,13 @@ from pytorch_grad_cam import ScoreCAM
 from pytorch_grad_cam.utils.model_targets import ClassifierOutputTarget
 from torchray.attribution.rise import rise as torchray_rise
 
-import interpret
-import zoo
-from interpret.attribution.cam.core import min_max, upsample
-from interpret.attribution.rise import rise_masks, rise_with_masks
-from interpret.core.removal import FILLS, removed_pixels
-from interpret.evaluate.faithfulness import deletion_insertion
-from zoo.errors import CnnvizError
+from cnnviz import interpret
+from cnnviz import zoo
+from cnnviz.interpret.attribution.cam.core import min_max, upsample
+from cnnviz.interpret.attribution.rise import rise_masks, rise_with_masks
+from cnnviz.interpret.core.removal import FILLS, removed_pixels
+from cnnviz.interpret.evaluate.faithfulness import deletion_insertion
+from cnnviz.zoo.errors import CnnvizError
 
 TARGETS = [3, 7]  # the classes of the outside check that found the black-masking Score-CAM
 

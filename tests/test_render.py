@@ -2,8 +2,8 @@ import numpy as np
 import pytest
 import torch
 
-from interpret.views import pixels, sheets
-from zoo.errors import CnnvizError
+from cnnviz.interpret.views import pixels, sheets
+from cnnviz.zoo.errors import CnnvizError
 
 
 def test_to_uint8_scales_and_expands_gray():

@@ -3,9 +3,9 @@
 import pytest
 import torch
 
-from zoo.datasets import DATASETS, synthetic
-from zoo.errors import CnnvizError
-from zoo.scenes import fashion_scenes, paste_scenes
+from cnnviz.zoo.datasets import DATASETS, synthetic
+from cnnviz.zoo.errors import CnnvizError
+from cnnviz.zoo.scenes import fashion_scenes, paste_scenes
 
 
 def check_labels(scenes, threshold=0.1):

@@ -21,9 +21,9 @@ import httpx
 import numpy as np
 import pytest
 
-import interpret
-import zoo
-from cli.commands.serve import is_loopback
+from cnnviz import interpret
+from cnnviz import zoo
+from cnnviz.cli.commands.serve import is_loopback
 from tests.test_gallery import browser_or_skip
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -41,7 +41,7 @@ def serving(cache: Path, *args: str, host: str = "127.0.0.1",
     """A ``cnnviz serve`` process on a free port; yields its URL once /api/health answers."""
     port = free_port()
     env = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"}
-    process = subprocess.Popen([sys.executable, "-m", "cli.main", "serve", "--device", "cpu", "--port", str(port),
+    process = subprocess.Popen([sys.executable, "-m", "cnnviz.cli.main", "serve", "--device", "cpu", "--port", str(port),
                                 "--host", host, "--cache", str(cache), *args], cwd=ROOT, env=env,
                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     url = f"http://127.0.0.1:{port}"

@@ -8,7 +8,7 @@ import pytest
 import torch
 import torch.distributed as dist
 
-from interpret.core.distributed import Group, gather_jobs, shard_jobs
+from cnnviz.interpret.core.distributed import Group, gather_jobs, shard_jobs
 from tests.test_atlas_distributed import free_port, run_processes
 
 pytestmark = pytest.mark.skipif(not dist.is_available() or not dist.is_gloo_available(),
@@ -23,9 +23,9 @@ def test_shard_jobs_deal_round_robin_and_cover_every_job():
 
 
 def _fool_rank(rank: int, world: int, port: int, out: str) -> None:
-    import zoo
-    import zoo.fashion  # noqa: F401  (registers fashion_cnn)
-    from interpret.attack.fooling import fool
+    from cnnviz import zoo
+    import cnnviz.zoo.fashion  # noqa: F401  (registers fashion_cnn)
+    from cnnviz.interpret.attack.fooling import fool
 
     torch.set_num_threads(1)
     dist.init_process_group("gloo", init_method=f"tcp://127.0.0.1:{port}", rank=rank, world_size=world)
@@ -56,9 +56,9 @@ def _gather_rank(rank: int, world: int, port: int, out: str) -> None:
 
 @pytest.mark.slow
 def test_two_gloo_processes_fool_the_classes_one_process_fools(tmp_path):
-    import zoo
-    import zoo.fashion  # noqa: F401
-    from interpret.attack.fooling import fool
+    from cnnviz import zoo
+    import cnnviz.zoo.fashion  # noqa: F401
+    from cnnviz.interpret.attack.fooling import fool
 
     torch.set_num_threads(1)
     single = fool(zoo.load("fashion_cnn", device="cpu"), "all", batch_size=3, progress=False)

@@ -18,12 +18,12 @@ import torch
 import torchvision
 from torch import nn
 
-import interpret
-import zoo
-from cli.main import main
+from cnnviz import interpret
+from cnnviz import zoo
+from cnnviz.cli.main import main
 from tests.conftest import assert_unchanged, state_snapshot
-from zoo.errors import CnnvizError
-from zoo.hooks import hook_counts
+from cnnviz.zoo.errors import CnnvizError
+from cnnviz.zoo.hooks import hook_counts
 
 FAST = ["--window", "16", "--stride", "16", "--input-size", "64"]
 CLASSES = [f"thing{i}" for i in range(10)]
@@ -362,7 +362,7 @@ def test_config_overrides_are_checked():
 
 
 def test_the_output_selector_errors_are_one_line():
-    from zoo.outputs import select_logits
+    from cnnviz.zoo.outputs import select_logits
 
     with pytest.raises(CnnvizError, match="not a tensor"):
         select_logits("text")
@@ -375,7 +375,7 @@ def test_the_output_selector_errors_are_one_line():
 
 
 def test_the_gallery_builds_for_a_model_from_a_user_file(files, tmp_path):
-    from gallery import Settings, build
+    from cnnviz.gallery import Settings, build
     from tests.test_gallery import TINY
 
     report = build(tmp_path / "site", Settings(models=[f"{files}/user_model.py:build"], images=["chelsea"],
@@ -400,7 +400,7 @@ def test_every_other_method_leaves_a_model_from_a_user_file_unchanged(files, nam
 
 
 def test_reduced_precision_is_opt_in_and_close_to_fp32(lite0, photos):
-    from interpret.evaluate.statistics import spearman
+    from cnnviz.interpret.evaluate.statistics import spearman
 
     assert lite0.precision == "fp32"
     fast = zoo.load("efficientnet_lite0", device="cpu", precision="bf16")

@@ -12,9 +12,9 @@ from scipy.stats import bootstrap, pearsonr, rankdata, spearmanr
 from skimage.feature import hog
 from skimage.metrics import structural_similarity
 
-from interpret.evaluate.similarity import similarity
-from interpret.evaluate.statistics import average_ranks, bootstrap_interval, spearman, summarize
-from zoo.errors import CnnvizError
+from cnnviz.interpret.evaluate.similarity import similarity
+from cnnviz.interpret.evaluate.statistics import average_ranks, bootstrap_interval, spearman, summarize
+from cnnviz.zoo.errors import CnnvizError
 
 
 def scipy_spearman(a: np.ndarray, b: np.ndarray) -> list[float]:

@@ -8,10 +8,10 @@ import json
 import pytest
 import torch
 
-import zoo
-from cli.main import main
-from interpret.optimize.objectives import Context
-from interpret.optimize.style import (
+from cnnviz import zoo
+from cnnviz.cli.main import main
+from cnnviz.interpret.optimize.objectives import Context
+from cnnviz.interpret.optimize.style import (
     Smoothing,
     content_loss,
     default_layers,
@@ -25,7 +25,7 @@ from interpret.optimize.style import (
     ycbcr_to_rgb,
 )
 from tests.conftest import assert_unchanged, state_snapshot
-from zoo.errors import CnnvizError
+from cnnviz.zoo.errors import CnnvizError
 
 
 def _context(layer: str, features: torch.Tensor) -> Context:
@@ -142,7 +142,7 @@ def test_model_unchanged_and_feature_handle_stops_early(tiny: zoo.ModelHandle) -
 def test_default_layers() -> None:
     import torchvision
 
-    from zoo.handle import ModelHandle
+    from cnnviz.zoo.handle import ModelHandle
 
     vgg = ModelHandle(torchvision.models.vgg19(weights=None), name="vgg19")
     style_layers, content_layer = default_layers(vgg)
@@ -229,7 +229,7 @@ def test_cli_bad_input_exits_2(tmp_path: object, argv: list[str], capsys: pytest
 
 
 def test_cli_vgg19_without_weights_names_the_offline_backbone(tmp_path: object, capsys: pytest.CaptureFixture) -> None:
-    from zoo.torchvision_models import cached_weights_path
+    from cnnviz.zoo.torchvision_models import cached_weights_path
 
     if cached_weights_path("vgg19").is_file():
         pytest.skip("vgg19 weights are on this machine")

@@ -1,8 +1,8 @@
 import pytest
 import torch
 
-from interpret import class_index, target_indices, target_scores
-from zoo.errors import CnnvizError
+from cnnviz.interpret import class_index, target_indices, target_scores
+from cnnviz.zoo.errors import CnnvizError
 
 
 def test_class_index_accepts_ints_digits_and_names(tiny):

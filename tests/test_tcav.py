@@ -8,11 +8,11 @@ import numpy as np
 import pytest
 import torch
 
-import interpret
-import zoo
-from interpret.inside.concept_vectors import random_sets
+from cnnviz import interpret
+from cnnviz import zoo
+from cnnviz.interpret.inside.concept_vectors import random_sets
 from tests.conftest import assert_unchanged, state_snapshot
-from zoo.errors import CnnvizError
+from cnnviz.zoo.errors import CnnvizError
 
 FASHION_DIR = "/usr/share/datasets/fashion-mnist"
 needs_fashion = pytest.mark.skipif(not zoo.datasets.has_idx_files(FASHION_DIR), reason="Fashion-MNIST not installed")
@@ -26,7 +26,7 @@ def fashion() -> zoo.ModelHandle:
 
 @pytest.fixture(scope="module")
 def splits():
-    from zoo.datasets import read_idx_split
+    from cnnviz.zoo.datasets import read_idx_split
 
     return read_idx_split(FASHION_DIR, "train"), read_idx_split(FASHION_DIR, "t10k")
 
@@ -112,7 +112,7 @@ def test_a_has_sleeves_concept_scores_for_shirts_and_coats_and_not_for_trousers(
 def test_the_cli_prints_each_score_with_its_p_value_and_refuses_a_small_folder(fashion, splits, tmp_path, capsys):
     from PIL import Image
 
-    from cli.main import main
+    from cnnviz.cli.main import main
 
     train, test = splits
 

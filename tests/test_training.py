@@ -12,15 +12,15 @@ import numpy as np
 import pytest
 import torch
 
-import zoo
-import zoo.fashion  # noqa: F401  (registers fashion_cnn)
-import zoo.training as training
-from cli.main import main
+from cnnviz import zoo
+import cnnviz.zoo.fashion  # noqa: F401  (registers fashion_cnn)
+import cnnviz.zoo.training as training
+from cnnviz.cli.main import main
 from tests.conftest import assert_unchanged, state_snapshot
-from zoo.cnns import CnnSpec, cnn_handle
-from zoo.datasets import DATASETS, Augment, Splits, TensorData, channel_stats, read_idx_split, synthetic, write_idx
-from zoo.errors import CnnvizError
-from zoo.training import (
+from cnnviz.zoo.cnns import CnnSpec, cnn_handle
+from cnnviz.zoo.datasets import DATASETS, Augment, Splits, TensorData, channel_stats, read_idx_split, synthetic, write_idx
+from cnnviz.zoo.errors import CnnvizError
+from cnnviz.zoo.training import (
     OPTIMIZERS,
     SCHEDULES,
     TrainConfig,
@@ -278,7 +278,7 @@ def test_cli_train_writes_weights_log_curves_and_loads_back(tmp_path, capsys):
     assert log["test"]["split"] == "test" and log["test"]["accuracy"] > 0.5
     assert log["command"].startswith("cnnviz train --model tutorial_cnn") and len(log["history"]) == 2
     assert np.array(log["confusion_matrix"]).sum() == 100
-    from zoo.fashion import handle_from_log
+    from cnnviz.zoo.fashion import handle_from_log
     handle = handle_from_log(log, out / "toy.pt", "toy")
     with torch.no_grad():
         assert handle(torch.rand(2, 1, 28, 28)).shape == (2, 4)
@@ -322,7 +322,7 @@ def test_cli_lr_find_writes_a_vector_chart(tmp_path, capsys):
 @pytest.mark.slow
 def test_kill_9_mid_epoch_then_resume_matches_an_uninterrupted_run(tmp_path):
     data = _write_synthetic_idx(tmp_path / "data", n_train=3000, n_test=400)
-    common = [sys.executable, "-m", "cli.main", "train", "--data", str(data), "--channels", "8,16", "--dense", "32",
+    common = [sys.executable, "-m", "cnnviz.cli.main", "train", "--data", str(data), "--channels", "8,16", "--dense", "32",
               "--epochs", "4", "--batch-size", "32", "--lr", "0.003", "--quiet", "--threads", "1"]
     env = {**os.environ, "PYTHONPATH": str(REPO)}
 
@@ -353,7 +353,7 @@ def test_kill_9_mid_epoch_then_resume_matches_an_uninterrupted_run(tmp_path):
 
 @needs_fashion
 def test_real_fashion_mnist_subset_trains():
-    from zoo.datasets import load_dataset
+    from cnnviz.zoo.datasets import load_dataset
 
     full = load_dataset("fashion-mnist", val_fraction=0.1, seed=0)
     splits = Splits(full.name, full.train.subset(slice(0, 4000)), full.val.subset(slice(0, 1000)), None,
@@ -371,7 +371,7 @@ def test_shipped_fashion_cnn_reaches_93_percent():
     test = read_idx_split(FASHION_DIR, "t10k")
     result = evaluate(handle, test)
     assert result.accuracy >= 0.93
-    log = json.loads((REPO / "zoo" / "weights" / "fashion_cnn-log.json").read_text())
+    log = json.loads((REPO / "cnnviz" / "zoo" / "weights" / "fashion_cnn-log.json").read_text())
     assert log["test"]["accuracy"] == pytest.approx(result.accuracy, abs=5e-4)  # NHWC vs NCHW rounding
 
 

@@ -6,10 +6,10 @@ from __future__ import annotations
 import pytest
 import torch
 
-import zoo
-from interpret.inside import unit_evidence
+from cnnviz import zoo
+from cnnviz.interpret.inside import unit_evidence
 from tests.conftest import TinyCNN, assert_unchanged, state_snapshot
-from zoo.errors import CnnvizError
+from cnnviz.zoo.errors import CnnvizError
 
 
 @pytest.fixture

@@ -12,9 +12,9 @@ import torch
 from PIL import Image
 from torch import nn
 
-from interpret.views import charts, pixels, sheets
+from cnnviz.interpret.views import charts, pixels, sheets
 from tests.conftest import assert_unchanged, state_snapshot
-from zoo.errors import CnnvizError
+from cnnviz.zoo.errors import CnnvizError
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -23,7 +23,7 @@ def test_each_drawing_helper_is_defined_once():
     helpers = {"enlarge", "fit", "vstack", "hstack", "grid", "caption", "captioned_grid", "colorize", "overlay",
                "colorbar", "nice_ticks", "line_chart", "explanation_panel", "attack_panel", "patch_tile"}
     where: dict[str, list[str]] = {}
-    for path in [p for package in ("zoo", "interpret", "cli", "gallery") for p in (ROOT / package).rglob("*.py")]:
+    for path in [p for package in ("zoo", "interpret", "cli", "gallery") for p in (ROOT / "cnnviz" / package).rglob("*.py")]:
         for node in ast.parse(path.read_text()).body:
             if isinstance(node, ast.FunctionDef) and node.name in helpers:
                 where.setdefault(node.name, []).append(str(path.relative_to(ROOT)))
@@ -92,7 +92,7 @@ def test_chart_text_is_unicode():
 
 
 def test_training_report_of_the_shipped_log():
-    from zoo.fashion import fashion_log_path, read_training_log
+    from cnnviz.zoo.fashion import fashion_log_path, read_training_log
 
     figures = sheets.training_report(read_training_log(fashion_log_path()))
     assert list(figures) == ["curves", "confusion", "gradients", "activations"]
@@ -100,8 +100,8 @@ def test_training_report_of_the_shipped_log():
 
 
 def test_training_log_reads_the_shipped_file_and_writes_it_back_unchanged(tmp_path):
-    from zoo.fashion import fashion_log_path, handle_from_log
-    from zoo.training_log import TrainingLog
+    from cnnviz.zoo.fashion import fashion_log_path, handle_from_log
+    from cnnviz.zoo.training_log import TrainingLog
 
     raw = json.loads(fashion_log_path().read_text())
     log = TrainingLog.read(fashion_log_path())
@@ -138,7 +138,7 @@ class Swallowing(nn.Module):
 
 
 def test_run_until_stops_after_its_modules_even_through_a_models_except():
-    from zoo.hooks import hook_counts, record, run_until
+    from cnnviz.zoo.hooks import hook_counts, record, run_until
 
     net = Swallowing().train()
     before, hooks = state_snapshot(net), hook_counts(net)
@@ -151,15 +151,16 @@ def test_run_until_stops_after_its_modules_even_through_a_models_except():
 
 
 def test_zoo_owns_the_plain_torch_mechanisms_interpret_uses():
-    import zoo.guard
-    import zoo.hooks
+    from cnnviz import zoo
+    import cnnviz.zoo.guard
+    import cnnviz.zoo.hooks
 
     assert zoo.guard.preserve is zoo.guard.preserve
     assert zoo.hooks.record is zoo.hooks.record and zoo.hooks.run_until is zoo.hooks.run_until
 
 
 def test_a_style_result_displays_its_images(tiny):
-    from interpret.optimize.style import style_transfer
+    from cnnviz.interpret.optimize.style import style_transfer
 
     result = style_transfer(tiny, torch.rand(1, 3, 16, 16, device=tiny.device), style=torch.rand(3, 16, 16),
                             steps=1, progress=False)

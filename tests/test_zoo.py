@@ -5,10 +5,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-import zoo
-import zoo.hooks
-from zoo.efficientnet_lite import Conv2dSame, shipped_weights_path
-from zoo.errors import CnnvizError
+from cnnviz import zoo
+import cnnviz.zoo.hooks
+from cnnviz.zoo.efficientnet_lite import Conv2dSame, shipped_weights_path
+from cnnviz.zoo.errors import CnnvizError
 
 CAT_CLASSES = range(281, 286)  # tabby, tiger cat, Persian, Siamese, Egyptian cat
 ESPRESSO = 967
@@ -47,7 +47,7 @@ def test_lite0_classifies_photos(lite0, photos):
 def test_lite_has_one_module_per_activation(lite0):
     activations = [m for m in lite0.model.modules() if isinstance(m, torch.nn.ReLU6)]
     assert len({id(m) for m in activations}) == len(activations) > 30
-    from interpret import layer_table
+    from cnnviz.interpret import layer_table
     assert all(row.calls <= 1 for row in layer_table(lite0))
 
 

@@ -1,0 +1,94 @@
+"""A layer's neuron atlas over ``--data`` as a job: the top-activating items of every channel, found by
+:func:`interpret.inside.neuron_atlas` over the data set a chunk per round (so progress shows and a cancel
+stops it), merged exactly as the atlas merges its batches, then kept in the cache folder so a restarted server
+reuses it. The file is written once, atomically, when every chunk is done: a cancel or a shutdown leaves none.
+
+Example:
+    >>> import tempfile, torch, zoo
+    >>> from cnnviz.explorer.compute_queue import ComputeQueue
+    >>> handle, queue = zoo.load("fashion_cnn", device="cpu"), ComputeQueue("cpu")
+    >>> path = Path(tempfile.mkdtemp()) / "atlas.npz"
+    >>> job = AtlasJob(handle, "features.block1", torch.rand(10, 1, 28, 28), path, top=3, chunk=4)
+    >>> job.start(queue).result(); job.state, job.step, path.exists()
+    ('done', 10, True)
+    >>> load_atlas(handle, "features.block1", path).top_indices.shape
+    torch.Size([16, 3])
+    >>> queue.close()
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch.utils.data import Subset
+
+from cnnviz import zoo
+from cnnviz.explorer.jobs import Job
+from cnnviz.interpret.inside import Atlas, TopK, layer_field, neuron_atlas
+from cnnviz.zoo.handle import ModelHandle
+from cnnviz.zoo.image_data import DataSource, open_dataset
+
+TOP = 9  # patches shown per unit
+CHUNK = 64  # items in the first round (small: a big model must not hold the queue); later rounds take about ROUND_SECONDS
+ROUND_SECONDS = 2.0  # long enough to repay a round's setup, short enough for a cancel to act soon
+MAX_CHUNK = 16384
+
+
+class AtlasJob(Job):
+    """The top-``top`` items of every channel of ``layer`` over ``data``, written to ``path`` when complete."""
+
+    kind = "atlas"
+
+    def __init__(self, handle: ModelHandle, layer: str, data: DataSource, path: Path, *, top: int = TOP,
+                 chunk: int = CHUNK) -> None:
+        handle.layer(layer)
+        self.dataset = open_dataset(data)
+        super().__init__(len(self.dataset))
+        self.handle, self.layer, self.path, self.chunk = handle, layer, Path(path), chunk
+        self.top = min(top, len(self.dataset))
+        self.best: TopK | None = None
+        self.map_size = (0, 0)
+        self.atlas: Atlas | None = None
+        self.rounds = 0
+
+    def advance(self) -> int:
+        rows = range(self.step, min(self.step + self.chunk, self.steps))
+        start = time.perf_counter()
+        part = neuron_atlas(self.handle, self.layer, Subset(self.dataset, rows), top=min(self.top, len(rows)),
+                            bottom=0, workers=0, progress=False)
+        seconds = time.perf_counter() - start
+        self.rounds += 1
+        self.chunk = max(1, min(MAX_CHUNK, int(len(rows) * ROUND_SECONDS / max(seconds, 1e-3))))
+        self.map_size = part.map_size
+        flat = part.top_positions[..., 0] * part.map_size[1] + part.top_positions[..., 1]
+        if self.best is None:
+            self.best = TopK.empty(part.channels, self.top, True, torch.device("cpu"))
+        self.best = self.best.merge(part.top_values, part.top_indices + rows.start, flat)
+        return len(rows)
+
+    def completed(self) -> None:
+        assert self.best is not None
+        positions = torch.stack([self.best.positions // self.map_size[1], self.best.positions % self.map_size[1]], -1)
+        arrays = {"values": self.best.values.numpy(), "indices": self.best.indices.numpy(),
+                  "positions": positions.numpy(), "map_size": np.array(self.map_size), "count": np.array(self.steps)}
+        zoo.atomic_write(self.path, lambda file: np.savez(file, **arrays))
+        self.atlas = load_atlas(self.handle, self.layer, self.path)
+
+    def describe(self) -> dict[str, Any]:
+        return {"layer": self.layer, "model": self.handle.name}
+
+
+def load_atlas(handle: ModelHandle, layer: str, path: Path) -> Atlas:
+    """The atlas kept at ``path`` (top entries only), with the layer's receptive field for the patch boxes."""
+    with np.load(path, allow_pickle=False) as kept:
+        values, indices, positions = (torch.from_numpy(kept[name]) for name in ("values", "indices", "positions"))
+        map_size, count = tuple(int(v) for v in kept["map_size"]), int(kept["count"])
+    channels = values.shape[0]
+    field, reason = layer_field(handle, layer)
+    return Atlas(layer, count, map_size, values, indices, positions, torch.empty(channels, 0),  # type: ignore[arg-type]
+                 torch.empty(channels, 0, dtype=torch.int64), torch.empty(channels, 0, 2, dtype=torch.int64),
+                 field, reason, handle.input_size)

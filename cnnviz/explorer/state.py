@@ -1,0 +1,170 @@
+"""What a running explorer holds: its models (from the command line only), the optional data set, the
+compute queues, the result cache, the running jobs and the cache folder it may write in.
+
+Example:
+    >>> from cnnviz import zoo
+    >>> state = Explorer({"fashion_cnn": zoo.load("fashion_cnn", device="cpu")}, cache_dir=None)
+    >>> state.model("fashion_cnn").name
+    'fashion_cnn'
+    >>> state.close()
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch.utils.data import Dataset
+
+from cnnviz import interpret
+from cnnviz.explorer.atlas_job import AtlasJob, load_atlas
+from cnnviz.explorer.compute_queue import ComputeQueue, Queues
+from cnnviz.explorer.identity import data_identity, model_identity
+from cnnviz.explorer.images import named_image, uploaded_image
+from cnnviz.explorer.result_cache import ResultCache
+from cnnviz.zoo.errors import CnnvizError, closest
+from cnnviz.zoo.handle import ModelHandle
+
+UPLOAD_PREFIX = "upload:"
+KEPT_JOBS = 256  # finished jobs kept for their status and picture; older finished ones are forgotten
+
+
+class NotFound(CnnvizError):
+    """A name in the URL that names nothing served (answered with 404)."""
+
+
+class Explorer:
+    """The served models and everything requests share.
+
+    Args:
+        models: ``{name: handle}``, in the order the command line gave them (the first is the default).
+        data: the data set items and unit pages draw from, or None.
+        data_source: what ``data`` was opened from (a folder, a name, a tensor), which names it in the cache.
+        cache_dir: the only folder the explorer writes in (uploads pass through it); None: a temporary one.
+        cache_bytes: the result cache's size limit.
+    """
+
+    def __init__(self, models: dict[str, ModelHandle], data: Dataset | None = None, *, data_source: Any = None,
+                 cache_dir: str | Path | None = None, cache_bytes: int = 256 * 2**20) -> None:
+        if not models:
+            raise CnnvizError("give at least one model to serve")
+        self.models = dict(models)
+        self.data = data
+        self._data_source = data if data_source is None else data_source
+        self._identities: dict[str, str] = {}
+        self._temporary = tempfile.TemporaryDirectory(prefix="cnnviz-serve-") if cache_dir is None else None
+        self.cache_dir = Path(self._temporary.name if self._temporary else cache_dir)
+        self.cache_dir.mkdir(parents=True, exist_ok=True)
+        for stale in [*(self.cache_dir / "uploads").glob(".upload-*"), *(self.cache_dir / "atlas").glob(".*.tmp")]:
+            stale.unlink(missing_ok=True)  # left by a process killed mid-write
+        self.results = ResultCache(cache_bytes)
+        self.queues = Queues()
+        self.jobs: dict[str, Any] = {}
+        self.atlas_jobs: dict[Path, AtlasJob] = {}
+
+    @property
+    def default_model(self) -> str:
+        return next(iter(self.models))
+
+    def model(self, name: object) -> ModelHandle:
+        """The served model ``name``; a request can only pick among the served ones."""
+        if not isinstance(name, str) or name not in self.models:
+            raise NotFound(f"no model {name!r} is served{closest(str(name), self.models)}; served: "
+                           f"{', '.join(self.models)}")
+        return self.models[name]
+
+    def queue(self, handle: ModelHandle) -> ComputeQueue:
+        """The compute queue of the device ``handle`` runs on."""
+        return self.queues[str(handle.device)]
+
+    def method(self, name: object) -> interpret.Method:
+        """A registered attribution method (``captum:Name`` built on demand)."""
+        if not isinstance(name, str) or not name:
+            raise CnnvizError("method must be the name of an attribution method, such as \"gradcam\"")
+        return interpret.get_method(name, "attribution")
+
+    def image(self, handle: ModelHandle, name: object) -> torch.Tensor:
+        """The prepared ``(1, C, H, W)`` batch of a sample, a data item or an earlier upload (kept prepared)."""
+        key = f"prepared:{handle.name}:{name}" if isinstance(name, str) else None
+        batch = self.results.get(key) if key else None
+        if batch is None:
+            batch = self._prepare(handle, name)
+            if key:
+                self.results.put(key, batch)
+        return batch
+
+    def _prepare(self, handle: ModelHandle, name: object) -> torch.Tensor:
+        if isinstance(name, str) and name.startswith(UPLOAD_PREFIX):
+            image = self.results.get(name)
+            if image is None:
+                raise CnnvizError(f"{name!r} is no longer kept (or never was): upload the file again")
+        else:
+            image = named_image(name, self.data, handle.in_channels)
+        return handle.prepare([image])
+
+    def upload(self, content: bytes, filename: str) -> str:
+        """Decode an upload once and keep it; its name (``upload:HASH``) stands for it in later requests."""
+        image = uploaded_image(content, Path(filename or "").suffix, self.cache_dir / "uploads", None)
+        name = UPLOAD_PREFIX + hashlib.sha256(content).hexdigest()[:24]
+        self.results.put(name, image)
+        return name
+
+    def atlas_path(self, handle: ModelHandle, layer: str) -> Path:
+        """Where the atlas of ``layer`` over the data is kept: named by the model's weights, the layer and the
+        data's items."""
+        if self.data is None:
+            raise CnnvizError("no data set is served, so units have no top patches: start the server with "
+                              "--data DIR|fashion-mnist")
+        if handle.name not in self._identities:
+            self._identities[handle.name] = model_identity(handle)
+        if "data" not in self._identities:
+            self._identities["data"] = data_identity(self._data_source, self.data)
+        key = result_key("atlas", self._identities[handle.name], layer, self._identities["data"])
+        return self.cache_dir / "atlas" / f"{key}.npz"
+
+    def atlas_job(self, handle: ModelHandle, layer: str) -> AtlasJob | None:
+        """The running atlas job of ``layer`` (started now unless one runs); None when the atlas is on disk."""
+        path = self.atlas_path(handle, layer)
+        if path.exists():
+            return None
+        job = self.atlas_jobs.get(path)
+        if job is None or (job.over and not path.exists()):
+            job = AtlasJob(handle, layer, self.data, path)
+            self.atlas_jobs[path] = job
+            self.start(job, handle)
+        return job
+
+    def start(self, job: Any, handle: ModelHandle) -> Any:
+        """Keep ``job`` (forgetting the oldest finished ones past :data:`KEPT_JOBS`) and queue it on the device."""
+        self.jobs[job.id] = job
+        finished = [key for key, kept in self.jobs.items() if kept.over]
+        for key in finished[:max(0, len(self.jobs) - KEPT_JOBS)]:
+            self.jobs.pop(key)
+        job.start(self.queue(handle))
+        return job
+
+    def atlas(self, handle: ModelHandle, layer: str) -> Any:
+        """The atlas of ``layer`` over the data, from memory or the cache folder; None until computed."""
+        path = self.atlas_path(handle, layer)
+        found = self.results.get(f"atlas:{path.name}")
+        if found is None and path.exists():
+            found = load_atlas(handle, layer, path)
+            self.results.put(f"atlas:{path.name}", found)
+        return found
+
+    def close(self) -> None:
+        """Stop the queues after their jobs; remove a temporary cache folder."""
+        for job in list(self.jobs.values()):
+            job.cancel()
+        self.queues.close()
+        if self._temporary is not None:
+            self._temporary.cleanup()
+
+
+def result_key(*parts: Any) -> str:
+    """A short hash naming a result by everything that determines it."""
+    return hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()[:32]

@@ -1,0 +1,240 @@
+"""Activation maximization: the image a class or a unit likes most.
+
+Presets (``preset=``):
+- ``robust`` (default): Fourier parameterization with decorrelated colour,
+  pad/jitter/scale/rotate transforms, and an objective of the class logit
+  plus its log-probability — recognizable pictures that other models also
+  recognize, at the generating model's full confidence.
+- ``jitter``: raw pixels with the same transforms and a blur every few steps
+  (the classic hand-made recipe).
+- ``pixels``: plain gradient ascent on raw pixels (reaches probability 1 but
+  makes adversarial noise; kept to show why the others exist).
+
+Example:
+    >>> from cnnviz import zoo, interpret
+    >>> handle = zoo.load("efficientnet_lite0", device="cpu")
+    >>> pictures = interpret.actmax(handle, target=["goldfish", "espresso"], steps=8)
+    >>> pictures.shape
+    torch.Size([2, 3, 224, 224])
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Literal
+
+import torch
+from torch import nn
+from torchvision.transforms.functional import gaussian_blur
+
+from cnnviz.interpret.core.batching import auto_batch_size
+from cnnviz.interpret.core.registry import method
+from cnnviz.interpret.core.targets import class_index
+from cnnviz.interpret.optimize import engine, objectives, param, transforms
+from cnnviz.interpret.optimize.row_queue import RowQueue
+from cnnviz.zoo.checks import ImageSide, OpenUnitInterval, PositiveFloat, PositiveInt
+from cnnviz.zoo.errors import CnnvizError
+from cnnviz.zoo.guard import preserve
+from cnnviz.zoo.handle import ModelHandle
+
+Preset = Literal["robust", "jitter", "pixels"]
+
+
+def parse_unit(handle: ModelHandle, spec: str) -> tuple[objectives.Objective, int, list[str]]:
+    """``layer:channel[:y:x]`` as an objective, a batch size and labels.
+
+    ``channel`` may be ``N``, ``A-B`` (a range) or ``all``: one image per channel.
+    """
+    parts = spec.rsplit(":", 3) if spec.count(":") >= 3 else spec.rsplit(":", 1)
+    if len(parts) not in (2, 4):
+        raise CnnvizError(f"a unit is layer:channel or layer:channel:y:x, got {spec!r}")
+    layer = parts[0]
+    module = handle.layer(layer)
+    channels_total = _channel_count(handle, module)
+    text = parts[1]
+    if text == "all":
+        channels = list(range(channels_total))
+    elif "-" in text:
+        first, last = (int(v) for v in text.split("-", 1))
+        channels = list(range(first, last + 1))
+    elif text.isdigit():
+        channels = [int(text)]
+    else:
+        raise CnnvizError(f"channel must be N, A-B or all, got {text!r}")
+    if not channels or min(channels) < 0 or max(channels) >= channels_total:
+        raise CnnvizError(f"channels {text} out of range: {layer} has channels 0..{channels_total - 1}")
+    index = torch.tensor(channels)
+    if len(parts) == 4:
+        y, x = int(parts[2]), int(parts[3])
+        objective = objectives.neuron(layer, index, y, x)
+        labels = [f"{layer}:{c}:{y}:{x}" for c in channels]
+    else:
+        objective = objectives.channel(layer, index)
+        labels = [f"{layer}:{c}" for c in channels]
+    return objective, len(channels), labels
+
+
+def _channel_count(handle: ModelHandle, module: nn.Module) -> int:
+    from cnnviz.zoo.hooks import record
+
+    with torch.no_grad(), record({"layer": module}) as rec:
+        handle(torch.zeros(1, handle.in_channels, handle.input_size, handle.input_size, device=handle.device))
+    output = rec["layer"].output
+    if output.dim() < 2:
+        raise CnnvizError("the layer's output has no channel axis")
+    return output.shape[1]
+
+
+def class_objective(handle: ModelHandle, target: object) -> tuple[objectives.Objective, int, list[str]]:
+    """Logit plus log-probability of the target class(es), one image per class."""
+    indices = class_objective_indices(handle, target).cpu()
+    objective = objectives.class_logit(indices) + objectives.class_log_prob(indices)
+    return objective, len(indices), [handle.class_name(int(i)) for i in indices]
+
+
+def blur_every(period: int, sigma: float = 0.5) -> engine.Callable:
+    """A step hook that blurs raw pixels every ``period`` steps (Yosinski et al. 2015)."""
+    def hook(image: nn.Module, step: int) -> None:
+        if step % period == 0 and isinstance(image, param.PixelImage):
+            with torch.no_grad():
+                image.pixels.copy_(gaussian_blur(image.pixels, [3, 3], [sigma, sigma]))
+    return hook
+
+
+@dataclass(frozen=True)
+class Recipe:
+    """What a preset optimizes: the parameterization, step size, penalty, transforms and step hook."""
+
+    kind: str
+    lr: float
+    l2: float
+    augment: bool
+    every_step: Callable[[nn.Module, int], None] | None = None
+
+
+def recipe(preset: str) -> Recipe:
+    """The :class:`Recipe` of ``preset`` (see the module docstring)."""
+    recipes = {"robust": Recipe("fourier", 0.05, 0.0, True),
+               "jitter": Recipe("pixels", 0.02, 0.05, True, blur_every(4)),
+               "pixels": Recipe("pixels", 0.01, 0.0, False)}
+    if preset not in recipes:
+        raise CnnvizError(f"unknown preset {preset!r}: robust, jitter or pixels")
+    return recipes[preset]
+
+
+@method("actmax", "optimization", "activation maximization: the picture a class or unit likes most", order=100)
+def actmax(handle: ModelHandle, images: torch.Tensor | None = None, target: object = None, *,
+           unit: str | None = None, preset: Preset = "robust", steps: PositiveInt = 256, lr: PositiveFloat | None = None,
+           size: ImageSide | None = None, until: OpenUnitInterval | None = None, batch_size: PositiveInt | None = None,
+           seed: int = 0, progress: bool = True) -> torch.Tensor:
+    """Optimize images to maximize a class (``target``) or a unit (``unit``), all in one batch.
+
+    Args:
+        images: starting images (``jitter``/``pixels`` presets only); default: noise.
+        target: class index or name, or a list of them (one image each).
+        unit: ``layer:channel``, ``layer:A-B``, ``layer:all`` or ``layer:channel:y:x`` instead of a class.
+        preset: ``robust``, ``jitter`` or ``pixels`` (see the module docstring).
+        steps: optimization steps (with ``until``: the most per image).
+        lr: learning rate (default: the preset's).
+        size: image side (default: the model's input size).
+        until: stop each class's image at the first step at which the model gives it this
+            probability (checked on the image itself, without transforms), instead of always running ``steps``.
+            Freed rows take the next classes at once, so a batch of ``batch_size`` rows stays full;
+            each class then starts from noise seeded by ``(seed, class)``. Class targets only.
+        batch_size: rows optimized together with ``until`` (default: what fits the device).
+
+    Returns:
+        Images ``(B, C, size, size)`` in [0, 1].
+    """
+    if (target is None) == (unit is None):
+        raise CnnvizError("give a class target or a unit (layer:channel), not both or neither")
+    if until is not None and unit is not None:
+        raise CnnvizError("until stops at a class probability: give a class target, not a unit")
+    objective, batch, _ = class_objective(handle, target) if unit is None else parse_unit(handle, unit)
+    side = size or handle.input_size
+    shape = (batch, handle.in_channels, side, side)
+    if images is not None and images.shape[0] not in (1, batch):
+        raise CnnvizError(f"{images.shape[0]} starting images for {batch} targets")
+    if images is not None:
+        images = images.expand(batch, -1, -1, -1)
+    how = recipe(preset)
+    if how.l2:
+        objective = objective - how.l2 * objectives.l2()
+    settings = {"steps": steps, "lr": lr or how.lr, "transforms": transforms.standard(side) if how.augment else None,
+                "every_step": how.every_step, "seed": seed}
+    if until is not None:
+        classes = class_objective_indices(handle, target)
+        return _actmax_until(handle, classes, images, how, shape, until, batch_size, settings, progress)
+    image = param.make_image(how.kind, shape, handle.device, init=images, seed=seed)
+    return engine.optimize(handle, image, objective, progress=progress, desc="actmax", **settings).images
+
+
+def class_objective_indices(handle: ModelHandle, target: object) -> torch.Tensor:
+    """The class indices of ``target`` (one or a list of classes)."""
+    targets = list(target) if isinstance(target, (list, tuple, torch.Tensor)) else [target]
+    return torch.tensor([class_index(handle, t) for t in targets], device=handle.device)
+
+
+def _actmax_until(handle: ModelHandle, classes: torch.Tensor, images: torch.Tensor | None, how: Recipe,
+                  shape: tuple[int, int, int, int], until: float, batch_size: int | None, settings: dict,
+                  progress: bool) -> torch.Tensor:
+    """Class pictures that each stop at probability ``until``, through one refilled batch (a RowQueue)."""
+    rows = min(batch_size or auto_batch_size(handle, backward=True, size=shape[-1]), len(classes))
+    row_shape = (rows, *shape[1:])
+    seed = settings["seed"]
+
+    def start(rows_shape: tuple[int, ...], init: torch.Tensor | None, seed: int) -> nn.Module:
+        if how.kind == "pixels":  # snapshots: the image kept is the one the passing step evaluated
+            return param.SnapshotPixels(init, shape=rows_shape, device=handle.device, seed=seed)
+        return param.make_image(how.kind, rows_shape, handle.device, init=init, seed=seed)
+
+    def fresh(job: int) -> nn.Module:  # a class's start depends on the class, not on the rows beside it
+        init = images[job:job + 1] if images is not None else None
+        return start((1, *shape[1:]), init, seed * 1_000_003 + int(classes[job]))
+
+    image = start(row_shape, None, seed)
+    wanted = classes[:rows].clone()
+    out = torch.empty(shape, device=handle.device)
+
+    def load(row: int, job: int) -> None:
+        wanted[row] = classes[job]
+        with torch.no_grad():
+            for mine, start in zip(image.parameters(), fresh(job).parameters()):
+                mine[row] = start[0]
+
+    def probability(logits: torch.Tensor, classes: torch.Tensor) -> torch.Tensor:
+        return logits.detach().softmax(-1).gather(1, classes[:, None])[:, 0]
+
+    def reached(context: objectives.Context) -> torch.Tensor:
+        # The transformed view is a cheap first test; the image itself, as it will be returned, decides.
+        passed = probability(context.logits, wanted) >= until
+        if bool(passed.any()):
+            with torch.no_grad():
+                plain = probability(handle(context.images[passed].detach()), wanted[passed])
+            passed[passed.clone()] = plain >= until
+        return passed
+
+    def keep(done: torch.Tensor, jobs: torch.Tensor, context: objectives.Context) -> None:
+        out[jobs.to(out.device)] = context.images.detach()[done.to(out.device)]
+
+    queue = RowQueue(len(classes), rows, load=load, passed=reached, keep=keep, desc="actmax", progress=progress)
+    queue.start()
+    objective = objectives.class_logit(wanted) + objectives.class_log_prob(wanted)
+    if how.l2:
+        objective = objective - how.l2 * objectives.l2()
+    try:
+        engine.optimize(handle, image, objective, until=queue.until, refill=queue.refill, progress=False,
+                        desc="actmax", **settings)
+    finally:
+        queue.close()
+    return out
+
+
+def class_scores(handle: ModelHandle, images: torch.Tensor, classes: Sequence[int], top: int = 5) -> dict:
+    """Probability of each image's class and whether it is in the top-``top`` (for quality reports)."""
+    with preserve(handle), torch.no_grad():
+        probs = handle(images).softmax(-1)
+    index = torch.tensor(list(classes), device=probs.device)
+    return {"probability": probs.gather(1, index[:, None])[:, 0].tolist(),
+            f"in_top{top}": (probs.topk(min(top, probs.shape[1]), dim=1).indices == index[:, None]).any(1).tolist()}
