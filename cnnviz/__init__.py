@@ -7,7 +7,8 @@ One name on the Python path, with one subpackage per concern:
 - :mod:`cnnviz.cli`, :mod:`cnnviz.gallery`, :mod:`cnnviz.explorer` — the command line, the static site and the
   local web app, built on the two above.
 
-Subpackages load when first used, so ``import cnnviz`` stays cheap.
+Subpackages load when first used, so ``import cnnviz`` stays cheap. Bad input raises
+:class:`cnnviz.CnnvizError` everywhere (a ``ValueError`` with a one-line message).
 
 Example:
     >>> from cnnviz import interpret, zoo
@@ -20,14 +21,16 @@ Example:
 from __future__ import annotations
 
 import importlib
-from types import ModuleType
 
-__all__ = ["cli", "explorer", "gallery", "interpret", "zoo"]
+PACKAGES = ("cli", "explorer", "gallery", "interpret", "zoo")
+__all__ = ["CnnvizError", *PACKAGES]
 
 
-def __getattr__(name: str) -> ModuleType:
-    if name in __all__:
+def __getattr__(name: str) -> object:
+    if name in PACKAGES:
         return importlib.import_module(f"{__name__}.{name}")
+    if name == "CnnvizError":  # the one error type users catch
+        return importlib.import_module(f"{__name__}.zoo").CnnvizError
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 

@@ -14,6 +14,9 @@ class CnnvizError(ValueError):
     """
 
 
+CnnvizError.__module__ = "cnnviz"  # users meet it as cnnviz.CnnvizError, wherever zoo keeps it
+
+
 def closest(word: str, choices: Iterable[str], n: int = 3) -> str:
     """A 'did you mean ...' phrase for ``word`` among ``choices`` (or '')."""
     choices = list(choices)

@@ -2,7 +2,8 @@
 the explorer's downloads so both describe a map the same way.
 
 Example:
-    >>> import torch, zoo
+    >>> import torch
+    >>> from cnnviz import zoo
     >>> from cnnviz.interpret.core import get_method
     >>> handle = zoo.load("fashion_cnn", device="cpu")
     >>> probs = torch.full((10,), 0.1)
