@@ -215,7 +215,7 @@ def test_pages_render_and_escape_names(tmp_path):
 
 def test_openapi_describes_every_api_route(client):
     document = client.get("/api/openapi.json").json()
-    from cnnviz.explorer.api import ROUTES
+    from cnnviz.explorer.routes import ROUTES
 
     assert document["openapi"].startswith("3.") and {r.path for r in ROUTES} <= set(document["paths"])
 
