@@ -4,7 +4,8 @@ stops it), merged exactly as the atlas merges its batches, then kept in the cach
 reuses it. The file is written once, atomically, when every chunk is done: a cancel or a shutdown leaves none.
 
 Example:
-    >>> import tempfile, torch, zoo
+    >>> import tempfile, torch
+    >>> from cnnviz import zoo
     >>> from cnnviz.explorer.compute_queue import ComputeQueue
     >>> handle, queue = zoo.load("fashion_cnn", device="cpu"), ComputeQueue("cpu")
     >>> path = Path(tempfile.mkdtemp()) / "atlas.npz"

@@ -12,7 +12,7 @@ Example:
     >>> parse_json(b"[" * 40 + b"]" * 40, what="the body")  # doctest: +ELLIPSIS
     Traceback (most recent call last):
     ...
-    zoo.errors.CnnvizError: the body is nested 40 deep, deeper than the 32 accepted
+    cnnviz.zoo.errors.CnnvizError: the body is nested 40 deep, deeper than the 32 accepted
 """
 
 from __future__ import annotations

@@ -9,7 +9,7 @@ Example:
     >>> top.decode("top", 0, text=False)  # doctest: +ELLIPSIS
     Traceback (most recent call last):
     ...
-    zoo.errors.CnnvizError: top must be between 1 and 1000, got 0
+    cnnviz.zoo.errors.CnnvizError: top must be between 1 and 1000, got 0
     >>> Region().decode("region", "0,0,8,8", text=True)
     (0.0, 0.0, 8.0, 8.0)
 """

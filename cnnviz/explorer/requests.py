@@ -9,7 +9,7 @@ Example:
     >>> Job.decode({"channel": 1, "round_steps": 0})  # doctest: +ELLIPSIS
     Traceback (most recent call last):
     ...
-    zoo.errors.CnnvizError: round_steps must be at least 1, got 0
+    cnnviz.zoo.errors.CnnvizError: round_steps must be at least 1, got 0
 """
 
 from __future__ import annotations

@@ -15,7 +15,7 @@ Example:
     >>> Top.decode({"top": 3})  # doctest: +ELLIPSIS
     Traceback (most recent call last):
     ...
-    zoo.errors.CnnvizError: image must be a sample name (none was given)
+    cnnviz.zoo.errors.CnnvizError: image must be a sample name (none was given)
     >>> Top.decode({"image": "coffee"}).colour  # doctest: +ELLIPSIS
     Traceback (most recent call last):
     ...
