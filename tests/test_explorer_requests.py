@@ -14,8 +14,8 @@ from pathlib import Path
 import pytest
 from starlette.testclient import TestClient
 
-from cnnviz import zoo
-from cnnviz.explorer import create_app
+from cnnviz import interpret, zoo
+from cnnviz.explorer import create_app, optimize_jobs, options
 from cnnviz.explorer.body import DRAIN_BYTES, MAX_DEPTH, MAX_FORM_BYTES, MAX_JSON_BYTES
 from cnnviz.explorer.fields import Choice, Integer
 from cnnviz.explorer.openapi import document
@@ -231,3 +231,58 @@ def test_a_40_mb_body_gets_a_413_declared_or_not(client):
     form = client.post("/api/upload", files={"image": ("big.png", b"\0" * MAX_FORM_BYTES, "image/png")})
     assert_one_line(form, 413, f"{MAX_FORM_BYTES:,} accepted")
     assert DRAIN_BYTES > 40 * 2**20  # so a real client still sending 40 MB reads the 413
+
+
+def test_the_document_is_valid_openapi():
+    validator = pytest.importorskip("openapi_spec_validator")
+    validator.validate(json.loads(json.dumps(DOCUMENT)))
+
+
+def body_validator(path: str):
+    from jsonschema import Draft202012Validator
+
+    schema = DOCUMENT["paths"][path]["post"]["requestBody"]["content"]["application/json"]["schema"]
+    return Draft202012Validator({**schema, "components": DOCUMENT["components"]})
+
+
+AGREED = [  # (route, body, whether the explorer takes it): the document and the checks must say the same
+    ("/api/explain", {"image": "chelsea", "method": "occlusion", "options": {"window": 8, "fill": "black"}}, True),
+    ("/api/explain", {"image": "chelsea", "method": "occlusion", "options": {"window": 0}}, False),
+    ("/api/explain", {"image": "chelsea", "method": "occlusion", "options": {"windows": 3}}, False),
+    ("/api/explain", {"image": "chelsea", "method": "gradcam", "options": {"upsample": "yes"}}, False),
+    ("/api/explain", {"image": "chelsea", "method": "gradcam", "target": "Bag", "layer": "features.block2"}, True),
+    ("/api/explain", {"image": "chelsea", "method": "gradient", "region": "0,0,8,8", "box": None}, True),
+    ("/api/explain", {"image": "chelsea", "method": "gradient", "box": 0}, False),
+    ("/api/explain", {"image": "chelsea", "method": "gradient", "region": [0, 0, 8]}, False),
+    ("/api/explain", {"method": "gradient"}, False),
+    ("/api/explain", {"image": "chelsea", "method": "gradient", "target": True}, False),
+    ("/api/jobs", {"channel": 2, "steps": 8, "round_steps": 2}, True),
+    ("/api/jobs", {"channel": 2, "round_steps": 0}, False),
+    ("/api/jobs", {"channel": -1}, False),
+    ("/api/predict", {"image": "coffee", "top": 1000}, True),
+    ("/api/predict", {"image": "coffee", "top": 1001}, False),
+    ("/api/compare", {"models": ["fashion_cnn", "fashion_cnn"], "image": "coffee", "method": "gradcam"}, True),
+    ("/api/compare", {"models": ["fashion_cnn"], "image": "coffee", "method": "gradcam"}, False),
+    ("/api/optimize", {"image": "coffee", "method": "pgd", "options": {"steps": 3, "eps": 0.05}}, True),
+    ("/api/optimize", {"image": "coffee", "method": "style"}, False),
+    ("/api/optimize", {"image": "coffee", "method": "pgd", "options": {"eps": -1}}, False),
+    ("/api/faithfulness", {"key": "0" * 32, "steps": 1}, False),
+]
+
+
+@pytest.mark.parametrize("path, body, taken", AGREED)
+def test_the_document_and_the_checks_agree_on_a_body(path, body, taken):
+    """The JSON Schema the document gives a body accepts it exactly when the explorer's checks do (the checks
+    that need no served model: the typed request and the method's options)."""
+    assert body_validator(path).is_valid(body) == taken, list(body_validator(path).iter_errors(body))
+    ask = next(route.endpoint.ask for route in ROUTES if route.path == path and "POST" in route.methods)
+    try:
+        decoded = ask.decode(body)
+        if path == "/api/explain":
+            options.check_options(interpret.get_method(decoded.method, "attribution"), decoded.options)
+        if path == "/api/optimize":
+            optimize_jobs.page_options(optimize_jobs.optimization(decoded.method), decoded.options)
+    except CnnvizError:
+        assert not taken
+    else:
+        assert taken

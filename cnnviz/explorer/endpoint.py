@@ -36,11 +36,11 @@ def ask_of(handler: Handler) -> type[Ask]:
 
 
 async def read(request: Request, ask: type[Ask], explorer: Explorer) -> Ask:
-    """The typed request: path fields from the path, the others from the query (GET) or the body."""
+    """The typed request: path fields from the path, the others from the query (GET, HEAD) or the body."""
     path = dict(request.path_params)
     given: dict[str, Any] = {}
     text = True
-    if request.method == "GET":
+    if request.method in ("GET", "HEAD"):
         given = dict(request.query_params)
     elif set(ask.params()) - set(path):
         given, text = await body.fields(request, explorer.upload)

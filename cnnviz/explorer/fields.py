@@ -82,18 +82,12 @@ class Integer(Kind):
     def decode(self, name: str, value: Any, text: bool) -> int:
         if text and isinstance(value, str) and INTEGER.fullmatch(value.strip()):
             value = int(value)
-        if self.what:  # said in the field's own words
-            if isinstance(value, bool) or not isinstance(value, int) or not self._inside(value):
-                raise self.refuse(name, value)
-            return value
-        return self.bounds.check(name, value, int)
-
-    def _inside(self, value: int) -> bool:
         try:
-            self.bounds.check("", value, int)
+            return self.bounds.check(name, value, int)
         except CnnvizError:
-            return False
-        return True
+            if self.what:  # said in the field's own words
+                raise self.refuse(name, value) from None
+            raise
 
     def schema(self) -> dict[str, Any]:
         ends = {"minimum": self.bounds.low, "maximum": self.bounds.high}
@@ -169,7 +163,7 @@ class Region(Kind):
 @dataclass(frozen=True)
 class Options(Kind):
     """A JSON object of a method's options (text: its JSON); ``methods`` lists the methods a request may name in
-    its field ``by``, each with its own options' schema (:func:`method_schemas`)."""
+    its field ``by``, each with its own options' schema (:func:`~cnnviz.explorer.openapi.option_schema`)."""
 
     by: str = "method"
     methods: Callable[[], Iterable[Any]] = tuple
@@ -198,10 +192,10 @@ class Pair(Kind):
         if not isinstance(value, list) or len(value) != 2:
             raise self.refuse(name, value)
         try:
-            return tuple(None if v is None and self.nulls else self.item.decode(name, v, False)  # type: ignore[return-value]
-                         for v in value)
+            first, second = (None if v is None and self.nulls else self.item.decode(name, v, False) for v in value)
         except CnnvizError:
             raise self.refuse(name, value) from None
+        return first, second
 
     def schema(self) -> dict[str, Any]:
         item = self.item.schema()

@@ -31,11 +31,13 @@ def option_schema(method: Any) -> dict[str, Any]:
     """The JSON Schema of a method's options, from its option description (the one hook to it)."""
     properties = {}
     for field in option_fields(method):
-        schema: dict[str, Any] = {"type": [field["type"], "null"] if field["nullable"] else field["type"],
-                                  "default": field["default"]}
+        nullable = field["nullable"]
+        schema: dict[str, Any] = {"type": [field["type"], "null"] if nullable else field["type"]}
+        if field["default"] is not None or nullable:
+            schema["default"] = field["default"]
         schema.update({key: field[key] for key in ("minimum", "maximum") if key in field})
         if "choices" in field:
-            schema["enum"] = field["choices"]
+            schema["enum"] = [*field["choices"], *([None] if nullable else [])]
         if "range" in field:
             schema["description"] = field["range"]
         properties[field["name"]] = schema

@@ -6,6 +6,7 @@ field that the class, and so the OpenAPI document made from it, does not declare
 Example:
     >>> from dataclasses import dataclass
     >>> from cnnviz.explorer.fields import Integer, Text
+    >>> from cnnviz.zoo.checks import Between
     >>> @dataclass(frozen=True, kw_only=True)
     ... class Top(Ask):
     ...     image: str = param(Text(what="a sample name"), "the image", required=True)
@@ -30,7 +31,6 @@ from dataclasses import dataclass
 from typing import Any, TypeVar
 
 from cnnviz.explorer.fields import Kind
-from cnnviz.zoo.checks import Between  # noqa: F401  (the example's ranges)
 
 A = TypeVar("A", bound="Ask")
 

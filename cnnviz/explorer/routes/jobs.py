@@ -3,6 +3,7 @@ their cancel and their latest picture."""
 
 from __future__ import annotations
 
+import numpy as np
 from starlette.responses import JSONResponse, Response
 
 from cnnviz.explorer import drawing
@@ -55,7 +56,7 @@ async def cancel_job(explorer: Explorer, ask: JobRef) -> JSONResponse:
     return JSONResponse(job.status())
 
 
-def picture(explorer: Explorer, ask: JobRef) -> object:
+def picture(explorer: Explorer, ask: JobRef) -> np.ndarray:
     image = job_of(explorer, ask).image
     if image is None:
         raise NotFound("the job has no picture yet")

@@ -30,7 +30,8 @@ async def map_file(explorer: Explorer, ask: MapFile) -> Response:
     values = explorer.results.get(ask.key)
     if values is None:
         raise NotFound(f"no map {ask.key}: maps are named by the unit and evidence answers")
-    picture = drawing.image_png(values, side=96) if values.ndim == 3 else drawing.map_png(values)  # a filter: (C, kh, kw)
+    is_filter = values.ndim == 3  # a filter's (C, kh, kw) is drawn as a picture
+    picture = drawing.image_png(values, side=96) if is_filter else drawing.map_png(values)
     return Response(picture, media_type="image/png")
 
 
