@@ -6,6 +6,9 @@ Example:
     >>> state = Explorer({"fashion_cnn": zoo.load("fashion_cnn", device="cpu")}, cache_dir=None)
     >>> state.model("fashion_cnn").name
     'fashion_cnn'
+    >>> import asyncio
+    >>> asyncio.run(state.cached("answer", lambda: 6 * 7)), asyncio.run(state.cached("answer", lambda: 0))
+    (42, 42)
     >>> state.close()
 """
 
