@@ -92,7 +92,7 @@ def operation(route: Any, components: dict[str, Any]) -> dict[str, Any]:
     op: dict[str, Any] = {"summary": " ".join((route.endpoint.handler.__doc__ or "").split()),
                           "tags": ["api" if route.path.startswith("/api/") else "pages"],
                           "responses": {"200": {"description": "OK"}, **REFUSALS}}
-    parameters = [{"name": name, "in": "path", "required": True, "description": params[name].doc,
+    parameters = [{"name": name, "in": "path", "required": True, "description": params[name].kind.what,
                    "schema": params[name].kind.schema()} for name in in_path]
     parameters += [{"name": name, "in": "query", "required": params[name].required, "description": params[name].doc,
                     "schema": field_schema(params[name], defaults[name])} for name in rest if get]
