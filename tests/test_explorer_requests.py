@@ -286,3 +286,9 @@ def test_the_document_and_the_checks_agree_on_a_body(path, body, taken):
         assert not taken
     else:
         assert taken
+
+
+def test_an_error_repeats_a_refused_value_briefly(client):
+    answer = client.post("/api/explain", json={"image": "chelsea", "method": "gradient", "box": "x" * 100_000})
+    assert_one_line(answer, 400, "box is a detection number from 1")
+    assert len(answer.json()["error"]) < 200

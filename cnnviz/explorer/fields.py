@@ -27,6 +27,13 @@ from cnnviz.zoo.checks import Between
 from cnnviz.zoo.errors import CnnvizError
 
 INTEGER = re.compile(r"-?\d+")
+SHOWN = 80  # characters of a refused value an error repeats
+
+
+def shown(value: Any) -> str:
+    """A refused value as an error repeats it: its repr, cut to :data:`SHOWN` characters."""
+    text = repr(value)
+    return text if len(text) <= SHOWN else text[:SHOWN - 3] + "..."
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -39,7 +46,7 @@ class Kind:
     error: type[CnnvizError] = CnnvizError
 
     def refuse(self, name: str, value: Any) -> CnnvizError:
-        return self.error(f"{name} {self.verb} {self.what}, got {value!r}")
+        return self.error(f"{name} {self.verb} {self.what}, got {shown(value)}")
 
     def decode(self, name: str, value: Any, text: bool) -> Any:
         """``value`` checked (``text``: it is the text of a path, query or form field)."""
@@ -119,7 +126,7 @@ class Choice(Kind):
 
     def decode(self, name: str, value: Any, text: bool) -> str:
         if value not in self.values:
-            raise self.error(f"unknown {self.noun} {value!r}: choose from {', '.join(self.values)}")
+            raise self.error(f"unknown {self.noun} {shown(value)}: choose from {', '.join(self.values)}")
         return value
 
     def schema(self) -> dict[str, Any]:
