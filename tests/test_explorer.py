@@ -4,6 +4,7 @@ compute queue and the bounded result cache."""
 
 from __future__ import annotations
 
+import asyncio
 import io
 import json
 import threading
@@ -215,7 +216,7 @@ def test_pages_render_and_escape_names(tmp_path):
 
 def test_openapi_describes_every_api_route(client):
     document = client.get("/api/openapi.json").json()
-    from cnnviz.explorer.api import ROUTES
+    from cnnviz.explorer.routes import ROUTES
 
     assert document["openapi"].startswith("3.") and {r.path for r in ROUTES} <= set(document["paths"])
 
@@ -477,3 +478,23 @@ def test_finished_jobs_are_forgotten_past_the_limit(fashion, tmp_path, monkeypat
         assert len(client.app.state.explorer.jobs) <= 4
         assert client.get(f"/api/jobs/{ids[0]}").status_code == 404
         assert client.get(f"/api/jobs/{ids[-1]}").json()["state"] == "done"
+
+
+def test_cached_computes_once_on_the_models_queue_and_keeps_no_none(fashion, tmp_path):
+    from cnnviz.explorer.state import Explorer
+
+    explorer = Explorer({"fashion_cnn": fashion}, cache_dir=tmp_path)
+    calls = []
+
+    def compute() -> str:
+        calls.append(threading.current_thread().name)
+        return "value"
+
+    async def twice() -> list:
+        return [await explorer.cached("k", compute, on=fashion), await explorer.cached("k", compute, on=fashion)]
+
+    assert asyncio.run(twice()) == ["value", "value"] and calls == ["cnnviz-compute-cpu"]
+    nothing = []
+    assert asyncio.run(explorer.cached("none", lambda: nothing.append(1))) is None
+    assert asyncio.run(explorer.cached("none", lambda: nothing.append(1))) is None and nothing == [1, 1]
+    explorer.close()

@@ -98,6 +98,28 @@ def test_a_public_address_warns_needs_the_token_and_stops_on_sigint(tmp_path):
     assert "warning: --host 0.0.0.0" in err
 
 
+@pytest.mark.slow
+def test_a_deep_or_huge_body_gets_one_line_from_the_real_server(tmp_path):
+    """uvicorn in its own process: a 50,000-deep body is a 400 and a 40 MB one (declared, or sent in chunks,
+    slowly) a 413, each with its one line, and the server keeps serving."""
+    from tests.test_explorer_requests import assert_one_line, nested
+
+    headers = {"content-type": "application/json"}
+    big = b'{"image": "' + b"a" * (40 * 2**20) + b'"}'
+
+    def slowly():
+        for start in range(0, len(big), 4 * 2**20):
+            time.sleep(0.05)
+            yield big[start:start + 4 * 2**20]
+
+    with serving(tmp_path / "cache", "--model", "fashion_cnn") as (url, _):
+        assert_one_line(httpx.post(url + "/api/explain", content=nested(50_000), headers=headers), 400, "nested")
+        assert_one_line(httpx.post(url + "/api/explain", content=big, headers=headers, timeout=60), 413, "accepted")
+        assert_one_line(httpx.post(url + "/api/predict", content=slowly(), headers=headers, timeout=60), 413,
+                        "accepted")
+        assert httpx.post(url + "/api/predict", json={"image": "chelsea"}).status_code == 200
+
+
 def python_maps(handle: zoo.ModelHandle, image: str, method: str, target: str | None) -> np.ndarray:
     batch = handle.prepare([zoo.load_image(image, channels=handle.in_channels)])
     return interpret.get_method(method).fn(handle, batch, target)[0].numpy()

@@ -1,4 +1,5 @@
-"""The explorer's ASGI app: the JSON API, the pages, the static files, one error shape and the token check.
+"""The explorer's ASGI app: the routes (:mod:`~cnnviz.explorer.routes`), the static files, one error shape, the
+body limits and the token check.
 
 Example:
     >>> from starlette.testclient import TestClient
@@ -20,38 +21,33 @@ from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import JSONResponse
-from starlette.routing import Mount, Route
+from starlette.routing import Mount
 from starlette.staticfiles import StaticFiles
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from cnnviz import zoo
-from cnnviz.explorer import api, pages
-from cnnviz.explorer.images import TooLarge
-from cnnviz.explorer.openapi import document
-from cnnviz.explorer.state import Explorer, NotFound
-from cnnviz.explorer.templating import templates
+from cnnviz.explorer.body import BodyLimit
+from cnnviz.explorer.errors import one_line, status_of
+from cnnviz.explorer.routes import ROUTES
+from cnnviz.explorer.state import Explorer
 from cnnviz.zoo.errors import CnnvizError
 from cnnviz.zoo.handle import ModelHandle
 
 HERE = Path(__file__).parent
 
 
-def _error(status: int, message: str) -> JSONResponse:
-    return JSONResponse({"error": " ".join(message.split())}, status_code=status)
-
-
 async def _bad_input(request: Request, exc: Exception) -> JSONResponse:
-    status = 404 if isinstance(exc, NotFound) else 413 if isinstance(exc, TooLarge) else 400
-    return _error(status, str(exc))
+    assert isinstance(exc, CnnvizError)
+    return one_line(status_of(exc), str(exc))
 
 
 async def _http(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, HTTPException)
-    return _error(exc.status_code, str(exc.detail))
+    return one_line(exc.status_code, str(exc.detail))
 
 
 async def _failure(request: Request, exc: Exception) -> JSONResponse:
-    return _error(500, f"internal error ({type(exc).__name__}): the server keeps serving; please report it")
+    return one_line(500, f"internal error ({type(exc).__name__}): the server keeps serving; please report it")
 
 
 class TokenCheck:
@@ -70,7 +66,7 @@ class TokenCheck:
         given = header[7:] if header.startswith("Bearer ") else request.query_params.get("token") \
             or request.cookies.get("cnnviz_token", "")
         if not hmac.compare_digest(given.encode(), self.token.encode()):
-            await _error(401, "this server needs its token: send Authorization: Bearer TOKEN "
+            await one_line(401, "this server needs its token: send Authorization: Bearer TOKEN "
                               "(or open a page with ?token=TOKEN)")(scope, receive, send)
             return
         if request.query_params.get("token"):
@@ -118,17 +114,12 @@ def create_app(models: Sequence[str | ModelHandle] | dict[str, ModelHandle], dat
 
     explorer = Explorer(_handles(models, device), open_dataset(data) if data is not None else None,
                         data_source=data, cache_dir=cache_dir, cache_bytes=cache_bytes)
-
-    async def openapi(request: Request) -> JSONResponse:
-        return JSONResponse(document())
-
-    routes = [Route("/api/openapi.json", openapi, methods=["GET"]), *api.ROUTES, *pages.ROUTES,
-              Mount("/static", StaticFiles(directory=HERE / "static"), name="static")]
+    routes = [*ROUTES, Mount("/static", StaticFiles(directory=HERE / "static"), name="static")]
     app = Starlette(routes=routes, exception_handlers={CnnvizError: _bad_input, HTTPException: _http,
                                                        Exception: _failure},
                     lifespan=_lifespan(explorer))
     app.state.explorer = explorer
-    app.state.templates = templates()
+    app.add_middleware(BodyLimit)
     if token:
-        app.add_middleware(TokenCheck, token=token)
+        app.add_middleware(TokenCheck, token=token)  # added last, so checked first
     return app

@@ -19,14 +19,11 @@ import torch
 from torch.utils.data import Dataset
 
 from cnnviz import zoo
+from cnnviz.explorer.errors import TooLarge
 from cnnviz.zoo.errors import CnnvizError
 
 MAX_UPLOAD_BYTES = 16 * 2**20  # declared limit of an uploaded image; larger requests get 413
 DATA_PREFIX = "data:"
-
-
-class TooLarge(CnnvizError):
-    """An upload or request over the declared size limit (answered with 413)."""
 
 
 def image_names() -> list[str]:

@@ -1,90 +1,122 @@
-"""The API's OpenAPI document, written as data beside the routes it describes."""
+"""The OpenAPI 3.1 document served at ``/api/openapi.json``, made from the routes: an operation's parameters and
+request body come from its handler's typed request (:mod:`~cnnviz.explorer.requests`), so every field a handler
+can read is documented; a method's options come from its option description (:func:`option_schema`).
+
+Example:
+    >>> from cnnviz.explorer.routes import ROUTES
+    >>> explain = document(ROUTES)["paths"]["/api/explain"]["post"]
+    >>> body = explain["requestBody"]["content"]["application/json"]["schema"]
+    >>> sorted(body["required"]), "region" in body["properties"]
+    (['image', 'method'], True)
+"""
 
 from __future__ import annotations
 
+import re
+from collections.abc import Iterable
 from typing import Any
 
+from cnnviz.explorer.body import MAX_DEPTH, MAX_JSON_BYTES
+from cnnviz.explorer.fields import Options
 from cnnviz.explorer.images import MAX_UPLOAD_BYTES
+from cnnviz.explorer.options import option_fields
+from cnnviz.explorer.typed import Ask, Param
 
-_IMAGE = {"type": "string", "description": 'a sample ("chelsea"), "data:INDEX" of --data, or "upload:HASH" '
-                                           "from /api/upload; or send the file as multipart field image"}
-_ERROR = {"description": "bad input: one line saying what was wrong",
-          "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}}
-
-
-def _body(properties: dict[str, Any], required: list[str]) -> dict[str, Any]:
-    schema = {"type": "object", "properties": properties, "required": required}
-    return {"required": True, "content": {"application/json": {"schema": schema},
-                                          "multipart/form-data": {"schema": schema}}}
+ERROR = {"description": "refused: one line saying what was wrong",
+         "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}}
+REFUSALS = {"400": ERROR, "401": ERROR, "404": ERROR, "413": ERROR}
 
 
-def _op(summary: str, *, body: dict[str, Any] | None = None, params: list[str] = ()) -> dict[str, Any]:
-    op: dict[str, Any] = {"summary": summary, "responses": {"200": {"description": "OK"}, "400": _ERROR,
-                                                            "401": _ERROR, "404": _ERROR, "413": _ERROR}}
-    if body is not None:
-        op["requestBody"] = body
-    if params:
-        op["parameters"] = [{"name": p, "in": "path", "required": True, "schema": {"type": "string"}} for p in params]
+def option_schema(method: Any) -> dict[str, Any]:
+    """The JSON Schema of a method's options, from its option description (the one hook to it)."""
+    properties = {}
+    for field in option_fields(method):
+        nullable = field["nullable"]
+        schema: dict[str, Any] = {"type": [field["type"], "null"] if nullable else field["type"]}
+        if field["default"] is not None or nullable:
+            schema["default"] = field["default"]
+        schema.update({key: field[key] for key in ("minimum", "maximum") if key in field})
+        if "choices" in field:
+            schema["enum"] = [*field["choices"], *([None] if nullable else [])]
+        if "range" in field:
+            schema["description"] = field["range"]
+        properties[field["name"]] = schema
+    return {"type": "object", "properties": properties, "additionalProperties": False}
+
+
+def component_name(method: Any) -> str:
+    return "options-" + re.sub(r"[^A-Za-z0-9._-]", "_", method.name)
+
+
+def field_schema(declared: Param, default: Any) -> dict[str, Any]:
+    """A field's schema; a field that may be left out may also be null."""
+    schema = {**declared.kind.schema(), "description": declared.doc}
+    if not declared.required:
+        if "type" in schema:
+            schema["type"] = [*([schema["type"]] if isinstance(schema["type"], str) else schema["type"]), "null"]
+        else:
+            schema["oneOf"] = [*schema["oneOf"], {"type": "null"}]
+    if default is not None:
+        schema["default"] = list(default) if isinstance(default, tuple) else default
+    return schema
+
+
+def body_schema(ask: type[Ask], names: list[str], components: dict[str, Any]) -> dict[str, Any]:
+    """The object schema of the body fields ``names``; a method's options documented per method."""
+    params, defaults = ask.params(), ask.defaults()
+    schema: dict[str, Any] = {"type": "object",
+                              "properties": {name: field_schema(params[name], defaults[name]) for name in names},
+                              "required": [name for name in names if params[name].required]}
+    conditions = []
+    for name in names:
+        kind = params[name].kind
+        if isinstance(kind, Options):
+            for method in kind.methods():
+                components[component_name(method)] = option_schema(method)
+                conditions.append({"if": {"properties": {kind.by: {"const": method.name}}, "required": [kind.by]},
+                                   "then": {"properties": {name: {"$ref": f"#/components/schemas/"
+                                                                          f"{component_name(method)}"}}}})
+    if conditions:
+        schema["allOf"] = conditions
+    return schema
+
+
+def operation(route: Any, components: dict[str, Any]) -> dict[str, Any]:
+    """One route's operation: its summary (the handler's docstring), parameters, body and answers."""
+    ask: type[Ask] = route.endpoint.ask
+    params = ask.params()
+    defaults = ask.defaults()
+    in_path = [name for name in params if name in route.param_convertors]
+    rest = [name for name in params if name not in in_path]
+    get = "GET" in route.methods
+    op: dict[str, Any] = {"summary": " ".join((route.endpoint.handler.__doc__ or "").split()),
+                          "tags": ["api" if route.path.startswith("/api/") else "pages"],
+                          "responses": {"200": {"description": "OK"}, **REFUSALS}}
+    parameters = [{"name": name, "in": "path", "required": True, "description": params[name].kind.what,
+                   "schema": params[name].kind.schema()} for name in in_path]
+    parameters += [{"name": name, "in": "query", "required": params[name].required, "description": params[name].doc,
+                    "schema": field_schema(params[name], defaults[name])} for name in rest if get]
+    if parameters:
+        op["parameters"] = parameters
+    if rest and not get:
+        schema = body_schema(ask, rest, components)
+        op["requestBody"] = {"required": True, "content": {"application/json": {"schema": schema},
+                                                           "multipart/form-data": {"schema": schema}}}
     return op
 
 
-def document() -> dict[str, Any]:
-    """The OpenAPI 3.1 description served at ``/api/openapi.json``."""
-    model = {"type": "string", "description": "a served model (default: the first)"}
-    target = {"type": ["integer", "string", "null"], "description": "class index or (part of) a class name; "
-                                                                   "default: the predicted class"}
-    return {
-        "openapi": "3.1.0",
-        "info": {"title": "cnnviz explorer", "version": "1",
-                 "description": "Explain a served model's decisions. Uploads up to "
-                                f"{MAX_UPLOAD_BYTES:,} bytes. With --token, send Authorization: Bearer TOKEN."},
-        "paths": {
-            "/api/health": {"get": _op("liveness, cache size and compute queues")},
-            "/api/models": {"get": _op("served models, sample images and attribution methods with their options")},
-            "/api/models/{model}/layers": {"get": _op("the layer table", params=["model"])},
-            "/api/models/{model}/units/{layer}/{channel}": {"get": _op(
-                "one channel's activation on ?image=NAME", params=["model", "layer", "channel"])},
-            "/api/models/{model}/units/{layer}/{channel}/patches": {"get": _op(
-                "a unit's top-activating patches of --data (after /api/atlas)", params=["model", "layer", "channel"])},
-            "/api/atlas": {"post": _op("start the atlas of a layer over --data (202 with the job; 200 when kept)",
-                                       body=_body({"model": model, "layer": {"type": "string"}}, []))},
-            "/api/predict": {"post": _op("top-k classes", body=_body(
-                {"model": model, "image": _IMAGE, "top": {"type": "integer", "minimum": 1}}, ["image"]))},
-            "/api/explain": {"post": _op("an attribution map, its record and files", body=_body(
-                {"model": model, "image": _IMAGE, "method": {"type": "string"}, "target": target,
-                 "layer": {"type": "string"}, "options": {"type": "object"}}, ["image", "method"]))},
-            "/api/compare": {"post": _op("the same explanation from two served models, each as /api/explain answers",
-                                         body=_body({"models": {"type": "array", "items": {"type": "string"},
-                                                                "minItems": 2, "maxItems": 2},
-                                                     "image": _IMAGE, "method": {"type": "string"}, "target": target,
-                                                     "layers": {"type": "array"}, "options": {"type": "object"}},
-                                                    ["models", "image", "method"]))},
-            "/api/evidence": {"post": _op("channels with the most activation x gradient for the class", body=_body(
-                {"model": model, "image": _IMAGE, "target": target, "layer": {"type": "string"},
-                 "top": {"type": "integer", "minimum": 1}}, ["image"]))},
-            "/api/faithfulness": {"post": _op("deletion/insertion curves and areas of an explanation", body=_body(
-                {"key": {"type": "string", "description": "the key /api/explain answered"},
-                 "steps": {"type": "integer", "minimum": 2}}, ["key"]))},
-            "/api/upload": {"post": _op("keep an uploaded image; answers its name", body=_body(
-                {"image": {"type": "string", "format": "binary"}}, ["image"]))},
-            "/api/results/{key}/{name}": {"get": _op(
-                "panel.png, image.png, heat.png, colorbar.png, map.npy or record.json of an explanation "
-                "(?download=1: as cnnviz explain names them)", params=["key", "name"])},
-            "/api/maps/{key}.png": {"get": _op("a unit's activation or evidence map", params=["key"])},
-            "/api/jobs": {"post": _op("start activation maximization of a unit (202)", body=_body(
-                {"model": model, "layer": {"type": "string"}, "channel": {"type": "integer", "minimum": 0},
-                 "steps": {"type": "integer", "minimum": 1}}, ["channel"]))},
-            "/api/jobs/{job}": {"get": _op("a job's state, step and picture", params=["job"])},
-            "/api/jobs/{job}/cancel": {"post": _op("stop a job at its next round", params=["job"])},
-            "/api/jobs/{job}/image.png": {"get": _op("a job's latest picture", params=["job"])},
-            "/api/jobs/{job}/image.npy": {"get": _op("a job's latest picture as float values (C, H, W)",
-                                                     params=["job"])},
-            "/api/optimize": {"post": _op("start inversion (invert), DeepDream (dream) or a PGD attack (pgd) on an "
-                                          "image (202; poll /api/jobs/{job})", body=_body(
-                {"model": model, "image": _IMAGE, "method": {"type": "string", "enum": ["invert", "dream", "pgd"]},
-                 "target": target, "layer": {"type": "string"}, "options": {"type": "object"}},
-                ["image", "method"]))},
-        },
-        "components": {"schemas": {"Error": {"type": "object", "properties": {"error": {"type": "string"}},
-                                             "required": ["error"]}}},
-    }
+def document(routes: Iterable[Any]) -> dict[str, Any]:
+    """The OpenAPI 3.1 description of ``routes`` (those made by :func:`~cnnviz.explorer.endpoint.route`)."""
+    components: dict[str, Any] = {"Error": {"type": "object", "properties": {"error": {"type": "string"}},
+                                            "required": ["error"]}}
+    paths: dict[str, Any] = {}
+    for route in routes:
+        if hasattr(getattr(route, "endpoint", None), "ask"):
+            for method in sorted(route.methods - {"HEAD"}):
+                paths.setdefault(route.path, {})[method.lower()] = operation(route, components)
+    return {"openapi": "3.1.0",
+            "info": {"title": "cnnviz explorer", "version": "1",
+                     "description": "Explain a served model's decisions. JSON bodies up to "
+                                    f"{MAX_JSON_BYTES:,} bytes, nested at most {MAX_DEPTH} deep; uploads up to "
+                                    f"{MAX_UPLOAD_BYTES:,} bytes. With --token, send Authorization: Bearer TOKEN."},
+            "paths": paths, "components": {"schemas": components}}

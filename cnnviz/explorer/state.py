@@ -6,14 +6,19 @@ Example:
     >>> state = Explorer({"fashion_cnn": zoo.load("fashion_cnn", device="cpu")}, cache_dir=None)
     >>> state.model("fashion_cnn").name
     'fashion_cnn'
+    >>> import asyncio
+    >>> asyncio.run(state.cached("answer", lambda: 6 * 7)), asyncio.run(state.cached("answer", lambda: 0))
+    (42, 42)
     >>> state.close()
 """
 
 from __future__ import annotations
 
 import hashlib
+import inspect
 import json
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +28,7 @@ from torch.utils.data import Dataset
 from cnnviz import interpret
 from cnnviz.explorer.atlas_job import AtlasJob, load_atlas
 from cnnviz.explorer.compute_queue import ComputeQueue, Queues
+from cnnviz.explorer.errors import NotFound
 from cnnviz.explorer.identity import data_identity, model_identity
 from cnnviz.explorer.images import named_image, uploaded_image
 from cnnviz.explorer.result_cache import ResultCache
@@ -31,10 +37,6 @@ from cnnviz.zoo.handle import ModelHandle
 
 UPLOAD_PREFIX = "upload:"
 KEPT_JOBS = 256  # finished jobs kept for their status and picture; older finished ones are forgotten
-
-
-class NotFound(CnnvizError):
-    """A name in the URL that names nothing served (answered with 404)."""
 
 
 class Explorer:
@@ -70,9 +72,10 @@ class Explorer:
     def default_model(self) -> str:
         return next(iter(self.models))
 
-    def model(self, name: object) -> ModelHandle:
-        """The served model ``name``; a request can only pick among the served ones."""
-        if not isinstance(name, str) or name not in self.models:
+    def model(self, name: str | None) -> ModelHandle:
+        """The served model ``name`` (None: the first); a request can only pick among the served ones."""
+        name = self.default_model if name is None else name
+        if name not in self.models:
             raise NotFound(f"no model {name!r} is served{closest(str(name), self.models)}; served: "
                            f"{', '.join(self.models)}")
         return self.models[name]
@@ -81,21 +84,35 @@ class Explorer:
         """The compute queue of the device ``handle`` runs on."""
         return self.queues[str(handle.device)]
 
-    def method(self, name: object) -> interpret.Method:
+    def method(self, name: str) -> interpret.Method:
         """A registered attribution method (``captum:Name`` built on demand)."""
-        if not isinstance(name, str) or not name:
-            raise CnnvizError("method must be the name of an attribution method, such as \"gradcam\"")
         return interpret.get_method(name, "attribution")
 
-    def image(self, handle: ModelHandle, name: object) -> torch.Tensor:
+    def layer(self, handle: ModelHandle, name: str | None) -> str | None:
+        """``name`` if it is a layer of ``handle`` (None: the method's or model's default)."""
+        if name is not None:
+            handle.layer(name)
+        return name
+
+    def target(self, handle: ModelHandle, target: int | str | None) -> int | None:
+        """A class index of ``handle`` from an index or (part of) a class name; None: the predicted class."""
+        return None if target is None else interpret.class_index(handle, target)
+
+    async def cached(self, key: str, compute: Callable[[], Any], *, on: ModelHandle | None = None) -> Any:
+        """The result kept under ``key``; else ``compute()``'s (on the compute queue of ``on``'s device when
+        given, awaited when it answers an awaitable), kept unless None."""
+        found = self.results.get(key)
+        if found is None:
+            found = await self.queue(on).run(compute) if on is not None else compute()
+            if inspect.isawaitable(found):
+                found = await found
+            if found is not None:
+                self.results.put(key, found)
+        return found
+
+    async def image(self, handle: ModelHandle, name: str) -> torch.Tensor:
         """The prepared ``(1, C, H, W)`` batch of a sample, a data item or an earlier upload (kept prepared)."""
-        key = f"prepared:{handle.name}:{name}" if isinstance(name, str) else None
-        batch = self.results.get(key) if key else None
-        if batch is None:
-            batch = self._prepare(handle, name)
-            if key:
-                self.results.put(key, batch)
-        return batch
+        return await self.cached(f"prepared:{handle.name}:{name}", lambda: self._prepare(handle, name))
 
     def _prepare(self, handle: ModelHandle, name: object) -> torch.Tensor:
         if isinstance(name, str) and name.startswith(UPLOAD_PREFIX):
@@ -147,14 +164,11 @@ class Explorer:
         job.start(self.queue(handle))
         return job
 
-    def atlas(self, handle: ModelHandle, layer: str) -> Any:
+    async def atlas(self, handle: ModelHandle, layer: str) -> Any:
         """The atlas of ``layer`` over the data, from memory or the cache folder; None until computed."""
         path = self.atlas_path(handle, layer)
-        found = self.results.get(f"atlas:{path.name}")
-        if found is None and path.exists():
-            found = load_atlas(handle, layer, path)
-            self.results.put(f"atlas:{path.name}", found)
-        return found
+        return await self.cached(f"atlas:{path.name}", lambda: load_atlas(handle, layer, path) if path.exists()
+                                 else None)
 
     def close(self) -> None:
         """Stop the queues after their jobs; remove a temporary cache folder."""

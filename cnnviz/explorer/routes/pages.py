@@ -1,0 +1,175 @@
+"""Server-rendered pages, one URL per view, from autoescaped Jinja2 templates. Each page gets its numbers
+from the same functions as the JSON API (:mod:`~cnnviz.explorer.compute`) and reads the same typed requests,
+so a page and a script see the same results.
+
+- ``/m/MODEL/image/IMAGE``: the image, its top classes and a class search;
+- ``/m/MODEL/image/IMAGE/explain/METHOD?target=&layer=&options=``: maps side by side with an opacity
+  slider, a numbered colour bar and the downloads;
+- ``/compare/A/B/image/IMAGE/explain/METHOD?target=&layer_a=&layer_b=&options=``: two served models side by
+  side on the same image and method;
+- ``/m/MODEL/image/IMAGE/why?layer=&target=``: the channels with the most evidence, by units;
+- ``/m/MODEL/layers?image=`` and ``/m/MODEL/layers/LAYER?image=``: the layer table and a layer's feature maps;
+- ``/m/MODEL/units/LAYER/CHANNEL?image=``: a unit's page (its activation, activation maximization with cancel,
+  its top patches of ``--data``);
+- ``/m/MODEL/image/IMAGE/optimize/METHOD?target=&layer=&options=``: inversion, DeepDream or a PGD attack, live,
+  with cancel.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+from urllib.parse import quote
+
+from starlette.responses import HTMLResponse, RedirectResponse, Response
+
+from cnnviz import interpret
+from cnnviz.explorer import compute, drawing, work
+from cnnviz.explorer.endpoint import route
+from cnnviz.explorer.images import image_names
+from cnnviz.explorer.optimize_jobs import HIDDEN, OPTIMIZATIONS, optimization, page_options
+from cnnviz.explorer.options import option_fields
+from cnnviz.explorer.requests import (Browsed, Compare, ComparePage, Evidence, Explain, LayerPage, Optimize,
+                                      Pictured, Unit)
+from cnnviz.explorer.state import Explorer, result_key
+from cnnviz.explorer.templating import templates
+from cnnviz.explorer.typed import Ask
+
+FEATURE_MAPS_SHOWN = 32
+TEMPLATES = templates()
+
+
+def render(explorer: Explorer, template: str, **context: Any) -> HTMLResponse:
+    page = TEMPLATES.get_template(template).render(
+        models=list(explorer.models), images=image_names(), data=len(explorer.data) if explorer.data else 0,
+        exported=False, patches=None, **context)
+    return HTMLResponse(page)
+
+
+def text(value: Any) -> str:
+    """A field's value as the page's form shows it (a region as ``x0,y0,x1,y1``)."""
+    if value is None:
+        return ""
+    return ",".join(f"{v:g}" for v in value) if isinstance(value, tuple) else str(value)
+
+
+async def home(explorer: Explorer, ask: Ask) -> Response:
+    """The first served model on the first sample."""
+    return RedirectResponse(f"/m/{explorer.default_model}/image/{image_names()[0]}", status_code=303)
+
+
+async def image_page(explorer: Explorer, ask: Pictured) -> HTMLResponse:
+    """The image, its top classes and a class search."""
+    handle = explorer.model(ask.model)
+    probs = await compute.probabilities(explorer, handle, ask.image)
+    return render(explorer, "image.html", model=handle.name, image=ask.image,
+                  top=work.top_classes(handle, probs, 5), classes=handle.classes or [],
+                  methods=[m.name for m in interpret.methods("attribution")], layer=handle.default_layer or "",
+                  task=handle.config.task)
+
+
+async def explain_page(explorer: Explorer, ask: Explain) -> HTMLResponse:
+    """Maps side by side with an opacity slider, a numbered colour bar and the downloads."""
+    key, found = await compute.explanation(explorer, ask)
+    method = explorer.method(ask.method)
+    options = ask.options or {}
+    return render(explorer, "explain.html", model=ask.model, image=ask.image, key=key, record=found.record,
+                  method=method.name, options=json.dumps(options), values=options, fields=option_fields(method),
+                  uses_layer=method.uses_layer, layer=text(ask.layer), target=text(ask.target),
+                  region=text(ask.region), box=text(ask.box))
+
+
+async def compare_page(explorer: Explorer, ask: ComparePage) -> HTMLResponse:
+    """Two served models side by side on the same image and method."""
+    results = await compute.comparison(explorer, Compare(**ask.explaining(), models=(ask.a, ask.b),
+                                                         layers=(ask.layer_a, ask.layer_b)))
+    return render(explorer, "compare.html", model=ask.a, other=ask.b, image=ask.image, method=ask.method,
+                  results=results, methods=[m.name for m in interpret.methods("attribution")],
+                  target=text(ask.target), options=json.dumps(ask.options or {}))
+
+
+async def why_page(explorer: Explorer, ask: Evidence) -> HTMLResponse:
+    """The channels with the most evidence for the class, by units."""
+    handle = explorer.model(ask.model)
+    layer = explorer.layer(handle, ask.layer) or handle.default_layer
+    target = explorer.target(handle, ask.target)
+    channels = await compute.evidence_rows(explorer, handle, ask.image, layer, target, ask.top)
+    probs = await compute.probabilities(explorer, handle, ask.image)
+    explained = int(probs.argmax()) if target is None else target
+    return render(explorer, "why.html", model=handle.name, image=ask.image, layer=layer, channels=channels,
+                  target=handle.class_name(explained))
+
+
+async def layers_page(explorer: Explorer, ask: Browsed) -> HTMLResponse:
+    """The layer table."""
+    handle = explorer.model(ask.model)
+    await explorer.image(handle, ask.image)
+    return render(explorer, "layers.html", model=handle.name, image=ask.image,
+                  rows=await compute.layer_rows(explorer, handle))
+
+
+async def layer_page(explorer: Explorer, ask: LayerPage) -> HTMLResponse:
+    """A layer's strongest feature maps."""
+    handle = explorer.model(ask.model)
+    layer = explorer.layer(handle, ask.layer)
+    batch = await explorer.image(handle, ask.image)
+    maps, order = await explorer.queue(handle).run(lambda: work.layer_maps(handle, batch, layer, FEATURE_MAPS_SHOWN))
+    channels = []
+    for channel, values in zip(order, maps):
+        key = result_key("unit", handle.name, ask.image, layer, channel)
+        explorer.results.put(key, values)
+        channels.append({"channel": channel, "key": key, "max": float(values.max())})
+    return render(explorer, "layer.html", model=handle.name, image=ask.image, layer=layer, channels=channels)
+
+
+async def unit_page(explorer: Explorer, ask: Unit) -> HTMLResponse:
+    """A unit: its activation, activation maximization with cancel, its top patches of --data."""
+    handle = explorer.model(ask.model)
+    layer = explorer.layer(handle, ask.layer)
+    key, values = await compute.unit_activation(explorer, handle, ask.image, layer, ask.channel)
+    weights = await explorer.queue(handle).run(lambda: work.unit_filter(handle, layer, ask.channel))
+    filter_key = result_key("filter", handle.name, layer, ask.channel) if weights is not None else None
+    if filter_key:
+        explorer.results.put(filter_key, weights)
+    return render(explorer, "unit.html", model=handle.name, image=ask.image, layer=layer, channel=ask.channel,
+                  picture_src=f"/m/{handle.name}/image/{quote(ask.image, safe='')}/picture.png",
+                  activation_src=f"/api/maps/{key}.png", mean=float(values.mean()), max=float(values.max()),
+                  filter_src=f"/api/maps/{filter_key}.png" if filter_key else None,
+                  body=json.dumps({"model": handle.name, "layer": layer, "channel": ask.channel}))
+
+
+async def optimize_page(explorer: Explorer, ask: Optimize) -> HTMLResponse:
+    """Inversion, DeepDream or a PGD attack, live, with cancel."""
+    handle = explorer.model(ask.model)
+    method = optimization(ask.method)
+    options = page_options(method, ask.options)
+    layer = explorer.layer(handle, ask.layer)
+    explorer.target(handle, ask.target)
+    probs = await compute.probabilities(explorer, handle, ask.image)
+    body = {"model": handle.name, "image": ask.image, "method": method.name, "target": ask.target, "layer": layer,
+            "options": options}
+    return render(explorer, "optimize.html", model=handle.name, image=ask.image, method=method.name,
+                  about=OPTIMIZATIONS[method.name], optimizations=OPTIMIZATIONS, options=json.dumps(options),
+                  values=options, fields=[f for f in option_fields(method) if f["name"] not in HIDDEN],
+                  target=text(ask.target), layer=text(layer), default_layer=handle.default_layer or "",
+                  classes=handle.classes or [], top=work.top_classes(handle, probs, 1)[0], body=json.dumps(body))
+
+
+async def image_file(explorer: Explorer, ask: Pictured) -> Response:
+    """The prepared image a page shows (a sample, a data item or an upload: never a path)."""
+    batch = await explorer.image(explorer.model(ask.model), ask.image)
+    return Response(drawing.image_png(batch[0].cpu().numpy()), media_type="image/png")
+
+
+ROUTES = [
+    route("GET", "/", home),
+    route("GET", "/m/{model}/image/{image}", image_page),
+    route("GET", "/m/{model}/image/{image}/picture.png", image_file),
+    route("GET", "/m/{model}/image/{image}/explain/{method}", explain_page),
+    route("GET", "/m/{model}/image/{image}/why", why_page),
+    route("GET", "/compare/{a}/{b}/image/{image}/explain/{method}", compare_page),
+    route("GET", "/m/{model}/image/{image}/optimize/{method}", optimize_page),
+    route("GET", "/m/{model}/layers", layers_page),
+    route("GET", "/m/{model}/layers/{layer}", layer_page),
+    route("GET", "/m/{model}/units/{layer}/{channel}", unit_page),
+]

@@ -1,0 +1,58 @@
+"""Units: one channel's activation on an image, its top patches of ``--data`` (from its layer's atlas, a job),
+and the channels that carry a class's evidence."""
+
+from __future__ import annotations
+
+from starlette.responses import JSONResponse
+
+from cnnviz.explorer import compute
+from cnnviz.explorer.endpoint import route
+from cnnviz.explorer.requests import Channel, Evidence, Layered, Unit
+from cnnviz.explorer.state import Explorer
+
+
+async def unit(explorer: Explorer, ask: Unit) -> JSONResponse:
+    """One channel's activation on ?image=NAME."""
+    handle = explorer.model(ask.model)
+    layer = explorer.layer(handle, ask.layer)
+    key, values = await compute.unit_activation(explorer, handle, ask.image, layer, ask.channel)
+    return JSONResponse({"model": handle.name, "layer": layer, "channel": ask.channel, "image": ask.image,
+                         "activation": {"mean": float(values.mean()), "max": float(values.max()),
+                                        "shape": list(values.shape)},
+                         "map": f"/api/maps/{key}.png"})
+
+
+async def patches(explorer: Explorer, ask: Channel) -> JSONResponse:
+    """A unit's top-activating patches of --data (after /api/atlas)."""
+    handle = explorer.model(ask.model)
+    layer = explorer.layer(handle, ask.layer)
+    return JSONResponse({"model": handle.name, "layer": layer, "channel": ask.channel,
+                         "patches": await compute.unit_patches(explorer, handle, layer, ask.channel)})
+
+
+async def atlas(explorer: Explorer, ask: Layered) -> JSONResponse:
+    """Start the atlas of a layer over --data (202 with the job; 200 when kept)."""
+    handle = explorer.model(ask.model)
+    layer = explorer.layer(handle, ask.layer) or handle.default_layer
+    job = explorer.atlas_job(handle, layer)
+    if job is None:
+        return JSONResponse({"kind": "atlas", "state": "done", "model": handle.name, "layer": layer, "kept": True})
+    return JSONResponse({**job.status(), "kept": False}, status_code=202)
+
+
+async def evidence(explorer: Explorer, ask: Evidence) -> JSONResponse:
+    """Channels with the most activation x gradient for the class."""
+    handle = explorer.model(ask.model)
+    layer = explorer.layer(handle, ask.layer) or handle.default_layer
+    target = explorer.target(handle, ask.target)
+    rows = await compute.evidence_rows(explorer, handle, ask.image, layer, target, ask.top)
+    channels = [{"channel": row["channel"], "evidence": row["evidence"], "map": f"/api/maps/{row['key']}.png",
+                 "unit": f"/api/models/{handle.name}/units/{layer}/{row['channel']}?image={ask.image}"}
+                for row in rows]
+    return JSONResponse({"model": handle.name, "image": ask.image, "layer": layer, "target": target,
+                         "channels": channels})
+
+
+ROUTES = [route("GET", "/api/models/{model}/units/{layer}/{channel}", unit),
+          route("GET", "/api/models/{model}/units/{layer}/{channel}/patches", patches),
+          route("POST", "/api/atlas", atlas), route("POST", "/api/evidence", evidence)]
