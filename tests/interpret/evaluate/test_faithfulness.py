@@ -15,7 +15,7 @@ from cnnviz.interpret.evaluate.faithfulness import (
     reinitialize,
 )
 from tests.conftest import assert_unchanged, state_snapshot
-from tests.test_attribution import RegionScore
+from tests.interpret.attribution.test_methods import RegionScore
 from cnnviz.zoo.errors import CnnvizError
 
 

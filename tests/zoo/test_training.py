@@ -33,7 +33,7 @@ from cnnviz.zoo.training import (
     train,
 )
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 FASHION_DIR = DATASETS["fashion-mnist"].default_dir
 needs_fashion = pytest.mark.skipif(not (FASHION_DIR / "train-images-idx3-ubyte.gz").is_file(),
                                    reason="Fashion-MNIST not installed (apt-get install dataset-fashion-mnist)")

@@ -98,7 +98,7 @@ def test_eigen_cams_equal_pytorch_grad_cam_up_to_the_svd_sign(models, model_name
 @pytest.mark.parametrize("model_name,layer", [("resnet18", "layer1"), ("efficientnet_lite0", "stem")])
 def test_score_cam_equals_pytorch_grad_cam(models, model_name, layer):
     # pytorch-grad-cam on the handle masks [0, 1] pixels, as fill="black" does (the standard usage, masking the
-    # normalized tensor, is the default's: tests/test_removal.py).
+    # normalized tensor, is the default's: tests/interpret/core/test_removal.py).
     handle = models[model_name]
     images = photos(handle)[:1]
     ours = interpret.scorecam(handle, images, TARGETS[:1], layer=layer, upsample=False, fill="black")

@@ -12,7 +12,7 @@ import torch.distributed as dist
 from cnnviz import interpret
 from cnnviz import zoo
 from tests.conftest import assert_unchanged, state_snapshot
-from tests.test_receptive_field import one_thread  # noqa: F401  (autouse: one intra-op thread)
+from tests.interpret.inside.test_receptive_field import one_thread  # noqa: F401  (autouse: one intra-op thread)
 from cnnviz.zoo.errors import CnnvizError
 
 LAYER = "features.block2"  # 64 channels at 7 x 7
@@ -95,7 +95,7 @@ def _rank(rank: int, world: int, port: int, out: str) -> None:
 
 @pytest.mark.skipif(not dist.is_available() or not dist.is_gloo_available(), reason="no gloo")
 def test_two_gloo_processes_rank_by_relevance_exactly_as_one(fashion, tmp_path):
-    from tests.test_atlas_distributed import free_port, run_processes
+    from tests.interpret.inside.test_atlas_distributed import free_port, run_processes
 
     run_processes(_rank, (2, free_port(), str(tmp_path)), nprocs=2)
     images = torch.rand(10, 1, 28, 28, generator=torch.Generator().manual_seed(4))

@@ -316,7 +316,7 @@ def test_methods_leave_a_brought_model_unchanged(files, source, name):
 
 
 def test_a_cnnviz_train_folder_is_a_model(tmp_path):
-    from tests.test_training import _write_synthetic_idx
+    from tests.zoo.test_training import _write_synthetic_idx
 
     data = _write_synthetic_idx(tmp_path / "data", n_train=200, n_test=50)
     run = tmp_path / "run"
@@ -376,7 +376,7 @@ def test_the_output_selector_errors_are_one_line():
 
 def test_the_gallery_builds_for_a_model_from_a_user_file(files, tmp_path):
     from cnnviz.gallery import Settings, build
-    from tests.test_gallery import TINY
+    from tests.gallery.test_build import TINY
 
     report = build(tmp_path / "site", Settings(models=[f"{files}/user_model.py:build"], images=["chelsea"],
                                                budget=TINY), progress=False, log=lambda _: None)
@@ -389,7 +389,7 @@ OTHERS = [m.name for m in interpret.methods() if m.family != "attribution"]
 
 @pytest.mark.parametrize("name", OTHERS)
 def test_every_other_method_leaves_a_model_from_a_user_file_unchanged(files, name):
-    from tests.test_registry import _call, _tensors
+    from tests.interpret.core.test_registry import _call, _tensors
 
     handle = zoo.load(f"{files}/user_model.py:build", device="cpu").train()
     before, hooks = state_snapshot(handle), hook_counts(handle)

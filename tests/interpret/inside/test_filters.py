@@ -14,7 +14,7 @@ from cnnviz.cli.main import main
 from cnnviz.interpret.inside.filters import conv_layers, conv_weight, filters, normalize_each
 from cnnviz.interpret.views.pixels import to_uint8
 from tests.conftest import assert_unchanged, state_snapshot
-from tests.test_receptive_field import one_thread  # noqa: F401  (autouse: one intra-op thread)
+from tests.interpret.inside.test_receptive_field import one_thread  # noqa: F401  (autouse: one intra-op thread)
 from cnnviz.zoo.errors import CnnvizError
 
 

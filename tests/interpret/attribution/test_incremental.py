@@ -14,7 +14,7 @@ from cnnviz import zoo
 from cnnviz.interpret.attribution.incremental import IncrementalForward, OcclusionRows, engine_graph, window_values
 from cnnviz.interpret.attribution.incremental.fusion import fold, padded_conv2d, same_conv2d
 from tests.conftest import assert_unchanged, state_snapshot
-from tests.test_compiled import Branchy  # control flow on the data: torch.fx cannot trace it
+from tests.zoo.test_compiled import Branchy  # control flow on the data: torch.fx cannot trace it
 from cnnviz.zoo.efficientnet_lite import Conv2dSame, pad_same
 
 

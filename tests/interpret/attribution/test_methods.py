@@ -14,7 +14,7 @@ from tests.conftest import TinyCNN, assert_unchanged, state_snapshot
 from cnnviz.zoo.errors import CnnvizError
 
 COURSE = {"occlusion", "gradient", "smoothgrad", "integrated_gradients", "guided_backprop", "gradcam", "guided_gradcam"}
-ATTRIBUTION = [m.name for m in interpret.methods("attribution") if m.name in COURSE]  # the others: test_cams.py, ...
+ATTRIBUTION = [m.name for m in interpret.methods("attribution") if m.name in COURSE]  # the others: test_cam.py, ...
 FAST_OPTIONS = {"occlusion": {"window": 8, "stride": 4}, "smoothgrad": {"samples": 4},
                 "integrated_gradients": {"steps": 4}}
 

@@ -11,7 +11,7 @@ import torch
 
 from cnnviz.zoo.jsonfile import write_json
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 
 
 def test_writes_strict_json_with_arrays_and_no_nan(tmp_path):

@@ -12,7 +12,7 @@ from torchvision.ops import box_iou
 from cnnviz import interpret
 from cnnviz import zoo
 from cnnviz.interpret.core import class_probabilities
-from tests.test_dense import cli
+from tests.interpret.core.test_dense_targets import cli
 from cnnviz.zoo.datasets import DATASETS
 from cnnviz.zoo.detection_map import average_precision, mean_average_precision
 from cnnviz.zoo.fashion_det import WEIGHTS_DIR, detection_accuracy

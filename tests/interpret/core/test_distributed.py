@@ -9,7 +9,7 @@ import torch
 import torch.distributed as dist
 
 from cnnviz.interpret.core.distributed import Group, gather_jobs, shard_jobs
-from tests.test_atlas_distributed import free_port, run_processes
+from tests.interpret.inside.test_atlas_distributed import free_port, run_processes
 
 pytestmark = pytest.mark.skipif(not dist.is_available() or not dist.is_gloo_available(),
                                 reason="torch.distributed with gloo is not available")

@@ -18,9 +18,9 @@ from cnnviz import interpret
 from cnnviz import zoo
 from cnnviz.gallery.unit_pages import export_units
 from tests.conftest import TinyCNN
-from tests.test_gallery import browser_or_skip
+from tests.gallery.test_build import browser_or_skip
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 HOSTILE = '<img src=x onerror="alert(1)">'
 VOID = {"meta", "link", "img", "input", "br", "hr", "source"}
 

@@ -24,9 +24,9 @@ import pytest
 from cnnviz import interpret
 from cnnviz import zoo
 from cnnviz.cli.commands.serve import is_loopback
-from tests.test_gallery import browser_or_skip
+from tests.gallery.test_build import browser_or_skip
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def free_port() -> int:

@@ -23,7 +23,7 @@ from cnnviz.interpret.evaluate.scoring import (
     summary_rows,
 )
 from tests.conftest import TinyCNN
-from tests.test_atlas_distributed import free_port, run_processes
+from tests.interpret.inside.test_atlas_distributed import free_port, run_processes
 from cnnviz.zoo.errors import CnnvizError
 
 METRICS = ("deletion_black", "deletion_blur", "deletion_mean", "insertion", "road", "infidelity", "sensitivity", "randomization", "gini", "entropy")

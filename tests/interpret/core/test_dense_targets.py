@@ -22,7 +22,7 @@ from cnnviz.zoo.errors import CnnvizError
 
 CAMS = {"gradcam": GradCAM, "gradcam_plusplus": GradCAMPlusPlus, "xgradcam": XGradCAM, "hirescam": HiResCAM,
         "layercam": LayerCAM}
-TOL = {"atol": 2e-3, "rtol": 1e-3}  # of each min-max scaled map's range, as in test_cams.py
+TOL = {"atol": 2e-3, "rtol": 1e-3}  # of each min-max scaled map's range, as in test_cam.py
 CAT = 8  # "cat" in torchvision's VOC categories
 
 

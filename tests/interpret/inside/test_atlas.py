@@ -21,7 +21,7 @@ from cnnviz.interpret.inside.atlas.scan import neuron_atlas
 from cnnviz.interpret.inside.atlas.topk import select
 from cnnviz.interpret.inside.fields.probe import nonzero_box, unit_gradient
 from tests.conftest import TinyCNN, assert_unchanged, state_snapshot
-from tests.test_receptive_field import one_thread  # noqa: F401  (autouse: one intra-op thread)
+from tests.interpret.inside.test_receptive_field import one_thread  # noqa: F401  (autouse: one intra-op thread)
 from cnnviz.zoo.errors import CnnvizError
 from cnnviz.zoo.hooks import hook_counts, record
 from cnnviz.zoo.image_data import ImageFiles, open_dataset

@@ -13,7 +13,7 @@ import pytest
 
 from cnnviz import zoo
 from cnnviz.cli.main import main
-from tests.test_atlas_distributed import REPO, free_port
+from tests.interpret.inside.test_atlas_distributed import REPO, free_port
 
 FAST = ["--curve-steps", "4", "--device", "cpu", "--model", "fashion_cnn"]
 

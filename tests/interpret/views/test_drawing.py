@@ -16,7 +16,7 @@ from cnnviz.interpret.views import charts, pixels, sheets
 from tests.conftest import assert_unchanged, state_snapshot
 from cnnviz.zoo.errors import CnnvizError
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[3]
 
 
 def test_each_drawing_helper_is_defined_once():
