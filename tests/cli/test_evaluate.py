@@ -13,7 +13,8 @@ import pytest
 
 from cnnviz import zoo
 from cnnviz.cli.main import main
-from tests.interpret.inside.test_atlas_distributed import REPO, free_port
+from tests.conftest import REPO
+from tests.interpret.inside.test_atlas_distributed import free_port
 
 FAST = ["--curve-steps", "4", "--device", "cpu", "--model", "fashion_cnn"]
 
@@ -88,12 +89,8 @@ def test_evaluate_scores_maps_from_a_folder(capsys, tmp_path):
     (["--maps", "no-such-folder"], "is not a folder"),
     (["--metrics", "rod"], "invalid choice: 'rod'"),
 ])
-def test_evaluate_bad_input_is_one_line(capsys, tmp_path, argv, message):
-    try:
-        code = main(["evaluate", "gradcam", "-i", "coffee", "--out", str(tmp_path), *argv])
-    except SystemExit as exit_info:  # argparse's own errors
-        code = exit_info.code
-    err = capsys.readouterr().err
+def test_evaluate_bad_input_is_one_line(cli, tmp_path, argv, message):
+    code, _, err = cli("evaluate", "gradcam", "-i", "coffee", "--out", tmp_path, *argv)
     assert code == 2 and message in err and len(err.strip().splitlines()) == 1
     assert not (tmp_path / "evaluation.json").exists()
 

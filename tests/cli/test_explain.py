@@ -27,12 +27,8 @@ def test_explain_writes_panels_and_maps(capsys, tmp_path):
     (["explain", "occlusion", "-i", "chelsea", "--window", "500"], "window must be between 1 and 224"),
     (["explain", "occlusion", "-i", "chelsea", "--fill", "pink"], "invalid choice: 'pink'"),
 ])
-def test_explain_bad_input(capsys, tmp_path, argv, message):
-    try:
-        code = main([*argv, "--out", str(tmp_path)])
-    except SystemExit as exit_info:  # argparse's own errors
-        code = exit_info.code
-    err = capsys.readouterr().err
+def test_explain_bad_input(cli, tmp_path, argv, message):
+    code, _, err = cli(*argv, "--out", tmp_path)
     assert code == 2 and message in err and len(err.strip().splitlines()) == 1
 
 

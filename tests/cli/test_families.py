@@ -21,12 +21,8 @@ def test_explain_runs_a_family_and_a_captum_class_by_name(tmp_path, capsys):
         assert any(path.name.startswith(f"coffee-{name}") and path.suffix == ".png" for path in tmp_path.iterdir())
 
 
-def test_explain_help_groups_methods_by_family(capsys):
-    try:
-        main(["explain", "--help"])
-    except SystemExit:
-        pass
-    text = capsys.readouterr().out
+def test_explain_help_groups_methods_by_family(cli):
+    text = cli("explain", "--help").out
     for family in ("gradients:", "perturbation:", "cams:", "captum:"):
         assert f"\n {family}" in text
     assert text.index(" cams:") < text.index("  scorecam") < text.index(" captum:")

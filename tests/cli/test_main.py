@@ -7,31 +7,22 @@ from PIL import Image
 from cnnviz.cli.main import main
 
 
-def run(capsys, *argv):
-    try:
-        code = main(list(argv))
-    except SystemExit as exit_info:  # argparse's own errors, range checks of flags included
-        code = exit_info.code
-    out, err = capsys.readouterr()
-    return code, out, err
-
-
-def test_predict_chelsea_prints_a_cat(capsys):
-    code, out, err = run(capsys, "predict", "--image", "chelsea", "--top", "3", "--device", "cpu")
+def test_predict_chelsea_prints_a_cat(cli):
+    code, out, err = cli("predict", "--image", "chelsea", "--top", "3", "--device", "cpu")
     assert code == 0
     first = out.splitlines()[1]
     assert any(cat in first for cat in ("tabby", "tiger cat", "Egyptian cat"))
 
 
-def test_predict_target_probability(capsys):
-    code, out, _ = run(capsys, "predict", "-i", "coffee", "--target", "espresso", "--device", "cpu")
+def test_predict_target_probability(cli):
+    code, out, _ = cli("predict", "-i", "coffee", "--target", "espresso", "--device", "cpu")
     assert code == 0 and "target espresso #967" in out
 
 
-def test_models_and_layers(capsys):
-    code, out, _ = run(capsys, "models")
+def test_models_and_layers(cli):
+    code, out, _ = cli("models")
     assert code == 0 and out.startswith("efficientnet_lite0  weights here")
-    code, out, _ = run(capsys, "layers", "resnet18", "--device", "cpu")
+    code, out, _ = cli("layers", "resnet18", "--device", "cpu")
     assert code == 0 and "x2 calls" in out and out.rstrip().endswith("equal")
 
 
@@ -44,16 +35,16 @@ def test_models_and_layers(capsys):
     (["layers", "vgg"], "unknown model 'vgg'"),
     (["predict", "-i", "chelsea", "--device", "tpu"], "unknown device"),
 ])
-def test_bad_input_is_one_line_and_exit_2(capsys, argv, message):
-    code, out, err = run(capsys, *argv)
+def test_bad_input_is_one_line_and_exit_2(cli, argv, message):
+    code, out, err = cli(*argv)
     assert code == 2
     assert message in err and len(err.strip().splitlines()) == 1 and "Traceback" not in err
 
 
-def test_not_an_image_file(capsys, tmp_path):
+def test_not_an_image_file(cli, tmp_path):
     fake = tmp_path / "cat.jpg"
     fake.write_text("not really")
-    code, _, err = run(capsys, "predict", "-i", str(fake))
+    code, _, err = cli("predict", "-i", str(fake))
     assert code == 2 and "not an image" in err
 
 

@@ -9,13 +9,6 @@ from PIL import Image
 from cnnviz.cli.main import main
 
 
-def _run(argv):
-    try:
-        return main(argv)
-    except SystemExit as exit_info:  # argparse's own errors
-        return exit_info.code
-
-
 def test_actmax_writes_pictures_sheet_and_scores(tmp_path, capsys):
     code = main(["actmax", "--model", "fashion_cnn", "--target", "Trouser", "Bag", "--steps", "40",
                  "--no-progress", "--out", str(tmp_path), "--device", "cpu"])
@@ -64,7 +57,6 @@ def test_dream_writes_the_photo_at_the_requested_size(tmp_path):
     (["invert", "--model", "fashion_cnn", "-i", "camera", "--layer", "features.blok1"], "did you mean"),
     (["dream", "--model", "fashion_cnn", "-i", "camera", "--octaves", "0"], "octaves"),
 ])
-def test_bad_input_is_one_line_and_exit_code_2(tmp_path, capsys, argv, message):
-    code = _run([*argv, "--out", str(tmp_path), "--device", "cpu"])
-    err = capsys.readouterr().err
+def test_bad_input_is_one_line_and_exit_code_2(tmp_path, cli, argv, message):
+    code, _, err = cli(*argv, "--out", tmp_path, "--device", "cpu")
     assert code == 2 and message in err and len(err.strip().splitlines()) == 1

@@ -24,9 +24,8 @@ import pytest
 from cnnviz import interpret
 from cnnviz import zoo
 from cnnviz.cli.commands.serve import is_loopback
+from tests.conftest import REPO
 from tests.gallery.test_build import browser_or_skip
-
-ROOT = Path(__file__).resolve().parents[2]
 
 
 def free_port() -> int:
@@ -40,9 +39,9 @@ def serving(cache: Path, *args: str, host: str = "127.0.0.1",
             headers: dict[str, str] | None = None) -> Iterator[tuple[str, subprocess.Popen]]:
     """A ``cnnviz serve`` process on a free port; yields its URL once /api/health answers."""
     port = free_port()
-    env = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"}
+    env = {**os.environ, "PYTHONPATH": str(REPO), "OMP_NUM_THREADS": "1"}
     process = subprocess.Popen([sys.executable, "-m", "cnnviz.cli.main", "serve", "--device", "cpu", "--port", str(port),
-                                "--host", host, "--cache", str(cache), *args], cwd=ROOT, env=env,
+                                "--host", host, "--cache", str(cache), *args], cwd=REPO, env=env,
                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     url = f"http://127.0.0.1:{port}"
     try:

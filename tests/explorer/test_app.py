@@ -25,11 +25,6 @@ from tests.conftest import assert_unchanged, state_snapshot
 
 
 @pytest.fixture(scope="module")
-def fashion() -> zoo.ModelHandle:
-    return zoo.load("fashion_cnn", device="cpu")
-
-
-@pytest.fixture(scope="module")
 def client(fashion, tmp_path_factory):
     with TestClient(create_app([fashion], cache_dir=tmp_path_factory.mktemp("cache"))) as client:
         yield client

@@ -17,10 +17,9 @@ import torch
 from cnnviz import interpret
 from cnnviz import zoo
 from cnnviz.gallery.unit_pages import export_units
-from tests.conftest import TinyCNN
+from tests.conftest import REPO, TinyCNN
 from tests.gallery.test_build import browser_or_skip
 
-ROOT = Path(__file__).resolve().parents[2]
 HOSTILE = '<img src=x onerror="alert(1)">'
 VOID = {"meta", "link", "img", "input", "br", "hr", "source"}
 
@@ -76,14 +75,14 @@ def test_unit_pages_are_written_valid_escaped_and_show_the_atlas_top_k(tmp_path)
 
 @pytest.mark.slow
 def test_the_cli_exports_unit_pages(tmp_path):
-    env = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"}
+    env = {**os.environ, "PYTHONPATH": str(REPO), "OMP_NUM_THREADS": "1"}
     done = subprocess.run([sys.executable, "-m", "cnnviz.cli.main", "gallery", "--model", "fashion_cnn", "--units",
                            "features.block1:1-2", "--images", "coffee", "--quick", "--device", "cpu", "--no-progress",
-                           "--out", str(tmp_path)], check=False, cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
+                           "--out", str(tmp_path)], check=False, cwd=REPO, env=env, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr
     assert len(list((tmp_path / "units").glob("fashion_cnn-*.html"))) == 2
     bad = subprocess.run([sys.executable, "-m", "cnnviz.cli.main", "gallery", "--model", "fashion_cnn", "--units",
-                          "features.block1:99", "--out", str(tmp_path / "bad")], cwd=ROOT, env=env,
+                          "features.block1:99", "--out", str(tmp_path / "bad")], cwd=REPO, env=env,
                          check=False, capture_output=True, text=True, timeout=300)
     assert bad.returncode == 2 and len(bad.stderr.strip().splitlines()) == 1, bad.stderr
     assert not (tmp_path / "bad").exists()

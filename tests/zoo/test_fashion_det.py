@@ -12,7 +12,6 @@ from torchvision.ops import box_iou
 from cnnviz import interpret
 from cnnviz import zoo
 from cnnviz.interpret.core import class_probabilities
-from tests.interpret.core.test_dense_targets import cli
 from cnnviz.zoo.datasets import DATASETS
 from cnnviz.zoo.detection_map import average_precision, mean_average_precision
 from cnnviz.zoo.fashion_det import WEIGHTS_DIR, detection_accuracy
@@ -130,18 +129,18 @@ def test_methods_leave_fashion_det_as_found(det, held_out, name, mode):
 
 
 @needs_fashion
-def test_cli_explains_the_first_detection_of_a_scene_and_draws_the_boxes(capsys, tmp_path, held_out):
+def test_cli_explains_the_first_detection_of_a_scene_and_draws_the_boxes(cli, tmp_path, held_out):
     scene = tmp_path / "scene.png"
     Image.fromarray((held_out.images[0, 0] * 255).round().byte().numpy()).save(scene)
-    code, out, err = cli(capsys, "explain", "occlusion", "--model", "fashion_det", "--image", scene, "--box", "1",
+    code, out, err = cli("explain", "occlusion", "--model", "fashion_det", "--image", scene, "--box", "1",
                          "--window", "16", "--stride", "8", "--device", "cpu", "--out", tmp_path, "--npy")
     assert code == 0, err
     record = json.loads((tmp_path / "scene-occlusion.json").read_text())
     assert record["task"] == "detection" and np.load(tmp_path / "scene-occlusion.npy").shape == (1, 64, 64)
-    code, out, err = cli(capsys, "predict", "--model", "fashion_det", "--image", scene, "--device", "cpu",
+    code, out, err = cli("predict", "--model", "fashion_det", "--image", scene, "--device", "cpu",
                          "--out", tmp_path)
     assert code == 0 and "  1. " in out and (tmp_path / "scene-detections.png").is_file(), err
-    code, out, err = cli(capsys, "explain", "occlusion", "--model", "fashion_det", "--image", scene, "--box", "99",
+    code, out, err = cli("explain", "occlusion", "--model", "fashion_det", "--image", scene, "--box", "99",
                          "--device", "cpu", "--out", tmp_path)
     assert code == 2 and "detection 99 was asked for" in err and len(err.strip().splitlines()) == 1
 
@@ -149,9 +148,9 @@ def test_cli_explains_the_first_detection_of_a_scene_and_draws_the_boxes(capsys,
 @needs_fashion
 @pytest.mark.slow  # two short training runs, about 30 s on a shared CPU
 @pytest.mark.parametrize("name", ["fashion_seg", "fashion_det"])
-def test_cnnviz_train_rebuilds_a_scene_model_through_the_output_folder(capsys, tmp_path, name):
+def test_cnnviz_train_rebuilds_a_scene_model_through_the_output_folder(cli, tmp_path, name):
     out = tmp_path / "run"
-    code, _text, err = cli(capsys, "train", "--model", name, "--epochs", "2", "--scenes", "64", "--seed", "3",
+    code, _text, err = cli("train", "--model", name, "--epochs", "2", "--scenes", "64", "--seed", "3",
                           "--out", out, "--keep-checkpoint", "--quiet", "--device", "cpu")
     assert code == 0, err
     log = json.loads((out / f"{name}-log.json").read_text())
@@ -162,22 +161,22 @@ def test_cnnviz_train_rebuilds_a_scene_model_through_the_output_folder(capsys, t
     handle = zoo.load(name, weights=out / f"{name}.pt", device="cpu")  # the written weights load into the model
     assert handle.config.task in ("segmentation", "detection")
     assert sorted(p.name for p in out.iterdir() if p.name.startswith(".")) == []  # no temporaries left
-    code, _text, err = cli(capsys, "train", "--model", name, "--epochs", "2", "--out", out, "--quiet")
+    code, _text, err = cli("train", "--model", name, "--epochs", "2", "--out", out, "--quiet")
     assert code == 2 and "holds an unfinished run" in err
 
 
-def test_cnnviz_train_refuses_classifier_flags_for_a_scene_model(capsys, tmp_path):
-    code, _text, err = cli(capsys, "train", "--model", "fashion_det", "--lr", "0.1", "--optimizer", "sgd",
+def test_cnnviz_train_refuses_classifier_flags_for_a_scene_model(cli, tmp_path):
+    code, _text, err = cli("train", "--model", "fashion_det", "--lr", "0.1", "--optimizer", "sgd",
                           "--out", tmp_path / "never")
     assert code == 2 and "--optimizer, --lr do not apply to fashion_det" in err and not (tmp_path / "never").exists()
-    code, _text, err = cli(capsys, "train", "--scenes", "10", "--out", tmp_path / "never")
+    code, _text, err = cli("train", "--scenes", "10", "--out", tmp_path / "never")
     assert code == 2 and "--scenes is for fashion_seg and fashion_det" in err
 
 
-def test_the_shipped_scenes_explain_without_the_dataset_and_a_warning_is_one_line(capsys, tmp_path):
+def test_the_shipped_scenes_explain_without_the_dataset_and_a_warning_is_one_line(cli, tmp_path):
     scene = zoo.load_image("scene4")  # a Sandal, a Pullover and a Sneaker: shipped, no Fashion-MNIST needed
     assert scene.shape == (1, 64, 64) and zoo.scene_names() == ["scene1", "scene2", "scene3", "scene4"]
-    code, _, err = cli(capsys, "explain", "occlusion", "--model", "fashion_det", "--image", "scene4", "--box", "1",
+    code, _, err = cli("explain", "occlusion", "--model", "fashion_det", "--image", "scene4", "--box", "1",
                          "--window", "32", "--stride", "32", "--device", "cpu", "--out", tmp_path)
     assert code == 0 and (tmp_path / "scene4-occlusion.png").is_file(), err
     # FCOS is beyond torch.fx, so occlusion says in one line that it runs in full (no file, line or source).

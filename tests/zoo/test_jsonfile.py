@@ -3,15 +3,13 @@
 import json
 import math
 import re
-from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
 
 from cnnviz.zoo.jsonfile import write_json
-
-REPO = Path(__file__).resolve().parents[2]
+from tests.conftest import REPO
 
 
 def test_writes_strict_json_with_arrays_and_no_nan(tmp_path):

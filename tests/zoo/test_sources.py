@@ -20,7 +20,6 @@ from torch import nn
 
 from cnnviz import interpret
 from cnnviz import zoo
-from cnnviz.cli.main import main
 from tests.conftest import assert_unchanged, state_snapshot
 from cnnviz.zoo.errors import CnnvizError
 from cnnviz.zoo.hooks import hook_counts
@@ -244,10 +243,6 @@ def test_timm_pretrained_weights_come_from_the_local_hugging_face_cache(tmp_path
         assert torch.allclose(handle(images), _bare_logits(cached, handle, images), atol=1e-5)
 
 
-def _cli(*argv: str) -> int:
-    return main([str(a) for a in argv])
-
-
 @pytest.mark.parametrize("source, extra, methods", [
     ("torchvision:resnet18", ["--weights", "{files}/resnet10.pt", "--classes", "{files}/classes.txt",
                               "--target", "thing3"], ["gradcam", "occlusion"]),
@@ -255,12 +250,12 @@ def _cli(*argv: str) -> int:
     ("{files}/resnet10.pt2", [], ["gradcam", "occlusion"]),
     ("{files}/resnet10.ts", [], ["occlusion", "gradient"]),
 ])
-def test_cli_explains_every_source(files, tmp_path, source, extra, methods):
+def test_cli_explains_every_source(cli, files, tmp_path, source, extra, methods):
     source = source.replace("{files}", str(files))
     extra = [e.replace("{files}", str(files)) for e in extra]
     layer = ["--layer", "layer4"] if source.endswith(".pt2") else []
     out = tmp_path / "out"
-    assert _cli("explain", *methods, "--model", source, *extra, *layer, "-i", "chelsea", *FAST, "--out", out) == 0
+    assert cli("explain", *methods, "--model", source, *extra, *layer, "-i", "chelsea", *FAST, "--out", out).code == 0
     written = {p.name for p in out.iterdir() if p.suffix == ".png"}
     assert all(any(m in name for name in written) for m in methods), written
     if "--target" in extra:  # the class asked for by name is the class explained
@@ -269,21 +264,24 @@ def test_cli_explains_every_source(files, tmp_path, source, extra, methods):
             assert json.loads(sidecar.read_text())["target"]["name"] == wanted
 
 
-def test_cli_refuses_a_layer_method_on_torchscript_in_one_line(files, tmp_path, capsys):
-    code = _cli("explain", "gradcam", "--model", files / "resnet10.ts", "-i", "chelsea", "--input-size", "64",
-                "--out", tmp_path)
-    err = capsys.readouterr().err.strip()
+def test_cli_refuses_a_layer_method_on_torchscript_in_one_line(files, tmp_path, cli):
+    code, _, err = cli("explain", "gradcam", "--model", files / "resnet10.ts", "-i", "chelsea", "--input-size", "64",
+                       "--out", tmp_path)
+    err = err.strip()
     assert code == 2 and "\n" not in err and ("hooks" in err or "layer" in err)
 
 
-def test_cli_layers_and_predict_take_any_source(files, capsys):
-    assert _cli("layers", "torchvision:resnet18", "--num-classes", "10", "--depth", "1", "--input-size", "64") == 0
-    assert "layer4" in capsys.readouterr().out
-    assert _cli("predict", "--model", "torchvision:resnet18", "--weights", files / "resnet10.pt",
-                "--classes", files / "classes.txt", "-i", "chelsea", "--input-size", "64") == 0
-    assert "thing" in capsys.readouterr().out
-    assert _cli("predict", "--model", "torchvision:resnet18", "-i", "chelsea") == 2
-    assert "not on this machine" in capsys.readouterr().err
+def test_cli_layers_and_predict_take_any_source(files, cli):
+    code, out, _ = cli("layers", "torchvision:resnet18", "--num-classes", "10", "--depth", "1", "--input-size", "64")
+    assert code == 0
+    assert "layer4" in out
+    code, out, _ = cli("predict", "--model", "torchvision:resnet18", "--weights", files / "resnet10.pt",
+                       "--classes", files / "classes.txt", "-i", "chelsea", "--input-size", "64")
+    assert code == 0
+    assert "thing" in out
+    code, _, err = cli("predict", "--model", "torchvision:resnet18", "-i", "chelsea")
+    assert code == 2
+    assert "not on this machine" in err
 
 
 ATTRIBUTION = [m.name for m in interpret.methods("attribution")]
@@ -315,25 +313,25 @@ def test_methods_leave_a_brought_model_unchanged(files, source, name):
     assert hook_counts(handle) == hooks
 
 
-def test_a_cnnviz_train_folder_is_a_model(tmp_path):
+def test_a_cnnviz_train_folder_is_a_model(cli, tmp_path):
     from tests.zoo.test_training import _write_synthetic_idx
 
     data = _write_synthetic_idx(tmp_path / "data", n_train=200, n_test=50)
     run = tmp_path / "run"
-    assert _cli("train", "--data", data, "--channels", "4,8", "--dense", "16", "--epochs", "1", "--batch-size", "32",
-                "--out", run, "--name", "toy", "--quiet", "--threads", "1") == 0
+    assert cli("train", "--data", data, "--channels", "4,8", "--dense", "16", "--epochs", "1", "--batch-size", "32",
+               "--out", run, "--name", "toy", "--quiet", "--threads", "1").code == 0
     handle = zoo.load(str(run), device="cpu")
     log = json.loads((run / "toy-log.json").read_text())
     assert handle.classes == log["classes"] and handle.config.training_log == str(run / "toy-log.json")
     assert handle.config.mean == tuple(log["normalization"]["mean"]) and handle.input_size == 28
     assert handle.config.fixed_input  # a flatten before the dense layers
     out = tmp_path / "maps"
-    assert _cli("explain", "gradcam", "occlusion", "--model", run, "-i", "camera", "--window", "7", "--stride", "7",
-                "--out", out) == 0
+    assert cli("explain", "gradcam", "occlusion", "--model", run, "-i", "camera", "--window", "7", "--stride", "7",
+               "--out", out).code == 0
     assert len(list(out.glob("*.png"))) == 2
 
 
-def test_a_four_band_model_explains_a_four_band_array(files, tmp_path):
+def test_a_four_band_model_explains_a_four_band_array(cli, files, tmp_path):
     import numpy as np
 
     bands = np.random.default_rng(0).random((40, 48, 4)).astype(np.float32)
@@ -344,9 +342,9 @@ def test_a_four_band_model_explains_a_four_band_array(files, tmp_path):
     assert image.shape == (4, 40, 48) and torch.allclose(image[3], torch.from_numpy(bands[..., 3]))
     assert handle.prepare([image]).shape == (1, 4, 32, 32)
     out = tmp_path / "out"
-    assert _cli("explain", "gradcam", "occlusion", "--model", source, "--mean", "0.5,0.5,0.5,0.5",
-                "--std", "0.2,0.2,0.2,0.2", "--input-size", "32", "-i", tmp_path / "field.npy",
-                "--window", "8", "--stride", "8", "--out", out) == 0
+    assert cli("explain", "gradcam", "occlusion", "--model", source, "--mean", "0.5,0.5,0.5,0.5",
+               "--std", "0.2,0.2,0.2,0.2", "--input-size", "32", "-i", tmp_path / "field.npy",
+               "--window", "8", "--stride", "8", "--out", out).code == 0
     assert len(list(out.glob("*.png"))) == 2
 
 

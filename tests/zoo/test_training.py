@@ -16,7 +16,7 @@ from cnnviz import zoo
 import cnnviz.zoo.fashion  # noqa: F401  (registers fashion_cnn)
 import cnnviz.zoo.training as training
 from cnnviz.cli.main import main
-from tests.conftest import assert_unchanged, state_snapshot
+from tests.conftest import REPO, assert_unchanged, state_snapshot
 from cnnviz.zoo.cnns import CnnSpec, cnn_handle
 from cnnviz.zoo.datasets import DATASETS, Augment, Splits, TensorData, channel_stats, read_idx_split, synthetic, write_idx
 from cnnviz.zoo.errors import CnnvizError
@@ -33,7 +33,6 @@ from cnnviz.zoo.training import (
     train,
 )
 
-REPO = Path(__file__).resolve().parents[2]
 FASHION_DIR = DATASETS["fashion-mnist"].default_dir
 needs_fashion = pytest.mark.skipif(not (FASHION_DIR / "train-images-idx3-ubyte.gz").is_file(),
                                    reason="Fashion-MNIST not installed (apt-get install dataset-fashion-mnist)")

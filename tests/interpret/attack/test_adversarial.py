@@ -1,6 +1,5 @@
 """Attacks: they flip the class inside their epsilon-ball, FGSM is the textbook step, the model is untouched."""
 
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -25,17 +24,14 @@ from cnnviz.interpret.views.sheets import attack_panel
 from tests.conftest import assert_unchanged, state_snapshot
 from cnnviz.zoo.errors import CnnvizError
 
-FASHION = Path("/usr/share/datasets/fashion-mnist")
 TOL = 1e-6  # float rounding of (x + delta) - x
 
 
 @pytest.fixture(scope="module")
-def fashion(device):
+def fashion_batch(fashion_mnist, device):
     """fashion_cnn and 16 correctly classified Fashion-MNIST test images."""
-    if not zoo.datasets.has_idx_files(FASHION):
-        pytest.skip("Fashion-MNIST not installed (apt-get install dataset-fashion-mnist)")
     handle = zoo.load("fashion_cnn", device=device)
-    data = zoo.datasets.read_idx_split(FASHION, "t10k")
+    data = zoo.datasets.read_idx_split(zoo.datasets.DATASETS[fashion_mnist].default_dir, "t10k")
     images = data.images[:64].float().div(255).to(device)
     with torch.no_grad():
         right = handle(images).argmax(-1).cpu() == data.labels[:64]
@@ -133,8 +129,8 @@ def test_targeted_pgd_reaches_the_target(lite0, photos):
     assert (report.linf <= 8 / 255 + TOL).all()
 
 
-def test_pgd_flips_fashion_within_eps(fashion):
-    handle, images, labels = fashion
+def test_pgd_flips_fashion_within_eps(fashion_batch):
+    handle, images, labels = fashion_batch
     for norm, eps in (("linf", 0.1), ("l2", 2.0)):
         adversarial = pgd(handle, images, eps=eps, norm=norm, steps=20, batch_size=5, progress=False)
         report = attack_report(handle, images, adversarial)
@@ -143,16 +139,16 @@ def test_pgd_flips_fashion_within_eps(fashion):
         assert adversarial.min() >= 0 and adversarial.max() <= 1
 
 
-def test_pgd_beats_fgsm_and_more_eps_beats_less(fashion):
-    handle, images, _ = fashion
+def test_pgd_beats_fgsm_and_more_eps_beats_less(fashion_batch):
+    handle, images, _ = fashion_batch
     rates = [attack_report(handle, images, pgd(handle, images, eps=e, steps=10, progress=False)).success_rate
              for e in (2 / 255, 16 / 255)]
     one_step = attack_report(handle, images, fgsm(handle, images, eps=16 / 255)).success_rate
     assert rates[0] < rates[1] and one_step <= rates[1]
 
 
-def test_pgd_is_deterministic_and_random_start_moves(fashion):
-    handle, images, _ = fashion
+def test_pgd_is_deterministic_and_random_start_moves(fashion_batch):
+    handle, images, _ = fashion_batch
     a = pgd(handle, images[:4], eps=0.05, steps=3, seed=5, progress=False)
     b = pgd(handle, images[:4], eps=0.05, steps=3, seed=5, progress=False)
     c = pgd(handle, images[:4], eps=0.05, steps=3, seed=6, progress=False)
@@ -251,8 +247,8 @@ def test_cli_attack_bad_input(capsys, tmp_path, argv, message):
     assert code == 2 and message in err and len(err.strip().splitlines()) == 1
 
 
-def test_pgd_stop_on_success_keeps_each_first_success_and_refills(fashion):
-    handle, images, _ = fashion
+def test_pgd_stop_on_success_keeps_each_first_success_and_refills(fashion_batch):
+    handle, images, _ = fashion_batch
     eps = 2 / 255  # weak enough that some images hold out
     full = pgd(handle, images, eps=eps, steps=10, batch_size=3, progress=False)
     early = pgd(handle, images, eps=eps, steps=10, batch_size=3, stop_on_success=True, progress=False)

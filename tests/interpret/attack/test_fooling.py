@@ -12,11 +12,6 @@ from tests.conftest import assert_unchanged, state_snapshot
 from cnnviz.zoo.errors import CnnvizError
 
 
-@pytest.fixture(scope="module")
-def fashion(device):
-    return zoo.load("fashion_cnn", device=device)
-
-
 def probabilities(handle, result):
     with torch.no_grad():
         return handle(result.images).softmax(-1)

@@ -14,11 +14,6 @@ LAYER = "features.block2"  # 64 channels, between two conv blocks
 
 
 @pytest.fixture(scope="module")
-def fashion() -> zoo.ModelHandle:
-    return zoo.load("fashion_cnn", device="cpu")
-
-
-@pytest.fixture(scope="module")
 def garments() -> torch.Tensor:
     return torch.rand(2, 1, 28, 28, generator=torch.Generator().manual_seed(0))
 

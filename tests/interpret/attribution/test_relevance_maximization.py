@@ -20,19 +20,11 @@ TOP = 3
 
 
 @pytest.fixture(scope="module")
-def fashion() -> zoo.ModelHandle:
-    return zoo.load("fashion_cnn", device="cpu")
-
-
-@pytest.fixture(scope="module")
-def garments() -> torch.Tensor:
+def garments(fashion_mnist) -> torch.Tensor:
     """A few Fashion-MNIST test images (the model's own data, so its predictions vary)."""
-    from cnnviz.zoo.datasets import DATASETS
     from cnnviz.zoo.image_data import open_dataset
 
-    if not DATASETS["fashion-mnist"].default_dir.is_dir():
-        pytest.skip("needs Fashion-MNIST (apt-get install dataset-fashion-mnist)")
-    dataset = open_dataset("fashion-mnist")
+    dataset = open_dataset(fashion_mnist)
     return torch.stack([dataset[i] for i in range(12)])
 
 

@@ -185,17 +185,6 @@ def test_dense_sources_say_their_task_and_config_without_building():
     np.testing.assert_equal(zoo.model_config("torchvision:lraspp_mobilenet_v3_large").input_size, 520)
 
 
-def cli(capsys, *argv):
-    from cnnviz.cli.main import main
-
-    try:
-        code = main([str(a) for a in argv])
-    except SystemExit as exit_info:
-        code = exit_info.code
-    out, err = capsys.readouterr()
-    return code, out, err
-
-
 SEGMENTER = ["--model", "torchvision:lraspp_mobilenet_v3_large", "--weights", "random", "--input-size", "96",
              "--image", "chelsea", "--device", "cpu"]
 DETECTOR = ["--model", "torchvision:fasterrcnn_mobilenet_v3_large_320_fpn", "--weights", "random", "--image", "chelsea",
@@ -204,16 +193,16 @@ DETECTOR = ["--model", "torchvision:fasterrcnn_mobilenet_v3_large_320_fpn", "--w
 
 
 @pytest.mark.slow  # three CLI runs, about 15 s
-def test_cli_explains_a_region_and_a_box_and_draws_predictions(capsys, tmp_path):
-    code, out, err = cli(capsys, "explain", "gradcam", *SEGMENTER, "--target", "cat", "--region", "8,8,60,50",
+def test_cli_explains_a_region_and_a_box_and_draws_predictions(cli, tmp_path):
+    code, out, err = cli("explain", "gradcam", *SEGMENTER, "--target", "cat", "--region", "8,8,60,50",
                          "--out", tmp_path, "--npy")
     assert code == 0, err
     record = __import__("json").loads((tmp_path / "chelsea-gradcam.json").read_text())
     assert record["explained"] == "cat over 2184 px" and record["task"] == "segmentation"  # 52 x 42 pixels
     assert np.load(tmp_path / "chelsea-gradcam.npy").shape == (1, 96, 96)
-    code, out, err = cli(capsys, "predict", *DETECTOR, "--out", tmp_path)
+    code, out, err = cli("predict", *DETECTOR, "--out", tmp_path)
     assert code == 0 and "  5. " in out and (tmp_path / "chelsea-detections.png").is_file(), err
-    code, out, err = cli(capsys, "explain", "occlusion", *DETECTOR, "--box", "2", "--window", "32", "--out", tmp_path)
+    code, out, err = cli("explain", "occlusion", *DETECTOR, "--box", "2", "--window", "32", "--out", tmp_path)
     assert code == 0 and "chelsea-occlusion.png" in out, err
 
 
@@ -225,8 +214,8 @@ def test_cli_explains_a_region_and_a_box_and_draws_predictions(capsys, tmp_path)
     (["--model", "resnet18", "--weights", "random", "--image", "chelsea", "--device", "cpu", "--region",
       "0,0,20,20", "--target", "1"], "needs per-pixel class scores"),
 ])
-def test_cli_refuses_bad_dense_input_with_exit_code_2(capsys, tmp_path, argv, words):
-    code, out, err = cli(capsys, "explain", "gradient", *argv, "--out", tmp_path)
+def test_cli_refuses_bad_dense_input_with_exit_code_2(cli, tmp_path, argv, words):
+    code, out, err = cli("explain", "gradient", *argv, "--out", tmp_path)
     assert code == 2 and words in err and len(err.strip().splitlines()) == 1, err
 
 

@@ -155,31 +155,22 @@ def fashion_model() -> zoo.ModelHandle:
     return cnn_handle(CnnSpec("tutorial_cnn"), mean=FASHION_MEAN, std=FASHION_STD, seed=0).eval()
 
 
-@pytest.fixture(scope="module")
-def fashion() -> str:
-    from cnnviz.zoo.datasets import DATASETS, has_idx_files
-
-    if not has_idx_files(DATASETS["fashion-mnist"].default_dir):
-        pytest.skip("Fashion-MNIST is not installed (apt-get install dataset-fashion-mnist)")
-    return "fashion-mnist"
-
-
-def test_fashion_atlas_crops_match_receptive_fields(fashion):
+def test_fashion_atlas_crops_match_receptive_fields(fashion_mnist):
     handle = fashion_model()  # He-initialized tutorial CNN: the geometry is what is tested
-    atlas = neuron_atlas(handle, "features.block2.act", fashion, top=4, progress=False)
+    atlas = neuron_atlas(handle, "features.block2.act", fashion_mnist, top=4, progress=False)
     assert atlas.count == 10_000 and atlas.field.size == (8, 8)
-    check_patches(handle, atlas, fashion, [0, 31, 63])
+    check_patches(handle, atlas, fashion_mnist, [0, 31, 63])
 
 
-def test_shipped_fashion_cnn_atlas(fashion):
+def test_shipped_fashion_cnn_atlas(fashion_mnist):
     import cnnviz.zoo.fashion  # noqa: F401  (registers fashion_cnn)
 
     try:
         handle = zoo.load("fashion_cnn", device="cpu")
     except CnnvizError as exc:
         pytest.skip(f"fashion_cnn is not loadable yet: {exc}")
-    atlas = neuron_atlas(handle, handle.default_layer, fashion, top=3, progress=False)
-    check_patches(handle, atlas, fashion, [0, 1])
+    atlas = neuron_atlas(handle, handle.default_layer, fashion_mnist, top=3, progress=False)
+    check_patches(handle, atlas, fashion_mnist, [0, 1])
 
 
 # --- data sources ---------------------------------------------------------------------------------

@@ -17,11 +17,10 @@ import torch.multiprocessing as mp
 from cnnviz import zoo
 from cnnviz.interpret.core.distributed import Group, session, shard_batches
 from cnnviz.interpret.inside.atlas.scan import neuron_atlas
-from tests.conftest import TinyCNN
+from tests.conftest import REPO, TinyCNN
 from tests.interpret.inside.test_atlas import photo_folder  # noqa: F401  (fixture: a folder of photos in sub-folders)
 from tests.interpret.inside.test_receptive_field import one_thread  # noqa: F401  (autouse: one intra-op thread)
 
-REPO = Path(__file__).resolve().parents[3]
 FIELDS = ("top_values", "top_indices", "top_positions", "bottom_values", "bottom_indices", "bottom_positions")
 
 pytestmark = pytest.mark.skipif(not dist.is_available() or not dist.is_gloo_available(),

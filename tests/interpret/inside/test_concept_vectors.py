@@ -20,11 +20,6 @@ SHIRT, TROUSER, PULLOVER, COAT = 6, 1, 2, 4
 
 
 @pytest.fixture(scope="module")
-def fashion() -> zoo.ModelHandle:
-    return zoo.load("fashion_cnn", device="cpu")
-
-
-@pytest.fixture(scope="module")
 def splits():
     from cnnviz.zoo.datasets import read_idx_split
 

@@ -4,7 +4,6 @@ training log format, the one early stop, and zoo's plain-torch mechanisms behind
 import ast
 import io
 import json
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -13,20 +12,18 @@ from PIL import Image
 from torch import nn
 
 from cnnviz.interpret.views import charts, pixels, sheets
-from tests.conftest import assert_unchanged, state_snapshot
+from tests.conftest import REPO, assert_unchanged, state_snapshot
 from cnnviz.zoo.errors import CnnvizError
-
-ROOT = Path(__file__).resolve().parents[3]
 
 
 def test_each_drawing_helper_is_defined_once():
     helpers = {"enlarge", "fit", "vstack", "hstack", "grid", "caption", "captioned_grid", "colorize", "overlay",
                "colorbar", "nice_ticks", "line_chart", "explanation_panel", "attack_panel", "patch_tile"}
     where: dict[str, list[str]] = {}
-    for path in [p for package in ("zoo", "interpret", "cli", "gallery") for p in (ROOT / "cnnviz" / package).rglob("*.py")]:
+    for path in [p for package in ("zoo", "interpret", "cli", "gallery") for p in (REPO / "cnnviz" / package).rglob("*.py")]:
         for node in ast.parse(path.read_text()).body:
             if isinstance(node, ast.FunctionDef) and node.name in helpers:
-                where.setdefault(node.name, []).append(str(path.relative_to(ROOT)))
+                where.setdefault(node.name, []).append(str(path.relative_to(REPO)))
     assert set(where) == helpers
     assert {name: files for name, files in where.items() if len(files) > 1} == {}
 
