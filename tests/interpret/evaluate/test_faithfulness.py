@@ -1,4 +1,5 @@
 import copy
+import math
 import random
 
 import numpy as np
@@ -7,6 +8,7 @@ import torch
 
 from cnnviz import interpret
 from cnnviz.interpret.evaluate.faithfulness import (
+    RandomBand,
     blurred_canvas,
     deletion_insertion,
     pixel_ranks,
@@ -49,6 +51,47 @@ def test_a_map_of_the_true_evidence_beats_random(device):
     chance = deletion_insertion(RegionScore(), x, random_maps(x), 1, steps=16)
     assert good.deletion_auc < chance.deletion_auc
     assert good.insertion_auc > chance.insertion_auc
+
+
+class LitShare(torch.nn.Module):
+    """Class 1's logit is 10 x the mean of the red channel, class 0's is 0: on an all-white image, deleting a
+    share f of the pixels to black leaves class 1 the probability sigmoid(10 (1 - f))."""
+
+    def forward(self, x):
+        lit = x[:, 0].mean((1, 2)) * 10
+        return torch.stack([torch.zeros_like(lit), lit], 1)
+
+
+def test_the_areas_follow_the_trapezoid_rule_over_the_removed_fractions(device):
+    images = torch.ones(2, 3, 8, 8, device=device)
+    images[1] = torch.rand(3, 8, 8, generator=torch.Generator().manual_seed(1))  # blurring changes it: insertion moves
+    maps = torch.rand(2, 1, 8, 8, generator=torch.Generator().manual_seed(0)).to(device)
+    curves = deletion_insertion(LitShare(), images, maps, 1, steps=4)
+    by_hand = [1 / (1 + math.exp(-10 * (1 - f))) for f in (0, 0.25, 0.5, 0.75, 1)]  # 16 of 64 pixels a step
+    torch.testing.assert_close(curves.deletion[0].double().cpu(), torch.tensor(by_hand, dtype=torch.float64))
+    area = 0.25 * (by_hand[0] / 2 + sum(by_hand[1:-1]) + by_hand[-1] / 2)  # 0.917; the plain mean is 0.883
+    assert float(curves.deletion_auc[0]) == pytest.approx(area, rel=1e-5)
+    fractions = curves.fractions.cpu().numpy()
+    for curve, auc in ((curves.deletion, curves.deletion_auc), (curves.insertion, curves.insertion_auc)):
+        oracle = [np.trapezoid(row, fractions) for row in curve.double().cpu().numpy()]
+        np.testing.assert_allclose(auc.cpu().numpy(), oracle, rtol=1e-5)
+
+
+def test_the_random_band_is_the_draws_mean_and_central_quantiles():
+    draws = torch.rand(3, 41, generator=torch.Generator().manual_seed(2))
+    band = RandomBand(deletion=draws, insertion=1 + draws.flip(1))
+    for metric in ("deletion", "insertion"):
+        values = getattr(band, metric).double().numpy()
+        mean, low, high = (part.numpy() for part in band.interval(metric, level=0.9))
+        np.testing.assert_allclose(mean, values.mean(1))
+        np.testing.assert_allclose(low, np.quantile(values, 0.05, axis=1))
+        np.testing.assert_allclose(high, np.quantile(values, 0.95, axis=1))
+    _, low, high = (part.numpy() for part in band.interval("deletion"))
+    scores = torch.tensor([low[0] - 1e-3, (low[1] + high[1]) / 2, math.nan], dtype=torch.float64)
+    assert band.beats("deletion", scores).tolist() == [True, False, False]  # below the band; inside; NaN never
+    _, low, high = (part.numpy() for part in band.interval("insertion"))
+    scores = torch.tensor([high[0] + 1e-3, low[1] - 1e-3, math.nan], dtype=torch.float64)
+    assert band.beats("insertion", scores).tolist() == [True, False, False]  # above the band; below it; NaN never
 
 
 def test_maps_must_match_the_batch_and_smaller_maps_are_resized(tiny, device):

@@ -16,6 +16,7 @@ from cnnviz import interpret
 from cnnviz import zoo
 from cnnviz.interpret.evaluate.scoring import (
     EvaluationOptions,
+    Record,
     evaluate_images,
     file_maker,
     method_maker,
@@ -83,6 +84,25 @@ def test_maps_from_files_score_like_the_method(tmp_path):
         for name in ("deletion_black", "road", "gini"):
             assert a.scores[name] == pytest.approx(b.scores[name], abs=1e-6)
         assert math.isnan(b.scores["sensitivity"]) and "files" in b.notes["sensitivity"]
+
+
+def test_the_summary_pairs_each_image_with_the_baseline_and_reads_the_better_side():
+    base = np.random.default_rng(4).uniform(0.3, 0.7, size=12)
+    shift = np.linspace(0.05, 0.15, 12)  # the method lowers every curve: a better deletion, a worse insertion
+    records = [Record(i, f"im{i}", method, 0, 1.0, {"deletion_black": value, "insertion": value, "gini": value})
+               for method, values in (("random", base), ("method", base - shift)) for i, value in enumerate(values)]
+    records[-1].scores["gini"] = math.nan  # an undefined score is counted, not averaged
+    rows = {(r["method"], r["metric"]): r for r in summary_rows(records, resamples=500)}
+    for metric in ("deletion_black", "insertion"):
+        row = rows["method", metric]
+        scores = base - shift
+        assert row["mean"] == pytest.approx(scores.mean()) and row["std"] == pytest.approx(scores.std(ddof=1))
+        assert row["vs_baseline_mean"] == pytest.approx(-shift.mean())  # paired: the mean of the differences
+        assert -0.15 <= row["vs_baseline_low"] <= -shift.mean() <= row["vs_baseline_high"] <= -0.05
+    assert rows["method", "deletion_black"]["beats_baseline"] is True  # lower deletion is better
+    assert rows["method", "insertion"]["beats_baseline"] is False  # lower insertion is worse
+    assert rows["method", "gini"]["beats_baseline"] is None and rows["method", "gini"]["undefined"] == 1
+    assert "vs_baseline_mean" not in rows["random", "deletion_black"]
 
 
 def test_unknown_metric_and_options_out_of_range_are_refused(tmp_path):
