@@ -70,6 +70,22 @@ LRS = {"sgd": 0.1, "momentum": 0.03, "nesterov": 0.03, "adam": 3e-3, "adamw": 3e
        "adagrad": 0.03}
 
 
+@pytest.mark.parametrize("model, labels", [
+    (torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(16, 3)), (10,)),  # a classifier: a label per image
+    (torch.nn.Conv2d(1, 3, 1), (10, 4, 4)),  # a segmenter: a label per pixel
+])
+def test_evaluate_is_the_mean_cross_entropy_and_accuracy_over_every_label(model, labels):
+    generator = torch.Generator().manual_seed(0)
+    images = torch.randint(0, 256, (10, 1, 4, 4), dtype=torch.uint8, generator=generator)
+    truth = torch.randint(0, 3, labels, generator=generator)
+    result = evaluate(model, TensorData(images, truth), batch_size=4)  # batches of 4, 4 and 2
+    with torch.no_grad():
+        logits = model(images.float() / 255)  # the floats in [0, 1] that batches() gives
+    assert result.loss == pytest.approx(torch.nn.functional.cross_entropy(logits, truth).item(), rel=1e-5)
+    assert result.accuracy == pytest.approx((logits.argmax(1) == truth).double().mean().item())
+    assert torch.equal(result.predictions, logits.argmax(1))
+
+
 @pytest.mark.parametrize("optimizer", OPTIMIZERS)
 def test_every_optimizer_makes_the_loss_fall(optimizer):
     splits = synth_splits()
