@@ -62,6 +62,15 @@ def test_write_read_round_trip(tmp_path):
         assert np.array_equal(read_idx(write_idx(tmp_path / "x.gz", array)), array)
 
 
+def test_channel_statistics_are_numpys_per_channel_over_every_pixel():
+    images = torch.randint(0, 256, (5, 3, 4, 6), dtype=torch.uint8, generator=torch.Generator().manual_seed(0))
+    images[:, 2] //= 4  # the channels differ, so mixing them up shows
+    mean, std = channel_stats(images)
+    pixels = images.numpy().astype(np.float64) / 255
+    np.testing.assert_allclose(mean, pixels.mean(axis=(0, 2, 3)), atol=1e-6)
+    np.testing.assert_allclose(std, pixels.std(axis=(0, 2, 3)), atol=1e-6)  # the population's (ddof 0)
+
+
 def test_split_first_then_statistics_from_the_training_split(tmp_path):
     data = synthetic(200, size=12, classes=4, seed=1)
     data.images[:100] = 0  # make the halves differ so leaking validation pixels would show
