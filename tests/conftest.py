@@ -16,6 +16,9 @@ from cnnviz.zoo.datasets import DATASETS, has_idx_files
 from cnnviz.zoo.handle import ModelHandle
 
 REPO = Path(__file__).resolve().parents[1]
+FASHION_DIR = DATASETS["fashion-mnist"].default_dir
+needs_fashion = pytest.mark.skipif(not has_idx_files(FASHION_DIR),
+                                   reason="Fashion-MNIST is not installed (apt-get install dataset-fashion-mnist)")
 
 # Compile records and inductor's cache go to a fresh folder: the suite neither reads the user's
 # measured compile costs (which would change what compile="auto" decides) nor writes to ~/.cache.
@@ -96,7 +99,7 @@ def fashion() -> ModelHandle:
 @pytest.fixture(scope="session")
 def fashion_mnist() -> str:
     """The Fashion-MNIST data set's name, for tests that read it; they skip where it is not installed."""
-    if not has_idx_files(DATASETS["fashion-mnist"].default_dir):
+    if not has_idx_files(FASHION_DIR):
         pytest.skip("Fashion-MNIST is not installed (apt-get install dataset-fashion-mnist)")
     return "fashion-mnist"
 

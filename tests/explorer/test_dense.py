@@ -16,10 +16,10 @@ from starlette.testclient import TestClient
 from cnnviz import interpret
 from cnnviz import zoo
 from cnnviz.explorer import create_app
-from cnnviz.zoo.datasets import DATASETS
 from cnnviz.zoo.scenes import fashion_scenes
+from tests.conftest import needs_fashion
 
-pytestmark = pytest.mark.skipif(not DATASETS["fashion-mnist"].default_dir.is_dir(), reason="needs Fashion-MNIST")
+pytestmark = needs_fashion
 
 
 @pytest.fixture(scope="module")

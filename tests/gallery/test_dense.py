@@ -6,12 +6,10 @@ from __future__ import annotations
 import json
 from dataclasses import replace
 
-import pytest
-
 from cnnviz.gallery import Budget, Settings, build, plan
 from cnnviz.zoo.datasets import DATASETS
+from tests.conftest import needs_fashion
 
-needs_fashion = pytest.mark.skipif(not DATASETS["fashion-mnist"].default_dir.is_dir(), reason="needs Fashion-MNIST")
 
 TINY = Budget(images=1, attribution={}, curve_steps=2, layers=1, atlas_images=8, atlas_channels=1, atlas_top=1,
               classes=1, actmax_steps=1, inversion_steps=1, dream_steps=1, attack_steps=1, fooling_steps=1,

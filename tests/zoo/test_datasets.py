@@ -24,10 +24,7 @@ from cnnviz.zoo.datasets import (
     write_idx,
 )
 from cnnviz.zoo.errors import CnnvizError
-
-FASHION_DIR = DATASETS["fashion-mnist"].default_dir
-needs_fashion = pytest.mark.skipif(not (FASHION_DIR / "train-images-idx3-ubyte.gz").is_file(),
-                                   reason="Fashion-MNIST not installed (apt-get install dataset-fashion-mnist)")
+from tests.conftest import FASHION_DIR, needs_fashion
 
 
 def write_idx_dataset(directory: Path, train: TensorData, test: TensorData | None = None, gz: bool = True) -> Path:

@@ -12,12 +12,10 @@ from torchvision.ops import box_iou
 from cnnviz import interpret
 from cnnviz import zoo
 from cnnviz.interpret.core import class_probabilities
-from cnnviz.zoo.datasets import DATASETS
 from cnnviz.zoo.detection_map import average_precision, mean_average_precision
 from cnnviz.zoo.fashion_det import WEIGHTS_DIR, detection_accuracy
 from cnnviz.zoo.scenes import fashion_scenes
-
-needs_fashion = pytest.mark.skipif(not DATASETS["fashion-mnist"].default_dir.is_dir(), reason="needs Fashion-MNIST")
+from tests.conftest import needs_fashion
 
 
 def test_map_equals_the_hand_computed_value():

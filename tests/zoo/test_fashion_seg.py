@@ -6,11 +6,11 @@ import torch
 from cnnviz import interpret
 from cnnviz import zoo
 from cnnviz.interpret.core import class_probabilities
-from cnnviz.zoo.datasets import DATASETS
 from cnnviz.zoo.fashion_seg import WEIGHTS_DIR, mean_iou
 from cnnviz.zoo.scenes import fashion_scenes
+from tests.conftest import needs_fashion
 
-pytestmark = pytest.mark.skipif(not DATASETS["fashion-mnist"].default_dir.is_dir(), reason="needs Fashion-MNIST")
+pytestmark = needs_fashion
 
 
 @pytest.fixture(scope="module")

@@ -3,9 +3,10 @@
 import pytest
 import torch
 
-from cnnviz.zoo.datasets import DATASETS, synthetic
+from cnnviz.zoo.datasets import synthetic
 from cnnviz.zoo.errors import CnnvizError
 from cnnviz.zoo.scenes import fashion_scenes, paste_scenes
+from tests.conftest import needs_fashion
 
 
 def check_labels(scenes, threshold=0.1):
@@ -43,7 +44,7 @@ def test_scenes_are_seeded_and_leave_the_global_rng_alone():
     assert not torch.equal(first.images, other.images)
 
 
-@pytest.mark.skipif(not DATASETS["fashion-mnist"].default_dir.is_dir(), reason="needs Fashion-MNIST")
+@needs_fashion
 def test_fashion_scenes_hold_fashion_items_from_the_chosen_split():
     held_out = fashion_scenes(10, split="test", seed=0)
     check_labels(held_out)

@@ -16,9 +16,9 @@ from cnnviz import zoo
 import cnnviz.zoo.fashion  # noqa: F401  (registers fashion_cnn)
 import cnnviz.zoo.training as training
 from cnnviz.cli.main import main
-from tests.conftest import REPO, assert_unchanged, state_snapshot
+from tests.conftest import FASHION_DIR, REPO, assert_unchanged, state_snapshot, needs_fashion
 from cnnviz.zoo.cnns import CnnSpec, cnn_handle
-from cnnviz.zoo.datasets import DATASETS, Augment, Splits, TensorData, channel_stats, read_idx_split, synthetic, write_idx
+from cnnviz.zoo.datasets import Augment, Splits, TensorData, channel_stats, read_idx_split, synthetic, write_idx
 from cnnviz.zoo.errors import CnnvizError
 from cnnviz.zoo.training import (
     OPTIMIZERS,
@@ -33,9 +33,6 @@ from cnnviz.zoo.training import (
     train,
 )
 
-FASHION_DIR = DATASETS["fashion-mnist"].default_dir
-needs_fashion = pytest.mark.skipif(not (FASHION_DIR / "train-images-idx3-ubyte.gz").is_file(),
-                                   reason="Fashion-MNIST not installed (apt-get install dataset-fashion-mnist)")
 SMALL = {"channels": [8, 16], "dense": [32]}
 
 

@@ -9,13 +9,10 @@ import pytest
 import torch
 
 from cnnviz import interpret
-from cnnviz import zoo
 from cnnviz.interpret.inside.concept_vectors import random_sets
-from tests.conftest import assert_unchanged, state_snapshot
+from tests.conftest import FASHION_DIR, assert_unchanged, state_snapshot, needs_fashion
 from cnnviz.zoo.errors import CnnvizError
 
-FASHION_DIR = "/usr/share/datasets/fashion-mnist"
-needs_fashion = pytest.mark.skipif(not zoo.datasets.has_idx_files(FASHION_DIR), reason="Fashion-MNIST not installed")
 SHIRT, TROUSER, PULLOVER, COAT = 6, 1, 2, 4
 
 
