@@ -17,8 +17,8 @@ from cnnviz.zoo.handle import ModelHandle
 
 REPO = Path(__file__).resolve().parents[1]
 FASHION_DIR = DATASETS["fashion-mnist"].default_dir
-needs_fashion = pytest.mark.skipif(not has_idx_files(FASHION_DIR),
-                                   reason="Fashion-MNIST is not installed (apt-get install dataset-fashion-mnist)")
+NO_FASHION = "Fashion-MNIST is not installed (apt-get install dataset-fashion-mnist)"
+needs_fashion = pytest.mark.skipif(not has_idx_files(FASHION_DIR), reason=NO_FASHION)
 
 # Compile records and inductor's cache go to a fresh folder: the suite neither reads the user's
 # measured compile costs (which would change what compile="auto" decides) nor writes to ~/.cache.
@@ -100,11 +100,13 @@ def fashion() -> ModelHandle:
 def fashion_mnist() -> str:
     """The Fashion-MNIST data set's name, for tests that read it; they skip where it is not installed."""
     if not has_idx_files(FASHION_DIR):
-        pytest.skip("Fashion-MNIST is not installed (apt-get install dataset-fashion-mnist)")
+        pytest.skip(NO_FASHION)
     return "fashion-mnist"
 
 
 class CliRun(NamedTuple):
+    """One in-process ``cnnviz`` run: its exit code and what it wrote to stdout and stderr."""
+
     code: int
     out: str
     err: str
