@@ -4,13 +4,21 @@ from __future__ import annotations
 
 import os
 import tempfile
+from pathlib import Path
+from typing import Callable, NamedTuple
 
 import pytest
 import torch
 from torch import nn
 
 from cnnviz import zoo
+from cnnviz.zoo.datasets import DATASETS, has_idx_files
 from cnnviz.zoo.handle import ModelHandle
+
+REPO = Path(__file__).resolve().parents[1]
+FASHION_DIR = DATASETS["fashion-mnist"].default_dir
+NO_FASHION = "Fashion-MNIST is not installed (apt-get install dataset-fashion-mnist)"
+needs_fashion = pytest.mark.skipif(not has_idx_files(FASHION_DIR), reason=NO_FASHION)
 
 # Compile records and inductor's cache go to a fresh folder: the suite neither reads the user's
 # measured compile costs (which would change what compile="auto" decides) nor writes to ~/.cache.
@@ -80,6 +88,47 @@ def lite0(device: torch.device) -> ModelHandle:
 def photos(lite0: ModelHandle) -> torch.Tensor:
     """chelsea (a cat) and coffee (espresso), prepared for efficientnet_lite0."""
     return lite0.prepare([zoo.load_image("chelsea"), zoo.load_image("coffee")])
+
+
+@pytest.fixture(scope="session")
+def fashion() -> ModelHandle:
+    """fashion_cnn, the shipped Fashion-MNIST classifier, on the CPU (its weights ship: no data set needed)."""
+    return zoo.load("fashion_cnn", device="cpu")
+
+
+@pytest.fixture(scope="session")
+def fashion_mnist() -> str:
+    """The Fashion-MNIST data set's name, for tests that read it; they skip where it is not installed."""
+    if not has_idx_files(FASHION_DIR):
+        pytest.skip(NO_FASHION)
+    return "fashion-mnist"
+
+
+class CliRun(NamedTuple):
+    """One in-process ``cnnviz`` run: its exit code and what it wrote to stdout and stderr."""
+
+    code: int
+    out: str
+    err: str
+
+
+@pytest.fixture
+def cli(capsys: pytest.CaptureFixture[str]) -> Callable[..., CliRun]:
+    """Run ``cnnviz ARGS...`` in this process: its exit code (argparse's own exits included) and what it printed.
+
+    Arguments may be paths or numbers: ``code, out, err = cli("explain", "gradcam", "--out", tmp_path)``.
+    """
+    from cnnviz.cli.main import main
+
+    def run(*argv: object) -> CliRun:
+        try:
+            code = main([str(a) for a in argv])
+        except SystemExit as exit_info:  # argparse's errors (2) and --help (0)
+            code = exit_info.code
+        out, err = capsys.readouterr()
+        return CliRun(code, out, err)
+
+    return run
 
 
 def state_snapshot(model: nn.Module) -> dict:

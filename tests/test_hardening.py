@@ -19,10 +19,6 @@ from cnnviz.cli.main import main
 from cnnviz.zoo.errors import CnnvizError
 
 
-def _cli(*argv: object) -> int:
-    return main([str(a) for a in argv])
-
-
 def test_hostile_image_files_are_refused_in_one_line(tmp_path):
     import os
 
@@ -70,7 +66,7 @@ def test_prepare_and_methods_refuse_what_breaks_their_contract(lite0):
         interpret.saliency(torchvision.models.resnet18().to("meta"), torch.rand(1, 3, 32, 32))
 
 
-def test_an_unwritable_out_folder_is_one_line_exit_2(tmp_path, capsys):
+def test_an_unwritable_out_folder_is_one_line_exit_2(tmp_path, cli):
     import os
 
     if os.geteuid() == 0:
@@ -80,8 +76,8 @@ def test_an_unwritable_out_folder_is_one_line_exit_2(tmp_path, capsys):
     else:
         out = tmp_path / "locked"
         out.mkdir(mode=0o500)
-    code = _cli("explain", "gradient", "-i", "chelsea", "--out", out / "deeper")
-    err = capsys.readouterr().err.strip()
+    code, _, err = cli("explain", "gradient", "-i", "chelsea", "--out", out / "deeper")
+    err = err.strip()
     assert code == 2 and "\n" not in err and "error" in err
 
 
@@ -104,23 +100,23 @@ def test_helpers_that_run_the_model_leave_batch_norm_statistics_alone():
 
 
 @pytest.mark.parametrize("name", ["../../escape", "/tmp/absolute", "a/b", "./.."])
-def test_a_name_holding_a_path_is_refused_before_any_work(tmp_path, capsys, name):
+def test_a_name_holding_a_path_is_refused_before_any_work(tmp_path, cli, name):
     out = tmp_path / "out"
-    code = _cli("style", "--content", "chelsea", "--style", "brick", "--name", name, "--out", out, "--size", "32",
-                "--steps", "1")
-    err = capsys.readouterr().err.strip()
+    code, _, err = cli("style", "--content", "chelsea", "--style", "brick", "--name", name, "--out", out,
+                       "--size", "32", "--steps", "1")
+    err = err.strip()
     assert code == 2 and "not a file name" in err and "\n" not in err
     assert list(tmp_path.rglob("*.png")) == [] and not Path("/tmp/absolute.png").exists()
 
 
-def test_names_from_images_are_made_safe(tmp_path):
+def test_names_from_images_are_made_safe(cli, tmp_path):
     from PIL import Image
 
     hostile = tmp_path / "in" / '.hid "den"\nname.png'
     hostile.parent.mkdir()
     Image.new("RGB", (40, 40), (200, 10, 10)).save(hostile)
     out = tmp_path / "out"
-    assert _cli("explain", "gradient", "-i", hostile, "--out", out) == 0
+    assert cli("explain", "gradient", "-i", hostile, "--out", out).code == 0
     written = sorted(p.name for p in out.iterdir())
     assert written and all(not n.startswith(".") and "\n" not in n and '"' not in n for n in written), written
     assert {p.parent for p in tmp_path.rglob("*") if p.is_file() and p.parent != hostile.parent} == {out}
@@ -139,13 +135,13 @@ def test_nan_weights_and_nan_results_are_refused(tmp_path):
         interpret.saliency(zoo.wrap(broken, input_size=32), torch.rand(1, 3, 32, 32), 0)
 
 
-def test_every_attribution_method_runs_on_the_28_px_model_with_its_defaults(tmp_path):
+def test_every_attribution_method_runs_on_the_28_px_model_with_its_defaults(cli, tmp_path):
     out = tmp_path / "out"
-    assert _cli("explain", "occlusion", "gradcam", "--model", "fashion_cnn", "-i", "camera", "--out", out) == 0
+    assert cli("explain", "occlusion", "gradcam", "--model", "fashion_cnn", "-i", "camera", "--out", out).code == 0
     assert len(list(out.glob("*.png"))) == 2
 
 
-def test_a_bad_file_in_an_atlas_folder_is_one_line_naming_it(tmp_path, capsys):
+def test_a_bad_file_in_an_atlas_folder_is_one_line_naming_it(tmp_path, cli):
     from PIL import Image
 
     folder = tmp_path / "photos"
@@ -153,16 +149,16 @@ def test_a_bad_file_in_an_atlas_folder_is_one_line_naming_it(tmp_path, capsys):
     for i in range(3):
         Image.new("RGB", (40, 40), (60 * i, 100, 30)).save(folder / f"ok{i}.png")
     (folder / "broken.png").write_bytes(b"not a png at all")
-    code = _cli("atlas", "--model", "fashion_cnn", "--layer", "features.block1.act", "--data", folder, "--top", "2",
-                "--workers", "1", "--out", tmp_path / "out")
-    err = capsys.readouterr().err.strip()
+    code, _, err = cli("atlas", "--model", "fashion_cnn", "--layer", "features.block1.act", "--data", folder,
+                       "--top", "2", "--workers", "1", "--out", tmp_path / "out")
+    err = err.strip()
     assert code == 2 and len(err.splitlines()) == 1 and "broken.png" in err, err
 
 
-def test_a_channel_past_the_layer_and_a_plain_module_report_are_one_line(tmp_path, capsys):
-    code = _cli("dream", "-i", "camera", "--model", "fashion_cnn", "--channel", "9999", "--steps", "1",
-                "--octaves", "1", "--no-progress", "--out", tmp_path)
-    err = capsys.readouterr().err.strip()
+def test_a_channel_past_the_layer_and_a_plain_module_report_are_one_line(tmp_path, cli):
+    code, _, err = cli("dream", "-i", "camera", "--model", "fashion_cnn", "--channel", "9999", "--steps", "1",
+                       "--octaves", "1", "--no-progress", "--out", tmp_path)
+    err = err.strip()
     assert code == 2 and "channels 0..127" in err and len(err.splitlines()) == 1
     from cnnviz.interpret.attack.adversarial import attack_report
 
