@@ -23,8 +23,9 @@ from cnnviz.explorer.requests import RESULT_FILES, Explain
 from cnnviz.explorer.routes import ROUTES
 from cnnviz.explorer.typed import Ask
 from cnnviz.zoo.errors import CnnvizError
+from tests.conftest import REPO
 
-EXPLORER = Path(__file__).resolve().parents[1] / "cnnviz" / "explorer"
+EXPLORER = REPO / "cnnviz" / "explorer"
 DOCUMENT = document(ROUTES)
 
 
