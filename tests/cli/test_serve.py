@@ -101,7 +101,7 @@ def test_a_public_address_warns_needs_the_token_and_stops_on_sigint(tmp_path):
 def test_a_deep_or_huge_body_gets_one_line_from_the_real_server(tmp_path):
     """uvicorn in its own process: a 50,000-deep body is a 400 and a 40 MB one (declared, or sent in chunks,
     slowly) a 413, each with its one line, and the server keeps serving."""
-    from tests.test_explorer_requests import assert_one_line, nested
+    from tests.explorer.test_requests import assert_one_line, nested
 
     headers = {"content-type": "application/json"}
     big = b'{"image": "' + b"a" * (40 * 2**20) + b'"}'
