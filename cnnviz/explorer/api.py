@@ -191,12 +191,12 @@ async def explanation(explorer: Explorer, fields: dict[str, Any]) -> tuple[str, 
                      options, *([region, box] if region is not None or box is not None else []))
     found = explorer.results.get(key)
     if found is None and (handle.config.task != "classification" or region is not None or box is not None):
-        stem = f"{name}-{method.name}".replace(":", "_").replace("/", "_")
+        stem = f"{name}-{method.name}"  # cleaned by zoo.safe_name, as cnnviz explain names its files
         found = await explorer.queue(handle).run(
             lambda: work.explain_dense(handle, method, batch, str(name), target, region, box, layer, options, stem))
         explorer.results.put(key, found)
     if found is None:
-        stem = f"{name}-{method.name}".replace(":", "_").replace("/", "_")
+        stem = f"{name}-{method.name}"  # cleaned by zoo.safe_name, as cnnviz explain names its files
         probs = await image_probabilities(explorer, handle, name)
         found = await explorer.queue(handle).run(
             lambda: work.explain(handle, method, batch, probs, str(name), target, layer, options, stem))
@@ -267,7 +267,7 @@ async def result_file(request: Request) -> Response:
                  "heat.png": lambda: drawing.heat_png(found.image, found.flat),
                  "colorbar.png": lambda: drawing.colorbar_png(found.flat),
                  "map.npy": lambda: drawing.npy(found.raw),
-                 "record.json": lambda: json.dumps(found.record, indent=2).encode()}[name]()
+                 "record.json": lambda: work.record_json(found)}[name]()
         explorer.results.put(f"{key}/{name}", drawn)
     media = {"png": "image/png", "npy": "application/octet-stream", "json": "application/json"}[name.split(".")[-1]]
     download = {"Content-Disposition": f'attachment; filename="{found.record["png"][:-4]}.{name.split(".")[-1]}"'} \

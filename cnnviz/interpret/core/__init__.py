@@ -8,7 +8,8 @@ Imports only zoo. Example:
 
 from cnnviz.interpret.core.activations import layer_output
 from cnnviz.interpret.core.batching import MAX_BATCH, auto_batch_size, chunks
-from cnnviz.interpret.core.dense_targets import BoxScore, RegionScore, dense_target, detection_target, region_target
+from cnnviz.interpret.core.dense_targets import (BoxScore, RegionScore, dense_target, detection_target,
+                                                 explained_caption, region_target)
 from cnnviz.interpret.core.distributed import (
                                     Group,
                                     agree,
@@ -44,5 +45,5 @@ __all__ = [
     "FILLS", "Fill", "removed_pixels", "Method", "as_batch", "get_method", "method", "method_factory", "methods",
     "ResolvedTarget", "ScoreFn", "Target", "class_index", "class_probabilities", "is_score_fn", "pass_target",
     "resolve_target", "take", "target_indices", "target_scores", "BoxScore", "RegionScore", "dense_target", "detection_target",
-    "region_target",
+    "region_target", "explained_caption",
 ]
