@@ -58,6 +58,7 @@ from cnnviz.interpret.attribution import (
 from cnnviz.interpret.core import (
                                    BoxScore,
                                    Method,
+                                   OptionSpec,
                                    RegionScore,
                                    class_index,
                                    dense_target,
@@ -112,5 +113,5 @@ __all__ = [
     "LayerRow", "Method", "class_index", "forward_hooks", "get_method", "hook_counts", "layer_table", "method",
     "methods", "preserve", "record", "target_indices", "target_scores", "textbook_params", "textbook_total",
     "BoxScore", "RegionScore", "dense_target", "detection_target", "region_target",
-    "Explanation", "explain_one",
+    "Explanation", "explain_one", "OptionSpec",
 ]
