@@ -30,6 +30,7 @@ from cnnviz.interpret.evaluate import (
     EvaluationOptions,
     Record,
     Resamples,
+    call_options,
     evaluate_images,
     explain_one,
     file_maker,
@@ -249,7 +250,9 @@ def evaluate(parser: argparse.ArgumentParser) -> Run:
             if args.maps:
                 makers.update({name: file_maker(paths) for name, paths in maps_in_folder(args.maps, stems).items()
                                if name != "random"})
-            makers.update({m.name: method_maker(lambda h, x, t, m=m: _call(m, h, x, t, args)) for m in chosen})
+            makers.update({m.name: method_maker(
+                lambda h, x, t, m=m: m.fn(h, x, t, **call_options(m, args.layer, method_kwargs(args, m))))
+                for m in chosen})
             options = EvaluationOptions(steps=args.curve_steps, randomize=args.randomize,
                                         measures=tuple(args.similarity), absolute=not args.signed_similarity,
                                         road_noise=args.road_noise, samples=args.perturbations,

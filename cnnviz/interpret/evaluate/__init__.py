@@ -4,7 +4,7 @@ ROAD, infidelity and max-sensitivity, complexity, statistics with intervals, and
 metrics never import methods."""
 
 from cnnviz.interpret.evaluate.complexity import entropy, gini
-from cnnviz.interpret.evaluate.explanation import Explanation, explain_one, explains_region
+from cnnviz.interpret.evaluate.explanation import Explanation, call_options, explain_one, explains_region
 from cnnviz.interpret.evaluate.explanation_json import explanation_record, explanation_title
 from cnnviz.interpret.evaluate.faithfulness import (Curves, deletion_insertion, random_band, random_maps, RandomBand,
                                              randomization_check, RandomizationResult)
@@ -18,7 +18,7 @@ from cnnviz.interpret.evaluate.similarity import MEASURES, similarity
 from cnnviz.interpret.evaluate.statistics import bootstrap_interval, spearman, summarize, Summary
 
 __all__ = [
-    "entropy", "gini", "Explanation", "explain_one", "explains_region", "explanation_record", "explanation_title", "Curves", "RandomBand", "RandomizationResult", "random_band", "deletion_insertion",
+    "entropy", "gini", "Explanation", "call_options", "explain_one", "explains_region", "explanation_record", "explanation_title", "Curves", "RandomBand", "RandomizationResult", "random_band", "deletion_insertion",
     "random_maps", "randomization_check", "MapSource", "as_maps", "load_map", "maps_in_folder", "FRACTIONS",
     "RoadResult", "road", "infidelity", "max_sensitivity", "ALIASES", "DELETIONS", "DEFAULT_METRICS", "METRICS",
     "CurveSteps", "EvaluationOptions", "Record", "Resamples", "evaluate_images", "file_maker", "method_maker",

@@ -61,6 +61,12 @@ class Explanation:
     detail: Any = None
 
 
+def call_options(method: Method, layer: str | None, options: dict[str, Any]) -> dict[str, Any]:
+    """The keyword arguments ``method`` is called with: ``options``, and ``layer`` where it takes one and one is
+    given (several CAM layers: comma-separated)."""
+    return {**options, **({"layer": layer} if method.uses_layer and layer is not None else {})}
+
+
 def _timed(method: Method, handle: ModelHandle, images: torch.Tensor, target: Any, kwargs: dict[str, Any],
            detail: bool) -> tuple[Any, float]:
     start = clock()
@@ -89,8 +95,8 @@ def explain_one(handle: ModelHandle, method: Method, images: torch.Tensor, targe
         target: a class index or name (None: each image's predicted class), or for a dense model the class of a
             region (see :func:`interpret.dense_target`), or a region or box target already built.
         names: the images' names for the records and captions (default ``image``).
-        files: each image's file stem (default ``NAME-METHOD``), cleaned by :func:`zoo.safe_name`: the record
-            names ``STEM.png`` and ``STEM.npy``.
+        files: each image's file stem (default ``NAME-METHOD``): the record names ``STEM.png`` and ``STEM.npy``,
+            cleaned by :func:`zoo.safe_name` as ``cnnviz explain``'s output folder cleans every name.
         layer: the layer, for methods that take one (None: the model's default).
         options: the method's options as the user set them.
         region: a dense model's box ``(x0, y0, x1, y1)`` to explain (the class: ``target``).
@@ -100,14 +106,15 @@ def explain_one(handle: ModelHandle, method: Method, images: torch.Tensor, targe
         npy: whether the raw map is written beside the panel (the record names it).
     """
     options = dict(options or {})
-    kwargs = {**options, **({"layer": layer} if method.uses_layer and layer is not None else {})}
+    kwargs = call_options(method, layer, options)
     names = list(names) if names is not None else ["image"] * images.shape[0]
-    stems = [safe_name(s) for s in (files if files is not None else [f"{n}-{method.name}" for n in names])]
+    stems = list(files) if files is not None else [f"{n}-{method.name}" for n in names]
 
     def record(i: int, image_probs: torch.Tensor | None, explained: int | DenseTarget, maps: torch.Tensor,
                seconds: float, count: int, score: float | None = None) -> dict[str, Any]:
         return explanation_record(handle, method, options, layer, names[i], image_probs, explained, maps, seconds,
-                                  count, f"{stems[i]}.png", f"{stems[i]}.npy" if npy else None, score=score)
+                                  count, safe_name(f"{stems[i]}.png"), safe_name(f"{stems[i]}.npy") if npy else None,
+                                  score=score)
 
     if explains_region(handle, target, region, box):
         return _explain_dense(handle, method, images, target, names, kwargs, region, box, record)
