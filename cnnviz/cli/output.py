@@ -14,7 +14,7 @@ Example:
     >>> out / "../../escape.png"  # doctest: +ELLIPSIS
     Traceback (most recent call last):
     ...
-    zoo.errors.CnnvizError: '../../escape.png' is not a file name: names written into ... cannot hold a path (give a plain name such as 'result')
+    cnnviz.zoo.errors.CnnvizError: '../../escape.png' is not a file name: names written into ... cannot hold a path (give a plain name such as 'result')
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from cnnviz.zoo.errors import CnnvizError
-from cnnviz.zoo.file_names import MAX_NAME, safe_name  # noqa: F401  (the one name cleaner, re-exported)
+from cnnviz.zoo import safe_name  # noqa: F401  (the one name cleaner, re-exported for the commands)
 
 
 class OutputFolder(type(Path())):  # type: ignore[misc]  # a concrete Path class: PosixPath or WindowsPath

@@ -4,7 +4,8 @@ its filter when it reads the pixels, its activation maximization and, given data
 (the neuron atlas). Everything is written atomically under ``OUT/units/``.
 
 Example:
-    >>> import tempfile, zoo
+    >>> import tempfile
+    >>> from cnnviz import zoo
     >>> pages = export_units(tempfile.mkdtemp(), zoo.load("fashion_cnn", device="cpu"), "features.block1", [0],
     ...                      image="coffee", actmax_steps=2)
     >>> [page.name for page in pages]

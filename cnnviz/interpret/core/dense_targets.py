@@ -126,7 +126,8 @@ def region_target(handle: ModelHandle, images: torch.Tensor, category: int | str
         CnnvizError: an unknown class, a box outside the image, a region with no pixels.
 
     Example:
-        >>> import torch, zoo
+        >>> import torch
+        >>> from cnnviz import zoo
         >>> _ = torch.manual_seed(0)
         >>> seg = zoo.load("torchvision:lraspp_mobilenet_v3_large", weights=None, device="cpu")
         >>> image = torch.rand(1, 3, 64, 64)
@@ -168,7 +169,8 @@ def detection_target(handle: ModelHandle, images: torch.Tensor, detection: int |
         CnnvizError: a detection index past the detections, a box outside the image, an unknown class.
 
     Example:
-        >>> import torch, zoo
+        >>> import torch
+        >>> from cnnviz import zoo
         >>> _ = torch.manual_seed(0)
         >>> det = zoo.load("torchvision:fasterrcnn_mobilenet_v3_large_320_fpn", weights=None, device="cpu",
         ...                model_args={"box_score_thresh": 0.0})

@@ -8,7 +8,8 @@ usage, on normalized inputs); ``black`` multiplies the [0, 1] pixels themselves.
 normalization (mean 0) gives the same pixels for both.
 
 Example:
-    >>> import torch, zoo
+    >>> import torch
+    >>> from cnnviz import zoo
     >>> handle = zoo.wrap(torch.nn.Flatten(), input_size=2, mean=(0.485, 0.456, 0.406), std=(0.229, 0.224, 0.225))
     >>> [round(v, 3) for v in removed_pixels(handle, torch.rand(1, 3, 2, 2), "dataset_mean")[0, :, 0, 0].tolist()]
     [0.485, 0.456, 0.406]

@@ -10,7 +10,8 @@ The CAVs and scores come from captum's TCAV (its default SGD classifier, its fil
 removed afterwards); the random sets, the test and every generator's state are handled here.
 
 Example:
-    >>> import torch, zoo
+    >>> import torch
+    >>> from cnnviz import zoo
     >>> handle = zoo.load("fashion_cnn", device="cpu")
     >>> noise = torch.rand(40, 1, 28, 28, generator=torch.Generator().manual_seed(0))
     >>> striped = torch.zeros(12, 1, 28, 28); striped[:, :, ::4] = 1

@@ -5,7 +5,8 @@ random state as it does for any error. Activation maximization, inversion, DeepD
 the engine, so one watcher sees them all.
 
 Example:
-    >>> import torch, zoo, interpret
+    >>> import torch
+    >>> from cnnviz import interpret, zoo
     >>> handle = zoo.load("fashion_cnn", device="cpu")
     >>> seen = []
     >>> with watch_steps(lambda image, step: seen.append(step)):
