@@ -1,6 +1,6 @@
 """Explaining and evaluating attribution maps: the one explain recipe every front end calls
-(:func:`explain_one`, with its record, :mod:`.explanation_json`), deletion/insertion and the randomization check (:mod:`.faithfulness`),
-ROAD, infidelity and max-sensitivity, complexity, statistics with intervals, and maps from any source
+(:func:`explain_one`, with its record, :mod:`.explanation_json`), deletion/insertion and the randomization
+check (:mod:`.faithfulness`), ROAD, infidelity and max-sensitivity, complexity, statistics with intervals, and maps from any source
 (:mod:`.map_sources`); :mod:`.scoring` runs every metric over many images. Imports only core and zoo:
 metrics never import methods."""
 
