@@ -110,6 +110,16 @@ def test_hostile_image_names_write_only_into_the_output_folder(tmp_path_factory,
     assert all(not p.name.startswith((".", "-")) and "\n" not in p.name for p in written)
 
 
+@settings(max_examples=200, deadline=None)
+@given(name=st.text(max_size=300))
+def test_a_cleaned_name_is_safe_and_cleaning_it_again_changes_nothing(name):
+    from cnnviz.zoo import safe_name
+
+    cleaned = safe_name(name)
+    assert cleaned and len(cleaned) <= 200 and safe_name(cleaned) == cleaned
+    assert not cleaned.startswith((".", "-", "_")) and not any(c in cleaned for c in "/\\\x00\n :*?\"'<>|")
+
+
 def test_paths_of_written_files_stay_relative_to_out():
     from cnnviz.cli.output import OutputFolder, safe_name
 

@@ -8,31 +8,26 @@ Coordinates are pixels of the prepared image (after the model's resize and crop)
 from __future__ import annotations
 
 import argparse
-from collections.abc import Callable, Sequence
-from pathlib import Path
+from collections.abc import Sequence
 
-import numpy as np
 import torch
 
-from cnnviz import interpret
+from cnnviz.cli.method_options import method_kwargs
 from cnnviz.cli.options import checked, numbered
 from cnnviz.cli.output import OutputFolder
 from cnnviz.interpret import Method
-from cnnviz.interpret.core import attribution_map
+from cnnviz.interpret.evaluate import explain_one, explains_region
 from cnnviz.interpret.views import (
     boxes_overlay,
     caption,
-    explained_caption,
     explained_overlay,
     explanation_panel,
     segmentation_overlay,
 )
-from cnnviz.zoo import save_image
+from cnnviz.zoo import save_array, save_image, unpack_detections
 from cnnviz.zoo.checks import PositiveInt
 from cnnviz.zoo.handle import ModelHandle
 from cnnviz.zoo.jsonfile import write_json
-
-MethodCall = Callable[[Method, torch.Tensor, object], torch.Tensor]
 
 
 def add_dense_flags(parser: argparse.ArgumentParser) -> None:
@@ -56,45 +51,32 @@ def parse_box(text: str) -> tuple[float, float, float, float]:
 
 def is_dense(handle: ModelHandle, args: argparse.Namespace) -> bool:
     """Whether the run explains a region or a box rather than a class."""
-    return handle.config.task != "classification" or args.region is not None or args.box is not None
+    return explains_region(handle, region=args.region, box=args.box)
 
 
 def detections(handle: ModelHandle, image: torch.Tensor) -> torch.Tensor:
     """The detector's ``(N, 6)`` detections of one image (padding dropped)."""
     with torch.no_grad():
-        found = handle(image[None])[0]
-    return found[found[:, 5] >= 0]
-
-
-def dense_target(handle: ModelHandle, image: torch.Tensor, target: int | None,
-                 args: argparse.Namespace) -> tuple[object, np.ndarray, str]:
-    """The target for one image, the image with it drawn, and a caption saying what is explained."""
-    chosen = interpret.dense_target(handle, image[None], target, region=args.region, box=args.box)
-    found = detections(handle, image) if isinstance(chosen, interpret.BoxScore) else None
-    return chosen, explained_overlay(image, chosen, found, handle.class_name), \
-        explained_caption(chosen, handle.class_name)
+        return unpack_detections(handle(image[None]))[0]
 
 
 def explain_dense(args: argparse.Namespace, chosen: Sequence[Method], handle: ModelHandle, target: int | None,
-                  names: list[str], batch: torch.Tensor, out: OutputFolder, call: MethodCall) -> None:
+                  names: list[str], batch: torch.Tensor, out: OutputFolder) -> None:
     """``cnnviz explain`` on a segmentation model or a detector: one panel per image and method, with the
     explained region or box drawn beside the map, and a JSON record."""
     for name, stem, image in zip(names, numbered(names), batch):
-        explained, marked, what = dense_target(handle, image, target, args)
-        with torch.no_grad():
-            score = float(explained(handle(image[None]))[0])
         for method in chosen:
-            maps = call(method, image[None], explained)
-            title = f"{method.name} | {handle.name} | {name}: explaining {what} (score {score:.3g})"
-            path = save_image(out / f"{stem}-{method.name}.png",
-                              explanation_panel(image, attribution_map(maps)[0], title, colormap=args.colormap,
-                                                marked=marked))
+            found = explain_one(handle, method, image[None], target, names=[name], files=[f"{stem}-{method.name}"],
+                                layer=args.layer, options=method_kwargs(args, method), region=args.region,
+                                box=args.box, npy=args.npy)
+            record = found.records[0]
+            marked = explained_overlay(image, found.targets[0], found.detections[0], handle.class_name)
+            path = save_image(out / record["png"], explanation_panel(image, found.flat[0], found.titles[0],
+                                                                     colormap=args.colormap, marked=marked))
             if args.npy:
-                np.save(Path(path).with_suffix(".npy"), maps[0].cpu().numpy())
-            write_json(Path(path).with_suffix(".json"), {
-                "model": handle.name, "task": handle.config.task, "image": name, "method": method.name,
-                "explained": what, "score": score, "png": Path(path).name})
-            print(f"{path}  ({method.name}: {what})")
+                save_array(out / record["npy"], found.maps[0])
+            write_json(path.with_suffix(".json"), record)
+            print(f"{path}  ({method.name}: {record['explained']})")
 
 
 def predict_dense(handle: ModelHandle, names: list[str], batch: torch.Tensor, out: OutputFolder, top: int) -> None:

@@ -1,8 +1,8 @@
-"""Command-line flags generated from the options of registered methods.
+"""Command-line flags generated from the described options of registered methods and of functions
+(:meth:`interpret.Method.options`, :func:`interpret.core.option_specs`).
 
-A method's keyword-only parameters become flags: their type comes from the
-annotation (``Literal`` gives choices), their help from the method's
-docstring ``Args:`` section. Add an option to a method and it appears in
+A method's keyword-only parameters become flags: their type and range come from the annotation (``Literal``
+gives choices), their help from the docstring's ``Args:`` section. Add an option to a method and it appears in
 the CLI; no hand-kept list.
 """
 
@@ -10,41 +10,31 @@ from __future__ import annotations
 
 import argparse
 import inspect
-import re
-import types
-import typing
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
-from cnnviz.interpret import Method
-from cnnviz.zoo.checks import argparse_type, declared
+from cnnviz.interpret import Method, OptionSpec
+from cnnviz.interpret.core import option_specs
+from cnnviz.zoo.checks import argparse_type
 
 SKIP = {"layer"}
 
 
-def _docstring_args(fn: Any) -> dict[str, str]:
-    doc = inspect.getdoc(fn) or ""
-    match = re.search(r"Args:\n(.*?)(\n\S|\Z)", doc, re.S)
-    found: dict[str, str] = {}
-    if not match:
-        return found
-    current = None
-    for line in match.group(1).splitlines():
-        head = re.match(r"\s{4}(\w+)(?:,\s*\w+)*:\s*(.*)", line)
-        if head:
-            current = head.group(1)
-            found[current] = head.group(2)
-        elif current and line.strip():
-            found[current] += " " + line.strip()
-    return found
-
-
-def _base_type(annotation: Any) -> Any:
-    """``int | None`` -> int; ``Literal[...]`` kept; others as they are."""
-    if typing.get_origin(annotation) in (typing.Union, types.UnionType):
-        args = [a for a in typing.get_args(annotation) if a is not type(None)]
-        return args[0] if len(args) == 1 else str
-    return annotation
+def add_flag(group: Any, flag: str, spec: OptionSpec, text: str, *, dest: str, default: Any = None,
+             metavar: str | None = None, parse: Callable[[str], Any] | None = None) -> None:
+    """One flag for ``spec`` on ``group``: its declared range checked, a bool as ``--x/--no-x``, choices from a
+    ``Literal``, else an int, float or string (``parse`` reads the text where the type alone cannot)."""
+    metavar = metavar or spec.name.upper()
+    if spec.bounds is not None:
+        group.add_argument(flag, dest=dest, type=argparse_type(spec.type, spec.bounds, spec.name, parse),
+                           default=default, metavar=metavar, help=text)
+    elif spec.type is bool:
+        group.add_argument(flag, dest=dest, action=argparse.BooleanOptionalAction, default=default, help=text)
+    elif spec.choices is not None:
+        group.add_argument(flag, dest=dest, choices=spec.choices, default=default, help=text)
+    else:
+        group.add_argument(flag, dest=dest, type=parse or (spec.type if spec.type in (int, float) else str),
+                           default=default, metavar=metavar, help=text)
 
 
 def add_method_options(parser: argparse.ArgumentParser, methods: Sequence[Method], *,
@@ -54,33 +44,36 @@ def add_method_options(parser: argparse.ArgumentParser, methods: Sequence[Method
     ``skip`` names options the command sets itself.
     """
     seen: dict[str, list[str]] = {}
-    params: dict[str, tuple[inspect.Parameter, str]] = {}
+    specs: dict[str, OptionSpec] = {}
     for m in methods:
-        signature = inspect.signature(m.fn, eval_str=True)
-        docs = _docstring_args(m.fn)
-        for name, p in signature.parameters.items():
-            if p.kind is not inspect.Parameter.KEYWORD_ONLY or name in SKIP or name in skip:
+        for name, spec in m.options().items():
+            if name in SKIP or name in skip:
                 continue
             seen.setdefault(name, []).append(m.name)
-            params.setdefault(name, (p, docs.get(name, "")))
+            specs.setdefault(name, spec)
     group = parser.add_argument_group("method options (each method uses the ones it has)")
-    for name, (p, doc) in params.items():
-        flag = "--" + name.replace("_", "-")
+    for name, spec in specs.items():
         users = "all" if len(seen[name]) == len(methods) else ", ".join(seen[name])
-        kind = _base_type(p.annotation)
-        text = f"{doc} [{users}; default {p.default}]".strip()
-        checked = declared(p.annotation)
-        if checked is not None:
-            group.add_argument(flag, dest=f"opt_{name}", type=argparse_type(*checked, name), default=None,
-                               metavar=name.upper(), help=text)
-        elif kind is bool:
-            group.add_argument(flag, dest=f"opt_{name}", action=argparse.BooleanOptionalAction, default=None,
-                               help=text)
-        elif typing.get_origin(kind) is typing.Literal:
-            group.add_argument(flag, dest=f"opt_{name}", choices=typing.get_args(kind), default=None, help=text)
-        else:
-            group.add_argument(flag, dest=f"opt_{name}", type=kind if kind in (int, float) else str,
-                               default=None, metavar=name.upper(), help=text)
+        add_flag(group, "--" + name.replace("_", "-"), spec, f"{spec.help} [{users}; default {spec.default}]".strip(),
+                 dest=f"opt_{name}")
+
+
+def add_function_options(parser: Any, fn: Callable[..., Any], names: Sequence[str], *,
+                         metavars: dict[str, str] | None = None,
+                         parse: dict[str, Callable[[str], Any]] | None = None,
+                         defaults: dict[str, str] | None = None) -> None:
+    """Flags ``--name`` (``dest`` the option's name) for options ``names`` of ``fn``, defaults its signature's:
+    the help is the docstring's line and the default (``defaults`` words a default the value cannot say, such
+    as "what fits the device" for None), so no value is copied by hand."""
+    specs = option_specs(fn, skip=())
+    for name in names:
+        spec = specs[name]
+        shown = (defaults or {}).get(name, spec.default)
+        text = spec.help.replace("``", "").rstrip(".")
+        add_flag(parser, "--" + name.replace("_", "-"), spec,
+                 text if "(default" in text else f"{text} (default: {shown})", dest=name,
+                 default=spec.default if spec.default is not inspect.Parameter.empty else None,
+                 metavar=(metavars or {}).get(name), parse=(parse or {}).get(name))
 
 
 def method_kwargs(args: argparse.Namespace, method: Method) -> dict[str, Any]:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import re
 from collections import Counter
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -14,6 +13,7 @@ import torch
 
 from cnnviz import zoo
 from cnnviz.cli.output import OutputFolder
+from cnnviz.zoo import safe_name
 from cnnviz.zoo.checks import option_type
 from cnnviz.zoo.errors import CnnvizError
 from cnnviz.zoo.handle import ModelHandle
@@ -151,11 +151,6 @@ def output_dir(path: str) -> OutputFolder:
     return out
 
 
-def file_stem(text: str) -> str:
-    """``text`` made safe as a file name (class names hold spaces and slashes)."""
-    return re.sub(r"[^A-Za-z0-9._-]+", "_", text).strip("_") or "x"
-
-
 def numbered(names: Sequence[str]) -> list[str]:
     """``names`` with a number added where two are the same (``photo-1``, ``photo-2``)."""
     counts, seen = Counter(names), Counter()
@@ -168,7 +163,7 @@ def numbered(names: Sequence[str]) -> list[str]:
 
 def unique_stems(names: Sequence[str]) -> list[str]:
     """Safe file stems, numbered where two names would collide."""
-    return numbered([file_stem(name) for name in names])
+    return numbered([safe_name(name) for name in names])
 
 
 def checked(annotation: object, name: str) -> Callable[[str], object]:

@@ -1,9 +1,9 @@
 """The output folder: every file a command writes is named through it, so none lands outside it.
 
 ``out / name`` on an :class:`OutputFolder` refuses a name that holds a path (``../x``, ``/etc/x``,
-``a/b``) and makes every other name safe as a file name: control characters, quotes, spaces and
-shell-special characters become ``_``, a leading dot (a hidden file) or dash (an option to a
-shell) is dropped, and the name is kept under 200 characters. The writers it is used with
+``a/b``) and makes every other name safe as a file name with :func:`zoo.safe_name`, the one rule: control
+characters, quotes, spaces and shell-special characters become ``_``, a leading dot (a hidden file) or dash
+(an option to a shell) is dropped, and the name is kept under 200 characters. The writers it is used with
 (``zoo.save_image``, ``zoo.atomic_write``, ``zoo.jsonfile.write_json``) write atomically.
 
 Example:
@@ -20,25 +20,11 @@ Example:
 from __future__ import annotations
 
 import os
-import re
 from pathlib import Path
 from typing import Any
 
 from cnnviz.zoo.errors import CnnvizError
-
-MAX_NAME = 200
-_UNSAFE = re.compile(r"[^\w.+=,@-]+")
-
-
-def safe_name(name: str) -> str:
-    """``name`` as a harmless file name (no path allowed; see the module docstring)."""
-    cleaned = _UNSAFE.sub("_", name).strip("_")
-    cleaned = cleaned.lstrip(".-") or "x"
-    if len(cleaned) > MAX_NAME:
-        stem, dot, suffix = cleaned.rpartition(".")
-        keep = suffix if dot and len(suffix) <= 10 else ""
-        cleaned = cleaned[:MAX_NAME - len(keep) - 1] + ("." + keep if keep else "")
-    return cleaned
+from cnnviz.zoo import safe_name  # noqa: F401  (the one name cleaner, re-exported for the commands)
 
 
 class OutputFolder(type(Path())):  # type: ignore[misc]  # a concrete Path class: PosixPath or WindowsPath

@@ -49,7 +49,7 @@ async def explanation(explorer: Explorer, ask: Explain) -> tuple[str, work.Expla
     dense = region is not None or box is not None
     key = result_key("explain", handle.name, name, method.name, target, layer if method.uses_layer else None,
                      options, *([region, box] if dense else []))
-    stem = f"{name}-{method.name}".replace(":", "_").replace("/", "_")
+    stem = f"{name}-{method.name}"  # cleaned by zoo.safe_name, as cnnviz explain names its files
     if handle.config.task != "classification" or dense:
         return key, await explorer.cached(key, lambda: work.explain_dense(
             handle, method, batch, name, target, region, box, layer, options, stem), on=handle)
@@ -99,7 +99,7 @@ async def result_file(explorer: Explorer, key: str, name: str) -> tuple[bytes, w
             "heat.png": lambda: drawing.heat_png(found.image, found.flat),
             "colorbar.png": lambda: drawing.colorbar_png(found.flat),
             "map.npy": lambda: drawing.npy(found.raw),
-            "record.json": lambda: json.dumps(found.record, indent=2).encode()}[name]
+            "record.json": lambda: work.record_json(found)}[name]
     return await explorer.cached(f"{key}/{name}", draw), found
 
 

@@ -19,7 +19,7 @@ from typing import Any
 from cnnviz.explorer.body import MAX_DEPTH, MAX_JSON_BYTES
 from cnnviz.explorer.fields import Options
 from cnnviz.explorer.images import MAX_UPLOAD_BYTES
-from cnnviz.explorer.options import option_fields
+from cnnviz.explorer.options import option_schemas
 from cnnviz.explorer.typed import Ask, Param
 
 ERROR = {"description": "refused: one line saying what was wrong",
@@ -29,19 +29,7 @@ REFUSALS = {"400": ERROR, "401": ERROR, "404": ERROR, "413": ERROR}
 
 def option_schema(method: Any) -> dict[str, Any]:
     """The JSON Schema of a method's options, from its option description (the one hook to it)."""
-    properties = {}
-    for field in option_fields(method):
-        nullable = field["nullable"]
-        schema: dict[str, Any] = {"type": [field["type"], "null"] if nullable else field["type"]}
-        if field["default"] is not None or nullable:
-            schema["default"] = field["default"]
-        schema.update({key: field[key] for key in ("minimum", "maximum") if key in field})
-        if "choices" in field:
-            schema["enum"] = [*field["choices"], *([None] if nullable else [])]
-        if "range" in field:
-            schema["description"] = field["range"]
-        properties[field["name"]] = schema
-    return {"type": "object", "properties": properties, "additionalProperties": False}
+    return {"type": "object", "properties": option_schemas(method), "additionalProperties": False}
 
 
 def component_name(method: Any) -> str:

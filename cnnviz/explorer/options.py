@@ -1,5 +1,6 @@
-"""A method's options as the explorer takes them from JSON: described from the signature (for the page and
-the OpenAPI document) and checked before any work, with the ranges the CLI checks (``zoo.checks``).
+"""A method's options as the explorer takes them from JSON: generated from the method's described options
+(:meth:`interpret.Method.options`, as the CLI's flags are) for the page's widgets and the OpenAPI document,
+and checked before any work, with the ranges the CLI checks (``zoo.checks``).
 
 Example:
     >>> from cnnviz import interpret
@@ -14,53 +15,66 @@ Example:
 
 from __future__ import annotations
 
-import types
-import typing
 from typing import Any
 
-from cnnviz.interpret import Method
-from cnnviz.zoo.checks import check_call, declared
+from cnnviz.interpret import Method, OptionSpec
+from cnnviz.zoo.checks import check_call
 from cnnviz.zoo.errors import CnnvizError, closest
 
 SIMPLE = {bool: "boolean", int: "integer", float: "number", str: "string"}
 
 
-def _plain(annotation: Any) -> tuple[Any, bool]:
-    """The annotation without ``| None``, and whether None is allowed."""
-    if typing.get_origin(annotation) in (typing.Union, types.UnionType):
-        args = [a for a in typing.get_args(annotation) if a is not type(None)]
-        return (args[0] if len(args) == 1 else Any), len(args) < len(typing.get_args(annotation))
-    return annotation, False
-
-
-def _hints(method: Method) -> dict[str, Any]:
-    try:
-        return typing.get_type_hints(method.fn, include_extras=True)
-    except Exception:  # an annotation that cannot be evaluated: described as a plain value
-        return {}
+def _shown(method: Method) -> list[OptionSpec]:
+    """The options a request may set: those JSON can carry (a callable or tensor option is Python only)."""
+    return [spec for spec in method.options().values() if spec.choices is not None or spec.type in SIMPLE]
 
 
 def option_fields(method: Method) -> list[dict[str, Any]]:
     """One description per option a request may set: name, JSON type, default, choices, declared range."""
-    hints = _hints(method)
     fields = []
-    for name, parameter in method.options().items():
-        annotation, nullable = _plain(hints.get(name, Any))
-        found = declared(hints.get(name, Any))
-        field: dict[str, Any] = {"name": name, "default": parameter.default if _jsonable(parameter.default) else None,
-                                 "nullable": nullable}
-        if found is not None:
-            field.update(type=SIMPLE[found[0]], range=found[1].describe())
-            field.update({end: value for end, value in (("minimum", found[1].low), ("maximum", found[1].high))
+    for spec in _shown(method):
+        field: dict[str, Any] = {"name": spec.name, "default": spec.default if _jsonable(spec.default) else None,
+                                 "nullable": spec.nullable}
+        if spec.bounds is not None:
+            field.update(type=SIMPLE[spec.type], range=spec.bounds.describe())
+            field.update({end: value for end, value in (("minimum", spec.minimum), ("maximum", spec.maximum))
                           if value is not None})
-        elif typing.get_origin(annotation) is typing.Literal:
-            field.update(type="string", choices=list(typing.get_args(annotation)))
-        elif annotation in SIMPLE:
-            field.update(type=SIMPLE[annotation])
+        elif spec.choices is not None:
+            field.update(type="string", choices=list(spec.choices))
         else:
-            continue  # a callable or tensor option: Python only
+            field.update(type=SIMPLE[spec.type])
         fields.append(field)
     return fields
+
+
+def option_schemas(method: Method) -> dict[str, dict[str, Any]]:
+    """Each option a request may set as a JSON-schema fragment (OpenAPI 3.1): type (with ``"null"`` where None
+    is accepted), ``minimum``/``maximum`` (``exclusive...`` for an open end), ``enum``, ``default`` and
+    ``description``, from the same descriptions as :func:`option_fields` and the CLI's flags.
+
+    Example:
+        >>> from cnnviz import interpret
+        >>> option_schemas(interpret.get_method("occlusion"))["window"]["minimum"]
+        1
+    """
+    schemas = {}
+    for spec in _shown(method):
+        kind = "string" if spec.bounds is None and spec.choices is not None else SIMPLE[spec.type]
+        schema: dict[str, Any] = {"type": [kind, "null"] if spec.nullable else kind}
+        bounds = spec.bounds
+        if bounds is not None:
+            for end, value, open_end in (("minimum", bounds.low, bounds.open_low),
+                                         ("maximum", bounds.high, bounds.open_high)):
+                if value is not None:
+                    schema["exclusive" + end.capitalize() if open_end else end] = value
+        if spec.choices is not None:
+            schema["enum"] = list(spec.choices) + ([None] if spec.nullable else [])
+        if _jsonable(spec.default):
+            schema["default"] = spec.default
+        if spec.help:
+            schema["description"] = spec.help
+        schemas[spec.name] = schema
+    return schemas
 
 
 def _jsonable(value: Any) -> bool:

@@ -5,7 +5,6 @@ public functions; the results are plain numbers and arrays, drawn later by :mod:
 
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass
 from typing import Any
 
@@ -14,12 +13,13 @@ import torch
 
 from cnnviz import interpret
 from cnnviz.interpret import Method
-from cnnviz.interpret.core import attribution_map
-from cnnviz.interpret.evaluate import deletion_insertion, explanation_record, explanation_title, random_band
+from cnnviz.interpret.evaluate import deletion_insertion, random_band
 from cnnviz.interpret.inside import unit_evidence
-from cnnviz.interpret.views import explained_caption, explained_overlay
+from cnnviz.interpret.views import explained_overlay
+from cnnviz.zoo import unpack_detections
 from cnnviz.zoo.errors import CnnvizError
 from cnnviz.zoo.handle import ModelHandle
+from cnnviz.zoo.jsonfile import dumps
 
 
 def probabilities(handle: ModelHandle, batch: torch.Tensor) -> torch.Tensor:
@@ -31,7 +31,7 @@ def probabilities(handle: ModelHandle, batch: torch.Tensor) -> torch.Tensor:
         labels = output[0].argmax(0).flatten()
         return torch.bincount(labels, minlength=output.shape[1]).float().cpu() / labels.numel()
     if handle.config.task == "detection":
-        rows = output[0][output[0, :, 5] >= 0].float().cpu()
+        rows = unpack_detections(output)[0].float().cpu()
         best = torch.zeros(handle.config.num_classes or (int(rows[:, 5].max()) + 1 if len(rows) else 1))
         return best.scatter_reduce(0, rows[:, 5].long(), rows[:, 4], reduce="amax")
     return output.softmax(-1)[0].float().cpu()
@@ -62,28 +62,14 @@ class Explanation:
             (self.marked.nbytes if self.marked is not None else 0)
 
 
-def timed_call(method: Method, handle: ModelHandle, batch: torch.Tensor, target: Any, layer: str | None,
-               options: dict[str, Any]) -> tuple[torch.Tensor, float]:
-    """``method``'s maps with the request's options (and layer, where the method takes one), and its seconds."""
-    kwargs = dict(options)
-    if method.uses_layer and layer is not None:
-        kwargs["layer"] = layer
-    start = time.perf_counter()
-    maps = method.fn(handle, batch, target, **kwargs)
-    return maps, time.perf_counter() - start
-
-
 def explain(handle: ModelHandle, method: Method, batch: torch.Tensor, probs: torch.Tensor, image_name: str,
             target: int | None, layer: str | None, options: dict[str, Any], stem: str) -> Explanation:
-    """Run ``method`` on one prepared image as ``cnnviz explain`` does, with its record (``probs``: the
-    model's probabilities on the image)."""
-    explained = int(probs.argmax()) if target is None else target
-    maps, seconds = timed_call(method, handle, batch, target, layer, options)
-    record = explanation_record(handle, method, options, layer, image_name, probs, explained, maps[0], seconds, 1,
-                                f"{stem}.png", f"{stem}.npy")
-    return Explanation(batch[0].cpu().numpy(), maps[0].detach().cpu().numpy(),
-                       attribution_map(maps)[0].detach().cpu().numpy(), record,
-                       explanation_title(method, handle, image_name, probs, explained))
+    """Run ``method`` on one prepared image as ``cnnviz explain`` does (:func:`interpret.explain_one`), with its
+    record (``probs``: the model's probabilities on the image; ``stem``: the files' name, cleaned as
+    ``cnnviz explain`` cleans it)."""
+    found = interpret.explain_one(handle, method, batch, target, names=[image_name], files=[stem], layer=layer,
+                                  options=options, probs=probs[None])
+    return _shown(found)
 
 
 def explain_dense(handle: ModelHandle, method: Method, batch: torch.Tensor, image_name: str, target: int | None,
@@ -91,19 +77,21 @@ def explain_dense(handle: ModelHandle, method: Method, batch: torch.Tensor, imag
                   stem: str) -> Explanation:
     """Run ``method`` on a segmentation model or a detector as ``cnnviz explain --region/--box`` does: the
     explained region or box is drawn on the image (its detections too), and the record says what was explained."""
-    explained = interpret.dense_target(handle, batch, target, region=region, box=box)
-    with torch.no_grad():
-        output = handle(batch)
-    found = output[0][output[0, :, 5] >= 0].cpu() if isinstance(explained, interpret.BoxScore) else None
-    maps, seconds = timed_call(method, handle, batch, explained, layer, options)
-    what, score = explained_caption(explained, handle.class_name), float(explained(output)[0])
-    record = {"model": handle.name, "task": handle.config.task, "image": image_name, "method": method.name,
-              "explained": what, "score": score, "options": options, "layer": layer, "seconds": round(seconds, 3),
-              "png": f"{stem}.png", "npy": f"{stem}.npy"}
-    return Explanation(batch[0].cpu().numpy(), maps[0].detach().cpu().numpy(),
-                       attribution_map(maps)[0].detach().cpu().numpy(), record,
-                       f"{method.name} | {handle.name} | {image_name}: explaining {what} (score {score:.3g})",
-                       explained_overlay(batch[0].cpu(), explained, found, handle.class_name), explained)
+    found = interpret.explain_one(handle, method, batch, target, names=[image_name], files=[stem], layer=layer,
+                                  options=options, region=region, box=box)
+    explained = found.targets[0]
+    return _shown(found, explained_overlay(batch[0].cpu(), explained, found.detections[0], handle.class_name),
+                  explained)
+
+
+def _shown(found: interpret.Explanation, marked: np.ndarray | None = None, target: Any = None) -> Explanation:
+    return Explanation(found.images[0].cpu().numpy(), found.maps[0].detach().cpu().numpy(),
+                       found.flat[0].detach().cpu().numpy(), found.records[0], found.titles[0], marked, target)
+
+
+def record_json(found: Explanation) -> bytes:
+    """The record as its download serves it: the bytes ``cnnviz explain`` writes beside the PNG."""
+    return dumps(found.record).encode("utf-8")
 
 
 def layer_maps(handle: ModelHandle, batch: torch.Tensor, layer: str, top: int) -> tuple[np.ndarray, list[int]]:

@@ -90,10 +90,12 @@ def attribution_cards(ctx: Context, model: str) -> list[Card]:
 
                 handle = ctx.handle(model)
                 image = ctx.batch(model)[b:b + 1]
-                maps = _at_image_size(method.fn(handle, image, None, **options), image)
+                found = interpret.explain_one(handle, method, image, None, names=[ctx.subjects(model)[b].name],
+                                              options=options, probs=ctx.probabilities(model)[b:b + 1])
+                maps = _at_image_size(found.maps, image)
                 curves = deletion_insertion(handle, image, maps, None, steps=steps, deletion_to="blur")
                 flat = attribution_map(maps)[0]
-                predicted = int(ctx.probabilities(model)[b].argmax())
+                predicted = found.targets[0]
                 heat, blend = attribution_views(image[0], flat)
                 return Output([("map", heat), ("map over the image", blend)],
                               {"explains": class_name(handle, predicted),

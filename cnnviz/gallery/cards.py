@@ -101,6 +101,11 @@ def slug(text: str) -> str:
     """A file-safe, lower-case name for ``text``; names that had to change get a short digest, so two
     different texts never share a slug.
 
+    This is the one place that does not use :func:`zoo.safe_name`: a slug names a page and its URL, so it
+    must be lower case, hold no ``.``, ``+`` or ``@`` that a URL reads specially, and never let two names
+    collide (``safe_name`` keeps a name readable and may map two names to one file, which the CLI's numbering
+    resolves).
+
     Example:
         >>> slug("chelsea"), slug("<b>cat</b>.png")
         ('chelsea', 'b-cat-b-png-432504')

@@ -14,7 +14,7 @@ from cnnviz import interpret
 from cnnviz import zoo
 from cnnviz.gallery.cards import Card, Output, Page, slug
 from cnnviz.gallery.context import Context, Subject
-from cnnviz.interpret.views import attribution_views, explained_caption, explained_overlay, photo, segmentation_overlay
+from cnnviz.interpret.views import attribution_views, explained_overlay, photo, segmentation_overlay
 from cnnviz.zoo.datasets import DATASETS
 from cnnviz.zoo.errors import CnnvizError
 from cnnviz.zoo.handle import ModelHandle
@@ -74,21 +74,21 @@ def dense_cards(ctx: Context, model: str) -> list[Card]:
                 image = subject.image
                 explained = explained_target(handle, image)
                 batch = image[None].to(handle.device)
-                with torch.no_grad():
-                    output = handle(batch)
-                maps = method.fn(handle, batch, explained, **options)
-                flat = interpret.core.attribution_map(maps)[0].detach().cpu()
+                found = interpret.explain_one(handle, method, batch, explained, names=[subject.name],
+                                              options=options)
+                flat = found.flat[0].detach().cpu()
                 if handle.config.task == "detection":
-                    found = output[0][(output[0, :, 5] >= 0) & (output[0, :, 4] >= SHOWN_SCORE)].cpu()
+                    shown = found.detections[0][found.detections[0][:, 4] >= SHOWN_SCORE]
                     panels.append((f"{subject.name}: detections", photo(explained_overlay(
-                        image, explained, found, handle.class_name))))
+                        image, explained, shown, handle.class_name))))
                 else:
-                    panels.append((f"{subject.name}: predicted mask", photo(segmentation_overlay(
-                        image, output[0].argmax(0).cpu()))))
+                    with torch.no_grad():
+                        labels = handle(batch)[0].argmax(0).cpu()
+                    panels.append((f"{subject.name}: predicted mask", photo(segmentation_overlay(image, labels))))
                     panels.append((f"{subject.name}: explained region", photo(explained_overlay(image, explained))))
                 panels.append((f"{subject.name}: {name} over the image", attribution_views(image, flat)[1]))
-                scores[subject.name] = (f"{explained_caption(explained, handle.class_name)}, score "
-                                        f"{float(explained(output)[0]):.3g}")
+                record = found.records[0]
+                scores[subject.name] = f"{record['explained']}, score {record['score']:.3g}"
             return Output(panels, scores, "Each image: what the model predicts, what is explained, and the map "
                                           "over the image.")
 

@@ -58,6 +58,7 @@ from cnnviz.interpret.attribution import (
 from cnnviz.interpret.core import (
                                    BoxScore,
                                    Method,
+                                   OptionSpec,
                                    RegionScore,
                                    class_index,
                                    dense_target,
@@ -91,6 +92,7 @@ from cnnviz.interpret.inside import (
                                    unit_gradient,
                                    verify_receptive_field,
 )
+from cnnviz.interpret.evaluate import Explanation, explain_one
 from cnnviz.interpret.optimize import actmax, deepdream, inversion_scores, invert, style_transfer
 from cnnviz.zoo.guard import preserve
 from cnnviz.zoo.hooks import forward_hooks, hook_counts, record
@@ -111,4 +113,5 @@ __all__ = [
     "LayerRow", "Method", "class_index", "forward_hooks", "get_method", "hook_counts", "layer_table", "method",
     "methods", "preserve", "record", "target_indices", "target_scores", "textbook_params", "textbook_total",
     "BoxScore", "RegionScore", "dense_target", "detection_target", "region_target",
+    "Explanation", "explain_one", "OptionSpec",
 ]

@@ -18,8 +18,10 @@ from cnnviz.zoo import torchvision_models as _classics  # noqa: F401  (registers
 from cnnviz.zoo import fashion as _fashion  # noqa: F401  (registers fashion_cnn and the trainable CNNs)
 from cnnviz.zoo import fashion_seg as _fashion_seg  # noqa: F401  (registers fashion_seg)
 from cnnviz.zoo import fashion_det as _fashion_det  # noqa: F401  (registers fashion_det)
+from cnnviz.zoo.dense import pack_detections, unpack_detections
 from cnnviz.zoo.device import pick_device
 from cnnviz.zoo.errors import CnnvizError
+from cnnviz.zoo.file_names import safe_name
 from cnnviz.zoo.handle import ModelHandle, as_handle, input_channels, on_model_device
 from cnnviz.zoo.outputs import OutputSelector, select_logits
 from cnnviz.zoo.weights import load_weights, read_checkpoint
@@ -76,5 +78,5 @@ __all__ = [
     "CnnvizError", "ModelConfig", "ModelHandle", "load_weights", "model_config", "parse_source", "read_checkpoint",
     "read_classes", "select_logits", "guess_cam_layer", "as_handle", "atomic_write", "save_array", "entry", "layer_name", "load", "load_image", "load_images",
     "load_state_dict_file", "names", "pick_device", "register", "resolve_layer", "sample_names", "scene_names",
-    "save_image", "wrap",
+    "save_image", "wrap", "pack_detections", "unpack_detections", "safe_name",
 ]

@@ -15,10 +15,13 @@ Example:
     >>> det = [{"boxes": torch.tensor([[1., 2., 3., 4.]]), "labels": torch.tensor([7]),
     ...         "scores": torch.tensor([0.9])}, {"boxes": torch.zeros(0, 4), "labels": torch.zeros(0),
     ...         "scores": torch.zeros(0)}]
-    >>> pack_detections(det)
+    >>> packed = pack_detections(det)
+    >>> packed
     tensor([[[ 1.0000,  2.0000,  3.0000,  4.0000,  0.9000,  7.0000]],
     <BLANKLINE>
             [[ 0.0000,  0.0000,  0.0000,  0.0000,  0.0000, -1.0000]]])
+    >>> [tuple(rows.shape) for rows in unpack_detections(packed)]
+    [(1, 6), (0, 6)]
 """
 
 from __future__ import annotations
@@ -70,6 +73,19 @@ def pack_detections(output: Any) -> torch.Tensor:
         pad[:, 5] = -1
         padded.append(torch.cat([r, pad]))
     return torch.stack(padded)
+
+
+def unpack_detections(packed: torch.Tensor) -> list[torch.Tensor]:
+    """The inverse of :func:`pack_detections`: each image's ``(N_i, 6)`` detections, the padding (label -1)
+    dropped, in the detector's order. Rows keep their device and autograd graph.
+
+    Raises:
+        CnnvizError: ``packed`` is not a ``(B, N, 6)`` tensor of detections.
+    """
+    if not isinstance(packed, torch.Tensor) or packed.dim() != 3 or packed.shape[-1] != 6:
+        shape = tuple(packed.shape) if isinstance(packed, torch.Tensor) else type(packed).__name__
+        raise CnnvizError(f"packed detections are a (B, N, 6) tensor, got {shape}")
+    return [rows[rows[:, 5] >= 0] for rows in packed]
 
 
 def dense_config(name: str) -> ModelConfig:

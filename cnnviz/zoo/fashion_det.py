@@ -25,7 +25,7 @@ from torch import nn
 
 from cnnviz.zoo.config import ModelConfig
 from cnnviz.zoo.datasets import TensorData
-from cnnviz.zoo.dense import pack_detections
+from cnnviz.zoo.dense import pack_detections, unpack_detections
 from cnnviz.zoo.detection_map import mean_average_precision
 from cnnviz.zoo.guard import preserve
 from cnnviz.zoo.handle import ModelHandle
@@ -99,7 +99,7 @@ def detect(handle: ModelHandle, images: torch.Tensor, batch_size: int = 100) -> 
     with preserve(handle.model), torch.no_grad():
         for start in range(0, images.shape[0], batch_size):
             packed = handle(images[start:start + batch_size].to(handle.device)).cpu()
-            found.extend(rows[rows[:, 5] >= 0] for rows in packed)
+            found.extend(unpack_detections(packed))
     return found
 
 

@@ -83,6 +83,29 @@ def test_downloads_equal_what_cnnviz_explain_writes(client, tmp_path):
     assert 'filename="chelsea-gradcam.png"' in download.headers["content-disposition"]
 
 
+def steady_clock(monkeypatch, step: float = 0.25) -> None:
+    """Every timed call of the explain recipe takes ``step`` seconds, so two runs' records can be equal."""
+    from cnnviz.interpret.evaluate import explanation
+
+    ticks = iter(range(10**6))
+    monkeypatch.setattr(explanation, "clock", lambda: step * next(ticks))
+
+
+def test_the_record_download_is_byte_for_byte_what_cnnviz_explain_writes(fashion, tmp_path, monkeypatch):
+    from cnnviz.cli.main import main
+
+    steady_clock(monkeypatch)
+    assert main(["explain", "occlusion", "--model", "fashion_cnn", "--device", "cpu", "--image", "chelsea", "--npy",
+                 "--target", "Bag", "--window", "8", "--out", str(tmp_path / "cli")]) == 0
+    with TestClient(create_app([fashion], cache_dir=tmp_path / "cache")) as client:
+        answer = client.post("/api/explain", json={"image": "chelsea", "method": "occlusion", "target": "Bag",
+                                                   "options": {"window": 8}}).json()
+        served = client.get(answer["files"]["record.json"])
+    assert served.status_code == 200 and served.headers["content-type"] == "application/json"
+    assert served.content == (tmp_path / "cli" / "chelsea-occlusion.json").read_bytes()
+    assert json.loads(served.content)["seconds"] == 0.25
+
+
 def test_a_repeated_request_comes_from_the_cache(client):
     request = {"image": "camera", "method": "occlusion", "options": {"window": 8, "stride": 8}}
     first = client.post("/api/explain", json=request).json()
@@ -431,6 +454,27 @@ def test_option_widgets_come_from_the_declared_options(client):
     assert '<option value="false" selected>' in boolean.text and '<option value="true" selected>' not in boolean.text
     bad = client.get("/m/fashion_cnn/image/coffee/explain/occlusion?options=" + json.dumps({"window": 0}))
     assert bad.status_code == 400 and bad.json()["error"] == "window must be at least 1, got 0"
+
+
+@pytest.mark.parametrize("method", interpret.methods(), ids=lambda m: m.name)
+def test_option_schemas_say_what_the_widgets_and_checks_say(method):
+    from cnnviz.explorer.options import check_options, option_fields, option_schemas
+
+    schemas = option_schemas(method)
+    fields = option_fields(method)
+    assert list(schemas) == [field["name"] for field in fields]
+    for field in fields:
+        schema = schemas[field["name"]]
+        types = schema["type"] if isinstance(schema["type"], list) else [schema["type"]]
+        assert types[0] == field["type"] and ("null" in types) == field["nullable"]
+        if "choices" in field:
+            assert schema["enum"] == field["choices"] + ([None] if field["nullable"] else [])
+        for end in ("minimum", "maximum"):
+            bound = schema.get(end, schema.get("exclusive" + end.capitalize()))
+            assert bound == field.get(end)
+        if "default" in schema and schema["default"] is not None:
+            assert check_options(method, {field["name"]: schema["default"]}) == {field["name"]: schema["default"]}
+        assert schema.get("description", "") == method.options()[field["name"]].help
 
 
 def test_compare_shows_each_models_own_explanation(fashion, tmp_path):

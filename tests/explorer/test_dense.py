@@ -123,3 +123,23 @@ def test_the_pages_take_a_region_or_a_detection_and_show_what_is_explained(clien
     assert region.status_code == 200 and "over 1024 px" in region.text
     refused = client.get(f"/m/fashion_det/image/{name}/explain/gradcam?box=42")
     assert refused.status_code == 400 and "detection 42 was asked for" in refused.text
+
+
+def test_a_dense_record_download_is_byte_for_byte_what_cnnviz_explain_writes(tmp_path, monkeypatch):
+    from cnnviz.cli.main import main
+    from cnnviz.interpret.evaluate import explanation
+
+    ticks = iter(range(10**6))
+    monkeypatch.setattr(explanation, "clock", lambda: 0.25 * next(ticks))  # every timed call takes 0.25 s
+    assert main(["explain", "gradient", "--model", "fashion_seg", "--device", "cpu", "--image", "chelsea", "--npy",
+                 "--target", "1", "--region", "0,0,32,32", "--out", str(tmp_path / "cli")]) == 0
+    with TestClient(create_app(["fashion_seg"], device="cpu", cache_dir=tmp_path / "cache")) as client:
+        answer = client.post("/api/explain", json={"image": "chelsea", "model": "fashion_seg", "method": "gradient",
+                                                   "target": 1, "region": "0,0,32,32"})
+        assert answer.status_code == 200, answer.text
+        served = client.get(answer.json()["files"]["record.json"])
+    written = (tmp_path / "cli" / "chelsea-gradient.json").read_bytes()
+    assert served.content == written
+    record = json.loads(written)
+    assert record["task"] == "segmentation" and record["explained"].endswith("over 1024 px")
+    assert record["seconds"] == 0.25 and record["npy"] == "chelsea-gradient.npy"

@@ -7,19 +7,21 @@ import time
 from fractions import Fraction
 from pathlib import Path
 
+from cnnviz.cli.method_options import add_flag, add_function_options
 from cnnviz.cli.options import add_images, add_model, add_out, load_batch, load_handle, output_dir
 from cnnviz.cli.registry import Run, command
 from cnnviz.interpret import get_method, methods
-from cnnviz.interpret.attack import NORMS, FoolingResult, attack_report, fool, parse_classes, pgd
-from cnnviz.interpret.core import class_index, session
+from cnnviz.interpret.attack import FoolingResult, attack_report, fool, parse_classes, pgd
+from cnnviz.interpret.core import class_index, option_specs, session
 from cnnviz.interpret.views import attack_panel, picture_grid, to_uint8
 from cnnviz.zoo import save_array, save_image
-from cnnviz.zoo.checks import option_type
 from cnnviz.zoo.handle import ModelHandle
 from cnnviz.zoo.images import atomic_write
 
 FAMILY = "adversarial"
 SHEET = 64  # fooling images per contact sheet
+L2_EPS = 0.5  # an L2 budget when --norm l2 is given without --eps (pgd's default eps is an L-inf one)
+PGD_OPTIONS = option_specs(pgd, skip=())
 
 
 def parse_eps(text: str) -> float:
@@ -64,24 +66,15 @@ def attack(parser: argparse.ArgumentParser) -> Run:
                         help="attack (default: pgd)")
     parser.add_argument("--target", "-t", metavar="CLASS",
                         help="class to reach, index or name (default: untargeted, leave the predicted class)")
-    parser.add_argument("--eps", type=option_type(pgd, "eps", parse_eps), default=None, metavar="E",
-                        help="perturbation budget in [0, 1] pixel units, e.g. 4/255 (default: 4/255 for linf, "
-                             "0.5 for l2)")
-    parser.add_argument("--norm", choices=NORMS, default="linf", help="linf (default) or l2")
-    parser.add_argument("--steps", type=option_type(pgd, "steps"), default=10, metavar="N",
-                        help="PGD steps (default: 10)")
-    parser.add_argument("--alpha", type=option_type(pgd, "alpha", parse_eps), default=None, metavar="A",
-                        help="PGD step length (default: 2.5 * eps / steps)")
-    parser.add_argument("--random-start", action=argparse.BooleanOptionalAction, default=True,
-                        help="PGD starts at a random point of the ball (default: yes)")
-    parser.add_argument("--seed", type=int, default=0, help="seed of the random start (default: 0)")
-    parser.add_argument("--stop-on-success", action="store_true",
-                        help="PGD: stop each image at its first successful step (the smallest number of steps "
-                             "that fools the model); the next images take the freed rows, so big batches finish sooner")
+    eps = PGD_OPTIONS["eps"]
+    add_flag(parser, "--eps", eps, f"{eps.help.rstrip('.')} (default: 4/255 for linf, {L2_EPS} for l2)", dest="eps",
+             metavar="E", parse=parse_eps)
+    add_function_options(parser, pgd, ["norm", "steps", "alpha", "random_start", "seed", "stop_on_success"],
+                         metavars={"steps": "N", "alpha": "A"}, parse={"alpha": parse_eps})
     parser.add_argument("--npy", action="store_true", help="also write the exact float adversarial images as .npy")
 
     def run(args: argparse.Namespace) -> None:
-        eps = args.eps if args.eps is not None else (4 / 255 if args.norm == "linf" else 0.5)
+        eps = args.eps if args.eps is not None else (PGD_OPTIONS["eps"].default if args.norm == "linf" else L2_EPS)
         handle = load_handle(args)
         target = class_index(handle, args.target) if args.target is not None else None
         names, batch = load_batch(args, handle)
@@ -128,18 +121,8 @@ def fool_command(parser: argparse.ArgumentParser) -> Run:
                         help="class names, indices, ranges like 0-99, or all")
     add_model(parser, classes_flags=("--class-names",))
     add_out(parser)
-    parser.add_argument("--threshold", type=option_type(fool, "threshold"), default=0.996,
-                        help="confidence to reach (default: 0.996)")
-    parser.add_argument("--steps", type=option_type(fool, "steps"), default=200, metavar="N",
-                        help="most steps per batch (default: 200)")
-    parser.add_argument("--lr", type=option_type(fool, "lr"), default=0.01,
-                        help="root-mean-square pixel change per step (default: 0.01)")
-    parser.add_argument("--decay", type=option_type(fool, "decay"), default=0.1, help="weight of the L2 decay towards gray (default: 0.1)")
-    parser.add_argument("--start", choices=("noise", "blank"), default="noise",
-                        help="start from uniform noise (default) or a blank gray image")
-    parser.add_argument("--batch-size", type=option_type(fool, "batch_size"), default=None, metavar="N",
-                        help="images per batch (default: what fits the device)")
-    parser.add_argument("--seed", type=int, default=0, help="seed of the starting noise (default: 0)")
+    add_function_options(parser, fool, ["threshold", "steps", "lr", "decay", "start", "batch_size", "seed"],
+                         metavars={"steps": "N", "batch_size": "N"}, defaults={"batch_size": "what fits the device"})
     parser.add_argument("--each", action="store_true", help="also write one PNG per class")
 
     def run(args: argparse.Namespace) -> None:

@@ -17,13 +17,10 @@ from cnnviz.cli.dense import add_dense_flags, explain_dense, is_dense
 from cnnviz.cli.figures import add_chart_format
 from cnnviz.cli.method_options import add_method_options, method_kwargs
 from cnnviz.cli.options import add_images, add_model, add_out, checked, load_batch, load_handle, numbered, output_dir
-from cnnviz.cli.output import safe_name
 from cnnviz.cli.registry import Run, command
 from cnnviz.interpret import Method, class_index, methods
-from cnnviz.interpret.core import attribution_map, session
+from cnnviz.interpret.core import session
 from cnnviz.interpret.evaluate import (
-    explanation_record,
-    explanation_title,
     ALIASES,
     DEFAULT_METRICS,
     DELETIONS,
@@ -33,7 +30,9 @@ from cnnviz.interpret.evaluate import (
     EvaluationOptions,
     Record,
     Resamples,
+    call_options,
     evaluate_images,
+    explain_one,
     file_maker,
     maps_in_folder,
     method_maker,
@@ -41,7 +40,7 @@ from cnnviz.interpret.evaluate import (
     summary_rows,
 )
 from cnnviz.interpret.views import COLORMAPS, DEFAULT_COLORMAP, charts, detail_panel, explanation_panel
-from cnnviz.zoo import atomic_write, save_array, save_image
+from cnnviz.zoo import atomic_write, safe_name, save_array, save_image
 from cnnviz.zoo.checks import NonNegativeFloat, NonNegativeInt, OpenUnitInterval, PositiveFloat, PositiveInt
 from cnnviz.zoo.errors import CnnvizError
 from cnnviz.zoo.handle import ModelHandle
@@ -108,15 +107,6 @@ def _setup(args: argparse.Namespace) -> tuple[ModelHandle, int | None, list[str]
     return handle, target, names, batch
 
 
-def _call(method: Method, handle: ModelHandle, batch: torch.Tensor, target: int | None,
-          args: argparse.Namespace, *, detail: bool = False) -> Any:
-    """The method's maps, or with ``detail`` its full result (``Method.detail``), from the command line's options."""
-    kwargs = method_kwargs(args, method)
-    if method.uses_layer and args.layer is not None:
-        kwargs["layer"] = args.layer
-    return (method.detail if detail and method.detail else method.fn)(handle, batch, target, **kwargs)
-
-
 def _matplotlib_name(colormap: str) -> str:
     """The matplotlib colormap of an OpenCV colormap name (the same name, where matplotlib has it)."""
     import matplotlib
@@ -154,37 +144,30 @@ def explain(parser: argparse.ArgumentParser) -> Run:
         handle, target, names, batch = _setup(args)
         out = output_dir(args.out)
         if is_dense(handle, args):  # a region of a segmentation or a detector's box, not a class
-            explain_dense(args, chosen, handle, target, names, batch, out,
-                          lambda method, images, dense: _call(method, handle, images, dense, args))
+            explain_dense(args, chosen, handle, target, names, batch, out)
             return
         with torch.no_grad():
             probs = handle(batch).softmax(-1)
         stems = numbered(names)
         for method in chosen:
-            start = time.perf_counter()
-            found = _call(method, handle, batch, target, args, detail=True) if method.detail else None
-            maps = found.maps if found is not None else _call(method, handle, batch, target, args)
-            seconds = time.perf_counter() - start
-            flat = attribution_map(maps)
-            for i, stem in enumerate(stems):
-                predicted = int(probs[i].argmax())
-                explained = predicted if target is None else target
-                title = explanation_title(method, handle, names[i], probs[i], explained)
-                path = save_image(out / f"{stem}-{method.name}.png",
-                                  explanation_panel(batch[i], flat[i], title, colormap=args.colormap))
+            found = explain_one(handle, method, batch, target, names=names,
+                                files=[f"{stem}-{method.name}" for stem in stems], layer=args.layer,
+                                options=method_kwargs(args, method), probs=probs, detail=True, npy=args.npy)
+            for i, record in enumerate(found.records):
+                path = save_image(out / record["png"],
+                                  explanation_panel(batch[i], found.flat[i], found.titles[i], colormap=args.colormap))
                 if args.format != "png":
-                    charts.save(charts.explanation(batch[i], flat[i], title, colormap=_matplotlib_name(args.colormap)),
-                                out / f"{stem}-{method.name}", args.format)
-                npy = save_array(out / f"{stem}-{method.name}.npy", maps[i]) if args.npy else None
-                record = explanation_record(
-                    handle, method, method_kwargs(args, method), args.layer, names[i], probs[i], explained, maps[i],
-                    seconds, len(stems), path.name, npy.name if npy is not None else None)
-                print(f"{path}  ({method.name}: {seconds:.2f} s for {len(stems)} image(s))")
-                if found is not None:  # the method's own panel: for concepts, each concept's share and map
-                    panel = save_image(out / f"{stem}-{method.name}-panel.png",
-                                       detail_panel(batch[i], found, i, title, colormap=args.colormap))
-                    record.update(panel=panel.name, detail=found.record(i))
-                    print(f"{panel}  ({found.summary(i)})")
+                    charts.save(charts.explanation(batch[i], found.flat[i], found.titles[i],
+                                                   colormap=_matplotlib_name(args.colormap)),
+                                out / path.stem, args.format)
+                if args.npy:
+                    save_array(out / record["npy"], found.maps[i])
+                print(f"{path}  ({method.name}: {record['seconds']:.2f} s for {len(stems)} image(s))")
+                if found.detail is not None:  # the method's own panel: for concepts, each concept's share and map
+                    panel = save_image(out / f"{path.stem}-panel.png",
+                                       detail_panel(batch[i], found.detail, i, found.titles[i], colormap=args.colormap))
+                    record.update(panel=panel.name, detail=found.detail.record(i))
+                    print(f"{panel}  ({found.detail.summary(i)})")
                 write_json(path.with_suffix(".json"), record)
 
     return run
@@ -267,7 +250,9 @@ def evaluate(parser: argparse.ArgumentParser) -> Run:
             if args.maps:
                 makers.update({name: file_maker(paths) for name, paths in maps_in_folder(args.maps, stems).items()
                                if name != "random"})
-            makers.update({m.name: method_maker(lambda h, x, t, m=m: _call(m, h, x, t, args)) for m in chosen})
+            makers.update({m.name: method_maker(
+                lambda h, x, t, m=m: m.fn(h, x, t, **call_options(m, args.layer, method_kwargs(args, m))))
+                for m in chosen})
             options = EvaluationOptions(steps=args.curve_steps, randomize=args.randomize,
                                         measures=tuple(args.similarity), absolute=not args.signed_similarity,
                                         road_noise=args.road_noise, samples=args.perturbations,

@@ -18,7 +18,6 @@ from cnnviz.cli.options import (
     add_out,
     checked,
     chosen_layer,
-    file_stem,
     load_batch,
     load_handle,
     output_dir,
@@ -41,7 +40,7 @@ from cnnviz.interpret.inside import (
     verify_receptive_field,
 )
 from cnnviz.interpret.views import DEFAULT_COLORMAP, atlas_overview, channel_sheet, feature_map_grid, filter_grid
-from cnnviz.zoo import save_image
+from cnnviz.zoo import safe_name, save_image
 from cnnviz.zoo.checks import ImageSide, NonNegativeInt, PositiveInt
 from cnnviz.zoo.errors import CnnvizError
 from cnnviz.zoo.handle import ModelHandle
@@ -77,7 +76,7 @@ def filters_command(parser: argparse.ArgumentParser) -> Run:
         tiles = filters(handle, name, mode=mode)[: args.max_filters].cpu()
         title = f"{handle.name} {name}: {weight.shape[0]} filters {weight.shape[-2]}x{weight.shape[-1]} ({mode})"
         image = filter_grid(tiles, mode=mode, inputs=args.max_inputs, title=title)
-        path = save_image(out / f"{file_stem(handle.name)}-{file_stem(name)}-filters.png", image)
+        path = save_image(out / f"{safe_name(handle.name)}-{safe_name(name)}-filters.png", image)
         print(path)
 
     return run
@@ -118,7 +117,7 @@ def featuremaps_command(parser: argparse.ArgumentParser) -> Run:
                      f"{maps.shape[2]}x{maps.shape[3]}, by {args.sort}")
             image = feature_map_grid(maps[b], channels, image=batch[b].cpu() if args.overlay else None,
                                      colormap=args.colormap, title=title)
-            path = save_image(out / f"{file_stem(name)}-{file_stem(layer)}-maps.png", image)
+            path = save_image(out / f"{safe_name(name)}-{safe_name(layer)}-maps.png", image)
             print(path)
 
     return run

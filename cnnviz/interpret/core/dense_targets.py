@@ -21,13 +21,14 @@ Example:
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Literal
 
 import torch
 from torchvision.ops import box_iou
 
 from cnnviz.interpret.core.targets import class_index
+from cnnviz.zoo.dense import unpack_detections
 from cnnviz.zoo.errors import CnnvizError
 from cnnviz.zoo.handle import ModelHandle
 
@@ -101,6 +102,19 @@ class BoxScore:
         value = iou + score if self.rule == "iou+score" else iou * score if self.rule == "iou*score" else score
         matched = (iou > self.iou_threshold) & (found == self.label)
         return torch.where(matched, value, value * 0.0)
+
+
+def explained_caption(explained: RegionScore | BoxScore, class_name: Callable[[int], str] = str) -> str:
+    """What a dense target explains, in a few words: ``"Sneaker over 210 px"``, ``"box [3, 4, 30, 28] of Bag"``.
+
+    Example:
+        >>> explained_caption(RegionScore(2, torch.ones(3, 4)))
+        '2 over 12 px'
+    """
+    mask = getattr(explained, "mask", None)
+    if mask is not None:
+        return f"{class_name(explained.category)} over {int((mask > 0).sum())} px"
+    return f"box {[round(v) for v in explained.box.tolist()]} of {class_name(explained.label)}"
 
 
 def region_target(handle: ModelHandle, images: torch.Tensor, category: int | str, *,
@@ -177,7 +191,7 @@ def detection_target(handle: ModelHandle, images: torch.Tensor, detection: int |
     if output.dim() != 3 or output.shape[-1] != 6:
         raise CnnvizError(f"{handle.name} gives shape {tuple(output.shape)}, not detections: "
                           "a detection target needs a detector")
-    found = output[0][output[0, :, 5] >= 0]
+    found = unpack_detections(output[:1])[0]
     if detection >= found.shape[0]:
         raise CnnvizError(f"detection {detection + 1} was asked for, but {handle.name} finds {found.shape[0]} "
                           "on this image: choose one of those (cnnviz predict lists them)")

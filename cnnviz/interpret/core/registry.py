@@ -17,6 +17,7 @@ from typing import Any, ParamSpec, TypeVar
 import torch
 from torch import nn
 
+from cnnviz.interpret.core.option_spec import OptionSpec, option_specs
 from cnnviz.zoo.checks import check_call
 from cnnviz.zoo.errors import CnnvizError, closest
 from cnnviz.zoo.guard import preserve
@@ -52,11 +53,16 @@ class Method:
     order: int = 1000
     detail: MethodFn | None = None
 
-    def options(self) -> dict[str, inspect.Parameter]:
-        """The method's keyword-only options with their defaults (for CLIs and docs)."""
-        signature = inspect.signature(self.fn)
-        return {name: p for name, p in signature.parameters.items()
-                if p.kind is inspect.Parameter.KEYWORD_ONLY and name != "layer"}
+    def options(self) -> dict[str, OptionSpec]:
+        """The method's keyword-only options (but ``layer``), each described once: type, range, choices,
+        default and help (:class:`~interpret.core.option_spec.OptionSpec`); the CLI flags and the explorer's
+        widgets are generated from them."""
+        return dict(_described(self.fn))  # a copy: the cached descriptions stay as they are
+
+
+@functools.lru_cache(maxsize=None)
+def _described(fn: MethodFn) -> dict[str, OptionSpec]:
+    return option_specs(fn)
 
 
 _METHODS: dict[str, Method] = {}

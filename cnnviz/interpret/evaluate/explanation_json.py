@@ -1,5 +1,10 @@
-"""What is written beside an explanation: its caption and its JSON record, shared by ``cnnviz explain`` and
-the explorer's downloads so both describe a map the same way.
+"""What is written beside an explanation: its caption and its JSON record, one schema for classifiers and dense
+models, written by ``cnnviz explain`` and served by the explorer's downloads, so both describe a map the same way.
+
+Every record has the same keys. A classifier's says which class is explained (``target``) and which the model
+predicts (``predicted``), each with its probability; ``explained`` and ``score`` are null. A segmentation model's
+or a detector's says what region or box is explained (``explained``) and its score; ``target`` and
+``predicted`` are null (a dense model predicts no one class).
 
 Example:
     >>> import torch
@@ -9,8 +14,8 @@ Example:
     >>> probs = torch.full((10,), 0.1)
     >>> record = explanation_record(handle, get_method("gradient"), {}, None, "shirt", probs, 3,
     ...                             torch.ones(1, 28, 28), 0.01, 1, "a.png", None)
-    >>> record["target"]["name"], record["map"]["mean"]
-    ('Dress', 1.0)
+    >>> record["target"]["name"], record["map"]["mean"], record["explained"]
+    ('Dress', 1.0, None)
 """
 
 from __future__ import annotations
@@ -19,23 +24,34 @@ from typing import Any
 
 import torch
 
-from cnnviz.interpret.core import Method
+from cnnviz.interpret.core import BoxScore, Method, RegionScore, explained_caption
 from cnnviz.interpret.evaluate.complexity import entropy, gini
 from cnnviz.zoo.handle import ModelHandle
 
+DenseTarget = RegionScore | BoxScore
 
-def explanation_title(method: Method, handle: ModelHandle, image: str, probs: torch.Tensor, explained: int) -> str:
-    """The caption of an explanation panel: method, model, image, prediction and the class explained."""
+
+def explanation_title(method: Method, handle: ModelHandle, image: str, probs: torch.Tensor | None,
+                      explained: int | DenseTarget, score: float | None = None) -> str:
+    """The caption of an explanation panel: method, model, image, and the prediction and the class explained
+    (a classifier) or the region or box explained and its score (a dense model)."""
+    if isinstance(explained, (RegionScore, BoxScore)):
+        return (f"{method.name} | {handle.name} | {image}: explaining "
+                f"{explained_caption(explained, handle.class_name)} (score {score:.3g})")
     predicted = int(probs.argmax())
     return (f"{method.name} | {handle.name} | {image}: predicted {handle.class_name(predicted)} "
             f"{probs[predicted]:.1%} | explaining {handle.class_name(explained)}")
 
 
+def _class(handle: ModelHandle, probs: torch.Tensor, index: int) -> dict[str, Any]:
+    return {"index": index, "name": handle.class_name(index), "probability": float(probs[index])}
+
+
 def explanation_record(handle: ModelHandle, method: Method, given: dict[str, Any], layer: str | None, image: str,
-                       probs: torch.Tensor, explained: int, maps: torch.Tensor, seconds: float, count: int,
-                       png: str, npy: str | None) -> dict[str, Any]:
-    """The JSON beside an explanation PNG: model, image, target, method, options (defaults filled in from the
-    method's signature, then ``given``), timing and the statistics of the raw map.
+                       probs: torch.Tensor | None, explained: int | DenseTarget, maps: torch.Tensor, seconds: float,
+                       count: int, png: str, npy: str | None, *, score: float | None = None) -> dict[str, Any]:
+    """The JSON beside an explanation PNG: model, task, image, method, options (defaults filled in from the
+    method's signature, then ``given``), what is explained, timing and the statistics of the raw map.
 
     Args:
         handle: the model explained.
@@ -43,22 +59,26 @@ def explanation_record(handle: ModelHandle, method: Method, given: dict[str, Any
         given: the options the user set.
         layer: the layer asked for (None: the model's default, for methods that take one).
         image: the image's name.
-        probs: the model's class probabilities on the image.
-        explained: the class index explained.
+        probs: a classifier's class probabilities on the image (None for a dense model).
+        explained: the class index explained, or a dense model's region or box target.
         maps: the raw map of this image.
         seconds: how long the method ran.
         count: images in the call that took ``seconds``.
         png, npy: file names of the panel and the raw map (None: not written).
+        score: a dense target's score on the image.
     """
     options = {name: p.default for name, p in method.options().items()}
     options.update(given)
-    predicted = int(probs.argmax())
+    dense = isinstance(explained, (RegionScore, BoxScore))
     values = maps.detach().double().cpu()
     return {
-        "model": handle.name, "device": str(handle.device), "image": image, "method": method.name,
-        "layer": (layer or handle.default_layer) if method.uses_layer else None, "options": options,
-        "target": {"index": explained, "name": handle.class_name(explained), "probability": float(probs[explained])},
-        "predicted": {"index": predicted, "name": handle.class_name(predicted), "probability": float(probs[predicted])},
+        "model": handle.name, "task": handle.config.task, "device": str(handle.device), "image": image,
+        "method": method.name, "layer": (layer or handle.default_layer) if method.uses_layer else None,
+        "options": options,
+        "target": None if dense else _class(handle, probs, explained),
+        "predicted": None if dense else _class(handle, probs, int(probs.argmax())),
+        "explained": explained_caption(explained, handle.class_name) if dense else None,
+        "score": score if dense else None,
         "seconds": round(seconds, 4), "images_in_call": count,
         "map": {"shape": list(values.shape), "min": float(values.min()), "max": float(values.max()),
                 "mean": float(values.mean()), "std": float(values.std()) if values.numel() > 1 else 0.0,

@@ -17,6 +17,7 @@ import numpy as np
 import torch
 from PIL import Image, ImageDraw
 
+from cnnviz.interpret.core.dense_targets import explained_caption  # noqa: F401  (the views' face exports it)
 from cnnviz.interpret.views.pixels import Color, to_uint8
 
 REGION_COLOR: Color = (255, 64, 32)
@@ -102,17 +103,3 @@ def explained_overlay(image: torch.Tensor, explained: object, detections: torch.
     boxes = torch.cat([found[:, :4].detach().cpu(), explained.box[None]])  # the explained box drawn last, on top
     return boxes_overlay(image, boxes, [*texts, "explained"], highlight=len(texts),
                          labels=[int(v) for v in found[:, 5]] + [explained.label])
-
-
-def explained_caption(explained: object, class_name: Callable[[int], str] = str) -> str:
-    """What a dense target explains, in a few words: ``"Sneaker over 210 px"``, ``"box [3, 4, 30, 28] of Bag"``.
-
-    Example:
-        >>> from cnnviz.interpret.core import RegionScore
-        >>> explained_caption(RegionScore(2, torch.ones(3, 4)))
-        '2 over 12 px'
-    """
-    mask = getattr(explained, "mask", None)
-    if mask is not None:
-        return f"{class_name(explained.category)} over {int((mask > 0).sum())} px"
-    return f"box {[round(v) for v in explained.box.tolist()]} of {class_name(explained.label)}"

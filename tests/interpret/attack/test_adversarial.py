@@ -261,3 +261,15 @@ def test_pgd_stop_on_success_keeps_each_first_success_and_refills(fashion_batch)
     held = ~report.success
     moved = (early[held] - full[held]).abs() > 1e-5
     assert moved.float().mean() < 0.01
+
+
+def test_cli_attack_flags_default_to_pgds_own_signature():
+    import inspect
+
+    from cnnviz.cli.main import build_parser
+    from cnnviz.interpret import pgd
+
+    args = build_parser().parse_args(["attack", "-i", "chelsea"])
+    for name in ("norm", "steps", "alpha", "random_start", "seed", "stop_on_success"):
+        assert getattr(args, name) == inspect.signature(pgd).parameters[name].default, name
+    assert args.eps is None  # resolved by --norm: pgd's own default for linf

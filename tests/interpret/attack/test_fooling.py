@@ -141,3 +141,13 @@ def test_refill_and_chunks_reach_the_same_classes(fashion):
     chunked = fool(fashion, "all", batch_size=4, refill=False, progress=False)
     assert torch.equal(refilled.classes, chunked.classes)
     assert bool(refilled.reached.all()) and bool(chunked.reached.all())
+
+
+def test_cli_fool_flags_default_to_fools_own_signature():
+    import inspect
+
+    from cnnviz.cli.main import build_parser
+
+    args = build_parser().parse_args(["fool", "--classes", "1"])
+    for name in ("threshold", "steps", "lr", "decay", "start", "batch_size", "seed"):
+        assert getattr(args, name) == inspect.signature(fool).parameters[name].default, name

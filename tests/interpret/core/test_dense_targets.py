@@ -10,6 +10,8 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from captum.attr import Occlusion, Saliency
 from pytorch_grad_cam import GradCAM, GradCAMPlusPlus, HiResCAM, LayerCAM, XGradCAM
 from pytorch_grad_cam.utils.model_targets import FasterRCNNBoxScoreTarget, SemanticSegmentationTarget
@@ -266,3 +268,21 @@ def test_every_method_takes_a_region_target_or_says_why_in_one_line(name):
         assert name == "extremal" or maps.abs().sum() > 0  # extremal's mask comes out empty on this tiny net
     after = state_of(handle)
     assert after[1:] == before[1:] and all(torch.equal(before[0][k], v) for k, v in after[0].items())
+
+
+@settings(max_examples=40, deadline=None)
+@given(counts=st.lists(st.integers(0, 5), min_size=1, max_size=4), seed=st.integers(0, 2**16))
+def test_unpack_detections_inverts_pack_detections(counts, seed):
+    generator = torch.Generator().manual_seed(seed)
+    output = [{"boxes": torch.rand(n, 4, generator=generator) * 50, "scores": torch.rand(n, generator=generator),
+               "labels": torch.randint(0, 91, (n,), generator=generator)} for n in counts]
+    packed = zoo.pack_detections(output)
+    assert packed.shape == (len(counts), max(counts), 6)
+    for rows, detections in zip(zoo.unpack_detections(packed), output):
+        assert torch.equal(rows[:, :4], detections["boxes"]) and torch.equal(rows[:, 4], detections["scores"])
+        assert torch.equal(rows[:, 5].long(), detections["labels"])
+
+
+def test_unpack_detections_refuses_what_is_not_packed_detections():
+    with pytest.raises(CnnvizError, match=r"\(B, N, 6\) tensor"):
+        zoo.unpack_detections(torch.zeros(2, 5))

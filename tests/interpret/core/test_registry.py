@@ -118,3 +118,42 @@ def test_import_zoo_leaves_the_training_loop_unloaded():
     code = "import sys; from cnnviz import interpret, zoo; print(sorted(m for m in sys.modules if m.startswith('cnnviz.zoo.training')))"
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert done.stdout.strip() == "['cnnviz.zoo.training_log']"  # the log's format, not the loop
+
+
+def test_options_are_described_once_from_the_signature_and_docstring():
+    from typing import Literal
+
+    from cnnviz.interpret.core import option_specs
+    from cnnviz.zoo.checks import OpenUnitInterval, PositiveInt
+
+    def shade(images, *, taps: PositiveInt = 5, level: OpenUnitInterval | None = None,
+              mode: Literal["same", "valid"] = "valid", fast: bool = True, layer: str = "x", fn=None):
+        """Shade.
+
+        Args:
+            taps: filter length, in
+                pixels.
+            mode: border rule.
+        """
+
+    specs = option_specs(shade)
+    assert list(specs) == ["taps", "level", "mode", "fast", "fn"]  # layer is the methods' own argument
+    assert (specs["taps"].type, specs["taps"].minimum, specs["taps"].maximum, specs["taps"].default) == (int, 1, None, 5)
+    assert specs["taps"].help == "filter length, in pixels." and not specs["taps"].nullable
+    level = specs["level"]
+    assert level.type is float and level.nullable and level.default is None
+    assert (level.minimum, level.maximum, level.bounds.open_low, level.bounds.open_high) == (0, 1, True, True)
+    assert specs["mode"].choices == ("same", "valid") and specs["mode"].type is str and specs["mode"].default == "valid"
+    assert specs["fast"].type is bool and specs["fast"].default is True and specs["fast"].choices is None
+    assert specs["fn"].type is None and specs["fn"].help == ""  # a Python-only value
+
+
+@pytest.mark.parametrize("method", interpret.methods(), ids=lambda m: m.name)
+def test_every_methods_described_defaults_are_its_signatures(method):
+    import inspect
+
+    signature = inspect.signature(method.fn).parameters
+    options = method.options()
+    assert set(options) == {n for n, p in signature.items() if p.kind is p.KEYWORD_ONLY and n != "layer"}
+    for name, spec in options.items():
+        assert spec.default is signature[name].default or spec.default == signature[name].default
