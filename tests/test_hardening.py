@@ -135,6 +135,21 @@ def test_nan_weights_and_nan_results_are_refused(tmp_path):
         interpret.saliency(zoo.wrap(broken, input_size=32), torch.rand(1, 3, 32, 32), 0)
 
 
+def test_a_nan_score_behind_a_dead_unit_is_refused_though_its_gradients_are_finite():
+    net = torch.nn.Sequential(torch.nn.Conv2d(3, 2, 1), torch.nn.ReLU(), torch.nn.AdaptiveAvgPool2d(1),
+                              torch.nn.Flatten(), torch.nn.Linear(2, 3)).eval()
+    with torch.no_grad():
+        net[0].weight.zero_()
+        net[0].bias.copy_(torch.tensor([-1.0, 1.0]))  # channel 0 is dead on every image
+        net[4].weight[0, 0] = float("nan")
+    images = torch.rand(1, 3, 8, 8, requires_grad=True)
+    net(images)[0, 0].backward()
+    assert torch.isfinite(images.grad).all()  # what the gradient alone would not show
+    for method in (interpret.saliency, interpret.integrated_gradients, interpret.smoothgrad):
+        with pytest.raises(CnnvizError, match="NaN or infinite values as the target's score"):
+            method(zoo.wrap(net, input_size=8), images.detach(), 0)
+
+
 def test_every_attribution_method_runs_on_the_28_px_model_with_its_defaults(cli, tmp_path):
     out = tmp_path / "out"
     assert cli("explain", "occlusion", "gradcam", "--model", "fashion_cnn", "-i", "camera", "--out", out).code == 0

@@ -13,6 +13,7 @@ from contextlib import AbstractContextManager, nullcontext
 import torch
 
 from cnnviz.interpret.core.batching import auto_batch_size, chunks
+from cnnviz.zoo import CnnvizError
 from cnnviz.interpret.core.targets import ResolvedTarget, take, target_scores
 from cnnviz.zoo.handle import ModelHandle
 
@@ -44,5 +45,8 @@ def input_gradients(
         chunk = inputs[rows].detach().requires_grad_(True)
         with torch.enable_grad(), (mode() if mode else nullcontext()):
             score = target_scores(handle, take(target, rows), handle(chunk)).sum()
+            if not torch.isfinite(score):  # a dead unit can hide a NaN score behind finite gradients
+                raise CnnvizError("the model gave NaN or infinite values as the target's score on these images: "
+                                  "check its weights (zoo.load refuses non-finite ones)")
             (grads[rows],) = torch.autograd.grad(score, chunk)
     return grads
