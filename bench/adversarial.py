@@ -31,7 +31,7 @@ from timing import interleaved, sync
 from cnnviz import zoo
 from cnnviz.interpret.attack.adversarial import attack_report, pgd
 from cnnviz.interpret.attack.fooling import fool
-from cnnviz.zoo.guard import preserve
+from cnnviz.zoo.core import preserve
 
 # Photos whose content has an ImageNet class, with the classes we accept as correct.
 PHOTOS = {

@@ -84,7 +84,7 @@ def photos(lite0: ModelHandle) -> torch.Tensor:
 
 def state_snapshot(model: nn.Module) -> dict:
     """Everything a method must leave unchanged: weights, modes, requires_grad, grads, hooks."""
-    from cnnviz.zoo.hooks import hook_counts
+    from cnnviz.zoo.core import hook_counts
 
     return {
         "weights": {k: v.detach().clone() for k, v in model.state_dict().items()},

@@ -23,7 +23,7 @@ from cnnviz.interpret.attack.adversarial import (
 from cnnviz.interpret.optimize import engine
 from cnnviz.interpret.views.sheets import attack_panel
 from tests.conftest import assert_unchanged, state_snapshot
-from cnnviz.zoo.errors import CnnvizError
+from cnnviz.zoo.core import CnnvizError
 
 FASHION = Path("/usr/share/datasets/fashion-mnist")
 TOL = 1e-6  # float rounding of (x + delta) - x

@@ -16,8 +16,7 @@ from starlette.testclient import TestClient
 from cnnviz import interpret
 from cnnviz import zoo
 from cnnviz.explorer import create_app
-from cnnviz.zoo.datasets import DATASETS
-from cnnviz.zoo.scenes import fashion_scenes
+from cnnviz.zoo.data import DATASETS, fashion_scenes
 
 pytestmark = pytest.mark.skipif(not DATASETS["fashion-mnist"].default_dir.is_dir(), reason="needs Fashion-MNIST")
 

@@ -16,7 +16,7 @@ from cnnviz.interpret.evaluate.faithfulness import (
 )
 from tests.conftest import assert_unchanged, state_snapshot
 from tests.test_attribution import RegionScore
-from cnnviz.zoo.errors import CnnvizError
+from cnnviz.zoo.core import CnnvizError
 
 
 def test_pixel_ranks_most_salient_first():

@@ -13,10 +13,9 @@ from cnnviz import interpret
 from cnnviz import zoo
 from cnnviz.interpret.core import class_probabilities
 from tests.test_dense import cli
-from cnnviz.zoo.datasets import DATASETS
-from cnnviz.zoo.detection_map import average_precision, mean_average_precision
-from cnnviz.zoo.fashion_det import WEIGHTS_DIR, detection_accuracy
-from cnnviz.zoo.scenes import fashion_scenes
+from cnnviz.zoo.data import DATASETS, fashion_scenes
+from cnnviz.zoo.handle import WEIGHTS_DIR
+from cnnviz.zoo.train import average_precision, detection_accuracy, mean_average_precision
 
 needs_fashion = pytest.mark.skipif(not DATASETS["fashion-mnist"].default_dir.is_dir(), reason="needs Fashion-MNIST")
 

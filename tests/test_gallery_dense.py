@@ -9,7 +9,7 @@ from dataclasses import replace
 import pytest
 
 from cnnviz.gallery import Budget, Settings, build, plan
-from cnnviz.zoo.datasets import DATASETS
+from cnnviz.zoo.data import DATASETS
 
 needs_fashion = pytest.mark.skipif(not DATASETS["fashion-mnist"].default_dir.is_dir(), reason="needs Fashion-MNIST")
 

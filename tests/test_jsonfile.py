@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import torch
 
-from cnnviz.zoo.jsonfile import write_json
+from cnnviz.zoo.core import write_json
 
 REPO = Path(__file__).resolve().parents[1]
 

@@ -20,8 +20,7 @@ from cnnviz.interpret.inside.fields import (
     verify_receptive_field,
 )
 from tests.conftest import SharedConv, assert_unchanged, state_snapshot
-from cnnviz.zoo.errors import CnnvizError
-from cnnviz.zoo.hooks import hook_counts
+from cnnviz.zoo.core import CnnvizError, hook_counts
 
 
 @pytest.fixture(autouse=True, scope="module")

@@ -12,7 +12,7 @@ from cnnviz import interpret
 from cnnviz import zoo
 from cnnviz.interpret.inside.concept_vectors import random_sets
 from tests.conftest import assert_unchanged, state_snapshot
-from cnnviz.zoo.errors import CnnvizError
+from cnnviz.zoo.core import CnnvizError
 
 FASHION_DIR = "/usr/share/datasets/fashion-mnist"
 needs_fashion = pytest.mark.skipif(not zoo.datasets.has_idx_files(FASHION_DIR), reason="Fashion-MNIST not installed")
@@ -26,7 +26,7 @@ def fashion() -> zoo.ModelHandle:
 
 @pytest.fixture(scope="module")
 def splits():
-    from cnnviz.zoo.datasets import read_idx_split
+    from cnnviz.zoo.data import read_idx_split
 
     return read_idx_split(FASHION_DIR, "train"), read_idx_split(FASHION_DIR, "t10k")
 

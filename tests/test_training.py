@@ -13,24 +13,17 @@ import pytest
 import torch
 
 from cnnviz import zoo
-import cnnviz.zoo.fashion  # noqa: F401  (registers fashion_cnn)
-import cnnviz.zoo.training as training
+import cnnviz.zoo  # noqa: F401  (registers fashion_cnn)
+import cnnviz.zoo.train.loop as training
 from cnnviz.cli.main import main
 from tests.conftest import assert_unchanged, state_snapshot
-from cnnviz.zoo.cnns import CnnSpec, cnn_handle
-from cnnviz.zoo.datasets import DATASETS, Augment, Splits, TensorData, channel_stats, read_idx_split, synthetic, write_idx
-from cnnviz.zoo.errors import CnnvizError
-from cnnviz.zoo.training import (
-    OPTIMIZERS,
-    SCHEDULES,
-    TrainConfig,
-    evaluate,
-    load_checkpoint,
-    lr_range_test,
-    make_optimizer,
-    make_scheduler,
-    save_atomic,
-    train,
+from cnnviz.zoo.models import CnnSpec, cnn_handle
+from cnnviz.zoo.data import DATASETS, Splits, TensorData, read_idx_split
+from cnnviz.zoo.data.datasets import Augment, channel_stats, synthetic, write_idx
+from cnnviz.zoo.core import CnnvizError
+from cnnviz.zoo.train import (
+    OPTIMIZERS, SCHEDULES, TrainConfig, evaluate, load_checkpoint, lr_range_test, make_optimizer, make_scheduler,
+    save_atomic, train,
 )
 
 REPO = Path(__file__).resolve().parents[1]
@@ -278,7 +271,7 @@ def test_cli_train_writes_weights_log_curves_and_loads_back(tmp_path, capsys):
     assert log["test"]["split"] == "test" and log["test"]["accuracy"] > 0.5
     assert log["command"].startswith("cnnviz train --model tutorial_cnn") and len(log["history"]) == 2
     assert np.array(log["confusion_matrix"]).sum() == 100
-    from cnnviz.zoo.fashion import handle_from_log
+    from cnnviz.zoo.train import handle_from_log
     handle = handle_from_log(log, out / "toy.pt", "toy")
     with torch.no_grad():
         assert handle(torch.rand(2, 1, 28, 28)).shape == (2, 4)
@@ -353,7 +346,7 @@ def test_kill_9_mid_epoch_then_resume_matches_an_uninterrupted_run(tmp_path):
 
 @needs_fashion
 def test_real_fashion_mnist_subset_trains():
-    from cnnviz.zoo.datasets import load_dataset
+    from cnnviz.zoo.data import load_dataset
 
     full = load_dataset("fashion-mnist", val_fraction=0.1, seed=0)
     splits = Splits(full.name, full.train.subset(slice(0, 4000)), full.val.subset(slice(0, 1000)), None,

@@ -6,9 +6,9 @@ import torch.nn.functional as F
 from torch import nn
 
 from cnnviz import zoo
-import cnnviz.zoo.hooks
-from cnnviz.zoo.efficientnet_lite import Conv2dSame, shipped_weights_path
-from cnnviz.zoo.errors import CnnvizError
+from cnnviz.zoo.models.efficientnet_lite import Conv2dSame
+from cnnviz.zoo.catalog import shipped_weights_path
+from cnnviz.zoo.core import CnnvizError
 
 CAT_CLASSES = range(281, 286)  # tabby, tiger cat, Persian, Siamese, Egyptian cat
 ESPRESSO = 967
@@ -120,7 +120,7 @@ def test_zoo_networks_get_channels_last_batches_on_cpu_and_wrapped_ones_do_not()
     assert wrapped(torch.rand(2, 3, 8, 8)).shape == (2, 5)  # would raise on a channels-last activation
     lite0 = zoo.load("efficientnet_lite0", device="cpu")
     seen = []
-    with zoo.hooks.forward_pre_hooks([(lite0.model.stem.conv, lambda m, args: seen.append(args[0]))]):
+    with zoo.core.forward_pre_hooks([(lite0.model.stem.conv, lambda m, args: seen.append(args[0]))]):
         x = lite0.prepare([zoo.load_image("chelsea"), zoo.load_image("coffee")]).requires_grad_(True)
         logits = lite0(x)
     assert seen[0].is_contiguous(memory_format=torch.channels_last) and not seen[0].is_contiguous()

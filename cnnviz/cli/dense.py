@@ -20,17 +20,11 @@ from cnnviz.cli.output import OutputFolder
 from cnnviz.interpret import Method
 from cnnviz.interpret.core import attribution_map
 from cnnviz.interpret.views import (
-    boxes_overlay,
-    caption,
-    explained_caption,
-    explained_overlay,
-    explanation_panel,
-    segmentation_overlay,
+    boxes_overlay, caption, explained_caption, explained_overlay, explanation_panel, segmentation_overlay,
 )
 from cnnviz.zoo import save_image
-from cnnviz.zoo.checks import PositiveInt
+from cnnviz.zoo.core import PositiveInt, write_json
 from cnnviz.zoo.handle import ModelHandle
-from cnnviz.zoo.jsonfile import write_json
 
 MethodCall = Callable[[Method, torch.Tensor, object], torch.Tensor]
 

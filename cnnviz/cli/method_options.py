@@ -17,7 +17,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from cnnviz.interpret import Method
-from cnnviz.zoo.checks import argparse_type, declared
+from cnnviz.zoo.core import argparse_type, declared
 
 SKIP = {"layer"}
 

@@ -24,7 +24,7 @@ import re
 from pathlib import Path
 from typing import Any
 
-from cnnviz.zoo.errors import CnnvizError
+from cnnviz.zoo.core import CnnvizError
 
 MAX_NAME = 200
 _UNSAFE = re.compile(r"[^\w.+=,@-]+")

@@ -23,8 +23,7 @@ from cnnviz.explorer.optimize_jobs import OptimizeJob
 from cnnviz.explorer.options import check_options, option_fields
 from cnnviz.explorer.state import Explorer, NotFound, result_key
 from cnnviz.interpret.evaluate import CurveSteps
-from cnnviz.zoo.checks import Between, declared
-from cnnviz.zoo.errors import CnnvizError
+from cnnviz.zoo.core import Between, CnnvizError, declared
 from cnnviz.zoo.handle import ModelHandle
 
 RESULT_FILES = {"panel.png", "image.png", "heat.png", "colorbar.png", "map.npy", "record.json"}

@@ -30,7 +30,7 @@ from cnnviz.explorer.images import TooLarge
 from cnnviz.explorer.openapi import document
 from cnnviz.explorer.state import Explorer, NotFound
 from cnnviz.explorer.templating import templates
-from cnnviz.zoo.errors import CnnvizError
+from cnnviz.zoo.core import CnnvizError
 from cnnviz.zoo.handle import ModelHandle
 
 HERE = Path(__file__).parent

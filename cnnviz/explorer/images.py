@@ -19,7 +19,7 @@ import torch
 from torch.utils.data import Dataset
 
 from cnnviz import zoo
-from cnnviz.zoo.errors import CnnvizError
+from cnnviz.zoo.core import CnnvizError
 
 MAX_UPLOAD_BYTES = 16 * 2**20  # declared limit of an uploaded image; larger requests get 413
 DATA_PREFIX = "data:"

@@ -19,8 +19,7 @@ import typing
 from typing import Any
 
 from cnnviz.interpret import Method
-from cnnviz.zoo.checks import check_call, declared
-from cnnviz.zoo.errors import CnnvizError, closest
+from cnnviz.zoo.core import CnnvizError, check_call, closest, declared
 
 SIMPLE = {bool: "boolean", int: "integer", float: "number", str: "string"}
 

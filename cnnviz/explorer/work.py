@@ -18,7 +18,7 @@ from cnnviz.interpret.core import attribution_map
 from cnnviz.interpret.evaluate import deletion_insertion, explanation_record, explanation_title, random_band
 from cnnviz.interpret.inside import unit_evidence
 from cnnviz.interpret.views import explained_caption, explained_overlay
-from cnnviz.zoo.errors import CnnvizError
+from cnnviz.zoo.core import CnnvizError
 from cnnviz.zoo.handle import ModelHandle
 
 

@@ -10,13 +10,12 @@ from pathlib import Path
 from cnnviz.cli.options import add_images, add_model, add_out, load_batch, load_handle, output_dir
 from cnnviz.cli.registry import Run, command
 from cnnviz.interpret import get_method, methods
-from cnnviz.interpret.attack import NORMS, FoolingResult, attack_report, fool, parse_classes, pgd
+from cnnviz.interpret.attack import FoolingResult, NORMS, attack_report, fool, parse_classes, pgd
 from cnnviz.interpret.core import class_index, session
 from cnnviz.interpret.views import attack_panel, picture_grid, to_uint8
 from cnnviz.zoo import save_array, save_image
-from cnnviz.zoo.checks import option_type
+from cnnviz.zoo.core import atomic_write, option_type
 from cnnviz.zoo.handle import ModelHandle
-from cnnviz.zoo.images import atomic_write
 
 FAMILY = "adversarial"
 SHEET = 64  # fooling images per contact sheet

@@ -22,31 +22,17 @@ from cnnviz.cli.registry import Run, command
 from cnnviz.interpret import Method, class_index, methods
 from cnnviz.interpret.core import attribution_map, session
 from cnnviz.interpret.evaluate import (
-    explanation_record,
-    explanation_title,
-    ALIASES,
-    DEFAULT_METRICS,
-    DELETIONS,
-    MEASURES,
-    METRICS,
-    CurveSteps,
-    EvaluationOptions,
-    Record,
-    Resamples,
-    evaluate_images,
-    file_maker,
-    maps_in_folder,
-    method_maker,
-    random_maker,
+    ALIASES, CurveSteps, DEFAULT_METRICS, DELETIONS, EvaluationOptions, MEASURES, METRICS, Record, Resamples,
+    evaluate_images, explanation_record, explanation_title, file_maker, maps_in_folder, method_maker, random_maker,
     summary_rows,
 )
 from cnnviz.interpret.views import COLORMAPS, DEFAULT_COLORMAP, charts, detail_panel, explanation_panel
 from cnnviz.zoo import atomic_write, save_array, save_image
-from cnnviz.zoo.checks import NonNegativeFloat, NonNegativeInt, OpenUnitInterval, PositiveFloat, PositiveInt
-from cnnviz.zoo.errors import CnnvizError
+from cnnviz.zoo.core import (
+    CnnvizError, NonNegativeFloat, NonNegativeInt, OpenUnitInterval, PositiveFloat, PositiveInt, write_json,
+)
+from cnnviz.zoo.data import expand_sources
 from cnnviz.zoo.handle import ModelHandle
-from cnnviz.zoo.images import expand_sources
-from cnnviz.zoo.jsonfile import write_json
 
 FAMILY = "attribution"
 

@@ -17,9 +17,7 @@ from typing import Any, ParamSpec, TypeVar
 import torch
 from torch import nn
 
-from cnnviz.zoo.checks import check_call
-from cnnviz.zoo.errors import CnnvizError, closest
-from cnnviz.zoo.guard import preserve
+from cnnviz.zoo.core import CnnvizError, check_call, closest, preserve
 from cnnviz.zoo.handle import ModelHandle, as_handle
 
 MethodFn = Callable[..., Any]

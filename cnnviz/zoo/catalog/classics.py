@@ -12,12 +12,12 @@ import torch
 import torchvision
 from torch import nn
 
-from cnnviz.zoo.config import ModelConfig
-from cnnviz.zoo.errors import CnnvizError
-from cnnviz.zoo.handle import ModelHandle
-from cnnviz.zoo.weights import load_weights, read_checkpoint
-from cnnviz.zoo.imagenet import IMAGENET_CLASSES
-from cnnviz.zoo.registry import register
+from cnnviz.zoo.handle.config import ModelConfig
+from cnnviz.zoo.core.errors import CnnvizError
+from cnnviz.zoo.handle.handle import ModelHandle
+from cnnviz.zoo.handle.weights import load_weights, read_checkpoint
+from cnnviz.zoo.data.imagenet import IMAGENET_CLASSES
+from cnnviz.zoo.catalog.registry import register
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)

@@ -6,9 +6,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from cnnviz.zoo.config import ModelConfig
-from cnnviz.zoo.errors import CnnvizError, closest
-from cnnviz.zoo.handle import ModelHandle
+from cnnviz.zoo.handle.config import ModelConfig
+from cnnviz.zoo.core.errors import CnnvizError, closest
+from cnnviz.zoo.handle.handle import ModelHandle
 
 Builder = Callable[..., ModelHandle]
 

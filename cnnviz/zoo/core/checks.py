@@ -32,7 +32,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from cnnviz.zoo.errors import CnnvizError
+from cnnviz.zoo.core.errors import CnnvizError
 
 
 @dataclass(frozen=True)

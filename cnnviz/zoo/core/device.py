@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import torch
 
-from cnnviz.zoo.errors import CnnvizError
+from cnnviz.zoo.core.errors import CnnvizError
 
 
 def pick_device(name: str | torch.device | None = None) -> torch.device:

@@ -16,7 +16,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from cnnviz.zoo.errors import CnnvizError
+from cnnviz.zoo.core.errors import CnnvizError
 
 ForwardHook = Callable[[nn.Module, tuple[Any, ...], Any], Any]
 

@@ -23,7 +23,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from cnnviz.zoo.images import atomic_write
+from cnnviz.zoo.core.files import atomic_write
 
 
 def plain(value: Any) -> Any:

@@ -27,10 +27,12 @@ import torch
 import torch.nn.functional as F
 from tqdm.auto import tqdm
 
-from cnnviz.zoo.errors import CnnvizError, closest
+from cnnviz.zoo.core.errors import CnnvizError, closest
 
 FASHION_MNIST_CLASSES = ["T-shirt/top", "Trouser", "Pullover", "Dress", "Coat",
                          "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot"]
+# Fashion-MNIST's training images, for the untrained zoo entries (a trained model reads its own from its log).
+FASHION_MEAN, FASHION_STD = (0.286,), (0.353,)
 MNIST_CLASSES = [str(digit) for digit in range(10)]
 
 
@@ -284,8 +286,8 @@ def read_image_folder(directory: str | Path, image_size: int = 32, *,
     """
     from torchvision.datasets import ImageFolder  # only to list files and classes
 
-    from cnnviz.zoo.handle import match_channels
-    from cnnviz.zoo.images import IMAGE_SUFFIXES, load_image
+    from cnnviz.zoo.handle.handle import match_channels
+    from cnnviz.zoo.data.images import IMAGE_SUFFIXES, load_image
 
     try:
         folder = ImageFolder(str(directory), is_valid_file=lambda p: Path(p).suffix.lower() in IMAGE_SUFFIXES)

@@ -18,9 +18,9 @@ import torch
 from PIL import Image
 from torch.utils.data import Dataset
 
-from cnnviz.zoo.datasets import DATASETS, has_idx_files, read_idx_split
-from cnnviz.zoo.errors import CnnvizError, closest
-from cnnviz.zoo.images import IMAGE_SUFFIXES, load_image
+from cnnviz.zoo.data.datasets import DATASETS, has_idx_files, read_idx_split
+from cnnviz.zoo.core.errors import CnnvizError, closest
+from cnnviz.zoo.data.images import IMAGE_SUFFIXES, load_image
 
 DataSource = str | Path | Dataset | torch.Tensor
 

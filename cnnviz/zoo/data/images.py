@@ -6,17 +6,15 @@ with C = 1 (gray) or 3 (RGB); models resize it with ``handle.prepare``.
 
 from __future__ import annotations
 
-import os
-import tempfile
 from collections.abc import Callable, Iterable, Sequence
-from typing import BinaryIO
 from pathlib import Path
 
 import numpy as np
 import torch
 from PIL import Image, ImageOps, UnidentifiedImageError
 
-from cnnviz.zoo.errors import CnnvizError, closest
+from cnnviz.zoo.core.errors import CnnvizError, closest
+from cnnviz.zoo.core.files import atomic_write
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp", ".gif", ".ppm", ".pgm"}
 # The most pixels an image file may declare in its header: checked before decoding, so a small file
@@ -234,34 +232,6 @@ def load_images(sources: str | Path | Sequence[str | Path], *,
         ['chelsea', 'coffee']
     """
     return [(Path(str(s)).stem, load_image(s, channels=channels)) for s in expand_sources(sources)]
-
-
-def _umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
-
-
-def atomic_write(path: str | Path, write: Callable[[BinaryIO], object]) -> Path:
-    """Create ``path`` by calling ``write(file)`` on a temporary file beside it, then renaming.
-
-    The file appears complete or not at all, and an old file at ``path``
-    survives a failed write.
-    """
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            write(handle)
-            handle.flush()
-            os.fsync(handle.fileno())  # on disk before the rename: a crash leaves old or new, never half
-        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes files private; give the usual mode
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
 
 
 def save_image(path: str | Path, image: np.ndarray) -> Path:

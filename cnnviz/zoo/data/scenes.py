@@ -10,7 +10,7 @@ the test split (:func:`fashion_scenes` does).
 
 Example:
     >>> import torch
-    >>> from cnnviz.zoo.datasets import synthetic
+    >>> from cnnviz.zoo.data.datasets import synthetic
     >>> scenes = paste_scenes(synthetic(20, classes=4), count=3, canvas=96, items=(2, 3), seed=0)
     >>> scenes.images.shape, scenes.masks.shape, len(scenes.boxes)
     (torch.Size([3, 1, 96, 96]), torch.Size([3, 96, 96]), 3)
@@ -22,8 +22,8 @@ from dataclasses import dataclass
 
 import torch
 
-from cnnviz.zoo.datasets import DATASETS, FASHION_MNIST_CLASSES, TensorData, read_idx_split
-from cnnviz.zoo.errors import CnnvizError
+from cnnviz.zoo.data.datasets import DATASETS, FASHION_MNIST_CLASSES, TensorData, read_idx_split
+from cnnviz.zoo.core.errors import CnnvizError
 
 PLACEMENT_TRIES = 200
 

@@ -42,9 +42,9 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 import torch
 
-from cnnviz.zoo.errors import CnnvizError
-from cnnviz.zoo.handle import COMPILE_MODES, CompileMode, ModelHandle
-from cnnviz.zoo.jsonfile import write_json
+from cnnviz.zoo.core.errors import CnnvizError
+from cnnviz.zoo.handle.handle import COMPILE_MODES, CompileMode, ModelHandle
+from cnnviz.zoo.core.jsonfile import write_json
 
 
 # Assumed before this machine has compiled a model of this shape: a cold inductor compile of

@@ -21,7 +21,7 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-from cnnviz.zoo.errors import CnnvizError
+from cnnviz.zoo.core.errors import CnnvizError
 
 # How the input pipeline crops, as torchvision's ImageClassification and timm's crop_pct do it.
 DEFAULT_CROP_FRACTION = 0.875

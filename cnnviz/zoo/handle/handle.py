@@ -9,10 +9,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from cnnviz.zoo.config import ModelConfig
-from cnnviz.zoo.errors import CnnvizError
-from cnnviz.zoo.layers import guess_cam_layer, resolve_layer
-from cnnviz.zoo.outputs import OutputSelector, select_logits
+from cnnviz.zoo.handle.config import ModelConfig
+from cnnviz.zoo.core.errors import CnnvizError
+from cnnviz.zoo.handle.layers import guess_cam_layer, resolve_layer
+from cnnviz.zoo.handle.outputs import OutputSelector, select_logits
 
 Precision = Literal["fp32", "bf16", "fp16"]
 CompileMode = Literal["auto", "on", "off"]

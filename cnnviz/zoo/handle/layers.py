@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from torch import nn
 
-from cnnviz.zoo.errors import CnnvizError, closest
+from cnnviz.zoo.core.errors import CnnvizError, closest
 
 
 def resolve_layer(model: nn.Module, layer: str | nn.Module) -> nn.Module:

@@ -19,7 +19,7 @@ from typing import Any, Union
 
 import torch
 
-from cnnviz.zoo.errors import CnnvizError
+from cnnviz.zoo.core.errors import CnnvizError
 
 OutputSelector = Union[None, str, int, Callable[[Any], torch.Tensor]]
 

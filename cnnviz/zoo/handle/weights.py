@@ -28,7 +28,9 @@ from typing import Any
 import torch
 from torch import nn
 
-from cnnviz.zoo.errors import CnnvizError
+from cnnviz.zoo.core.errors import CnnvizError
+
+WEIGHTS_DIR = Path(__file__).resolve().parents[1] / "weights"  # the weights and logs that ship in the zoo
 
 # Containers that training scripts wrap a state dict in (Lightning, timm's train.py, ours, plain dicts).
 CONTAINER_KEYS = ("state_dict", "model_state", "model_state_dict", "model", "state_dict_ema", "net")

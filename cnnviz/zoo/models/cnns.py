@@ -22,8 +22,8 @@ from typing import Any
 import torch
 from torch import nn
 
-from cnnviz.zoo.errors import CnnvizError, closest
-from cnnviz.zoo.handle import ModelHandle
+from cnnviz.zoo.core.errors import CnnvizError, closest
+from cnnviz.zoo.handle.handle import ModelHandle
 
 LEAKY_SLOPE = 0.01
 

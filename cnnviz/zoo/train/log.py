@@ -1,17 +1,21 @@
-"""The training log: what ``cnnviz train`` writes as ``NAME-log.json``, as one dataclass.
+"""The training log: what every training run writes as ``NAME-log.json``, as one dataclass.
 
-The format is defined here and nowhere else: the CLI writes it with
-:meth:`TrainingLog.write`, the zoo (``fashion_cnn``, run folders) and the gallery
-read it with :meth:`TrainingLog.read`. The JSON keeps the field names and
-nesting below, so logs written before this module read unchanged.
+The format is defined here and nowhere else: the runner (:mod:`zoo.train.runner`) writes it with
+:meth:`TrainingLog.write` for ``cnnviz train``'s classifiers and for the shipped scene models
+(``fashion_seg``, ``fashion_det``) alike; the zoo (``fashion_cnn``, the scene models, run folders)
+and the gallery read it with :meth:`TrainingLog.read`. The JSON keeps the field names and nesting
+below, so logs written before this module read unchanged.
 
 Example:
-    >>> from cnnviz.zoo.fashion import fashion_log_path
+    >>> from cnnviz.zoo.catalog.fashion_cnn import fashion_log_path
     >>> log = TrainingLog.read(fashion_log_path())
     >>> log.spec.arch, log.test.accuracy >= 0.93, log.classes[0]
     ('tutorial_cnn', True, 'T-shirt/top')
     >>> TrainingLog.from_json(log.to_json()) == log
     True
+    >>> scene = TrainingLog.read(fashion_log_path().with_name("fashion_det-log.json"))
+    >>> scene.spec is None, scene.test.scores["map50"] == scene.test.accuracy, scene.config["optimizer"]
+    (True, True, 'adamw')
 """
 
 from __future__ import annotations
@@ -22,13 +26,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from cnnviz.zoo.cnns import CnnSpec
-from cnnviz.zoo.diagnostics import (
-    ActivationStats,
-)
-from cnnviz.zoo.errors import CnnvizError
-from cnnviz.zoo.images import atomic_write
-from cnnviz.zoo.jsonfile import dumps
+from cnnviz.zoo.core.errors import CnnvizError
+from cnnviz.zoo.core.files import atomic_write
+from cnnviz.zoo.core.jsonfile import dumps
+from cnnviz.zoo.handle.handle import ModelHandle
+from cnnviz.zoo.handle.weights import load_weights
+from cnnviz.zoo.models.cnns import CnnSpec, cnn_handle
+from cnnviz.zoo.train.diagnostics import ActivationStats
 
 
 @dataclass(frozen=True)
@@ -52,12 +56,27 @@ class Normalization:
 
 @dataclass(frozen=True)
 class HeldOut:
-    """The one evaluation on held-out data at the end of a run."""
+    """The one evaluation on held-out data at the end of a run: ``accuracy`` is the headline score (a
+    classifier's accuracy, a segmenter's mean IoU, a detector's mAP@0.5), ``loss`` None where none was
+    measured, ``scores`` the model's own scores by name (written beside the others in the JSON)."""
 
     split: str
     accuracy: float
-    loss: float
+    loss: float | None
     examples: int
+    scores: dict[str, Any] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        """The JSON-ready dict: the four fields, then the scores."""
+        return {"split": self.split, "accuracy": self.accuracy, "loss": self.loss, "examples": self.examples,
+                **self.scores}
+
+    @classmethod
+    def from_dict(cls, raw: dict[str, Any]) -> HeldOut:
+        """A held-out evaluation from :meth:`to_dict`'s dict; keys beyond the four are scores."""
+        fixed = {"split", "accuracy", "loss", "examples"}
+        return cls(raw["split"], raw["accuracy"], raw["loss"], raw["examples"],
+                   {k: v for k, v in raw.items() if k not in fixed})
 
 
 @dataclass
@@ -67,14 +86,16 @@ class TrainingLog:
     Attributes:
         name: the run's file-name prefix.
         command: the one command that reproduces the run.
-        spec: the architecture (``zoo.cnns.CnnSpec``).
-        config: the training settings (``zoo.training.TrainConfig.as_dict()``).
-        data: where the data came from (source, folder, validation fraction, image size).
+        spec: the architecture (``zoo.models.cnns.CnnSpec``); None for a network the zoo builds by name
+            (the scene models).
+        config: the training settings (``zoo.train.loop.TrainConfig.as_dict()``).
+        data: where the data came from (source, folder, validation fraction, image size; for the scene
+            models: scene counts, canvas, items per scene, seed).
         dataset: split sizes; normalization: the statistics the network uses.
         classes: class names, index-aligned with the logits.
         parameters: the network's parameter count.
         test: the held-out evaluation.
-        best_epoch, stopped_early, restored_best: from :class:`zoo.training.TrainResult`.
+        best_epoch, stopped_early, restored_best: from :class:`zoo.train.loop.TrainResult`.
         overfitting: the overfitting message, or None.
         train_seconds: summed epoch times.
         history: one dict per epoch (see ``TrainResult.history``).
@@ -87,7 +108,7 @@ class TrainingLog:
 
     name: str
     command: str
-    spec: CnnSpec
+    spec: CnnSpec | None
     config: dict[str, Any]
     data: dict[str, Any]
     dataset: DatasetSizes
@@ -113,9 +134,13 @@ class TrainingLog:
         for f in dataclasses.fields(self):
             value = getattr(self, f.name)
             if f.name == "spec":
+                if value is None:
+                    continue
                 value = value.as_dict()
             elif f.name == "normalization":
                 value = {"mean": list(value.mean), "std": list(value.std), "from": value.source}
+            elif f.name == "test":
+                value = value.to_dict()
             elif f.name == "activations":
                 value = [dataclasses.asdict(s) for s in value]
             elif dataclasses.is_dataclass(value):
@@ -130,7 +155,7 @@ class TrainingLog:
         """A log from the dict :meth:`to_dict` (or ``json.load`` of a log file) gives."""
         if not isinstance(raw, dict):
             raise CnnvizError(f"a training log is a JSON object, got {type(raw).__name__}")
-        for key in ("spec", "normalization", "classes"):
+        for key in ("normalization", "classes"):
             if key not in raw:
                 raise CnnvizError(f"the log has no {key!r}: it was not written by cnnviz train")
         known = {f.name for f in dataclasses.fields(cls)}
@@ -138,11 +163,11 @@ class TrainingLog:
         try:
             norm = raw["normalization"]
             values.update(
-                spec=CnnSpec.from_dict(raw["spec"]),
+                spec=CnnSpec.from_dict(raw["spec"]) if "spec" in raw else None,
                 normalization=Normalization(list(norm["mean"]), list(norm["std"]), norm.get("from", "training split")),
                 dataset=DatasetSizes(**raw.get("dataset", {"name": "?", "train": 0, "validation": 0})),
-                test=HeldOut(**raw.get("test", {"split": "?", "accuracy": float("nan"), "loss": float("nan"),
-                                                "examples": 0})),
+                test=HeldOut.from_dict(raw.get("test", {"split": "?", "accuracy": float("nan"),
+                                                        "loss": float("nan"), "examples": 0})),
                 activations=[ActivationStats(**s) for s in raw.get("activations", [])],
                 classes=list(raw["classes"]),
             )
@@ -186,3 +211,26 @@ class TrainingLog:
             return cls.from_json(text)
         except CnnvizError as exc:
             raise CnnvizError(f"{path}: {exc}") from None
+
+
+def read_training_log(path: str | Path) -> TrainingLog:
+    """A ``NAME-log.json`` written by a training run (see :class:`TrainingLog`).
+
+    Example:
+        >>> from cnnviz.zoo.catalog.fashion_cnn import fashion_log_path
+        >>> read_training_log(fashion_log_path()).test.accuracy >= 0.93
+        True
+    """
+    return TrainingLog.read(path)
+
+
+def handle_from_log(log: TrainingLog | dict[str, Any], weights: str | Path | None, name: str) -> ModelHandle:
+    """The classifier a training log (or its JSON dict) describes, with ``weights`` loaded (None: random)."""
+    log = log if isinstance(log, TrainingLog) else TrainingLog.from_dict(log)
+    if log.spec is None:
+        raise CnnvizError(f"the log of {log.name} names no architecture: load it by its zoo name ({log.name})")
+    handle = cnn_handle(log.spec, mean=log.normalization.mean, std=log.normalization.std, classes=log.classes,
+                        name=name)
+    if weights is not None:
+        load_weights(handle.model, weights, what=name)
+    return handle.eval()

@@ -1,4 +1,5 @@
-"""The training loop: optimizers, schedules, early stopping, checkpoints that survive ``kill -9``, the LR range test.
+"""The training loop: optimizers, schedules, early stopping, checkpoints that survive ``kill -9``
+(:mod:`zoo.train.checkpoints`; the LR range test is :mod:`zoo.train.lr_range`).
 
 A run is a pure function of its configuration and seed: epoch ``e`` draws
 its batch order and augmentation from a generator seeded with ``(seed, e)``,
@@ -7,8 +8,8 @@ killed in mid-epoch and resumed from its last checkpoint repeats the lost
 epoch exactly and ends where an uninterrupted run would.
 
 Example:
-    >>> from cnnviz.zoo.datasets import load_dataset
-    >>> from cnnviz.zoo.cnns import CnnSpec, cnn_handle
+    >>> from cnnviz.zoo.data import load_dataset
+    >>> from cnnviz.zoo.models import CnnSpec, cnn_handle
     >>> splits = load_dataset("fashion-mnist")  # doctest: +NEEDS_FASHION_MNIST
     >>> handle = cnn_handle(CnnSpec("tutorial_cnn"), mean=splits.mean, std=splits.std, classes=splits.classes)
     >>> result = train(handle, splits, TrainConfig(epochs=1), checkpoint="run/checkpoint.pt")  # doctest: +SKIP
@@ -17,10 +18,7 @@ Example:
 from __future__ import annotations
 
 import contextlib
-import copy
 import math
-import os
-import platform
 import time
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field, fields
@@ -32,23 +30,14 @@ import torch.nn.functional as F
 from torch import nn
 from tqdm.auto import tqdm
 
-from cnnviz.zoo.cnns import CnnSpec
-from cnnviz.zoo.datasets import NO_AUGMENT, Splits, TensorData, batches
-from cnnviz.zoo.diagnostics import (
-    activation_stats,
-    confusion_matrix,
-    find_overfitting,
-    gradient_norms,
-)
-from cnnviz.zoo.errors import CnnvizError, closest
-from cnnviz.zoo.guard import preserve
-from cnnviz.zoo.handle import ModelHandle
-from cnnviz.zoo.images import atomic_write
-from cnnviz.zoo.training_log import DatasetSizes, HeldOut, Normalization, TrainingLog
+from cnnviz.zoo.core.errors import CnnvizError, closest
+from cnnviz.zoo.core.guard import preserve
+from cnnviz.zoo.data.datasets import NO_AUGMENT, Splits, TensorData, batches
+from cnnviz.zoo.handle.handle import ModelHandle
+from cnnviz.zoo.train.checkpoints import CHECKPOINT_FORMAT, load_checkpoint, remove_stale_temporaries, save_atomic
 
 OPTIMIZERS = ("sgd", "momentum", "nesterov", "adam", "adamw", "rmsprop", "adagrad")
 SCHEDULES = ("none", "step", "cosine", "onecycle", "plateau")
-CHECKPOINT_FORMAT = 1
 # Usual (peak) learning rate and weight decay of each optimizer, used when none is given.
 # AdamW's decay is decoupled from the gradient, so it is two orders larger than an L2 penalty.
 DEFAULT_LR = {"sgd": 0.05, "momentum": 0.05, "nesterov": 0.05, "adam": 3e-3, "adamw": 3e-3, "rmsprop": 1e-3,
@@ -277,7 +266,7 @@ def amp_dtype() -> torch.dtype:
     return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
 
 
-def _loss(logits: torch.Tensor, labels: torch.Tensor, config: TrainConfig) -> torch.Tensor:
+def classifier_loss(logits: torch.Tensor, labels: torch.Tensor, config: TrainConfig) -> torch.Tensor:
     return F.cross_entropy(logits.float(), labels, label_smoothing=config.label_smoothing)
 
 
@@ -292,29 +281,6 @@ def _is_channels_last(model: nn.Module) -> bool:
         and conv.weight.shape[-1] > 1
 
 
-def save_atomic(obj: Any, path: str | Path) -> Path:
-    """``torch.save`` to a temporary file beside ``path``, flushed to disk, then renamed over it.
-
-    A crash (even ``kill -9``) leaves either the old file or the new one,
-    never half a file.
-    """
-    return atomic_write(path, lambda handle: torch.save(obj, handle))
-
-
-def load_checkpoint(path: str | Path) -> dict[str, Any]:
-    """A training checkpoint written by :func:`train` (read with ``weights_only=True``)."""
-    path = Path(path)
-    if not path.is_file():
-        raise CnnvizError(f"no checkpoint at {path}: check the path (cnnviz train --out DIR writes one per epoch)")
-    try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:  # torch raises many types for a bad file
-        raise CnnvizError(f"cannot read checkpoint {path}: {str(exc).splitlines()[0]}") from None
-    if not isinstance(state, dict) or state.get("format") != CHECKPOINT_FORMAT:
-        raise CnnvizError(f"{path} is not a cnnviz training checkpoint: give the file written by cnnviz train")
-    return state
-
-
 # ---------------------------------------------------------------- evaluation
 
 def evaluate(model: nn.Module, data: TensorData, *, batch_size: int = 1000, label_smoothing: float = 0.0,
@@ -324,7 +290,7 @@ def evaluate(model: nn.Module, data: TensorData, *, batch_size: int = 1000, labe
     The model's train/eval mode is restored afterwards.
 
     Example:
-        >>> from cnnviz.zoo.datasets import read_idx_split
+        >>> from cnnviz.zoo.data import read_idx_split
         >>> test = read_idx_split("/usr/share/datasets/fashion-mnist", "t10k")  # doctest: +NEEDS_FASHION_MNIST
         >>> evaluate(zoo.load("fashion_cnn", device="cpu"), test).accuracy > 0.93  # doctest: +SKIP
         True
@@ -359,7 +325,7 @@ class Objective:
              config: TrainConfig) -> tuple[torch.Tensor, torch.Tensor | int, int]:
         """The batch's loss (on the graph), its correct labels and how many labels it has (0: no accuracy)."""
         logits = handle(images)
-        return _loss(logits, labels, config), (logits.detach().argmax(1) == labels).sum(), labels.numel()
+        return classifier_loss(logits, labels, config), (logits.detach().argmax(1) == labels).sum(), labels.numel()
 
     def validate(self, handle: ModelHandle, data: TensorData, config: TrainConfig,
                  amp: bool) -> tuple[float, float | None]:
@@ -544,7 +510,7 @@ def train(handle: ModelHandle, splits: Splits, config: TrainConfig, *, checkpoin
     run = _Run(handle, splits, config, objective)
     checkpoint = Path(checkpoint) if checkpoint is not None else None
     if checkpoint is not None:
-        _remove_stale_temporaries(checkpoint)
+        remove_stale_temporaries(checkpoint)
         if resume and checkpoint.is_file():
             run.restore(load_checkpoint(checkpoint), checkpoint)
     started = time.perf_counter()
@@ -559,134 +525,3 @@ def train(handle: ModelHandle, splits: Splits, config: TrainConfig, *, checkpoin
         result.restored_best = True
     handle.eval()
     return result
-
-
-def _remove_stale_temporaries(checkpoint: Path) -> None:
-    # A run killed during save_atomic leaves its temporary file behind; it is never read.
-    for stale in checkpoint.parent.glob(f".{checkpoint.name}.*.tmp"):
-        stale.unlink(missing_ok=True)
-
-
-# ---------------------------------------------------------------- LR range test
-
-@dataclass(frozen=True)
-class LRRange:
-    """The result of an LR range test.
-
-    Attributes:
-        lrs: the learning rate of each step (growing geometrically).
-        losses: the training loss at each step.
-        smoothed: ``losses`` exponentially smoothed (what to read the curve by).
-        suggestion: a good (peak) learning rate: a tenth of the rate where the
-            smoothed loss was lowest, where it still falls steadily.
-    """
-
-    lrs: list[float]
-    losses: list[float]
-    smoothed: list[float]
-    suggestion: float
-
-    @property
-    def best_lr(self) -> float:
-        """The rate where the smoothed loss was lowest."""
-        return self.lrs[min(range(len(self.smoothed)), key=self.smoothed.__getitem__)]
-
-
-def lr_range_test(handle: ModelHandle, splits: Splits, config: TrainConfig, *, start_lr: float = 1e-6,
-                  end_lr: float = 1.0, steps: int = 100, smoothing: float = 0.9, diverge: float = 4.0,
-                  progress: bool = True) -> LRRange:
-    """Leslie Smith's LR range test: train a copy, raising the rate geometrically each step.
-
-    The loss first barely moves (rate too small), then falls fast, then
-    explodes (too large). The run stops early once the smoothed loss exceeds
-    ``diverge`` times its minimum. The handle itself is not changed.
-
-    Example:
-        >>> found = lr_range_test(handle, splits, TrainConfig(optimizer="adamw"), steps=60)  # doctest: +SKIP
-        >>> found.suggestion  # doctest: +SKIP
-        0.0031
-    """
-    config.validate()
-    if not 0 < start_lr < end_lr:
-        raise CnnvizError(f"the LR range must satisfy 0 < start < end, got {start_lr} .. {end_lr}")
-    if steps < 5:
-        raise CnnvizError(f"an LR range test needs at least 5 steps, got {steps}")
-    seed_everything(config.seed)
-    probe = copy.deepcopy(handle).train()
-    device = probe.device
-    optimizer = make_optimizer(probe.model, config)
-    for group in optimizer.param_groups:
-        group["lr"] = start_lr
-    factor = (end_lr / start_lr) ** (1.0 / (steps - 1))
-    data = splits.train.to(device)
-    augment = splits.augment if config.augment else NO_AUGMENT
-    lrs: list[float] = []
-    losses: list[float] = []
-    smoothed: list[float] = []
-    average, lowest = 0.0, math.inf
-    generator = epoch_generator(config.seed, 0)
-    bar = tqdm(total=steps, desc="LR range test", disable=not progress, unit="step")
-
-    def endless() -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
-        while True:
-            yield from batches(data, config.batch_size, shuffle=True, generator=generator, augment=augment,
-                               drop_last=True)
-
-    use_amp = config.amp and device.type == "cuda"
-    for step, (images, labels) in zip(range(steps), endless()):
-        lr = start_lr * factor ** step
-        for group in optimizer.param_groups:
-            group["lr"] = lr
-        with autocast(device, use_amp):
-            loss = _loss(probe(images), labels, config)
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        optimizer.step()
-        value = float(loss.detach())
-        if not math.isfinite(value):
-            break
-        average = smoothing * average + (1 - smoothing) * value
-        debiased = average / (1 - smoothing ** (step + 1))  # early averages are biased towards 0
-        lrs.append(lr)
-        losses.append(value)
-        smoothed.append(debiased)
-        lowest = min(lowest, debiased)
-        bar.update(1)
-        if debiased > diverge * lowest:
-            break
-    bar.close()
-    if len(lrs) < 3:
-        raise CnnvizError(f"the loss diverged at once (lr {start_lr * factor ** len(lrs):.2g}): lower the start rate")
-    best = min(range(len(smoothed)), key=smoothed.__getitem__)
-    return LRRange(lrs, losses, smoothed, suggestion=lrs[best] / 10)
-
-
-def log_run(handle: ModelHandle, splits: Splits, config: TrainConfig, spec: CnnSpec, data: dict[str, Any],
-            result: TrainResult, *, name: str, command: str) -> TrainingLog:
-    """The log of a finished run: one evaluation on the held-out split (test, else validation)
-    and the diagnostics (confusion matrix, gradient norms, activation statistics on up to 1,000
-    validation images).
-    """
-    held_out, split_name = (splits.test, "test") if splits.test is not None else (splits.val, "validation")
-    final = evaluate(handle, held_out, amp=config.amp)
-    matrix = confusion_matrix(final.predictions, held_out.labels, len(splits.classes))
-    probe = splits.val.subset(slice(0, 1000)).to(handle.device)
-    probe_images = probe.images.float() / 255.0
-    norms = gradient_norms(handle, probe_images[:256], probe.labels[:256])
-    stats = activation_stats(handle, probe_images)
-    overfitting = find_overfitting(result.history)
-    log = TrainingLog(
-        name=name, command=command, spec=spec, config=config.as_dict(), data=data,
-        dataset=DatasetSizes(splits.name, len(splits.train), len(splits.val),
-                             len(splits.test) if splits.test is not None else 0),
-        normalization=Normalization(list(splits.mean), list(splits.std)),
-        classes=list(splits.classes), parameters=sum(p.numel() for p in handle.model.parameters()),
-        test=HeldOut(split_name, final.accuracy, final.loss, len(held_out)),
-        best_epoch=result.best_epoch, stopped_early=result.stopped_early, restored_best=result.restored_best,
-        overfitting=overfitting.message() if overfitting else None,
-        train_seconds=round(sum(h["seconds"] for h in result.history), 1), history=result.history,
-        confusion_matrix=matrix.tolist(), gradient_norms=norms, activations=stats,
-        environment={"device": str(handle.device), "threads": torch.get_num_threads(), "torch": torch.__version__,
-                     "python": platform.python_version(), "cpus": os.cpu_count()},
-    )
-    return log

@@ -1,4 +1,5 @@
-"""Mean average precision of a detector at one IoU threshold (mAP@0.5 by default), PASCAL VOC style.
+"""The held-out scores of the dense models: mean IoU of a segmenter, and the mean average precision of a
+detector at one IoU threshold (mAP@0.5 by default), PASCAL VOC style.
 
 For each class, the detections of all images are ranked by score; a detection is a true positive when
 its best-overlapping ground-truth box of that class, not yet claimed by a higher-scoring detection, has
@@ -21,6 +22,10 @@ from typing import Any
 
 import torch
 from torchvision.ops import box_iou
+
+from cnnviz.zoo.data.scenes import Scenes
+from cnnviz.zoo.handle.handle import ModelHandle
+from cnnviz.zoo.models.torchvision_dense import detect
 
 
 def average_precision(scores: torch.Tensor, hits: torch.Tensor, positives: int) -> float:
@@ -76,3 +81,29 @@ def mean_average_precision(detections: Sequence[torch.Tensor], boxes: Sequence[t
                                                 positives)
     mean = sum(per_class.values()) / len(per_class) if per_class else 0.0
     return {"map": mean, "ap": per_class}
+
+
+def mean_iou(handle: ModelHandle, scenes: Scenes, batch_size: int = 64) -> dict[str, Any]:
+    """Mean IoU over the classes present in the truth or the prediction, background included, and
+    pixel accuracy, of ``handle`` on ``scenes``."""
+    count = len(scenes.mask_classes)
+    confusion = torch.zeros(count, count, dtype=torch.long)
+    with torch.no_grad():
+        for start in range(0, scenes.images.shape[0], batch_size):
+            predicted = handle(scenes.images[start:start + batch_size].to(handle.device)).argmax(1).cpu()
+            truth = scenes.masks[start:start + batch_size]
+            confusion += torch.bincount(truth.flatten() * count + predicted.flatten(),
+                                        minlength=count * count).view(count, count)
+    hits = confusion.diag().double()
+    union = confusion.sum(0) + confusion.sum(1) - confusion.diag()
+    present = union > 0
+    iou = hits[present] / union[present].double()
+    return {"miou": float(iou.mean()), "pixel_accuracy": float(hits.sum() / confusion.sum()),
+            "iou": {scenes.mask_classes[i]: round(float(hits[i] / union[i]), 4)
+                    for i in range(count) if present[i]}}
+
+
+def detection_accuracy(handle: ModelHandle, scenes: Scenes) -> dict[str, Any]:
+    """mAP@0.5 of ``handle`` on ``scenes`` and the AP of each class present, by name."""
+    scores = mean_average_precision(detect(handle, scenes.images), scenes.boxes, scenes.labels)
+    return {"map50": scores["map"], "ap": {scenes.classes[c]: round(ap, 4) for c, ap in scores["ap"].items()}}

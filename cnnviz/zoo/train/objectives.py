@@ -1,15 +1,34 @@
-"""The training loss of a torchvision detector (``fashion_det``'s recipe), for :func:`zoo.training.train`."""
+"""The training loss of a torchvision detector (``fashion_det``'s recipe), for :func:`zoo.train.loop.train`, and
+the detection labels it trains on."""
 
 from __future__ import annotations
 
 import torch
 
-from cnnviz.zoo.datasets import TensorData
-from cnnviz.zoo.detection_map import mean_average_precision
-from cnnviz.zoo.fashion_det import detect, detector_targets
-from cnnviz.zoo.guard import preserve
-from cnnviz.zoo.handle import ModelHandle
-from cnnviz.zoo.training import Objective, TrainConfig
+from cnnviz.zoo.core.guard import preserve
+from cnnviz.zoo.data.datasets import TensorData
+from cnnviz.zoo.data.scenes import Scenes
+from cnnviz.zoo.handle.handle import ModelHandle
+from cnnviz.zoo.models.torchvision_dense import detect
+from cnnviz.zoo.train.loop import Objective, TrainConfig
+from cnnviz.zoo.train.metrics import mean_average_precision
+
+
+def box_labels(scenes: Scenes) -> torch.Tensor:
+    """The scenes' boxes and labels as one ``(N, K, 5)`` tensor, rows ``x0, y0, x1, y1, label``, padded with
+    label -1 (the training loop batches labels by indexing one tensor)."""
+    most = max(len(labels) for labels in scenes.labels)
+    packed = torch.zeros(len(scenes.labels), most, 5)
+    packed[..., 4] = -1
+    for row, (boxes, labels) in enumerate(zip(scenes.boxes, scenes.labels)):
+        packed[row, :len(labels), :4] = boxes
+        packed[row, :len(labels), 4] = labels.float()
+    return packed
+
+
+def detector_targets(labels: torch.Tensor) -> list[dict[str, torch.Tensor]]:
+    """:func:`box_labels` rows back as torchvision's per-image ``{"boxes", "labels"}`` targets."""
+    return [{"boxes": rows[rows[:, 4] >= 0, :4], "labels": rows[rows[:, 4] >= 0, 4].long()} for rows in labels]
 
 
 class DetectionObjective(Objective):
