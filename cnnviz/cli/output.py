@@ -14,7 +14,7 @@ Example:
     >>> out / "../../escape.png"  # doctest: +ELLIPSIS
     Traceback (most recent call last):
     ...
-    zoo.errors.CnnvizError: '../../escape.png' is not a file name: names written into ... cannot hold a path (give a plain name such as 'result')
+    cnnviz.zoo.core.errors.CnnvizError: '../../escape.png' is not a file name: names written into ... cannot hold a path (give a plain name such as 'result')
 """
 
 from __future__ import annotations

@@ -9,7 +9,7 @@ Example:
     >>> check_options(occlusion, {"window": 0})  # doctest: +ELLIPSIS
     Traceback (most recent call last):
     ...
-    zoo.errors.CnnvizError: window must be at least 1, got 0
+    cnnviz.zoo.core.errors.CnnvizError: window must be at least 1, got 0
 """
 
 from __future__ import annotations

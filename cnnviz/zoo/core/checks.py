@@ -14,11 +14,11 @@ Example:
     >>> check_call(blur, {"taps": 0})  # doctest: +ELLIPSIS
     Traceback (most recent call last):
     ...
-    zoo.errors.CnnvizError: taps must be at least 1, got 0
+    cnnviz.zoo.core.errors.CnnvizError: taps must be at least 1, got 0
     >>> check_call(blur, {"sigma": float("nan")})  # doctest: +ELLIPSIS
     Traceback (most recent call last):
     ...
-    zoo.errors.CnnvizError: sigma must be a finite number between 0 and 10, got nan
+    cnnviz.zoo.core.errors.CnnvizError: sigma must be a finite number between 0 and 10, got nan
 """
 
 from __future__ import annotations
@@ -155,7 +155,7 @@ def check_call(fn: Callable[..., Any], options: Mapping[str, Any]) -> None:
         >>> check_call(fill, {"mode": "gray"})  # doctest: +ELLIPSIS
         Traceback (most recent call last):
         ...
-        zoo.errors.CnnvizError: unknown mode 'gray': choose from black, blur
+        cnnviz.zoo.core.errors.CnnvizError: unknown mode 'gray': choose from black, blur
     """
     for name, (kind, bounds) in declarations(fn).items():
         if name in options and options[name] is not None:

@@ -49,7 +49,7 @@ SAMPLES: dict[str, Callable[[], np.ndarray]] = {
 # fashion_det), shipped so the dense models have something to explain without the dataset:
 # scene1 Shirt, Coat, Bag; scene2 T-shirt/top, Trouser, Shirt; scene3 Trouser, Dress, Pullover;
 # scene4 Sandal, Pullover, Sneaker.
-SCENES_DIR = Path(__file__).resolve().parent / "samples"
+SCENES_DIR = Path(__file__).resolve().parents[1] / "samples"
 
 
 def _scene(path: Path) -> Callable[[], np.ndarray]:

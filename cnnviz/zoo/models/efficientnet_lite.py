@@ -22,6 +22,8 @@ from torchvision.ops import StochasticDepth
 
 from cnnviz.zoo.core.padding import pad_same, same_padding
 
+torch.fx.wrap("pad_same")  # traced as one call here too: the padding depends on the input size
+
 
 class Conv2dSame(nn.Conv2d):
     """Conv2d with TensorFlow's 'SAME' padding: output = ceil(input / stride).

@@ -7,7 +7,7 @@ torchvision's detectors do here. The zoo entry is :mod:`zoo.catalog.fashion_det`
 Example:
     >>> import torch
     >>> handle = det_handle((0.1,), (0.2,), tuple(f"class {i}" for i in range(10)))
-    >>> handle(torch.zeros(2, 1, CANVAS, CANVAS)).shape[0], handle.config.task
+    >>> handle.eval()(torch.zeros(2, 1, CANVAS, CANVAS)).shape[0], handle.config.task
     (2, 'detection')
 """
 
