@@ -8,7 +8,9 @@ Example:
     ('efficientnet_lite0', True)
 """
 
-from cnnviz.zoo.catalog import efficientnet_lite, classics, fashion_cnn, untrained, fashion_seg, fashion_det  # noqa: F401,I001  (registers, in order)
+# Registering, in this order (the first is the default model):
+from cnnviz.zoo.catalog import efficientnet_lite, classics  # noqa: F401,I001
+from cnnviz.zoo.catalog import fashion_cnn, untrained, fashion_seg, fashion_det  # noqa: F401,I001
 from cnnviz.zoo.catalog.classics import CLASSICS, cached_weights_path, classic_config
 from cnnviz.zoo.catalog.efficientnet_lite import lite_config, shipped_weights_path
 from cnnviz.zoo.catalog.fashion_cnn import fashion_log_path, fashion_weights_path

@@ -15,17 +15,9 @@ Example:
 
 from __future__ import annotations
 
-from pathlib import Path
-
-from cnnviz.zoo.catalog.registry import register
-from cnnviz.zoo.catalog.shipped_scenes import shipped_scene_model
-from cnnviz.zoo.handle.handle import ModelHandle
-from cnnviz.zoo.handle.weights import WEIGHTS_DIR
+from cnnviz.zoo.catalog.shipped_scenes import register_scene_model
 from cnnviz.zoo.models.fashion_detector import DET_NAME, det_handle
 
-
-@register(DET_NAME, "small detector of Fashion-MNIST scenes (FCOS head), 64px gray, 10 classes (ships here)",
-          lambda: WEIGHTS_DIR / f"{DET_NAME}.pt")
-def build_fashion_det(weights: str | Path | None = "pretrained") -> ModelHandle:
-    """The shipped Fashion-MNIST scene detector (or its architecture with other or random weights)."""
-    return shipped_scene_model(DET_NAME, det_handle, weights)
+build_fashion_det = register_scene_model(
+    DET_NAME, "small detector of Fashion-MNIST scenes (FCOS head), 64px gray, 10 classes (ships here)",
+    det_handle)

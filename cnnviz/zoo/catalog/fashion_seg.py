@@ -14,17 +14,9 @@ Example:
 
 from __future__ import annotations
 
-from pathlib import Path
-
-from cnnviz.zoo.catalog.registry import register
-from cnnviz.zoo.catalog.shipped_scenes import shipped_scene_model
-from cnnviz.zoo.handle.handle import ModelHandle
-from cnnviz.zoo.handle.weights import WEIGHTS_DIR
+from cnnviz.zoo.catalog.shipped_scenes import register_scene_model
 from cnnviz.zoo.models.fashion_segmenter import SEG_NAME, seg_handle
 
-
-@register(SEG_NAME, "small fully convolutional segmenter of Fashion-MNIST scenes, 64px gray, 11 classes (ships here)",
-          lambda: WEIGHTS_DIR / f"{SEG_NAME}.pt")
-def build_fashion_seg(weights: str | Path | None = "pretrained") -> ModelHandle:
-    """The shipped Fashion-MNIST scene segmenter (or its architecture with other or random weights)."""
-    return shipped_scene_model(SEG_NAME, seg_handle, weights)
+build_fashion_seg = register_scene_model(
+    SEG_NAME, "small fully convolutional segmenter of Fashion-MNIST scenes, 64px gray, 11 classes (ships here)",
+    seg_handle)

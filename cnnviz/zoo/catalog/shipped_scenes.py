@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from pathlib import Path
 
+from cnnviz.zoo.catalog.registry import Builder, register
 from cnnviz.zoo.core.errors import CnnvizError
 from cnnviz.zoo.handle.handle import ModelHandle
 from cnnviz.zoo.handle.weights import WEIGHTS_DIR, load_weights
@@ -30,3 +31,12 @@ def shipped_scene_model(name: str, make_handle: MakeHandle, weights: str | Path 
     if weights is not None:
         load_weights(handle.model, WEIGHTS_DIR / f"{name}.pt" if weights == "pretrained" else weights, what=name)
     return handle.eval()
+
+
+def register_scene_model(name: str, summary: str, make_handle: MakeHandle) -> Builder:
+    """Register shipped scene model ``name`` (weights and log in ``zoo/weights``); returns its builder."""
+    def build(weights: str | Path | None = "pretrained") -> ModelHandle:
+        return shipped_scene_model(name, make_handle, weights)
+
+    build.__doc__ = f"The shipped {name} (or its architecture with other or random weights)."
+    return register(name, summary, lambda: WEIGHTS_DIR / f"{name}.pt")(build)

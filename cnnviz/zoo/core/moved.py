@@ -3,7 +3,8 @@ and timm keep moved modules importable. One finder per package (``cnnviz.zoo``, 
 each with its own map of old names to new homes.
 
 Example:
-    >>> import importlib, warnings
+    >>> import importlib, sys, warnings
+    >>> _ = sys.modules.pop("cnnviz.zoo.training_log", None)  # imported before: import it afresh
     >>> with warnings.catch_warnings(record=True) as caught:
     ...     warnings.simplefilter("always")
     ...     module = importlib.import_module("cnnviz.zoo.training_log")

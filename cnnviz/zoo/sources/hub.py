@@ -74,7 +74,8 @@ def build_torchvision(name: str, weights: Weights, *, num_classes: int | None, m
         args.setdefault("init_weights", True)
         if state is not None:
             state = {k: v for k, v in state.items() if not k.startswith("Aux")}
-    module = call_factory(lambda **kw: torchvision.models.get_model(name, weights=None, **kw), args, f"torchvision:{name}")
+    module = call_factory(lambda **kw: torchvision.models.get_model(name, weights=None, **kw), args,
+                          f"torchvision:{name}")
     module = fill_state(module, state, num_classes, f"torchvision:{name}",
                    lambda n: torchvision.models.get_model(name, weights=None, **{**args, "num_classes": n}))
     config = matched_config(config.replace(default_layer=_torchvision_layer(name, module)), module)
@@ -154,7 +155,8 @@ def build_timm(name: str, weights: Weights, *, num_classes: int | None, model_ar
         module = fill_state(module, state, num_classes, f"timm:{name}",
                        lambda n: timm.create_model(name, pretrained=False, **{**args, "num_classes": n}))
     info = getattr(module, "feature_info", None)
-    config = matched_config(config.replace(default_layer=info[-1]["module"] if info else guess_cam_layer(module)), module)
+    layer = info[-1]["module"] if info else guess_cam_layer(module)
+    config = matched_config(config.replace(default_layer=layer), module)
     if cfg.num_classes == 1000 and config.num_classes == 1000:  # timm's 1000-class heads are ImageNet-1k's, in order
         config = config.replace(classes=tuple(IMAGENET_CLASSES))
     return ModelHandle(module.eval(), name=name, config=config)
