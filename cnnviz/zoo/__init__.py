@@ -1,5 +1,12 @@
 """cnnviz model zoo: pretrained and trainable CNNs behind one handle type.
 
+This face re-exports what a user needs; behind it, one floor per concern, each importing only those below:
+``core`` (errors, checks, guard, hooks, device, JSON and atomic files, padding, the moved-module finder),
+``handle`` (handle, config, outputs, layers, weights, compiled), ``data`` (images, collections, data
+sets, scenes, ImageNet names), ``models`` (architectures only), ``train`` (loop, checkpoints, LR range, log,
+diagnostics, metrics, objectives, the runner), ``catalog`` (the names :func:`load` knows) and ``sources``
+(where a model comes from). ``import cnnviz.zoo`` does not load the training loop.
+
 Example:
     >>> from cnnviz import zoo
     >>> handle = zoo.load("efficientnet_lite0", device="cpu")

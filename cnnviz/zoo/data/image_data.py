@@ -3,7 +3,7 @@ split, or a user's torch Dataset, each item a float ``(C, H, W)`` image in [0, 1
 
 :func:`open_dataset` turns any of these into a map-style Dataset whose items
 have names; the neuron atlas and the gallery scan them. The training data
-(``TensorData``, ``Splits``) is in :mod:`zoo.datasets`, which this reads the
+(``TensorData``, ``Splits``) is in :mod:`zoo.data.datasets`, which this reads the
 named datasets from.
 """
 

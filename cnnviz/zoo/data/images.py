@@ -45,7 +45,7 @@ SAMPLES: dict[str, Callable[[], np.ndarray]] = {
 }
 
 
-# Four 64 px Fashion-MNIST scenes (zoo.scenes, pasted from its test split, held out from fashion_seg and
+# Four 64 px Fashion-MNIST scenes (zoo.data.scenes, pasted from its test split, held out from fashion_seg and
 # fashion_det), shipped so the dense models have something to explain without the dataset:
 # scene1 Shirt, Coat, Bag; scene2 T-shirt/top, Trouser, Shirt; scene3 Trouser, Dress, Pullover;
 # scene4 Sandal, Pullover, Sneaker.

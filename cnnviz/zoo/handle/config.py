@@ -46,7 +46,7 @@ class ModelConfig:
         source: where the model came from (``zoo:NAME``, ``torchvision:NAME``, a path, ...).
         training_log: path of the ``cnnviz train`` log the model was trained by, if any.
         task: ``classification`` (``(B, K)`` logits), ``segmentation`` (``(B, K, H, W)`` per-pixel scores)
-            or ``detection`` (``(B, N, 6)`` packed detections, see :mod:`zoo.dense`).
+            or ``detection`` (``(B, N, 6)`` packed detections, see :mod:`zoo.models.torchvision_dense`).
     """
 
     input_size: int = 224

@@ -27,7 +27,7 @@ class ModelHandle(nn.Module):
     attacks and optimizers can clamp honestly. The wrapped network is
     ``handle.model``; layer names are relative to it. What the network needs
     (size, crop, normalization, classes, default layer) is ``handle.config``,
-    a :class:`~zoo.config.ModelConfig`; the keyword arguments below build one
+    a :class:`~zoo.handle.ModelConfig`; the keyword arguments below build one
     when no ``config`` is given.
 
     Args:
@@ -156,7 +156,7 @@ class ModelHandle(nn.Module):
     def compile_mode(self) -> CompileMode:
         """``auto`` (the default), ``on`` or ``off``: whether forward-only methods (occlusion, RISE,
         Score-CAM, deletion/insertion, predict) run a ``torch.compile``-d forward. ``auto`` compiles when
-        the job is long enough to repay the compile (see :mod:`zoo.compiled`)."""
+        the job is long enough to repay the compile (see :mod:`zoo.handle.compiled`)."""
         return self._compile_mode
 
     @compile_mode.setter
@@ -241,9 +241,9 @@ class ModelHandle(nn.Module):
 
 
 class CompileCache(dict):
-    """The handle's compiled forwards (see :mod:`zoo.compiled`): a plain dict, so never a submodule,
+    """The handle's compiled forwards (see :mod:`zoo.handle.compiled`): a plain dict, so never a submodule,
     and left behind by ``copy.deepcopy`` and pickling, because a compiled function belongs to one object.
-    ``job_rows``: forward-only rows the current job still expects over all its calls (see ``zoo.compiled.job``)."""
+    ``job_rows``: forward-only rows the current job still expects over all its calls (see ``zoo.handle.job``)."""
 
     job_rows: int = 0
 
@@ -271,7 +271,7 @@ def as_handle(model: nn.Module) -> ModelHandle:
     """``model`` if it is a handle, else a handle with no normalization.
 
     Lets every method accept a plain ``nn.Module`` that already expects [0, 1]
-    inputs; CAM methods default to :func:`~zoo.layers.guess_cam_layer`'s layer.
+    inputs; CAM methods default to :func:`~zoo.handle.guess_cam_layer`'s layer.
     """
     if isinstance(model, ModelHandle):
         return model

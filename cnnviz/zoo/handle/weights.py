@@ -3,7 +3,7 @@
 Every checkpoint is read with ``torch.load(weights_only=True)`` (or safetensors), so a
 file can hold no code. Whatever goes wrong — no file, an empty or corrupt one, a
 container that is not a state dict, keys that are not names, a shape that does not
-fit — becomes one :class:`~zoo.errors.CnnvizError` line that names the file and says
+fit — becomes one :class:`~zoo.core.CnnvizError` line that names the file and says
 what to do.
 
 Example:

@@ -141,7 +141,7 @@ def build_dense(name: str, weights: str | Path | None, *, num_classes: int | Non
 
 
 def detect(handle: ModelHandle, images: torch.Tensor, batch_size: int = 100) -> list[torch.Tensor]:
-    """Each image's detections (``(n, 6)`` rows of :func:`zoo.dense.pack_detections`, padding dropped), in
+    """Each image's detections (``(n, 6)`` rows of :func:`zoo.models.pack_detections`, padding dropped), in
     eval mode, the model's mode left as found."""
     found = []
     with preserve(handle.model), torch.no_grad():

@@ -19,7 +19,7 @@ a clear message naming the file it looked for when they are absent; nothing is e
 gradients, integrated gradients, SmoothGrad, attacks, RISE) run on every source.
 
 A user file may hold a module-level ``CNNVIZ_CONFIG = {"input_size": 32, "mean": [...], ...}``
-(fields of :class:`~zoo.config.ModelConfig`); TorchScript and exported programs may carry the
+(fields of :class:`~zoo.handle.ModelConfig`); TorchScript and exported programs may carry the
 same JSON as the extra file ``cnnviz_config.json``. Arguments given to :func:`load` override both.
 
 Example:
@@ -72,10 +72,10 @@ def load(source: str, device: str | torch.device | None = None, weights: Weights
         input_size, mean, std, layer: override the source's configuration (``layer`` is the
             default CAM layer).
         model_args: keyword arguments for a ``file.py:FACTORY`` (``--model-args`` JSON).
-        output: where the logits are in the model's output (see :func:`zoo.outputs.select_logits`).
+        output: where the logits are in the model's output (see :func:`zoo.handle.select_logits`).
         precision: ``fp32`` (default), or opt-in ``bf16`` / ``fp16`` autocast (see ``ModelHandle.precision``).
         compile: ``auto`` (default), ``on`` or ``off``: a compiled forward for forward-only methods
-            (see ``ModelHandle.compile_mode`` and :mod:`zoo.compiled`).
+            (see ``ModelHandle.compile_mode`` and :mod:`zoo.handle.compiled`).
 
     Example:
         >>> load("efficientnet_lite0", device="cpu").classes[967]

@@ -49,7 +49,7 @@ def average_precision(scores: torch.Tensor, hits: torch.Tensor, positives: int) 
 def mean_average_precision(detections: Sequence[torch.Tensor], boxes: Sequence[torch.Tensor],
                            labels: Sequence[torch.Tensor], *, iou: float = 0.5) -> dict[str, Any]:
     """mAP of ``detections`` (per image ``(n, 6)`` rows ``x0, y0, x1, y1, score, label`` as
-    :func:`zoo.dense.pack_detections` writes them; label -1 is padding) against the ground truth
+    :func:`zoo.models.pack_detections` writes them; label -1 is padding) against the ground truth
     ``boxes`` (per image ``(m, 4)``) and ``labels`` (per image ``(m,)``).
 
     Returns:
