@@ -32,10 +32,10 @@ TOL = 1e-6  # float rounding of (x + delta) - x
 @pytest.fixture(scope="module")
 def fashion(device):
     """fashion_cnn and 16 correctly classified Fashion-MNIST test images."""
-    if not zoo.datasets.has_idx_files(FASHION):
+    if not zoo.data.has_idx_files(FASHION):
         pytest.skip("Fashion-MNIST not installed (apt-get install dataset-fashion-mnist)")
     handle = zoo.load("fashion_cnn", device=device)
-    data = zoo.datasets.read_idx_split(FASHION, "t10k")
+    data = zoo.data.read_idx_split(FASHION, "t10k")
     images = data.images[:64].float().div(255).to(device)
     with torch.no_grad():
         right = handle(images).argmax(-1).cpu() == data.labels[:64]

@@ -15,7 +15,7 @@ from tests.conftest import assert_unchanged, state_snapshot
 from cnnviz.zoo.core import CnnvizError
 
 FASHION_DIR = "/usr/share/datasets/fashion-mnist"
-needs_fashion = pytest.mark.skipif(not zoo.datasets.has_idx_files(FASHION_DIR), reason="Fashion-MNIST not installed")
+needs_fashion = pytest.mark.skipif(not zoo.data.has_idx_files(FASHION_DIR), reason="Fashion-MNIST not installed")
 SHIRT, TROUSER, PULLOVER, COAT = 6, 1, 2, 4
 
 
