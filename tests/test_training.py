@@ -13,7 +13,6 @@ import pytest
 import torch
 
 from cnnviz import zoo
-import cnnviz.zoo  # noqa: F401  (registers fashion_cnn)
 import cnnviz.zoo.train.loop as training
 from cnnviz.cli.main import main
 from tests.conftest import assert_unchanged, state_snapshot
@@ -375,3 +374,20 @@ def test_mixed_precision_training_on_cuda():
     before = evaluate(handle, splits.val).loss
     train(handle, splits, TrainConfig(epochs=2, batch_size=32, lr=3e-3, amp=True), progress=False)
     assert evaluate(handle, splits.val, amp=True).loss < before
+
+
+def test_the_runner_refuses_a_resume_that_asks_for_other_settings(tmp_path):
+    from cnnviz.zoo.train import CHECKPOINT_FORMAT, ClassifierRequest, RunFiles, plan_classifier
+
+    files = RunFiles(tmp_path, "toy")
+    stored = TrainConfig(epochs=2, lr=0.01)
+    data = {"source": "fashion-mnist", "data_dir": None, "val_fraction": 0.1, "image_size": 32}
+    save_atomic({"format": CHECKPOINT_FORMAT, "config": stored.as_dict(),
+                 "extra": {"data": data, "spec": CnnSpec("tutorial_cnn").as_dict()}}, files.checkpoint)
+    for asked, said in [({"config": {"epochs": 3}}, "epochs=2, not 3"),
+                        ({"config": {"lr": 0.1}}, "lr=0.01, not 0.1"),
+                        ({"data": {"val_fraction": 0.2}}, "val_fraction=0.1, not 0.2")]:
+        with pytest.raises(CnnvizError, match=f"trained with {said}"):
+            plan_classifier(ClassifierRequest(files, resume=True, **asked))
+    with pytest.raises(CnnvizError, match="holds an unfinished run: add --resume"):
+        plan_classifier(ClassifierRequest(files, config={"epochs": 2}))

@@ -27,7 +27,7 @@ _LATER = {  # name -> the module that has it, loaded on first use
     **dict.fromkeys(("LRRange", "lr_range_test"), "lr_range"),
     **dict.fromkeys(("DetectionObjective", "box_labels", "detector_targets"), "objectives"),
     **dict.fromkeys(("ClassifierPlan", "ClassifierRequest", "RunFiles", "TUTORIAL_OPTIONS", "classifier_spec",
-                     "data_settings", "load_splits", "train_classifier"), "runner"),
+                     "data_settings", "load_splits", "plan_classifier", "train_classifier"), "runner"),
     **dict.fromkeys(("DET_TASK", "SCENE_TASKS", "SEG_TASK", "SceneTask", "train_scene_model"), "scenes"),
 }
 
