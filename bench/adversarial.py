@@ -31,7 +31,7 @@ from timing import interleaved, sync
 from cnnviz import zoo
 from cnnviz.interpret.attack.adversarial import attack_report, pgd
 from cnnviz.interpret.attack.fooling import fool
-from cnnviz.zoo.guard import preserve
+from cnnviz.zoo.core import preserve
 
 # Photos whose content has an ImageNet class, with the classes we accept as correct.
 PHOTOS = {
@@ -69,7 +69,7 @@ def photo_batch(handle: zoo.ModelHandle) -> tuple[torch.Tensor, torch.Tensor, in
 
 def fashion_batch(handle: zoo.ModelHandle, count: int) -> tuple[torch.Tensor, torch.Tensor, int]:
     """The first ``count`` correctly classified Fashion-MNIST test images (and how many were looked at)."""
-    data = zoo.datasets.read_idx_split(FASHION, "t10k")
+    data = zoo.data.read_idx_split(FASHION, "t10k")
     images = data.images.float().div(255).to(handle.device)
     labels = data.labels.to(handle.device)
     with torch.no_grad():

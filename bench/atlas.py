@@ -27,7 +27,7 @@ from timing import sync
 from cnnviz import zoo
 from cnnviz.interpret.core.activations import layer_output
 from cnnviz.interpret.inside.atlas.scan import neuron_atlas
-from cnnviz.zoo.image_data import TensorImages
+from cnnviz.zoo.data import TensorImages
 
 
 @dataclass
@@ -55,14 +55,14 @@ def best_rate(run: Callable[[], object], images: int, device: torch.device, repe
 
 
 def fashion_case(device: str | None) -> Case:
-    import cnnviz.zoo.fashion  # noqa: F401  (registers fashion_cnn)
-    from cnnviz.zoo.datasets import DATASETS, read_idx_split
+    import cnnviz.zoo  # noqa: F401  (registers fashion_cnn)
+    from cnnviz.zoo.data import DATASETS, read_idx_split
 
     try:
         handle, name = zoo.load("fashion_cnn", device=device), "fashion_cnn"
     except zoo.CnnvizError:  # weights not shipped yet: the same architecture, randomly initialized
-        from cnnviz.zoo.cnns import CnnSpec, cnn_handle
-        from cnnviz.zoo.fashion import FASHION_MEAN, FASHION_STD
+        from cnnviz.zoo.models import CnnSpec, cnn_handle
+        from cnnviz.zoo.data import FASHION_MEAN, FASHION_STD
 
         handle = cnn_handle(CnnSpec("tutorial_cnn"), mean=FASHION_MEAN, std=FASHION_STD, seed=0)
         handle, name = handle.to(zoo.pick_device(device)).eval(), "tutorial_cnn (random)"

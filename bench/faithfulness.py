@@ -25,7 +25,7 @@ from cnnviz import interpret
 from cnnviz import zoo
 from cnnviz.interpret.evaluate.scoring import EvaluationOptions, evaluate_images, method_maker, random_maker, summary_rows
 from cnnviz.interpret.evaluate.statistics import summarize
-from cnnviz.zoo.jsonfile import write_json
+from cnnviz.zoo.core import write_json
 
 PHOTOS = ["chelsea", "coffee", "astronaut", "rocket", "motorcycle", "camera"]
 METHODS = ["gradcam", "gradient", "guided_backprop", "integrated_gradients", "occlusion"]

@@ -51,9 +51,9 @@ def run_job(job: str, case: str, device: str | None) -> float:
     precision, mode = CASES[case]
     if job == "atlas":
         from cnnviz.interpret.inside.atlas.scan import neuron_atlas
-        from cnnviz.zoo import fashion  # noqa: F401  (registers fashion_cnn)
-        from cnnviz.zoo.datasets import DATASETS, read_idx_split
-        from cnnviz.zoo.image_data import TensorImages
+        import cnnviz.zoo  # noqa: F401  (registers fashion_cnn)
+        from cnnviz.zoo.data import DATASETS, read_idx_split
+        from cnnviz.zoo.data import TensorImages
 
         handle = zoo.load("fashion_cnn", device=device, precision=precision, compile=mode)
         splits = [read_idx_split(DATASETS["fashion-mnist"].default_dir, split) for split in ("train", "t10k")]

@@ -15,7 +15,7 @@ from collections.abc import Callable
 import torch
 
 from cnnviz import zoo
-from cnnviz.zoo.hooks import graph_from
+from cnnviz.zoo.core import graph_from
 
 Forward = Callable[[torch.Tensor], torch.Tensor]
 

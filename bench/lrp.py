@@ -66,7 +66,7 @@ def main() -> None:
     def zennit_crp() -> None:
         crp(normalized.repeat_interleave(k, 0).requires_grad_(True), conditions, COMPOSITES["epsilon_plus_flat"]())
 
-    with zoo.guard.preserve(handle):
+    with zoo.core.preserve(handle):
         cases = {
             "limit (forward+backward)": backward_case(handle, images),
             "canonize (copy, trace, fold: once per model)": lambda: canonized(handle.model),

@@ -21,7 +21,7 @@ from cnnviz import zoo
 from cnnviz.explorer.atlas_job import CHUNK, AtlasJob
 from cnnviz.explorer.compute_queue import ComputeQueue
 from cnnviz.interpret.inside import neuron_atlas
-from cnnviz.zoo.image_data import open_dataset
+from cnnviz.zoo.data import open_dataset
 
 
 def main() -> None:

@@ -12,7 +12,7 @@ import torch
 from torch import nn
 
 from cnnviz import zoo
-from cnnviz.zoo.datasets import DATASETS, has_idx_files
+from cnnviz.zoo.data import DATASETS, has_idx_files
 from cnnviz.zoo.handle import ModelHandle
 
 REPO = Path(__file__).resolve().parents[1]
@@ -133,7 +133,7 @@ def cli(capsys: pytest.CaptureFixture[str]) -> Callable[..., CliRun]:
 
 def state_snapshot(model: nn.Module) -> dict:
     """Everything a method must leave unchanged: weights, modes, requires_grad, grads, hooks."""
-    from cnnviz.zoo.hooks import hook_counts
+    from cnnviz.zoo.core import hook_counts
 
     return {
         "weights": {k: v.detach().clone() for k, v in model.state_dict().items()},

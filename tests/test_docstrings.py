@@ -13,7 +13,7 @@ import pkgutil
 
 import pytest
 
-from cnnviz.zoo.datasets import DATASETS
+from cnnviz.zoo.data import DATASETS
 
 PACKAGES = ("cnnviz.zoo", "cnnviz.interpret", "cnnviz.cli", "cnnviz.gallery", "cnnviz.explorer")
 FLAGS = doctest.ELLIPSIS | doctest.NORMALIZE_WHITESPACE

@@ -16,7 +16,7 @@ import torchvision
 from cnnviz import interpret
 from cnnviz import zoo
 from cnnviz.cli.main import main
-from cnnviz.zoo.errors import CnnvizError
+from cnnviz.zoo.core import CnnvizError
 
 
 def test_hostile_image_files_are_refused_in_one_line(tmp_path):

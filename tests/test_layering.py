@@ -8,8 +8,18 @@ Packages: zoo <- interpret <- (explorer <- cli, gallery). Inside interpret, each
     attribution, attack           <- core, optimize (extremal perturbations and attacks run on the engine)
     views                         <- anything: drawing is a leaf that nothing else in interpret imports
 
-cli, gallery and explorer import the faces (``interpret``, ``interpret.<subpackage>``), never a file behind them, and
-no module of interpret takes part in an import circle.
+Inside zoo, the same (a table of contents, read bottom up):
+
+    core                          <- nothing
+    handle                        <- core
+    data, models                  <- core, handle (data and models never import each other)
+    train                         <- core, handle, data, models
+    catalog                       <- core, handle, data, models, train (the names zoo.load knows)
+    sources                       <- everything below (a plain name is looked up in the catalog)
+
+cli, gallery and explorer import the faces (``interpret``, ``interpret.<subpackage>``), never a file behind them;
+they and interpret import zoo's faces (``zoo``, ``zoo.<subpackage>``) only. No module of cnnviz takes part in an
+import circle.
 """
 
 import ast
@@ -33,6 +43,16 @@ ALLOWED = {  # subpackage of interpret -> the subpackages it may import (itself 
     "attack": {"core", "optimize"},
     "views": {"core", "optimize", "inside", "evaluate", "attribution", "attack"},
 }
+ZOO_ALLOWED = {  # subpackage of zoo -> the subpackages it may import (itself always)
+    "core": set(),
+    "handle": {"core"},
+    "data": {"core", "handle"},
+    "models": {"core", "handle"},
+    "train": {"core", "handle", "data", "models"},
+    "catalog": {"core", "handle", "data", "models", "train"},
+    "sources": {"core", "handle", "data", "models", "train", "catalog"},
+}
+ZOO_FACES = {"cnnviz.zoo"} | {f"cnnviz.zoo.{sub}" for sub in ZOO_ALLOWED}
 
 
 def imports(path: Path) -> set[tuple[int, str]]:
@@ -90,18 +110,42 @@ def test_a_package_imports_nothing_above_it(package):
     assert not bad, "imports must run downward (zoo <- interpret <- cli, gallery):\n" + "\n".join(bad)
 
 
-def test_subpackages_import_only_those_below_them():
+def floor_breaches(package: str, allowed: dict[str, set[str]]) -> list[str]:
+    """Imports from one subpackage of ``package`` into another that ``allowed`` does not list."""
     bad = []
-    for path in interpret_files():
-        parts = path.relative_to(ROOT / "interpret").parts
+    for path in sorted((ROOT / package).rglob("*.py")):
+        parts = path.relative_to(ROOT / package).parts
         if len(parts) == 1:
             continue  # the face and the moved-module shims
         own = parts[0]
+        if own not in allowed:
+            continue  # data folders (zoo/weights, zoo/samples) hold no code
         for line, name in sorted(imports(path)):
             bits = local(name).split(".")
-            if bits[0] == "interpret" and len(bits) > 1 and bits[1] != own and bits[1] not in ALLOWED[own]:
+            if bits[0] == package and len(bits) > 1 and bits[1] != own and bits[1] not in allowed[own]:
                 bad.append(f"{path.relative_to(ROOT)}:{line} ({own}) imports {name}")
+    return bad
+
+
+def test_subpackages_import_only_those_below_them():
+    bad = floor_breaches("interpret", ALLOWED)
     assert not bad, "an interpret subpackage imports one it may not (see this file's docstring):\n" + "\n".join(bad)
+
+
+def test_zoo_floors_import_only_those_below_them():
+    assert {p.name for p in (ROOT / "zoo").iterdir() if (p / "__init__.py").is_file()} == set(ZOO_ALLOWED)
+    assert not [p.name for p in (ROOT / "zoo").glob("*.py") if p.name not in ("__init__.py", "_moved.py")], \
+        "zoo's root holds its face and the moved-module map only: a module belongs on a floor"
+    bad = floor_breaches("zoo", ZOO_ALLOWED)
+    assert not bad, "a zoo subpackage imports one it may not (see this file's docstring):\n" + "\n".join(bad)
+
+
+def test_the_floor_walk_sees_a_breach(tmp_path, monkeypatch):
+    package = tmp_path / "cnnviz" / "zoo" / "data"
+    package.mkdir(parents=True)
+    (package / "reader.py").write_text("def f():\n    from cnnviz.zoo.models.cnns import CnnSpec\n")
+    monkeypatch.setattr(sys.modules[__name__], "ROOT", tmp_path / "cnnviz")
+    assert floor_breaches("zoo", ZOO_ALLOWED) == ["zoo/data/reader.py:2 (data) imports cnnviz.zoo.models.cnns"]
 
 
 def test_drawing_is_a_leaf():
@@ -119,9 +163,16 @@ def test_cli_gallery_and_explorer_import_faces_only():
     assert not bad, "cli, gallery and explorer import interpret's faces, not its files:\n" + "\n".join(bad)
 
 
-def test_interpret_has_no_import_circles():
-    graph = {module_name(path): {name for _, name in imports(path) if name.startswith("cnnviz.interpret")}
-             for path in interpret_files()}
+def test_the_packages_above_zoo_import_its_faces_only():
+    bad = [f"{path.relative_to(ROOT)}:{line} imports {name}, a file behind zoo's faces"
+           for package in ("interpret", "cli", "gallery", "explorer") for path in sorted((ROOT / package).rglob("*.py"))
+           for line, name in sorted(written_imports(path)) if name.startswith("cnnviz.zoo") and name not in ZOO_FACES]
+    assert not bad, "interpret, cli, gallery and explorer import zoo's faces (zoo, zoo.<floor>):\n" + "\n".join(bad)
+
+
+def test_cnnviz_has_no_import_circles():
+    graph = {module_name(path): {name for _, name in imports(path) if name.startswith("cnnviz.")}
+             for path in sorted(ROOT.rglob("*.py"))}
     state: dict[str, int] = {}  # 1: on the current path, 2: done
 
     def visit(node: str, path: list[str]) -> list[str] | None:
@@ -137,7 +188,7 @@ def test_interpret_has_no_import_circles():
         return None
 
     for start in sorted(graph):
-        if start != "cnnviz.interpret" and start not in state and (cycle := visit(start, [start])):
+        if start not in state and (cycle := visit(start, [start])):
             pytest.fail("import circle: " + " -> ".join(cycle))
 
 
@@ -156,7 +207,7 @@ def test_the_circle_finder_finds_a_circle(tmp_path, monkeypatch):
     monkeypatch.setattr(sys.modules[__name__], "ROOT", tmp_path / "cnnviz")
     with pytest.raises(pytest.fail.Exception,
                        match="cnnviz.interpret.a -> cnnviz.interpret.b -> cnnviz.interpret.a"):
-        test_interpret_has_no_import_circles()
+        test_cnnviz_has_no_import_circles()
 
 
 def python_files() -> list[Path]:

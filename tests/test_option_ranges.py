@@ -17,8 +17,7 @@ from hypothesis import strategies as st
 from cnnviz import interpret
 from cnnviz.cli.main import main
 from tests.conftest import assert_unchanged, state_snapshot
-from cnnviz.zoo.checks import Between, choice_declarations, declarations
-from cnnviz.zoo.errors import CnnvizError
+from cnnviz.zoo.core import Between, CnnvizError, choice_declarations, declarations
 
 DECLARED = [(m.name, option, kind, bounds) for m in interpret.methods()
             for option, (kind, bounds) in declarations(m.fn.__wrapped__).items()]  # type: ignore[attr-defined]

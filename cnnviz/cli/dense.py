@@ -25,9 +25,9 @@ from cnnviz.interpret.views import (
     segmentation_overlay,
 )
 from cnnviz.zoo import save_array, save_image, unpack_detections
-from cnnviz.zoo.checks import PositiveInt
+from cnnviz.zoo.core import PositiveInt
+from cnnviz.zoo.core import write_json
 from cnnviz.zoo.handle import ModelHandle
-from cnnviz.zoo.jsonfile import write_json
 
 
 def add_dense_flags(parser: argparse.ArgumentParser) -> None:

@@ -14,7 +14,7 @@ from typing import Any, NoReturn
 
 import cnnviz.cli.commands
 from cnnviz.cli.registry import commands
-from cnnviz.zoo.errors import CnnvizError
+from cnnviz.zoo.core import CnnvizError
 
 EXAMPLES = """\
 examples:

@@ -15,7 +15,7 @@ from typing import Any
 
 from cnnviz.interpret import Method, OptionSpec
 from cnnviz.interpret.core import option_specs
-from cnnviz.zoo.checks import argparse_type
+from cnnviz.zoo.core import argparse_type
 
 SKIP = {"layer"}
 

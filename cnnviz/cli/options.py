@@ -14,10 +14,9 @@ import torch
 from cnnviz import zoo
 from cnnviz.cli.output import OutputFolder
 from cnnviz.zoo import safe_name
-from cnnviz.zoo.checks import option_type
-from cnnviz.zoo.errors import CnnvizError
+from cnnviz.zoo.core import CnnvizError, option_type
 from cnnviz.zoo.handle import ModelHandle
-from cnnviz.zoo.jsonfile import write_json  # noqa: F401  (the one JSON writer, re-exported for commands)
+from cnnviz.zoo.core import write_json  # noqa: F401  (the one JSON writer, re-exported for commands)
 
 DEFAULT_MODEL = "efficientnet_lite0"
 

@@ -23,7 +23,7 @@ import os
 from pathlib import Path
 from typing import Any
 
-from cnnviz.zoo.errors import CnnvizError
+from cnnviz.zoo.core import CnnvizError
 from cnnviz.zoo import safe_name  # noqa: F401  (the one name cleaner, re-exported for the commands)
 
 

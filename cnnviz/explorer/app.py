@@ -30,7 +30,7 @@ from cnnviz.explorer.body import BodyLimit
 from cnnviz.explorer.errors import one_line, status_of
 from cnnviz.explorer.routes import ROUTES
 from cnnviz.explorer.state import Explorer
-from cnnviz.zoo.errors import CnnvizError
+from cnnviz.zoo.core import CnnvizError
 from cnnviz.zoo.handle import ModelHandle
 
 HERE = Path(__file__).parent

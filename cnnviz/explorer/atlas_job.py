@@ -31,7 +31,7 @@ from cnnviz import zoo
 from cnnviz.explorer.jobs import Job
 from cnnviz.interpret.inside import Atlas, TopK, layer_field, neuron_atlas
 from cnnviz.zoo.handle import ModelHandle
-from cnnviz.zoo.image_data import DataSource, open_dataset
+from cnnviz.zoo.data import DataSource, open_dataset
 
 TOP = 9  # patches shown per unit
 CHUNK = 64  # items in the first round (small: a big model must not hold the queue); later rounds take about ROUND_SECONDS

@@ -12,7 +12,7 @@ Example:
     >>> parse_json(b"[" * 40 + b"]" * 40, what="the body")  # doctest: +ELLIPSIS
     Traceback (most recent call last):
     ...
-    cnnviz.zoo.errors.CnnvizError: the body is nested 40 deep, deeper than the 32 accepted
+    cnnviz.CnnvizError: the body is nested 40 deep, deeper than the 32 accepted
 """
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from cnnviz.explorer.errors import TooLarge
 from cnnviz.explorer.images import MAX_UPLOAD_BYTES
-from cnnviz.zoo.errors import CnnvizError
+from cnnviz.zoo.core import CnnvizError
 
 MAX_JSON_BYTES = 2**20  # a JSON request holds names, numbers and options: far less than this
 MAX_FORM_BYTES = MAX_UPLOAD_BYTES + 65536  # an uploaded image and a few short fields

@@ -17,7 +17,7 @@ from cnnviz.explorer.errors import NotFound
 from cnnviz.explorer.options import check_options
 from cnnviz.explorer.requests import RESULT_FILES, Compare, Explain
 from cnnviz.explorer.state import Explorer, result_key
-from cnnviz.zoo.errors import CnnvizError
+from cnnviz.zoo.core import CnnvizError
 from cnnviz.zoo.handle import ModelHandle
 
 

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from starlette.responses import JSONResponse
 
-from cnnviz.zoo.errors import CnnvizError
+from cnnviz.zoo.core import CnnvizError
 
 
 class NotFound(CnnvizError):

@@ -9,7 +9,7 @@ Example:
     >>> top.decode("top", 0, text=False)  # doctest: +ELLIPSIS
     Traceback (most recent call last):
     ...
-    cnnviz.zoo.errors.CnnvizError: top must be between 1 and 1000, got 0
+    cnnviz.CnnvizError: top must be between 1 and 1000, got 0
     >>> Region().decode("region", "0,0,8,8", text=True)
     (0.0, 0.0, 8.0, 8.0)
 """
@@ -23,8 +23,8 @@ from typing import Any
 
 from cnnviz.explorer.body import parse_json
 from cnnviz.explorer.errors import NotFound
-from cnnviz.zoo.checks import Between
-from cnnviz.zoo.errors import CnnvizError
+from cnnviz.zoo.core import Between
+from cnnviz.zoo.core import CnnvizError
 
 INTEGER = re.compile(r"-?\d+")
 SHOWN = 80  # characters of a refused value an error repeats

@@ -20,7 +20,7 @@ from torch.utils.data import Dataset
 
 from cnnviz import zoo
 from cnnviz.explorer.errors import TooLarge
-from cnnviz.zoo.errors import CnnvizError
+from cnnviz.zoo.core import CnnvizError
 
 MAX_UPLOAD_BYTES = 16 * 2**20  # declared limit of an uploaded image; larger requests get 413
 DATA_PREFIX = "data:"
@@ -43,7 +43,7 @@ def named_image(name: object, data: Dataset | None, channels: int) -> torch.Tens
             raise CnnvizError(f"{name!r}: the data set has items data:0 to data:{len(data) - 1}")
         return zoo.load_image(data[int(index)], channels=channels)
     if name not in image_names():
-        raise CnnvizError(f"unknown image {name!r}{zoo.errors.closest(name, image_names())}; samples: "
+        raise CnnvizError(f"unknown image {name!r}{zoo.core.closest(name, image_names())}; samples: "
                           f"{', '.join(image_names())} (or upload a file)")
     return zoo.load_image(name, channels=channels)
 

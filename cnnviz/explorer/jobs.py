@@ -28,7 +28,7 @@ import torch
 
 from cnnviz import interpret
 from cnnviz.explorer.compute_queue import ComputeQueue
-from cnnviz.zoo.checks import PositiveInt, check_call
+from cnnviz.zoo.core import PositiveInt, check_call
 from cnnviz.zoo.handle import ModelHandle
 
 OVER = ("done", "cancelled", "failed")

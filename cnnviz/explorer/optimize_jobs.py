@@ -24,7 +24,7 @@ from cnnviz import interpret
 from cnnviz.explorer.jobs import Job
 from cnnviz.explorer.options import check_options
 from cnnviz.interpret.optimize import watch_steps
-from cnnviz.zoo.errors import CnnvizError
+from cnnviz.zoo.core import CnnvizError
 from cnnviz.zoo.handle import ModelHandle
 
 OPTIMIZATIONS = {"invert": "feature inversion: an image the layer sees as this one",

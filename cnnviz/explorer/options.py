@@ -18,8 +18,7 @@ from __future__ import annotations
 from typing import Any
 
 from cnnviz.interpret import Method, OptionSpec
-from cnnviz.zoo.checks import check_call
-from cnnviz.zoo.errors import CnnvizError, closest
+from cnnviz.zoo.core import CnnvizError, check_call, closest
 
 SIMPLE = {bool: "boolean", int: "integer", float: "number", str: "string"}
 

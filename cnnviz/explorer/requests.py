@@ -9,7 +9,7 @@ Example:
     >>> Job.decode({"channel": 1, "round_steps": 0})  # doctest: +ELLIPSIS
     Traceback (most recent call last):
     ...
-    cnnviz.zoo.errors.CnnvizError: round_steps must be at least 1, got 0
+    cnnviz.CnnvizError: round_steps must be at least 1, got 0
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ from cnnviz.explorer.images import image_names
 from cnnviz.explorer.optimize_jobs import OPTIMIZATIONS, optimization
 from cnnviz.explorer.typed import Ask, param
 from cnnviz.interpret.evaluate import CurveSteps
-from cnnviz.zoo.checks import AtLeast, Between, PositiveInt, declared
+from cnnviz.zoo.core import AtLeast, Between, PositiveInt, declared
 
 RESULT_FILES = ("colorbar.png", "heat.png", "image.png", "map.npy", "panel.png", "record.json")
 FIRST_IMAGE = image_names()[0]

@@ -32,7 +32,7 @@ from cnnviz.explorer.errors import NotFound
 from cnnviz.explorer.identity import data_identity, model_identity
 from cnnviz.explorer.images import named_image, uploaded_image
 from cnnviz.explorer.result_cache import ResultCache
-from cnnviz.zoo.errors import CnnvizError, closest
+from cnnviz.zoo.core import CnnvizError, closest
 from cnnviz.zoo.handle import ModelHandle
 
 UPLOAD_PREFIX = "upload:"

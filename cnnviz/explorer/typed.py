@@ -6,7 +6,7 @@ field that the class, and so the OpenAPI document made from it, does not declare
 Example:
     >>> from dataclasses import dataclass
     >>> from cnnviz.explorer.fields import Integer, Text
-    >>> from cnnviz.zoo.checks import Between
+    >>> from cnnviz.zoo.core import Between
     >>> @dataclass(frozen=True, kw_only=True)
     ... class Top(Ask):
     ...     image: str = param(Text(what="a sample name"), "the image", required=True)
@@ -16,7 +16,7 @@ Example:
     >>> Top.decode({"top": 3})  # doctest: +ELLIPSIS
     Traceback (most recent call last):
     ...
-    cnnviz.zoo.errors.CnnvizError: image must be a sample name (none was given)
+    cnnviz.CnnvizError: image must be a sample name (none was given)
     >>> Top.decode({"image": "coffee"}).colour  # doctest: +ELLIPSIS
     Traceback (most recent call last):
     ...

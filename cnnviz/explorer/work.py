@@ -17,9 +17,9 @@ from cnnviz.interpret.evaluate import deletion_insertion, random_band
 from cnnviz.interpret.inside import unit_evidence
 from cnnviz.interpret.views import explained_overlay
 from cnnviz.zoo import unpack_detections
-from cnnviz.zoo.errors import CnnvizError
+from cnnviz.zoo.core import CnnvizError
 from cnnviz.zoo.handle import ModelHandle
-from cnnviz.zoo.jsonfile import dumps
+from cnnviz.zoo.core import dumps
 
 
 def probabilities(handle: ModelHandle, batch: torch.Tensor) -> torch.Tensor:

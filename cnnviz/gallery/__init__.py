@@ -24,7 +24,7 @@ from cnnviz.gallery.cards import BuildReport, Card, Output, Page, run_cards, slu
 from cnnviz.gallery.plan import Plan, plan
 from cnnviz.gallery.settings import FULL, QUICK, Budget, Settings, with_budget
 from cnnviz.gallery.site import read_manifest, update_manifest, write_site
-from cnnviz.zoo.errors import CnnvizError
+from cnnviz.zoo.core import CnnvizError
 
 __all__ = ["FULL", "QUICK", "Budget", "BuildReport", "Card", "Output", "Page", "Plan", "Settings", "build", "plan",
            "slug", "with_budget"]

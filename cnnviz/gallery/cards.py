@@ -24,8 +24,7 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from cnnviz.zoo import save_image
-from cnnviz.zoo.errors import CnnvizError
-from cnnviz.zoo.jsonfile import write_json
+from cnnviz.zoo.core import CnnvizError, write_json
 
 CARDS_DIR = "cards"
 MANIFEST = "gallery.json"

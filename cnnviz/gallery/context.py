@@ -14,7 +14,7 @@ from cnnviz import interpret
 from cnnviz import zoo
 from cnnviz.gallery.settings import PHOTOS, Settings
 from cnnviz.interpret.views import photo
-from cnnviz.zoo.errors import CnnvizError
+from cnnviz.zoo.core import CnnvizError
 from cnnviz.zoo.handle import ModelHandle
 
 RANDOM_DRAWS = 8  # random maps per image behind the band a method must leave
@@ -97,7 +97,7 @@ class Context:
     @functools.cache
     def atlas_data(self, model: str) -> Any:
         """What the neuron atlas scans: part of the dataset, or every scikit-image photo."""
-        from cnnviz.zoo.image_data import TensorImages
+        from cnnviz.zoo.data import TensorImages
 
         data = self.dataset(model)
         if data is not None:

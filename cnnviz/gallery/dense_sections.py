@@ -15,10 +15,10 @@ from cnnviz import zoo
 from cnnviz.gallery.cards import Card, Output, Page, slug
 from cnnviz.gallery.context import Context, Subject
 from cnnviz.interpret.views import attribution_views, explained_overlay, photo, segmentation_overlay
-from cnnviz.zoo.datasets import DATASETS
-from cnnviz.zoo.errors import CnnvizError
+from cnnviz.zoo.data import DATASETS
+from cnnviz.zoo.core import CnnvizError
+from cnnviz.zoo.data import fashion_scenes
 from cnnviz.zoo.handle import ModelHandle
-from cnnviz.zoo.scenes import fashion_scenes
 
 DENSE = Page("dense", "segmentation and detection", "dense",
              "Segmentation models and detectors explained: what the model predicts (its mask or its boxes), what "

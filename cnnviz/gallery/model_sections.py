@@ -156,7 +156,7 @@ def inversion_cards(ctx: Context, model: str) -> list[Card]:
 def deepdream_cards(ctx: Context, model: str) -> list[Card]:
     """DeepDream on the first image at a middle layer."""
     from cnnviz.interpret.optimize import DEPTH
-    from cnnviz.zoo.layers import layer_at_depth
+    from cnnviz.zoo.handle import layer_at_depth
 
     subject = ctx.subjects(model)[0]
     layer = layer_at_depth(ctx.handle(model).model, DEPTH)  # the method's own default layer

@@ -22,7 +22,7 @@ from cnnviz.gallery.model_sections import (
 from cnnviz.gallery.relevance import relevance_cards
 from cnnviz.gallery.settings import Settings
 from cnnviz.gallery.training import training_cards, training_page
-from cnnviz.zoo.errors import CnnvizError
+from cnnviz.zoo.core import CnnvizError
 
 SectionFn = Callable[[Context, str], list[Card]]
 MODEL_SECTIONS: list[SectionFn] = [filter_cards, feature_map_cards, atlas_cards, actmax_cards, inversion_cards,

@@ -7,7 +7,7 @@ import importlib
 from cnnviz.gallery.cards import Card, Output, Page, slug
 from cnnviz.gallery.context import Context
 
-TRAINING_LOGS = {"fashion_cnn": "cnnviz.zoo.fashion:fashion_log_path"}  # models that ship a training log
+TRAINING_LOGS = {"fashion_cnn": "cnnviz.zoo.catalog:fashion_log_path"}  # models that ship a training log
 
 
 def training_page(model: str) -> Page:
@@ -24,7 +24,7 @@ def training_cards(ctx: Context, model: str) -> list[Card]:
     module_name, function = TRAINING_LOGS[model].split(":")
     path = getattr(importlib.import_module(module_name), function)()
     from cnnviz.interpret.views import to_array, training_report
-    from cnnviz.zoo.training_log import TrainingLog
+    from cnnviz.zoo.train import TrainingLog
 
     log = TrainingLog.read(path)
     page = training_page(model).slug

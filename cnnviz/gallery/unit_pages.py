@@ -24,9 +24,9 @@ from cnnviz.explorer import drawing, work
 from cnnviz.explorer.templating import STYLESHEET, templates
 from cnnviz.gallery.cards import inside, slug
 from cnnviz.interpret.inside import channel_examples, neuron_atlas
-from cnnviz.zoo.errors import CnnvizError
+from cnnviz.zoo.core import CnnvizError
 from cnnviz.zoo.handle import ModelHandle
-from cnnviz.zoo.image_data import DataSource, image_name, open_dataset
+from cnnviz.zoo.data import DataSource, image_name, open_dataset
 
 UNITS_DIR = "units"
 FILES_DIR = "files"

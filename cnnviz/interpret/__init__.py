@@ -25,35 +25,10 @@ from __future__ import annotations
 from cnnviz.interpret import _moved
 from cnnviz.interpret.attack import attack_report, fgsm, fool, pgd
 from cnnviz.interpret.attribution import (
-                                   ConceptRelevance,
-                                   ablationcam,
-                                   concept_relevance,
-                                   concepts,
-                                   eigencam,
-                                   eigengradcam,
-                                   extremal,
-                                   fem,
-                                   finercam,
-                                   fullgrad,
-                                   gradcam,
-                                   gradcam_elementwise,
-                                   gradcam_plusplus,
-                                   guided_backprop,
-                                   guided_gradcam,
-                                   hirescam,
-                                   integrated_gradients,
-                                   kpcacam,
-                                   layer_relevance,
-                                   layercam,
-                                   lrp,
-                                   occlusion,
-                                   relevance_ranking,
-                                   rise,
-                                   saliency,
-                                   scorecam,
-                                   shapleycam,
-                                   smoothgrad,
-                                   xgradcam,
+    ConceptRelevance, ablationcam, concept_relevance, concepts, eigencam, eigengradcam, extremal, fem, finercam,
+    fullgrad, gradcam, gradcam_elementwise, gradcam_plusplus, guided_backprop, guided_gradcam, hirescam,
+    integrated_gradients, kpcacam, layer_relevance, layercam, lrp, occlusion, relevance_ranking, rise, saliency,
+    scorecam, shapleycam, smoothgrad, xgradcam,
 )
 from cnnviz.interpret.core import (
                                    BoxScore,
@@ -71,32 +46,14 @@ from cnnviz.interpret.core import (
                                    target_scores,
 )
 from cnnviz.interpret.inside import (
-                                   Atlas,
-                                   Box,
-                                   ConceptScore,
-                                   LayerRow,
-                                   ReceptiveField,
-                                   channel_examples,
-                                   channel_order,
-                                   conv_layers,
-                                   feature_maps,
-                                   filters,
-                                   layer_output,
-                                   layer_table,
-                                   neuron_atlas,
-                                   receptive_field,
-                                   receptive_fields,
-                                   tcav,
-                                   textbook_params,
-                                   textbook_total,
-                                   unit_gradient,
-                                   verify_receptive_field,
+    Atlas, Box, ConceptScore, LayerRow, ReceptiveField, channel_examples, channel_order, conv_layers, feature_maps,
+    filters, layer_output, layer_table, neuron_atlas, receptive_field, receptive_fields, tcav, textbook_params,
+    textbook_total, unit_gradient, verify_receptive_field,
 )
 from cnnviz.interpret.evaluate import Explanation, explain_one
 from cnnviz.interpret.optimize import actmax, deepdream, inversion_scores, invert, style_transfer
-from cnnviz.zoo.guard import preserve
-from cnnviz.zoo.hooks import forward_hooks, hook_counts, record
-from cnnviz.zoo.image_data import open_dataset
+from cnnviz.zoo.core import forward_hooks, hook_counts, preserve, record
+from cnnviz.zoo.data import open_dataset
 
 _moved.install()  # old flat module paths (interpret.render, interpret.cams, ...) still import, with a warning
 

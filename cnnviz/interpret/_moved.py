@@ -12,12 +12,7 @@ Example:
 
 from __future__ import annotations
 
-import importlib
-import importlib.abc
-import importlib.machinery
-import importlib.util
-import sys
-import warnings
+from cnnviz.zoo.core import install_moved
 
 MOVED = {
     "registry": "cnnviz.interpret.core.registry",
@@ -68,36 +63,11 @@ MOVED = {
     "render": "cnnviz.interpret.views.pixels",
     "views": "cnnviz.interpret.views.sheets",
     "charts": "cnnviz.interpret.views.charts",
-    "guard": "cnnviz.zoo.guard",
-    "hooks": "cnnviz.zoo.hooks",
+    "guard": "cnnviz.zoo.core.guard",
+    "hooks": "cnnviz.zoo.core.hooks",
 }
 
 
-class _MovedFinder(importlib.abc.MetaPathFinder, importlib.abc.Loader):
-    """Finds ``cnnviz.interpret.OLD`` for every old flat module and hands back the module at its new home."""
-
-    def __init__(self) -> None:
-        self.specs: dict[str, importlib.machinery.ModuleSpec] = {}
-
-    def find_spec(self, fullname, path=None, target=None):  # noqa: D102  (the import system's protocol)
-        old = fullname.removeprefix("cnnviz.interpret.")
-        if fullname.startswith("cnnviz.interpret.") and old in MOVED:
-            return importlib.util.spec_from_loader(fullname, self)
-        return None
-
-    def create_module(self, spec):  # noqa: D102
-        new = MOVED[spec.name.removeprefix("cnnviz.interpret.")]
-        warnings.warn(f"{spec.name} moved to {new}; import it from there (or from interpret's face)",
-                      DeprecationWarning, stacklevel=3)
-        module = importlib.import_module(new)
-        self.specs[new] = module.__spec__  # the import system stamps the old name's spec on it: undone below
-        return module
-
-    def exec_module(self, module):  # noqa: D102  (the new home is already executed)
-        module.__spec__ = self.specs[module.__name__]
-
-
 def install() -> None:
-    """Put the finder on ``sys.meta_path`` once."""
-    if not any(isinstance(finder, _MovedFinder) for finder in sys.meta_path):
-        sys.meta_path.append(_MovedFinder())
+    """Put interpret's finder (:class:`zoo.core.MovedFinder`) on ``sys.meta_path`` once."""
+    install_moved("cnnviz.interpret", MOVED)

@@ -1,5 +1,12 @@
 """cnnviz model zoo: pretrained and trainable CNNs behind one handle type.
 
+This face re-exports what a user needs; behind it, one floor per concern, each importing only those below:
+``core`` (errors, checks, guard, hooks, device, JSON and atomic files, padding, the moved-module finder),
+``handle`` (handle, config, outputs, layers, weights, compiled), ``data`` (images, collections, data
+sets, scenes, ImageNet names), ``models`` (architectures only), ``train`` (loop, checkpoints, LR range, log,
+diagnostics, metrics, objectives, the runner), ``catalog`` (the names :func:`load` knows) and ``sources``
+(where a model comes from). ``import cnnviz.zoo`` does not load the training loop.
+
 Example:
     >>> from cnnviz import zoo
     >>> handle = zoo.load("efficientnet_lite0", device="cpu")
@@ -9,29 +16,33 @@ Example:
 
 from __future__ import annotations
 
+import importlib
 from pathlib import Path
+from typing import Any
 
 from torch import nn
 
-from cnnviz.zoo import efficientnet_lite as _lite  # noqa: F401  (registers the models, default first)
-from cnnviz.zoo import torchvision_models as _classics  # noqa: F401  (registers the classics)
-from cnnviz.zoo import fashion as _fashion  # noqa: F401  (registers fashion_cnn and the trainable CNNs)
-from cnnviz.zoo import fashion_seg as _fashion_seg  # noqa: F401  (registers fashion_seg)
-from cnnviz.zoo import fashion_det as _fashion_det  # noqa: F401  (registers fashion_det)
-from cnnviz.zoo.dense import pack_detections, unpack_detections
-from cnnviz.zoo.device import pick_device
-from cnnviz.zoo.errors import CnnvizError
-from cnnviz.zoo.file_names import safe_name
-from cnnviz.zoo.handle import ModelHandle, as_handle, input_channels, on_model_device
-from cnnviz.zoo.outputs import OutputSelector, select_logits
-from cnnviz.zoo.weights import load_weights, read_checkpoint
-from cnnviz.zoo.weights import read_checkpoint as load_state_dict_file
-from cnnviz.zoo.images import (atomic_write, load_image, load_images, sample_names, save_array, save_image,
-                        scene_names)
-from cnnviz.zoo.layers import guess_cam_layer, layer_name, resolve_layer
-from cnnviz.zoo.config import ModelConfig
-from cnnviz.zoo.registry import entry, names, register
+from cnnviz.zoo import _moved
+from cnnviz.zoo import catalog  # registers the zoo's models, the default first
+from cnnviz.zoo.catalog import entry, names, register
+from cnnviz.zoo.core import CnnvizError, atomic_write, pick_device, safe_name
+from cnnviz.zoo.data import load_image, load_images, sample_names, save_array, save_image, scene_names
+from cnnviz.zoo.models import pack_detections, unpack_detections
+from cnnviz.zoo.handle import (
+    ModelConfig, ModelHandle, OutputSelector, as_handle, guess_cam_layer, input_channels, layer_name, load_weights,
+    on_model_device, read_checkpoint, resolve_layer, select_logits,
+)
+from cnnviz.zoo.handle import read_checkpoint as load_state_dict_file
 from cnnviz.zoo.sources import load, model_config, parse_source, read_classes
+
+_moved.install()  # the flat layout's paths (cnnviz.zoo.sources, cnnviz.zoo.training, ...) still import, with a warning
+
+
+def __getattr__(name: str) -> Any:
+    """``zoo.errors``-style attributes of the flat layout's modules, through the same warning."""
+    if name in _moved.MOVED:
+        return importlib.import_module(f"{__name__}.{name}")
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def wrap(
@@ -52,8 +63,8 @@ def wrap(
 
     The checkpoint is read with ``torch.load(weights_only=True)``. Without ``mean``/``std``
     the model gets images in [0, 1] as they are; without ``default_layer`` CAM methods use
-    :func:`~zoo.layers.guess_cam_layer`'s. ``output`` says where the logits are when the
-    model returns a dict, tuple or dataclass (:func:`zoo.outputs.select_logits`). For a model
+    :func:`~zoo.handle.guess_cam_layer`'s. ``output`` says where the logits are when the
+    model returns a dict, tuple or dataclass (:func:`zoo.handle.select_logits`). For a model
     in a file, a torchvision or timm name, or a saved program, use :func:`zoo.load`.
 
     Example:

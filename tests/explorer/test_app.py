@@ -139,7 +139,7 @@ def test_layers_and_a_unit(client, fashion):
 
 def test_an_upload_is_explained_like_the_same_sample(client, tmp_path):
     buffer = io.BytesIO()
-    Image.fromarray(zoo.images.SAMPLES["coins"]()).save(buffer, format="PNG")
+    Image.fromarray(zoo.data.SAMPLES["coins"]()).save(buffer, format="PNG")
     uploaded = client.post("/api/explain", files={"image": ("coins.png", buffer.getvalue(), "image/png")},
                            data={"method": "gradient"})
     assert uploaded.status_code == 200, uploaded.text

@@ -16,7 +16,7 @@ from starlette.testclient import TestClient
 from cnnviz import interpret
 from cnnviz import zoo
 from cnnviz.explorer import create_app
-from cnnviz.zoo.scenes import fashion_scenes
+from cnnviz.zoo.data import fashion_scenes
 from tests.conftest import needs_fashion
 
 pytestmark = needs_fashion

@@ -22,7 +22,7 @@ from cnnviz.explorer.openapi import document
 from cnnviz.explorer.requests import RESULT_FILES, Explain
 from cnnviz.explorer.routes import ROUTES
 from cnnviz.explorer.typed import Ask
-from cnnviz.zoo.errors import CnnvizError
+from cnnviz.zoo.core import CnnvizError
 from tests.conftest import REPO
 
 EXPLORER = REPO / "cnnviz" / "explorer"

@@ -25,7 +25,7 @@ from cnnviz.gallery import Budget, Card, Output, Settings, build, plan
 from cnnviz.gallery.attribution import attribution_options
 from cnnviz.gallery.cards import CARDS_DIR, inside, run_cards, slug
 from cnnviz.gallery.site import read_manifest, update_manifest, write_site
-from cnnviz.zoo.errors import CnnvizError
+from cnnviz.zoo.core import CnnvizError
 
 HOSTILE = "<img src=x onerror=alert(1)> & \"'cat'"
 TINY = Budget(images=1, attribution={"samples": 2, "steps": 2, "window": 112, "stride": 112, "masks": 8}, curve_steps=2, layers=2,

@@ -7,7 +7,7 @@ import json
 from dataclasses import replace
 
 from cnnviz.gallery import Budget, Settings, build, plan
-from cnnviz.zoo.datasets import DATASETS
+from cnnviz.zoo.data import DATASETS
 from tests.conftest import needs_fashion
 
 

@@ -7,10 +7,11 @@ import torch
 from torch import nn
 
 from cnnviz import zoo
-import cnnviz.zoo.fashion  # noqa: F401  (registers fashion_cnn and the untrained architectures)
+import cnnviz.zoo  # noqa: F401  (registers fashion_cnn and the untrained architectures)
 from cnnviz.interpret import layer_table, textbook_total
-from cnnviz.zoo.cnns import ACTIVATIONS, ARCHITECTURES, CnnSpec, TutorialCNN, build_cnn, cnn_handle, he_init
-from cnnviz.zoo.errors import CnnvizError
+from cnnviz.zoo.models import ACTIVATIONS, ARCHITECTURES, CnnSpec, cnn_handle
+from cnnviz.zoo.models.cnns import TutorialCNN, build_cnn, he_init
+from cnnviz.zoo.core import CnnvizError
 
 ARCHS = list(ARCHITECTURES)
 ACTS = list(ACTIVATIONS)

@@ -20,9 +20,9 @@ from cnnviz.interpret.core.activations import layer_output
 from cnnviz.interpret.evaluate.faithfulness import deletion_insertion
 from cnnviz.interpret.inside.atlas.scan import neuron_atlas
 from cnnviz.interpret.inside.up_to_layer import layer_prefix
-from cnnviz.zoo.compiled import CompileCost, CompileCosts, ForwardRunner, should_compile, signature
-from cnnviz.zoo.handle import ModelHandle
-from cnnviz.zoo.image_data import TensorImages
+from cnnviz.zoo.data import TensorImages
+from cnnviz.zoo.handle import ForwardRunner, ModelHandle
+from cnnviz.zoo.handle.compiled import CompileCost, CompileCosts, should_compile, signature
 
 
 class SmallNet(nn.Module):

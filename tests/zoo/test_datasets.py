@@ -8,22 +8,11 @@ import pytest
 import torch
 from PIL import Image
 
-from cnnviz.zoo.datasets import (
-    DATASETS,
-    FASHION_MNIST_CLASSES,
-    Augment,
-    TensorData,
-    augment_batch,
-    batches,
-    channel_stats,
-    load_dataset,
-    read_idx,
-    read_idx_split,
-    split_indices,
-    synthetic,
-    write_idx,
+from cnnviz.zoo.data import DATASETS, FASHION_MNIST_CLASSES, TensorData, load_dataset, read_idx_split
+from cnnviz.zoo.data.datasets import (
+    Augment, augment_batch, batches, channel_stats, read_idx, split_indices, synthetic, write_idx,
 )
-from cnnviz.zoo.errors import CnnvizError
+from cnnviz.zoo.core import CnnvizError
 from tests.conftest import FASHION_DIR, needs_fashion
 
 

@@ -10,9 +10,10 @@ from cnnviz.interpret.views import charts
 from cnnviz.interpret.views.charts import Series, line_chart
 from cnnviz.interpret.views.pixels import nice_ticks
 from tests.conftest import assert_unchanged, state_snapshot
-from cnnviz.zoo.cnns import CnnSpec, build_cnn, cnn_handle
-from cnnviz.zoo.diagnostics import activation_stats, confusion_matrix, find_overfitting, gradient_norms
-from cnnviz.zoo.errors import CnnvizError
+from cnnviz.zoo.models import CnnSpec, cnn_handle
+from cnnviz.zoo.models.cnns import build_cnn
+from cnnviz.zoo.train import activation_stats, confusion_matrix, find_overfitting, gradient_norms
+from cnnviz.zoo.core import CnnvizError
 
 
 def history(train, val):

@@ -12,9 +12,9 @@ from torchvision.ops import box_iou
 from cnnviz import interpret
 from cnnviz import zoo
 from cnnviz.interpret.core import class_probabilities
-from cnnviz.zoo.detection_map import average_precision, mean_average_precision
-from cnnviz.zoo.fashion_det import WEIGHTS_DIR, detection_accuracy
-from cnnviz.zoo.scenes import fashion_scenes
+from cnnviz.zoo.data import fashion_scenes
+from cnnviz.zoo.handle import WEIGHTS_DIR
+from cnnviz.zoo.train import average_precision, detection_accuracy, mean_average_precision
 from tests.conftest import needs_fashion
 
 
@@ -53,7 +53,7 @@ def held_out():
 @needs_fashion
 def test_the_log_says_how_it_was_trained_and_its_held_out_map_holds(det, held_out):
     log = json.loads((WEIGHTS_DIR / "fashion_det-log.json").read_text())
-    assert log["history"] and log["test"]["map50"] > 0.6 and log["recipe"]["train"]["optimizer"] == "adamw"
+    assert log["history"] and log["test"]["map50"] > 0.6 and log["config"]["optimizer"] == "adamw"
     assert (WEIGHTS_DIR / "fashion_det.pt").stat().st_size < 5_000_000
     scores = detection_accuracy(det, held_out)
     print(f"mAP@0.5 on 60 fresh held-out scenes {scores['map50']:.3f}, log {log['test']['map50']:.3f}")
@@ -152,7 +152,7 @@ def test_cnnviz_train_rebuilds_a_scene_model_through_the_output_folder(cli, tmp_
                           "--out", out, "--keep-checkpoint", "--quiet", "--device", "cpu")
     assert code == 0, err
     log = json.loads((out / f"{name}-log.json").read_text())
-    assert len(log["history"]) == 2 and log["recipe"]["train_scenes"] == 64 and log["recipe"]["seed"] == 3
+    assert len(log["history"]) == 2 and log["data"]["train_scenes"] == 64 and log["data"]["seed"] == 3
     assert ("map50" if name == "fashion_det" else "miou") in log["test"]
     checkpoint = torch.load(out / f"{name}-checkpoint.pt", weights_only=True)
     assert checkpoint["epoch"] == 2

@@ -6,8 +6,9 @@ import torch
 from cnnviz import interpret
 from cnnviz import zoo
 from cnnviz.interpret.core import class_probabilities
-from cnnviz.zoo.fashion_seg import WEIGHTS_DIR, mean_iou
-from cnnviz.zoo.scenes import fashion_scenes
+from cnnviz.zoo.data import fashion_scenes
+from cnnviz.zoo.handle import WEIGHTS_DIR
+from cnnviz.zoo.train import mean_iou
 from tests.conftest import needs_fashion
 
 pytestmark = needs_fashion
@@ -92,7 +93,7 @@ def test_road_and_infidelity_read_the_region_score_of_a_segmenter(seg, held_out)
 
 
 def test_attacks_and_class_evaluation_refuse_a_segmenter_in_one_line(seg, held_out):
-    from cnnviz.zoo.errors import CnnvizError
+    from cnnviz.zoo.core import CnnvizError
 
     for call in (lambda: interpret.pgd(seg, held_out.images[:1], steps=2),
                  lambda: interpret.fool(seg, [1], steps=2),

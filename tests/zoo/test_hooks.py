@@ -4,8 +4,7 @@ from torch import nn
 
 from cnnviz.interpret import hook_counts, preserve, record
 from tests.conftest import assert_unchanged, state_snapshot
-from cnnviz.zoo.errors import CnnvizError
-from cnnviz.zoo.hooks import graph_from
+from cnnviz.zoo.core import CnnvizError, graph_from
 
 
 def test_record_output_and_gradient_match_autograd(tiny, device):

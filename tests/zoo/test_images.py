@@ -4,7 +4,7 @@ import torch
 from PIL import Image
 
 from cnnviz import zoo
-from cnnviz.zoo.errors import CnnvizError
+from cnnviz.zoo.core import CnnvizError
 
 
 def _rgb(h=12, w=20):

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 
-from cnnviz.zoo.jsonfile import write_json
+from cnnviz.zoo.core import write_json
 from tests.conftest import REPO
 
 
@@ -40,7 +40,7 @@ def test_no_other_json_writer_in_the_package():
     for package in ("cli", "gallery", "interpret", "zoo"):
         for file in (REPO / "cnnviz" / package).rglob("*.py"):
             name = file.relative_to(REPO / "cnnviz").as_posix()
-            if name != "zoo/jsonfile.py":
+            if name != "zoo/core/jsonfile.py":
                 count = len(re.findall(r"json\.dumps?\(", file.read_text(encoding="utf-8")))
                 if count:
                     found[name] = count

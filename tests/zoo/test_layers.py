@@ -4,8 +4,8 @@ from torch import nn
 
 from cnnviz import zoo
 from cnnviz.interpret import layer_table, textbook_params, textbook_total
-from cnnviz.zoo.errors import CnnvizError
-from cnnviz.zoo.layers import layer_at_depth, layer_depth
+from cnnviz.zoo.core import CnnvizError
+from cnnviz.zoo.handle import layer_at_depth, layer_depth
 
 
 def test_resolve_by_dotted_name_and_module():

@@ -6,9 +6,9 @@ import torch.nn.functional as F
 from torch import nn
 
 from cnnviz import zoo
-import cnnviz.zoo.hooks
-from cnnviz.zoo.efficientnet_lite import Conv2dSame, shipped_weights_path
-from cnnviz.zoo.errors import CnnvizError
+from cnnviz.zoo.models.efficientnet_lite import Conv2dSame
+from cnnviz.zoo.catalog import shipped_weights_path
+from cnnviz.zoo.core import CnnvizError
 
 CAT_CLASSES = range(281, 286)  # tabby, tiger cat, Persian, Siamese, Egyptian cat
 ESPRESSO = 967
@@ -120,7 +120,7 @@ def test_zoo_networks_get_channels_last_batches_on_cpu_and_wrapped_ones_do_not()
     assert wrapped(torch.rand(2, 3, 8, 8)).shape == (2, 5)  # would raise on a channels-last activation
     lite0 = zoo.load("efficientnet_lite0", device="cpu")
     seen = []
-    with zoo.hooks.forward_pre_hooks([(lite0.model.stem.conv, lambda m, args: seen.append(args[0]))]):
+    with zoo.core.forward_pre_hooks([(lite0.model.stem.conv, lambda m, args: seen.append(args[0]))]):
         x = lite0.prepare([zoo.load_image("chelsea"), zoo.load_image("coffee")]).requires_grad_(True)
         logits = lite0(x)
     assert seen[0].is_contiguous(memory_format=torch.channels_last) and not seen[0].is_contiguous()
@@ -182,3 +182,31 @@ def test_lite_traces_with_fx_and_keeps_its_names(lite0, photos):
     assert dict(traced.named_parameters()).keys() == dict(lite0.model.named_parameters()).keys()
     convs = [n for n in traced.graph.nodes if n.op == "call_function" and n.target is F.conv2d]
     assert len(convs) == sum(isinstance(m, Conv2dSame) for m in lite0.model.modules())
+
+
+def test_an_old_flat_zoo_path_still_imports_with_a_warning(recwarn):
+    import importlib
+    import sys
+
+    from cnnviz.zoo import _moved
+
+    for old, new in [("cnnviz.zoo.training_log", "cnnviz.zoo.train.log"),
+                     ("cnnviz.zoo.efficientnet_lite", "cnnviz.zoo.models.efficientnet_lite")]:
+        sys.modules.pop(old, None)
+        module = importlib.import_module(old)
+        assert module is importlib.import_module(new) and module.__spec__.name == new
+        assert any(new in str(w.message) and w.category is DeprecationWarning for w in recwarn.list)
+    for old, new in _moved.MOVED.items():  # every old name has a home that imports
+        assert importlib.import_module(new).__name__ == new, old
+    assert zoo.errors is importlib.import_module("cnnviz.zoo.core.errors")  # attributes of the flat layout too
+
+
+def test_zoo_and_interpret_share_one_moved_module_finder():
+    import sys
+
+    from cnnviz import interpret  # noqa: F401  (installs interpret's finder)
+    from cnnviz.zoo.core import MovedFinder
+
+    packages = sorted(f.package for f in sys.meta_path if isinstance(f, MovedFinder))
+    assert packages == ["cnnviz.interpret", "cnnviz.zoo"]
+    assert not [f for f in sys.meta_path if type(f).__name__.endswith("MovedFinder") and not isinstance(f, MovedFinder)]

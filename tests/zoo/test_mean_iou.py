@@ -5,8 +5,8 @@ import torch
 from sklearn.metrics import accuracy_score, jaccard_score
 
 from cnnviz import zoo
-from cnnviz.zoo.fashion_seg import mean_iou
-from cnnviz.zoo.scenes import Scenes
+from cnnviz.zoo.train import mean_iou
+from cnnviz.zoo.data import Scenes
 
 CLASSES = ("a", "b", "c", "d")  # mask values: 0 background, 1..4 these; 4 is neither true nor predicted
 

@@ -3,9 +3,9 @@
 import pytest
 import torch
 
-from cnnviz.zoo.datasets import synthetic
-from cnnviz.zoo.errors import CnnvizError
-from cnnviz.zoo.scenes import fashion_scenes, paste_scenes
+from cnnviz.zoo.core import CnnvizError
+from cnnviz.zoo.data import fashion_scenes, paste_scenes
+from cnnviz.zoo.data.datasets import synthetic
 from tests.conftest import needs_fashion
 
 

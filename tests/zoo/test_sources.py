@@ -21,8 +21,7 @@ from torch import nn
 from cnnviz import interpret
 from cnnviz import zoo
 from tests.conftest import assert_unchanged, state_snapshot
-from cnnviz.zoo.errors import CnnvizError
-from cnnviz.zoo.hooks import hook_counts
+from cnnviz.zoo.core import CnnvizError, hook_counts
 
 FAST = ["--window", "16", "--stride", "16", "--input-size", "64"]
 CLASSES = [f"thing{i}" for i in range(10)]
@@ -360,7 +359,7 @@ def test_config_overrides_are_checked():
 
 
 def test_the_output_selector_errors_are_one_line():
-    from cnnviz.zoo.outputs import select_logits
+    from cnnviz.zoo.handle import select_logits
 
     with pytest.raises(CnnvizError, match="not a tensor"):
         select_logits("text")

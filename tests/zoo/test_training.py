@@ -13,24 +13,16 @@ import pytest
 import torch
 
 from cnnviz import zoo
-import cnnviz.zoo.fashion  # noqa: F401  (registers fashion_cnn)
-import cnnviz.zoo.training as training
+import cnnviz.zoo.train.loop as training
 from cnnviz.cli.main import main
 from tests.conftest import FASHION_DIR, REPO, assert_unchanged, state_snapshot, needs_fashion
-from cnnviz.zoo.cnns import CnnSpec, cnn_handle
-from cnnviz.zoo.datasets import Augment, Splits, TensorData, channel_stats, read_idx_split, synthetic, write_idx
-from cnnviz.zoo.errors import CnnvizError
-from cnnviz.zoo.training import (
-    OPTIMIZERS,
-    SCHEDULES,
-    TrainConfig,
-    evaluate,
-    load_checkpoint,
-    lr_range_test,
-    make_optimizer,
-    make_scheduler,
-    save_atomic,
-    train,
+from cnnviz.zoo.models import CnnSpec, cnn_handle
+from cnnviz.zoo.data import Splits, TensorData, read_idx_split
+from cnnviz.zoo.data.datasets import Augment, channel_stats, synthetic, write_idx
+from cnnviz.zoo.core import CnnvizError
+from cnnviz.zoo.train import (
+    OPTIMIZERS, SCHEDULES, TrainConfig, evaluate, load_checkpoint, lr_range_test, make_optimizer, make_scheduler,
+    save_atomic, train,
 )
 
 SMALL = {"channels": [8, 16], "dense": [32]}
@@ -290,7 +282,7 @@ def test_cli_train_writes_weights_log_curves_and_loads_back(tmp_path, capsys):
     assert log["test"]["split"] == "test" and log["test"]["accuracy"] > 0.5
     assert log["command"].startswith("cnnviz train --model tutorial_cnn") and len(log["history"]) == 2
     assert np.array(log["confusion_matrix"]).sum() == 100
-    from cnnviz.zoo.fashion import handle_from_log
+    from cnnviz.zoo.train import handle_from_log
     handle = handle_from_log(log, out / "toy.pt", "toy")
     with torch.no_grad():
         assert handle(torch.rand(2, 1, 28, 28)).shape == (2, 4)
@@ -365,7 +357,7 @@ def test_kill_9_mid_epoch_then_resume_matches_an_uninterrupted_run(tmp_path):
 
 @needs_fashion
 def test_real_fashion_mnist_subset_trains():
-    from cnnviz.zoo.datasets import load_dataset
+    from cnnviz.zoo.data import load_dataset
 
     full = load_dataset("fashion-mnist", val_fraction=0.1, seed=0)
     splits = Splits(full.name, full.train.subset(slice(0, 4000)), full.val.subset(slice(0, 1000)), None,
@@ -394,3 +386,20 @@ def test_mixed_precision_training_on_cuda():
     before = evaluate(handle, splits.val).loss
     train(handle, splits, TrainConfig(epochs=2, batch_size=32, lr=3e-3, amp=True), progress=False)
     assert evaluate(handle, splits.val, amp=True).loss < before
+
+
+def test_the_runner_refuses_a_resume_that_asks_for_other_settings(tmp_path):
+    from cnnviz.zoo.train import CHECKPOINT_FORMAT, ClassifierRequest, RunFiles, plan_classifier
+
+    files = RunFiles(tmp_path, "toy")
+    stored = TrainConfig(epochs=2, lr=0.01)
+    data = {"source": "fashion-mnist", "data_dir": None, "val_fraction": 0.1, "image_size": 32}
+    save_atomic({"format": CHECKPOINT_FORMAT, "config": stored.as_dict(),
+                 "extra": {"data": data, "spec": CnnSpec("tutorial_cnn").as_dict()}}, files.checkpoint)
+    for asked, said in [({"config": {"epochs": 3}}, "epochs=2, not 3"),
+                        ({"config": {"lr": 0.1}}, "lr=0.01, not 0.1"),
+                        ({"data": {"val_fraction": 0.2}}, "val_fraction=0.1, not 0.2")]:
+        with pytest.raises(CnnvizError, match=f"trained with {said}"):
+            plan_classifier(ClassifierRequest(files, resume=True, **asked))
+    with pytest.raises(CnnvizError, match="holds an unfinished run: add --resume"):
+        plan_classifier(ClassifierRequest(files, config={"epochs": 2}))

@@ -15,8 +15,8 @@ from cnnviz.interpret.attack import FoolingResult, attack_report, fool, parse_cl
 from cnnviz.interpret.core import class_index, option_specs, session
 from cnnviz.interpret.views import attack_panel, picture_grid, to_uint8
 from cnnviz.zoo import save_array, save_image
+from cnnviz.zoo.core import atomic_write
 from cnnviz.zoo.handle import ModelHandle
-from cnnviz.zoo.images import atomic_write
 
 FAMILY = "adversarial"
 SHEET = 64  # fooling images per contact sheet

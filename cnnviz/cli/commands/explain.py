@@ -41,11 +41,11 @@ from cnnviz.interpret.evaluate import (
 )
 from cnnviz.interpret.views import COLORMAPS, DEFAULT_COLORMAP, charts, detail_panel, explanation_panel
 from cnnviz.zoo import atomic_write, safe_name, save_array, save_image
-from cnnviz.zoo.checks import NonNegativeFloat, NonNegativeInt, OpenUnitInterval, PositiveFloat, PositiveInt
-from cnnviz.zoo.errors import CnnvizError
+from cnnviz.zoo.core import NonNegativeFloat, NonNegativeInt, OpenUnitInterval, PositiveFloat, PositiveInt
+from cnnviz.zoo.core import CnnvizError
+from cnnviz.zoo.core import write_json
+from cnnviz.zoo.data import expand_sources
 from cnnviz.zoo.handle import ModelHandle
-from cnnviz.zoo.images import expand_sources
-from cnnviz.zoo.jsonfile import write_json
 
 FAMILY = "attribution"
 

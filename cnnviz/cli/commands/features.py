@@ -27,25 +27,16 @@ from cnnviz.interpret import class_index
 from cnnviz.interpret.attribution import BACKENDS, COMPOSITES, relevance_ranking
 from cnnviz.interpret.core import session
 from cnnviz.interpret.inside import (
-    FILTER_MODES,
-    Atlas,
-    channel_examples,
-    channel_order,
-    conv_weight,
-    feature_maps,
-    filter_mode,
-    filters,
-    neuron_atlas,
-    receptive_fields,
-    verify_receptive_field,
+    Atlas, FILTER_MODES, channel_examples, channel_order, conv_weight, feature_maps, filter_mode, filters,
+    neuron_atlas, receptive_fields, verify_receptive_field,
 )
 from cnnviz.interpret.views import DEFAULT_COLORMAP, atlas_overview, channel_sheet, feature_map_grid, filter_grid
 from cnnviz.zoo import safe_name, save_image
-from cnnviz.zoo.checks import ImageSide, NonNegativeInt, PositiveInt
-from cnnviz.zoo.errors import CnnvizError
+from cnnviz.zoo.core import ImageSide, NonNegativeInt, PositiveInt
+from cnnviz.zoo.core import CnnvizError
+from cnnviz.zoo.core import write_json
+from cnnviz.zoo.data import image_name, open_dataset
 from cnnviz.zoo.handle import ModelHandle
-from cnnviz.zoo.image_data import image_name, open_dataset
-from cnnviz.zoo.jsonfile import write_json
 
 # ---------------------------------------------------------------- filters
 

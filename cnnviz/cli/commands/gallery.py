@@ -8,7 +8,7 @@ from pathlib import Path
 from cnnviz.cli.commands.features import parse_channels
 from cnnviz.cli.options import add_device
 from cnnviz.cli.registry import Run, command
-from cnnviz.zoo.errors import CnnvizError
+from cnnviz.zoo.core import CnnvizError
 
 
 @command("gallery", "build a static HTML gallery of every method on the shipped models and photos", order=90,

@@ -8,8 +8,7 @@ from cnnviz import zoo
 from cnnviz.cli.options import add_model, checked, load_handle
 from cnnviz.cli.registry import Run, command
 from cnnviz.interpret import layer_table, textbook_total
-from cnnviz.zoo.checks import PositiveInt
-from cnnviz.zoo.errors import CnnvizError
+from cnnviz.zoo.core import CnnvizError, PositiveInt
 
 
 @command("models", "list the models in the zoo and whether their weights are here", order=10,

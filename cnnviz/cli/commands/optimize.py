@@ -10,15 +10,7 @@ import torch
 from cnnviz import zoo
 from cnnviz.cli.method_options import add_method_options, method_kwargs
 from cnnviz.cli.options import (
-    add_images,
-    add_model,
-    add_out,
-    checked,
-    load_batch,
-    load_handle,
-    output_dir,
-    unique_stems,
-    write_json,
+    add_images, add_model, add_out, checked, load_batch, load_handle, output_dir, unique_stems, write_json,
 )
 from cnnviz.cli.registry import Run, command
 from cnnviz.interpret import get_method
@@ -27,9 +19,8 @@ from cnnviz.interpret.inside import layer_output
 from cnnviz.interpret.optimize import DEPTH, class_scores, inversion_scores, parse_unit, resize
 from cnnviz.interpret.views import picture_grid, to_uint8
 from cnnviz.zoo import save_image
-from cnnviz.zoo.checks import LargeImageSide
-from cnnviz.zoo.handle import ModelHandle, match_channels
-from cnnviz.zoo.layers import layer_at_depth
+from cnnviz.zoo.core import LargeImageSide
+from cnnviz.zoo.handle import ModelHandle, layer_at_depth, match_channels
 
 FAMILY = "optimization"
 

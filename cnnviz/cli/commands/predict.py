@@ -11,9 +11,8 @@ from cnnviz.cli.options import add_images, add_model, add_out, checked, load_bat
 from cnnviz.cli.registry import Run, command
 from cnnviz.interpret import class_index
 from cnnviz.interpret.core import auto_batch_size, chunks
-from cnnviz.zoo.checks import PositiveInt
-from cnnviz.zoo.compiled import forward_runner
-from cnnviz.zoo.errors import CnnvizError
+from cnnviz.zoo.core import CnnvizError, PositiveInt
+from cnnviz.zoo.handle import forward_runner
 
 
 @command("predict", "print the top classes a model sees in images", order=20,

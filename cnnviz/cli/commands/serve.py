@@ -12,8 +12,7 @@ from pathlib import Path
 
 from cnnviz.cli.options import DEFAULT_MODEL, add_model, load_handle
 from cnnviz.cli.registry import Run, command
-from cnnviz.zoo.checks import Between, argparse_type
-from cnnviz.zoo.errors import CnnvizError
+from cnnviz.zoo.core import Between, CnnvizError, argparse_type
 
 PORT = argparse_type(int, Between(1, 65535), "--port")
 

@@ -15,10 +15,8 @@ from cnnviz.cli.registry import Run, command
 from cnnviz.interpret.optimize import StyleResult, fit_side, style_transfer
 from cnnviz.interpret.views import charts, sheets, to_uint8
 from cnnviz.zoo import save_image
-from cnnviz.zoo.checks import ImageSide, NonNegativeFloat, PositiveFloat, PositiveInt
-from cnnviz.zoo.errors import CnnvizError
+from cnnviz.zoo.core import CnnvizError, ImageSide, NonNegativeFloat, PositiveFloat, PositiveInt, write_json
 from cnnviz.zoo.handle import ModelHandle, match_channels
-from cnnviz.zoo.jsonfile import write_json
 
 DEFAULT_MODEL = "efficientnet_lite0"
 

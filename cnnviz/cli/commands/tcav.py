@@ -11,8 +11,7 @@ from cnnviz import zoo
 from cnnviz.cli.options import add_images, add_model, checked, chosen_layer, load_batch, load_handle
 from cnnviz.cli.registry import Run, command
 from cnnviz.interpret.inside import MIN_IMAGES, tcav
-from cnnviz.zoo.checks import AtLeast, OpenUnitInterval
-from cnnviz.zoo.errors import CnnvizError
+from cnnviz.zoo.core import AtLeast, CnnvizError, OpenUnitInterval
 from cnnviz.zoo.handle import ModelHandle
 
 Runs = typing.Annotated[int, AtLeast(2)]  # a t-test needs two scores per side

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import shlex
-import time
 from pathlib import Path
 from typing import Any
 
@@ -15,42 +13,19 @@ from cnnviz.cli.options import add_device, checked, output_dir
 from cnnviz.cli.registry import Run, command
 from cnnviz.interpret.inside import summary_lines
 from cnnviz.interpret.views import charts, sheets
-from cnnviz.zoo.checks import (
-    ImageSide,
-    NonNegativeFloat,
-    NonNegativeInt,
-    OpenUnitInterval,
-    PositiveFloat,
-    PositiveInt,
-    UnitInterval,
+from cnnviz.zoo.core import (
+    CnnvizError, ImageSide, NonNegativeFloat, NonNegativeInt, OpenUnitInterval, PositiveFloat, PositiveInt,
+    UnitInterval, pick_device,
 )
-from cnnviz.zoo.cnns import ACTIVATIONS, ARCHITECTURES, CnnSpec, cnn_handle
-from cnnviz.zoo.datasets import DATASETS, Splits, load_dataset
-from cnnviz.zoo.device import pick_device
-from cnnviz.zoo.errors import CnnvizError, closest
-from cnnviz.zoo.fashion_det import DET_TASK
-from cnnviz.zoo.fashion_seg import SEG_TASK
-from cnnviz.zoo.scene_training import SceneTask, train_scene_model
-from cnnviz.zoo.training import (
-    DEFAULT_LR,
-    OPTIMIZERS,
-    SCHEDULES,
-    TrainConfig,
-    TrainResult,
-    load_checkpoint,
-    log_run,
-    lr_range_test,
-    save_atomic,
-    train,
+from cnnviz.zoo.data import DATASETS
+from cnnviz.zoo.models import ACTIVATIONS, ARCHITECTURES, cnn_handle
+from cnnviz.zoo.train import (
+    DEFAULT_LR, OPTIMIZERS, SCENE_TASKS, SCHEDULES, TUTORIAL_OPTIONS, ClassifierPlan, ClassifierRequest, RunFiles,
+    SceneTask, TrainConfig, TrainingLog, classifier_spec, data_settings, load_splits, lr_range_test,
+    train_classifier, train_scene_model,
 )
-from cnnviz.zoo.training_log import TrainingLog
 
-# Settings of the network itself, as CLI flag -> CnnSpec option (tutorial_cnn only).
-TUTORIAL_OPTIONS = {"channels": "channels", "dense": "dense", "convs": "convs_per_block",
-                    "conv_dropout": "conv_dropout", "dense_dropout": "dense_dropout"}
 DEFAULTS = TrainConfig()
-# The shipped dense models, trained on Fashion-MNIST scenes by their own recipe.
-SCENE_TASKS = {task.name: task for task in (SEG_TASK, DET_TASK)}
 # Flags of the classifier recipe that the scene recipes fix.
 CLASSIFIER_ONLY = ["activation", *TUTORIAL_OPTIONS, "data", "data_dir", "val_fraction", "image_size", "batch_size",
                    "optimizer", "lr", "momentum", "weight_decay", "schedule", "step_size", "gamma", "patience",
@@ -166,28 +141,13 @@ def _config_overrides(args: argparse.Namespace) -> dict[str, Any]:
     return {n: getattr(args, n) for n in names if getattr(args, n, None) is not None}
 
 
-def _spec_from_args(args: argparse.Namespace, splits: Splits) -> CnnSpec:
-    arch = args.model or "tutorial_cnn"
-    if arch not in ARCHITECTURES:
-        raise CnnvizError(f"unknown model {arch!r}{closest(arch, ARCHITECTURES)}: cnnviz trains "
-                          f"{', '.join(ARCHITECTURES)}")
-    options = {key: getattr(args, flag) for flag, key in TUTORIAL_OPTIONS.items() if getattr(args, flag) is not None}
-    if options and arch != "tutorial_cnn":
-        flags = ", ".join("--" + f.replace("_", "-") for f in TUTORIAL_OPTIONS if getattr(args, f) is not None)
-        raise CnnvizError(f"{flags} shape the tutorial_cnn only, not {arch}: drop them or use --model tutorial_cnn")
-    return CnnSpec(arch, activation=args.activation or "relu", in_channels=splits.channels,
-                   num_classes=len(splits.classes), input_size=splits.input_size, options=options)
+def _given_data(args: argparse.Namespace) -> dict[str, Any]:
+    return {"source": args.data, "data_dir": args.data_dir, "val_fraction": args.val_fraction,
+            "image_size": args.image_size}
 
 
-def _data_settings(args: argparse.Namespace) -> dict[str, Any]:
-    return {"source": args.data or "fashion-mnist", "data_dir": args.data_dir,
-            "val_fraction": 0.1 if args.val_fraction is None else args.val_fraction,
-            "image_size": args.image_size or 32}
-
-
-def _load_splits(data: dict[str, Any], seed: int, progress: bool = True) -> Splits:
-    return load_dataset(data["source"], val_fraction=data["val_fraction"], seed=seed, data_dir=data["data_dir"],
-                        image_size=data["image_size"], progress=progress)
+def _given_options(args: argparse.Namespace) -> dict[str, Any]:
+    return {flag: getattr(args, flag) for flag in TUTORIAL_OPTIONS}
 
 
 def _setup_threads(args: argparse.Namespace) -> None:
@@ -195,29 +155,6 @@ def _setup_threads(args: argparse.Namespace) -> None:
         if args.threads < 1:
             raise CnnvizError(f"--threads must be at least 1, got {args.threads}")
         torch.set_num_threads(args.threads)
-
-
-def _command_line(spec: CnnSpec, config: TrainConfig, data: dict[str, Any], out: Path, name: str) -> str:
-    """The one command that reproduces this run, every setting spelled out."""
-    parts = ["cnnviz", "train", "--model", spec.arch, "--activation", spec.activation, "--data", str(data["source"])]
-    if data["data_dir"]:
-        parts += ["--data-dir", str(data["data_dir"])]
-    parts += ["--val-fraction", str(data["val_fraction"])]
-    if str(data["source"]).lower() not in DATASETS:
-        parts += ["--image-size", str(data["image_size"])]  # used when the folder holds images
-    for flag, key in TUTORIAL_OPTIONS.items():
-        if key in spec.options:
-            value = spec.options[key]
-            parts += [f"--{flag.replace('_', '-')}",
-                      ",".join(map(str, value)) if isinstance(value, (list, tuple)) else str(value)]
-    for key, value in config.as_dict().items():
-        if isinstance(value, bool):
-            if not value:
-                parts.append(f"--no-{key}")
-        else:
-            parts += [f"--{key.replace('_', '-')}", str(value)]
-    parts += ["--out", str(out), "--name", name]
-    return " ".join(shlex.quote(p) for p in parts)
 
 
 @command("train", "train a small CNN (tutorial_cnn, lenet5, small_resnet) on Fashion-MNIST, MNIST or a folder",
@@ -255,7 +192,6 @@ def train_command(parser: argparse.ArgumentParser) -> Run:
     parser.add_argument("--quiet", "-q", action="store_true", help="no progress bars")
 
     def run(args: argparse.Namespace) -> int:
-        started = time.perf_counter()
         _setup_threads(args)
         device = pick_device(args.device)
         if args.model in SCENE_TASKS:
@@ -266,23 +202,21 @@ def train_command(parser: argparse.ArgumentParser) -> Run:
         name = args.name or args.model or "tutorial_cnn"
         if not name or "/" in name or name.startswith("."):
             raise CnnvizError(f"--name must be a plain file name prefix, got {name!r}")
-        checkpoint = out / f"{name}-checkpoint.pt"
-        config, data, splits, spec = _run_settings(args, checkpoint)
-        handle = cnn_handle(spec, mean=splits.mean, std=splits.std, classes=splits.classes, name=name,
-                            seed=config.seed).to(device)
-        command_line = _command_line(spec, config, data, out, name)
-        _print_setup(command_line, splits, handle, device, checkpoint if args.resume else None, args.quiet)
-        extra = {"spec": spec.as_dict(), "data": data}
-        result = train(handle, splits, config, checkpoint=checkpoint, resume=args.resume, progress=not args.quiet,
-                       extra=extra)
-        log = _finish(handle, splits, config, spec, data, result, out, name, command_line, args)
-        log.wall_seconds_this_call = round(time.perf_counter() - started, 1)
-        log.write(out / f"{name}-log.json")
-        if not args.keep_checkpoint:
-            checkpoint.unlink(missing_ok=True)
+        request = ClassifierRequest(RunFiles(out, name), arch=args.model, activation=args.activation,
+                                    options=_given_options(args), data=_given_data(args),
+                                    config=_config_overrides(args), resume=args.resume,
+                                    keep_checkpoint=args.keep_checkpoint, progress=not args.quiet)
+
+        def setup(plan: ClassifierPlan, handle: Any) -> None:
+            _print_setup(plan, handle, device, args.quiet)
+
+        def draw(log: TrainingLog, stem: Path) -> None:
+            _draw_charts(log, stem, args.diagnostics, args.format)
+
+        log = train_classifier(request, device, on_start=setup, charts=draw)
         test = log.test
         print(f"{test.split} accuracy {100 * test.accuracy:.2f}% (loss {test.loss:.4f}) after "
-              f"{len(result.history)} epochs; training took {log.train_seconds:.0f} s"
+              f"{len(log.history)} epochs; training took {log.train_seconds:.0f} s"
               f"{'; ' + log.overfitting if log.overfitting else ''}")
         print(f"wrote {out / (name + '.pt')}, {out / (name + '-log.json')}, {out / (name + '-curves.' + args.format)}")
         return 0
@@ -300,40 +234,17 @@ def _train_scene_model(task: SceneTask, args: argparse.Namespace, device: torch.
     log = train_scene_model(task, out, train_scenes=args.scenes, epochs=args.epochs, seed=args.seed or 0,
                             device=device, resume=args.resume, keep_checkpoint=args.keep_checkpoint,
                             progress=not args.quiet)
-    score = {k: v for k, v in log["test"].items() if isinstance(v, float)}
-    print(f"{task.name}: {', '.join(f'{k} {v:.3f}' for k, v in score.items())} on {log['recipe']['test_scenes']} "
-          f"held-out scenes after {len(log['history'])} epochs; training took {log['seconds']:.0f} s")
+    score = {k: v for k, v in log.test.scores.items() if isinstance(v, float)}
+    print(f"{task.name}: {', '.join(f'{k} {v:.3f}' for k, v in score.items())} on {log.test.examples} "
+          f"held-out scenes after {len(log.history)} epochs; training took {log.wall_seconds_this_call:.0f} s")
     print(f"wrote {out / (task.name + '.pt')}, {out / (task.name + '-log.json')}")
     return 0
 
 
-def _run_settings(args: argparse.Namespace, checkpoint: Path) -> tuple[TrainConfig, dict[str, Any], Splits, CnnSpec]:
-    """The run's configuration, data settings, data and architecture: from the checkpoint with ``--resume``
-    (flags given again must agree with it), else from the flags."""
-    overrides = _config_overrides(args)
-    if args.resume:
-        state = load_checkpoint(checkpoint)
-        config = TrainConfig.from_dict(state["config"])
-        _check_same(overrides, config.as_dict(), checkpoint)
-        extra = state["extra"]
-        data, spec = extra["data"], CnnSpec.from_dict(extra["spec"])
-        _check_same({k: v for k, v in _data_settings(args).items() if _given(args, k)}, data, checkpoint)
-        splits = _load_splits(data, config.seed, progress=not args.quiet)
-        _check_same(_given_spec(args, splits), spec.as_dict(), checkpoint)
-        return config, data, splits, spec
-    if checkpoint.exists():
-        raise CnnvizError(f"{checkpoint} holds an unfinished run: add --resume to continue it, "
-                          "or pick another --out or --name")
-    config = TrainConfig(**overrides).validate()
-    data = _data_settings(args)
-    splits = _load_splits(data, config.seed, progress=not args.quiet)
-    return config, data, splits, _spec_from_args(args, splits)
-
-
-def _print_setup(command_line: str, splits: Splits, handle: Any, device: torch.device, resumed: Path | None,
-                 quiet: bool) -> None:
+def _print_setup(plan: ClassifierPlan, handle: Any, device: torch.device, quiet: bool) -> None:
     """The command that reproduces the run, the data, the layer table and the device."""
-    print(command_line)
+    splits, resumed = plan.splits, plan.request.files.checkpoint if plan.request.resume else None
+    print(plan.command)
     print(f"{splits.name}: {len(splits.train):,} training / {len(splits.val):,} validation"
           f"{f' / {len(splits.test):,} test' if splits.test is not None else ''} images, "
           f"{splits.channels}x{splits.input_size}x{splits.input_size}; normalization from the training split: "
@@ -344,47 +255,14 @@ def _print_setup(command_line: str, splits: Splits, handle: Any, device: torch.d
           + (f", resuming from {resumed}" if resumed else ""))
 
 
-def _given(args: argparse.Namespace, key: str) -> bool:
-    return {"source": args.data, "data_dir": args.data_dir, "val_fraction": args.val_fraction,
-            "image_size": args.image_size}[key] is not None
-
-
-def _given_spec(args: argparse.Namespace, splits: Splits) -> dict[str, Any]:
-    given: dict[str, Any] = {}
-    if args.model is not None:
-        given["arch"] = args.model
-    if args.activation is not None:
-        given["activation"] = args.activation
-    options = {key: getattr(args, flag) for flag, key in TUTORIAL_OPTIONS.items() if getattr(args, flag) is not None}
-    if options:
-        given["options"] = options
-    return given
-
-
-def _check_same(given: dict[str, Any], stored: dict[str, Any], checkpoint: Path) -> None:
-    for key, value in given.items():
-        if key == "options":
-            for option, v in value.items():
-                if stored["options"].get(option) != v:
-                    raise CnnvizError(f"{checkpoint} was trained with {option}={stored['options'].get(option)}, "
-                                      f"not {v}: resume with the same settings or start afresh")
-        elif stored.get(key) != value:
-            raise CnnvizError(f"{checkpoint} was trained with {key}={stored.get(key)}, not {value}: "
-                              "resume with the same settings or start afresh")
-
-
-def _finish(handle: Any, splits: Splits, config: TrainConfig, spec: CnnSpec, data: dict[str, Any],
-            result: TrainResult, out: Path, name: str, command_line: str, args: argparse.Namespace) -> TrainingLog:
-    """Log the run (one held-out evaluation and the diagnostics, in zoo), write the weights and charts."""
-    log = log_run(handle, splits, config, spec, data, result, name=name, command=command_line)
-    weights = {k: v.detach().contiguous().cpu() for k, v in handle.model.state_dict().items()}
-    save_atomic(weights, out / f"{name}.pt")
-    title = (f"{name}: {spec.arch} ({spec.activation}) on {splits.name}, {config.optimizer} lr {config.lr:g}, "
-             f"{config.schedule}; {log.test.split} accuracy {100 * log.test.accuracy:.2f}%")
+def _draw_charts(log: TrainingLog, stem: Path, diagnostics: bool, chart_format: str) -> None:
+    """NAME-curves (and with --diagnostics the confusion, gradient and activation charts) beside the weights."""
+    config, spec = log.config, log.spec
+    title = (f"{log.name}: {spec.arch} ({spec.activation}) on {log.dataset.name}, {config['optimizer']} lr "
+             f"{config['lr']:g}, {config['schedule']}; {log.test.split} accuracy {100 * log.test.accuracy:.2f}%")
     for kind, fig in sheets.training_report(log, title).items():
-        if kind == "curves" or args.diagnostics:
-            charts.save(fig, out / f"{name}-{kind}", args.format)
-    return log
+        if kind == "curves" or diagnostics:
+            charts.save(fig, stem.with_name(f"{stem.name}-{kind}"), chart_format)
 
 
 @command("lr-find", "run the LR range test and suggest a learning rate", description=LR_FIND_DESCRIPTION,
@@ -406,8 +284,8 @@ def lr_find_command(parser: argparse.ArgumentParser) -> Run:
         device = pick_device(args.device)
         out = output_dir(args.out)
         config = TrainConfig(**_config_overrides(args)).validate()
-        splits = _load_splits(_data_settings(args), config.seed, progress=not args.quiet)
-        spec = _spec_from_args(args, splits)
+        splits = load_splits(data_settings(_given_data(args)), config.seed, progress=not args.quiet)
+        spec = classifier_spec(args.model, args.activation, _given_options(args), splits)
         handle = cnn_handle(spec, mean=splits.mean, std=splits.std, classes=splits.classes,
                             seed=config.seed).to(device)
         found = lr_range_test(handle, splits, config, start_lr=args.start_lr, end_lr=args.end_lr,

@@ -37,9 +37,7 @@ from cnnviz.interpret.core.registry import method
 from cnnviz.interpret.core.targets import Target, is_score_fn, require_classifier, target_indices
 from cnnviz.interpret.optimize import engine, objectives, param
 from cnnviz.interpret.optimize.row_queue import RowQueue
-from cnnviz.zoo.checks import PositiveFloat, PositiveInt
-from cnnviz.zoo.errors import CnnvizError
-from cnnviz.zoo.guard import preserve
+from cnnviz.zoo.core import CnnvizError, PositiveFloat, PositiveInt, preserve
 from cnnviz.zoo.handle import ModelHandle, as_handle
 
 Norm = Literal["linf", "l2"]

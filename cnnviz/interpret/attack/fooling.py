@@ -33,9 +33,9 @@ from cnnviz.interpret.core.targets import class_index, require_classifier
 from cnnviz.interpret.optimize import engine, objectives, param
 from cnnviz.interpret.optimize.objectives import Context
 from cnnviz.interpret.optimize.row_queue import RowQueue
-from cnnviz.zoo.checks import NonNegativeFloat, OpenUnitInterval, PositiveFloat, PositiveInt, check_call
-from cnnviz.zoo.errors import CnnvizError
-from cnnviz.zoo.guard import preserve
+from cnnviz.zoo.core import (
+    CnnvizError, NonNegativeFloat, OpenUnitInterval, PositiveFloat, PositiveInt, check_call, preserve,
+)
 from cnnviz.zoo.handle import ModelHandle, as_handle
 
 Start = Literal["noise", "blank"]

@@ -47,9 +47,8 @@ from torch import nn
 from torchvision.models import resnet as tv_resnet
 
 from cnnviz.interpret.core.fingerprint import structure_fingerprint, weights_fingerprint
-from cnnviz.zoo import cnns
-from cnnviz.zoo.efficientnet_lite import MBConv
-from cnnviz.zoo.errors import CnnvizError
+from cnnviz.zoo.core import CnnvizError
+from cnnviz.zoo.models import MBConv, cnns
 
 Linear = (nn.Conv1d, nn.Conv2d, nn.Conv3d, nn.Linear)
 BatchNorm = nn.modules.batchnorm._BatchNorm

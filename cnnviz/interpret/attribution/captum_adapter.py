@@ -35,7 +35,7 @@ from cnnviz.interpret.core.random_state import numpy_and_python_rng
 from cnnviz.interpret.core.registry import Method, get_method, method, method_factory, methods
 from cnnviz.interpret.core.removal import Fill, removed_pixels
 from cnnviz.interpret.core.targets import Target, is_score_fn, resolve_target
-from cnnviz.zoo.errors import CnnvizError, closest
+from cnnviz.zoo.core import CnnvizError, closest
 from cnnviz.zoo.handle import ModelHandle
 
 PREFIX = "captum:"

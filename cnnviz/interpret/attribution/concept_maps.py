@@ -31,11 +31,8 @@ from torch import nn
 from cnnviz.interpret.attribution.lrp import CompositeName, Logits, check_composite, propagate, relevance_network, rules
 from cnnviz.interpret.core.registry import method
 from cnnviz.interpret.core.targets import Target, resolve_target
-from cnnviz.zoo.checks import PositiveInt
-from cnnviz.zoo.errors import CnnvizError
-from cnnviz.zoo.handle import ModelHandle
-from cnnviz.zoo.hooks import forward_hooks
-from cnnviz.zoo.layers import layer_name
+from cnnviz.zoo.core import CnnvizError, PositiveInt, forward_hooks
+from cnnviz.zoo.handle import ModelHandle, layer_name
 
 Backend = Literal["lrp", "gradient"]
 BACKENDS: tuple[str, ...] = get_args(Backend)

@@ -27,7 +27,7 @@ from cnnviz.interpret.core.registry import method
 from cnnviz.interpret.core.targets import Target, is_score_fn, resolve_target
 from cnnviz.interpret.optimize import engine, objectives
 from cnnviz.interpret.optimize.objectives import Context, Objective
-from cnnviz.zoo.errors import CnnvizError
+from cnnviz.zoo.core import CnnvizError
 from cnnviz.zoo.handle import ModelHandle
 
 Variant = Literal["preserve", "delete"]

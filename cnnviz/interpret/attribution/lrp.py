@@ -34,10 +34,8 @@ from cnnviz.interpret.attribution.canonize import canonized_copy
 from cnnviz.interpret.core.batching import auto_batch_size, chunks
 from cnnviz.interpret.core.registry import method
 from cnnviz.interpret.core.targets import ResolvedTarget, Target, resolve_target, take, target_scores
-from cnnviz.zoo.checks import PositiveInt
-from cnnviz.zoo.errors import CnnvizError
-from cnnviz.zoo.handle import ModelHandle
-from cnnviz.zoo.outputs import select_logits
+from cnnviz.zoo.core import CnnvizError, PositiveInt
+from cnnviz.zoo.handle import ModelHandle, select_logits
 
 CompositeName = Literal["epsilon_plus_flat", "epsilon_gamma_box", "epsilon_alpha2_beta1"]
 COMPOSITES: tuple[str, ...] = get_args(CompositeName)

@@ -25,10 +25,8 @@ from cnnviz.interpret.core.batching import auto_batch_size
 from cnnviz.interpret.core.registry import method
 from cnnviz.interpret.core.removal import Fill, removed_pixels
 from cnnviz.interpret.core.targets import Target, class_probabilities, pass_target, take, target_scores
-from cnnviz.zoo.checks import PositiveInt
-from cnnviz.zoo.compiled import forward_runner
-from cnnviz.zoo.errors import CnnvizError
-from cnnviz.zoo.handle import ModelHandle
+from cnnviz.zoo.core import CnnvizError, PositiveInt
+from cnnviz.zoo.handle import ModelHandle, forward_runner
 
 def window_origins(size: int, window: int, stride: int) -> torch.Tensor:
     """Top-left coordinates of the windows along one axis (the last one flush with the edge)."""

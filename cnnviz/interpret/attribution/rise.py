@@ -20,9 +20,8 @@ from cnnviz.interpret.core.batching import auto_batch_size, chunks
 from cnnviz.interpret.core.registry import method
 from cnnviz.interpret.core.removal import Fill, removed_pixels
 from cnnviz.interpret.core.targets import Target, class_probabilities, pass_target, take, target_indices, target_scores
-from cnnviz.zoo.compiled import forward_runner
-from cnnviz.zoo.errors import CnnvizError
-from cnnviz.zoo.handle import ModelHandle
+from cnnviz.zoo.core import CnnvizError
+from cnnviz.zoo.handle import ModelHandle, forward_runner
 
 Score = Literal["prob", "sigmoid", "logit"]
 

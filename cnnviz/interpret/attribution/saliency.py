@@ -16,8 +16,7 @@ import torch
 from cnnviz.interpret.core.gradients import input_gradients
 from cnnviz.interpret.core.registry import method
 from cnnviz.interpret.core.targets import Target, pass_target, resolve_target
-from cnnviz.zoo.checks import NonNegativeFloat, PositiveInt, UnitInterval
-from cnnviz.zoo.errors import CnnvizError
+from cnnviz.zoo.core import CnnvizError, NonNegativeFloat, PositiveInt, UnitInterval
 from cnnviz.zoo.handle import ModelHandle
 
 

@@ -8,10 +8,8 @@ from typing import Any
 import torch
 from torch import nn
 
-from cnnviz.zoo.errors import CnnvizError
-from cnnviz.zoo.guard import preserve
+from cnnviz.zoo.core import CnnvizError, forward_hooks, preserve, run_until
 from cnnviz.zoo.handle import as_handle
-from cnnviz.zoo.hooks import forward_hooks, run_until
 
 
 def layer_output(model: nn.Module, layer: str | nn.Module, images: torch.Tensor) -> torch.Tensor:

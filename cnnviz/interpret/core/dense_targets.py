@@ -28,8 +28,8 @@ import torch
 from torchvision.ops import box_iou
 
 from cnnviz.interpret.core.targets import class_index
-from cnnviz.zoo.dense import unpack_detections
-from cnnviz.zoo.errors import CnnvizError
+from cnnviz.zoo.models import unpack_detections
+from cnnviz.zoo.core import CnnvizError
 from cnnviz.zoo.handle import ModelHandle
 
 BoxRule = Literal["iou+score", "iou*score", "score"]

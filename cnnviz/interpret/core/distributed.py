@@ -23,8 +23,7 @@ from dataclasses import dataclass
 import torch
 import torch.distributed as dist
 
-from cnnviz.zoo.device import pick_device
-from cnnviz.zoo.errors import CnnvizError
+from cnnviz.zoo.core import CnnvizError, pick_device
 
 
 @dataclass(frozen=True)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import torch
 
-from cnnviz.zoo.errors import CnnvizError
+from cnnviz.zoo.core import CnnvizError
 
 
 def attribution_map(values: torch.Tensor) -> torch.Tensor:

@@ -4,7 +4,7 @@ the explorer's widgets and OpenAPI are generated from these descriptions.
 
 Example:
     >>> from typing import Literal
-    >>> from cnnviz.zoo.checks import PositiveInt
+    >>> from cnnviz.zoo.core import PositiveInt
     >>> def blur(images, *, taps: PositiveInt = 5, mode: Literal["same", "valid"] = "same", fast: bool = True):
     ...     '''Blur.
     ...
@@ -26,7 +26,7 @@ from collections.abc import Callable, Collection
 from dataclasses import dataclass
 from typing import Any
 
-from cnnviz.zoo.checks import Between, declared, literal_choices
+from cnnviz.zoo.core import Between, declared, literal_choices
 
 PLAIN = (bool, int, float, str)
 

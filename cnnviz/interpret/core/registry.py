@@ -18,9 +18,9 @@ import torch
 from torch import nn
 
 from cnnviz.interpret.core.option_spec import OptionSpec, option_specs
-from cnnviz.zoo.checks import check_call
-from cnnviz.zoo.errors import CnnvizError, closest
-from cnnviz.zoo.guard import preserve
+from cnnviz.zoo.core import check_call
+from cnnviz.zoo.core import CnnvizError, closest
+from cnnviz.zoo.core import preserve
 from cnnviz.zoo.handle import ModelHandle, as_handle
 
 MethodFn = Callable[..., Any]

@@ -22,7 +22,7 @@ from typing import Literal, get_args
 import torch
 from torchvision.transforms.functional import gaussian_blur
 
-from cnnviz.zoo.errors import CnnvizError
+from cnnviz.zoo.core import CnnvizError
 from cnnviz.zoo.handle import ModelHandle
 
 Fill = Literal["dataset_mean", "black", "gray", "mean", "blur"]

@@ -15,7 +15,7 @@ from typing import Any, Union
 
 import torch
 
-from cnnviz.zoo.errors import CnnvizError, closest
+from cnnviz.zoo.core import CnnvizError, closest
 from cnnviz.zoo.handle import ModelHandle
 
 ScoreFn = Callable[[torch.Tensor], torch.Tensor]

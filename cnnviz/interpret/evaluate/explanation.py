@@ -27,8 +27,8 @@ import torch
 
 from cnnviz.interpret.core import (BoxScore, Method, RegionScore, attribution_map, class_index, dense_target)
 from cnnviz.interpret.evaluate.explanation_json import DenseTarget, explanation_record, explanation_title
-from cnnviz.zoo.dense import unpack_detections
-from cnnviz.zoo.file_names import safe_name
+from cnnviz.zoo.models import unpack_detections
+from cnnviz.zoo.core import safe_name
 from cnnviz.zoo.handle import ModelHandle
 
 clock: Callable[[], float] = time.perf_counter  # what a record's seconds are read from (a test pins it)

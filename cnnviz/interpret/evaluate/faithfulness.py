@@ -45,10 +45,8 @@ from cnnviz.interpret.core.targets import Target, class_probabilities, resolve_t
 from cnnviz.interpret.evaluate.map_sources import MapSource, as_maps
 from cnnviz.interpret.evaluate.similarity import Measure, similarity
 from cnnviz.interpret.evaluate.statistics import constant_rows, undefined_reason
-from cnnviz.zoo.compiled import forward_runner
-from cnnviz.zoo.errors import CnnvizError
-from cnnviz.zoo.guard import preserve
-from cnnviz.zoo.handle import as_handle
+from cnnviz.zoo.core import CnnvizError, preserve
+from cnnviz.zoo.handle import as_handle, forward_runner
 
 DeletionCanvas = Literal["black", "dataset_mean", "blur"]
 

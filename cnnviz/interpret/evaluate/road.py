@@ -39,8 +39,7 @@ from cnnviz.interpret.core.batching import auto_batch_size, chunks
 from cnnviz.interpret.core.maps import attribution_map
 from cnnviz.interpret.core.targets import Target, class_probabilities, resolve_target, take, target_scores
 from cnnviz.interpret.evaluate.map_sources import MapSource, as_maps
-from cnnviz.zoo.errors import CnnvizError
-from cnnviz.zoo.guard import preserve
+from cnnviz.zoo.core import CnnvizError, preserve
 from cnnviz.zoo.handle import as_handle
 
 FRACTIONS = (0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9)

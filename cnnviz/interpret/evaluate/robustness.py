@@ -31,8 +31,7 @@ from torch import nn
 from cnnviz.interpret.core.batching import auto_batch_size, chunks
 from cnnviz.interpret.core.targets import Target, class_probabilities, resolve_target, take, target_scores
 from cnnviz.interpret.evaluate.map_sources import MapSource, as_maps
-from cnnviz.zoo.errors import CnnvizError
-from cnnviz.zoo.guard import preserve
+from cnnviz.zoo.core import CnnvizError, preserve
 from cnnviz.zoo.handle import as_handle
 
 Explainer = Callable[..., torch.Tensor]

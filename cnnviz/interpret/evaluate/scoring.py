@@ -43,11 +43,11 @@ from cnnviz.interpret.evaluate.road import FRACTIONS, road
 from cnnviz.interpret.evaluate.robustness import infidelity, max_sensitivity
 from cnnviz.interpret.evaluate.similarity import Measure
 from cnnviz.interpret.evaluate.statistics import summarize
-from cnnviz.zoo.checks import AtLeast, NonNegativeFloat, NonNegativeInt, PositiveFloat, PositiveInt, check_call
-from cnnviz.zoo.compiled import job
-from cnnviz.zoo.errors import CnnvizError
-from cnnviz.zoo.handle import ModelHandle
-from cnnviz.zoo.images import expand_sources, load_images
+from cnnviz.zoo.core import (
+    AtLeast, CnnvizError, NonNegativeFloat, NonNegativeInt, PositiveFloat, PositiveInt, check_call,
+)
+from cnnviz.zoo.data import expand_sources, load_images
+from cnnviz.zoo.handle import ModelHandle, job
 
 # Deletion names what a deleted pixel becomes; the default is the one that tells methods from a random map
 # (BENCHMARKS.md, "Which deletion separates methods from random"): deleting to black does not.

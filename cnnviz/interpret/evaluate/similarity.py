@@ -26,7 +26,7 @@ import torch
 import torch.nn.functional as F
 
 from cnnviz.interpret.evaluate.statistics import constant_rows, pearson, spearman
-from cnnviz.zoo.errors import CnnvizError
+from cnnviz.zoo.core import CnnvizError
 
 Measure = Literal["spearman", "ssim", "hog"]
 MEASURES: tuple[str, ...] = get_args(Measure)

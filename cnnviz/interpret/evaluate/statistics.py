@@ -19,7 +19,7 @@ from dataclasses import asdict, dataclass
 
 import torch
 
-from cnnviz.zoo.errors import CnnvizError
+from cnnviz.zoo.core import CnnvizError
 
 
 def average_ranks(values: torch.Tensor) -> torch.Tensor:

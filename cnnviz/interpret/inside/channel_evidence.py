@@ -16,10 +16,8 @@ import torch
 from torch import nn
 
 from cnnviz.interpret.core import Target, as_batch, target_scores
-from cnnviz.zoo.errors import CnnvizError
-from cnnviz.zoo.guard import preserve
+from cnnviz.zoo.core import CnnvizError, preserve, record
 from cnnviz.zoo.handle import ModelHandle, as_handle
-from cnnviz.zoo.hooks import record
 
 
 def unit_evidence(model: nn.Module, images: torch.Tensor, target: Target = None, *,

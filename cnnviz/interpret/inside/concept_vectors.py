@@ -31,8 +31,7 @@ from scipy import stats
 
 from cnnviz.interpret.core.random_state import numpy_and_python_rng
 from cnnviz.interpret.core.targets import class_index
-from cnnviz.zoo.errors import CnnvizError
-from cnnviz.zoo.guard import preserve
+from cnnviz.zoo.core import CnnvizError, preserve
 from cnnviz.zoo.handle import ModelHandle
 
 MIN_IMAGES = 10  # per concept and per random set: fewer leave the linear classifier nothing to learn from

@@ -19,10 +19,8 @@ from torch import nn
 
 from cnnviz.interpret.core.batching import auto_batch_size, chunks
 from cnnviz.interpret.core.registry import method
-from cnnviz.zoo.checks import PositiveInt
-from cnnviz.zoo.errors import CnnvizError
+from cnnviz.zoo.core import CnnvizError, PositiveInt, record
 from cnnviz.zoo.handle import ModelHandle
-from cnnviz.zoo.hooks import record
 
 
 @method("feature_maps", "features", "every channel of a layer's output for each image", order=110)

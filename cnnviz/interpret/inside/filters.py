@@ -18,9 +18,8 @@ from typing import Literal, get_args
 import torch
 from torch import nn
 
-from cnnviz.zoo.errors import CnnvizError, closest
-from cnnviz.zoo.handle import as_handle
-from cnnviz.zoo.layers import layer_name
+from cnnviz.zoo.core import CnnvizError, closest
+from cnnviz.zoo.handle import as_handle, layer_name
 
 FilterMode = Literal["auto", "rgb", "channels", "mean"]
 FILTER_MODES = get_args(FilterMode)

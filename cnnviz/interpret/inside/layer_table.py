@@ -7,9 +7,8 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from cnnviz.zoo.guard import preserve
+from cnnviz.zoo.core import preserve, record
 from cnnviz.zoo.handle import ModelHandle, as_handle
-from cnnviz.zoo.hooks import record
 
 
 @dataclass(frozen=True)
@@ -113,7 +112,7 @@ def summary_lines(model: nn.Module, input_size: int | None = None) -> list[str]:
     The last line compares the textbook total with the real parameter count.
 
     Example:
-        >>> from cnnviz.zoo.cnns import build_cnn
+        >>> from cnnviz.zoo.models.cnns import build_cnn
         >>> summary_lines(build_cnn("lenet5"), 28)[-1]
         'total: 61,706 parameters by the textbook rules, 61,706 counted: equal'
     """

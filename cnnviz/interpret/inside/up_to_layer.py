@@ -25,9 +25,7 @@ import torch.fx
 from torch import nn
 
 from cnnviz.interpret.core.activations import layer_output
-from cnnviz.zoo.compiled import ForwardRunner
-from cnnviz.zoo.handle import PRECISIONS, ModelHandle, as_handle
-from cnnviz.zoo.layers import layer_name
+from cnnviz.zoo.handle import ForwardRunner, ModelHandle, PRECISIONS, as_handle, layer_name
 
 
 class _KeepWhole(torch.fx.Tracer):

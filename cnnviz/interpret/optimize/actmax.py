@@ -33,9 +33,7 @@ from cnnviz.interpret.core.registry import method
 from cnnviz.interpret.core.targets import class_index
 from cnnviz.interpret.optimize import engine, objectives, param, transforms
 from cnnviz.interpret.optimize.row_queue import RowQueue
-from cnnviz.zoo.checks import ImageSide, OpenUnitInterval, PositiveFloat, PositiveInt
-from cnnviz.zoo.errors import CnnvizError
-from cnnviz.zoo.guard import preserve
+from cnnviz.zoo.core import CnnvizError, ImageSide, OpenUnitInterval, PositiveFloat, PositiveInt, preserve
 from cnnviz.zoo.handle import ModelHandle
 
 Preset = Literal["robust", "jitter", "pixels"]
@@ -76,7 +74,7 @@ def parse_unit(handle: ModelHandle, spec: str) -> tuple[objectives.Objective, in
 
 
 def _channel_count(handle: ModelHandle, module: nn.Module) -> int:
-    from cnnviz.zoo.hooks import record
+    from cnnviz.zoo.core import record
 
     with torch.no_grad(), record({"layer": module}) as rec:
         handle(torch.zeros(1, handle.in_channels, handle.input_size, handle.input_size, device=handle.device))

@@ -24,10 +24,8 @@ from torch import nn
 
 from cnnviz.interpret.core.registry import method
 from cnnviz.interpret.optimize import engine, objectives, param
-from cnnviz.zoo.checks import NonNegativeFloat, NonNegativeInt, PositiveInt, ScaleFactor
-from cnnviz.zoo.errors import CnnvizError
-from cnnviz.zoo.handle import ModelHandle
-from cnnviz.zoo.layers import layer_at_depth
+from cnnviz.zoo.core import CnnvizError, NonNegativeFloat, NonNegativeInt, PositiveInt, ScaleFactor
+from cnnviz.zoo.handle import ModelHandle, layer_at_depth
 
 TILE = 512
 TILE_ABOVE = 1024

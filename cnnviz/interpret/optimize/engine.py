@@ -27,10 +27,8 @@ from tqdm.auto import tqdm
 from cnnviz.interpret.optimize.objectives import Context, Objective
 from cnnviz.interpret.optimize.step_watch import step_watchers
 from cnnviz.interpret.optimize.transforms import Transform
-from cnnviz.zoo.errors import CnnvizError
-from cnnviz.zoo.guard import preserve
+from cnnviz.zoo.core import CnnvizError, preserve, record, run_until
 from cnnviz.zoo.handle import ModelHandle
-from cnnviz.zoo.hooks import record, run_until
 
 OPTIMIZERS = ("adam", "sgd", "lbfgs", "normalized", "sign", "l2")
 

@@ -33,11 +33,8 @@ import torch
 from cnnviz.interpret.core.activations import layer_output
 from cnnviz.interpret.core.registry import method
 from cnnviz.interpret.optimize import engine, objectives, param, transforms
-from cnnviz.zoo.checks import NonNegativeFloat, NonNegativeInt, PositiveFloat, PositiveInt
-from cnnviz.zoo.errors import CnnvizError
-from cnnviz.zoo.guard import preserve
-from cnnviz.zoo.handle import ModelHandle
-from cnnviz.zoo.layers import layer_depth
+from cnnviz.zoo.core import CnnvizError, NonNegativeFloat, NonNegativeInt, PositiveFloat, PositiveInt, preserve
+from cnnviz.zoo.handle import ModelHandle, layer_depth
 
 Parameterization = Literal["pixels", "fourier"]
 

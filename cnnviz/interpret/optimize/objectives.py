@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 
 import torch
 
-from cnnviz.zoo.errors import CnnvizError
+from cnnviz.zoo.core import CnnvizError
 
 Index = int | Sequence[int] | torch.Tensor
 

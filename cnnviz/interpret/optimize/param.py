@@ -12,7 +12,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from cnnviz.zoo.errors import CnnvizError
+from cnnviz.zoo.core import CnnvizError
 
 # Square root of the colour correlation of ImageNet pixels (Cholesky-like, from its SVD):
 # a standard white noise through this matrix has natural-image colour statistics.

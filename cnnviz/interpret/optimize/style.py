@@ -47,10 +47,8 @@ from torch import nn
 from cnnviz.interpret.core.registry import method
 from cnnviz.interpret.optimize import engine, objectives, param
 from cnnviz.interpret.optimize.objectives import Context, Objective
-from cnnviz.zoo.checks import ImageSide, NonNegativeFloat, PositiveFloat, PositiveInt
-from cnnviz.zoo.errors import CnnvizError
+from cnnviz.zoo.core import CnnvizError, ImageSide, NonNegativeFloat, PositiveFloat, PositiveInt, record, run_until
 from cnnviz.zoo.handle import ModelHandle, match_channels
-from cnnviz.zoo.hooks import record, run_until
 
 Init = Literal["content", "noise"]
 Optimizer = Literal["lbfgs", "adam"]

@@ -28,9 +28,8 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from matplotlib.ticker import NullFormatter, PercentFormatter
 
-from cnnviz.zoo.diagnostics import ActivationStats, Overfitting, find_overfitting
-from cnnviz.zoo.errors import CnnvizError
-from cnnviz.zoo.images import atomic_write
+from cnnviz.zoo.core import CnnvizError, atomic_write
+from cnnviz.zoo.train import ActivationStats, Overfitting, find_overfitting
 
 FORMATS = ("png", "svg", "pdf")
 ChartFormat = Literal["png", "svg", "pdf"]

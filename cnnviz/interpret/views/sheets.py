@@ -65,7 +65,7 @@ from cnnviz.interpret.views.pixels import (
     to_uint8,
     vstack,
 )
-from cnnviz.zoo.errors import CnnvizError
+from cnnviz.zoo.core import CnnvizError
 from cnnviz.zoo.handle import ModelHandle
 
 DISPLAY = 224  # side the gallery shows model inputs at (28 px pictures enlarged without blur)

@@ -22,7 +22,7 @@ from cnnviz.interpret.attack.adversarial import (
 from cnnviz.interpret.optimize import engine
 from cnnviz.interpret.views.sheets import attack_panel
 from tests.conftest import assert_unchanged, state_snapshot
-from cnnviz.zoo.errors import CnnvizError
+from cnnviz.zoo.core import CnnvizError
 
 TOL = 1e-6  # float rounding of (x + delta) - x
 
@@ -31,7 +31,7 @@ TOL = 1e-6  # float rounding of (x + delta) - x
 def fashion_batch(fashion_mnist, device):
     """fashion_cnn and 16 correctly classified Fashion-MNIST test images."""
     handle = zoo.load("fashion_cnn", device=device)
-    data = zoo.datasets.read_idx_split(zoo.datasets.DATASETS[fashion_mnist].default_dir, "t10k")
+    data = zoo.data.read_idx_split(zoo.data.DATASETS[fashion_mnist].default_dir, "t10k")
     images = data.images[:64].float().div(255).to(device)
     with torch.no_grad():
         right = handle(images).argmax(-1).cpu() == data.labels[:64]

@@ -9,7 +9,7 @@ from cnnviz import zoo
 from cnnviz.cli.main import main
 from cnnviz.interpret.attack.fooling import fool, parse_classes
 from tests.conftest import assert_unchanged, state_snapshot
-from cnnviz.zoo.errors import CnnvizError
+from cnnviz.zoo.core import CnnvizError
 
 
 def probabilities(handle, result):

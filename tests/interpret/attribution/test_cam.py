@@ -27,7 +27,7 @@ from torch import nn
 from cnnviz import interpret
 from cnnviz import zoo
 from cnnviz.interpret.attribution.cam.core import min_max, principal_projection, to_grid, upsample
-from cnnviz.zoo.errors import CnnvizError
+from cnnviz.zoo.core import CnnvizError
 
 CAMS = [m.name for m in interpret.methods("attribution") if m.group == "cams"]
 GRADIENT_AND_ACTIVATION = {"gradcam": GradCAM, "gradcam_plusplus": GradCAMPlusPlus, "xgradcam": XGradCAM,

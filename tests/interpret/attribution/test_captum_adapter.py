@@ -7,7 +7,7 @@ import torch
 
 from cnnviz import interpret
 from cnnviz.interpret.attribution.captum_adapter import grid_mask
-from cnnviz.zoo.errors import CnnvizError
+from cnnviz.zoo.core import CnnvizError
 
 
 def captum(name):

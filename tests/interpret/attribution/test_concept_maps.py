@@ -8,7 +8,7 @@ from cnnviz import interpret
 from cnnviz import zoo
 from cnnviz.interpret.attribution.lrp import relevance_network
 from tests.conftest import assert_unchanged, state_snapshot
-from cnnviz.zoo.errors import CnnvizError
+from cnnviz.zoo.core import CnnvizError
 
 LAYER = "features.block2"  # 64 channels, between two conv blocks
 

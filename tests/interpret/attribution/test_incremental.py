@@ -15,7 +15,8 @@ from cnnviz.interpret.attribution.incremental import IncrementalForward, Occlusi
 from cnnviz.interpret.attribution.incremental.fusion import fold, padded_conv2d, same_conv2d
 from tests.conftest import assert_unchanged, state_snapshot
 from tests.zoo.test_compiled import Branchy  # control flow on the data: torch.fx cannot trace it
-from cnnviz.zoo.efficientnet_lite import Conv2dSame, pad_same
+from cnnviz.zoo.models.efficientnet_lite import Conv2dSame
+from cnnviz.zoo.core import pad_same
 
 
 def assert_maps_equal(ours: torch.Tensor, full: torch.Tensor, share: float = 1e-4) -> None:

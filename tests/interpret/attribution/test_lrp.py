@@ -14,9 +14,9 @@ from cnnviz import zoo
 from cnnviz.interpret.attribution.canonize import canonized
 from cnnviz.interpret.attribution.lrp import COMPOSITES
 from tests.conftest import assert_unchanged, state_snapshot
-from cnnviz.zoo.cnns import SmallResNet
-from cnnviz.zoo.efficientnet_lite import VARIANTS, EfficientNetLite
-from cnnviz.zoo.errors import CnnvizError
+from cnnviz.zoo.models.cnns import SmallResNet
+from cnnviz.zoo.models import EfficientNetLite, VARIANTS
+from cnnviz.zoo.core import CnnvizError
 
 
 def seeded_batch_norms(model: nn.Module, seed: int = 0, *, neutral_shift: bool = False) -> nn.Module:

@@ -11,7 +11,7 @@ from torch import nn
 from cnnviz import interpret
 from cnnviz import zoo
 from tests.conftest import TinyCNN, assert_unchanged, state_snapshot
-from cnnviz.zoo.errors import CnnvizError
+from cnnviz.zoo.core import CnnvizError
 
 COURSE = {"occlusion", "gradient", "smoothgrad", "integrated_gradients", "guided_backprop", "gradcam", "guided_gradcam"}
 ATTRIBUTION = [m.name for m in interpret.methods("attribution") if m.name in COURSE]  # the others: test_cam.py, ...
@@ -165,7 +165,7 @@ def test_guided_backprop_on_efficientnet_lite_own_and_reference_form(lite0, phot
     frozen = copy.deepcopy(lite0)
     torch.testing.assert_close(ours, _hook_guided_oracle(frozen, photos, 282), rtol=1e-4, atol=1e-6)
     reference_pkg = pytest.importorskip("efficientnet_lite_pytorch")
-    from cnnviz.zoo.efficientnet_lite import shipped_weights_path
+    from cnnviz.zoo.catalog import shipped_weights_path
     reference = reference_pkg.EfficientNet.from_name("efficientnet-lite0")  # one ReLU6 reused per block
     reference.load_state_dict(torch.load(shipped_weights_path("efficientnet_lite0"), weights_only=True))
     wrapped = zoo.wrap(reference.to(lite0.device).eval(), mean=(0.5,) * 3, std=(0.5,) * 3)

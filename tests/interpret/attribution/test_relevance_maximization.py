@@ -13,7 +13,7 @@ from cnnviz import interpret
 from cnnviz import zoo
 from tests.conftest import assert_unchanged, state_snapshot
 from tests.interpret.inside.test_receptive_field import one_thread  # noqa: F401  (autouse: one intra-op thread)
-from cnnviz.zoo.errors import CnnvizError
+from cnnviz.zoo.core import CnnvizError
 
 LAYER = "features.block2"  # 64 channels at 7 x 7
 TOP = 3
@@ -22,7 +22,7 @@ TOP = 3
 @pytest.fixture(scope="module")
 def garments(fashion_mnist) -> torch.Tensor:
     """A few Fashion-MNIST test images (the model's own data, so its predictions vary)."""
-    from cnnviz.zoo.image_data import open_dataset
+    from cnnviz.zoo.data import open_dataset
 
     dataset = open_dataset(fashion_mnist)
     return torch.stack([dataset[i] for i in range(12)])
@@ -114,7 +114,7 @@ def test_cnnviz_atlas_by_relevance_writes_the_same_ranking(fashion, garments, tm
                  "--target", "Coat", "--top", "2", "--no-images", "--device", "cpu", "--out", str(tmp_path / "out")]) == 0
     assert "by relevance" in capsys.readouterr().out
     index = json.loads((tmp_path / "out" / "index.json").read_text())
-    from cnnviz.zoo.image_data import open_dataset
+    from cnnviz.zoo.data import open_dataset
 
     images = torch.stack([open_dataset(str(folder))[i] for i in range(8)])
     expected = interpret.neuron_atlas(fashion, LAYER, images, top=2, progress=False, ranked_by="relevance",

@@ -9,7 +9,7 @@ from torchray.attribution.rise import rise as torchray_rise
 from cnnviz import interpret
 from cnnviz import zoo
 from cnnviz.interpret.attribution.rise import rise_masks, rise_with_masks
-from cnnviz.zoo.errors import CnnvizError
+from cnnviz.zoo.core import CnnvizError
 
 
 def test_rise_equals_torchray_on_the_same_masks(lite0):

@@ -20,7 +20,7 @@ from cnnviz import interpret
 from cnnviz import zoo
 from cnnviz.interpret.attribution.cam.core import min_max, upsample
 from cnnviz.interpret.evaluate import deletion_insertion
-from cnnviz.zoo.errors import CnnvizError
+from cnnviz.zoo.core import CnnvizError
 
 CAMS = {"gradcam": GradCAM, "gradcam_plusplus": GradCAMPlusPlus, "xgradcam": XGradCAM, "hirescam": HiResCAM,
         "layercam": LayerCAM}

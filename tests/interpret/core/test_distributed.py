@@ -24,7 +24,7 @@ def test_shard_jobs_deal_round_robin_and_cover_every_job():
 
 def _fool_rank(rank: int, world: int, port: int, out: str) -> None:
     from cnnviz import zoo
-    import cnnviz.zoo.fashion  # noqa: F401  (registers fashion_cnn)
+    import cnnviz.zoo  # noqa: F401  (registers fashion_cnn)
     from cnnviz.interpret.attack.fooling import fool
 
     torch.set_num_threads(1)
@@ -57,7 +57,7 @@ def _gather_rank(rank: int, world: int, port: int, out: str) -> None:
 @pytest.mark.slow
 def test_two_gloo_processes_fool_the_classes_one_process_fools(tmp_path):
     from cnnviz import zoo
-    import cnnviz.zoo.fashion  # noqa: F401
+    import cnnviz.zoo  # noqa: F401  (registers fashion_cnn)
     from cnnviz.interpret.attack.fooling import fool
 
     torch.set_num_threads(1)

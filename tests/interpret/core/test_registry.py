@@ -115,16 +115,17 @@ def test_import_zoo_leaves_the_training_loop_unloaded():
     import subprocess
     import sys
 
-    code = "import sys; from cnnviz import interpret, zoo; print(sorted(m for m in sys.modules if m.startswith('cnnviz.zoo.training')))"
+    code = ("import sys; from cnnviz import zoo, interpret; "
+            "print(sorted(m for m in sys.modules if m.startswith(('cnnviz.zoo.train.lo', 'cnnviz.zoo.train.run'))))")
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
-    assert done.stdout.strip() == "['cnnviz.zoo.training_log']"  # the log's format, not the loop
+    assert done.stdout.strip() == "['cnnviz.zoo.train.log']"  # the log's format, not the loop
 
 
 def test_options_are_described_once_from_the_signature_and_docstring():
     from typing import Literal
 
     from cnnviz.interpret.core import option_specs
-    from cnnviz.zoo.checks import OpenUnitInterval, PositiveInt
+    from cnnviz.zoo.core import OpenUnitInterval, PositiveInt
 
     def shade(images, *, taps: PositiveInt = 5, level: OpenUnitInterval | None = None,
               mode: Literal["same", "valid"] = "valid", fast: bool = True, layer: str = "x", fn=None):

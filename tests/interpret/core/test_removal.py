@@ -20,7 +20,7 @@ from cnnviz.interpret.attribution.cam.core import min_max, upsample
 from cnnviz.interpret.attribution.rise import rise_masks, rise_with_masks
 from cnnviz.interpret.core.removal import FILLS, removed_pixels
 from cnnviz.interpret.evaluate.faithfulness import deletion_insertion
-from cnnviz.zoo.errors import CnnvizError
+from cnnviz.zoo.core import CnnvizError
 
 TARGETS = [3, 7]  # the classes of the outside check that found the black-masking Score-CAM
 

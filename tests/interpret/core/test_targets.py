@@ -2,7 +2,7 @@ import pytest
 import torch
 
 from cnnviz.interpret import class_index, target_indices, target_scores
-from cnnviz.zoo.errors import CnnvizError
+from cnnviz.zoo.core import CnnvizError
 
 
 def test_class_index_accepts_ints_digits_and_names(tiny):

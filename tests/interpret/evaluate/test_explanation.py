@@ -82,7 +82,7 @@ def test_a_segmentation_region_is_explained_as_the_method_and_target_say():
 
 @needs_fashion
 def test_a_detectors_box_is_explained_per_image_with_its_own_detections():
-    from cnnviz.zoo.scenes import fashion_scenes
+    from cnnviz.zoo.data import fashion_scenes
 
     det = zoo.load("fashion_det", device="cpu")
     scenes = fashion_scenes(2, split="test", canvas=64, items=(2, 2), seed=7).images

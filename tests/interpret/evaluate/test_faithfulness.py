@@ -18,7 +18,7 @@ from cnnviz.interpret.evaluate.faithfulness import (
 )
 from tests.conftest import assert_unchanged, state_snapshot
 from tests.interpret.attribution.test_methods import RegionScore
-from cnnviz.zoo.errors import CnnvizError
+from cnnviz.zoo.core import CnnvizError
 
 
 def test_pixel_ranks_most_salient_first():

@@ -14,7 +14,7 @@ from cnnviz.interpret.evaluate.road import linear_imputation, removal_counts, ro
 from cnnviz.interpret.evaluate.robustness import infidelity, max_sensitivity
 from cnnviz.interpret.evaluate.statistics import bootstrap_interval
 from tests.conftest import TinyCNN, assert_unchanged, state_snapshot
-from cnnviz.zoo.errors import CnnvizError
+from cnnviz.zoo.core import CnnvizError
 
 
 @pytest.fixture

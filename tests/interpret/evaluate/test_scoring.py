@@ -25,7 +25,7 @@ from cnnviz.interpret.evaluate.scoring import (
 )
 from tests.conftest import TinyCNN
 from tests.interpret.inside.test_atlas_distributed import free_port, run_processes
-from cnnviz.zoo.errors import CnnvizError
+from cnnviz.zoo.core import CnnvizError
 
 METRICS = ("deletion_black", "deletion_blur", "deletion_mean", "insertion", "road", "infidelity", "sensitivity", "randomization", "gini", "entropy")
 OPTIONS = EvaluationOptions(steps=4, fractions=(0.3, 0.6), samples=2, randomize=2, batch_size=64)

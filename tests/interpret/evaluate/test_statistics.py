@@ -14,7 +14,7 @@ from skimage.metrics import structural_similarity
 
 from cnnviz.interpret.evaluate.similarity import similarity
 from cnnviz.interpret.evaluate.statistics import average_ranks, bootstrap_interval, spearman, summarize
-from cnnviz.zoo.errors import CnnvizError
+from cnnviz.zoo.core import CnnvizError
 
 
 def scipy_spearman(a: np.ndarray, b: np.ndarray) -> list[float]:

@@ -22,9 +22,8 @@ from cnnviz.interpret.inside.atlas.topk import select
 from cnnviz.interpret.inside.fields.probe import nonzero_box, unit_gradient
 from tests.conftest import TinyCNN, assert_unchanged, state_snapshot
 from tests.interpret.inside.test_receptive_field import one_thread  # noqa: F401  (autouse: one intra-op thread)
-from cnnviz.zoo.errors import CnnvizError
-from cnnviz.zoo.hooks import hook_counts, record
-from cnnviz.zoo.image_data import ImageFiles, open_dataset
+from cnnviz.zoo.core import CnnvizError, hook_counts, record
+from cnnviz.zoo.data import ImageFiles, open_dataset
 
 PHOTOS = ["chelsea", "coffee", "astronaut", "rocket", "motorcycle", "horse", "camera", "coins"]
 
@@ -149,8 +148,8 @@ def test_lite0_atlas_on_photo_folder_crops_match_receptive_fields(lite0, photo_f
 
 
 def fashion_model() -> zoo.ModelHandle:
-    from cnnviz.zoo.cnns import CnnSpec, cnn_handle
-    from cnnviz.zoo.fashion import FASHION_MEAN, FASHION_STD
+    from cnnviz.zoo.models import CnnSpec, cnn_handle
+    from cnnviz.zoo.data import FASHION_MEAN, FASHION_STD
 
     return cnn_handle(CnnSpec("tutorial_cnn"), mean=FASHION_MEAN, std=FASHION_STD, seed=0).eval()
 
@@ -163,7 +162,7 @@ def test_fashion_atlas_crops_match_receptive_fields(fashion_mnist):
 
 
 def test_shipped_fashion_cnn_atlas(fashion_mnist):
-    import cnnviz.zoo.fashion  # noqa: F401  (registers fashion_cnn)
+    import cnnviz.zoo  # noqa: F401  (registers fashion_cnn)
 
     try:
         handle = zoo.load("fashion_cnn", device="cpu")

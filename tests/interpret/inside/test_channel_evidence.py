@@ -9,7 +9,7 @@ import torch
 from cnnviz import zoo
 from cnnviz.interpret.inside import unit_evidence
 from tests.conftest import TinyCNN, assert_unchanged, state_snapshot
-from cnnviz.zoo.errors import CnnvizError
+from cnnviz.zoo.core import CnnvizError
 
 
 @pytest.fixture

@@ -11,14 +11,14 @@ import torch
 from cnnviz import interpret
 from cnnviz.interpret.inside.concept_vectors import random_sets
 from tests.conftest import FASHION_DIR, assert_unchanged, state_snapshot, needs_fashion
-from cnnviz.zoo.errors import CnnvizError
+from cnnviz.zoo.core import CnnvizError
 
 SHIRT, TROUSER, PULLOVER, COAT = 6, 1, 2, 4
 
 
 @pytest.fixture(scope="module")
 def splits():
-    from cnnviz.zoo.datasets import read_idx_split
+    from cnnviz.zoo.data import read_idx_split
 
     return read_idx_split(FASHION_DIR, "train"), read_idx_split(FASHION_DIR, "t10k")
 

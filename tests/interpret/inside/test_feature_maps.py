@@ -12,8 +12,7 @@ from cnnviz.interpret.core.activations import layer_output
 from cnnviz.interpret.inside.feature_maps import channel_order, feature_maps
 from tests.conftest import SharedConv, assert_unchanged, state_snapshot
 from tests.interpret.inside.test_receptive_field import one_thread  # noqa: F401  (autouse: one intra-op thread)
-from cnnviz.zoo.errors import CnnvizError
-from cnnviz.zoo.hooks import hook_counts
+from cnnviz.zoo.core import CnnvizError, hook_counts
 
 
 def test_maps_equal_a_forward_by_hand(tiny, device):

@@ -15,7 +15,7 @@ from cnnviz.interpret.inside.filters import conv_layers, conv_weight, filters, n
 from cnnviz.interpret.views.pixels import to_uint8
 from tests.conftest import assert_unchanged, state_snapshot
 from tests.interpret.inside.test_receptive_field import one_thread  # noqa: F401  (autouse: one intra-op thread)
-from cnnviz.zoo.errors import CnnvizError
+from cnnviz.zoo.core import CnnvizError
 
 
 def test_first_layer_rgb_each_filter_spans_zero_to_one():

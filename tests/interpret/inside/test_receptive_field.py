@@ -20,8 +20,7 @@ from cnnviz.interpret.inside.fields import (
     verify_receptive_field,
 )
 from tests.conftest import SharedConv, assert_unchanged, state_snapshot
-from cnnviz.zoo.errors import CnnvizError
-from cnnviz.zoo.hooks import hook_counts
+from cnnviz.zoo.core import CnnvizError, hook_counts
 
 
 @pytest.fixture(autouse=True, scope="module")
@@ -100,7 +99,7 @@ def test_residual_and_branches_take_the_largest_box():
 
 
 def test_tf_same_padding_depends_on_input_size():
-    conv = zoo.efficientnet_lite.Conv2dSame(3, 4, 3, stride=2)
+    conv = zoo.models.efficientnet_lite.Conv2dSame(3, 4, 3, stride=2)
     assert (conv.same_padding(224, 0), conv.same_padding(225, 0)) == ((0, 1), (1, 1))
     assert receptive_field(nn.Sequential(conv), "0", input_size=224).start == (0, 0)
     assert receptive_field(nn.Sequential(conv), "0", input_size=225).start == (-1, -1)

@@ -40,7 +40,7 @@ def test_class_pictures_are_confident_and_recognized_by_another_model():
 
 
 def test_actmax_until_stops_each_class_at_the_probability_and_refills():
-    import cnnviz.zoo.fashion  # noqa: F401  (registers fashion_cnn)
+    import cnnviz.zoo  # noqa: F401  (registers fashion_cnn)
     handle = zoo.load("fashion_cnn", device="cpu")
     classes = list(range(10))
     pictures = interpret.actmax(handle, target=classes, preset="pixels", steps=150, until=0.99, batch_size=3,

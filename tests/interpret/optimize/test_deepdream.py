@@ -8,7 +8,7 @@ from cnnviz.interpret.core.activations import layer_output
 from cnnviz.interpret.optimize.deepdream import RandomShift, octave_sizes
 from cnnviz.interpret.optimize.param import PixelImage
 from tests.conftest import assert_unchanged, state_snapshot
-from cnnviz.zoo.errors import CnnvizError
+from cnnviz.zoo.core import CnnvizError
 
 
 def _energy(handle, layer, images, channel=None):

@@ -7,7 +7,7 @@ from cnnviz.interpret import inversion_scores, invert
 from cnnviz.interpret.core.activations import layer_output
 from cnnviz.interpret.optimize.inversion import preset_for
 from tests.conftest import assert_unchanged, state_snapshot
-from cnnviz.zoo.errors import CnnvizError
+from cnnviz.zoo.core import CnnvizError
 
 
 def test_inversion_matches_the_embedding_better_than_gray_and_leaves_the_model(tiny, device):

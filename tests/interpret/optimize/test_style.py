@@ -25,7 +25,7 @@ from cnnviz.interpret.optimize.style import (
     ycbcr_to_rgb,
 )
 from tests.conftest import assert_unchanged, state_snapshot
-from cnnviz.zoo.errors import CnnvizError
+from cnnviz.zoo.core import CnnvizError
 
 
 def _context(layer: str, features: torch.Tensor) -> Context:
@@ -229,7 +229,7 @@ def test_cli_bad_input_exits_2(tmp_path: object, argv: list[str], capsys: pytest
 
 
 def test_cli_vgg19_without_weights_names_the_offline_backbone(tmp_path: object, capsys: pytest.CaptureFixture) -> None:
-    from cnnviz.zoo.torchvision_models import cached_weights_path
+    from cnnviz.zoo.catalog import cached_weights_path
 
     if cached_weights_path("vgg19").is_file():
         pytest.skip("vgg19 weights are on this machine")

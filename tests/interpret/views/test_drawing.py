@@ -13,7 +13,7 @@ from torch import nn
 
 from cnnviz.interpret.views import charts, pixels, sheets
 from tests.conftest import REPO, assert_unchanged, state_snapshot
-from cnnviz.zoo.errors import CnnvizError
+from cnnviz.zoo.core import CnnvizError
 
 
 def test_each_drawing_helper_is_defined_once():
@@ -89,7 +89,8 @@ def test_chart_text_is_unicode():
 
 
 def test_training_report_of_the_shipped_log():
-    from cnnviz.zoo.fashion import fashion_log_path, read_training_log
+    from cnnviz.zoo.catalog import fashion_log_path
+    from cnnviz.zoo.train import read_training_log
 
     figures = sheets.training_report(read_training_log(fashion_log_path()))
     assert list(figures) == ["curves", "confusion", "gradients", "activations"]
@@ -97,8 +98,8 @@ def test_training_report_of_the_shipped_log():
 
 
 def test_training_log_reads_the_shipped_file_and_writes_it_back_unchanged(tmp_path):
-    from cnnviz.zoo.fashion import fashion_log_path, handle_from_log
-    from cnnviz.zoo.training_log import TrainingLog
+    from cnnviz.zoo.catalog import fashion_log_path
+    from cnnviz.zoo.train import TrainingLog, handle_from_log
 
     raw = json.loads(fashion_log_path().read_text())
     log = TrainingLog.read(fashion_log_path())
@@ -135,7 +136,7 @@ class Swallowing(nn.Module):
 
 
 def test_run_until_stops_after_its_modules_even_through_a_models_except():
-    from cnnviz.zoo.hooks import hook_counts, record, run_until
+    from cnnviz.zoo.core import hook_counts, record, run_until
 
     net = Swallowing().train()
     before, hooks = state_snapshot(net), hook_counts(net)
@@ -149,11 +150,11 @@ def test_run_until_stops_after_its_modules_even_through_a_models_except():
 
 def test_zoo_owns_the_plain_torch_mechanisms_interpret_uses():
     from cnnviz import zoo
-    import cnnviz.zoo.guard
-    import cnnviz.zoo.hooks
+    import cnnviz.zoo.core.guard
+    import cnnviz.zoo.core.hooks
 
-    assert zoo.guard.preserve is zoo.guard.preserve
-    assert zoo.hooks.record is zoo.hooks.record and zoo.hooks.run_until is zoo.hooks.run_until
+    assert zoo.core.preserve is zoo.core.guard.preserve
+    assert zoo.core.record is zoo.core.hooks.record and zoo.core.run_until is zoo.core.hooks.run_until
 
 
 def test_a_style_result_displays_its_images(tiny):

@@ -3,7 +3,7 @@ import pytest
 import torch
 
 from cnnviz.interpret.views import pixels, sheets
-from cnnviz.zoo.errors import CnnvizError
+from cnnviz.zoo.core import CnnvizError
 
 
 def test_to_uint8_scales_and_expands_gray():

@@ -29,11 +29,11 @@ import torch.nn.functional as F
 from torch import nn
 
 from cnnviz.interpret.core.batching import auto_batch_size, chunks
-from cnnviz.interpret.core.targets import ResolvedTarget, Target, is_score_fn, pass_target, take, target_indices, target_scores
-from cnnviz.zoo.errors import CnnvizError
-from cnnviz.zoo.handle import ModelHandle
-from cnnviz.zoo.hooks import graph_from, record
-from cnnviz.zoo.layers import layer_name
+from cnnviz.interpret.core.targets import (
+    ResolvedTarget, Target, is_score_fn, pass_target, take, target_indices, target_scores,
+)
+from cnnviz.zoo.core import CnnvizError, graph_from, record
+from cnnviz.zoo.handle import ModelHandle, layer_name
 
 LayerArg = Union[str, nn.Module, Sequence[Union[str, nn.Module]], None]
 Reshape = Union[str, Callable[[torch.Tensor], torch.Tensor], None]

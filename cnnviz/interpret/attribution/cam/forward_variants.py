@@ -15,22 +15,14 @@ import torch
 import torch.nn.functional as F
 
 from cnnviz.interpret.attribution.cam.core import (
-    SPATIAL,
-    CamBatch,
-    LayerArg,
-    LayerView,
-    Reshape,
-    class_activation_maps,
-    weighted_sum,
+    CamBatch, LayerArg, LayerView, Reshape, SPATIAL, class_activation_maps, weighted_sum,
 )
 from cnnviz.interpret.core.batching import MAX_BATCH, auto_batch_size, chunks
 from cnnviz.interpret.core.registry import method
 from cnnviz.interpret.core.removal import Fill, removed_pixels
 from cnnviz.interpret.core.targets import Target
-from cnnviz.zoo.compiled import forward_runner
-from cnnviz.zoo.errors import CnnvizError
-from cnnviz.zoo.handle import ModelHandle
-from cnnviz.zoo.hooks import forward_hooks
+from cnnviz.zoo.core import CnnvizError, forward_hooks
+from cnnviz.zoo.handle import ModelHandle, forward_runner
 
 # --- CAMs that send masked inputs or ablated activations through the model -----------------------
 

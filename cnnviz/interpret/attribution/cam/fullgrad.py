@@ -16,9 +16,8 @@ from cnnviz.interpret.attribution.cam.core import min_max, upsample
 from cnnviz.interpret.core.batching import auto_batch_size, chunks
 from cnnviz.interpret.core.registry import method
 from cnnviz.interpret.core.targets import Target, pass_target, take, target_scores
-from cnnviz.zoo.errors import CnnvizError
+from cnnviz.zoo.core import CnnvizError, record
 from cnnviz.zoo.handle import ModelHandle
-from cnnviz.zoo.hooks import record
 
 # --- FullGrad: every bias of the network ------------------------------------------------------------
 

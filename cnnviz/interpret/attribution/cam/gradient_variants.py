@@ -31,7 +31,7 @@ from cnnviz.interpret.attribution.cam.core import (
 from cnnviz.interpret.attribution.cam.gradcam import grad_cam_map
 from cnnviz.interpret.core.registry import method
 from cnnviz.interpret.core.targets import Target, is_score_fn, target_indices
-from cnnviz.zoo.errors import CnnvizError
+from cnnviz.zoo.core import CnnvizError
 from cnnviz.zoo.handle import ModelHandle
 
 # --- gradient-weighted CAMs ------------------------------------------------------------------

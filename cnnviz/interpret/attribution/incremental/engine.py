@@ -40,8 +40,7 @@ from cnnviz.interpret.attribution.incremental.graphs import engine_graph
 from cnnviz.interpret.attribution.incremental.patch import Patch, span
 from cnnviz.interpret.attribution.incremental.rules import apply, call
 from cnnviz.interpret.core.batching import chunks
-from cnnviz.zoo.handle import PRECISIONS, ModelHandle, as_handle
-from cnnviz.zoo.outputs import select_logits
+from cnnviz.zoo.handle import ModelHandle, PRECISIONS, as_handle, select_logits
 
 # Rows per group once every changed box covers its map (the deep layers): small enough that a group's maps stay
 # in the CPU's caches, large enough for the convolutions to fill both threads. efficientnet_lite0, 2 threads of an

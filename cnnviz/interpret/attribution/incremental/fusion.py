@@ -30,7 +30,7 @@ import torch.nn.functional as F
 from torch import nn
 from torch.nn.modules.utils import _pair
 
-from cnnviz.zoo.efficientnet_lite import pad_same, same_padding
+from cnnviz.zoo.core import pad_same, same_padding
 
 CONV_FIELDS = ("stride", "padding", "dilation", "groups")
 

@@ -35,7 +35,7 @@ from torchvision.ops import stochastic_depth
 
 from cnnviz.interpret.attribution.incremental.fusion import same_conv2d, same_pads
 from cnnviz.interpret.attribution.incremental.patch import Patch, fit_box, span
-from cnnviz.zoo.efficientnet_lite import pad_same, same_padding
+from cnnviz.zoo.core import pad_same, same_padding
 
 Pair = tuple[int, int]
 

@@ -14,7 +14,7 @@ from torch.utils.data import Dataset
 from cnnviz.interpret.inside.atlas.feed import Preparer
 from cnnviz.interpret.inside.fields.types import Box
 from cnnviz.zoo.handle import ModelHandle, as_handle
-from cnnviz.zoo.image_data import DataSource, open_dataset
+from cnnviz.zoo.data import DataSource, open_dataset
 
 if TYPE_CHECKING:  # for annotations only
     from cnnviz.interpret.inside.atlas.scan import Atlas

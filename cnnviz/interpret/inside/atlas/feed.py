@@ -13,9 +13,9 @@ import torch
 from torch import nn
 from torch.utils.data import Dataset
 
-from cnnviz.zoo.errors import CnnvizError
+from cnnviz.zoo.core import CnnvizError
 from cnnviz.zoo.handle import ModelHandle, match_channels
-from cnnviz.zoo.image_data import TensorImages, as_image
+from cnnviz.zoo.data import TensorImages, as_image
 
 
 class Preparer:
@@ -92,7 +92,7 @@ def worker_error(exc: BaseException) -> BaseException:
     Example:
         >>> str(worker_error(CnnvizError("Caught CnnvizError in DataLoader worker process 0.\\n"
         ...                              "Original Traceback (most recent call last):\\n"
-        ...                              "cnnviz.zoo.errors.CnnvizError: bad.png is not an image")))
+        ...                              "cnnviz.zoo.core.errors.CnnvizError: bad.png is not an image")))
         'bad.png is not an image'
     """
     text = str(exc)

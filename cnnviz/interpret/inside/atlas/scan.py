@@ -40,11 +40,9 @@ from cnnviz.interpret.inside.atlas.topk import TopK, merge_ranks
 from cnnviz.interpret.inside.fields.receptive_field import layer_field
 from cnnviz.interpret.inside.fields.types import Box, ReceptiveField
 from cnnviz.interpret.inside.up_to_layer import layer_runner
-from cnnviz.zoo.errors import CnnvizError
-from cnnviz.zoo.guard import preserve
-from cnnviz.zoo.handle import ModelHandle, as_handle
-from cnnviz.zoo.image_data import DataSource, open_dataset
-from cnnviz.zoo.layers import layer_name
+from cnnviz.zoo.core import CnnvizError, preserve
+from cnnviz.zoo.data import DataSource, open_dataset
+from cnnviz.zoo.handle import ModelHandle, as_handle, layer_name
 
 MERGE_COLUMNS = 2048  # images gathered on the device between two top-k merges
 

@@ -17,8 +17,7 @@ from cnnviz.interpret.core.activations import layer_output
 from cnnviz.interpret.inside.fields.geometry import ACTIVATIONS, EVAL_IDENTITY, as_pair, bind_args
 from cnnviz.interpret.inside.fields.receptive_field import receptive_field
 from cnnviz.interpret.inside.fields.types import Box, Size, input_side
-from cnnviz.zoo.errors import CnnvizError
-from cnnviz.zoo.guard import preserve
+from cnnviz.zoo.core import CnnvizError, preserve
 from cnnviz.zoo.handle import as_handle
 
 

@@ -39,11 +39,8 @@ from torch import nn
 
 from cnnviz.interpret.inside.fields.geometry import Geo, Geometry, GeometryTracer, Unknown, tensors_in, union
 from cnnviz.interpret.inside.fields.types import LayerField, ReceptiveField, Size, input_side
-from cnnviz.zoo.errors import CnnvizError
-from cnnviz.zoo.guard import preserve
-from cnnviz.zoo.handle import as_handle
-from cnnviz.zoo.hooks import forward_hooks
-from cnnviz.zoo.layers import layer_name
+from cnnviz.zoo.core import CnnvizError, forward_hooks, preserve
+from cnnviz.zoo.handle import as_handle, layer_name
 
 
 def _is_conv_or_pool(module: nn.Module) -> bool:
