@@ -56,7 +56,7 @@ def documented(route, method: str, operation: dict) -> tuple[set[str], set[str]]
 
 
 def test_every_route_is_documented_with_exactly_the_fields_of_its_typed_request(client):
-    assert client.get("/api/openapi.json").json() == json.loads(json.dumps(DOCUMENT))
+    assert client.get("/api/openapi.json").json() == json.loads(json.dumps(document(ROUTES)))  # methods registered since import count too
     for route, method, operation in operations():
         ask = route.endpoint.ask
         assert issubclass(ask, Ask) and set(route.param_convertors) <= set(ask.params()), route.path
