@@ -20,7 +20,6 @@ from typing import Any
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
-from starlette.responses import JSONResponse
 from starlette.routing import Mount
 from starlette.staticfiles import StaticFiles
 from starlette.types import ASGIApp, Receive, Scope, Send
@@ -28,6 +27,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from cnnviz import zoo
 from cnnviz.explorer.body import BodyLimit
 from cnnviz.explorer.errors import one_line, status_of
+from cnnviz.explorer.json_response import JSONResponse
 from cnnviz.explorer.routes import ROUTES
 from cnnviz.explorer.state import Explorer
 from cnnviz.zoo.core import CnnvizError

@@ -16,6 +16,8 @@ from PIL import Image
 
 from cnnviz.interpret.views import DEFAULT_COLORMAP, colorize, explanation_panel, pixels, to_uint8
 
+CONSTANT_WIDTH = 40  # pixels: the swatch of a map of one value, wide enough for its label
+
 
 def png(picture: np.ndarray) -> bytes:
     """A uint8 ``(H, W)`` or ``(H, W, 3)`` picture as PNG bytes."""
@@ -55,8 +57,18 @@ def heat_png(image: np.ndarray, flat: np.ndarray, side: int = 224, percentile: f
 
 
 def colorbar_png(flat: np.ndarray, height: int = 224, percentile: float = 99.5) -> bytes:
-    """The numbered colour bar of the map's values, as the panel's."""
+    """The numbered colour bar of the map's values, as the panel's; a map of one value (all zero) gets the one
+    colour it is drawn in, labelled with that value, not a made-up range.
+
+    Example:
+        >>> bar = np.asarray(Image.open(io.BytesIO(colorbar_png(np.zeros((8, 8))))))
+        >>> len(np.unique(bar[:224].reshape(-1, 3), axis=0))  # one colour, then the label "all 0"
+        1
+    """
     low, high = pixels.map_range(flat, percentile=percentile)
+    if high <= low:
+        swatch = colorize(np.full((height, CONSTANT_WIDTH), low, np.float32))
+        return png(pixels.caption(swatch, f"all {low:.3g}"))
     return png(pixels.colorbar(height, DEFAULT_COLORMAP, low=low, high=high))
 
 

@@ -11,8 +11,7 @@ Example:
 
 from __future__ import annotations
 
-from starlette.responses import JSONResponse
-
+from cnnviz.explorer.json_response import JSONResponse
 from cnnviz.zoo.core import CnnvizError
 
 

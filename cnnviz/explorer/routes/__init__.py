@@ -8,9 +8,8 @@ Example:
 
 from __future__ import annotations
 
-from starlette.responses import JSONResponse
-
 from cnnviz.explorer.endpoint import route
+from cnnviz.explorer.json_response import JSONResponse
 from cnnviz.explorer.openapi import document
 from cnnviz.explorer.routes import explain, jobs, models, pages, predict, results, units, uploads
 from cnnviz.explorer.state import Explorer

@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-from starlette.responses import JSONResponse
-
 from cnnviz.explorer import compute
 from cnnviz.explorer.endpoint import route
+from cnnviz.explorer.json_response import JSONResponse
 from cnnviz.explorer.requests import Compare, Explain, Faithfulness
 from cnnviz.explorer.state import Explorer
 

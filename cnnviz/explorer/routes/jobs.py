@@ -4,13 +4,14 @@ their cancel and their latest picture."""
 from __future__ import annotations
 
 import numpy as np
-from starlette.responses import JSONResponse, Response
+from starlette.responses import Response
 
 from cnnviz.explorer import drawing
 from cnnviz.explorer.endpoint import route
 from cnnviz.explorer.errors import NotFound
 from cnnviz.explorer.jobs import Job as Running
 from cnnviz.explorer.jobs import UnitJob
+from cnnviz.explorer.json_response import JSONResponse
 from cnnviz.explorer.optimize_jobs import OptimizeJob
 from cnnviz.explorer.requests import Job, JobRef, Optimize
 from cnnviz.explorer.state import Explorer

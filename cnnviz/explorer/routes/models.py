@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-from starlette.responses import JSONResponse
-
 from cnnviz import interpret
 from cnnviz.explorer.compute import layer_rows
 from cnnviz.explorer.endpoint import route
 from cnnviz.explorer.images import image_names
+from cnnviz.explorer.json_response import JSONResponse
 from cnnviz.explorer.options import option_fields
 from cnnviz.explorer.requests import Served
 from cnnviz.explorer.state import Explorer

@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-from starlette.responses import JSONResponse
-
 from cnnviz.explorer import work
 from cnnviz.explorer.compute import probabilities
 from cnnviz.explorer.endpoint import route
+from cnnviz.explorer.json_response import JSONResponse
 from cnnviz.explorer.requests import Predict
 from cnnviz.explorer.state import Explorer
 

@@ -3,10 +3,9 @@ and the channels that carry a class's evidence."""
 
 from __future__ import annotations
 
-from starlette.responses import JSONResponse
-
 from cnnviz.explorer import compute
 from cnnviz.explorer.endpoint import route
+from cnnviz.explorer.json_response import JSONResponse
 from cnnviz.explorer.requests import Channel, Evidence, Layered, Unit
 from cnnviz.explorer.state import Explorer
 

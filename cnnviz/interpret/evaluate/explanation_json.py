@@ -6,6 +6,10 @@ predicts (``predicted``), each with its probability; ``explained`` and ``score``
 or a detector's says what region or box is explained (``explained``) and its score; ``target`` and
 ``predicted`` are null (a dense model predicts no one class).
 
+A statistic of the map that cannot be computed is null, never NaN, and ``map.undefined`` says why (a map that is
+zero everywhere has no Gini index and no entropy); otherwise ``map.undefined`` is null. So every record is strict
+JSON as it stands.
+
 Example:
     >>> import torch
     >>> from cnnviz import zoo
@@ -14,12 +18,17 @@ Example:
     >>> probs = torch.full((10,), 0.1)
     >>> record = explanation_record(handle, get_method("gradient"), {}, None, "shirt", probs, 3,
     ...                             torch.ones(1, 28, 28), 0.01, 1, "a.png", None)
-    >>> record["target"]["name"], record["map"]["mean"], record["explained"]
-    ('Dress', 1.0, None)
+    >>> record["target"]["name"], record["map"]["mean"], record["explained"], record["map"]["undefined"]
+    ('Dress', 1.0, None, None)
+    >>> flat = explanation_record(handle, get_method("gradient"), {}, None, "shirt", probs, 3,
+    ...                           torch.zeros(1, 28, 28), 0.01, 1, "a.png", None)
+    >>> flat["map"]["gini"], flat["map"]["undefined"]
+    (None, 'the map is all zero: this method sees nothing to explain here')
 """
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import torch
@@ -29,6 +38,8 @@ from cnnviz.interpret.evaluate.complexity import entropy, gini
 from cnnviz.zoo.handle import ModelHandle
 
 DenseTarget = RegionScore | BoxScore
+ALL_ZERO = "the map is all zero: this method sees nothing to explain here"
+NOT_FINITE = "the map holds NaN or infinite values: its statistics cannot be computed"
 
 
 def explanation_title(method: Method, handle: ModelHandle, image: str, probs: torch.Tensor | None,
@@ -45,6 +56,29 @@ def explanation_title(method: Method, handle: ModelHandle, image: str, probs: to
 
 def _class(handle: ModelHandle, probs: torch.Tensor, index: int) -> dict[str, Any]:
     return {"index": index, "name": handle.class_name(index), "probability": float(probs[index])}
+
+
+def _number(value: torch.Tensor | float) -> float | None:
+    value = float(value)
+    return value if math.isfinite(value) else None
+
+
+def map_statistics(values: torch.Tensor) -> dict[str, Any]:
+    """The statistics of a raw map a record carries: null where one cannot be computed, and ``undefined``
+    saying why (else null).
+
+    Example:
+        >>> map_statistics(torch.tensor([[0.0, 2.0]]))["gini"], map_statistics(torch.zeros(2, 2))["entropy"]
+        (0.5, None)
+    """
+    values = values.detach().double().cpu()
+    finite = bool(values.isfinite().all())
+    undefined = None if finite and bool((values != 0).any()) else ALL_ZERO if finite else NOT_FINITE
+    return {"shape": list(values.shape), "min": _number(values.min()), "max": _number(values.max()),
+            "mean": _number(values.mean()), "std": _number(values.std()) if values.numel() > 1 else 0.0,
+            "mean_abs": _number(values.abs().mean()), "positive_fraction": float((values > 0).double().mean()),
+            "gini": _number(gini(values)) if undefined is None else None,
+            "entropy": _number(entropy(values)) if undefined is None else None, "undefined": undefined}
 
 
 def explanation_record(handle: ModelHandle, method: Method, given: dict[str, Any], layer: str | None, image: str,
@@ -70,7 +104,6 @@ def explanation_record(handle: ModelHandle, method: Method, given: dict[str, Any
     options = {name: p.default for name, p in method.options().items()}
     options.update(given)
     dense = isinstance(explained, (RegionScore, BoxScore))
-    values = maps.detach().double().cpu()
     return {
         "model": handle.name, "task": handle.config.task, "device": str(handle.device), "image": image,
         "method": method.name, "layer": (layer or handle.default_layer) if method.uses_layer else None,
@@ -80,9 +113,6 @@ def explanation_record(handle: ModelHandle, method: Method, given: dict[str, Any
         "explained": explained_caption(explained, handle.class_name) if dense else None,
         "score": score if dense else None,
         "seconds": round(seconds, 4), "images_in_call": count,
-        "map": {"shape": list(values.shape), "min": float(values.min()), "max": float(values.max()),
-                "mean": float(values.mean()), "std": float(values.std()) if values.numel() > 1 else 0.0,
-                "mean_abs": float(values.abs().mean()), "positive_fraction": float((values > 0).double().mean()),
-                "gini": float(gini(values)), "entropy": float(entropy(values))},
+        "map": map_statistics(maps),
         "png": png, "npy": npy,
     }

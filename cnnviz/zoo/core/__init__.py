@@ -17,7 +17,7 @@ from cnnviz.zoo.core.errors import CnnvizError, closest
 from cnnviz.zoo.core.files import atomic_write
 from cnnviz.zoo.core.guard import preserve
 from cnnviz.zoo.core.hooks import forward_hooks, forward_pre_hooks, graph_from, hook_counts, record, run_until
-from cnnviz.zoo.core.jsonfile import dumps, write_json
+from cnnviz.zoo.core.jsonfile import dumps, plain, write_json
 from cnnviz.zoo.core.file_names import safe_name
 from cnnviz.zoo.core.moved import MovedFinder, install_moved
 from cnnviz.zoo.core.padding import pad_same, same_padding
@@ -27,6 +27,6 @@ __all__ = [
     "NonNegativeFloat", "NonNegativeInt", "OpenUnitInterval", "PositiveFloat", "PositiveInt", "ScaleFactor",
     "UnitInterval", "argparse_type", "atomic_write", "check_call", "choice_declarations", "closest", "declarations",
     "declared", "dumps", "forward_hooks", "forward_pre_hooks", "graph_from", "hook_counts", "install_moved",
-    "literal_choices", "option_type", "pad_same", "pick_device", "preserve", "record", "run_until", "safe_name", "same_padding",
+    "literal_choices", "option_type", "pad_same", "plain", "pick_device", "preserve", "record", "run_until", "safe_name", "same_padding",
     "write_json",
 ]
