@@ -30,12 +30,12 @@ from cnnviz.explorer.atlas_job import AtlasJob, load_atlas
 from cnnviz.explorer.compute_queue import ComputeQueue, Queues
 from cnnviz.explorer.errors import NotFound
 from cnnviz.explorer.identity import data_identity, model_identity
-from cnnviz.explorer.images import named_image, uploaded_image
+from cnnviz.explorer.images import (UPLOAD_PREFIX, Upload, keep_upload, kept_upload, named_image, upload_of,
+                                    upload_side)
 from cnnviz.explorer.result_cache import ResultCache
 from cnnviz.zoo.core import CnnvizError, closest
 from cnnviz.zoo.handle import ModelHandle
 
-UPLOAD_PREFIX = "upload:"
 KEPT_JOBS = 256  # finished jobs kept for their status and picture; older finished ones are forgotten
 
 
@@ -46,7 +46,7 @@ class Explorer:
         models: ``{name: handle}``, in the order the command line gave them (the first is the default).
         data: the data set items and unit pages draw from, or None.
         data_source: what ``data`` was opened from (a folder, a name, a tensor), which names it in the cache.
-        cache_dir: the only folder the explorer writes in (uploads pass through it); None: a temporary one.
+        cache_dir: the only folder the explorer writes in (uploads are kept in it); None: a temporary one.
         cache_bytes: the result cache's size limit.
     """
 
@@ -61,7 +61,9 @@ class Explorer:
         self._temporary = tempfile.TemporaryDirectory(prefix="cnnviz-serve-") if cache_dir is None else None
         self.cache_dir = Path(self._temporary.name if self._temporary else cache_dir)
         self.cache_dir.mkdir(parents=True, exist_ok=True)
-        for stale in [*(self.cache_dir / "uploads").glob(".upload-*"), *(self.cache_dir / "atlas").glob(".*.tmp")]:
+        self.uploads = self.cache_dir / "uploads"
+        self.upload_side = upload_side(self.models.values())
+        for stale in [*self.uploads.glob(".*.tmp"), *(self.cache_dir / "atlas").glob(".*.tmp")]:
             stale.unlink(missing_ok=True)  # left by a process killed mid-write
         self.results = ResultCache(cache_bytes)
         self.queues = Queues()
@@ -116,19 +118,20 @@ class Explorer:
 
     def _prepare(self, handle: ModelHandle, name: object) -> torch.Tensor:
         if isinstance(name, str) and name.startswith(UPLOAD_PREFIX):
-            image = self.results.get(name)
-            if image is None:
-                raise CnnvizError(f"{name!r} is no longer kept (or never was): upload the file again")
+            image = kept_upload(name, self.uploads, handle.in_channels)
         else:
             image = named_image(name, self.data, handle.in_channels)
         return handle.prepare([image])
 
     def upload(self, content: bytes, filename: str) -> str:
-        """Decode an upload once and keep it; its name (``upload:HASH``) stands for it in later requests."""
-        image = uploaded_image(content, Path(filename or "").suffix, self.cache_dir / "uploads", None)
-        name = UPLOAD_PREFIX + hashlib.sha256(content).hexdigest()[:24]
-        self.results.put(name, image)
-        return name
+        """Decode an upload once and keep it on disk (:func:`~cnnviz.explorer.images.keep_upload`); its name
+        (``upload:HASH``) stands for it in later requests, after a restart too. ``filename`` is not used: a file
+        is named by its content only."""
+        return keep_upload(content, self.uploads, self.upload_side).name
+
+    def kept(self, name: str) -> Upload:
+        """What is kept under an upload's name: the original's size and the size kept."""
+        return upload_of(name, self.uploads)
 
     def atlas_path(self, handle: ModelHandle, layer: str) -> Path:
         """Where the atlas of ``layer`` over the data is kept: named by the model's weights, the layer and the
