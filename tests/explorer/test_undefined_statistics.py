@@ -67,6 +67,11 @@ def test_forty_fashion_items_with_grad_cam_answer_records_that_are_json(client):
     ours = next(r for r in strict(compared.text)["results"] if r["model"] == "fashion_cnn")
     assert ours["record"]["map"]["gini"] is None and ours["record"]["map"]["undefined"] == ALL_ZERO
     assert client.get(f"/compare/fashion_cnn/tiny/image/data:{all_zero[0]}/explain/gradcam").status_code == 200
+    key = client.post("/api/explain", json={"image": f"data:{all_zero[0]}", "method": "gradcam"}).json()["key"]
+    curves = client.post("/api/faithfulness", json={"key": key, "steps": 4})
+    assert curves.status_code == 200, curves.text
+    found = strict(curves.text)
+    assert found["insertion_auc"] is None and found["deletion_auc"] is None and "constant" in found["undefined"]
 
 
 def test_an_answer_never_holds_nan():
