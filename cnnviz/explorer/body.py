@@ -20,6 +20,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import Headers
 from starlette.requests import Request
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -69,7 +70,9 @@ async def fields(request: Request, upload: Any) -> tuple[dict[str, Any], bool]:
         found: dict[str, Any] = {}
         async with request.form(max_files=1, max_fields=16, max_part_size=MAX_UPLOAD_BYTES + 1) as form:
             for name, value in form.multi_items():
-                found[name] = upload(await value.read(), value.filename or "") if hasattr(value, "read") else value
+                if hasattr(value, "read"):  # a file: decoded off the event loop (a large image takes a second)
+                    value = await run_in_threadpool(upload, await value.read(), value.filename or "")
+                found[name] = value
         return found, True
     found = parse_json(await request.body(), what="the body")
     if not isinstance(found, dict):
