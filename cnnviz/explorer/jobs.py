@@ -1,5 +1,7 @@
-"""Long work as jobs: run on the compute queue one round at a time, so other requests are served between
-rounds, the latest result can be shown while it runs, and a cancel takes effect at the next round.
+"""Long work as jobs: run on the compute queue's scheduler one round at a time, after every interactive request
+(:meth:`ComputeQueue.submit_round`), so a request waits for at most one round, the latest result can be shown
+while the job runs, and a cancel takes effect at the next round. Every work size has a declared bound
+(:data:`MAX_STEPS`); a job's status tells its cost (steps, rounds, seconds estimated from the rounds run).
 
 :class:`Job` is the mechanism; each kind of job (activation maximization of a unit here, the atlas of a layer in
 :mod:`explorer.atlas_job`, inversion, DeepDream and attacks in :mod:`explorer.optimize_jobs`) says what one round
@@ -11,27 +13,35 @@ Example:
     >>> handle = zoo.load("fashion_cnn", device="cpu")
     >>> queue = ComputeQueue("cpu")
     >>> job = UnitJob(handle, "features.block2", 3, steps=8, round_steps=4)
-    >>> job.start(queue).result() is None, job.state, job.step
-    (True, 'done', 8)
+    >>> job.start(queue).result() is None, job.state, job.step, job.rounds
+    (True, 'done', 8, 2)
+    >>> job.cost()["steps"], job.cost()["rounds_total"]
+    (8, 2)
     >>> queue.close()
 """
 
 from __future__ import annotations
 
+import math
 import threading
+import time
 import uuid
 from concurrent.futures import Future
-from typing import Any
+from typing import Annotated, Any
 
 import numpy as np
 import torch
 
 from cnnviz import interpret
 from cnnviz.explorer.compute_queue import ComputeQueue
-from cnnviz.zoo.core import PositiveInt, check_call
+from cnnviz.zoo.core import Between, check_call
 from cnnviz.zoo.handle import ModelHandle
 
 OVER = ("done", "cancelled", "failed")
+MAX_STEPS = 5000  # the most steps (of a unit's or an optimization's run) a request may ask for
+ROUND_SECONDS = 0.5  # a round stops after about this long: what a request made meanwhile may wait
+
+Steps = Annotated[int, Between(1, MAX_STEPS)]
 
 
 class Job:
@@ -40,15 +50,18 @@ class Job:
     Attributes:
         state: queued, running, done, cancelled or failed.
         step: steps done so far (of ``steps``).
+        round_steps: the most steps one round does.
+        rounds: rounds run so far; seconds: the time they took.
         image: the latest picture ``(C, H, W)`` in [0, 1], for jobs that make one.
     """
 
     kind = "job"
 
-    def __init__(self, steps: int) -> None:
+    def __init__(self, steps: int, round_steps: int) -> None:
         self.id = uuid.uuid4().hex
-        self.steps = steps
-        self.step = 0
+        self.steps, self.round_steps = steps, round_steps
+        self.step = self.rounds = 0
+        self.seconds = 0.0
         self.state = "queued"
         self.error: str | None = None
         self.image: np.ndarray | None = None
@@ -62,10 +75,13 @@ class Job:
     def completed(self) -> None:
         """Called on the queue once every step is done (a job that keeps a result writes it here)."""
 
+    def ended(self) -> None:
+        """Called on the queue when the job is over, however it ended (a job that holds a run releases it)."""
+
     def start(self, queue: ComputeQueue) -> Future[None]:
         """Queue the first round; each round queues the next."""
         self._queue = queue
-        queue.submit(self._round)
+        queue.submit_round(self._round)
         return self._done
 
     def cancel(self) -> None:
@@ -87,9 +103,12 @@ class Job:
             self._finish("cancelled")
             return
         self.state = "running"
+        began = time.perf_counter()
         try:
             done = self.advance()  # before reading self.step: a round may move it itself
             self.step += done
+            self.rounds += 1
+            self.seconds += time.perf_counter() - began
             if self.step >= self.steps and not self._cancel.is_set():
                 self.completed()
         except Exception as exc:  # reported on the job's status, as the one line it says
@@ -99,9 +118,10 @@ class Job:
         if self.step >= self.steps:
             self._finish("done")
         else:
-            self._queue.submit(self._round)
+            self._queue.submit_round(self._round)
 
     def _finish(self, state: str) -> None:
+        self.ended()
         self.state = "cancelled" if self._cancel.is_set() and state != "failed" else state
         if not self._done.done():
             self._done.set_result(None)
@@ -110,10 +130,21 @@ class Job:
         """What this kind of job adds to its status."""
         return {}
 
+    def cost(self) -> dict[str, Any]:
+        """What the whole job takes: ``steps``, at most ``round_steps`` a round, ``rounds_total`` (the rounds run
+        and those left at the pace so far), and ``seconds`` at the pace so far (None before the first round)."""
+        pace = self.step / self.rounds if self.rounds and self.step else self.round_steps
+        left = self.steps - self.step
+        seconds = self.seconds / self.step * self.steps if self.rounds and self.step else None
+        return {"steps": self.steps, "round_steps": self.round_steps,
+                "rounds_total": self.rounds + (math.ceil(left / pace) if left > 0 and not self.over else 0),
+                "seconds": None if seconds is None else round(seconds, 2)}
+
     def status(self) -> dict[str, Any]:
-        """What the page polls: state, progress, the error if any, and the latest picture's URL."""
+        """What the page polls: state, progress (steps and rounds), the cost, the error if any, and the latest
+        picture's URL."""
         return {"id": self.id, "kind": self.kind, "state": self.state, "step": self.step, "steps": self.steps,
-                "error": self.error, **self.describe(),
+                "rounds": self.rounds, "cost": self.cost(), "error": self.error, **self.describe(),
                 "image": f"/api/jobs/{self.id}/image.png" if self.image is not None else None}
 
 
@@ -126,13 +157,12 @@ class UnitJob(Job):
 
     kind = "actmax"
 
-    def __init__(self, handle: ModelHandle, layer: str, channel: int, *, steps: PositiveInt = 128,
-                 round_steps: PositiveInt = 16) -> None:
+    def __init__(self, handle: ModelHandle, layer: str, channel: int, *, steps: Steps = 128,
+                 round_steps: Steps = 16) -> None:
         check_call(UnitJob.__init__, {"steps": steps, "round_steps": round_steps})
         handle.layer(layer)
-        super().__init__(steps)
+        super().__init__(steps, round_steps)
         self.handle, self.layer, self.channel = handle, layer, channel
-        self.round_steps = round_steps
 
     def advance(self) -> int:
         steps = min(self.round_steps, self.steps - self.step)
