@@ -1,6 +1,7 @@
 """One scheduler per device: a single worker thread that runs torch work one piece at a time. Interactive
 calls (an explain, a prediction, a page's computation) always go before the next round of a long job, so a
-request made while jobs run waits for at most the round in progress.
+request made while jobs run waits for at most the round in progress. After an interactive call the next round
+waits :data:`LINGER` seconds for the same request's next call (a page that computes twice waits once).
 
 Requests never run two pieces of work on a device over each other; the event loop stays free while one runs.
 
@@ -22,11 +23,13 @@ from __future__ import annotations
 import asyncio
 import collections
 import threading
+import time
 from collections.abc import Callable
 from concurrent.futures import Future
 from typing import Any, TypeVar
 
 R = TypeVar("R")
+LINGER = 0.05
 _Work = tuple[Callable[[], Any], Future]
 
 
@@ -48,23 +51,27 @@ class ComputeQueue:
         self.running = 0
         self.most_at_once = 0
         self.rounds_run = 0
+        self._call_ended = float("-inf")
         self._thread = threading.Thread(target=self._work, name=f"cnnviz-compute-{device}", daemon=True)
         self._thread.start()
 
-    def _next(self) -> _Work | None:
+    def _next(self) -> tuple[_Work, bool] | None:
+        """The next piece of work, and whether it is an interactive call; None when closed and drained."""
         with self._ready:
-            while not (self._calls or self._rounds or self._closing):
-                self._ready.wait()
-            if self._calls:
-                return self._calls.popleft()
-            if self._rounds:
-                self.rounds_run += 1
-                return self._rounds.popleft()
-            return None
+            while True:
+                if self._calls:
+                    return self._calls.popleft(), True
+                linger = self._call_ended + LINGER - time.monotonic()
+                if self._rounds and linger <= 0:
+                    self.rounds_run += 1
+                    return self._rounds.popleft(), False
+                if not self._rounds and self._closing:
+                    return None
+                self._ready.wait(linger if self._rounds else None)
 
     def _work(self) -> None:
         while (work := self._next()) is not None:
-            fn, future = work
+            (fn, future), call = work
             if not future.set_running_or_notify_cancel():
                 continue
             self.running += 1
@@ -75,6 +82,8 @@ class ComputeQueue:
                 future.set_exception(exc)
             finally:
                 self.running -= 1
+                if call:
+                    self._call_ended = time.monotonic()
 
     def _put(self, line: collections.deque[_Work], fn: Callable[[], R]) -> Future[R]:
         future: Future[R] = Future()

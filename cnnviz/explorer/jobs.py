@@ -39,7 +39,7 @@ from cnnviz.zoo.handle import ModelHandle
 
 OVER = ("done", "cancelled", "failed")
 MAX_STEPS = 5000  # the most steps (of a unit's or an optimization's run) a request may ask for
-ROUND_SECONDS = 0.5  # a round stops after about this long: what a request made meanwhile may wait
+ROUND_SECONDS = 0.25  # a round stops after about this long: the most a request made meanwhile waits
 
 Steps = Annotated[int, Between(1, MAX_STEPS)]
 

@@ -79,7 +79,9 @@ def test_an_explain_made_while_a_long_job_runs_waits_for_at_most_one_round(clien
     monkeypatch.setattr(queue, "submit", watched)
     answer = client.post("/api/explain", json={"image": "chelsea", "method": "gradcam", "target": "Bag"})
     assert answer.status_code == 200, answer.text
-    assert seen and all(ran - asked <= 1 and not over and step < job.steps for asked, ran, over, step in seen), seen
+    assert len(seen) >= 2, seen  # a first explain of an image computes twice: the prediction, then the map
+    assert all(not over and step < job.steps for _, _, over, step in seen), seen
+    assert seen[-1][1] - seen[0][0] <= 1, seen  # the whole request waited for one round at most
     monkeypatch.undo()
     during = client.get(f"/api/jobs/{job.id}").json()
     assert during["rounds"] >= 2 and during["cost"]["seconds"] > 0, during
@@ -106,8 +108,10 @@ def test_jobs_in_rounds_side_by_side_end_with_the_python_apis_pictures(client, f
 
     jobs = [client.app.state.explorer.jobs[i] for i in ids]
     while not all(job.over for job in jobs):
+        rounds = queue.rounds_run
         queue.submit(meddle).result()
         client.post("/api/predict", json={"image": "chelsea"})
+        until(lambda: queue.rounds_run > rounds or all(job.over for job in jobs))  # one round between meddles
     batch = fashion.prepare([zoo.load_image("coffee", channels=1)])
     for job_id, (method, target, layer, options) in zip(ids, asked):
         status = client.get(f"/api/jobs/{job_id}").json()
