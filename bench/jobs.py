@@ -12,8 +12,8 @@ default now), ``compiled fp32`` (``compile="on"``), and the same three in opt-in
 ``--latency`` measures something else: how long a Grad-CAM explain takes through the explorer's app while
 each kind of long job runs (inversion, DeepDream, PGD, the atlas of a layer over a folder of 512 noise images),
 against the same explain with the server idle. The phases run side by side, in shuffled order, ``--rounds``
-times; each job phase starts its job, waits for its first round, times ``--explains`` explains (each of a class
-not asked before, so none is answered from the cache; a pause of 0 to 1 s before each, seeded, as a person
+times; each job phase starts its job, waits for its first round, times ``--explains`` explains (each with
+the result cache emptied, so each computes the prediction and the map afresh, as a first visit does; a pause of 0 to 1 s before each, seeded, as a person
 clicks), then cancels the job.
 
 Usage:
@@ -104,19 +104,19 @@ def explain_latency(model: str, device: str | None, explains: int, rounds: int) 
     from starlette.testclient import TestClient
 
     from cnnviz.explorer import create_app
+    from cnnviz.explorer.result_cache import ResultCache
 
     handle = zoo.load(model, device=device)
     seconds: dict[str, list[float]] = {phase: [] for phase in ("idle", *LATENCY_JOBS)}
-    classes = iter(range(len(handle.classes or range(1000))))
     order = random.Random(0)
     with tempfile.TemporaryDirectory() as cache, TestClient(create_app([handle], noise_folder(),
                                                                        cache_dir=cache)) as client:
         explorer = client.app.state.explorer
 
         def explain() -> float:
+            explorer.results = ResultCache(explorer.results.max_bytes)  # computed afresh: prediction, then map
             start = time.perf_counter()
-            answer = client.post("/api/explain", json={"image": "chelsea", "method": "gradcam",
-                                                       "target": next(classes)})
+            answer = client.post("/api/explain", json={"image": "chelsea", "method": "gradcam"})
             assert answer.status_code == 200, answer.text
             return time.perf_counter() - start
 

@@ -34,7 +34,7 @@ from cnnviz.zoo.handle import ModelHandle
 from cnnviz.zoo.data import DataSource, open_dataset
 
 TOP = 9  # patches shown per unit
-CHUNK = 64  # items in the first round (small: a big model must not hold the queue); later rounds take about
+CHUNK = 8  # items in the first round (small: a big model on a CPU must not hold the queue); later rounds take about
 # ROUND_SECONDS (long enough to repay a round's setup, short enough for a request made meanwhile)
 MAX_CHUNK = 16384
 
