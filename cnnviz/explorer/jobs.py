@@ -3,9 +3,10 @@
 while the job runs, and a cancel takes effect at the next round. Every work size has a declared bound
 (:data:`MAX_STEPS`); a job's status tells its cost (steps, rounds, seconds estimated from the rounds run).
 
-:class:`Job` is the mechanism; each kind of job (activation maximization of a unit here, the atlas of a layer in
-:mod:`explorer.atlas_job`, inversion, DeepDream and attacks in :mod:`explorer.optimize_jobs`) says what one round
-does.
+:class:`Job` is the mechanism; each kind of job says what one round does: the atlas of a layer
+(:mod:`explorer.atlas_job`) scans a chunk of the data; the optimizations (:class:`SteppedJob`: activation
+maximization of a unit here, inversion, DeepDream and attacks in :mod:`explorer.optimize_jobs`) go on with their
+one call of the engine for a few steps.
 
 Example:
     >>> from cnnviz import zoo
@@ -17,6 +18,9 @@ Example:
     (True, 'done', 8, 2)
     >>> job.cost()["steps"], job.cost()["rounds_total"]
     (8, 2)
+    >>> picture = interpret.actmax(handle, unit="features.block2:3", preset="jitter", steps=8, progress=False)
+    >>> torch.equal(job.result, picture)
+    True
     >>> queue.close()
 """
 
@@ -34,12 +38,14 @@ import torch
 
 from cnnviz import interpret
 from cnnviz.explorer.compute_queue import ComputeQueue
+from cnnviz.explorer.stepped import Stepped
 from cnnviz.zoo.core import Between, check_call
 from cnnviz.zoo.handle import ModelHandle
 
 OVER = ("done", "cancelled", "failed")
 MAX_STEPS = 5000  # the most steps (of a unit's or an optimization's run) a request may ask for
 ROUND_SECONDS = 0.25  # a round stops after about this long: the most a request made meanwhile waits
+LIVE_SECONDS = 0.2  # the picture shown while a job runs is refreshed at most this often
 
 Steps = Annotated[int, Between(1, MAX_STEPS)]
 
@@ -148,12 +154,44 @@ class Job:
                 "image": f"/api/jobs/{self.id}/image.png" if self.image is not None else None}
 
 
-class UnitJob(Job):
-    """Activation maximization of ``layer``'s channel ``channel``, in rounds of ``round_steps``.
+class SteppedJob(Job):
+    """A job that is one call of the Python API (:meth:`call`), run ``round_steps`` engine steps (or
+    :data:`ROUND_SECONDS`) a round by :class:`explorer.stepped.Stepped`: its picture is the call's own answer,
+    and the picture shown while it runs is the engine's latest, at most every :data:`LIVE_SECONDS`."""
 
-    The first round starts from the preset's noise; each later one continues from the last picture
-    (the ``jitter`` preset takes starting images), so the picture improves round by round.
-    """
+    def __init__(self, handle: ModelHandle, steps: int, round_steps: int) -> None:
+        super().__init__(steps, round_steps)
+        self.handle = handle
+        self.result: torch.Tensor | None = None
+        self._shown = 0.0
+        self.run = Stepped(self.call, handle, round_steps=round_steps, round_seconds=ROUND_SECONDS, total=steps,
+                           on_step=self._watch)
+
+    def call(self) -> torch.Tensor:
+        """The Python API call this job makes (images in [0, 1])."""
+        raise NotImplementedError
+
+    def _watch(self, image: torch.nn.Module, steps: int) -> None:
+        self.step = min(steps, self.steps - 1)
+        if time.monotonic() - self._shown > LIVE_SECONDS:
+            with torch.no_grad():
+                self.image = image()[0].detach().float().cpu().numpy()
+            self._shown = time.monotonic()
+
+    def advance(self) -> int:
+        if self.run.round():
+            self.result = self.run.result
+            self.image = self.result[0].detach().float().cpu().numpy()
+            self.step = self.steps
+        return 0
+
+    def ended(self) -> None:
+        self.run.stop()
+
+
+class UnitJob(SteppedJob):
+    """Activation maximization of ``layer``'s channel ``channel`` (the ``jitter`` preset), in rounds of
+    ``round_steps``: the picture ends as ``interpret.actmax`` makes it in one call."""
 
     kind = "actmax"
 
@@ -161,16 +199,12 @@ class UnitJob(Job):
                  round_steps: Steps = 16) -> None:
         check_call(UnitJob.__init__, {"steps": steps, "round_steps": round_steps})
         handle.layer(layer)
-        super().__init__(steps, round_steps)
-        self.handle, self.layer, self.channel = handle, layer, channel
+        self.layer, self.channel = layer, channel
+        super().__init__(handle, steps, round_steps)
 
-    def advance(self) -> int:
-        steps = min(self.round_steps, self.steps - self.step)
-        start = torch.from_numpy(self.image)[None] if self.image is not None else None
-        picture = interpret.actmax(self.handle, start, unit=f"{self.layer}:{self.channel}", preset="jitter",
-                                   steps=steps, seed=self.step, progress=False)
-        self.image = picture[0].detach().cpu().numpy()
-        return steps
+    def call(self) -> torch.Tensor:
+        return interpret.actmax(self.handle, unit=f"{self.layer}:{self.channel}", preset="jitter", steps=self.steps,
+                                progress=False)
 
     def describe(self) -> dict[str, Any]:
         return {"layer": self.layer, "channel": self.channel}

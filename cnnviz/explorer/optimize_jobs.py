@@ -12,7 +12,7 @@ Example:
     >>> batch = handle.prepare([zoo.load_image("coffee", channels=1)])
     >>> job = OptimizeJob(handle, "pgd", batch, None, None, {"steps": 4}, round_steps=2)
     >>> job.start(queue).result(); job.state, job.step, job.rounds, job.image.shape
-    ('done', 4, 3, (1, 28, 28))
+    ('done', 4, 2, (1, 28, 28))
     >>> optimization("pgd").options()["steps"].maximum == MAX_STEPS
     True
     >>> queue.close()
@@ -22,15 +22,13 @@ from __future__ import annotations
 
 import dataclasses
 import math
-import time
 from typing import Any
 
 import torch
 
 from cnnviz import interpret
-from cnnviz.explorer.jobs import MAX_STEPS, ROUND_SECONDS, Job
+from cnnviz.explorer.jobs import MAX_STEPS, SteppedJob
 from cnnviz.explorer.options import check_options
-from cnnviz.explorer.stepped import Stepped
 from cnnviz.zoo.core import Between, CnnvizError
 from cnnviz.zoo.handle import ModelHandle
 
@@ -40,7 +38,6 @@ OPTIMIZATIONS = {"invert": "feature inversion: an image the layer sees as this o
 LIMITS = {"steps": MAX_STEPS, "octaves": 8}  # the work-size options' upper bounds on this server
 FIXED = {"progress": False}  # options the server sets itself
 HIDDEN = {"progress", "batch_size", "stop_on_success", "tile"}
-LIVE_SECONDS = 0.2  # the picture shown is refreshed at most this often
 ROUND_STEPS = 16
 
 
@@ -89,7 +86,7 @@ def total_steps(method: interpret.Method, options: dict[str, Any]) -> int:
 
 def planned_cost(method: interpret.Method, options: dict[str, Any], round_steps: int = ROUND_STEPS) -> dict[str, int]:
     """What a job of ``method`` with ``options`` will take, before it starts: engine ``steps``, at most
-    ``round_steps`` a round, and at least ``rounds_total`` rounds (a round also stops at :data:`ROUND_SECONDS`).
+    ``round_steps`` a round, and at least ``rounds_total`` rounds (a round also stops at :data:`explorer.jobs.ROUND_SECONDS`).
 
     Example:
         >>> planned_cost(optimization("dream"), {"steps": 10, "octaves": 3}, 8)
@@ -99,48 +96,29 @@ def planned_cost(method: interpret.Method, options: dict[str, Any], round_steps:
     return {"steps": steps, "round_steps": round_steps, "rounds_total": math.ceil(steps / round_steps)}
 
 
-class OptimizeJob(Job):
+class OptimizeJob(SteppedJob):
     """``method`` (invert, dream or pgd) on one prepared image, as ``method.fn(handle, batch, target, layer=...,
-    **options)`` runs it, ``round_steps`` engine steps (or :data:`ROUND_SECONDS`) a round."""
+    **options)`` runs it, ``round_steps`` engine steps (or :data:`explorer.jobs.ROUND_SECONDS`) a round."""
 
     def __init__(self, handle: ModelHandle, name: str, batch: torch.Tensor, target: int | None, layer: str | None,
                  options: dict[str, Any], *, round_steps: int = ROUND_STEPS) -> None:
         self.method = optimization(name)
         self.options = page_options(self.method, options)
-        super().__init__(total_steps(self.method, self.options), round_steps)
         self.kind = self.method.name
-        self.handle, self.batch, self.target, self.layer = handle, batch, target, layer
+        self.batch, self.target, self.layer = batch, target, layer
         self.prediction: dict[str, Any] | None = None
-        self._shown = 0.0
-        self.run = Stepped(self.call, handle, round_steps=round_steps, round_seconds=ROUND_SECONDS,
-                           on_step=self._watch)
+        super().__init__(handle, total_steps(self.method, self.options), round_steps)
 
     def call(self) -> torch.Tensor:
-        """The Python API call this job makes."""
         layer = {"layer": self.layer} if self.layer is not None and self.method.name != "pgd" else {}
         return self.method.fn(self.handle, self.batch, self.target, **layer, **self.options, **FIXED)
 
-    def _watch(self, image: torch.nn.Module, steps: int) -> None:
-        self.step = min(steps, self.steps - 1)
-        if time.monotonic() - self._shown > LIVE_SECONDS:
-            with torch.no_grad():
-                self.image = image()[0].detach().float().cpu().numpy()
-            self._shown = time.monotonic()
-
-    def advance(self) -> int:
-        if not self.run.round():
-            return 0
-        result = self.run.result
-        self.image = result[0].detach().float().cpu().numpy()
+    def completed(self) -> None:
+        assert self.result is not None
         with torch.no_grad():
-            probs = self.handle(result).softmax(-1)[0]
+            probs = self.handle(self.result).softmax(-1)[0]
         best = int(probs.argmax())
         self.prediction = {"index": best, "name": self.handle.class_name(best), "probability": float(probs[best])}
-        self.step = self.steps
-        return 0
-
-    def ended(self) -> None:
-        self.run.stop()
 
     def describe(self) -> dict[str, Any]:
         return {"method": self.method.name, "model": self.handle.name, "options": self.options,

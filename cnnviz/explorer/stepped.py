@@ -12,7 +12,7 @@ Example:
     >>> from cnnviz import interpret, zoo
     >>> handle = zoo.load("fashion_cnn", device="cpu")
     >>> images = torch.rand(1, 1, 28, 28, generator=torch.Generator().manual_seed(0))
-    >>> run = Stepped(lambda: interpret.pgd(handle, images, steps=5, progress=False), handle.model, round_steps=2)
+    >>> run = Stepped(lambda: interpret.pgd(handle, images, steps=5, progress=False), handle, round_steps=2)
     >>> [run.round() for _ in range(3)], run.steps
     ([False, False, True], 5)
     >>> torch.equal(run.result, interpret.pgd(handle, images, steps=5, progress=False))
@@ -65,6 +65,7 @@ class World:
 class Stepped:
     """``call()`` run ``round_steps`` engine steps (or ``round_seconds``, whichever comes first) per
     :meth:`round`, on ``model``; ``on_step(image, steps)`` is called after every step (``steps`` done so far).
+    With ``total`` (the steps the call takes), the round that does the last step also finishes the call.
 
     Attributes:
         steps: engine steps done so far.
@@ -72,8 +73,9 @@ class Stepped:
     """
 
     def __init__(self, call: Callable[[], Any], model: nn.Module, *, round_steps: int, round_seconds: float = 1e9,
-                 on_step: Callable[[nn.Module, int], None] | None = None) -> None:
+                 total: int | None = None, on_step: Callable[[nn.Module, int], None] | None = None) -> None:
         self.call, self.model, self.round_steps, self.round_seconds = call, model, round_steps, round_seconds
+        self.total = total
         self.on_step = on_step
         self.steps = 0
         self.result: Any = None
@@ -128,7 +130,8 @@ class Stepped:
             self.on_step(image, self.steps)
         if self._stop:
             raise Stopped
-        if self.steps - self._first < self.round_steps and time.monotonic() - self._began < self.round_seconds:
+        if (self.steps - self._first < self.round_steps and time.monotonic() - self._began < self.round_seconds) \
+                or self.steps == self.total:
             return
         assert self._outside is not None
         inside = World(self.model)

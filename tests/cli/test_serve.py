@@ -290,6 +290,7 @@ def test_a_real_browser_uses_options_patches_optimization_and_compare(tmp_path):
 
             browser.get(url + '/m/fashion_cnn/image/coffee/optimize/pgd?options={"steps": 5000}')
             loaded()
+            assert browser.find_element(By.ID, "job-cost").text.startswith("cost: 5000 steps")  # before it starts
             browser.find_element(By.ID, "job-start").click()
             wait.until(lambda b: b.find_element(By.ID, "job-state").get_attribute("data-state") == "running")
             wait.until(lambda b: b.find_element(By.ID, "optimize-image").get_attribute("hidden") is None)

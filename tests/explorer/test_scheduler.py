@@ -148,3 +148,12 @@ def test_the_bounds_and_the_cost_are_declared_and_shown(client):
                       "&round_steps=5").text
     assert 'id="job-cost" data-steps="21" data-rounds="5"' in page and f'max="{MAX_STEPS}"' in page
     assert client.get('/m/fashion_cnn/image/coffee/optimize/pgd?options={"steps": 5001}').status_code == 400
+
+
+def test_a_unit_job_in_rounds_ends_with_actmaxs_picture(client, fashion):
+    started = client.post("/api/jobs", json={"layer": "features.block2", "channel": 3, "steps": 6, "round_steps": 2})
+    assert started.status_code == 202, started.text
+    status = wait_for_job(client, started.json()["id"])
+    assert status["state"] == "done" and status["rounds"] == 3 == status["cost"]["rounds_total"], status
+    expected = interpret.actmax(fashion, unit="features.block2:3", preset="jitter", steps=6, progress=False)
+    np.testing.assert_array_equal(npy_of(client.get(f"/api/jobs/{status['id']}/image.npy")), expected[0].numpy())
