@@ -28,14 +28,14 @@ import torch
 from torch.utils.data import Subset
 
 from cnnviz import zoo
-from cnnviz.explorer.jobs import Job
+from cnnviz.explorer.jobs import ROUND_SECONDS, Job
 from cnnviz.interpret.inside import Atlas, TopK, layer_field, neuron_atlas
 from cnnviz.zoo.handle import ModelHandle
 from cnnviz.zoo.data import DataSource, open_dataset
 
 TOP = 9  # patches shown per unit
-CHUNK = 64  # items in the first round (small: a big model must not hold the queue); later rounds take about ROUND_SECONDS
-ROUND_SECONDS = 2.0  # long enough to repay a round's setup, short enough for a cancel to act soon
+CHUNK = 8  # items in the first round (small: a big model on a CPU must not hold the queue); later rounds take about
+# ROUND_SECONDS (long enough to repay a round's setup, short enough for a request made meanwhile)
 MAX_CHUNK = 16384
 
 
@@ -48,22 +48,20 @@ class AtlasJob(Job):
                  chunk: int = CHUNK) -> None:
         handle.layer(layer)
         self.dataset = open_dataset(data)
-        super().__init__(len(self.dataset))
-        self.handle, self.layer, self.path, self.chunk = handle, layer, Path(path), chunk
+        super().__init__(len(self.dataset), chunk)
+        self.handle, self.layer, self.path = handle, layer, Path(path)
         self.top = min(top, len(self.dataset))
         self.best: TopK | None = None
         self.map_size = (0, 0)
         self.atlas: Atlas | None = None
-        self.rounds = 0
 
     def advance(self) -> int:
-        rows = range(self.step, min(self.step + self.chunk, self.steps))
+        rows = range(self.step, min(self.step + self.round_steps, self.steps))
         start = time.perf_counter()
         part = neuron_atlas(self.handle, self.layer, Subset(self.dataset, rows), top=min(self.top, len(rows)),
                             bottom=0, workers=0, progress=False)
         seconds = time.perf_counter() - start
-        self.rounds += 1
-        self.chunk = max(1, min(MAX_CHUNK, int(len(rows) * ROUND_SECONDS / max(seconds, 1e-3))))
+        self.round_steps = max(1, min(MAX_CHUNK, int(len(rows) * ROUND_SECONDS / max(seconds, 1e-3))))
         self.map_size = part.map_size
         flat = part.top_positions[..., 0] * part.map_size[1] + part.top_positions[..., 1]
         if self.best is None:

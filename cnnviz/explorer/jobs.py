@@ -1,9 +1,12 @@
-"""Long work as jobs: run on the compute queue one round at a time, so other requests are served between
-rounds, the latest result can be shown while it runs, and a cancel takes effect at the next round.
+"""Long work as jobs: run on the compute queue's scheduler one round at a time, after every interactive request
+(:meth:`ComputeQueue.submit_round`), so a request waits for at most one round, the latest result can be shown
+while the job runs, and a cancel takes effect at the next round. Every work size has a declared bound
+(:data:`MAX_STEPS`); a job's status tells its cost (steps, rounds, seconds estimated from the rounds run).
 
-:class:`Job` is the mechanism; each kind of job (activation maximization of a unit here, the atlas of a layer in
-:mod:`explorer.atlas_job`, inversion, DeepDream and attacks in :mod:`explorer.optimize_jobs`) says what one round
-does.
+:class:`Job` is the mechanism; each kind of job says what one round does: the atlas of a layer
+(:mod:`explorer.atlas_job`) scans a chunk of the data; the optimizations (:class:`SteppedJob`: activation
+maximization of a unit here, inversion, DeepDream and attacks in :mod:`explorer.optimize_jobs`) go on with their
+one call of the engine for a few steps.
 
 Example:
     >>> from cnnviz import zoo
@@ -11,27 +14,40 @@ Example:
     >>> handle = zoo.load("fashion_cnn", device="cpu")
     >>> queue = ComputeQueue("cpu")
     >>> job = UnitJob(handle, "features.block2", 3, steps=8, round_steps=4)
-    >>> job.start(queue).result() is None, job.state, job.step
-    (True, 'done', 8)
+    >>> job.start(queue).result() is None, job.state, job.step, job.rounds
+    (True, 'done', 8, 2)
+    >>> job.cost()["steps"], job.cost()["rounds_total"]
+    (8, 2)
+    >>> picture = interpret.actmax(handle, unit="features.block2:3", preset="jitter", steps=8, progress=False)
+    >>> torch.equal(job.result, picture)
+    True
     >>> queue.close()
 """
 
 from __future__ import annotations
 
+import math
 import threading
+import time
 import uuid
 from concurrent.futures import Future
-from typing import Any
+from typing import Annotated, Any
 
 import numpy as np
 import torch
 
 from cnnviz import interpret
 from cnnviz.explorer.compute_queue import ComputeQueue
-from cnnviz.zoo.core import PositiveInt, check_call
+from cnnviz.explorer.stepped import Stepped
+from cnnviz.zoo.core import Between, check_call
 from cnnviz.zoo.handle import ModelHandle
 
 OVER = ("done", "cancelled", "failed")
+MAX_STEPS = 5000  # the most steps (of a unit's or an optimization's run) a request may ask for
+ROUND_SECONDS = 0.25  # a round stops after about this long: the most a request made meanwhile waits
+LIVE_SECONDS = 0.2  # the picture shown while a job runs is refreshed at most this often
+
+Steps = Annotated[int, Between(1, MAX_STEPS)]
 
 
 class Job:
@@ -40,15 +56,18 @@ class Job:
     Attributes:
         state: queued, running, done, cancelled or failed.
         step: steps done so far (of ``steps``).
+        round_steps: the most steps one round does.
+        rounds: rounds run so far; seconds: the time they took.
         image: the latest picture ``(C, H, W)`` in [0, 1], for jobs that make one.
     """
 
     kind = "job"
 
-    def __init__(self, steps: int) -> None:
+    def __init__(self, steps: int, round_steps: int) -> None:
         self.id = uuid.uuid4().hex
-        self.steps = steps
-        self.step = 0
+        self.steps, self.round_steps = steps, round_steps
+        self.step = self.rounds = 0
+        self.seconds = 0.0
         self.state = "queued"
         self.error: str | None = None
         self.image: np.ndarray | None = None
@@ -62,10 +81,13 @@ class Job:
     def completed(self) -> None:
         """Called on the queue once every step is done (a job that keeps a result writes it here)."""
 
+    def ended(self) -> None:
+        """Called on the queue when the job is over, however it ended (a job that holds a run releases it)."""
+
     def start(self, queue: ComputeQueue) -> Future[None]:
         """Queue the first round; each round queues the next."""
         self._queue = queue
-        queue.submit(self._round)
+        queue.submit_round(self._round)
         return self._done
 
     def cancel(self) -> None:
@@ -87,9 +109,12 @@ class Job:
             self._finish("cancelled")
             return
         self.state = "running"
+        began = time.perf_counter()
         try:
             done = self.advance()  # before reading self.step: a round may move it itself
             self.step += done
+            self.rounds += 1
+            self.seconds += time.perf_counter() - began
             if self.step >= self.steps and not self._cancel.is_set():
                 self.completed()
         except Exception as exc:  # reported on the job's status, as the one line it says
@@ -99,9 +124,10 @@ class Job:
         if self.step >= self.steps:
             self._finish("done")
         else:
-            self._queue.submit(self._round)
+            self._queue.submit_round(self._round)
 
     def _finish(self, state: str) -> None:
+        self.ended()
         self.state = "cancelled" if self._cancel.is_set() and state != "failed" else state
         if not self._done.done():
             self._done.set_result(None)
@@ -110,37 +136,75 @@ class Job:
         """What this kind of job adds to its status."""
         return {}
 
+    def cost(self) -> dict[str, Any]:
+        """What the whole job takes: ``steps``, at most ``round_steps`` a round, ``rounds_total`` (the rounds run
+        and those left at the pace so far), and ``seconds`` at the pace so far (None before the first round)."""
+        pace = self.step / self.rounds if self.rounds and self.step else self.round_steps
+        left = self.steps - self.step
+        seconds = self.seconds / self.step * self.steps if self.rounds and self.step else None
+        return {"steps": self.steps, "round_steps": self.round_steps,
+                "rounds_total": self.rounds + (math.ceil(left / pace) if left > 0 and not self.over else 0),
+                "seconds": None if seconds is None else round(seconds, 2)}
+
     def status(self) -> dict[str, Any]:
-        """What the page polls: state, progress, the error if any, and the latest picture's URL."""
+        """What the page polls: state, progress (steps and rounds), the cost, the error if any, and the latest
+        picture's URL."""
         return {"id": self.id, "kind": self.kind, "state": self.state, "step": self.step, "steps": self.steps,
-                "error": self.error, **self.describe(),
+                "rounds": self.rounds, "cost": self.cost(), "error": self.error, **self.describe(),
                 "image": f"/api/jobs/{self.id}/image.png" if self.image is not None else None}
 
 
-class UnitJob(Job):
-    """Activation maximization of ``layer``'s channel ``channel``, in rounds of ``round_steps``.
+class SteppedJob(Job):
+    """A job that is one call of the Python API (:meth:`call`), run ``round_steps`` engine steps (or
+    :data:`ROUND_SECONDS`) a round by :class:`explorer.stepped.Stepped`: its picture is the call's own answer,
+    and the picture shown while it runs is the engine's latest, at most every :data:`LIVE_SECONDS`."""
 
-    The first round starts from the preset's noise; each later one continues from the last picture
-    (the ``jitter`` preset takes starting images), so the picture improves round by round.
-    """
+    def __init__(self, handle: ModelHandle, steps: int, round_steps: int) -> None:
+        super().__init__(steps, round_steps)
+        self.handle = handle
+        self.result: torch.Tensor | None = None
+        self._shown = 0.0
+        self.run = Stepped(self.call, handle, round_steps=round_steps, round_seconds=ROUND_SECONDS, total=steps,
+                           on_step=self._watch)
+
+    def call(self) -> torch.Tensor:
+        """The Python API call this job makes (images in [0, 1])."""
+        raise NotImplementedError
+
+    def _watch(self, image: torch.nn.Module, steps: int) -> None:
+        self.step = min(steps, self.steps - 1)
+        if time.monotonic() - self._shown > LIVE_SECONDS:
+            with torch.no_grad():
+                self.image = image()[0].detach().float().cpu().numpy()
+            self._shown = time.monotonic()
+
+    def advance(self) -> int:
+        if self.run.round():
+            self.result = self.run.result
+            self.image = self.result[0].detach().float().cpu().numpy()
+            self.step = self.steps
+        return 0
+
+    def ended(self) -> None:
+        self.run.stop()
+
+
+class UnitJob(SteppedJob):
+    """Activation maximization of ``layer``'s channel ``channel`` (the ``jitter`` preset), in rounds of
+    ``round_steps``: the picture ends as ``interpret.actmax`` makes it in one call."""
 
     kind = "actmax"
 
-    def __init__(self, handle: ModelHandle, layer: str, channel: int, *, steps: PositiveInt = 128,
-                 round_steps: PositiveInt = 16) -> None:
+    def __init__(self, handle: ModelHandle, layer: str, channel: int, *, steps: Steps = 128,
+                 round_steps: Steps = 16) -> None:
         check_call(UnitJob.__init__, {"steps": steps, "round_steps": round_steps})
         handle.layer(layer)
-        super().__init__(steps)
-        self.handle, self.layer, self.channel = handle, layer, channel
-        self.round_steps = round_steps
+        self.layer, self.channel = layer, channel
+        super().__init__(handle, steps, round_steps)
 
-    def advance(self) -> int:
-        steps = min(self.round_steps, self.steps - self.step)
-        start = torch.from_numpy(self.image)[None] if self.image is not None else None
-        picture = interpret.actmax(self.handle, start, unit=f"{self.layer}:{self.channel}", preset="jitter",
-                                   steps=steps, seed=self.step, progress=False)
-        self.image = picture[0].detach().cpu().numpy()
-        return steps
+    def call(self) -> torch.Tensor:
+        return interpret.actmax(self.handle, unit=f"{self.layer}:{self.channel}", preset="jitter", steps=self.steps,
+                                progress=False)
 
     def describe(self) -> dict[str, Any]:
         return {"layer": self.layer, "channel": self.channel}

@@ -9,7 +9,7 @@ Example:
     >>> Job.decode({"channel": 1, "round_steps": 0})  # doctest: +ELLIPSIS
     Traceback (most recent call last):
     ...
-    cnnviz.CnnvizError: round_steps must be at least 1, got 0
+    cnnviz.CnnvizError: round_steps must be between 1 and 5000, got 0
 """
 
 from __future__ import annotations
@@ -22,10 +22,11 @@ from cnnviz.explorer.fields import (ClassTarget, Choice, Flag, Integer, Options,
                                     key_kind)
 from cnnviz.explorer.errors import NotFound
 from cnnviz.explorer.images import image_names
-from cnnviz.explorer.optimize_jobs import OPTIMIZATIONS, optimization
+from cnnviz.explorer.jobs import MAX_STEPS
+from cnnviz.explorer.optimize_jobs import OPTIMIZATIONS, ROUND_STEPS, optimization
 from cnnviz.explorer.typed import Ask, param
 from cnnviz.interpret.evaluate import CurveSteps
-from cnnviz.zoo.core import AtLeast, Between, PositiveInt, declared
+from cnnviz.zoo.core import AtLeast, Between, declared
 
 RESULT_FILES = ("colorbar.png", "heat.png", "image.png", "map.npy", "panel.png", "record.json")
 FIRST_IMAGE = image_names()[0]
@@ -39,6 +40,7 @@ TARGET = ClassTarget(what="a class index or name")
 TARGET_DOC = "class index or (part of) a class name; default: the predicted class"
 CHANNEL = Integer(AtLeast(0), what="a channel number")
 TOP = Integer(Between(1, 1000))
+ROUND_STEPS_FIELD = Integer(Between(1, MAX_STEPS))
 
 
 def attribution_methods() -> list[Any]:
@@ -148,9 +150,8 @@ class Layered(Served):
 @dataclass(frozen=True, kw_only=True)
 class Job(Layered):
     channel: int = param(CHANNEL, "the unit's channel", required=True)
-    steps: int = param(Integer(declared(PositiveInt)[1]), "steps in all", default=128)
-    round_steps: int = param(Integer(declared(PositiveInt)[1]), "steps per round (the picture shown after each)",
-                             default=16)
+    steps: int = param(Integer(Between(1, MAX_STEPS)), "steps in all", default=128)
+    round_steps: int = param(ROUND_STEPS_FIELD, "steps per round (the picture shown after each)", default=16)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -162,7 +163,10 @@ class Optimize(Pictured):
     layer: str | None = param(LAYER, "the layer (invert, dream; default: the model's)")
     options: dict[str, Any] | None = param(Options(what="a JSON object of option names and values",
                                                    methods=optimizations),
-                                           "the method's options (their schemas: components/schemas/options-*)")
+                                           "the method's options (their schemas: components/schemas/options-*; "
+                                           "steps and octaves are bounded)")
+    round_steps: int = param(ROUND_STEPS_FIELD, "the most engine steps per round (other requests are served "
+                             "between rounds; the picture shown after each)", default=ROUND_STEPS)
 
 
 @dataclass(frozen=True, kw_only=True)

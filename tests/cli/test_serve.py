@@ -90,7 +90,7 @@ def test_a_public_address_warns_needs_the_token_and_stops_on_sigint(tmp_path):
         assert httpx.get(url + "/api/health", headers=auth).status_code == 200
         assert httpx.post(url + "/api/predict", json={"image": "chelsea"}).status_code == 401
         job = httpx.post(url + "/api/jobs", headers=auth, json={"layer": "features.block2", "channel": 1,
-                                                                 "steps": 100000, "round_steps": 2}).json()
+                                                                 "steps": 5000, "round_steps": 2}).json()
         while httpx.get(f"{url}/api/jobs/{job['id']}", headers=auth).json()["step"] == 0:
             time.sleep(0.05)
         err = stop_cleanly(process, signal.SIGINT, cache)
@@ -135,7 +135,7 @@ def test_32_concurrent_clients(tmp_path):
     with serving(cache, "--model", "fashion_cnn", "--cache-mb", "2") as (url, process):
         report = load(url, seconds=10, clients=32, expected=lambda *key: python_maps(handle, *key), pid=process.pid)
         # then a stop mid-job, with an upload under way
-        job = httpx.post(url + "/api/jobs", json={"layer": "features.block2", "channel": 1, "steps": 100000,
+        job = httpx.post(url + "/api/jobs", json={"layer": "features.block2", "channel": 1, "steps": 5000,
                                                   "round_steps": 2}).json()
 
         def upload() -> None:
@@ -288,8 +288,9 @@ def test_a_real_browser_uses_options_patches_optimization_and_compare(tmp_path):
             assert len(browser.find_elements(By.CSS_SELECTOR, "#patch-grid img")) == 9
             browser.save_screenshot(str(artifacts / "explorer-unit-patches.png"))
 
-            browser.get(url + '/m/fashion_cnn/image/coffee/optimize/pgd?options={"steps": 100000}')
+            browser.get(url + '/m/fashion_cnn/image/coffee/optimize/pgd?options={"steps": 5000}')
             loaded()
+            assert browser.find_element(By.ID, "job-cost").text.startswith("cost: 5000 steps")  # before it starts
             browser.find_element(By.ID, "job-start").click()
             wait.until(lambda b: b.find_element(By.ID, "job-state").get_attribute("data-state") == "running")
             wait.until(lambda b: b.find_element(By.ID, "optimize-image").get_attribute("hidden") is None)

@@ -1,5 +1,5 @@
 """Jobs: activation maximization of a unit, inversion, DeepDream and attacks, run in rounds; their state,
-their cancel and their latest picture."""
+cost, cancel and latest picture."""
 
 from __future__ import annotations
 
@@ -28,12 +28,12 @@ async def start_job(explorer: Explorer, ask: Job) -> JSONResponse:
 
 async def start_optimization(explorer: Explorer, ask: Optimize) -> JSONResponse:
     """Start inversion (invert), DeepDream (dream) or a PGD attack (pgd) on an image (202; poll
-    /api/jobs/{job})."""
+    /api/jobs/{job}); it runs in rounds, after every interactive request, and its status tells its cost."""
     handle = explorer.model(ask.model)
     target = explorer.target(handle, ask.target)
     layer = explorer.layer(handle, ask.layer)
     batch = await explorer.image(handle, ask.image)
-    job = OptimizeJob(handle, ask.method, batch, target, layer, ask.options)
+    job = OptimizeJob(handle, ask.method, batch, target, layer, ask.options, round_steps=ask.round_steps)
     explorer.start(job, handle)
     return JSONResponse(job.status(), status_code=202)
 

@@ -27,7 +27,7 @@ from cnnviz import interpret
 from cnnviz.explorer import compute, drawing, work
 from cnnviz.explorer.endpoint import route
 from cnnviz.explorer.images import image_names
-from cnnviz.explorer.optimize_jobs import HIDDEN, OPTIMIZATIONS, optimization, page_options
+from cnnviz.explorer.optimize_jobs import HIDDEN, OPTIMIZATIONS, optimization, page_options, planned_cost
 from cnnviz.explorer.options import option_fields
 from cnnviz.explorer.requests import (Browsed, Compare, ComparePage, Evidence, Explain, LayerPage, Optimize,
                                       Pictured, Unit)
@@ -147,12 +147,13 @@ async def optimize_page(explorer: Explorer, ask: Optimize) -> HTMLResponse:
     explorer.target(handle, ask.target)
     probs = await compute.probabilities(explorer, handle, ask.image)
     body = {"model": handle.name, "image": ask.image, "method": method.name, "target": ask.target, "layer": layer,
-            "options": options}
+            "options": options, "round_steps": ask.round_steps}
     return render(explorer, "optimize.html", model=handle.name, image=ask.image, method=method.name,
                   about=OPTIMIZATIONS[method.name], optimizations=OPTIMIZATIONS, options=json.dumps(options),
                   values=options, fields=[f for f in option_fields(method) if f["name"] not in HIDDEN],
                   target=text(ask.target), layer=text(layer), default_layer=handle.default_layer or "",
-                  classes=handle.classes or [], top=work.top_classes(handle, probs, 1)[0], body=json.dumps(body))
+                  classes=handle.classes or [], top=work.top_classes(handle, probs, 1)[0], body=json.dumps(body),
+                  cost=planned_cost(method, options, ask.round_steps))
 
 
 async def image_file(explorer: Explorer, ask: Pictured) -> Response:
