@@ -91,9 +91,15 @@ class Explorer:
         return interpret.get_method(name, "attribution")
 
     def layer(self, handle: ModelHandle, name: str | None) -> str | None:
-        """``name`` if it is a layer of ``handle`` (None: the method's or model's default)."""
-        if name is not None:
-            handle.layer(name)
+        """``name`` if it is a layer of ``handle`` (None: the method's or model's default); an unknown name is
+        refused with the closest ones and where the layers are listed (the layers page, the API)."""
+        if name is None:
+            return None
+        names = [layer for layer, _ in handle.model.named_modules() if layer]
+        if handle.config.hookable and name not in names:
+            raise CnnvizError(f"no layer {name!r} in {handle.name}{closest(name, names)} (see the layers page "
+                              f"/m/{handle.name}/layers, or GET /api/models/{handle.name}/layers)")
+        handle.layer(name)
         return name
 
     def target(self, handle: ModelHandle, target: int | str | None) -> int | None:

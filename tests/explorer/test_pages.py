@@ -6,6 +6,7 @@ placeholders."""
 from __future__ import annotations
 
 import asyncio
+import html
 import re
 import threading
 import time
@@ -16,6 +17,9 @@ from starlette.testclient import TestClient
 
 from cnnviz import interpret
 from cnnviz.explorer import create_app, work
+from cnnviz.explorer.images import image_names
+
+FIRST = image_names()[0]
 
 
 @pytest.fixture(scope="module")
@@ -55,3 +59,59 @@ def test_identical_explanations_asked_at_once_are_computed_once(fashion, tmp_pat
     assert runs == ["gradient"]
     assert len({a.json()["key"] for a in answers[:3]}) == 1 and answers[0].json()["key"] in answers[3].text
     app.state.explorer.close()
+
+
+def error_of(page: httpx.Response) -> str:
+    """The one-line message an error page shows."""
+    assert "text/html" in page.headers["content-type"], page.text
+    found = re.search(r'<p class="error" id="error-message">(.*?)</p>', page.text, re.S)
+    assert found, page.text
+    return html.unescape(found.group(1))
+
+
+ERROR_PAGES = {
+    "unknown layer": ("/m/fashion_cnn/image/coffee/explain/gradcam?layer=features.nope", 400,
+                      "no layer 'features.nope'", ["/m/fashion_cnn/layers?image=coffee", "/m/fashion_cnn/image/coffee"]),
+    "unknown class": ("/m/fashion_cnn/image/coffee/explain/gradcam?target=zebra", 400, "no class named 'zebra'",
+                      ["/m/fashion_cnn/image/coffee"]),
+    "unknown model": ("/m/ghost/image/coffee", 404, "no model 'ghost'", ["/m/fashion_cnn/image/coffee"]),
+    "unknown image": ("/m/fashion_cnn/image/nothing.jpg/explain/gradcam", 400, "unknown image 'nothing.jpg'",
+                      [f"/m/fashion_cnn/image/{FIRST}"]),
+    "unknown page": ("/m/fashion_cnn/nowhere", 404, "Not Found", [f"/m/fashion_cnn/image/{FIRST}"]),
+    "bad option": ('/m/fashion_cnn/image/coffee/explain/occlusion?options={"window": 0}', 400,
+                   "window must be at least 1", ["/m/fashion_cnn/image/coffee"]),
+}
+
+
+@pytest.mark.parametrize("case", sorted(ERROR_PAGES))
+def test_an_error_on_a_page_is_a_page_with_the_way_back(client, case):
+    path, status, words, links = ERROR_PAGES[case]
+    answer = client.get(path)
+    assert answer.status_code == status and "text/html" in answer.headers["content-type"], answer.text
+    message = error_of(answer)
+    assert words in message and "\n" not in message
+    assert '<header>' in answer.text and '<a id="back-home" href="/">' in answer.text  # the site's frame
+    for link in links:
+        assert f'href="{link}"' in answer.text, (link, answer.text)
+    if case == "unknown image":
+        assert 'href="/m/fashion_cnn/image/nothing.jpg"' not in answer.text  # no link back into the error
+
+
+def test_the_api_keeps_its_one_line_of_json(client):
+    for answer in (client.get("/api/models/ghost/layers"), client.get("/api/nowhere"),
+                   client.post("/api/explain", json={"image": "coffee", "method": "gradcam", "layer": "features.no"})):
+        assert answer.headers["content-type"] == "application/json" and set(answer.json()) == {"error"}
+    layer = client.post("/api/explain", json={"image": "coffee", "method": "gradcam", "layer": "features.no"})
+    assert "/m/fashion_cnn/layers" in layer.json()["error"] and "cnnviz layers" not in layer.json()["error"]
+
+
+def test_class_names_are_matched_as_the_openapi_says(client, fashion):
+    said = client.get("/api/openapi.json").text
+    assert "(part of) a class name" in said
+    part = client.post("/api/explain", json={"image": "coffee", "method": "gradcam", "target": "trous"})
+    assert part.status_code == 200 and part.json()["record"]["target"]["name"] == "Trouser"
+    several = client.post("/api/explain", json={"image": "coffee", "method": "gradcam", "target": "shirt "})
+    assert several.json()["record"]["target"]["name"] == "Shirt"  # the whole name, not 'T-shirt/top'
+    refused = client.post("/api/explain", json={"image": "coffee", "method": "gradcam", "target": "s"})
+    assert refused.status_code == 400 and "'Sandal'" in refused.json()["error"] and \
+        "give more of the name" in refused.json()["error"]
