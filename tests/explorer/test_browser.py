@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from cnnviz import zoo
+from cnnviz import interpret, zoo
 from cnnviz.explorer import create_app, work
 from tests.cli.test_serve import chrome_options, free_port
 from tests.gallery.test_build import browser_or_skip
@@ -89,4 +89,43 @@ def test_the_compare_overlay_lies_on_its_photo_with_the_colour_bar_beside(site, 
         assert at == over, (at, over)  # the same pixels, not the map at the box's left edge
         assert at["right"] - at["left"] == 224 and at["bottom"] - at["top"] == 224
         assert beside["left"] >= at["right"] and beside["top"] == at["top"], (at, beside)  # beside, not below
+    assert severe(browser) == []
+
+
+@pytest.mark.slow
+def test_a_double_click_on_explain_runs_the_method_once_and_shows_it_works(site, browser, monkeypatch):
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import Select, WebDriverWait
+
+    from tests.explorer.test_pages import counting
+
+    runs = counting(monkeypatch, pause=1.5)  # long enough to see the working state and to click twice
+    browser.get(site + "/m/fashion_cnn/image/rocket")  # a sample no other test explains, so nothing is cached
+    loaded(browser)
+    Select(browser.find_element(By.ID, "method")).select_by_value("gradient")
+    # two clicks as fast as a script can make them; what the page shows is read before it goes (a WebDriver
+    # click waits for the next page)
+    disabled, shown = browser.execute_script(
+        "const b = document.getElementById('explain'); b.click(); b.click();"
+        "return [b.disabled, document.getElementById('explain-state').textContent];")
+    assert disabled and shown.startswith("computing…"), shown
+    WebDriverWait(browser, 60).until(lambda b: "/explain/gradient" in b.current_url)
+    loaded(browser)
+    assert runs == ["gradient"]
+
+    switch = Select(browser.find_element(By.ID, "method-switch"))
+    assert switch.first_selected_option.get_attribute("value") == "gradient"
+    labels = [g.get_attribute("label") for g in browser.find_elements(By.CSS_SELECTOR, "#method-switch optgroup")]
+    assert len(labels) == len(set(labels)) >= 3
+    occlusion = browser.find_element(By.CSS_SELECTOR, "#method-switch option[value='occlusion']")
+    assert "how much the class score drops when a patch is hidden" in occlusion.text
+    assert browser.find_element(By.ID, "summary").text == interpret.get_method("gradient").summary
+    shown = browser.execute_script(
+        "const s = document.getElementById('method-switch'); s.value = 'occlusion';"
+        "s.dispatchEvent(new Event('change')); return document.getElementById('switch-state').textContent;")
+    assert shown.startswith("loading…"), shown
+    WebDriverWait(browser, 60).until(lambda b: "/explain/occlusion" in b.current_url)
+    loaded(browser)
+    assert runs == ["gradient", "occlusion"]
+    assert browser.find_element(By.ID, "summary").text == interpret.get_method("occlusion").summary
     assert severe(browser) == []

@@ -37,6 +37,22 @@ from cnnviz.explorer.typed import Ask
 
 FEATURE_MAPS_SHOWN = 32
 TEMPLATES = templates()
+GROUPS = {"cams": "class activation maps (a layer's evidence)", "gradients": "gradients and relevance",
+          "perturbation": "perturbation (hide parts, watch the score)", "captum": "captum's implementations"}
+
+
+def method_groups() -> list[tuple[str, list[interpret.Method]]]:
+    """The attribution methods by kind (:data:`GROUPS` names the kinds), in the registry's order.
+
+    Example:
+        >>> groups = dict(method_groups())
+        >>> [m.name for m in groups[GROUPS["cams"]]][:2]
+        ['gradcam', 'guided_gradcam']
+    """
+    grouped: dict[str, list[interpret.Method]] = {}
+    for method in interpret.methods("attribution"):
+        grouped.setdefault(GROUPS.get(method.group, method.group or "other"), []).append(method)
+    return list(grouped.items())
 
 
 def render(explorer: Explorer, template: str, **context: Any) -> HTMLResponse:
@@ -64,7 +80,7 @@ async def image_page(explorer: Explorer, ask: Pictured) -> HTMLResponse:
     probs = await compute.probabilities(explorer, handle, ask.image)
     return render(explorer, "image.html", model=handle.name, image=ask.image,
                   top=work.top_classes(handle, probs, 5), classes=handle.classes or [],
-                  methods=[m.name for m in interpret.methods("attribution")], layer=handle.default_layer or "",
+                  groups=method_groups(), layer=handle.default_layer or "",
                   task=handle.config.task)
 
 
@@ -74,7 +90,8 @@ async def explain_page(explorer: Explorer, ask: Explain) -> HTMLResponse:
     method = explorer.method(ask.method)
     options = ask.options or {}
     return render(explorer, "explain.html", model=ask.model, image=ask.image, key=key, record=found.record,
-                  method=method.name, options=json.dumps(options), values=options, fields=option_fields(method),
+                  method=method.name, summary=method.summary, groups=method_groups(), options=json.dumps(options),
+                  values=options, fields=option_fields(method),
                   uses_layer=method.uses_layer, layer=text(ask.layer), target=text(ask.target),
                   region=text(ask.region), box=text(ask.box))
 

@@ -8,6 +8,31 @@ async function api(path, options) {
   return body;
 }
 
+function working(form) {
+  // A form that starts a computation runs it once: its button is disabled and shows the time spent, and a
+  // second press joins the first (nothing more is sent). False when one already runs.
+  if (form.dataset.working) return false;
+  form.dataset.working = "yes";
+  const button = form.querySelector("button[type=submit]"), state = form.querySelector(".working");
+  if (button) button.disabled = true;
+  const started = Date.now(), doing = (button && button.dataset.doing) || "loading";
+  const tick = () => { if (state) state.textContent = `${doing}… ${Math.round((Date.now() - started) / 1000)} s`; };
+  tick();
+  form.ticking = setInterval(tick, 1000);
+  return true;
+}
+
+function idle(form) {
+  delete form.dataset.working;
+  clearInterval(form.ticking);
+  const button = form.querySelector("button[type=submit]"), state = form.querySelector(".working");
+  if (button) button.disabled = false;
+  if (state) state.textContent = "";
+}
+
+// Back to a page kept by the browser: its forms are ready again.
+window.addEventListener("pageshow", (e) => { if (e.persisted) document.querySelectorAll("form[data-working]").forEach(idle); });
+
 function imagePage() {
   const select = document.getElementById("image-select");
   if (!select) return;
@@ -28,10 +53,26 @@ function imagePage() {
   const form = document.getElementById("explain-form");
   form.addEventListener("submit", (e) => {
     e.preventDefault();
+    if (!working(form)) return;
     const query = new URLSearchParams();
     for (const name of ["target", "layer", "region", "box"]) { if (form.elements[name] && form.elements[name].value) query.set(name, form.elements[name].value); }
     location.href = form.dataset.base + encodeURIComponent(form.elements.method.value) + (query.size ? "?" + query : "");
   });
+}
+
+function methodSwitch() {
+  // Another method on the same image, class and region; the layer only for a method that takes one.
+  const form = document.getElementById("switch-form");
+  if (!form) return;
+  const select = form.elements.method;
+  select.addEventListener("change", () => {
+    if (!working(form)) return;
+    const query = new URLSearchParams();
+    const keep = ["target", "region", "box", ...(select.selectedOptions[0].dataset.layer === "yes" ? ["layer"] : [])];
+    for (const name of keep) { if (form.elements[name] && form.elements[name].value) query.set(name, form.elements[name].value); }
+    location.href = form.dataset.base + encodeURIComponent(select.value) + (query.size ? "?" + query : "");
+  });
+  form.addEventListener("submit", (e) => e.preventDefault());
 }
 
 function explainPage() {
@@ -101,7 +142,8 @@ function optionsForm() {
   // The filled option widgets become the options JSON of the URL; empty ones keep the method's default.
   const form = document.getElementById("options-form");
   if (!form) return;
-  form.addEventListener("submit", () => {
+  form.addEventListener("submit", (e) => {
+    if (!working(form)) { e.preventDefault(); return; }
     const options = {};
     for (const input of form.querySelectorAll("[data-option]")) {
       if (input.value === "") continue;
@@ -151,4 +193,4 @@ async function unitPatches() {
   } catch (error) { state.textContent = error.message; }
 }
 
-document.addEventListener("DOMContentLoaded", () => { imagePage(); explainPage(); jobBoxes(); optionsForm(); unitPatches(); });
+document.addEventListener("DOMContentLoaded", () => { imagePage(); methodSwitch(); explainPage(); jobBoxes(); optionsForm(); unitPatches(); });
