@@ -1,6 +1,6 @@
 """The explorer's ASGI app: the routes (:mod:`~cnnviz.explorer.routes`), the static files, one error shape, the
 body limits and the token check. A refusal is one line of JSON, or a page with the way back where a page was
-asked for (:func:`~cnnviz.explorer.errors.refusal`).
+asked for (:func:`~cnnviz.explorer.error_pages.refusal`).
 
 Example:
     >>> from starlette.testclient import TestClient
@@ -28,7 +28,8 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from cnnviz import zoo
 from cnnviz.explorer.body import BodyLimit
-from cnnviz.explorer.errors import one_line, refusal, status_of
+from cnnviz.explorer.error_pages import refusal
+from cnnviz.explorer.errors import one_line, status_of
 from cnnviz.explorer.routes import ROUTES
 from cnnviz.explorer.state import Explorer
 from cnnviz.zoo.core import CnnvizError

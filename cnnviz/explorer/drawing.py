@@ -14,7 +14,7 @@ import numpy as np
 import torch
 from PIL import Image
 
-from cnnviz.interpret.views import DEFAULT_COLORMAP, colorize, explanation_panel, pixels, to_uint8
+from cnnviz.interpret.views import colorize, explanation_panel, pixels, to_uint8
 
 
 def png(picture: np.ndarray) -> bytes:
@@ -49,15 +49,19 @@ def marked_png(marked: np.ndarray, side: int = 224) -> bytes:
 
 
 def heat_png(image: np.ndarray, flat: np.ndarray, side: int = 224, percentile: float = 99.5) -> bytes:
-    """The map's heatmap at the image's size, to lay over the image with an opacity slider."""
-    _, heat, _ = pixels.overlay_parts(torch.from_numpy(image), torch.from_numpy(flat), percentile=percentile)
+    """The map's heatmap at the image's size, to lay over the image with an opacity slider (a signed map about
+    zero on the diverging scale, as the panel's)."""
+    colormap, symmetric = pixels.scale_of(flat)
+    _, heat, _ = pixels.overlay_parts(torch.from_numpy(image), torch.from_numpy(flat), colormap=colormap,
+                                      symmetric=symmetric, percentile=percentile)
     return png(pixels.enlarge(heat, side) if max(heat.shape[:2]) < side else heat)
 
 
 def colorbar_png(flat: np.ndarray, height: int = 224, percentile: float = 99.5) -> bytes:
     """The numbered colour bar of the map's values, as the panel's."""
-    low, high = pixels.map_range(flat, percentile=percentile)
-    return png(pixels.colorbar(height, DEFAULT_COLORMAP, low=low, high=high))
+    colormap, symmetric = pixels.scale_of(flat)
+    low, high = pixels.map_range(flat, symmetric=symmetric, percentile=percentile)
+    return png(pixels.colorbar(height, colormap, low=low, high=high))
 
 
 def map_png(values: np.ndarray, side: int = 96) -> bytes:

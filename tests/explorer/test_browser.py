@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 
 from cnnviz import interpret, zoo
-from cnnviz.explorer import create_app, work
+from cnnviz.explorer import create_app
 from tests.cli.test_serve import chrome_options, free_port
 from tests.gallery.test_build import browser_or_skip
 

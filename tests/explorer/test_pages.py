@@ -7,15 +7,17 @@ from __future__ import annotations
 
 import asyncio
 import html
+import io
 import re
 import threading
 import time
 
 import httpx
+import numpy as np
 import pytest
+from PIL import Image
 from starlette.testclient import TestClient
 
-from cnnviz import interpret
 from cnnviz.explorer import create_app, work
 from cnnviz.explorer.images import image_names
 
@@ -71,7 +73,8 @@ def error_of(page: httpx.Response) -> str:
 
 ERROR_PAGES = {
     "unknown layer": ("/m/fashion_cnn/image/coffee/explain/gradcam?layer=features.nope", 400,
-                      "no layer 'features.nope'", ["/m/fashion_cnn/layers?image=coffee", "/m/fashion_cnn/image/coffee"]),
+                      "no layer 'features.nope'",
+                      ["/m/fashion_cnn/layers?image=coffee", "/m/fashion_cnn/image/coffee"]),
     "unknown class": ("/m/fashion_cnn/image/coffee/explain/gradcam?target=zebra", 400, "no class named 'zebra'",
                       ["/m/fashion_cnn/image/coffee"]),
     "unknown model": ("/m/ghost/image/coffee", 404, "no model 'ghost'", ["/m/fashion_cnn/image/coffee"]),
@@ -115,3 +118,25 @@ def test_class_names_are_matched_as_the_openapi_says(client, fashion):
     refused = client.post("/api/explain", json={"image": "coffee", "method": "gradcam", "target": "s"})
     assert refused.status_code == 400 and "'Sandal'" in refused.json()["error"] and \
         "give more of the name" in refused.json()["error"]
+
+
+def png_at(client, url: str) -> np.ndarray:
+    answer = client.get(url)
+    assert answer.status_code == 200, answer.text
+    return np.asarray(Image.open(io.BytesIO(answer.content)).convert("RGB")).astype(int)
+
+
+def test_a_signed_map_shows_zero_on_a_diverging_scale(client):
+    """Occlusion's map has both signs: its colour bar is near white at zero, blue below and red above, and the
+    page says so; Grad-CAM's (never negative) keeps the one-hue scale."""
+    for method, signed in (("occlusion", True), ("gradcam", False)):
+        answer = client.post("/api/explain", json={"image": "coffee", "method": method})
+        key, raw = answer.json()["key"], np.load(io.BytesIO(client.get(answer.json()["files"]["map.npy"]).content))
+        assert (raw.min() < 0) == signed
+        bar = png_at(client, f"/api/results/{key}/colorbar.png")[:, 0]  # the scale's first column, top to bottom
+        whitish = (bar.min(axis=1) > 230) & (np.ptp(bar, axis=1) < 12)
+        assert whitish.any() == signed
+        if signed:
+            assert bar[0, 0] > bar[0, 2] + 100 and bar[-1, 2] > bar[-1, 0] + 100  # red at the top, blue below
+        page = client.get(f"/m/fashion_cnn/image/coffee/explain/{method}").text
+        assert ("blue below zero, red above" in page) == signed

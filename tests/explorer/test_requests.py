@@ -17,7 +17,7 @@ from starlette.testclient import TestClient
 from cnnviz import interpret, zoo
 from cnnviz.explorer import create_app, optimize_jobs, options
 from cnnviz.explorer.body import DRAIN_BYTES, MAX_DEPTH, MAX_FORM_BYTES, MAX_JSON_BYTES
-from cnnviz.explorer.errors import is_page
+from cnnviz.explorer.error_pages import is_page
 from cnnviz.explorer.fields import Choice, Integer
 from cnnviz.explorer.openapi import document
 from cnnviz.explorer.requests import RESULT_FILES, Explain

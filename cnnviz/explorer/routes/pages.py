@@ -24,6 +24,7 @@ from urllib.parse import quote
 from starlette.responses import HTMLResponse, RedirectResponse, Response
 
 from cnnviz import interpret
+from cnnviz.interpret.views import pixels
 from cnnviz.explorer import compute, drawing, work
 from cnnviz.explorer.endpoint import route
 from cnnviz.explorer.images import image_names
@@ -91,6 +92,7 @@ async def explain_page(explorer: Explorer, ask: Explain) -> HTMLResponse:
     options = ask.options or {}
     return render(explorer, "explain.html", model=ask.model, image=ask.image, key=key, record=found.record,
                   method=method.name, summary=method.summary, groups=method_groups(), options=json.dumps(options),
+                  signed=pixels.is_signed(found.flat),
                   values=options, fields=option_fields(method),
                   uses_layer=method.uses_layer, layer=text(ask.layer), target=text(ask.target),
                   region=text(ask.region), box=text(ask.box))
