@@ -6,9 +6,11 @@ once; the method switcher."""
 from __future__ import annotations
 
 import contextlib
+import os
 import threading
 import time
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -70,6 +72,14 @@ def rect(browser: Any, element: Any) -> dict[str, float]:
                                   "return {left: r.left, top: r.top, right: r.right, bottom: r.bottom};", element)
 
 
+def shot(browser: Any, name: str) -> None:
+    """A screenshot to $CNNVIZ_ARTIFACTS/explorer, where set."""
+    folder = os.environ.get("CNNVIZ_ARTIFACTS")
+    if folder:
+        (Path(folder) / "explorer").mkdir(parents=True, exist_ok=True)
+        assert browser.save_screenshot(str(Path(folder) / "explorer" / f"explorer-{name}.png"))
+
+
 def severe(browser: Any) -> list[str]:
     return [e["message"] for e in browser.get_log("browser") if e["level"] == "SEVERE"]
 
@@ -89,6 +99,7 @@ def test_the_compare_overlay_lies_on_its_photo_with_the_colour_bar_beside(site, 
         assert at == over, (at, over)  # the same pixels, not the map at the box's left edge
         assert at["right"] - at["left"] == 224 and at["bottom"] - at["top"] == 224
         assert beside["left"] >= at["right"] and beside["top"] == at["top"], (at, beside)  # beside, not below
+    shot(browser, "compare-aligned")
     assert severe(browser) == []
 
 
@@ -128,4 +139,28 @@ def test_a_double_click_on_explain_runs_the_method_once_and_shows_it_works(site,
     loaded(browser)
     assert runs == ["gradient", "occlusion"]
     assert browser.find_element(By.ID, "summary").text == interpret.get_method("occlusion").summary
+    assert severe(browser) == []
+
+
+@pytest.mark.slow
+def test_the_faithfulness_chart_has_axes_and_a_legend(site, browser):
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    browser.get(site + "/m/fashion_cnn/image/coffee/explain/gradcam")
+    loaded(browser)
+    browser.find_element(By.ID, "faithfulness").click()
+    WebDriverWait(browser, 120).until(lambda b: b.find_elements(By.CSS_SELECTOR, "#curves polyline"))
+    scores = [li.text for li in browser.find_elements(By.CSS_SELECTOR, "#faithfulness-scores li")]
+    assert len(scores) == 2 and scores[0].startswith("insertion AUC") and "(random 0." in scores[1]
+    texts = [t.text for t in browser.find_elements(By.CSS_SELECTOR, "#curves .axis text")]
+    assert {"0", "0.5", "1", "fraction of pixels inserted / deleted", "class probability"} <= set(texts)
+    assert [t.text for t in browser.find_elements(By.CSS_SELECTOR, "#curves .legend text")] == \
+        ["insertion", "deletion onto blur"]
+    chart = rect(browser, browser.find_element(By.ID, "curves"))
+    for curve in browser.find_elements(By.CSS_SELECTOR, "#curves polyline"):  # inside the chart, drawn
+        box = rect(browser, curve)
+        assert chart["left"] < box["left"] <= box["right"] < chart["right"] and box["right"] - box["left"] > 100
+    browser.execute_script("document.getElementById('faithfulness').scrollIntoView()")
+    shot(browser, "faithfulness-chart")
     assert severe(browser) == []

@@ -86,27 +86,62 @@ function explainPage() {
       const s = await api("/api/faithfulness", { method: "POST", headers: { "Content-Type": "application/json" },
         body: JSON.stringify({ key: button.dataset.key }) });
       const area = (v) => (v === null ? "undefined" : v.toFixed(3));
-      const versus = (name, auc, r) => `${name} ${area(auc)} (random ${area(r.low)}-${area(r.high)}${r.beaten ? "" : ", ✗ not better than random"})`;
-      out.textContent = versus("insertion AUC, higher is better:", s.insertion_auc, s.random.insertion) + "; " +
-        versus("deletion AUC onto a blurred copy, lower is better:", s.deletion_auc, s.random.deletion) +
-        (s.undefined ? `: ${s.undefined}` : "");
-      out.appendChild(curveChart(s));
+      const line = (name, auc, r) => {
+        const item = document.createElement("li");
+        item.textContent = `${name} ${area(auc)} (random ${area(r.low)}-${area(r.high)}` +
+          `${r.beaten ? ": better than random" : ", ✗ not better than random"})`;
+        return item;
+      };
+      const list = document.createElement("ul");
+      list.id = "faithfulness-scores";
+      list.append(line("insertion AUC, higher is better:", s.insertion_auc, s.random.insertion),
+                  line("deletion AUC onto a blurred copy, lower is better:", s.deletion_auc, s.random.deletion));
+      out.replaceChildren(list, curveChart(s));
+      if (s.undefined) out.prepend(`undefined: ${s.undefined}`);
     } catch (error) { out.textContent = error.message; }
     button.disabled = false;
   });
 }
 
+const CURVES = [["insertion", "#36c", "insertion"], ["deletion", "#c33", "deletion onto blur"]];
+
+function svg(tag, attributes, text) {
+  const element = document.createElementNS("http://www.w3.org/2000/svg", tag);
+  for (const [name, value] of Object.entries(attributes)) element.setAttribute(name, value);
+  if (text !== undefined) element.textContent = text;
+  return element;
+}
+
 function curveChart(scores) {
-  // Two polylines in a 200 x 100 box: probability (0..1, up) against the fraction of pixels moved.
-  const svg = document.createElementNS("http://www.w3.org/2000/svg", "svg");
-  svg.setAttribute("viewBox", "0 0 200 100"); svg.setAttribute("width", "300"); svg.setAttribute("id", "curves");
-  for (const [name, colour] of [["deletion", "#c33"], ["insertion", "#36c"]]) {
-    const line = document.createElementNS("http://www.w3.org/2000/svg", "polyline");
-    line.setAttribute("points", scores.fractions.map((f, i) => `${200 * f},${100 - 100 * scores[name][i]}`).join(" "));
-    line.setAttribute("fill", "none"); line.setAttribute("stroke", colour);
-    svg.appendChild(line);
+  // The class's probability (0..1, up) against the fraction of pixels inserted or deleted (0..1, right),
+  // with numbered axes, their titles and a legend beside the plot.
+  const [left, top, width, height] = [44, 10, 220, 120];
+  const x = (f) => left + width * f, y = (p) => top + height * (1 - p);
+  const chart = svg("svg", { viewBox: `0 0 ${left + width + 110} ${top + height + 40}`, width: 500, id: "curves",
+    role: "img", "aria-label": "insertion and deletion curves", "font-size": 9, "font-family": "sans-serif" });
+  const axes = svg("g", { class: "axis", stroke: "#999" });
+  axes.append(svg("line", { x1: left, y1: y(0), x2: x(1), y2: y(0) }), svg("line", { x1: left, y1: y(0), x2: left, y2: y(1) }));
+  for (const tick of [0, 0.25, 0.5, 0.75, 1]) {
+    axes.append(svg("line", { x1: x(tick), y1: y(0), x2: x(tick), y2: y(0) + 3 }),
+                svg("text", { x: x(tick), y: y(0) + 12, "text-anchor": "middle", stroke: "none", fill: "#333" }, String(tick)),
+                svg("line", { x1: left - 3, y1: y(tick), x2: left, y2: y(tick) }),
+                svg("text", { x: left - 5, y: y(tick) + 3, "text-anchor": "end", stroke: "none", fill: "#333" }, String(tick)));
   }
-  return svg;
+  axes.append(svg("text", { x: x(0.5), y: y(0) + 26, "text-anchor": "middle", stroke: "none", fill: "#333" },
+                  "fraction of pixels inserted / deleted"),
+              svg("text", { x: 10, y: y(0.5), "text-anchor": "middle", stroke: "none", fill: "#333",
+                            transform: `rotate(-90 10 ${y(0.5)})` }, "class probability"));
+  chart.appendChild(axes);
+  const legend = svg("g", { class: "legend" });
+  CURVES.forEach(([name, colour, label], i) => {
+    chart.appendChild(svg("polyline", { class: name, fill: "none", stroke: colour, "stroke-width": 1.5,
+      points: scores.fractions.map((f, j) => `${x(f)},${y(scores[name][j])}`).join(" ") }));
+    const at = top + 6 + 12 * i;
+    legend.append(svg("line", { x1: x(1) + 10, y1: at, x2: x(1) + 26, y2: at, stroke: colour, "stroke-width": 2 }),
+                  svg("text", { x: x(1) + 30, y: at + 3, fill: "#333" }, label));
+  });
+  chart.appendChild(legend);
+  return chart;
 }
 
 function jobBoxes() {
