@@ -164,3 +164,24 @@ def test_the_faithfulness_chart_has_axes_and_a_legend(site, browser):
     browser.execute_script("document.getElementById('faithfulness').scrollIntoView()")
     shot(browser, "faithfulness-chart")
     assert severe(browser) == []
+
+
+@pytest.mark.slow
+def test_the_layer_table_hides_batchnorm_until_asked(site, browser):
+    from selenium.webdriver.common.by import By
+
+    browser.get(site + "/m/fashion_cnn/layers?image=coffee")
+    loaded(browser)
+    rows = browser.find_elements(By.CSS_SELECTOR, "#layer-table tbody tr")
+    batchnorm = [r for r in rows if "BatchNorm" in r.text or r.get_attribute("class").startswith("skippable")]
+    assert len(batchnorm) == 4 and not any(r.is_displayed() for r in batchnorm)
+    assert sum(r.is_displayed() for r in rows) == len(rows) - 4
+    stages = browser.find_elements(By.CSS_SELECTOR, "#stages a.stage")
+    tops = {rect(browser, s)["top"] for s in stages}
+    assert len(stages) == 4 and len(tops) == 1  # the stages side by side, in one line
+    shot(browser, "layers")
+    browser.find_element(By.ID, "show-all").click()
+    assert all(r.is_displayed() for r in rows)
+    browser.find_element(By.CSS_SELECTOR, "#stages a.stage[href='#stage-classifier']").click()
+    assert browser.execute_script("return location.hash") == "#stage-classifier"
+    assert severe(browser) == []

@@ -18,6 +18,7 @@ import pytest
 from PIL import Image
 from starlette.testclient import TestClient
 
+from cnnviz import interpret
 from cnnviz.explorer import create_app, work
 from cnnviz.explorer.images import image_names
 
@@ -140,3 +141,28 @@ def test_a_signed_map_shows_zero_on_a_diverging_scale(client):
             assert bar[0, 0] > bar[0, 2] + 100 and bar[-1, 2] > bar[-1, 0] + 100  # red at the top, blue below
         page = client.get(f"/m/fashion_cnn/image/coffee/explain/{method}").text
         assert ("blue below zero, red above" in page) == signed
+
+
+def test_the_layer_table_is_grouped_by_stage_with_batchnorm_hidden(client, fashion):
+    page = client.get("/m/fashion_cnn/layers?image=coffee").text
+    overview = re.search(r'<ol class="stages" id="stages">(.*?)</ol>', page, re.S).group(1)
+    assert re.findall(r"<b>(.*?)</b>", overview) == ["input", "features.block1", "features.block2", "features.block3",
+                                                      "classifier"]
+    assert "16 × 14 × 14" in overview and "10" in overview  # what each stage hands on, without the batch
+    assert re.search(r"<b>input</b>.*1 × 28 × 28", overview, re.S)
+    table = interpret.layer_table(fashion)
+    batchnorm = [r.name for r in table if r.type.startswith(("BatchNorm", "Identity"))]
+    hidden = re.findall(r'<tr class="skippable[^"]*"><td[^>]*>(?:<a[^>]*>)?([^<]+)', page)
+    assert hidden == batchnorm and len(batchnorm) == 4 and '<table id="layer-table" class="compact">' in page
+    assert f"({len(batchnorm)} BatchNorm and Identity layers are" in page
+    shown = re.findall(r'<tr class="[^"]*"><td[^>]*>(?:<a[^>]*>)?([^<]+)', page)
+    assert shown == [r.name for r in table if r.name]  # every layer is in the table, in order
+
+
+def test_the_feature_map_grid_says_how_many_and_is_ordered_by_what_it_prints(client):
+    page = client.get("/m/fashion_cnn/layers/features.block2?image=coffee").text
+    assert "the top 32 of 64 channels" in page and "ordered by mean activation" in page
+    means = [float(m) for m in re.findall(r'<span class="mean">([^<]+)</span>', page)]
+    assert len(means) == 32 and means == sorted(means, reverse=True) and means[0] > means[-1]
+    small = client.get("/m/fashion_cnn/layers/features.block1?image=coffee").text
+    assert "its 16 channels" in small and small.count('class="mean"') == 16

@@ -27,6 +27,7 @@ from cnnviz import interpret
 from cnnviz.interpret.views import pixels
 from cnnviz.explorer import compute, drawing, work
 from cnnviz.explorer.endpoint import route
+from cnnviz.explorer.layer_groups import skippable, stages
 from cnnviz.explorer.images import image_names
 from cnnviz.explorer.optimize_jobs import HIDDEN, OPTIMIZATIONS, optimization, page_options
 from cnnviz.explorer.options import option_fields
@@ -120,15 +121,19 @@ async def why_page(explorer: Explorer, ask: Evidence) -> HTMLResponse:
 
 
 async def layers_page(explorer: Explorer, ask: Browsed) -> HTMLResponse:
-    """The layer table."""
+    """The layer table by stage, with an overview of the stages and their shapes; BatchNorm and Identity
+    hidden until asked for."""
     handle = explorer.model(ask.model)
     await explorer.image(handle, ask.image)
-    return render(explorer, "layers.html", model=handle.name, image=ask.image,
-                  rows=await compute.layer_rows(explorer, handle))
+    rows = [{**row, "skippable": skippable(row)} for row in await compute.layer_rows(explorer, handle)]
+    return render(explorer, "layers.html", model=handle.name, image=ask.image, groups=stages(rows),
+                  input_shape=f"{handle.in_channels} × {handle.input_size} × {handle.input_size}",
+                  hidden=sum(row["skippable"] for row in rows if row["name"]))
 
 
 async def layer_page(explorer: Explorer, ask: LayerPage) -> HTMLResponse:
-    """A layer's strongest feature maps."""
+    """A layer's strongest feature maps: the top :data:`FEATURE_MAPS_SHOWN` of its channels by mean activation
+    (the order :func:`interpret.channel_order` gives), each captioned with that mean."""
     handle = explorer.model(ask.model)
     layer = explorer.layer(handle, ask.layer)
     batch = await explorer.image(handle, ask.image)
@@ -137,8 +142,10 @@ async def layer_page(explorer: Explorer, ask: LayerPage) -> HTMLResponse:
     for channel, values in zip(order, maps):
         key = result_key("unit", handle.name, ask.image, layer, channel)
         explorer.results.put(key, values)
-        channels.append({"channel": channel, "key": key, "max": float(values.max())})
-    return render(explorer, "layer.html", model=handle.name, image=ask.image, layer=layer, channels=channels)
+        channels.append({"channel": channel, "key": key, "mean": float(values.mean()), "max": float(values.max())})
+    shape = next(r["output_shape"] for r in await compute.layer_rows(explorer, handle) if r["name"] == layer)
+    return render(explorer, "layer.html", model=handle.name, image=ask.image, layer=layer, channels=channels,
+                  total=shape[1] if len(shape) > 1 else len(channels))
 
 
 async def unit_page(explorer: Explorer, ask: Unit) -> HTMLResponse:

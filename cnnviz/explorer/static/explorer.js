@@ -192,6 +192,15 @@ function optionsForm() {
   });
 }
 
+function layerTable() {
+  // BatchNorm and Identity rows are hidden until "show every layer" is ticked.
+  const toggle = document.getElementById("show-all"), table = document.getElementById("layer-table");
+  if (!toggle || !table) return;
+  const apply = () => table.classList.toggle("compact", !toggle.checked);
+  toggle.addEventListener("change", apply);
+  apply();
+}
+
 async function unitPatches() {
   const box = document.getElementById("patches"), state = document.getElementById("atlas-state");
   if (!box || !state) return;
@@ -228,4 +237,4 @@ async function unitPatches() {
   } catch (error) { state.textContent = error.message; }
 }
 
-document.addEventListener("DOMContentLoaded", () => { imagePage(); methodSwitch(); explainPage(); jobBoxes(); optionsForm(); unitPatches(); });
+document.addEventListener("DOMContentLoaded", () => { imagePage(); methodSwitch(); explainPage(); jobBoxes(); optionsForm(); layerTable(); unitPatches(); });
