@@ -185,3 +185,16 @@ def test_the_layer_table_hides_batchnorm_until_asked(site, browser):
     browser.find_element(By.CSS_SELECTOR, "#stages a.stage[href='#stage-classifier']").click()
     assert browser.execute_script("return location.hash") == "#stage-classifier"
     assert severe(browser) == []
+
+
+@pytest.mark.slow
+def test_deepdream_counts_its_steps_as_the_user_set_them(site, browser):
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    browser.get(site + '/m/fashion_cnn/image/coffee/optimize/dream?options={"steps": 3, "octaves": 2}')
+    loaded(browser)
+    browser.find_element(By.ID, "job-start").click()
+    WebDriverWait(browser, 120).until(lambda b: b.find_element(By.ID, "job-state").get_attribute("data-state") == "done")
+    assert browser.find_element(By.ID, "job-state").text == "done, step 3 of 3, octave 2 of 2"
+    assert severe(browser) == []

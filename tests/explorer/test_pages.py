@@ -15,10 +15,11 @@ import time
 import httpx
 import numpy as np
 import pytest
+import torch
 from PIL import Image
 from starlette.testclient import TestClient
 
-from cnnviz import interpret
+from cnnviz import interpret, zoo
 from cnnviz.explorer import create_app, work
 from cnnviz.explorer.images import image_names
 
@@ -166,3 +167,29 @@ def test_the_feature_map_grid_says_how_many_and_is_ordered_by_what_it_prints(cli
     assert len(means) == 32 and means == sorted(means, reverse=True) and means[0] > means[-1]
     small = client.get("/m/fashion_cnn/layers/features.block1?image=coffee").text
     assert "its 16 channels" in small and small.count('class="mean"') == 16
+
+
+def test_hints_and_placeholders_read_as_people_write_them(client):
+    ig = client.get("/m/fashion_cnn/image/coffee/explain/integrated_gradients").text
+    baseline = re.search(r'<label title="([^"]*)">baseline(.*?)</label>', ig, re.S)
+    assert "probability" not in baseline.group(0) and "between 0 and 1" in baseline.group(2)
+    assert html.unescape(baseline.group(1)) == interpret.get_method("integrated_gradients").options()["baseline"].help
+    pgd = client.get("/m/fashion_cnn/image/coffee/optimize/pgd").text
+    eps = re.search(r'data-option="eps"[^>]*placeholder="([^"]*)"', pgd, re.S).group(1)
+    assert interpret.get_method("pgd").options()["eps"].default == 4 / 255 and eps == "4/255 ≈ 0.0157"
+    assert "0.01568627450980392" not in pgd
+
+
+def test_data_items_are_offered_with_their_labels_to_the_models_they_fit(fashion, tmp_path):
+    from cnnviz.zoo.data import TensorImages
+    from tests.conftest import TinyCNN
+
+    labels = torch.tensor([8, 0, 9])
+    data = TensorImages(torch.rand(3, 1, 28, 28), labels, fashion.classes, "garments")
+    tiny = zoo.wrap(TinyCNN(), input_size=16, classes=["ant", "bee", "cow"], name="tiny")
+    with TestClient(create_app([fashion, tiny], data=data, cache_dir=tmp_path)) as client:
+        page = client.get("/m/fashion_cnn/image/coffee").text
+        offered = re.findall(r'<option value="(data:\d+)"[^>]*>([^<]*)</option>', page)
+        assert offered == [(f"data:{i}", f"data:{i} · #{i} {fashion.classes[int(label)]}")
+                           for i, label in enumerate(labels)]
+        assert 'value="data:' not in client.get("/m/tiny/image/coffee").text  # ants, bees, cows: not garments

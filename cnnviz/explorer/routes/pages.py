@@ -25,6 +25,8 @@ from starlette.responses import HTMLResponse, RedirectResponse, Response
 
 from cnnviz import interpret
 from cnnviz.interpret.views import pixels
+from cnnviz.zoo.data import image_name
+from cnnviz.zoo.handle import ModelHandle
 from cnnviz.explorer import compute, drawing, work
 from cnnviz.explorer.endpoint import route
 from cnnviz.explorer.layer_groups import skippable, stages
@@ -38,6 +40,7 @@ from cnnviz.explorer.templating import templates
 from cnnviz.explorer.typed import Ask
 
 FEATURE_MAPS_SHOWN = 32
+DATA_ITEMS_SHOWN = 200  # the data set's items the image list offers
 TEMPLATES = templates()
 GROUPS = {"cams": "class activation maps (a layer's evidence)", "gradients": "gradients and relevance",
           "perturbation": "perturbation (hide parts, watch the score)", "captum": "captum's implementations"}
@@ -71,6 +74,17 @@ def text(value: Any) -> str:
     return ",".join(f"{v:g}" for v in value) if isinstance(value, tuple) else str(value)
 
 
+def data_items(explorer: Explorer, handle: ModelHandle) -> list[tuple[str, str]]:
+    """The first :data:`DATA_ITEMS_SHOWN` items of ``--data`` as the image list offers them (``data:I`` and its
+    label), where the data fit the model: a labelled data set whose class names are the model's, or images
+    without labels (a folder)."""
+    data = explorer.data
+    classes = getattr(data, "classes", None)
+    if data is None or (classes and list(classes) != list(handle.classes or [])):
+        return []
+    return [(f"data:{i}", image_name(data, i)) for i in range(min(len(data), DATA_ITEMS_SHOWN))]
+
+
 async def home(explorer: Explorer, ask: Ask) -> Response:
     """The first served model on the first sample."""
     return RedirectResponse(f"/m/{explorer.default_model}/image/{image_names()[0]}", status_code=303)
@@ -80,7 +94,7 @@ async def image_page(explorer: Explorer, ask: Pictured) -> HTMLResponse:
     """The image, its top classes and a class search."""
     handle = explorer.model(ask.model)
     probs = await compute.probabilities(explorer, handle, ask.image)
-    return render(explorer, "image.html", model=handle.name, image=ask.image,
+    return render(explorer, "image.html", model=handle.name, image=ask.image, items=data_items(explorer, handle),
                   top=work.top_classes(handle, probs, 5), classes=handle.classes or [],
                   groups=method_groups(), layer=handle.default_layer or "",
                   task=handle.config.task)
@@ -174,7 +188,8 @@ async def optimize_page(explorer: Explorer, ask: Optimize) -> HTMLResponse:
     probs = await compute.probabilities(explorer, handle, ask.image)
     body = {"model": handle.name, "image": ask.image, "method": method.name, "target": ask.target, "layer": layer,
             "options": options}
-    return render(explorer, "optimize.html", model=handle.name, image=ask.image, method=method.name,
+    octaves = options.get("octaves", method.options()["octaves"].default) if "octaves" in method.options() else 1
+    return render(explorer, "optimize.html", model=handle.name, image=ask.image, method=method.name, octaves=octaves,
                   about=OPTIMIZATIONS[method.name], optimizations=OPTIMIZATIONS, options=json.dumps(options),
                   values=options, fields=[f for f in option_fields(method) if f["name"] not in HIDDEN],
                   target=text(ask.target), layer=text(layer), default_layer=handle.default_layer or "",

@@ -144,6 +144,13 @@ function curveChart(scores) {
   return chart;
 }
 
+function progress(step, steps, octaves) {
+  // Steps as the user set them: DeepDream's run is its steps once per octave, so it counts within the octave.
+  if (octaves <= 1) return `step ${step} of ${steps}`;
+  const per = Math.max(1, Math.round(steps / octaves)), octave = Math.min(Math.floor(step / per), octaves - 1);
+  return `step ${step - per * octave} of ${per}, octave ${octave + 1} of ${octaves}`;
+}
+
 function jobBoxes() {
   // A job box: data-start (the endpoint that starts it) and data-body (its JSON); shows state and the live picture.
   for (const box of document.querySelectorAll(".job")) {
@@ -152,7 +159,8 @@ function jobBoxes() {
     const prediction = document.getElementById("job-prediction");
     let job = null;
     const show = (status) => {
-      state.textContent = `${status.state}, step ${status.step} of ${status.steps}` + (status.error ? `: ${status.error}` : "");
+      state.textContent = `${status.state}, ${progress(status.step, status.steps, Number(box.dataset.octaves || 1))}` +
+        (status.error ? `: ${status.error}` : "");
       state.dataset.state = status.state;
       if (status.image) { picture.src = `${status.image}?step=${status.step}`; picture.hidden = false; }
       if (prediction && status.prediction) prediction.textContent = `→ ${status.prediction.name} (${(100 * status.prediction.probability).toFixed(1)}%)`;
