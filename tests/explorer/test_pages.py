@@ -171,7 +171,7 @@ def test_the_feature_map_grid_says_how_many_and_is_ordered_by_what_it_prints(cli
 
 def test_hints_and_placeholders_read_as_people_write_them(client):
     ig = client.get("/m/fashion_cnn/image/coffee/explain/integrated_gradients").text
-    baseline = re.search(r'<label title="([^"]*)">baseline(.*?)</label>', ig, re.S)
+    baseline = re.search(r'<label title="([^"]*)"><span class="option-name">baseline</span>(.*?)</label>', ig, re.S)
     assert "probability" not in baseline.group(0) and "between 0 and 1" in baseline.group(2)
     assert html.unescape(baseline.group(1)) == interpret.get_method("integrated_gradients").options()["baseline"].help
     pgd = client.get("/m/fashion_cnn/image/coffee/optimize/pgd").text
