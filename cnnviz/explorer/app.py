@@ -1,5 +1,6 @@
 """The explorer's ASGI app: the routes (:mod:`~cnnviz.explorer.routes`), the static files, one error shape, the
-body limits and the token check.
+body limits and the token check. A refusal is one line of JSON, or a page with the way back where a page was
+asked for (:func:`~cnnviz.explorer.error_pages.refusal`).
 
 Example:
     >>> from starlette.testclient import TestClient
@@ -20,14 +21,15 @@ from typing import Any
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
+from starlette.responses import Response
 from starlette.routing import Mount
 from starlette.staticfiles import StaticFiles
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from cnnviz import zoo
 from cnnviz.explorer.body import BodyLimit
+from cnnviz.explorer.error_pages import refusal
 from cnnviz.explorer.errors import one_line, status_of
-from cnnviz.explorer.json_response import JSONResponse
 from cnnviz.explorer.routes import ROUTES
 from cnnviz.explorer.state import Explorer
 from cnnviz.zoo.core import CnnvizError
@@ -36,18 +38,18 @@ from cnnviz.zoo.handle import ModelHandle
 HERE = Path(__file__).parent
 
 
-async def _bad_input(request: Request, exc: Exception) -> JSONResponse:
+async def _bad_input(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, CnnvizError)
-    return one_line(status_of(exc), str(exc))
+    return refusal(request, status_of(exc), str(exc))
 
 
-async def _http(request: Request, exc: Exception) -> JSONResponse:
+async def _http(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, HTTPException)
-    return one_line(exc.status_code, str(exc.detail))
+    return refusal(request, exc.status_code, str(exc.detail))
 
 
-async def _failure(request: Request, exc: Exception) -> JSONResponse:
-    return one_line(500, f"internal error ({type(exc).__name__}): the server keeps serving; please report it")
+async def _failure(request: Request, exc: Exception) -> Response:
+    return refusal(request, 500, f"internal error ({type(exc).__name__}): the server keeps serving; please report it")
 
 
 class TokenCheck:

@@ -14,7 +14,7 @@ import numpy as np
 import torch
 from PIL import Image
 
-from cnnviz.interpret.views import DEFAULT_COLORMAP, colorize, explanation_panel, pixels, to_uint8
+from cnnviz.interpret.views import colorize, explanation_panel, pixels, to_uint8
 
 CONSTANT_WIDTH = 40  # pixels: the swatch of a map of one value, wide enough for its label
 
@@ -51,25 +51,29 @@ def marked_png(marked: np.ndarray, side: int = 224) -> bytes:
 
 
 def heat_png(image: np.ndarray, flat: np.ndarray, side: int = 224, percentile: float = 99.5) -> bytes:
-    """The map's heatmap at the image's size, to lay over the image with an opacity slider."""
-    _, heat, _ = pixels.overlay_parts(torch.from_numpy(image), torch.from_numpy(flat), percentile=percentile)
+    """The map's heatmap at the image's size, to lay over the image with an opacity slider (a signed map about
+    zero on the diverging scale, as the panel's)."""
+    colormap, symmetric = pixels.scale_of(flat)
+    _, heat, _ = pixels.overlay_parts(torch.from_numpy(image), torch.from_numpy(flat), colormap=colormap,
+                                      symmetric=symmetric, percentile=percentile)
     return png(pixels.enlarge(heat, side) if max(heat.shape[:2]) < side else heat)
 
 
 def colorbar_png(flat: np.ndarray, height: int = 224, percentile: float = 99.5) -> bytes:
-    """The numbered colour bar of the map's values, as the panel's; a map of one value (all zero) gets the one
-    colour it is drawn in, labelled with that value, not a made-up range.
+    """The numbered colour bar of the map's values, as the panel's (a diverging scale for a signed map); a map of
+    one value (all zero) gets the one colour it is drawn in, labelled with that value, not a made-up range.
 
     Example:
         >>> bar = np.asarray(Image.open(io.BytesIO(colorbar_png(np.zeros((8, 8))))))
         >>> len(np.unique(bar[:224].reshape(-1, 3), axis=0))  # one colour, then the label "all 0"
         1
     """
-    low, high = pixels.map_range(flat, percentile=percentile)
+    colormap, symmetric = pixels.scale_of(flat)
+    low, high = pixels.map_range(flat, symmetric=symmetric, percentile=percentile)
     if high <= low:
         swatch = colorize(np.full((height, CONSTANT_WIDTH), low, np.float32))
         return png(pixels.caption(swatch, f"all {low:.3g}"))
-    return png(pixels.colorbar(height, DEFAULT_COLORMAP, low=low, high=high))
+    return png(pixels.colorbar(height, colormap, low=low, high=high))
 
 
 def map_png(values: np.ndarray, side: int = 96) -> bytes:

@@ -1,6 +1,6 @@
-"""How the explorer says no: every refusal is one line of JSON, ``{"error": "..."}``, with the status its kind
-of error carries (a name in the URL that names nothing: 404; a body over its limit: 413; any other bad input:
-400).
+"""How the explorer says no: a refusal is one line of JSON, ``{"error": "..."}``, with the status its kind of
+error carries (a name in the URL that names nothing: 404; a body over its limit: 413; any other bad input:
+400). Where a person asked for a page, the same line is a page (:mod:`~cnnviz.explorer.error_pages`).
 
 Example:
     >>> status_of(NotFound("no model 'x' is served")), status_of(TooLarge("too big")), status_of(CnnvizError("no"))

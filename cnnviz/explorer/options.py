@@ -29,11 +29,12 @@ def _shown(method: Method) -> list[OptionSpec]:
 
 
 def option_fields(method: Method) -> list[dict[str, Any]]:
-    """One description per option a request may set: name, JSON type, default, choices, declared range."""
+    """One description per option a request may set: name, JSON type, default, choices, declared range, its
+    one-line help."""
     fields = []
     for spec in _shown(method):
         field: dict[str, Any] = {"name": spec.name, "default": spec.default if _jsonable(spec.default) else None,
-                                 "nullable": spec.nullable}
+                                 "nullable": spec.nullable, "help": spec.help}
         if spec.bounds is not None:
             field.update(type=SIMPLE[spec.type], range=spec.bounds.describe())
             field.update({end: value for end, value in (("minimum", spec.minimum), ("maximum", spec.maximum))

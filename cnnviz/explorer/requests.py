@@ -37,7 +37,8 @@ IMAGE_DOC = ('a sample ("chelsea"), "data:INDEX" of --data, or "upload:HASH" fro
              "as multipart field image")
 LAYER = Text(what="a dotted layer name")
 TARGET = ClassTarget(what="a class index or name")
-TARGET_DOC = "class index or (part of) a class name; default: the predicted class"
+TARGET_DOC = ("class index, or (part of) a class name: a whole name in any case, or text only one class name "
+              "contains; default: the predicted class")
 CHANNEL = Integer(AtLeast(0), what="a channel number")
 TOP = Integer(Between(1, 1000))
 ROUND_STEPS_FIELD = Integer(Between(1, MAX_STEPS))

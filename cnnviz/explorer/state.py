@@ -14,6 +14,7 @@ Example:
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import inspect
 import json
@@ -69,6 +70,7 @@ class Explorer:
         self.queues = Queues()
         self.jobs: dict[str, Any] = {}
         self.atlas_jobs: dict[Path, AtlasJob] = {}
+        self._running: dict[str, asyncio.Future] = {}  # computations under way, by key
 
     @property
     def default_model(self) -> str:
@@ -91,9 +93,15 @@ class Explorer:
         return interpret.get_method(name, "attribution")
 
     def layer(self, handle: ModelHandle, name: str | None) -> str | None:
-        """``name`` if it is a layer of ``handle`` (None: the method's or model's default)."""
-        if name is not None:
-            handle.layer(name)
+        """``name`` if it is a layer of ``handle`` (None: the method's or model's default); an unknown name is
+        refused with the closest ones and where the layers are listed (the layers page, the API)."""
+        if name is None:
+            return None
+        names = [layer for layer, _ in handle.model.named_modules() if layer]
+        if handle.config.hookable and name not in names:
+            raise CnnvizError(f"no layer {name!r} in {handle.name}{closest(name, names)} (see the layers page "
+                              f"/m/{handle.name}/layers, or GET /api/models/{handle.name}/layers)")
+        handle.layer(name)
         return name
 
     def target(self, handle: ModelHandle, target: int | str | None) -> int | None:
@@ -102,15 +110,32 @@ class Explorer:
 
     async def cached(self, key: str, compute: Callable[[], Any], *, on: ModelHandle | None = None) -> Any:
         """The result kept under ``key``; else ``compute()``'s (on the compute queue of ``on``'s device when
-        given, awaited when it answers an awaitable), kept unless None."""
+        given, awaited when it answers an awaitable), kept unless None. Requests for a key being computed
+        wait for that one computation (a double click runs a method once); a request that goes away leaves
+        it running for the others."""
         found = self.results.get(key)
-        if found is None:
-            found = await self.queue(on).run(compute) if on is not None else compute()
-            if inspect.isawaitable(found):
-                found = await found
-            if found is not None:
-                self.results.put(key, found)
+        if found is not None:
+            return found
+        running = self._running.get(key)
+        if running is None:
+            running = asyncio.ensure_future(self._compute(key, compute, on))
+            self._running[key] = running
+            running.add_done_callback(lambda done: self._finished(key, done))
+        return await asyncio.shield(running)
+
+    async def _compute(self, key: str, compute: Callable[[], Any], on: ModelHandle | None) -> Any:
+        found = await self.queue(on).run(compute) if on is not None else compute()
+        if inspect.isawaitable(found):
+            found = await found
+        if found is not None:
+            self.results.put(key, found)
         return found
+
+    def _finished(self, key: str, done: asyncio.Future) -> None:
+        if self._running.get(key) is done:
+            del self._running[key]
+        if not done.cancelled():
+            done.exception()  # retrieved here too, in case every request waiting for it went away
 
     async def image(self, handle: ModelHandle, name: str) -> torch.Tensor:
         """The prepared ``(1, C, H, W)`` batch of a sample, a data item or an earlier upload (kept prepared)."""

@@ -17,6 +17,7 @@ from starlette.testclient import TestClient
 from cnnviz import interpret, zoo
 from cnnviz.explorer import create_app, optimize_jobs, options
 from cnnviz.explorer.body import DRAIN_BYTES, MAX_DEPTH, MAX_FORM_BYTES, MAX_JSON_BYTES
+from cnnviz.explorer.error_pages import is_page
 from cnnviz.explorer.fields import Choice, Integer
 from cnnviz.explorer.openapi import document
 from cnnviz.explorer.requests import RESULT_FILES, Explain
@@ -24,6 +25,7 @@ from cnnviz.explorer.routes import ROUTES
 from cnnviz.explorer.typed import Ask
 from cnnviz.zoo.core import CnnvizError
 from tests.conftest import REPO
+from tests.explorer.test_pages import error_of
 
 EXPLORER = REPO / "cnnviz" / "explorer"
 DOCUMENT = document(ROUTES)
@@ -194,7 +196,8 @@ def nested(levels: int) -> bytes:
 
 def assert_one_line(answer, status: int, words: str) -> None:
     assert answer.status_code == status, answer.text[:300]
-    error = answer.json()["error"]
+    page = is_page(answer.request.method, answer.request.url.path)  # a page's error is a page, the API's JSON
+    error = error_of(answer) if page else answer.json()["error"]
     assert words in error and "\n" not in error and "Traceback" not in error, error
 
 

@@ -83,7 +83,8 @@ def _add_common(parser: argparse.ArgumentParser, *, methods_required: bool = Tru
     add_images(parser)
     add_model(parser)
     parser.add_argument("--target", "-t", metavar="CLASS",
-                        help="class to explain, index or name (default: each image's predicted class)")
+                        help="class to explain: index, name, or part of one name (default: each image's predicted "
+                             "class)")
     parser.add_argument("--layer", "-l", metavar="NAME",
                         help="layer for Grad-CAM methods (default: the model's; list: cnnviz layers MODEL)")
     add_method_options(parser, methods(FAMILY))

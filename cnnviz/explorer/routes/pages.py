@@ -24,8 +24,12 @@ from urllib.parse import quote
 from starlette.responses import HTMLResponse, RedirectResponse, Response
 
 from cnnviz import interpret
+from cnnviz.interpret.views import pixels
+from cnnviz.zoo.data import image_name
+from cnnviz.zoo.handle import ModelHandle
 from cnnviz.explorer import compute, drawing, work
 from cnnviz.explorer.endpoint import route
+from cnnviz.explorer.layer_groups import skippable, stages
 from cnnviz.explorer.images import image_names
 from cnnviz.explorer.optimize_jobs import HIDDEN, OPTIMIZATIONS, optimization, page_options, planned_cost
 from cnnviz.explorer.options import option_fields
@@ -36,7 +40,24 @@ from cnnviz.explorer.templating import templates
 from cnnviz.explorer.typed import Ask
 
 FEATURE_MAPS_SHOWN = 32
+DATA_ITEMS_SHOWN = 200  # the data set's items the image list offers
 TEMPLATES = templates()
+GROUPS = {"cams": "class activation maps (a layer's evidence)", "gradients": "gradients and relevance",
+          "perturbation": "perturbation (hide parts, watch the score)", "captum": "captum's implementations"}
+
+
+def method_groups() -> list[tuple[str, list[interpret.Method]]]:
+    """The attribution methods by kind (:data:`GROUPS` names the kinds), in the registry's order.
+
+    Example:
+        >>> groups = dict(method_groups())
+        >>> [m.name for m in groups[GROUPS["cams"]]][:2]
+        ['gradcam', 'guided_gradcam']
+    """
+    grouped: dict[str, list[interpret.Method]] = {}
+    for method in interpret.methods("attribution"):
+        grouped.setdefault(GROUPS.get(method.group, method.group or "other"), []).append(method)
+    return list(grouped.items())
 
 
 def render(explorer: Explorer, template: str, **context: Any) -> HTMLResponse:
@@ -53,6 +74,17 @@ def text(value: Any) -> str:
     return ",".join(f"{v:g}" for v in value) if isinstance(value, tuple) else str(value)
 
 
+def data_items(explorer: Explorer, handle: ModelHandle) -> list[tuple[str, str]]:
+    """The first :data:`DATA_ITEMS_SHOWN` items of ``--data`` as the image list offers them (``data:I`` and its
+    label), where the data fit the model: a labelled data set whose class names are the model's, or images
+    without labels (a folder)."""
+    data = explorer.data
+    classes = getattr(data, "classes", None)
+    if data is None or (classes and list(classes) != list(handle.classes or [])):
+        return []
+    return [(f"data:{i}", image_name(data, i)) for i in range(min(len(data), DATA_ITEMS_SHOWN))]
+
+
 async def home(explorer: Explorer, ask: Ask) -> Response:
     """The first served model on the first sample."""
     return RedirectResponse(f"/m/{explorer.default_model}/image/{image_names()[0]}", status_code=303)
@@ -62,9 +94,9 @@ async def image_page(explorer: Explorer, ask: Pictured) -> HTMLResponse:
     """The image, its top classes and a class search."""
     handle = explorer.model(ask.model)
     probs = await compute.probabilities(explorer, handle, ask.image)
-    return render(explorer, "image.html", model=handle.name, image=ask.image,
+    return render(explorer, "image.html", model=handle.name, image=ask.image, items=data_items(explorer, handle),
                   top=work.top_classes(handle, probs, 5), classes=handle.classes or [],
-                  methods=[m.name for m in interpret.methods("attribution")], layer=handle.default_layer or "",
+                  groups=method_groups(), layer=handle.default_layer or "",
                   task=handle.config.task)
 
 
@@ -74,7 +106,9 @@ async def explain_page(explorer: Explorer, ask: Explain) -> HTMLResponse:
     method = explorer.method(ask.method)
     options = ask.options or {}
     return render(explorer, "explain.html", model=ask.model, image=ask.image, key=key, record=found.record,
-                  method=method.name, options=json.dumps(options), values=options, fields=option_fields(method),
+                  method=method.name, summary=method.summary, groups=method_groups(), options=json.dumps(options),
+                  signed=pixels.is_signed(found.flat),
+                  values=options, fields=option_fields(method),
                   uses_layer=method.uses_layer, layer=text(ask.layer), target=text(ask.target),
                   region=text(ask.region), box=text(ask.box))
 
@@ -101,15 +135,19 @@ async def why_page(explorer: Explorer, ask: Evidence) -> HTMLResponse:
 
 
 async def layers_page(explorer: Explorer, ask: Browsed) -> HTMLResponse:
-    """The layer table."""
+    """The layer table by stage, with an overview of the stages and their shapes; BatchNorm and Identity
+    hidden until asked for."""
     handle = explorer.model(ask.model)
     await explorer.image(handle, ask.image)
-    return render(explorer, "layers.html", model=handle.name, image=ask.image,
-                  rows=await compute.layer_rows(explorer, handle))
+    rows = [{**row, "skippable": skippable(row)} for row in await compute.layer_rows(explorer, handle)]
+    return render(explorer, "layers.html", model=handle.name, image=ask.image, groups=stages(rows),
+                  input_shape=f"{handle.in_channels} × {handle.input_size} × {handle.input_size}",
+                  hidden=sum(row["skippable"] for row in rows if row["name"]))
 
 
 async def layer_page(explorer: Explorer, ask: LayerPage) -> HTMLResponse:
-    """A layer's strongest feature maps."""
+    """A layer's strongest feature maps: the top :data:`FEATURE_MAPS_SHOWN` of its channels by mean activation
+    (the order :func:`interpret.channel_order` gives), each captioned with that mean."""
     handle = explorer.model(ask.model)
     layer = explorer.layer(handle, ask.layer)
     batch = await explorer.image(handle, ask.image)
@@ -118,8 +156,10 @@ async def layer_page(explorer: Explorer, ask: LayerPage) -> HTMLResponse:
     for channel, values in zip(order, maps):
         key = result_key("unit", handle.name, ask.image, layer, channel)
         explorer.results.put(key, values)
-        channels.append({"channel": channel, "key": key, "max": float(values.max())})
-    return render(explorer, "layer.html", model=handle.name, image=ask.image, layer=layer, channels=channels)
+        channels.append({"channel": channel, "key": key, "mean": float(values.mean()), "max": float(values.max())})
+    shape = next(r["output_shape"] for r in await compute.layer_rows(explorer, handle) if r["name"] == layer)
+    return render(explorer, "layer.html", model=handle.name, image=ask.image, layer=layer, channels=channels,
+                  total=shape[1] if len(shape) > 1 else len(channels))
 
 
 async def unit_page(explorer: Explorer, ask: Unit) -> HTMLResponse:
@@ -148,7 +188,8 @@ async def optimize_page(explorer: Explorer, ask: Optimize) -> HTMLResponse:
     probs = await compute.probabilities(explorer, handle, ask.image)
     body = {"model": handle.name, "image": ask.image, "method": method.name, "target": ask.target, "layer": layer,
             "options": options, "round_steps": ask.round_steps}
-    return render(explorer, "optimize.html", model=handle.name, image=ask.image, method=method.name,
+    octaves = options.get("octaves", method.options()["octaves"].default) if "octaves" in method.options() else 1
+    return render(explorer, "optimize.html", model=handle.name, image=ask.image, method=method.name, octaves=octaves,
                   about=OPTIMIZATIONS[method.name], optimizations=OPTIMIZATIONS, options=json.dumps(options),
                   values=options, fields=[f for f in option_fields(method) if f["name"] not in HIDDEN],
                   target=text(ask.target), layer=text(layer), default_layer=handle.default_layer or "",

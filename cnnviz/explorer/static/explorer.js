@@ -8,6 +8,31 @@ async function api(path, options) {
   return body;
 }
 
+function working(form) {
+  // A form that starts a computation runs it once: its button is disabled and shows the time spent, and a
+  // second press joins the first (nothing more is sent). False when one already runs.
+  if (form.dataset.working) return false;
+  form.dataset.working = "yes";
+  const button = form.querySelector("button[type=submit]"), state = form.querySelector(".working");
+  if (button) button.disabled = true;
+  const started = Date.now(), doing = (button && button.dataset.doing) || "loading";
+  const tick = () => { if (state) state.textContent = `${doing}… ${Math.round((Date.now() - started) / 1000)} s`; };
+  tick();
+  form.ticking = setInterval(tick, 1000);
+  return true;
+}
+
+function idle(form) {
+  delete form.dataset.working;
+  clearInterval(form.ticking);
+  const button = form.querySelector("button[type=submit]"), state = form.querySelector(".working");
+  if (button) button.disabled = false;
+  if (state) state.textContent = "";
+}
+
+// Back to a page kept by the browser: its forms are ready again.
+window.addEventListener("pageshow", (e) => { if (e.persisted) document.querySelectorAll("form[data-working]").forEach(idle); });
+
 function imagePage() {
   const select = document.getElementById("image-select");
   if (!select) return;
@@ -28,10 +53,26 @@ function imagePage() {
   const form = document.getElementById("explain-form");
   form.addEventListener("submit", (e) => {
     e.preventDefault();
+    if (!working(form)) return;
     const query = new URLSearchParams();
     for (const name of ["target", "layer", "region", "box"]) { if (form.elements[name] && form.elements[name].value) query.set(name, form.elements[name].value); }
     location.href = form.dataset.base + encodeURIComponent(form.elements.method.value) + (query.size ? "?" + query : "");
   });
+}
+
+function methodSwitch() {
+  // Another method on the same image, class and region; the layer only for a method that takes one.
+  const form = document.getElementById("switch-form");
+  if (!form) return;
+  const select = form.elements.method;
+  select.addEventListener("change", () => {
+    if (!working(form)) return;
+    const query = new URLSearchParams();
+    const keep = ["target", "region", "box", ...(select.selectedOptions[0].dataset.layer === "yes" ? ["layer"] : [])];
+    for (const name of keep) { if (form.elements[name] && form.elements[name].value) query.set(name, form.elements[name].value); }
+    location.href = form.dataset.base + encodeURIComponent(select.value) + (query.size ? "?" + query : "");
+  });
+  form.addEventListener("submit", (e) => e.preventDefault());
 }
 
 function explainPage() {
@@ -45,27 +86,69 @@ function explainPage() {
       const s = await api("/api/faithfulness", { method: "POST", headers: { "Content-Type": "application/json" },
         body: JSON.stringify({ key: button.dataset.key }) });
       const area = (v) => (v === null ? "undefined" : v.toFixed(3));
-      const versus = (name, auc, r) => `${name} ${area(auc)} (random ${area(r.low)}-${area(r.high)}${r.beaten ? "" : ", ✗ not better than random"})`;
-      out.textContent = versus("insertion AUC, higher is better:", s.insertion_auc, s.random.insertion) + "; " +
-        versus("deletion AUC onto a blurred copy, lower is better:", s.deletion_auc, s.random.deletion) +
-        (s.undefined ? `: ${s.undefined}` : "");
-      out.appendChild(curveChart(s));
+      const line = (name, auc, r) => {
+        const item = document.createElement("li");
+        item.textContent = `${name} ${area(auc)} (random ${area(r.low)}-${area(r.high)}` +
+          `${r.beaten ? ": better than random" : ", ✗ not better than random"})`;
+        return item;
+      };
+      const list = document.createElement("ul");
+      list.id = "faithfulness-scores";
+      list.append(line("insertion AUC, higher is better:", s.insertion_auc, s.random.insertion),
+                  line("deletion AUC onto a blurred copy, lower is better:", s.deletion_auc, s.random.deletion));
+      out.replaceChildren(list, curveChart(s));
+      if (s.undefined) out.prepend(`undefined: ${s.undefined}`);
     } catch (error) { out.textContent = error.message; }
     button.disabled = false;
   });
 }
 
+const CURVES = [["insertion", "#36c", "insertion"], ["deletion", "#c33", "deletion onto blur"]];
+
+function svg(tag, attributes, text) {
+  const element = document.createElementNS("http://www.w3.org/2000/svg", tag);
+  for (const [name, value] of Object.entries(attributes)) element.setAttribute(name, value);
+  if (text !== undefined) element.textContent = text;
+  return element;
+}
+
 function curveChart(scores) {
-  // Two polylines in a 200 x 100 box: probability (0..1, up) against the fraction of pixels moved.
-  const svg = document.createElementNS("http://www.w3.org/2000/svg", "svg");
-  svg.setAttribute("viewBox", "0 0 200 100"); svg.setAttribute("width", "300"); svg.setAttribute("id", "curves");
-  for (const [name, colour] of [["deletion", "#c33"], ["insertion", "#36c"]]) {
-    const line = document.createElementNS("http://www.w3.org/2000/svg", "polyline");
-    line.setAttribute("points", scores.fractions.map((f, i) => `${200 * f},${100 - 100 * scores[name][i]}`).join(" "));
-    line.setAttribute("fill", "none"); line.setAttribute("stroke", colour);
-    svg.appendChild(line);
+  // The class's probability (0..1, up) against the fraction of pixels inserted or deleted (0..1, right),
+  // with numbered axes, their titles and a legend beside the plot.
+  const [left, top, width, height] = [44, 10, 220, 120];
+  const x = (f) => left + width * f, y = (p) => top + height * (1 - p);
+  const chart = svg("svg", { viewBox: `0 0 ${left + width + 110} ${top + height + 40}`, width: 500, id: "curves",
+    role: "img", "aria-label": "insertion and deletion curves", "font-size": 9, "font-family": "sans-serif" });
+  const axes = svg("g", { class: "axis", stroke: "#999" });
+  axes.append(svg("line", { x1: left, y1: y(0), x2: x(1), y2: y(0) }), svg("line", { x1: left, y1: y(0), x2: left, y2: y(1) }));
+  for (const tick of [0, 0.25, 0.5, 0.75, 1]) {
+    axes.append(svg("line", { x1: x(tick), y1: y(0), x2: x(tick), y2: y(0) + 3 }),
+                svg("text", { x: x(tick), y: y(0) + 12, "text-anchor": "middle", stroke: "none", fill: "#333" }, String(tick)),
+                svg("line", { x1: left - 3, y1: y(tick), x2: left, y2: y(tick) }),
+                svg("text", { x: left - 5, y: y(tick) + 3, "text-anchor": "end", stroke: "none", fill: "#333" }, String(tick)));
   }
-  return svg;
+  axes.append(svg("text", { x: x(0.5), y: y(0) + 26, "text-anchor": "middle", stroke: "none", fill: "#333" },
+                  "fraction of pixels inserted / deleted"),
+              svg("text", { x: 10, y: y(0.5), "text-anchor": "middle", stroke: "none", fill: "#333",
+                            transform: `rotate(-90 10 ${y(0.5)})` }, "class probability"));
+  chart.appendChild(axes);
+  const legend = svg("g", { class: "legend" });
+  CURVES.forEach(([name, colour, label], i) => {
+    chart.appendChild(svg("polyline", { class: name, fill: "none", stroke: colour, "stroke-width": 1.5,
+      points: scores.fractions.map((f, j) => `${x(f)},${y(scores[name][j])}`).join(" ") }));
+    const at = top + 6 + 12 * i;
+    legend.append(svg("line", { x1: x(1) + 10, y1: at, x2: x(1) + 26, y2: at, stroke: colour, "stroke-width": 2 }),
+                  svg("text", { x: x(1) + 30, y: at + 3, fill: "#333" }, label));
+  });
+  chart.appendChild(legend);
+  return chart;
+}
+
+function progress(step, steps, octaves) {
+  // Steps as the user set them: DeepDream's run is its steps once per octave, so it counts within the octave.
+  if (octaves <= 1) return `step ${step} of ${steps}`;
+  const per = Math.max(1, Math.round(steps / octaves)), octave = Math.min(Math.floor(step / per), octaves - 1);
+  return `step ${step - per * octave} of ${per}, octave ${octave + 1} of ${octaves}`;
 }
 
 function jobBoxes() {
@@ -76,7 +159,8 @@ function jobBoxes() {
     const prediction = document.getElementById("job-prediction");
     let job = null;
     const show = (status) => {
-      state.textContent = `${status.state}, step ${status.step} of ${status.steps}` + (status.error ? `: ${status.error}` : "");
+      state.textContent = `${status.state}, ${progress(status.step, status.steps, Number(box.dataset.octaves || 1))}` +
+        (status.error ? `: ${status.error}` : "");
       state.dataset.state = status.state;
       if (status.image) { picture.src = `${status.image}?step=${status.step}`; picture.hidden = false; }
       if (prediction && status.prediction) prediction.textContent = `→ ${status.prediction.name} (${(100 * status.prediction.probability).toFixed(1)}%)`;
@@ -101,7 +185,8 @@ function optionsForm() {
   // The filled option widgets become the options JSON of the URL; empty ones keep the method's default.
   const form = document.getElementById("options-form");
   if (!form) return;
-  form.addEventListener("submit", () => {
+  form.addEventListener("submit", (e) => {
+    if (!working(form)) { e.preventDefault(); return; }
     const options = {};
     for (const input of form.querySelectorAll("[data-option]")) {
       if (input.value === "") continue;
@@ -113,6 +198,15 @@ function optionsForm() {
     form.elements.options.value = JSON.stringify(options);
     for (const input of form.querySelectorAll("input[name]")) { if (input.value === "" || input.value === "{}") input.disabled = true; }
   });
+}
+
+function layerTable() {
+  // BatchNorm and Identity rows are hidden until "show every layer" is ticked.
+  const toggle = document.getElementById("show-all"), table = document.getElementById("layer-table");
+  if (!toggle || !table) return;
+  const apply = () => table.classList.toggle("compact", !toggle.checked);
+  toggle.addEventListener("change", apply);
+  apply();
 }
 
 async function unitPatches() {
@@ -151,4 +245,4 @@ async function unitPatches() {
   } catch (error) { state.textContent = error.message; }
 }
 
-document.addEventListener("DOMContentLoaded", () => { imagePage(); explainPage(); jobBoxes(); optionsForm(); unitPatches(); });
+document.addEventListener("DOMContentLoaded", () => { imagePage(); methodSwitch(); explainPage(); jobBoxes(); optionsForm(); layerTable(); unitPatches(); });

@@ -1,6 +1,6 @@
 """Targets: which scalar of the model output a method explains.
 
-A target is ``None`` (the predicted class), a class index, a class name, a
+A target is ``None`` (the predicted class), a class index, (part of) a class name, a
 sequence of those (one per image), or a callable mapping the model output
 ``(B, K)`` to one score per image ``(B,)``. One code path then serves
 logits, probabilities, channels and neurons. Segmentation and detection
@@ -21,6 +21,7 @@ from cnnviz.zoo.handle import ModelHandle
 ScoreFn = Callable[[torch.Tensor], torch.Tensor]
 Target = Union[None, int, str, Sequence[Union[int, str]], torch.Tensor, ScoreFn]
 ResolvedTarget = torch.Tensor | ScoreFn
+SHOWN_CANDIDATES = 8  # class names listed when a part of a name is in several
 
 
 def is_score_fn(target: Any) -> bool:
@@ -29,12 +30,15 @@ def is_score_fn(target: Any) -> bool:
 
 
 def class_index(handle: ModelHandle, target: int | str, num_classes: int | None = None) -> int:
-    """The class index of an int or a class name, checked against the model.
+    """The class index of an int or (part of) a class name, checked against the model: a whole name (any case)
+    first, else the one class whose name contains the text; text that several names contain is refused with
+    them.
 
     Example:
         >>> from cnnviz import zoo
-        >>> class_index(zoo.load("efficientnet_lite0", device="cpu"), "espresso")
-        967
+        >>> lite0 = zoo.load("efficientnet_lite0", device="cpu")
+        >>> class_index(lite0, "espresso"), class_index(lite0, "Egyptian")
+        (967, 285)
     """
     count = num_classes or (len(handle.classes) if handle.classes else None)
     if isinstance(target, str) and target.strip().lstrip("-").isdigit():
@@ -47,12 +51,25 @@ def class_index(handle: ModelHandle, target: int | str, num_classes: int | None 
     if isinstance(target, str):
         if not handle.classes:
             raise CnnvizError(f"{handle.name} has no class names: give the target as an index")
-        lowered = target.strip().lower()
-        for index, name in enumerate(handle.classes):
-            if name.lower() == lowered:
-                return index
-        raise CnnvizError(f"no class named {target!r} in {handle.name}{closest(target, handle.classes)}")
+        return _named_class(handle, target)
     raise CnnvizError(f"a target is a class index or name, got {type(target).__name__}")
+
+
+def _named_class(handle: ModelHandle, text: str) -> int:
+    """The class a whole name (any case) names, else the only class whose name contains ``text``."""
+    classes = handle.classes or []
+    lowered = text.strip().lower()
+    whole = [index for index, name in enumerate(classes) if name.lower() == lowered]
+    part = [index for index, name in enumerate(classes) if lowered and lowered in name.lower()]
+    found = whole or part
+    if len(found) == 1 or whole:
+        return found[0]
+    if part:
+        shown = ", ".join(repr(classes[i]) for i in part[:SHOWN_CANDIDATES])
+        more = f" and {len(part) - SHOWN_CANDIDATES} more" if len(part) > SHOWN_CANDIDATES else ""
+        raise CnnvizError(f"{text!r} is part of {len(part)} class names of {handle.name}: {shown}{more}; "
+                          "give more of the name")
+    raise CnnvizError(f"no class named {text!r} in {handle.name}{closest(text, classes)}")
 
 
 def target_indices(handle: ModelHandle, target: Target, logits: torch.Tensor) -> torch.Tensor:

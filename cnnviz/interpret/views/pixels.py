@@ -30,6 +30,12 @@ COLORMAPS = {name[len("COLORMAP_"):].lower(): getattr(cv2, name) for name in dir
 DEFAULT_COLORMAP = "viridis"  # perceptually uniform: equal steps in value look like equal steps in colour
 Color = tuple[int, int, int]
 BLACK: Color = (0, 0, 0)
+DIVERGING = "diverging"  # blue below zero, near white at zero, red above: how a signed map is drawn
+_DIVERGING_STOPS = [(33, 102, 172), (103, 169, 207), (209, 229, 240), (247, 247, 247), (253, 219, 199),
+                    (239, 138, 98), (178, 24, 43)]  # ColorBrewer's RdBu, reversed
+_DIVERGING_LUT = np.stack([np.interp(np.linspace(0, 1, 256), np.linspace(0, 1, len(_DIVERGING_STOPS)), channel)
+                           for channel in np.array(_DIVERGING_STOPS, float).T], axis=1).round().astype(np.uint8)
+SIGNED_SHARE = 0.01  # a map is signed when its most negative value reaches 1% of its largest magnitude
 
 
 def to_uint8(image: torch.Tensor | np.ndarray) -> np.ndarray:
@@ -70,15 +76,45 @@ def normalize_map(values: torch.Tensor | np.ndarray, *, symmetric: bool = False,
     return np.clip((array - low) / (high - low), 0.0, 1.0) if high > low else np.zeros_like(array)
 
 
+def is_signed(values: torch.Tensor | np.ndarray) -> bool:
+    """Whether a map has negative values that matter (down to :data:`SIGNED_SHARE` of its largest magnitude),
+    so that zero must be seen: such a map is drawn about zero on the :data:`DIVERGING` scale.
+
+    Example:
+        >>> is_signed(np.array([[-0.5, 1.0]])), is_signed(np.array([[0.0, 1.0]])), is_signed(np.array([[-1e-6, 1.0]]))
+        (True, False, False)
+    """
+    array = values.detach().float().cpu().numpy() if isinstance(values, torch.Tensor) else np.asarray(values, float)
+    array = np.nan_to_num(array.astype(np.float32))
+    low, top = float(array.min(initial=0.0)), float(np.abs(array).max(initial=0.0))
+    return low < 0 and -low >= SIGNED_SHARE * top
+
+
+def scale_of(values: torch.Tensor | np.ndarray, colormap: str = DEFAULT_COLORMAP,
+             symmetric: bool | None = None) -> tuple[str, bool]:
+    """The colormap and scale a map is drawn with: ``symmetric`` None decides by :func:`is_signed`; a map drawn
+    about zero with the default colormap takes the :data:`DIVERGING` one, so zero is visible.
+
+    Example:
+        >>> scale_of(np.array([[-0.5, 1.0]])), scale_of(np.array([[0.0, 1.0]]))
+        (('diverging', True), ('viridis', False))
+    """
+    symmetric = is_signed(values) if symmetric is None else symmetric
+    return (DIVERGING if symmetric and colormap == DEFAULT_COLORMAP else colormap), symmetric
+
+
 def colorize(values: torch.Tensor | np.ndarray, colormap: str = DEFAULT_COLORMAP, *, symmetric: bool = False,
              percentile: float = 100.0) -> np.ndarray:
-    """A 2-D map as an RGB heatmap with an OpenCV colormap."""
-    if colormap not in COLORMAPS:
-        raise CnnvizError(f"unknown colormap {colormap!r}: choose from {', '.join(sorted(COLORMAPS))}")
+    """A 2-D map as an RGB heatmap with an OpenCV colormap (or :data:`DIVERGING`)."""
+    if colormap not in COLORMAPS and colormap != DIVERGING:
+        raise CnnvizError(f"unknown colormap {colormap!r}: choose from {', '.join(sorted([*COLORMAPS, DIVERGING]))}")
     unit = normalize_map(values, symmetric=symmetric, percentile=percentile)
     if symmetric:
         unit = (unit + 1.0) / 2.0
-    bgr = cv2.applyColorMap((unit * 255.0 + 0.5).astype(np.uint8), COLORMAPS[colormap])
+    levels = (unit * 255.0 + 0.5).astype(np.uint8)
+    if colormap == DIVERGING:
+        return _DIVERGING_LUT[levels]
+    bgr = cv2.applyColorMap(levels, COLORMAPS[colormap])
     return cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
 
 

@@ -62,6 +62,7 @@ from cnnviz.interpret.views.pixels import (
     overlay,
     overlay_parts,
     same_size,
+    scale_of,
     to_uint8,
     vstack,
 )
@@ -139,7 +140,7 @@ def _tile(tensor: torch.Tensor) -> np.ndarray:
 # ---------------------------------------------------------------- attribution
 
 def explanation_panel(image: torch.Tensor, values: torch.Tensor, title: str, *, colormap: str = DEFAULT_COLORMAP,
-                      symmetric: bool = False, alpha: float = 0.5, percentile: float = 99.5,
+                      symmetric: bool | None = None, alpha: float = 0.5, percentile: float = 99.5,
                       marked: np.ndarray | None = None) -> Picture:
     """The image, the map, the map over the image and a numbered colour bar, captioned with ``title``.
 
@@ -147,13 +148,16 @@ def explanation_panel(image: torch.Tensor, values: torch.Tensor, title: str, *, 
     boxes: see :mod:`interpret.views.dense`), shown first.
 
     The colour bar shows the map's own values: its minimum and its ``percentile``
-    (or +-that for ``symmetric`` maps), where the colour scale clips. Inputs smaller than
+    (or +-that for ``symmetric`` maps), where the colour scale clips. ``symmetric`` None: a signed map (with
+    negative values that matter, :func:`~interpret.views.pixels.is_signed`) is drawn about zero, on the diverging
+    scale unless another colormap is asked for. Inputs smaller than
     224 px (a 28 px Fashion-MNIST model) are enlarged by a whole factor, without blur.
 
     Example:
         >>> explanation_panel(torch.rand(1, 28, 28), torch.rand(28, 28), "gradient").shape[1] > 3 * 224
         True
     """
+    colormap, symmetric = scale_of(values, colormap, symmetric)
     base, heat, blended = overlay_parts(image, values, alpha=alpha, colormap=colormap, symmetric=symmetric,
                                         percentile=percentile)
     parts = [base, heat, blended] if marked is None else [marked, base, heat, blended]
@@ -206,15 +210,17 @@ def detail_panel(image: torch.Tensor, found: Any, b: int, title: str, *,
 
 def attribution_views(image: torch.Tensor, values: torch.Tensor, *, side: int = DISPLAY,
                       colormap: str = DEFAULT_COLORMAP, percentile: float = 99.5) -> tuple[Picture, Picture]:
-    """The map and the map over the image, enlarged to about ``side`` (the gallery's attribution card).
+    """The map and the map over the image, enlarged to about ``side`` (the gallery's attribution card); a signed
+    map about zero, as :func:`explanation_panel` draws it.
 
     Example:
         >>> heat, blend = attribution_views(torch.rand(3, 28, 28), torch.rand(28, 28))
         >>> heat.shape, blend.shape
         ((224, 224, 3), (224, 224, 3))
     """
-    heat = colorize(values, colormap, percentile=percentile)
-    blend = overlay(image, values, colormap=colormap, percentile=percentile)
+    colormap, symmetric = scale_of(values, colormap)
+    heat = colorize(values, colormap, symmetric=symmetric, percentile=percentile)
+    blend = overlay(image, values, colormap=colormap, symmetric=symmetric, percentile=percentile)
     return picture(enlarge(heat, side)), picture(enlarge(blend, side))
 
 

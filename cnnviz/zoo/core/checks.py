@@ -208,7 +208,7 @@ PositiveInt = typing.Annotated[int, AtLeast(1)]
 NonNegativeInt = typing.Annotated[int, AtLeast(0)]
 PositiveFloat = typing.Annotated[float, Positive()]
 NonNegativeFloat = typing.Annotated[float, AtLeast(0)]
-UnitInterval = typing.Annotated[float, Probability()]  # a pixel value or a fraction, in [0, 1]
+UnitInterval = typing.Annotated[float, Between(0, 1)]  # a pixel value or a fraction, in [0, 1]: not called a probability
 OpenUnitInterval = typing.Annotated[float, Probability(open_ends=True)]  # a probability strictly inside (0, 1)
 FiniteFloat = typing.Annotated[float, Finite()]
 ScaleFactor = typing.Annotated[float, Between(1, 4)]  # how much each octave of an image pyramid grows

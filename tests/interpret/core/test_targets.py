@@ -35,3 +35,17 @@ def test_target_scores_gather_or_call(tiny):
     assert target_scores(tiny, lambda o: o.softmax(1)[:, 0], output).shape == (2,)
     with pytest.raises(CnnvizError, match="one score per image"):
         target_scores(tiny, lambda o: o.sum(), output)
+
+
+def test_part_of_a_class_name_names_the_one_class_that_contains_it():
+    from cnnviz import zoo
+    from tests.conftest import TinyCNN
+
+    cats = zoo.wrap(TinyCNN(), input_size=16, classes=["tiger cat", "Egyptian cat", "cat"], name="cats")
+    assert class_index(cats, "egyptian") == 1 and class_index(cats, "TIGER") == 0
+    assert class_index(cats, "Cat") == 2  # a whole name wins over the names that contain it
+    with pytest.raises(CnnvizError, match=r"'at' is part of 3 class names of cats: 'tiger cat', 'Egyptian cat', "
+                                          r"'cat'; give more of the name"):
+        class_index(cats, "at")
+    with pytest.raises(CnnvizError, match="no class named 'dog'"):
+        class_index(cats, "dog")

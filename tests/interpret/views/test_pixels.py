@@ -42,3 +42,20 @@ def test_grid_layout_and_nearest_enlargement():
 def test_panel_has_caption_band():
     panel = sheets.explanation_panel(torch.rand(3, 32, 32), torch.rand(32, 32), "a long caption " * 8)
     assert panel.shape[0] > 32 and panel.dtype == np.uint8
+
+
+def test_a_signed_map_is_drawn_about_zero_on_a_diverging_scale():
+    values = torch.tensor([[-1.0, 0.0], [0.5, 1.0]])
+    assert pixels.scale_of(values) == (pixels.DIVERGING, True)
+    heat = pixels.colorize(values, pixels.DIVERGING, symmetric=True)
+    negative, zero, positive = heat[0, 0].astype(int), heat[0, 1].astype(int), heat[1, 1].astype(int)
+    assert zero.min() > 230 and np.ptp(zero) < 10  # zero is near white: visible between the signs
+    assert negative[2] > negative[0] + 100 and positive[0] > positive[2] + 100  # blue below, red above
+    image = torch.rand(3, 2, 2)
+    panel = sheets.explanation_panel(image, values, "signed")
+    assert np.array_equal(panel, sheets.explanation_panel(image, values, "signed", colormap=pixels.DIVERGING,
+                                                          symmetric=True))
+    assert not np.array_equal(panel, sheets.explanation_panel(image, values, "signed", symmetric=False))
+    unsigned = torch.tensor([[0.0, 0.2], [0.5, 1.0]])
+    assert pixels.scale_of(unsigned) == (pixels.DEFAULT_COLORMAP, False)
+    assert pixels.scale_of(values, "jet") == ("jet", True)  # another colormap asked for is kept
