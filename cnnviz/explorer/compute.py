@@ -5,7 +5,6 @@ a page and a script see the same numbers.
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 import numpy as np
