@@ -37,6 +37,7 @@ TOP = 9  # patches shown per unit
 CHUNK = 8  # items in the first round (small: a big model on a CPU must not hold the queue); later rounds take about
 # ROUND_SECONDS (long enough to repay a round's setup, short enough for a request made meanwhile)
 MAX_CHUNK = 16384
+PACE: dict[tuple[str, str], float] = {}  # seconds per item measured by the atlas jobs run so far, by (model, layer)
 
 
 class AtlasJob(Job):
@@ -61,6 +62,7 @@ class AtlasJob(Job):
         part = neuron_atlas(self.handle, self.layer, Subset(self.dataset, rows), top=min(self.top, len(rows)),
                             bottom=0, workers=0, progress=False)
         seconds = time.perf_counter() - start
+        PACE[self.handle.name, self.layer] = seconds / len(rows)
         self.round_steps = max(1, min(MAX_CHUNK, int(len(rows) * ROUND_SECONDS / max(seconds, 1e-3))))
         self.map_size = part.map_size
         flat = part.top_positions[..., 0] * part.map_size[1] + part.top_positions[..., 1]
@@ -79,6 +81,29 @@ class AtlasJob(Job):
 
     def describe(self) -> dict[str, Any]:
         return {"layer": self.layer, "model": self.handle.name}
+
+
+def scan_cost(handle: ModelHandle, layer: str, data: DataSource) -> dict[str, Any]:
+    """What scanning ``data`` for the atlas of ``layer`` would take: ``items`` x ``seconds_per_item`` =
+    ``seconds``; the pace is ``measured`` by an earlier atlas job of the layer, else estimated by scanning one
+    item (a batch of one is slower per item than the job's chunks: an upper estimate). Runs torch: call it on the
+    compute queue.
+
+    Example:
+        >>> from cnnviz import zoo
+        >>> cost = scan_cost(zoo.load("fashion_cnn", device="cpu"), "features.block1", torch.rand(10, 1, 28, 28))
+        >>> cost["items"], cost["seconds"] == round(10 * cost["seconds_per_item"], 1), cost["measured"]
+        (10, True, False)
+    """
+    dataset = open_dataset(data)
+    pace = PACE.get((handle.name, layer))
+    measured = pace is not None
+    if pace is None:
+        start = time.perf_counter()
+        neuron_atlas(handle, layer, Subset(dataset, range(1)), top=1, bottom=0, workers=0, progress=False)
+        pace = time.perf_counter() - start
+    return {"items": len(dataset), "seconds_per_item": pace, "seconds": round(len(dataset) * pace, 1),
+            "measured": measured}
 
 
 def load_atlas(handle: ModelHandle, layer: str, path: Path) -> Atlas:

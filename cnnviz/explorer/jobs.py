@@ -46,6 +46,8 @@ OVER = ("done", "cancelled", "failed")
 MAX_STEPS = 5000  # the most steps (of a unit's or an optimization's run) a request may ask for
 ROUND_SECONDS = 0.25  # a round stops after about this long: the most a request made meanwhile waits
 LIVE_SECONDS = 0.2  # the picture shown while a job runs is refreshed at most this often
+GRACE = 30.0  # a job started by a page is cancelled when no page has polled it for this many seconds
+clock = time.monotonic  # the clock the watch reads (a test swaps it)
 
 Steps = Annotated[int, Between(1, MAX_STEPS)]
 
@@ -71,6 +73,7 @@ class Job:
         self.state = "queued"
         self.error: str | None = None
         self.image: np.ndarray | None = None
+        self.watched: float | None = None  # when a page last polled it; None: started from the API, never orphaned
         self._cancel = threading.Event()
         self._done: Future[None] = Future()
 
@@ -90,6 +93,18 @@ class Job:
         queue.submit_round(self._round)
         return self._done
 
+    def watch(self) -> None:
+        """A page polled this job: it runs on while polled (a job a page starts is watched from its start)."""
+        self.watched = clock()
+
+    def adopt(self) -> None:
+        """Started (again) from the API: runs to its end whether or not a page watches it."""
+        self.watched = None
+
+    def orphaned(self) -> bool:
+        """Started by a page, and no page has polled it for :data:`GRACE` seconds (the last page closed)."""
+        return self.watched is not None and clock() - self.watched > GRACE
+
     def cancel(self) -> None:
         """Stop at the next round (what was made so far stays)."""
         self._cancel.set()
@@ -105,6 +120,9 @@ class Job:
         self._done.result(timeout)
 
     def _round(self) -> None:
+        if self.orphaned():  # the sweep, once a round: nobody watches a page-started job any more
+            self.cancel()
+            self.error = f"no page polled it for {GRACE:g} s (the page was closed)"
         if self._cancel.is_set():
             self._finish("cancelled")
             return
@@ -150,7 +168,8 @@ class Job:
         """What the page polls: state, progress (steps and rounds), the cost, the error if any, and the latest
         picture's URL."""
         return {"id": self.id, "kind": self.kind, "state": self.state, "step": self.step, "steps": self.steps,
-                "rounds": self.rounds, "cost": self.cost(), "error": self.error, **self.describe(),
+                "rounds": self.rounds, "watched": self.watched is not None, "cost": self.cost(), "error": self.error,
+                **self.describe(),
                 "image": f"/api/jobs/{self.id}/image.png" if self.image is not None else None}
 
 
