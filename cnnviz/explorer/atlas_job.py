@@ -68,14 +68,15 @@ class AtlasJob(Job):
         flat = part.top_positions[..., 0] * part.map_size[1] + part.top_positions[..., 1]
         if self.best is None:
             self.best = TopK.empty(part.channels, self.top, True, torch.device("cpu"))
-        self.best = self.best.merge(part.top_values, part.top_indices + rows.start, flat)
+        self.best = self.best.merge(part.top_values, part.top_indices + rows.start, flat, part.top_ties)
         return len(rows)
 
     def completed(self) -> None:
         assert self.best is not None
         positions = torch.stack([self.best.positions // self.map_size[1], self.best.positions % self.map_size[1]], -1)
         arrays = {"values": self.best.values.numpy(), "indices": self.best.indices.numpy(),
-                  "positions": positions.numpy(), "map_size": np.array(self.map_size), "count": np.array(self.steps)}
+                  "positions": positions.numpy(), "map_size": np.array(self.map_size), "count": np.array(self.steps),
+                  "ties": self.best.ties.numpy()}
         zoo.atomic_write(self.path, lambda file: np.savez(file, **arrays))
         self.atlas = load_atlas(self.handle, self.layer, self.path)
 
@@ -111,8 +112,9 @@ def load_atlas(handle: ModelHandle, layer: str, path: Path) -> Atlas:
     with np.load(path, allow_pickle=False) as kept:
         values, indices, positions = (torch.from_numpy(kept[name]) for name in ("values", "indices", "positions"))
         map_size, count = tuple(int(v) for v in kept["map_size"]), int(kept["count"])
+        ties = torch.from_numpy(kept["ties"]) if "ties" in kept else None
     channels = values.shape[0]
     field, reason = layer_field(handle, layer)
     return Atlas(layer, count, map_size, values, indices, positions, torch.empty(channels, 0),  # type: ignore[arg-type]
                  torch.empty(channels, 0, dtype=torch.int64), torch.empty(channels, 0, 2, dtype=torch.int64),
-                 field, reason, handle.input_size)
+                 field, reason, handle.input_size, top_ties=ties)
