@@ -39,6 +39,7 @@ import torch
 from cnnviz import interpret
 from cnnviz.explorer.compute_queue import ComputeQueue
 from cnnviz.explorer.stepped import Stepped
+from cnnviz.interpret.optimize import unmoved
 from cnnviz.zoo.core import Between, check_call
 from cnnviz.zoo.handle import ModelHandle
 
@@ -226,4 +227,7 @@ class UnitJob(SteppedJob):
                                 progress=False)
 
     def describe(self) -> dict[str, Any]:
-        return {"layer": self.layer, "channel": self.channel}
+        """The unit, and ``still``: why the finished picture is not one of what the unit likes (None when it is)."""
+        still = unmoved(self.handle, f"{self.layer}:{self.channel}", self.result)[0] if self.result is not None \
+            else None
+        return {"layer": self.layer, "channel": self.channel, "still": still}

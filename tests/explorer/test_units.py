@@ -9,6 +9,7 @@ import pytest
 import torch
 from starlette.testclient import TestClient
 
+from cnnviz import interpret, zoo
 from cnnviz.explorer import create_app, jobs
 from tests.explorer.test_app import wait_for_job
 
@@ -100,3 +101,26 @@ def test_a_scan_started_by_a_page_stops_when_the_page_is_gone_unless_the_api_ado
         until(lambda: kept.rounds > rounds + 1 or kept.over)
         assert kept.state in ("running", "done")
         kept.cancel()
+
+
+def test_activation_maximization_of_a_dead_unit_says_it_did_not_move(tmp_path):
+    conv = torch.nn.Conv2d(1, 2, 3, padding=1)
+    with torch.no_grad():
+        conv.weight[0] = torch.tensor([[-1.0, 0.0, 1.0]] * 3)  # channel 0: an edge detector, alive everywhere
+        conv.bias[0] = 1.0
+        conv.weight[1].zero_()  # channel 1: a dead filter, a constant map, no gradient
+    model = torch.nn.Sequential()
+    model.add_module("body", torch.nn.Sequential(conv, torch.nn.ReLU()))
+    model.add_module("head", torch.nn.Sequential(torch.nn.AdaptiveAvgPool2d(1), torch.nn.Flatten(),
+                                                 torch.nn.Linear(2, 2)))
+    dead = zoo.wrap(model.eval(), input_size=16, mean=(0.5,), std=(0.25,), classes=["a", "b"], name="dead")
+    pictures = interpret.actmax(dead, unit="body:0-1", preset="jitter", steps=16, progress=False)
+    reasons = interpret.optimize.unmoved(dead, "body:0-1", pictures)
+    assert reasons[0] is None and "did not move" in reasons[1] and "dead or saturated" in reasons[1]
+    with TestClient(create_app([dead], cache_dir=tmp_path)) as client:
+        for channel, still in ((0, False), (1, True)):
+            job = client.post("/api/jobs", json={"model": "dead", "layer": "body", "channel": channel,
+                                                 "steps": 16}).json()["id"]
+            status = wait_for_job(client, job)
+            assert status["state"] == "done" and (status["still"] is not None) == still, status
+            assert still is False or status["still"] == reasons[1]
