@@ -289,9 +289,6 @@ def test_a_real_browser_uses_options_patches_optimization_and_compare(tmp_path):
             wait.until(lambda b: b.find_element(By.ID, "atlas-state").get_attribute("data-state") == "done")
             loaded()
             assert len(browser.find_elements(By.CSS_SELECTOR, "#patch-grid img")) == 9
-            browser.find_element(By.ID, "job-start").click()  # unit 3 of block2 is dead from a grey start
-            wait.until(lambda b: b.find_element(By.ID, "job-state").get_attribute("data-state") == "done")
-            assert "did not move" in browser.find_element(By.ID, "job-state").text
             browser.save_screenshot(str(artifacts / "explorer-unit-patches.png"))
 
             browser.get(url + '/m/fashion_cnn/image/coffee/optimize/pgd?options={"steps": 5000}')
