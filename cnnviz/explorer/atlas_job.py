@@ -92,7 +92,7 @@ def scan_cost(handle: ModelHandle, layer: str, data: DataSource) -> dict[str, An
 
     Example:
         >>> from cnnviz import zoo
-        >>> cost = scan_cost(zoo.load("fashion_cnn", device="cpu"), "features.block1", torch.rand(10, 1, 28, 28))
+        >>> cost = scan_cost(zoo.load("fashion_cnn", device="cpu"), "features.block2", torch.rand(10, 1, 28, 28))
         >>> cost["items"], cost["seconds"] == round(10 * cost["seconds_per_item"], 1), cost["measured"]
         (10, True, False)
     """

@@ -10,7 +10,7 @@ import torch
 from starlette.testclient import TestClient
 
 from cnnviz import interpret, zoo
-from cnnviz.explorer import create_app, jobs
+from cnnviz.explorer import atlas_job, create_app, jobs
 from tests.explorer.test_app import wait_for_job
 
 
@@ -38,7 +38,8 @@ def served(fashion, tmp_path):
         yield client
 
 
-def test_a_unit_page_offers_the_scan_with_its_cost_and_shows_a_kept_one(served):
+def test_a_unit_page_offers_the_scan_with_its_cost_and_shows_a_kept_one(served, monkeypatch):
+    monkeypatch.setattr(atlas_job, "PACE", {})  # no scan measured yet in this process
     explorer = served.app.state.explorer
     page = served.get("/m/fashion_cnn/units/features.block2/5?image=coffee")
     assert page.status_code == 200, page.text
