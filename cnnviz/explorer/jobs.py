@@ -8,6 +8,9 @@ while the job runs, and a cancel takes effect at the next round. Every work size
 maximization of a unit here, inversion, DeepDream and attacks in :mod:`explorer.optimize_jobs`) go on with their
 one call of the engine for a few steps.
 
+A job started by a page (``watch``) is cancelled at its next round once no page has polled its status for
+:data:`GRACE` seconds (the last page watching it was closed); a job started from the API runs to its end.
+
 Example:
     >>> from cnnviz import zoo
     >>> from cnnviz.explorer.compute_queue import ComputeQueue
@@ -47,7 +50,9 @@ OVER = ("done", "cancelled", "failed")
 MAX_STEPS = 5000  # the most steps (of a unit's or an optimization's run) a request may ask for
 ROUND_SECONDS = 0.25  # a round stops after about this long: the most a request made meanwhile waits
 LIVE_SECONDS = 0.2  # the picture shown while a job runs is refreshed at most this often
-GRACE = 30.0  # a job started by a page is cancelled when no page has polled it for this many seconds
+GRACE = 90.0  # a job started by a page is cancelled when no page has polled it for this many seconds: longer than
+# the minute a browser may hold the timers of a hidden tab (Chrome's intensive throttling), so a tab in the
+# background is not taken for a closed one
 clock = time.monotonic  # the clock the watch reads (a test swaps it)
 
 Steps = Annotated[int, Between(1, MAX_STEPS)]
@@ -220,14 +225,17 @@ class UnitJob(SteppedJob):
         check_call(UnitJob.__init__, {"steps": steps, "round_steps": round_steps})
         handle.layer(layer)
         self.layer, self.channel = layer, channel
+        self.still: str | None = None
         super().__init__(handle, steps, round_steps)
 
     def call(self) -> torch.Tensor:
         return interpret.actmax(self.handle, unit=f"{self.layer}:{self.channel}", preset="jitter", steps=self.steps,
                                 progress=False)
 
+    def completed(self) -> None:
+        self.still = unmoved(self.handle, f"{self.layer}:{self.channel}", self.result)[0]
+
     def describe(self) -> dict[str, Any]:
-        """The unit, and ``still``: why the finished picture is not one of what the unit likes (None when it is)."""
-        still = unmoved(self.handle, f"{self.layer}:{self.channel}", self.result)[0] if self.result is not None \
-            else None
-        return {"layer": self.layer, "channel": self.channel, "still": still}
+        """The unit, and ``still``: why the finished picture is not one of what the unit likes (None when it is
+        or until it is finished)."""
+        return {"layer": self.layer, "channel": self.channel, "still": self.still}
