@@ -44,3 +44,23 @@ def test_a_layer_that_does_not_saturate_keeps_ties_to_the_smaller_index():
     images = torch.full((3, 1, 4, 4), 0.5)
     atlas = neuron_atlas(model, "body.0", images, top=3, bottom=0, progress=False)
     assert atlas.top_indices[0].tolist() == [0, 1, 2] and atlas.top_ties[0].tolist() == [0.0, 0.0, 0.0]
+
+
+def test_a_saturating_module_that_is_not_the_layers_answer_leaves_the_ranking_alone():
+    class Skip(nn.Module):  # ReLU6 registered last, but the block answers its input plus it
+        def __init__(self) -> None:
+            super().__init__()
+            self.act = nn.ReLU6()
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            return x + self.act(x)
+
+    model = nn.Sequential()
+    model.add_module("body", Skip())
+    model.add_module("head", nn.Sequential(nn.Flatten(), nn.Linear(16, 2)))
+    handle = zoo.wrap(model.eval(), input_size=4, mean=(0.0,), std=(1.0,), classes=["a", "b"], name="skip")
+    images = torch.rand(5, 1, 4, 4, generator=torch.Generator().manual_seed(0))
+    atlas = neuron_atlas(handle, "body", images, top=5, bottom=0, progress=False)
+    peaks = (2 * images).flatten(1).amax(1)  # x + relu6(x) for x in [0, 1]
+    assert atlas.top_indices[0].tolist() == peaks.argsort(descending=True).tolist()
+    assert atlas.top_ties[0].tolist() == [0.0] * 5

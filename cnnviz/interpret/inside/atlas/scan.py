@@ -261,7 +261,8 @@ SATURATING = (nn.Hardtanh, nn.Sigmoid, nn.Hardsigmoid, nn.Tanh)  # ReLU6 is a Ha
 
 
 def saturating_end(module: nn.Module) -> nn.Module | None:
-    """The activation ``module`` ends in (itself or its last submodule) when it saturates, else None.
+    """The activation ``module`` ends in (itself or its last submodule) when it saturates, else None (the scan
+    then checks that this activation's output is the layer's).
 
     Example:
         >>> saturating_end(nn.Sequential(nn.Conv2d(1, 2, 3), nn.ReLU6())), saturating_end(nn.ReLU())
@@ -286,13 +287,16 @@ def _activation(handle: ModelHandle, module: nn.Module, name: str, rows: int,
         return activation
 
     def saturated(images: torch.Tensor) -> tuple[torch.Tensor, ...]:
-        seen: list[torch.Tensor] = []
-        hook = end.register_forward_hook(lambda _module, inputs, _output: seen.append(inputs[0]))
+        seen: list[tuple[torch.Tensor, torch.Tensor]] = []
+        hook = end.register_forward_hook(lambda _module, inputs, output: seen.append((inputs[0], output)))
         try:
-            output = _as_maps(layer_output(handle, module, images), name).flatten(2)
+            raw = layer_output(handle, module, images)
         finally:
             hook.remove()
-        pre, positions = _as_maps(seen[-1], name).flatten(2).max(dim=2)
+        output = _as_maps(raw, name).flatten(2)
+        if not seen or seen[0][1] is not raw:  # the activation is not what the layer answers: no tie key
+            return tuple(output.max(dim=2))
+        pre, positions = _as_maps(seen[0][0], name).flatten(2).max(dim=2)
         return output.amax(dim=2), positions, pre
 
     return saturated
