@@ -38,6 +38,8 @@ CHUNK = 8  # items in the first round (small: a big model on a CPU must not hold
 # ROUND_SECONDS (long enough to repay a round's setup, short enough for a request made meanwhile)
 MAX_CHUNK = 16384
 PACE: dict[tuple[str, str], float] = {}  # seconds per item measured by the atlas jobs run so far, by (model, layer)
+GUESSES: dict[tuple[str, str], float] = {}  # seconds per item estimated before any job, by (model, layer)
+PROBE = 16  # items scanned to estimate a scan's pace before any job has measured it
 
 
 class AtlasJob(Job):
@@ -86,23 +88,24 @@ class AtlasJob(Job):
 
 def scan_cost(handle: ModelHandle, layer: str, data: DataSource) -> dict[str, Any]:
     """What scanning ``data`` for the atlas of ``layer`` would take: ``items`` x ``seconds_per_item`` =
-    ``seconds``; the pace is ``measured`` by an earlier atlas job of the layer, else estimated by scanning one
-    item (a batch of one is slower per item than the job's chunks: an upper estimate). Runs torch: call it on the
-    compute queue.
+    ``seconds``; the pace is ``measured`` by an earlier atlas job of the layer, else estimated once by scanning
+    :data:`PROBE` items (a call's fixed cost weighs more on a few items than on the job's rounds: an upper
+    estimate). Runs torch: call it on the compute queue.
 
     Example:
         >>> from cnnviz import zoo
-        >>> cost = scan_cost(zoo.load("fashion_cnn", device="cpu"), "features.block2", torch.rand(10, 1, 28, 28))
-        >>> cost["items"], cost["seconds"] == round(10 * cost["seconds_per_item"], 1), cost["measured"]
-        (10, True, False)
+        >>> cost = scan_cost(zoo.load("fashion_cnn", device="cpu"), "features.block2", torch.rand(40, 1, 28, 28))
+        >>> cost["items"], cost["seconds"] == round(40 * cost["seconds_per_item"], 1)
+        (40, True)
     """
     dataset = open_dataset(data)
-    pace = PACE.get((handle.name, layer))
-    measured = pace is not None
-    if pace is None:
+    measured = (handle.name, layer) in PACE
+    if not measured and (handle.name, layer) not in GUESSES:
+        probe = Subset(dataset, range(min(PROBE, len(dataset))))
         start = time.perf_counter()
-        neuron_atlas(handle, layer, Subset(dataset, range(1)), top=1, bottom=0, workers=0, progress=False)
-        pace = time.perf_counter() - start
+        neuron_atlas(handle, layer, probe, top=1, bottom=0, workers=0, progress=False)
+        GUESSES[handle.name, layer] = (time.perf_counter() - start) / len(probe)
+    pace = PACE[handle.name, layer] if measured else GUESSES[handle.name, layer]
     return {"items": len(dataset), "seconds_per_item": pace, "seconds": round(len(dataset) * pace, 1),
             "measured": measured}
 

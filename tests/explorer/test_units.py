@@ -39,7 +39,8 @@ def served(fashion, tmp_path):
 
 
 def test_a_unit_page_offers_the_scan_with_its_cost_and_shows_a_kept_one(served, monkeypatch):
-    monkeypatch.setattr(atlas_job, "PACE", {})  # no scan measured yet in this process
+    monkeypatch.setattr(atlas_job, "PACE", {})  # no scan measured or estimated yet in this process
+    monkeypatch.setattr(atlas_job, "GUESSES", {})
     explorer = served.app.state.explorer
     page = served.get("/m/fashion_cnn/units/features.block2/5?image=coffee")
     assert page.status_code == 200, page.text
