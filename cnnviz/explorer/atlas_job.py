@@ -37,6 +37,9 @@ TOP = 9  # patches shown per unit
 CHUNK = 8  # items in the first round (small: a big model on a CPU must not hold the queue); later rounds take about
 # ROUND_SECONDS (long enough to repay a round's setup, short enough for a request made meanwhile)
 MAX_CHUNK = 16384
+PACE: dict[tuple[str, str], float] = {}  # seconds per item measured by the atlas jobs run so far, by (model, layer)
+GUESSES: dict[tuple[str, str], float] = {}  # seconds per item estimated before any job, by (model, layer)
+PROBE = 16  # items scanned to estimate a scan's pace before any job has measured it
 
 
 class AtlasJob(Job):
@@ -61,19 +64,21 @@ class AtlasJob(Job):
         part = neuron_atlas(self.handle, self.layer, Subset(self.dataset, rows), top=min(self.top, len(rows)),
                             bottom=0, workers=0, progress=False)
         seconds = time.perf_counter() - start
+        PACE[self.handle.name, self.layer] = seconds / len(rows)
         self.round_steps = max(1, min(MAX_CHUNK, int(len(rows) * ROUND_SECONDS / max(seconds, 1e-3))))
         self.map_size = part.map_size
         flat = part.top_positions[..., 0] * part.map_size[1] + part.top_positions[..., 1]
         if self.best is None:
             self.best = TopK.empty(part.channels, self.top, True, torch.device("cpu"))
-        self.best = self.best.merge(part.top_values, part.top_indices + rows.start, flat)
+        self.best = self.best.merge(part.top_values, part.top_indices + rows.start, flat, part.top_ties)
         return len(rows)
 
     def completed(self) -> None:
         assert self.best is not None
         positions = torch.stack([self.best.positions // self.map_size[1], self.best.positions % self.map_size[1]], -1)
         arrays = {"values": self.best.values.numpy(), "indices": self.best.indices.numpy(),
-                  "positions": positions.numpy(), "map_size": np.array(self.map_size), "count": np.array(self.steps)}
+                  "positions": positions.numpy(), "map_size": np.array(self.map_size), "count": np.array(self.steps),
+                  "ties": self.best.ties.numpy()}
         zoo.atomic_write(self.path, lambda file: np.savez(file, **arrays))
         self.atlas = load_atlas(self.handle, self.layer, self.path)
 
@@ -81,13 +86,38 @@ class AtlasJob(Job):
         return {"layer": self.layer, "model": self.handle.name}
 
 
+def scan_cost(handle: ModelHandle, layer: str, data: DataSource) -> dict[str, Any]:
+    """What scanning ``data`` for the atlas of ``layer`` would take: ``items`` x ``seconds_per_item`` =
+    ``seconds``; the pace is ``measured`` by an earlier atlas job of the layer, else estimated once by scanning
+    :data:`PROBE` items (a call's fixed cost weighs more on a few items than on the job's rounds: an upper
+    estimate). Runs torch: call it on the compute queue.
+
+    Example:
+        >>> from cnnviz import zoo
+        >>> cost = scan_cost(zoo.load("fashion_cnn", device="cpu"), "features.block2", torch.rand(40, 1, 28, 28))
+        >>> cost["items"], cost["seconds"] == round(40 * cost["seconds_per_item"], 1)
+        (40, True)
+    """
+    dataset = open_dataset(data)
+    measured = (handle.name, layer) in PACE
+    if not measured and (handle.name, layer) not in GUESSES:
+        probe = Subset(dataset, range(min(PROBE, len(dataset))))
+        start = time.perf_counter()
+        neuron_atlas(handle, layer, probe, top=1, bottom=0, workers=0, progress=False)
+        GUESSES[handle.name, layer] = (time.perf_counter() - start) / len(probe)
+    pace = PACE[handle.name, layer] if measured else GUESSES[handle.name, layer]
+    return {"items": len(dataset), "seconds_per_item": pace, "seconds": round(len(dataset) * pace, 1),
+            "measured": measured}
+
+
 def load_atlas(handle: ModelHandle, layer: str, path: Path) -> Atlas:
     """The atlas kept at ``path`` (top entries only), with the layer's receptive field for the patch boxes."""
     with np.load(path, allow_pickle=False) as kept:
         values, indices, positions = (torch.from_numpy(kept[name]) for name in ("values", "indices", "positions"))
         map_size, count = tuple(int(v) for v in kept["map_size"]), int(kept["count"])
+        ties = torch.from_numpy(kept["ties"]) if "ties" in kept else None
     channels = values.shape[0]
     field, reason = layer_field(handle, layer)
     return Atlas(layer, count, map_size, values, indices, positions, torch.empty(channels, 0),  # type: ignore[arg-type]
                  torch.empty(channels, 0, dtype=torch.int64), torch.empty(channels, 0, 2, dtype=torch.int64),
-                 field, reason, handle.input_size)
+                 field, reason, handle.input_size, top_ties=ties)

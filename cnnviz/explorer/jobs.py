@@ -8,6 +8,9 @@ while the job runs, and a cancel takes effect at the next round. Every work size
 maximization of a unit here, inversion, DeepDream and attacks in :mod:`explorer.optimize_jobs`) go on with their
 one call of the engine for a few steps.
 
+A job started by a page (``watch``) is cancelled at its next round once no page has polled its status for
+:data:`GRACE` seconds (the last page watching it was closed); a job started from the API runs to its end.
+
 Example:
     >>> from cnnviz import zoo
     >>> from cnnviz.explorer.compute_queue import ComputeQueue
@@ -39,6 +42,7 @@ import torch
 from cnnviz import interpret
 from cnnviz.explorer.compute_queue import ComputeQueue
 from cnnviz.explorer.stepped import Stepped
+from cnnviz.interpret.optimize import unmoved
 from cnnviz.zoo.core import Between, check_call
 from cnnviz.zoo.handle import ModelHandle
 
@@ -46,6 +50,10 @@ OVER = ("done", "cancelled", "failed")
 MAX_STEPS = 5000  # the most steps (of a unit's or an optimization's run) a request may ask for
 ROUND_SECONDS = 0.25  # a round stops after about this long: the most a request made meanwhile waits
 LIVE_SECONDS = 0.2  # the picture shown while a job runs is refreshed at most this often
+GRACE = 90.0  # a job started by a page is cancelled when no page has polled it for this many seconds: longer than
+# the minute a browser may hold the timers of a hidden tab (Chrome's intensive throttling), so a tab in the
+# background is not taken for a closed one
+clock = time.monotonic  # the clock the watch reads (a test swaps it)
 
 Steps = Annotated[int, Between(1, MAX_STEPS)]
 
@@ -71,6 +79,7 @@ class Job:
         self.state = "queued"
         self.error: str | None = None
         self.image: np.ndarray | None = None
+        self.watched: float | None = None  # when a page last polled it; None: started from the API, never orphaned
         self._cancel = threading.Event()
         self._done: Future[None] = Future()
 
@@ -90,6 +99,18 @@ class Job:
         queue.submit_round(self._round)
         return self._done
 
+    def watch(self) -> None:
+        """A page polled this job: it runs on while polled (a job a page starts is watched from its start)."""
+        self.watched = clock()
+
+    def adopt(self) -> None:
+        """Started (again) from the API: runs to its end whether or not a page watches it."""
+        self.watched = None
+
+    def orphaned(self) -> bool:
+        """Started by a page, and no page has polled it for :data:`GRACE` seconds (the last page closed)."""
+        return self.watched is not None and clock() - self.watched > GRACE
+
     def cancel(self) -> None:
         """Stop at the next round (what was made so far stays)."""
         self._cancel.set()
@@ -105,6 +126,9 @@ class Job:
         self._done.result(timeout)
 
     def _round(self) -> None:
+        if self.orphaned():  # the sweep, once a round: nobody watches a page-started job any more
+            self.cancel()
+            self.error = f"no page polled it for {GRACE:g} s (the page was closed)"
         if self._cancel.is_set():
             self._finish("cancelled")
             return
@@ -150,7 +174,8 @@ class Job:
         """What the page polls: state, progress (steps and rounds), the cost, the error if any, and the latest
         picture's URL."""
         return {"id": self.id, "kind": self.kind, "state": self.state, "step": self.step, "steps": self.steps,
-                "rounds": self.rounds, "cost": self.cost(), "error": self.error, **self.describe(),
+                "rounds": self.rounds, "watched": self.watched is not None, "cost": self.cost(), "error": self.error,
+                **self.describe(),
                 "image": f"/api/jobs/{self.id}/image.png" if self.image is not None else None}
 
 
@@ -200,11 +225,17 @@ class UnitJob(SteppedJob):
         check_call(UnitJob.__init__, {"steps": steps, "round_steps": round_steps})
         handle.layer(layer)
         self.layer, self.channel = layer, channel
+        self.still: str | None = None
         super().__init__(handle, steps, round_steps)
 
     def call(self) -> torch.Tensor:
         return interpret.actmax(self.handle, unit=f"{self.layer}:{self.channel}", preset="jitter", steps=self.steps,
                                 progress=False)
 
+    def completed(self) -> None:
+        self.still = unmoved(self.handle, f"{self.layer}:{self.channel}", self.result)[0]
+
     def describe(self) -> dict[str, Any]:
-        return {"layer": self.layer, "channel": self.channel}
+        """The unit, and ``still``: why the finished picture is not one of what the unit likes (None when it is
+        or until it is finished)."""
+        return {"layer": self.layer, "channel": self.channel, "still": self.still}

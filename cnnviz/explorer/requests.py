@@ -22,7 +22,7 @@ from cnnviz.explorer.fields import (ClassTarget, Choice, Flag, Integer, Options,
                                     key_kind)
 from cnnviz.explorer.errors import NotFound
 from cnnviz.explorer.images import image_names
-from cnnviz.explorer.jobs import MAX_STEPS
+from cnnviz.explorer.jobs import GRACE, MAX_STEPS
 from cnnviz.explorer.optimize_jobs import OPTIMIZATIONS, ROUND_STEPS, optimization
 from cnnviz.explorer.typed import Ask, param
 from cnnviz.interpret.evaluate import CurveSteps
@@ -149,14 +149,28 @@ class Layered(Served):
 
 
 @dataclass(frozen=True, kw_only=True)
-class Job(Layered):
+class Watched(Ask):
+    """A job's start: a page that polls the job says so, and the job is cancelled once no page has polled it for
+    :data:`explorer.jobs.GRACE` seconds."""
+
+    watch: bool = param(Flag(what="a yes or no"), f"started by a page that polls it: cancelled after {GRACE:g} s "
+                        "without a poll (default: run to the end)", default=False)
+
+
+@dataclass(frozen=True, kw_only=True)
+class Scan(Layered, Watched):
+    pass
+
+
+@dataclass(frozen=True, kw_only=True)
+class Job(Layered, Watched):
     channel: int = param(CHANNEL, "the unit's channel", required=True)
     steps: int = param(Integer(Between(1, MAX_STEPS)), "steps in all", default=128)
     round_steps: int = param(ROUND_STEPS_FIELD, "steps per round (the picture shown after each)", default=16)
 
 
 @dataclass(frozen=True, kw_only=True)
-class Optimize(Pictured):
+class Optimize(Pictured, Watched):
     method: str = param(Choice(values=tuple(OPTIMIZATIONS), noun="optimization",
                                                what=f"one of {', '.join(OPTIMIZATIONS)}"),
                         "; ".join(f"{name}: {about}" for name, about in OPTIMIZATIONS.items()), required=True)

@@ -283,6 +283,9 @@ def test_a_real_browser_uses_options_patches_optimization_and_compare(tmp_path):
             assert browser.find_element(By.CSS_SELECTOR, "[data-option='window']").get_attribute("value") == "7"
 
             browser.get(url + "/m/fashion_cnn/units/features.block2/3?image=coffee")
+            loaded()
+            assert "not scanned yet" in browser.find_element(By.ID, "atlas-state").text  # offered, not started
+            browser.find_element(By.ID, "atlas-start").click()
             wait.until(lambda b: b.find_element(By.ID, "atlas-state").get_attribute("data-state") == "done")
             loaded()
             assert len(browser.find_elements(By.CSS_SELECTOR, "#patch-grid img")) == 9

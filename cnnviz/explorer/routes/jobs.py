@@ -22,6 +22,8 @@ async def start_job(explorer: Explorer, ask: Job) -> JSONResponse:
     handle = explorer.model(ask.model)
     layer = explorer.layer(handle, ask.layer) or handle.default_layer
     job = UnitJob(handle, layer, ask.channel, steps=ask.steps, round_steps=ask.round_steps)
+    if ask.watch:
+        job.watch()
     explorer.start(job, handle)
     return JSONResponse(job.status(), status_code=202)
 
@@ -34,6 +36,8 @@ async def start_optimization(explorer: Explorer, ask: Optimize) -> JSONResponse:
     layer = explorer.layer(handle, ask.layer)
     batch = await explorer.image(handle, ask.image)
     job = OptimizeJob(handle, ask.method, batch, target, layer, ask.options, round_steps=ask.round_steps)
+    if ask.watch:
+        job.watch()
     explorer.start(job, handle)
     return JSONResponse(job.status(), status_code=202)
 
@@ -46,8 +50,11 @@ def job_of(explorer: Explorer, ask: JobRef) -> Running:
 
 
 async def job_status(explorer: Explorer, ask: JobRef) -> JSONResponse:
-    """A job's state, step and picture."""
-    return JSONResponse(job_of(explorer, ask).status())
+    """A job's state, step and picture (a poll keeps a job a page started alive)."""
+    job = job_of(explorer, ask)
+    if job.watched is not None:
+        job.watch()
+    return JSONResponse(job.status())
 
 
 async def cancel_job(explorer: Explorer, ask: JobRef) -> JSONResponse:

@@ -35,6 +35,7 @@ from cnnviz.explorer.optimize_jobs import HIDDEN, OPTIMIZATIONS, optimization, p
 from cnnviz.explorer.options import option_fields
 from cnnviz.explorer.requests import (Browsed, Compare, ComparePage, Evidence, Explain, LayerPage, Optimize,
                                       Pictured, Unit)
+from cnnviz.explorer.routes.units import scan_offer
 from cnnviz.explorer.state import Explorer, result_key
 from cnnviz.explorer.templating import templates
 from cnnviz.explorer.typed import Ask
@@ -175,7 +176,8 @@ async def unit_page(explorer: Explorer, ask: Unit) -> HTMLResponse:
                   picture_src=f"/m/{handle.name}/image/{quote(ask.image, safe='')}/picture.png",
                   activation_src=f"/api/maps/{key}.png", mean=float(values.mean()), max=float(values.max()),
                   filter_src=f"/api/maps/{filter_key}.png" if filter_key else None,
-                  body=json.dumps({"model": handle.name, "layer": layer, "channel": ask.channel}))
+                  body=json.dumps({"model": handle.name, "layer": layer, "channel": ask.channel, "watch": True}),
+                  scan=await scan_offer(explorer, handle, layer) if explorer.data else None)
 
 
 async def optimize_page(explorer: Explorer, ask: Optimize) -> HTMLResponse:
@@ -187,7 +189,7 @@ async def optimize_page(explorer: Explorer, ask: Optimize) -> HTMLResponse:
     explorer.target(handle, ask.target)
     probs = await compute.probabilities(explorer, handle, ask.image)
     body = {"model": handle.name, "image": ask.image, "method": method.name, "target": ask.target, "layer": layer,
-            "options": options, "round_steps": ask.round_steps}
+            "options": options, "round_steps": ask.round_steps, "watch": True}
     octaves = options.get("octaves", method.options()["octaves"].default) if "octaves" in method.options() else 1
     return render(explorer, "optimize.html", model=handle.name, image=ask.image, method=method.name, octaves=octaves,
                   about=OPTIMIZATIONS[method.name], optimizations=OPTIMIZATIONS, options=json.dumps(options),

@@ -3,10 +3,13 @@ and the channels that carry a class's evidence."""
 
 from __future__ import annotations
 
+from typing import Any
+
 from cnnviz.explorer import compute
+from cnnviz.explorer.atlas_job import scan_cost
 from cnnviz.explorer.endpoint import route
 from cnnviz.explorer.json_response import JSONResponse
-from cnnviz.explorer.requests import Channel, Evidence, Layered, Unit
+from cnnviz.explorer.requests import Channel, Evidence, Scan, Unit
 from cnnviz.explorer.state import Explorer
 
 
@@ -29,14 +32,33 @@ async def patches(explorer: Explorer, ask: Channel) -> JSONResponse:
                          "patches": await compute.unit_patches(explorer, handle, layer, ask.channel)})
 
 
-async def atlas(explorer: Explorer, ask: Layered) -> JSONResponse:
-    """Start the atlas of a layer over --data (202 with the job; 200 when kept)."""
+async def atlas(explorer: Explorer, ask: Scan) -> JSONResponse:
+    """Start the atlas of a layer over --data (202 with the job; 200 when kept). Started with ``watch`` (as the
+    unit page does), it is cancelled once no page has polled it for a while; a start without it keeps a running
+    scan going to its end."""
     handle = explorer.model(ask.model)
     layer = explorer.layer(handle, ask.layer) or handle.default_layer
+    before = explorer.atlas_jobs.get(explorer.atlas_path(handle, layer))
     job = explorer.atlas_job(handle, layer)
     if job is None:
         return JSONResponse({"kind": "atlas", "state": "done", "model": handle.name, "layer": layer, "kept": True})
+    if not ask.watch:
+        job.adopt()
+    elif job is not before or job.watched is not None:  # a page joining a scan the API started leaves it running
+        job.watch()
     return JSONResponse({**job.status(), "kept": False}, status_code=202)
+
+
+async def scan_offer(explorer: Explorer, handle: Any, layer: str) -> dict[str, Any]:
+    """What a unit page says of its layer's atlas (never starting it): ``kept`` on disk; else the ``job`` id of a
+    scan running now; else the ``cost`` of one (items x seconds per item), started only when the user asks."""
+    if explorer.atlas_path(handle, layer).exists():
+        return {"kept": True}
+    running = explorer.atlas_jobs.get(explorer.atlas_path(handle, layer))
+    if running is not None and not running.over:
+        return {"kept": False, "job": running.id}
+    cost = await explorer.queue(handle).run(lambda: scan_cost(handle, layer, explorer.data))
+    return {"kept": False, "job": None, "cost": cost}
 
 
 async def evidence(explorer: Explorer, ask: Evidence) -> JSONResponse:

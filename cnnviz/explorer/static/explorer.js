@@ -160,7 +160,7 @@ function jobBoxes() {
     let job = null;
     const show = (status) => {
       state.textContent = `${status.state}, ${progress(status.step, status.steps, Number(box.dataset.octaves || 1))}` +
-        (status.error ? `: ${status.error}` : "");
+        (status.error ? `: ${status.error}` : "") + (status.still ? ` (${status.still})` : "");
       state.dataset.state = status.state;
       if (status.image) { picture.src = `${status.image}?step=${status.step}`; picture.hidden = false; }
       if (prediction && status.prediction) prediction.textContent = `→ ${status.prediction.name} (${(100 * status.prediction.probability).toFixed(1)}%)`;
@@ -235,14 +235,23 @@ async function unitPatches() {
     else if (["cancelled", "failed"].includes(status.state)) cancel.hidden = true;
     else setTimeout(() => poll(job), 400);
   };
-  try {
-    const status = await api("/api/atlas", { method: "POST", headers: { "Content-Type": "application/json" },
-      body: JSON.stringify({ model, layer }) });
-    if (status.kept) { await show(); return; }
+  const follow = (job) => {
     cancel.hidden = false;
-    cancel.addEventListener("click", () => api(`/api/jobs/${status.id}/cancel`, { method: "POST" }));
-    poll(status.id);
-  } catch (error) { state.textContent = error.message; }
+    cancel.addEventListener("click", () => api(`/api/jobs/${job}/cancel`, { method: "POST" }));
+    poll(job);
+  };
+  // Never scans unasked: shows a kept atlas, follows a running scan, or starts one on the click.
+  if (state.dataset.kept === "true") { await show(); return; }
+  if (state.dataset.job) { follow(state.dataset.job); return; }
+  const start = document.getElementById("atlas-start");
+  start.addEventListener("click", async () => {
+    start.hidden = true;
+    try {
+      const status = await api("/api/atlas", { method: "POST", headers: { "Content-Type": "application/json" },
+        body: JSON.stringify({ model, layer, watch: true }) });
+      if (status.kept) await show(); else follow(status.id);
+    } catch (error) { state.textContent = error.message; }
+  });
 }
 
 document.addEventListener("DOMContentLoaded", () => { imagePage(); methodSwitch(); explainPage(); jobBoxes(); optionsForm(); layerTable(); unitPatches(); });

@@ -3,7 +3,7 @@ optimizer step) with composable :mod:`.objectives`, image :mod:`.param`\\ eteriz
 :mod:`.transforms`; activation maximization, feature inversion, DeepDream and style transfer are presets."""
 
 from cnnviz.interpret.optimize import engine, objectives, param, transforms
-from cnnviz.interpret.optimize.actmax import actmax, class_scores, parse_unit
+from cnnviz.interpret.optimize.actmax import actmax, class_scores, parse_unit, unmoved
 from cnnviz.interpret.optimize.deepdream import DEPTH, deepdream, resize
 from cnnviz.interpret.optimize.engine import Result, optimize
 from cnnviz.interpret.optimize.inversion import inversion_scores, invert
@@ -12,7 +12,8 @@ from cnnviz.interpret.optimize.step_watch import watch_steps
 from cnnviz.interpret.optimize.style import StyleResult, fit_side, style_transfer
 
 __all__ = [
-    "engine", "objectives", "param", "transforms", "actmax", "class_scores", "parse_unit", "DEPTH", "deepdream",
+    "engine", "objectives", "param", "transforms", "actmax", "class_scores", "parse_unit", "unmoved",
+    "DEPTH", "deepdream",
     "resize", "Result", "optimize", "inversion_scores", "invert", "RowQueue", "StyleResult", "fit_side",
     "style_transfer", "watch_steps",
 ]

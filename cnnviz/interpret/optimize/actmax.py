@@ -33,10 +33,36 @@ from cnnviz.interpret.core.registry import method
 from cnnviz.interpret.core.targets import class_index
 from cnnviz.interpret.optimize import engine, objectives, param, transforms
 from cnnviz.interpret.optimize.row_queue import RowQueue
-from cnnviz.zoo.core import CnnvizError, ImageSide, OpenUnitInterval, PositiveFloat, PositiveInt, preserve
+from cnnviz.zoo.core import (CnnvizError, ImageSide, OpenUnitInterval, PositiveFloat, PositiveInt, preserve, record,
+                              run_until)
 from cnnviz.zoo.handle import ModelHandle
 
 Preset = Literal["robust", "jitter", "pixels"]
+STILL = 1e-6  # a unit's gradient norm at its picture below this: the optimization cannot move the picture
+
+
+def unmoved(handle: ModelHandle, unit: str, images: torch.Tensor) -> list[str | None]:
+    """Per picture ``(B, C, H, W)`` that :func:`actmax` made of ``unit``: None, or the one-line reason it is not
+    a picture of what the unit likes: the unit's objective has no gradient there (norm below :data:`STILL`), so
+    the picture stayed near its start (a dead unit, or one saturated everywhere, such as ReLU6 at its ceiling).
+
+    Example:
+        >>> from cnnviz import zoo
+        >>> handle = zoo.load("fashion_cnn", device="cpu")
+        >>> unmoved(handle, "features.block2:3", torch.rand(1, 1, 28, 28))
+        [None]
+    """
+    objective, _, _ = parse_unit(handle, unit)
+    modules = {name: handle.layer(name) for name in objective.layers}
+    pictures = images.detach().to(handle.device).requires_grad_(True)
+    with preserve(handle), torch.enable_grad(), record(modules, detach=False) as recordings:
+        logits = run_until(handle, pictures, list(modules.values()))
+        context = objectives.Context(pictures, pictures, logits, {n: r.output for n, r in recordings.items()})
+        gradient, = torch.autograd.grad(objective(context).sum(), pictures, allow_unused=True)
+    norms = torch.zeros(len(images)) if gradient is None else gradient.flatten(1).norm(dim=1).cpu()
+    low, high = images.flatten(1).amin(1).tolist(), images.flatten(1).amax(1).tolist()
+    return [f"the picture did not move (pixels {lo:.3f}-{hi:.3f}): the unit gives no gradient here (dead or "
+            "saturated)" if norm < STILL else None for lo, hi, norm in zip(low, high, norms.tolist())]
 
 
 def parse_unit(handle: ModelHandle, spec: str) -> tuple[objectives.Objective, int, list[str]]:

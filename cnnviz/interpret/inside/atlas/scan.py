@@ -5,8 +5,10 @@ that maximum is the unit whose receptive field gives the patch. One
 streaming pass over the dataset keeps, per channel, the running top-k and
 bottom-k (value, dataset index, position) on the device, merged a few
 thousand images at a time; nothing about the images is stored. Only afterwards are the winning
-images loaded again, to crop the patches. Ties are broken by dataset index,
-so the answer does not depend on batch order, and under ``torchrun`` the
+images loaded again, to crop the patches. Ties at the ceiling of a layer that ends in a saturating activation
+(ReLU6, hardtanh, sigmoid, tanh...: every top image may read exactly 6.0) are ranked by the pre-activation (the
+input of that activation, its maximum over the map, whose unit marks the patch), then by dataset index; other
+ties by dataset index. So the answer does not depend on batch order, and under ``torchrun`` the
 shards' top-k merge to exactly the single-process result.
 
 What ranks the images is the channel's activation by default; ``score=`` takes any per-batch scoring with the
@@ -57,6 +59,8 @@ class Atlas:
         top_values, top_indices: ``(C, k)`` strongest responses (max over the
             map) and the dataset indices of their images, best first.
         top_positions: ``(C, k, 2)`` ``(y, x)`` of the maximum in the map.
+        top_ties: ``(C, k)`` what ranked equal values: the pre-activation's maximum for a saturating layer
+            (zeros otherwise; ties then go to the smaller index).
         bottom_values, bottom_indices, bottom_positions: the same for the
             weakest responses, weakest first.
         field: the layer's receptive field (None when arithmetic cannot give
@@ -80,6 +84,7 @@ class Atlas:
     field_reason: str
     input_size: int
     ranked_by: str = "activation"
+    top_ties: torch.Tensor | None = None
 
     @property
     def channels(self) -> int:
@@ -177,7 +182,7 @@ def neuron_atlas(model: nn.Module, layer: str | nn.Module, data: DataSource, *, 
     return Atlas(name, count, map_size, best.values.float().cpu(), best.indices.cpu(), _yx(best.positions, map_size),
                  worst.values[:, :bottom].float().cpu(), worst.indices[:, :bottom].cpu(),
                  _yx(worst.positions[:, :bottom], map_size), field, reason, handle.input_size,
-                 ranked_by if score else "activation")
+                 ranked_by if score else "activation", best.ties.float().cpu())
 
 
 @dataclass(frozen=True)
@@ -219,16 +224,16 @@ def _stream(scan: _Scan, batch_size: int | None, workers: int | None,
     worst = TopK.empty(channels, max(bottom, 1), False, device)
     # Batches wait on the device and are merged a few thousand columns at a time: two sorts per
     # merge, so merging every small batch would cost more than the spatial max itself.
-    pending: list[tuple[torch.Tensor, torch.Tensor, torch.Tensor]] = []
+    pending: list[tuple[torch.Tensor, ...]] = []
     flush_at = max(MERGE_COLUMNS, 4 * top)
 
     def flush() -> None:
         nonlocal best, worst
         if pending:
-            values, indices, positions = (torch.cat(parts, dim=1) for parts in zip(*pending))
-            best = best.merge(values, indices, positions)
+            values, indices, positions, ties = (torch.cat(parts, dim=1) for parts in zip(*pending))
+            best = best.merge(values, indices, positions, ties)
             if bottom:
-                worst = worst.merge(values, indices, positions)
+                worst = worst.merge(values, indices, positions, ties)
             pending.clear()
 
     bar = tqdm(total=len(batches), desc=f"atlas {name}", unit="batch", leave=False,
@@ -237,10 +242,11 @@ def _stream(scan: _Scan, batch_size: int | None, workers: int | None,
     score = scan.score or _activation(handle, module, name, sum(len(rows) for rows in batches), batch_size)
     try:
         for rows, images in zip(batches, stream):
-            values, positions = score(images.to(device, non_blocking=True))
+            values, positions, *tied = score(images.to(device, non_blocking=True))
+            ties = tied[0] if tied else torch.zeros_like(values)
             # Batches are index ranges: arange on the device, no host-to-device copy to wait for.
             indices = torch.arange(rows[0], rows[-1] + 1, device=device).expand(channels, -1)
-            pending.append((values.T, indices, positions.T))
+            pending.append((values.T, indices, positions.T, ties.T))
             if len(pending) * len(rows) >= flush_at:
                 flush()
             bar.update()
@@ -251,14 +257,49 @@ def _stream(scan: _Scan, batch_size: int | None, workers: int | None,
     return merge_ranks(best, group), merge_ranks(worst, group), (int(height), int(width))
 
 
-def _activation(handle: ModelHandle, module: nn.Module, name: str, rows: int, batch_size: int) -> Scores:
-    """The default ranking: each channel's maximum over its map, and where it is (the first maximum on ties)."""
-    forward = layer_runner(handle, module, rows, batch_size)
+SATURATING = (nn.Hardtanh, nn.Sigmoid, nn.Hardsigmoid, nn.Tanh)  # ReLU6 is a Hardtanh
 
-    def activation(images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        return _as_maps(forward(images), name).flatten(2).max(dim=2)
 
-    return activation
+def saturating_end(module: nn.Module) -> nn.Module | None:
+    """The activation ``module`` ends in (itself or its last submodule) when it saturates, else None (the scan
+    then checks that this activation's output is the layer's).
+
+    Example:
+        >>> saturating_end(nn.Sequential(nn.Conv2d(1, 2, 3), nn.ReLU6())), saturating_end(nn.ReLU())
+        (ReLU6(), None)
+    """
+    last = list(module.modules())[-1]
+    return last if isinstance(last, SATURATING) else None
+
+
+def _activation(handle: ModelHandle, module: nn.Module, name: str, rows: int,
+                batch_size: int) -> Callable[[torch.Tensor], tuple[torch.Tensor, ...]]:
+    """The default ranking: each channel's maximum over its map, and where it is (the first maximum on ties).
+    For a layer ending in a saturating activation, also the pre-activation's maximum (the tie key), and the
+    unit where it is (where the activation is at its maximum too: the activation is monotone)."""
+    end = saturating_end(module)
+    if end is None:
+        forward = layer_runner(handle, module, rows, batch_size)
+
+        def activation(images: torch.Tensor) -> tuple[torch.Tensor, ...]:
+            return tuple(_as_maps(forward(images), name).flatten(2).max(dim=2))
+
+        return activation
+
+    def saturated(images: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        seen: list[tuple[torch.Tensor, torch.Tensor]] = []
+        hook = end.register_forward_hook(lambda _module, inputs, output: seen.append((inputs[0], output)))
+        try:
+            raw = layer_output(handle, module, images)
+        finally:
+            hook.remove()
+        output = _as_maps(raw, name).flatten(2)
+        if not seen or seen[0][1] is not raw:  # the activation is not what the layer answers: no tie key
+            return tuple(output.max(dim=2))
+        pre, positions = _as_maps(seen[0][0], name).flatten(2).max(dim=2)
+        return output.amax(dim=2), positions, pre
+
+    return saturated
 
 
 def _as_maps(output: torch.Tensor, name: str) -> torch.Tensor:
