@@ -87,7 +87,9 @@ class _KeepSubmodules(torch.fx.Tracer):
 
 
 def _plain_name(node: torch.fx.Node) -> str:
-    """The operation's name without the in-place mark: ``add_``, ``iadd`` -> ``add``."""
+    """The operation's name without the in-place mark: ``add_``, ``iadd`` -> ``add`` (kept when given a rule)."""
+    if "relevance_rule_of" in node.meta:
+        return node.meta["relevance_rule_of"]
     name = node.target if isinstance(node.target, str) else getattr(node.target, "__name__", str(node.target))
     name = name.lstrip("_").rstrip("_") if name.startswith("__") else name.rstrip("_")
     return name[1:] if name in {"iadd", "isub", "imul", "itruediv"} else name
@@ -179,6 +181,7 @@ def _rewrite(module: nn.Module, graph: torch.fx.Graph, where: str) -> bool:
         if rule is not None:
             if rule.__name__ == "<lambda>":  # a name for the traced code
                 rule.__name__ = f"{_plain_name(node)}_rule"
+            node.meta["relevance_rule_of"] = _plain_name(node)
             node.op, node.target = "call_function", rule
             changed = True
     return changed
