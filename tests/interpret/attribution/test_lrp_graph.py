@@ -37,9 +37,9 @@ def without_shifts(model: nn.Module, seed: int = 0) -> nn.Module:
     return model.eval()
 
 
-def relevance_over_logit(model: nn.Module, size: int, composite: str = "epsilon_gamma_box") -> float:
+def relevance_over_logit(model: nn.Module, size: int, composite: str = "epsilon_gamma_box", std: float = 0.25) -> float:
     """Sum of the input relevance / the logit of the class with the largest logit, for one random image."""
-    handle = zoo.wrap(model, input_size=size, name="net", **NORMALIZE)
+    handle = zoo.wrap(model, input_size=size, name="net", mean=(0.5,) * 3, std=(std,) * 3)
     images = torch.rand(1, 3, size, size, generator=torch.Generator().manual_seed(3))
     with torch.no_grad():
         logits = handle(images)
@@ -73,9 +73,9 @@ def test_a_users_residual_net_conserves_relevance(blocks, composite):
     assert relevance_over_logit(without_shifts(ResidualNet(blocks)), 16, composite) == pytest.approx(1, rel=1e-3)
 
 
-FAST = ["regnet_x_400mf", "regnet_y_400mf", "convnext_tiny", "densenet121", "resnet18", "shufflenet_v2_x0_5",
+FAST = ["efficientnet_b0", "regnet_x_400mf", "regnet_y_400mf", "convnext_tiny", "densenet121", "resnet18", "shufflenet_v2_x0_5",
         "squeezenet1_0", "mobilenet_v3_small", "mnasnet0_5", "googlenet"]
-SLOW = ["alexnet", "vgg11_bn", "resnet50", "resnext50_32x4d", "wide_resnet50_2", "inception_v3", "mobilenet_v2",
+SLOW = ["efficientnet_b1", "vgg16", "regnet_x_800mf", "convnext_small", "alexnet", "vgg11_bn", "resnet50", "resnext50_32x4d", "wide_resnet50_2", "inception_v3", "mobilenet_v2",
         "mobilenet_v3_large", "efficientnet_v2_s", "shufflenet_v2_x1_0", "densenet161", "regnet_y_800mf"]
 
 
@@ -87,7 +87,10 @@ def test_torchvision_classification_cnns_conserve_relevance_and_keep_their_logit
     with torch.no_grad():
         logits = model(inputs)
         torch.testing.assert_close(canonized(model)(inputs), logits, atol=1e-4 * logits.abs().max(), rtol=1e-4)
-    assert relevance_over_logit(model, 80) == pytest.approx(1, rel=1e-3)
+    # Random EfficientNets shrink their activations stage by stage (logit 1e-3), down to where the rules' 1e-6
+    # stabilizers take 0.5% of the relevance: their inputs are scaled 12.5x (std 0.02), which keeps them above.
+    std = 0.02 if name.startswith("efficientnet") else 0.25
+    assert relevance_over_logit(model, 80, std=std) == pytest.approx(1, rel=1e-3)
 
 
 @pytest.mark.parametrize("name", ["fashion_cnn", "tutorial_cnn", "lenet5", "small_resnet"])
