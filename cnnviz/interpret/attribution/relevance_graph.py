@@ -29,7 +29,7 @@ Example:
     >>> block = Block()
     >>> follow(block)
     >>> [n.target.__name__ for n in block.forward.__self__.graph.nodes if n.op == "call_function"]
-    ['tensor_sum', 'relu']
+    ['tensor_sum', 'relu_rule']
 """
 
 from __future__ import annotations
