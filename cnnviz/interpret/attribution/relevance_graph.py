@@ -150,8 +150,8 @@ def _rule(node: torch.fx.Node, signal: list[bool], module: nn.Module, where: str
         return lambda x, *args, **kwargs: conserving.epsilon(lambda x: op(x, *args, **kwargs), x)
     if name in NORMS and carried == [0]:
         return NORMS[name]
-    raise CnnvizError(f"cannot propagate relevance through {name} at node {node.name!r} in {where}: no LRP rule for it "
-                  "(use a gradient method, or concept_relevance backend='gradient')")
+    raise CnnvizError(f"cannot propagate relevance through {name} at node {node.name!r} in {where}: no LRP rule for "
+                      "it (use a gradient method, or concept_relevance backend='gradient')")
 
 
 def _carries(arg: Any, signals: set[torch.fx.Node]) -> bool:
@@ -200,8 +200,8 @@ def _check_leaf(parent: nn.Module, target: str, where: str) -> None:
     if _followed(child) or isinstance(child, LEAVES) or plain_norm(child) or \
             isinstance(child, zennit_types.Activation) and not isinstance(child, nn.MultiheadAttention):
         return
-    raise CnnvizError(f"cannot propagate relevance through {type(child).__name__} {target!r} in {where}: no LRP rule "
-                  "for it (use a gradient method, or concept_relevance backend='gradient')")
+    raise CnnvizError(f"cannot propagate relevance through {type(child).__name__} {target!r} in {where}: no LRP "
+                      "rule for it (use a gradient method, or concept_relevance backend='gradient')")
 
 
 def follow(model: nn.Module) -> None:
