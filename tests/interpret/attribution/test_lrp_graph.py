@@ -144,7 +144,7 @@ class DrawnNet(nn.Module):
         return self.fc(torch.flatten(nn.functional.adaptive_avg_pool2d(self.blocks(self.stem(x)), 1), 1))
 
 
-@settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=15, deadline=None, derandomize=True, suppress_health_check=[HealthCheck.too_slow])
 @given(kinds=st.lists(st.sampled_from(["residual", "gate", "concat", "layer_scale", "group_norm"]), min_size=1,
                       max_size=5),
        width=st.sampled_from([4, 6]), seed=st.integers(0, 100))
