@@ -57,7 +57,8 @@ class _LeafTracer(torch.fx.Tracer):
     """Traces into containers and blocks, but keeps every convolution, linear layer and batch norm whole."""
 
     def is_leaf_module(self, module: nn.Module, qualified_name: str) -> bool:
-        return isinstance(module, (*Linear, BatchNorm)) or super().is_leaf_module(module, qualified_name)
+        return isinstance(module, Linear) or isinstance(module, BatchNorm) and plain_norm(module) \
+            or super().is_leaf_module(module, qualified_name)
 
 
 def _pairs_from_graph(model: nn.Module) -> dict[str, str] | None:
@@ -91,7 +92,7 @@ def _pairs_from_sequentials(model: nn.Module) -> dict[str, str]:
             continue
         children = list(module.named_children())
         for (before_name, before), (bn_name, bn) in itertools.pairwise(children):
-            if isinstance(bn, BatchNorm) and isinstance(before, Linear):
+            if isinstance(bn, BatchNorm) and plain_norm(bn) and isinstance(before, Linear):
                 pairs[f"{name}.{bn_name}".lstrip(".")] = f"{name}.{before_name}".lstrip(".")
     return pairs
 
@@ -134,11 +135,11 @@ def canonized(model: nn.Module) -> nn.Module:
         parent, _, child = norm_name.rpartition(".")
         setattr(twin.get_submodule(parent), child, nn.Identity())
     for module in twin.modules():
-        if isinstance(module, BatchNorm):
+        if isinstance(module, BatchNorm) and plain_norm(module):
             if module.running_mean is None or module.running_var is None:
                 raise CnnvizError(NO_STATISTICS)
             module.forward = types.MethodType(conserving.batch_norm_forward, module)
-        elif plain_norm(module):
+        elif isinstance(module, (nn.LayerNorm, nn.GroupNorm)) and plain_norm(module):
             module.forward = types.MethodType(conserving.norm_forward, module)
     follow(twin)
     return twin

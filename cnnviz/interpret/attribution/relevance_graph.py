@@ -11,8 +11,8 @@ through which relevance flows is checked:
 - a product of two tensors where one is a gate (through a sigmoid or hard sigmoid): the gate is a constant;
 - a product, sum, difference or quotient with a parameter or constant, and element-wise activations: relevance
   passes through unchanged (layer scale is linear);
-- means and average pooling: :func:`~interpret.attribution.conserving.epsilon`; LayerNorm and GroupNorm
-  functionals: their statistics count as constants;
+- means, average pooling and batch norm functionals: :func:`~interpret.attribution.conserving.epsilon`; LayerNorm
+  and GroupNorm functionals: their statistics count as constants;
 - concatenations, reshapes, permutations, channel shuffles, splits, indexing, max pooling: the gradient already
   routes relevance (by channel for a concatenation), so they are left as they are.
 
@@ -34,6 +34,7 @@ Example:
 
 from __future__ import annotations
 
+import inspect
 import operator
 from collections.abc import Callable
 from typing import Any
@@ -52,8 +53,8 @@ PRODUCTS = {"mul", "imul", "__mul__", "__rmul__"}
 QUOTIENTS = {"truediv", "div", "itruediv", "__truediv__"}
 ACTIVATIONS = {"relu", "relu6", "hardtanh", "leaky_relu", "elu", "gelu", "silu", "hardswish", "mish", "sigmoid",
                "hardsigmoid", "tanh", "softplus"}
-AVERAGES = {"mean", "sum", "avg_pool1d", "avg_pool2d", "avg_pool3d", "adaptive_avg_pool1d", "adaptive_avg_pool2d",
-            "adaptive_avg_pool3d"}
+LINEAR_MAPS = {"batch_norm", "mean", "sum", "avg_pool1d", "avg_pool2d", "avg_pool3d", "adaptive_avg_pool1d",
+               "adaptive_avg_pool2d", "adaptive_avg_pool3d"}
 NORMS: dict[str, Callable[..., torch.Tensor]] = {"layer_norm": conserving.layer_norm,
                                                   "group_norm": conserving.group_norm}
 ROUTES = {"cat", "concat", "stack", "view", "reshape", "flatten", "unflatten", "permute", "transpose", "contiguous",
@@ -61,17 +62,20 @@ ROUTES = {"cat", "concat", "stack", "view", "reshape", "flatten", "unflatten", "
           "type", "float", "channel_shuffle", "dropout", "dropout2d", "pad", "max_pool1d", "max_pool2d",
           "max_pool3d", "adaptive_max_pool1d", "adaptive_max_pool2d", "adaptive_max_pool3d", "amax",
           "pixel_shuffle", "pixel_unshuffle", "getattr", "size", "dim", "identity", "stochastic_depth"}
+METADATA = {"shape", "dtype", "device", "ndim"}  # attributes, and calls below, that carry no relevance
+CHECKS = {"size", "dim", "eq", "ne", "lt", "le", "gt", "ge", "is_", "is_not", "_assert", "_assert_is_none"}
 GATES = {"sigmoid", "hardsigmoid"}
 GATE_MODULES = (nn.Sigmoid, nn.Hardsigmoid)
 LEAVES = (zennit_types.Convolution, zennit_types.Linear, zennit_types.AvgPool, zennit_types.MaxPool,
-          nn.modules.batchnorm._BatchNorm, nn.Identity, nn.modules.dropout._DropoutNd,
+          nn.Identity, nn.modules.dropout._DropoutNd,
           nn.Flatten, nn.Unflatten, nn.ChannelShuffle, nn.ZeroPad2d, nn.ConstantPad2d)
 
 
 def plain_norm(module: nn.Module) -> bool:
-    """Whether ``module`` is an ``nn.LayerNorm`` or ``nn.GroupNorm`` with their own forward (a subclass that permutes
-    first, as torchvision's ``LayerNorm2d``, is traced instead)."""
-    return type(module).forward in (nn.LayerNorm.forward, nn.GroupNorm.forward)
+    """Whether ``module`` is a batch norm, ``nn.LayerNorm`` or ``nn.GroupNorm`` with their own forward (a subclass
+    that does more, as torchvision's ``LayerNorm2d`` or timm's ``BatchNormAct2d``, is traced instead)."""
+    return type(module).forward in (nn.modules.batchnorm._BatchNorm.forward, nn.LayerNorm.forward,
+                                    nn.GroupNorm.forward)
 
 
 def tensor_sum(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
@@ -115,8 +119,9 @@ def _passing(op: Callable[..., Any], index: int) -> Callable[..., Any]:
 def _gate(node: Any, module: nn.Module) -> bool:
     """Whether ``node`` is a gate: a sigmoid or hard sigmoid, seen through reshapes."""
     while isinstance(node, torch.fx.Node):
-        if node.op == "call_module":
-            return isinstance(module.get_submodule(node.target), GATE_MODULES)
+        if node.op == "call_module":  # torch's, or a library's own class of that name (timm's HardSigmoid)
+            gate = module.get_submodule(node.target)
+            return isinstance(gate, GATE_MODULES) or type(gate).__name__.lower() in GATES
         if node.op in ("call_function", "call_method"):
             name = _plain_name(node)
             if name in GATES:
@@ -146,7 +151,7 @@ def _rule(node: torch.fx.Node, signal: list[bool], module: nn.Module, where: str
         gates = [_gate(arg, module) for arg in node.args[:2]]
         if gates.count(True) == 1:
             return _passing(op, gates.index(False))
-    if name in AVERAGES and carried == [0]:
+    if name in LINEAR_MAPS and carried == [0]:
         return lambda x, *args, **kwargs: conserving.epsilon(lambda x: op(x, *args, **kwargs), x)
     if name in NORMS and carried == [0]:
         return NORMS[name]
@@ -170,8 +175,8 @@ def _rewrite(module: nn.Module, graph: torch.fx.Graph, where: str) -> bool:
         if node.op not in ("call_module", "call_function", "call_method"):
             continue
         signal = [_carries(arg, signals) for arg in node.args] + [_carries(node.kwargs, signals)]
-        if not any(signal) or _plain_name(node) in {"size", "dim"} or \
-                node.op == "call_function" and node.target is getattr and node.args[1] in ("shape", "dtype", "device"):
+        if not any(signal) or _plain_name(node) in CHECKS or \
+                node.op == "call_function" and node.target is getattr and node.args[1] in METADATA:
             continue
         signals.add(node)
         if node.op == "call_module":
@@ -204,6 +209,17 @@ def _check_leaf(parent: nn.Module, target: str, where: str) -> None:
                       "rule for it (use a gradient method, or concept_relevance backend='gradient')")
 
 
+def _trace(module: nn.Module) -> torch.fx.Graph:
+    """``module``'s forward as a graph; where a flag argument steers it (timm's ``pre_logits=False``), with the
+    flags at their defaults."""
+    try:
+        return _KeepSubmodules().trace(module)
+    except torch.fx.proxy.TraceError:
+        flags = {p.name: p.default for p in inspect.signature(module.forward).parameters.values()
+                 if isinstance(p.default, (bool, int, float, str, type(None)))}
+        return _KeepSubmodules().trace(module, concrete_args=flags)
+
+
 def follow(model: nn.Module) -> None:
     """Gives every operation of ``model``'s forward (and its submodules') its relevance rule, in place (on a copy).
 
@@ -216,7 +232,7 @@ def follow(model: nn.Module) -> None:
             continue
         where = f"module {name!r} ({type(module).__name__})" if name else f"the model ({type(module).__name__})"
         try:
-            graph = _KeepSubmodules().trace(module)
+            graph = _trace(module)
         except Exception as error:  # noqa: BLE001 - whatever fx cannot follow: refused, naming the module
             first = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
             raise CnnvizError(f"cannot canonize this model for LRP: torch.fx cannot trace the forward of {where} "

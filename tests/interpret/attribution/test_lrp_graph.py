@@ -94,6 +94,23 @@ def test_torchvision_classification_cnns_conserve_relevance_and_keep_their_logit
     assert relevance_over_logit(model, 80, std=std) == pytest.approx(1, rel=1e-3)
 
 
+TIMM = ["regnety_002", "convnext_atto", "efficientnet_b0", "mobilenetv3_small_050", "densenet121"]
+
+
+@pytest.mark.parametrize("name", TIMM)
+def test_timm_cnns_conserve_relevance_and_keep_their_logits(name):
+    # timm's own batch norms with activations, hard-sigmoid gates, LayerNorm2d, heads steered by pre_logits=False
+    timm = pytest.importorskip("timm")
+    torch.manual_seed(0)
+    model = without_shifts(timm.create_model(name, pretrained=False))
+    inputs = torch.randn(1, 3, 80, 80)
+    with torch.no_grad():
+        logits = model(inputs)
+        torch.testing.assert_close(canonized(model)(inputs), logits, atol=1e-4 * logits.abs().max(), rtol=1e-4)
+    std = 0.02 if name.startswith("efficientnet") else 0.25
+    assert relevance_over_logit(model, 80, std=std) == pytest.approx(1, rel=1e-3)
+
+
 @pytest.mark.parametrize("name", ["fashion_cnn", "tutorial_cnn", "lenet5", "small_resnet"])
 def test_the_zoos_cnns_conserve_relevance(name):  # its torchvision ones are tested above, lite0 in test_lrp.py
     handle = zoo.load(name, device="cpu", **({} if name == "fashion_cnn" else {"weights": None}))
