@@ -231,6 +231,10 @@ def follow(model: nn.Module) -> None:
                 type(module).forward is nn.Module.forward:
             continue
         where = f"module {name!r} ({type(module).__name__})" if name else f"the model ({type(module).__name__})"
+        if type(module).forward is nn.Sequential.forward:  # a chain of its children: nothing between them to trace
+            for child in dict(module.named_children()):
+                _check_leaf(module, child, where)
+            continue
         try:
             graph = _trace(module)
         except Exception as error:  # noqa: BLE001 - whatever fx cannot follow: refused, naming the module
