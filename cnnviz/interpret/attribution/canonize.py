@@ -1,18 +1,17 @@
 """Canonizing a network for relevance propagation, always on a copy: the user's module is never touched.
 
-LRP rules are defined for linear layers and element-wise activations. Two things in a CNN are neither:
+LRP rules are defined for linear layers and element-wise activations. The rest of a CNN gets a rule here:
 
 - **batch norm**, an affine map that LRP cannot split fairly between its input and its shift. In eval mode it
   folds exactly into the convolution (or linear layer) before it: ``w' = w * s``, ``b' = (b - mean) * s + beta``
   with ``s = gamma / sqrt(var + eps)``. Which layer comes before which is read from the traced graph
   (``torch.fx``), or from ``nn.Sequential`` order when the forward cannot be traced. A batch norm that follows
-  anything else (an activation, a pooling, the input, a convolution that feeds other layers too) cannot be
-  folded, and :func:`canonized` refuses in one line naming it.
-- **residual additions** written as ``x + y`` in a forward: the gradient copies the relevance into both
-  branches, which doubles it. The residual blocks we know (torchvision's ResNet blocks, the zoo's ``MBConv``
-  and ``BasicBlock``) get zennit's ``Sum`` module on the copy, whose Norm rule splits the relevance in
-  proportion to each branch's contribution. A user's own residual block keeps its plain addition: LRP still
-  runs, but relevance is then not conserved through it.
+  anything else (an activation, a concatenation as in DenseNet, a convolution that feeds other layers too) stays
+  the affine map it is, with the epsilon rule (:func:`~interpret.attribution.conserving.batch_norm_forward`).
+- **LayerNorm and GroupNorm** treat their statistics as constants (:mod:`interpret.attribution.conserving`).
+- **everything the forwards compute between layers** (residual adds, gates, layer scale, concatenations, means):
+  :func:`~interpret.attribution.relevance_graph.follow` gives each operation of the traced graph its rule, or
+  refuses in one line naming it.
 
 ReLU6 (EfficientNet-Lite) is a ``Hardtanh``; zennit counts it as an element-wise activation and passes relevance
 through it unchanged (the ``Pass`` rule), as for ReLU, so no canonizing is needed for it.
@@ -38,31 +37,32 @@ import itertools
 import threading
 import types
 import weakref
-from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
 import torch.fx
 from torch import nn
-from torchvision.models import resnet as tv_resnet
-
+from cnnviz.interpret.attribution import conserving
+from cnnviz.interpret.attribution.relevance_graph import follow, plain_norm
 from cnnviz.interpret.core.fingerprint import structure_fingerprint, weights_fingerprint
 from cnnviz.zoo.core import CnnvizError
-from cnnviz.zoo.models import MBConv, cnns
 
 Linear = (nn.Conv1d, nn.Conv2d, nn.Conv3d, nn.Linear)
 BatchNorm = nn.modules.batchnorm._BatchNorm
+NO_STATISTICS = ("cannot canonize this model for LRP: a batch norm keeps no running statistics "
+                 "(track_running_stats=False), so it is not a fixed affine map")
 
 
 class _LeafTracer(torch.fx.Tracer):
     """Traces into containers and blocks, but keeps every convolution, linear layer and batch norm whole."""
 
     def is_leaf_module(self, module: nn.Module, qualified_name: str) -> bool:
-        return isinstance(module, (*Linear, BatchNorm)) or super().is_leaf_module(module, qualified_name)
+        return isinstance(module, Linear) or isinstance(module, BatchNorm) and plain_norm(module) \
+            or super().is_leaf_module(module, qualified_name)
 
 
-def _pairs_from_graph(model: nn.Module) -> tuple[dict[str, str], dict[str, str]] | None:
-    """``{batch norm: layer before it}`` and ``{batch norm: what it follows instead}``, or None if untraceable."""
+def _pairs_from_graph(model: nn.Module) -> dict[str, str] | None:
+    """``{batch norm: the layer before it, whose output goes nowhere else}``, or None if untraceable."""
     try:
         graph = _LeafTracer().trace(model)
     except Exception:  # noqa: BLE001 - any forward fx cannot follow (data-dependent control flow): fall back
@@ -72,62 +72,42 @@ def _pairs_from_graph(model: nn.Module) -> tuple[dict[str, str], dict[str, str]]
     for node in graph.nodes:
         if node.op == "call_module":
             calls[node.target] = calls.get(node.target, 0) + 1
-    pairs, refused = {}, {}
+    pairs = {}
     for node in graph.nodes:
         if node.op != "call_module" or not isinstance(modules[node.target], BatchNorm):
             continue
         before = node.args[0] if node.args else None
-        if not isinstance(before, torch.fx.Node) or before.op != "call_module" \
-                or not isinstance(modules[before.target], Linear):
-            refused[node.target] = f"{getattr(before, 'target', before)}, not a convolution or linear layer"
-        elif len(before.users) != 1 or calls[before.target] != 1 or calls[node.target] != 1:
-            refused[node.target] = f"{before.target}, whose output also goes elsewhere (or which runs twice)"
-        else:
+        if isinstance(before, torch.fx.Node) and before.op == "call_module" \
+                and isinstance(modules[before.target], Linear) \
+                and len(before.users) == 1 and calls[before.target] == 1 and calls[node.target] == 1:
             pairs[node.target] = before.target
-    return pairs, refused
+    return pairs
 
 
-def _pairs_from_sequentials(model: nn.Module) -> tuple[dict[str, str], dict[str, str]]:
+def _pairs_from_sequentials(model: nn.Module) -> dict[str, str]:
     """The same pairs read from ``nn.Sequential`` order: a batch norm right after a linear layer."""
-    pairs, refused = {}, {}
+    pairs = {}
     for name, module in model.named_modules():
         if not isinstance(module, nn.Sequential):
             continue
         children = list(module.named_children())
         for (before_name, before), (bn_name, bn) in itertools.pairwise(children):
-            if isinstance(bn, BatchNorm) and isinstance(before, Linear):
+            if isinstance(bn, BatchNorm) and plain_norm(bn) and isinstance(before, Linear):
                 pairs[f"{name}.{bn_name}".lstrip(".")] = f"{name}.{before_name}".lstrip(".")
-    for name, module in model.named_modules():
-        if isinstance(module, BatchNorm) and name not in pairs:
-            refused[name] = "no convolution or linear layer right before it in an nn.Sequential (and the forward " \
-                            "could not be traced)"
-    return pairs, refused
+    return pairs
 
 
 def batch_norm_pairs(model: nn.Module) -> dict[str, str]:
-    """Each batch norm's name mapped to the convolution or linear layer it folds into.
-
-    Raises:
-        CnnvizError: naming the first batch norm that cannot be folded, and why.
-    """
-    found = _pairs_from_graph(model) or _pairs_from_sequentials(model)
-    pairs, refused = found
-    for name, module in model.named_modules():
-        if isinstance(module, BatchNorm) and name not in pairs and name not in refused:
-            refused[name] = "it never runs in the forward pass"
-    if refused:
-        name, why = next(iter(refused.items()))
-        raise CnnvizError(f"cannot canonize this model for LRP: batch norm {name!r} follows {why}, so it cannot be "
-                          "folded into a layer; use a gradient method (or concept_relevance backend='gradient')")
-    return pairs
+    """Each batch norm's name mapped to the convolution or linear layer it folds into (the others are left out)."""
+    found = _pairs_from_graph(model)
+    return found if found is not None else _pairs_from_sequentials(model)
 
 
 @torch.no_grad()
 def fold_batch_norm(layer: nn.Module, norm: BatchNorm) -> None:
     """Fold eval-mode ``norm`` into ``layer``'s weight and bias, in place (only ever called on a copy)."""
     if norm.running_mean is None or norm.running_var is None:
-        raise CnnvizError("cannot canonize this model for LRP: a batch norm keeps no running statistics "
-                          "(track_running_stats=False), so it is not a fixed affine map to fold")
+        raise CnnvizError(NO_STATISTICS)
     scale = torch.rsqrt(norm.running_var.double() + norm.eps)  # in float64: the folded logits stay within 1e-5
     if norm.weight is not None:
         scale = scale * norm.weight.double()
@@ -139,48 +119,14 @@ def fold_batch_norm(layer: nn.Module, norm: BatchNorm) -> None:
     layer.bias.copy_((layer.bias.double() * scale + shift).to(layer.bias.dtype))
 
 
-def _stacked_sum(self: nn.Module, skip: torch.Tensor, branch: torch.Tensor) -> torch.Tensor:
-    """``skip + branch`` through the block's ``Sum`` module, so LRP's Norm rule splits the relevance."""
-    return self.relevance_sum(torch.stack([skip, branch], dim=-1))
-
-
-def _mbconv_forward(self: MBConv, x: torch.Tensor) -> torch.Tensor:
-    out = self.project(self.depthwise(self.expand(x)))
-    return _stacked_sum(self, x, self.drop_path(out)) if self.use_skip else out
-
-
-def _zoo_basic_forward(self: cnns.BasicBlock, x: torch.Tensor) -> torch.Tensor:
-    out = self.bn2(self.conv2(self.act1(self.bn1(self.conv1(x)))))
-    return self.act2(_stacked_sum(self, self.shortcut(x), out))
-
-
-def _tv_basic_forward(self: tv_resnet.BasicBlock, x: torch.Tensor) -> torch.Tensor:
-    out = self.bn2(self.conv2(self.relu(self.bn1(self.conv1(x)))))
-    skip = x if self.downsample is None else self.downsample(x)
-    return self.relu(_stacked_sum(self, skip, out))
-
-
-def _tv_bottleneck_forward(self: tv_resnet.Bottleneck, x: torch.Tensor) -> torch.Tensor:
-    out = self.relu(self.bn1(self.conv1(x)))
-    out = self.bn3(self.conv3(self.relu(self.bn2(self.conv2(out)))))
-    skip = x if self.downsample is None else self.downsample(x)
-    return self.relu(_stacked_sum(self, skip, out))
-
-
-RESIDUAL_FORWARDS: dict[type, Callable[..., torch.Tensor]] = {
-    MBConv: _mbconv_forward, cnns.BasicBlock: _zoo_basic_forward,
-    tv_resnet.BasicBlock: _tv_basic_forward, tv_resnet.Bottleneck: _tv_bottleneck_forward,
-}
-
-
 def canonized(model: nn.Module) -> nn.Module:
-    """A deep copy of ``model`` in eval mode with every batch norm folded and known residual sums made modules.
+    """A deep copy of ``model`` in eval mode, every batch norm folded where it can be, every operation given its rule.
 
     The copy computes the same logits (to float rounding); ``model`` itself is not changed, also when this raises.
-    Batch norms become ``nn.Identity`` so every layer name of ``model`` still resolves in the copy.
+    Folded batch norms become ``nn.Identity`` so every layer name of ``model`` still resolves in the copy.
 
     Raises:
-        CnnvizError: a batch norm that cannot be folded, named.
+        CnnvizError: an operation without a relevance rule, named, or a batch norm without running statistics.
     """
     pairs = batch_norm_pairs(model)
     twin = copy.deepcopy(model).eval()
@@ -188,13 +134,14 @@ def canonized(model: nn.Module) -> nn.Module:
         fold_batch_norm(twin.get_submodule(layer_name), twin.get_submodule(norm_name))
         parent, _, child = norm_name.rpartition(".")
         setattr(twin.get_submodule(parent), child, nn.Identity())
-    from zennit.layer import Sum
-
     for module in twin.modules():
-        forward = RESIDUAL_FORWARDS.get(type(module))
-        if forward is not None:
-            module.relevance_sum = Sum()
-            module.forward = types.MethodType(forward, module)
+        if isinstance(module, BatchNorm) and plain_norm(module):
+            if module.running_mean is None or module.running_var is None:
+                raise CnnvizError(NO_STATISTICS)
+            module.forward = types.MethodType(conserving.batch_norm_forward, module)
+        elif isinstance(module, (nn.LayerNorm, nn.GroupNorm)) and plain_norm(module):
+            module.forward = types.MethodType(conserving.norm_forward, module)
+    follow(twin)
     return twin
 
 

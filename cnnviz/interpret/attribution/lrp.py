@@ -1,9 +1,11 @@
 """Layer-wise relevance propagation (Bach et al. 2015) on zennit's rules, for any CNN we can canonize.
 
-The network is canonized on a copy (:mod:`interpret.attribution.canonize`: batch norm folded, residual sums made
-modules; the copy is kept for the next call while the model's weights stay the same), zennit's composite attaches its rules to the copy, and one backward pass from the target logit carries the
-relevance down to the network's input. The relevance lives where the network sees its input, after the handle's
-normalization, so it sums to the target logit (for the conserving rules) instead of being rescaled by ``1 / std``.
+The network is canonized on a copy (:mod:`interpret.attribution.canonize`: batch norm folded, every operation of
+the traced graph given its rule by :mod:`interpret.attribution.relevance_graph`; the copy is kept for the next call
+while the model's weights stay the same), zennit's composite attaches its rules to the copy, and one backward pass
+from the target logit carries the relevance down to the network's input. The relevance lives where the network sees
+its input, after the handle's normalization, so it sums to the target logit (for the conserving rules) instead of
+being rescaled by ``1 / std``.
 
 Composites (Kotz et al. 2021, zennit's names):
 
