@@ -275,3 +275,13 @@ def test_a_forward_that_cannot_be_traced_is_refused_in_one_line_naming_the_modul
         interpret.lrp(handle, torch.rand(1, 3, 8, 8), 0)
     assert "\n" not in str(error.value)
     assert_unchanged(before, handle)
+
+
+def test_atlas_by_relevance_ranks_with_the_same_relevance_as_the_concepts():
+    torch.manual_seed(0)
+    handle = zoo.wrap(without_shifts(torchvision.models.regnet_y_400mf()), input_size=64, **NORMALIZE)
+    images = torch.rand(1, 3, 64, 64, generator=torch.Generator().manual_seed(3))
+    target = int(handle(images).argmax())
+    found = interpret.concept_relevance(handle, images, target, layer="trunk_output.block2", channels=3)
+    shares, _ = interpret.relevance_ranking(handle, "trunk_output.block2", target)(images)
+    torch.testing.assert_close(shares[0, found.channels[0]], found.shares[0], rtol=1e-4, atol=1e-6)
