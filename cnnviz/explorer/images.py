@@ -20,12 +20,13 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import torch
-from PIL import Image, ImageOps, PngImagePlugin, UnidentifiedImageError
+from PIL import Image, ImageOps, PngImagePlugin
 from torch.utils.data import Dataset
 
 from cnnviz import zoo
 from cnnviz.explorer.errors import NotFound, TooLarge
 from cnnviz.zoo.core import CnnvizError
+from cnnviz.zoo.data import pillow_refusals
 from cnnviz.zoo.handle import ModelHandle
 
 MAX_UPLOAD_BYTES = 16 * 2**20  # declared limit of an uploaded image; larger requests get 413
@@ -104,35 +105,26 @@ def kept_box(width: int, height: int) -> tuple[int, int, int, int]:
 def _decoded(content: bytes, side: int) -> tuple[Image.Image, tuple[int, int]]:
     """The upload decoded, upright and scaled to :func:`kept_size`, with the original's upright size. The header
     is checked before any pixel is decoded, and a JPEG is decoded at 1/2, 1/4 or 1/8 scale where that suffices."""
-    try:
-        with Image.open(io.BytesIO(content)) as image:
-            width, height = image.size
-            if width * height > MAX_UPLOAD_PIXELS:
-                raise CnnvizError(f"the upload declares {width} x {height} pixels, more than the "
-                                  f"{MAX_UPLOAD_PIXELS:,} accepted: downscale it first")
-            image.draft(None, kept_size(width, height, side))
-            image.load()
-            before = image.size
-            ImageOps.exif_transpose(image, in_place=True)  # a camera's orientation tag: upright, as load_image
-            turned = image.size != before
-            if image.mode not in ("1", "L", "RGB", "RGBA", "LA", "I", "I;16", "F"):
-                image = image.convert("RGBA" if "transparency" in image.info else "RGB")
-            elif image.mode == "1":
-                image = image.convert("L")
-            size = (height, width) if turned else (width, height)
-            box = kept_box(*image.size)
-            target = kept_size(box[2] - box[0], box[3] - box[1], side)
-            if target == image.size:
-                return image.copy(), size
-            return image.resize(target, Image.Resampling.LANCZOS, box=box, reducing_gap=3.0), size
-    except Image.DecompressionBombError:
-        raise CnnvizError("the upload declares more pixels than Pillow decodes safely (a decompression bomb): "
-                          "downscale it first") from None
-    except CnnvizError:
-        raise
-    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
-        raise CnnvizError(f"the upload is not an image Pillow can read ({type(exc).__name__}): "
-                          "give a PNG, JPEG, BMP, TIFF or WebP file") from None
+    with pillow_refusals("the upload"), Image.open(io.BytesIO(content)) as image:
+        width, height = image.size
+        if width * height > MAX_UPLOAD_PIXELS:
+            raise CnnvizError(f"the upload declares {width} x {height} pixels, more than the "
+                              f"{MAX_UPLOAD_PIXELS:,} accepted: downscale it first")
+        image.draft(None, kept_size(width, height, side))
+        image.load()
+        before = image.size
+        ImageOps.exif_transpose(image, in_place=True)  # a camera's orientation tag: upright, as load_image
+        turned = image.size != before
+        if image.mode not in ("1", "L", "RGB", "RGBA", "LA", "I", "I;16", "F"):
+            image = image.convert("RGBA" if "transparency" in image.info else "RGB")
+        elif image.mode == "1":
+            image = image.convert("L")
+        size = (height, width) if turned else (width, height)
+        box = kept_box(*image.size)
+        target = kept_size(box[2] - box[0], box[3] - box[1], side)
+        if target == image.size:
+            return image.copy(), size
+        return image.resize(target, Image.Resampling.LANCZOS, box=box, reducing_gap=3.0), size
 
 
 def keep_upload(content: bytes, folder: Path, side: int) -> Upload:

@@ -6,7 +6,8 @@ with C = 1 (gray) or 3 (RGB); models resize it with ``handle.prepare``.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -184,23 +185,39 @@ def load_image(source: str | Path | Image.Image | np.ndarray | torch.Tensor, *,
                               f"with at most {MAX_PIXELS:,} pixels")
         array = np.asarray(array)
         return array_to_tensor(array, bands=bands)
+    with pillow_refusals(str(path)), Image.open(path) as image:
+        width, height = image.size  # from the header: nothing decoded yet
+        if width * height > MAX_PIXELS:
+            raise CnnvizError(f"{path} declares {width} x {height} pixels, more than the {MAX_PIXELS:,} "
+                              "cnnviz decodes: downscale it first")
+        image.load()
+        if bands and image.mode == "RGBA":
+            return array_to_tensor(np.asarray(image), bands=True)
+        return pil_to_tensor(image)
+
+
+@contextmanager
+def pillow_refusals(what: str) -> Iterator[None]:
+    """Pillow's errors while reading ``what`` (a path, "the upload") as one :class:`CnnvizError` line: a
+    decompression bomb, or a file Pillow cannot read. A CnnvizError raised inside passes unchanged.
+
+    Example:
+        >>> import io
+        >>> with pillow_refusals("the upload"):  # doctest: +ELLIPSIS
+        ...     Image.open(io.BytesIO(b"not an image"))
+        Traceback (most recent call last):
+        ...
+        cnnviz.CnnvizError: the upload is not an image Pillow can read (UnidentifiedImageError): give a PNG, ...
+    """
     try:
-        with Image.open(path) as image:
-            width, height = image.size  # from the header: nothing decoded yet
-            if width * height > MAX_PIXELS:
-                raise CnnvizError(f"{path} declares {width} x {height} pixels, more than the {MAX_PIXELS:,} "
-                                  "cnnviz decodes: downscale it first")
-            image.load()
-            if bands and image.mode == "RGBA":
-                return array_to_tensor(np.asarray(image), bands=True)
-            return pil_to_tensor(image)
+        yield
     except Image.DecompressionBombError:
-        raise CnnvizError(f"{path} declares more pixels than Pillow decodes safely (a decompression bomb): "
+        raise CnnvizError(f"{what} declares more pixels than Pillow decodes safely (a decompression bomb): "
                           "downscale it first") from None
     except CnnvizError:
         raise
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
-        raise CnnvizError(f"{path} is not an image Pillow can read ({type(exc).__name__}): "
+        raise CnnvizError(f"{what} is not an image Pillow can read ({type(exc).__name__}): "
                           "give a PNG, JPEG, BMP, TIFF or WebP file") from None
 
 
