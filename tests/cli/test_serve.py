@@ -172,6 +172,13 @@ def chrome_options(chromium: str, tmp_path: Path) -> Any:
 
 
 @pytest.mark.slow
+def images_loaded(wait: Any) -> None:
+    """Wait until the page and every picture it shows have loaded."""
+    wait.until(lambda b: b.execute_script(
+        "return document.readyState === 'complete' && "
+        "Array.from(document.images).every(i => i.complete && (i.hidden || i.naturalWidth > 0))"))
+
+
 def test_a_real_browser_clicks_through_the_explorer(tmp_path):
     chromium, driver_path = browser_or_skip()
     from selenium import webdriver
@@ -186,10 +193,7 @@ def test_a_real_browser_clicks_through_the_explorer(tmp_path):
         browser = webdriver.Chrome(options=options, service=Service(driver_path))
         wait = WebDriverWait(browser, 120)
 
-        def loaded() -> None:
-            wait.until(lambda b: b.execute_script(
-                "return document.readyState === 'complete' && "
-                "Array.from(document.images).every(i => i.complete && (i.hidden || i.naturalWidth > 0))"))
+        loaded = lambda: images_loaded(wait)  # noqa: E731
 
         def shot(name: str) -> None:
             assert browser.save_screenshot(str(artifacts / f"explorer-{name}.png"))
@@ -257,10 +261,7 @@ def test_a_real_browser_uses_options_patches_optimization_and_compare(tmp_path):
         browser = webdriver.Chrome(options=options, service=Service(driver_path))
         wait = WebDriverWait(browser, 60)
 
-        def loaded() -> None:
-            wait.until(lambda b: b.execute_script(
-                "return document.readyState === 'complete' && "
-                "Array.from(document.images).every(i => i.complete && (i.hidden || i.naturalWidth > 0))"))
+        loaded = lambda: images_loaded(wait)  # noqa: E731
 
         try:
             browser.get(url + "/m/fashion_cnn/image/coffee")
