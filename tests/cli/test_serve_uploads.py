@@ -14,7 +14,7 @@ from PIL import Image
 
 from cnnviz import zoo
 from cnnviz.explorer.images import upload_side
-from tests.cli.test_serve import chrome_options, serving
+from tests.cli.test_serve import chrome_options, images_loaded, serving
 from tests.explorer.test_uploads import BIG_PNG
 from tests.gallery.test_build import browser_or_skip
 
@@ -32,10 +32,7 @@ def test_a_6000_px_upload_is_explained_after_a_restart(tmp_path):
     browser = webdriver.Chrome(options=chrome_options(chromium, tmp_path), service=Service(driver_path))
     wait = WebDriverWait(browser, 120)
 
-    def loaded() -> None:
-        wait.until(lambda b: b.execute_script(
-            "return document.readyState === 'complete' && "
-            "Array.from(document.images).every(i => i.complete && (i.hidden || i.naturalWidth > 0))"))
+    loaded = lambda: images_loaded(wait)  # noqa: E731
 
     try:
         with serving(cache, "--model", "fashion_cnn") as (url, _):

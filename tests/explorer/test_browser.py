@@ -17,7 +17,7 @@ import pytest
 
 from cnnviz import interpret, zoo
 from cnnviz.explorer import create_app
-from tests.cli.test_serve import chrome_options, free_port
+from tests.cli.test_serve import chrome_options, free_port, images_loaded
 from tests.gallery.test_build import browser_or_skip
 
 
@@ -62,9 +62,7 @@ def browser(tmp_path_factory) -> Iterator[Any]:
 def loaded(browser: Any, seconds: float = 60) -> None:
     from selenium.webdriver.support.ui import WebDriverWait
 
-    WebDriverWait(browser, seconds).until(lambda b: b.execute_script(
-        "return document.readyState === 'complete' && "
-        "Array.from(document.images).every(i => i.complete && (i.hidden || i.naturalWidth > 0))"))
+    images_loaded(WebDriverWait(browser, seconds))
 
 
 def rect(browser: Any, element: Any) -> dict[str, float]:
