@@ -46,8 +46,8 @@ from cnnviz.interpret.core import (
                                    target_scores,
 )
 from cnnviz.interpret.inside import (
-    Atlas, Box, ConceptScore, LayerRow, ReceptiveField, channel_examples, channel_order, conv_layers, feature_maps,
-    filters, layer_output, layer_table, neuron_atlas, receptive_field, receptive_fields, tcav, textbook_params,
+    Atlas, Box, ConceptScore, Dissection, LayerRow, ReceptiveField, UnitLabel, channel_examples, channel_order,
+    conv_layers, dissect, feature_maps, filters, layer_output, layer_table, neuron_atlas, receptive_field, receptive_fields, tcav, textbook_params,
     textbook_total, unit_gradient, verify_receptive_field,
 )
 from cnnviz.interpret.evaluate import Explanation, explain_one
@@ -59,7 +59,7 @@ _moved.install()  # old flat module paths (interpret.render, interpret.cams, ...
 
 __all__ = [
     "Atlas", "Box", "ReceptiveField", "channel_examples", "channel_order", "conv_layers", "feature_maps", "filters",
-    "ConceptScore", "tcav",
+    "ConceptScore", "tcav", "Dissection", "UnitLabel", "dissect",
     "layer_output", "neuron_atlas", "open_dataset", "receptive_field", "receptive_fields", "unit_gradient",
     "verify_receptive_field",
     "ablationcam", "eigencam", "eigengradcam", "fem", "finercam", "fullgrad", "gradcam_elementwise",

@@ -1,4 +1,5 @@
-"""Fingerprints of a model: what changes when its weights or its structure do, for caches kept per model.
+"""Fingerprints of a model: what changes when its weights or its structure do, for caches kept per model, and
+a digest of its weights for results kept on disk (:func:`weights_digest`).
 
 Example:
     >>> net = torch.nn.Sequential(torch.nn.Linear(2, 2), torch.nn.ReLU())
@@ -10,8 +11,12 @@ Example:
 
 from __future__ import annotations
 
+import hashlib
+
 import torch
 from torch import nn
+
+from cnnviz.zoo.handle import as_handle
 
 PLAIN = (bool, int, float, str, type(None))
 
@@ -31,6 +36,25 @@ def weights_fingerprint(model: nn.Module) -> tuple[object, ...]:
     floats = [t.detach() for t in tensors if t.is_floating_point()]
     norms = torch.stack([n.double().cpu() for n in torch._foreach_norm(floats)]).tolist() if floats else []
     return tuple((t.data_ptr(), t._version, tuple(t.shape), t.dtype, t.device) for t in tensors) + tuple(norms)
+
+
+def weights_digest(model: nn.Module) -> str:
+    """A hash of the model's name and every weight and buffer (names and bytes): equal across processes and
+    restarts for the same weights, so a result kept on disk can say which weights made it.
+
+    Example:
+        >>> net = torch.nn.Linear(2, 2)
+        >>> before = weights_digest(net)
+        >>> _ = net.bias.data.add_(1)
+        >>> len(before), before == weights_digest(net)
+        (24, False)
+    """
+    handle = as_handle(model)
+    digest = hashlib.sha256(handle.name.encode())
+    for name, tensor in handle.model.state_dict().items():
+        digest.update(name.encode())
+        digest.update(tensor.detach().cpu().contiguous().view(-1).view(torch.uint8).numpy().tobytes())
+    return digest.hexdigest()[:24]
 
 
 def structure_fingerprint(model: nn.Module) -> tuple[object, ...]:
