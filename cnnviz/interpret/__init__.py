@@ -46,11 +46,12 @@ from cnnviz.interpret.core import (
                                    target_scores,
 )
 from cnnviz.interpret.inside import (
-    Atlas, Box, ConceptScore, Dissection, LayerRow, ReceptiveField, UnitLabel, channel_examples, channel_order,
-    conv_layers, dissect, feature_maps, filters, layer_output, layer_table, neuron_atlas, receptive_field, receptive_fields, tcav, textbook_params,
+    Atlas, Box, ConceptScore, LayerRow, ReceptiveField, channel_examples, channel_order, conv_layers, feature_maps,
+    filters, layer_output, layer_table, neuron_atlas, receptive_field, receptive_fields, tcav, textbook_params,
     textbook_total, unit_gradient, verify_receptive_field,
 )
 from cnnviz.interpret.evaluate import Explanation, explain_one
+from cnnviz.interpret.inside import Dissection, UnitLabel, dissect
 from cnnviz.interpret.optimize import actmax, deepdream, inversion_scores, invert, style_transfer
 from cnnviz.zoo.core import forward_hooks, hook_counts, preserve, record
 from cnnviz.zoo.data import open_dataset
@@ -58,8 +59,9 @@ from cnnviz.zoo.data import open_dataset
 _moved.install()  # old flat module paths (interpret.render, interpret.cams, ...) still import, with a warning
 
 __all__ = [
+    "Dissection", "UnitLabel", "dissect",
     "Atlas", "Box", "ReceptiveField", "channel_examples", "channel_order", "conv_layers", "feature_maps", "filters",
-    "ConceptScore", "tcav", "Dissection", "UnitLabel", "dissect",
+    "ConceptScore", "tcav",
     "layer_output", "neuron_atlas", "open_dataset", "receptive_field", "receptive_fields", "unit_gradient",
     "verify_receptive_field",
     "ablationcam", "eigencam", "eigengradcam", "fem", "finercam", "fullgrad", "gradcam_elementwise",

@@ -47,5 +47,6 @@ __all__ = [
     "FILLS", "Fill", "removed_pixels", "Method", "as_batch", "get_method", "method", "method_factory", "methods",
     "ResolvedTarget", "ScoreFn", "Target", "class_index", "class_probabilities", "is_score_fn", "pass_target",
     "resolve_target", "take", "target_indices", "target_scores", "BoxScore", "RegionScore", "dense_target", "detection_target",
-    "region_target", "explained_caption", "OptionSpec", "docstring_args", "option_specs", "weights_digest",
+    "region_target", "explained_caption", "OptionSpec", "docstring_args", "option_specs",
+    "weights_digest",
 ]

@@ -1,5 +1,4 @@
-"""Fingerprints of a model: what changes when its weights or its structure do, for caches kept per model, and
-a digest of its weights for results kept on disk (:func:`weights_digest`).
+"""Fingerprints of a model: what changes when its weights or its structure do, for caches kept per model.
 
 Example:
     >>> net = torch.nn.Sequential(torch.nn.Linear(2, 2), torch.nn.ReLU())
@@ -15,8 +14,6 @@ import hashlib
 
 import torch
 from torch import nn
-
-from cnnviz.zoo.handle import as_handle
 
 PLAIN = (bool, int, float, str, type(None))
 
@@ -38,21 +35,20 @@ def weights_fingerprint(model: nn.Module) -> tuple[object, ...]:
     return tuple((t.data_ptr(), t._version, tuple(t.shape), t.dtype, t.device) for t in tensors) + tuple(norms)
 
 
-def weights_digest(model: nn.Module) -> str:
-    """A hash of the model's name and every weight and buffer (names and bytes): equal across processes and
-    restarts for the same weights, so a result kept on disk can say which weights made it.
+def weights_digest(model: nn.Module, name: str = "") -> str:
+    """A hash of ``name`` and the bytes of every weight and buffer: the same across processes and restarts (what a
+    file kept for a model names it by; :func:`weights_fingerprint` is the cheap check within one process).
 
     Example:
         >>> net = torch.nn.Linear(2, 2)
-        >>> before = weights_digest(net)
-        >>> _ = net.bias.data.add_(1)
-        >>> len(before), before == weights_digest(net)
-        (24, False)
+        >>> before = weights_digest(net, "net")
+        >>> _ = net.weight.data.mul_(2)
+        >>> before == weights_digest(net, "net"), len(before)
+        (False, 24)
     """
-    handle = as_handle(model)
-    digest = hashlib.sha256(handle.name.encode())
-    for name, tensor in handle.model.state_dict().items():
-        digest.update(name.encode())
+    digest = hashlib.sha256(name.encode())
+    for key, tensor in model.state_dict().items():
+        digest.update(key.encode())
         digest.update(tensor.detach().cpu().contiguous().view(-1).view(torch.uint8).numpy().tobytes())
     return digest.hexdigest()[:24]
 

@@ -24,10 +24,10 @@ from cnnviz.interpret.inside.unit_labels import Dissection, Threshold, UnitLabel
 from cnnviz.interpret.inside.up_to_layer import layer_prefix, layer_runner
 
 __all__ = [
+    "Dissection", "Threshold", "TopQuantile", "UnitLabel", "dissect",
     "Atlas", "ChannelExamples", "TopK", "channel_examples", "neuron_atlas", "channel_order", "feature_maps",
     "layer_output", "Box", "LayerField", "ReceptiveField", "layer_field", "receptive_field", "receptive_fields",
     "unit_gradient", "verify_receptive_field", "FILTER_MODES", "conv_layers", "conv_weight", "filter_mode",
     "filters", "LayerRow", "layer_table", "summary_lines", "textbook_params", "textbook_total", "layer_prefix",
-    "layer_runner", "unit_evidence", "MIN_IMAGES", "ConceptScore", "tcav", "dissect", "Dissection", "Threshold",
-    "TopQuantile", "UnitLabel",
+    "layer_runner", "unit_evidence", "MIN_IMAGES", "ConceptScore", "tcav",
 ]

@@ -118,7 +118,7 @@ class Dissection:
 
     def made_by(self, handle: ModelHandle) -> bool:
         """Whether these labels were computed with ``handle``'s current weights (a stale file says False)."""
-        return self.model == handle.name and self.fingerprint == weights_digest(handle)
+        return self.model == handle.name and self.fingerprint == weights_digest(handle.model, handle.name)
 
     def as_dict(self) -> dict[str, Any]:
         """The JSON-ready form of ``dissection.json``."""
