@@ -95,8 +95,8 @@ def dissect(model: nn.Module, layer: str | nn.Module, data: MaskedImages | Scene
         for images, _ in feed("thresholds"):
             maps = _as_maps(forward(images), name)
             top.add(maps.transpose(0, 1).reshape(channels, -1))
-        thresholds = top.value()
-        overlaps = _Overlaps(channels, len(dataset.concepts), thresholds.float().to(handle.device))
+        thresholds = top.value().float()  # the float32 value the maps are compared with is the one recorded
+        overlaps = _Overlaps(channels, len(dataset.concepts), thresholds.to(handle.device))
         for images, found in feed("overlaps"):
             overlaps.add(_as_maps(forward(images), name), found)
     return _labels(handle, name, dataset, (height, width), Threshold(quantile, tuple(thresholds.tolist())),

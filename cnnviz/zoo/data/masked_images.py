@@ -173,7 +173,7 @@ def open_masked(data: MaskedImages | Scenes | str | Path, masks: str | Path | No
             raise CnnvizError(f"{SCENES_NAME}:COUNT takes a positive number of scenes, got {count!r}")
         number = int(count) if count else SCENES_DEFAULT_COUNT
         scenes = fashion_scenes(number, split="test", canvas=size, items=SCENES_ITEMS, seed=0)
-        return MaskedImages.from_scenes(scenes, f"{SCENES_NAME}:{number} ({size} px, test split, seed 0)")
+        return MaskedImages.from_scenes(scenes, f"{SCENES_NAME}:{number}, {size} px, test split, seed 0")
     return MaskedImages.from_folder(data, masks)
 
 
