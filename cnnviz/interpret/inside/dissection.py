@@ -124,8 +124,9 @@ class _Feed:
     def __init__(self, handle: ModelHandle, dataset: Dataset, batches: list[list[int]], workers: int,
                  progress: bool, name: str) -> None:
         self.device, self.batches, self.progress, self.name = handle.device, batches, progress, name
+        # A generator of its own: a DataLoader otherwise draws its workers' base seed from the global RNG.
         self.loader = DataLoader(dataset, batch_sampler=batches, collate_fn=_Collate(handle), num_workers=workers,
-                                 pin_memory=handle.device.type == "cuda")
+                                 pin_memory=handle.device.type == "cuda", generator=torch.Generator())
 
     def __call__(self, stage: str) -> Iterator[tuple[torch.Tensor, torch.Tensor | list[torch.Tensor]]]:
         bar = tqdm(total=len(self.batches), desc=f"dissect {self.name}: {stage}", unit="batch", leave=False,
@@ -174,17 +175,18 @@ class _Overlaps:
                 up = F.interpolate(maps[b:b + step_b, c:c + step_c].float(), size=size, mode="bilinear",
                                    align_corners=False)
                 fired = up > self.thresholds[c:c + step_c, None, None]
-                self.unit_area[c:c + step_c] += fired.sum(dim=(0, 2, 3))
                 width = fired.shape[1]
                 kind = torch.float32 if fired[:, 0].numel() <= CHUNK else torch.float64  # exact counts
                 flat = fired.transpose(0, 1).reshape(width, -1).to(kind)
-                if labels:
+                if labels:  # counts per label value, 0 (no concept) included: their sum is the unit's area
                     counts = torch.zeros(width, len(self.concept_area) + 1, dtype=kind, device=flat.device)
                     counts.index_add_(1, masks[b:b + step_b].flatten(), flat)
                     self.intersection[c:c + step_c] += counts[:, 1:]
+                    self.unit_area[c:c + step_c] += counts.sum(dim=1)
                 else:
                     stack = masks[b:b + step_b].permute(0, 2, 3, 1).reshape(-1, masks.shape[1]).to(kind)
                     self.intersection[c:c + step_c] += flat @ stack
+                    self.unit_area[c:c + step_c] += flat.sum(dim=1)
 
     def ious(self) -> torch.Tensor:
         """``(units, concepts)`` IoU on the CPU; 0 where the union is empty."""
