@@ -178,7 +178,8 @@ class _Overlaps:
             up = F.interpolate(maps[row, unit][:, None].float(), size=size, mode="bilinear", align_corners=False)
             fired = up[:, 0] > self.thresholds[unit, None, None]
             if labels:  # counts per (unit, label value), 0 (no concept) included: their sum is the unit's area
-                keys = (unit[:, None, None] * (concepts + 1) + masks[row])[fired]
+                pair, y, x = fired.nonzero(as_tuple=True)
+                keys = unit[pair] * (concepts + 1) + masks[row[pair], y, x]
                 counts = torch.bincount(keys, minlength=len(self.unit_area) * (concepts + 1))
                 counts = counts.view(len(self.unit_area), concepts + 1)
                 self.intersection += counts[:, 1:]
