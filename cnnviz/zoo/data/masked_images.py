@@ -42,6 +42,7 @@ SCENES_NAME = "fashion-scenes"
 SCENES_DEFAULT_COUNT = 500
 SCENES_ITEMS = (1, 3)  # items per scene: room for one to three at fashion_seg's 64 px
 CONCEPTS_FILE = "concepts.txt"
+EXIF_ORIENTATION = 0x0112  # zoo.load_image turns the image upright; 5 to 8 swap its width and height
 
 
 class MaskedImages(Dataset):
@@ -232,7 +233,7 @@ def _read_values(path: Path) -> np.ndarray:
 def _check_size(image: Path, mask: Path) -> None:
     """Refuses a mask (or a per-concept file) whose size differs from its image's, reading headers only."""
     with pillow_refusals(str(image)), Image.open(image) as opened:
-        size = opened.size
+        size = opened.size[::-1] if opened.getexif().get(EXIF_ORIENTATION, 1) in (5, 6, 7, 8) else opened.size
     files = sorted(f for f in mask.iterdir() if f.suffix.lower() == ".png") if mask.is_dir() else [mask]
     if not files:
         raise CnnvizError(f"{mask} holds no CONCEPT.png files: give one binary PNG per concept in the image")

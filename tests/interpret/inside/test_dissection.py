@@ -13,7 +13,7 @@ from torch import nn
 from cnnviz import zoo
 from cnnviz.interpret.inside import Dissection, TopQuantile, dissect
 from cnnviz.zoo.core import CnnvizError
-from cnnviz.zoo.data import FASHION_MNIST_CLASSES, MaskedImages
+from cnnviz.zoo.data import FASHION_MNIST_CLASSES, MaskedImages, open_masked
 from tests.conftest import assert_unchanged, needs_fashion, state_snapshot
 
 CONCEPTS = ("bright", "dark", "never")  # "never" marks no pixel: it must be skipped, not divided by
@@ -232,7 +232,8 @@ def test_fashion_seg_last_layers_hold_class_detectors():
     Coat may have none. The class-score channels must mostly be labelled with their own class (chance: 1 in 10).
     """
     handle = zoo.load("fashion_seg", device="cpu")
-    found = {layer: dissect(handle, layer, "fashion-scenes:300", progress=False)
+    scenes = open_masked("fashion-scenes:300", size=handle.input_size)  # made once for both layers
+    found = {layer: dissect(handle, layer, scenes, progress=False)
              for layer in ("features.3", "classifier")}
     per_class = {c: sum(f.counts[c] for f in found.values()) for c in FASHION_MNIST_CLASSES}
     print("detectors per class (features.3 + classifier, 300 scenes):", per_class)  # pytest -s shows them
