@@ -96,6 +96,10 @@ def dissect(model: nn.Module, layer: str | nn.Module, data: MaskedImages | Scene
             maps = _as_maps(forward(images), name)
             top.add(maps.transpose(0, 1).reshape(channels, -1))
         thresholds = top.value().float()  # the float32 value the maps are compared with is the one recorded
+        if not bool(torch.isfinite(thresholds).all()):
+            bad = [int(u) for u in (~torch.isfinite(thresholds)).nonzero().flatten()[:5]]
+            raise CnnvizError(f"layer {name!r} gives NaN or infinite activations (units {bad}): check the model's "
+                              "weights")
         overlaps = _Overlaps(channels, len(dataset.concepts), thresholds.to(handle.device))
         for images, found in feed("overlaps"):
             overlaps.add(_as_maps(forward(images), name), found)

@@ -216,6 +216,17 @@ def test_bad_data_and_layers_are_refused_in_one_line():
     with pytest.raises(CnnvizError) as err:
         dissect(block_net(), "0", MaskedImages.from_tensors(tensors, torch.tensor(labels), CONCEPTS), quantile=1.5)
     assert "quantile" in one_line(err)
+    broken = block_net()
+    with torch.no_grad():
+        broken.model[0].weight[2, 0, 0, 0] = float("nan")
+    before, rng = state_snapshot(broken.model), torch.get_rng_state()
+    with pytest.raises(CnnvizError) as err:
+        dissect(broken, "0", MaskedImages.from_tensors(tensors, torch.tensor(labels), CONCEPTS), progress=False)
+    assert "NaN or infinite activations (units [2])" in one_line(err)
+    assert torch.equal(torch.get_rng_state(), rng)  # and the model as found, also when it raises:
+    broken.model[0].weight.data[2, 0, 0, 0] = 0.0
+    before["weights"]["0.weight"][2, 0, 0, 0] = 0.0  # (NaN != NaN: compare with the NaN replaced)
+    assert_unchanged(before, broken.model)
     flat = zoo.wrap(nn.Sequential(nn.Flatten(), nn.Linear(64, 4)), input_size=8, mean=(0.0,), std=(1.0,))
     with pytest.raises(CnnvizError) as err:
         dissect(flat, "1", MaskedImages.from_tensors(tensors, torch.tensor(labels), CONCEPTS))
