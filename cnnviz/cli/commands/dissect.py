@@ -94,5 +94,6 @@ def table(found: Dissection) -> list[str]:
              f"{'concept':<{width}} detectors  best unit"]
     for concept, count in found.counts.items():
         channel, iou = best.get(concept, (None, 0.0))
-        lines.append(f"{concept:<{width}} {count:>9}  " + ("none labelled" if channel is None else f"#{channel} IoU {iou:.3f}"))
+        shown = "none labelled" if channel is None else f"#{channel} IoU {iou:.3f}"
+        lines.append(f"{concept:<{width}} {count:>9}  {shown}")
     return lines + [f"note: {note}" for note in found.notes]

@@ -224,8 +224,8 @@ def _labels(handle: ModelHandle, name: str, dataset: MaskedImages, map_size: tup
         notes.append(f"{len(silent)} unit(s) never exceed their threshold (dead or constant), no concept: "
                      f"{silent[:20]}{' ...' if len(silent) > 20 else ''}")
     return Dissection(layer=name, model=handle.name, fingerprint=weights_digest(handle.model, handle.name),
-                      data=dataset.description, images=len(dataset), map_size=map_size, concepts=concepts, detector_iou=detector_iou,
-                      threshold=threshold, units=units, skipped=skipped, notes=tuple(notes))
+                      data=dataset.description, images=len(dataset), map_size=map_size, concepts=concepts,
+                      detector_iou=detector_iou, threshold=threshold, units=units, skipped=skipped, notes=tuple(notes))
 
 
 def _map_shape(handle: ModelHandle, module: nn.Module, name: str) -> tuple[int, int, int]:

@@ -18,8 +18,9 @@ from cnnviz.zoo.data.images import (IMAGE_SUFFIXES, SAMPLES, expand_sources, loa
 from cnnviz.zoo.data.scenes import Scenes, fashion_scenes, paste_scenes
 
 __all__ = [
+    "MaskedImages", "open_masked",
     "DATASETS", "DataSource", "FASHION_MEAN", "FASHION_MNIST_CLASSES", "FASHION_STD", "IMAGENET_CLASSES",
-    "IMAGE_SUFFIXES", "ImageFiles", "MaskedImages", "SAMPLES", "Scenes", "Splits", "TensorData", "TensorImages", "as_image",
+    "IMAGE_SUFFIXES", "ImageFiles", "SAMPLES", "Scenes", "Splits", "TensorData", "TensorImages", "as_image",
     "expand_sources", "fashion_scenes", "has_idx_files", "image_name", "load_dataset", "load_image", "load_images",
-    "open_dataset", "open_masked", "paste_scenes", "pillow_refusals", "read_idx_split", "sample_names", "save_array", "save_image", "scene_names",
+    "open_dataset", "paste_scenes", "pillow_refusals", "read_idx_split", "sample_names", "save_array", "save_image", "scene_names",
 ]
