@@ -88,11 +88,11 @@ def dissect(model: nn.Module, layer: str | nn.Module, data: MaskedImages | Scene
     with preserve(handle), torch.inference_mode():
         channels, height, width = _map_shape(handle, module, name)
         batch = batch_size or auto_batch_size(handle)
-        feed = _Feed(handle, dataset, shard_batches(count, batch, Group()),
+        feed = _Feed(handle, shard_batches(count, batch, Group()),
                      default_workers(dataset) if workers is None else workers, progress, name)
         forward = layer_runner(handle, module, 2 * count, batch)
         top = TopQuantile(channels, count * height * width, quantile, handle.device)
-        for images, _ in feed("thresholds"):
+        for images, _ in feed(dataset.without_masks(), "thresholds"):
             maps = _as_maps(forward(images), name)
             top.add(maps.transpose(0, 1).reshape(channels, -1))
         thresholds = top.value().float()  # the float32 value the maps are compared with is the one recorded
@@ -101,44 +101,51 @@ def dissect(model: nn.Module, layer: str | nn.Module, data: MaskedImages | Scene
             raise CnnvizError(f"layer {name!r} gives NaN or infinite activations (units {bad}): check the model's "
                               "weights")
         overlaps = _Overlaps(channels, len(dataset.concepts), thresholds.to(handle.device))
-        for images, found in feed("overlaps"):
+        for images, found in feed(dataset, "overlaps"):
             overlaps.add(_as_maps(forward(images), name), found)
     return _labels(handle, name, dataset, (height, width), Threshold(quantile, tuple(thresholds.tolist())),
                    overlaps, detector_iou)
 
 
+Masks = torch.Tensor | list[torch.Tensor] | None
+
+
 class _Collate:
-    """A DataLoader ``collate_fn``: images prepared whole (no crop), masks stacked when they share a size."""
+    """A DataLoader ``collate_fn``: images prepared whole (no crop), masks stacked when they share a size (a
+    list when they do not; None for a pass without masks)."""
 
     def __init__(self, handle: ModelHandle) -> None:
         self.prepare = Preparer(handle, crop=False)
 
-    def __call__(self, items: tuple[torch.Tensor, torch.Tensor] | list[tuple[torch.Tensor, torch.Tensor]]
-                 ) -> tuple[torch.Tensor, torch.Tensor | list[torch.Tensor]]:
+    def __call__(self, items: tuple[torch.Tensor, torch.Tensor | None] | list[tuple[torch.Tensor, torch.Tensor | None]]
+                 ) -> tuple[torch.Tensor, Masks]:
         if isinstance(items, tuple):  # an in-memory batch, sliced in one piece
             return self.prepare(items[0]), items[1]
-        masks = [mask for _, mask in items]
-        same = all(mask.shape == masks[0].shape for mask in masks)
-        return self.prepare([image for image, _ in items]), torch.stack(masks) if same else masks
+        images = self.prepare([image for image, _ in items])
+        masks = [mask for _, mask in items if mask is not None]
+        if not masks:
+            return images, None
+        return images, torch.stack(masks) if all(m.shape == masks[0].shape for m in masks) else masks
 
 
 class _Feed:
-    """The data set's batches on the device (prepared ahead in a thread or loader processes), once per pass."""
+    """A data set's batches on the device (prepared ahead in a thread or loader processes), once per pass."""
 
-    def __init__(self, handle: ModelHandle, dataset: Dataset, batches: list[list[int]], workers: int,
-                 progress: bool, name: str) -> None:
-        self.device, self.batches, self.progress, self.name = handle.device, batches, progress, name
+    def __init__(self, handle: ModelHandle, batches: list[list[int]], workers: int, progress: bool,
+                 name: str) -> None:
+        self.handle, self.batches, self.workers, self.progress, self.name = handle, batches, workers, progress, name
+
+    def __call__(self, dataset: Dataset, stage: str) -> Iterator[tuple[torch.Tensor, Masks]]:
+        device = self.handle.device
         # A generator of its own: a DataLoader otherwise draws its workers' base seed from the global RNG.
-        self.loader = DataLoader(dataset, batch_sampler=batches, collate_fn=_Collate(handle), num_workers=workers,
-                                 pin_memory=handle.device.type == "cuda", generator=torch.Generator())
-
-    def __call__(self, stage: str) -> Iterator[tuple[torch.Tensor, torch.Tensor | list[torch.Tensor]]]:
+        loader = DataLoader(dataset, batch_sampler=self.batches, collate_fn=_Collate(self.handle),
+                            num_workers=self.workers, pin_memory=device.type == "cuda", generator=torch.Generator())
         bar = tqdm(total=len(self.batches), desc=f"dissect {self.name}: {stage}", unit="batch", leave=False,
                    disable=not self.progress or len(self.batches) < 5)
-        stream = prefetch(iter(self.loader))
+        stream = prefetch(iter(loader))
         try:
             for images, masks in stream:
-                yield images.to(self.device, non_blocking=True), masks
+                yield images.to(device, non_blocking=True), masks
                 bar.update()
         finally:
             stream.close()
@@ -155,8 +162,10 @@ class _Overlaps:
         self.unit_area = torch.zeros(channels, dtype=torch.float64, device=device)
         self.concept_area = torch.zeros(concepts, dtype=torch.float64, device=device)
 
-    def add(self, maps: torch.Tensor, masks: torch.Tensor | list[torch.Tensor]) -> None:
+    def add(self, maps: torch.Tensor, masks: Masks) -> None:
         """A batch of maps ``(B, C, h, w)`` and its masks (stacked, or a list when their sizes differ)."""
+        if masks is None:
+            raise CnnvizError("a batch came without its masks")  # a programming error, not the user's
         if isinstance(masks, torch.Tensor):
             self._add(maps, masks.to(maps.device))
         else:

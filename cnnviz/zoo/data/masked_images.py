@@ -132,6 +132,10 @@ class MaskedImages(Dataset):
             return _float(self.images[rows]), self.masks[rows]
         return [self[i] for i in indices]
 
+    def without_masks(self) -> Dataset:
+        """The images alone, as a dataset of ``(image, None)`` items: a pass that needs no masks reads none."""
+        return _ImagesOnly(self)
+
     def name(self, index: int) -> str:
         """The image's file name relative to its folder, or ``#index``."""
         if self.pairs:
@@ -146,6 +150,26 @@ class MaskedImages(Dataset):
         labels = torch.from_numpy(_read_values(path).astype(np.int64))
         _check_labels(labels, len(self.concepts), str(path))
         return labels
+
+
+class _ImagesOnly(Dataset):
+    """:meth:`MaskedImages.without_masks`."""
+
+    def __init__(self, data: MaskedImages) -> None:
+        self.data, self.in_memory = data, data.in_memory
+
+    def __len__(self) -> int:
+        return len(self.data)
+
+    def __getitem__(self, index: int) -> tuple[torch.Tensor, None]:
+        if self.data.images is not None:
+            return _float(self.data.images[index]), None
+        return load_image(self.data.pairs[index][0]), None
+
+    def __getitems__(self, indices: list[int]) -> list[tuple[torch.Tensor, None]] | tuple[torch.Tensor, None]:
+        if self.data.images is not None:
+            return _float(self.data.images[torch.as_tensor(indices)]), None
+        return [self[i] for i in indices]
 
 
 def open_masked(data: MaskedImages | Scenes | str | Path, masks: str | Path | None = None, *,
