@@ -259,9 +259,7 @@ def _check_size(image: Path, mask: Path) -> None:
     with pillow_refusals(str(image)), Image.open(image) as opened:
         size = opened.size[::-1] if opened.getexif().get(EXIF_ORIENTATION, 1) in (5, 6, 7, 8) else opened.size
     files = sorted(f for f in mask.iterdir() if f.suffix.lower() == ".png") if mask.is_dir() else [mask]
-    if not files:
-        raise CnnvizError(f"{mask} holds no CONCEPT.png files: give one binary PNG per concept in the image")
-    for file in files:
+    for file in files:  # an empty per-concept folder: no concept in this image
         with pillow_refusals(str(file)), Image.open(file) as opened:
             if opened.size != size:
                 raise CnnvizError(f"the mask {file} is {opened.size[0]}x{opened.size[1]} but its image {image} "
