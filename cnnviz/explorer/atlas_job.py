@@ -74,13 +74,21 @@ class AtlasJob(Job):
         return len(rows)
 
     def completed(self) -> None:
-        assert self.best is not None
-        positions = torch.stack([self.best.positions // self.map_size[1], self.best.positions % self.map_size[1]], -1)
-        arrays = {"values": self.best.values.numpy(), "indices": self.best.indices.numpy(),
-                  "positions": positions.numpy(), "map_size": np.array(self.map_size), "count": np.array(self.steps),
-                  "ties": self.best.ties.numpy()}
-        zoo.atomic_write(self.path, lambda file: np.savez(file, **arrays))
-        self.atlas = load_atlas(self.handle, self.layer, self.path)
+        self.atlas = self.current()
+        zoo.atomic_write(self.path, lambda file: np.savez(file, **self.atlas.top_arrays()))
+
+    def current(self) -> Atlas | None:
+        """The atlas of the items scanned so far (None before the first round): what a page shows while the scan
+        goes on."""
+        best = self.best
+        if best is None:
+            return None
+        positions = torch.stack([best.positions // self.map_size[1], best.positions % self.map_size[1]], -1)
+        field, reason = layer_field(self.handle, self.layer)
+        return Atlas.from_top_arrays(self.layer, {"values": best.values.numpy(), "indices": best.indices.numpy(),
+                                                  "positions": positions.numpy(), "map_size": np.array(self.map_size),
+                                                  "count": np.array(self.step), "ties": best.ties.numpy()},
+                                     field, reason, self.handle.input_size)
 
     def describe(self) -> dict[str, Any]:
         return {"layer": self.layer, "model": self.handle.name}
@@ -113,11 +121,6 @@ def scan_cost(handle: ModelHandle, layer: str, data: DataSource) -> dict[str, An
 def load_atlas(handle: ModelHandle, layer: str, path: Path) -> Atlas:
     """The atlas kept at ``path`` (top entries only), with the layer's receptive field for the patch boxes."""
     with np.load(path, allow_pickle=False) as kept:
-        values, indices, positions = (torch.from_numpy(kept[name]) for name in ("values", "indices", "positions"))
-        map_size, count = tuple(int(v) for v in kept["map_size"]), int(kept["count"])
-        ties = torch.from_numpy(kept["ties"]) if "ties" in kept else None
-    channels = values.shape[0]
+        arrays = dict(kept)
     field, reason = layer_field(handle, layer)
-    return Atlas(layer, count, map_size, values, indices, positions, torch.empty(channels, 0),  # type: ignore[arg-type]
-                 torch.empty(channels, 0, dtype=torch.int64), torch.empty(channels, 0, 2, dtype=torch.int64),
-                 field, reason, handle.input_size, top_ties=ties)
+    return Atlas.from_top_arrays(layer, arrays, field, reason, handle.input_size)

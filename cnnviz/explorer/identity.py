@@ -19,16 +19,13 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
+from cnnviz.interpret.core import weights_digest
 from cnnviz.zoo.handle import ModelHandle
 
 
 def model_identity(handle: ModelHandle) -> str:
     """A hash of the model's name and every weight and buffer."""
-    digest = hashlib.sha256(handle.name.encode())
-    for name, tensor in handle.model.state_dict().items():
-        digest.update(name.encode())
-        digest.update(tensor.detach().cpu().contiguous().view(-1).view(torch.uint8).numpy().tobytes())
-    return digest.hexdigest()[:24]
+    return weights_digest(handle.model, handle.name)
 
 
 def data_identity(data: Any, dataset: Dataset | None = None) -> str:

@@ -20,6 +20,7 @@ from cnnviz.interpret.core.distributed import (
                                     shard_batches,
                                     shard_jobs,
 )
+from cnnviz.interpret.core.fingerprint import weights_digest
 from cnnviz.interpret.core.gradients import input_gradients
 from cnnviz.interpret.core.maps import attribution_map
 from cnnviz.interpret.core.removal import FILLS, Fill, removed_pixels
@@ -47,4 +48,5 @@ __all__ = [
     "ResolvedTarget", "ScoreFn", "Target", "class_index", "class_probabilities", "is_score_fn", "pass_target",
     "resolve_target", "take", "target_indices", "target_scores", "BoxScore", "RegionScore", "dense_target", "detection_target",
     "region_target", "explained_caption", "OptionSpec", "docstring_args", "option_specs",
+    "weights_digest",
 ]

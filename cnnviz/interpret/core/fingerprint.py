@@ -10,6 +10,8 @@ Example:
 
 from __future__ import annotations
 
+import hashlib
+
 import torch
 from torch import nn
 
@@ -31,6 +33,24 @@ def weights_fingerprint(model: nn.Module) -> tuple[object, ...]:
     floats = [t.detach() for t in tensors if t.is_floating_point()]
     norms = torch.stack([n.double().cpu() for n in torch._foreach_norm(floats)]).tolist() if floats else []
     return tuple((t.data_ptr(), t._version, tuple(t.shape), t.dtype, t.device) for t in tensors) + tuple(norms)
+
+
+def weights_digest(model: nn.Module, name: str = "") -> str:
+    """A hash of ``name`` and the bytes of every weight and buffer: the same across processes and restarts (what a
+    file kept for a model names it by; :func:`weights_fingerprint` is the cheap check within one process).
+
+    Example:
+        >>> net = torch.nn.Linear(2, 2)
+        >>> before = weights_digest(net, "net")
+        >>> _ = net.weight.data.mul_(2)
+        >>> before == weights_digest(net, "net"), len(before)
+        (False, 24)
+    """
+    digest = hashlib.sha256(name.encode())
+    for key, tensor in model.state_dict().items():
+        digest.update(key.encode())
+        digest.update(tensor.detach().cpu().contiguous().view(-1).view(torch.uint8).numpy().tobytes())
+    return digest.hexdigest()[:24]
 
 
 def structure_fingerprint(model: nn.Module) -> tuple[object, ...]:
