@@ -29,7 +29,7 @@ from torch.utils.data import Subset
 
 from cnnviz import zoo
 from cnnviz.explorer.jobs import ROUND_SECONDS, Job
-from cnnviz.interpret.inside import Atlas, TopK, layer_field, neuron_atlas
+from cnnviz.interpret.inside import Atlas, TopK, UnitStats, layer_field, neuron_atlas
 from cnnviz.zoo.handle import ModelHandle
 from cnnviz.zoo.data import DataSource, open_dataset
 
@@ -57,12 +57,14 @@ class AtlasJob(Job):
         self.best: TopK | None = None
         self.map_size = (0, 0)
         self.atlas: Atlas | None = None
+        self.stats: UnitStats | None = None  # gathered in the same pass when set (a layer sheet's statistics)
+        self.scanned = 0  # items merged so far
 
     def advance(self) -> int:
-        rows = range(self.step, min(self.step + self.round_steps, self.steps))
+        rows = range(self.scanned, min(self.scanned + self.round_steps, len(self.dataset)))
         start = time.perf_counter()
         part = neuron_atlas(self.handle, self.layer, Subset(self.dataset, rows), top=min(self.top, len(rows)),
-                            bottom=0, workers=0, progress=False)
+                            bottom=0, workers=0, progress=False, observe=None if self.stats is None else self.stats.add)
         seconds = time.perf_counter() - start
         PACE[self.handle.name, self.layer] = seconds / len(rows)
         self.round_steps = max(1, min(MAX_CHUNK, int(len(rows) * ROUND_SECONDS / max(seconds, 1e-3))))
@@ -71,11 +73,12 @@ class AtlasJob(Job):
         if self.best is None:
             self.best = TopK.empty(part.channels, self.top, True, torch.device("cpu"))
         self.best = self.best.merge(part.top_values, part.top_indices + rows.start, flat, part.top_ties)
+        self.scanned += len(rows)
         return len(rows)
 
     def completed(self) -> None:
         self.atlas = self.current()
-        zoo.atomic_write(self.path, lambda file: np.savez(file, **self.atlas.top_arrays()))
+        keep_atlas(self.path, self.atlas)
 
     def current(self) -> Atlas | None:
         """The atlas of the items scanned so far (None before the first round): what a page shows while the scan
@@ -87,7 +90,7 @@ class AtlasJob(Job):
         field, reason = layer_field(self.handle, self.layer)
         return Atlas.from_top_arrays(self.layer, {"values": best.values.numpy(), "indices": best.indices.numpy(),
                                                   "positions": positions.numpy(), "map_size": np.array(self.map_size),
-                                                  "count": np.array(self.step), "ties": best.ties.numpy()},
+                                                  "count": np.array(self.scanned), "ties": best.ties.numpy()},
                                      field, reason, self.handle.input_size)
 
     def describe(self) -> dict[str, Any]:
@@ -116,6 +119,11 @@ def scan_cost(handle: ModelHandle, layer: str, data: DataSource) -> dict[str, An
     pace = PACE[handle.name, layer] if measured else GUESSES[handle.name, layer]
     return {"items": len(dataset), "seconds_per_item": pace, "seconds": round(len(dataset) * pace, 1),
             "measured": measured}
+
+
+def keep_atlas(path: Path, atlas: Atlas) -> Path:
+    """Write ``atlas``'s top entries to ``path`` atomically (:func:`load_atlas` reads them)."""
+    return zoo.atomic_write(path, lambda file: np.savez(file, **atlas.top_arrays()))
 
 
 def load_atlas(handle: ModelHandle, layer: str, path: Path) -> Atlas:

@@ -12,6 +12,7 @@ Example:
 from __future__ import annotations
 
 import hashlib
+import json
 from pathlib import Path
 from typing import Any
 
@@ -49,3 +50,8 @@ def data_identity(data: Any, dataset: Dataset | None = None) -> str:
             array = item.detach().float().cpu().numpy() if isinstance(item, torch.Tensor) else np.asarray(item)
             digest.update(np.ascontiguousarray(array).tobytes())
     return digest.hexdigest()[:24]
+
+
+def result_key(*parts: Any) -> str:
+    """A short hash naming a result by everything that determines it."""
+    return hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()[:32]

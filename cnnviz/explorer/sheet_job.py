@@ -1,0 +1,128 @@
+"""A layer sheet as a job (:func:`interpret.layer_sheet` in rounds): first the feature visualizations of every
+channel (one run of the engine, :func:`interpret.optimize.unit_pictures`, parked between rounds by
+:class:`~cnnviz.explorer.stepped.Stepped`), then the atlas scan of ``--data`` a chunk per round with the
+statistics gathered in the same pass (:class:`~cnnviz.explorer.atlas_job.AtlasJob`'s rounds). What is made so far
+is readable while it runs (:attr:`SheetJob.pictures`, :meth:`SheetJob.current`), so a page fills in as it arrives.
+When every round is done, the sheet is written once, atomically, under the weights' and the data's identity
+(:func:`sheet_key`), with the layer's atlas beside it.
+
+Example:
+    >>> import tempfile, torch
+    >>> from cnnviz import zoo
+    >>> from cnnviz.explorer.compute_queue import ComputeQueue
+    >>> handle, queue = zoo.load("fashion_cnn", device="cpu"), ComputeQueue("cpu")
+    >>> folder = Path(tempfile.mkdtemp())
+    >>> job = SheetJob(handle, "features.block1", torch.rand(10, 1, 28, 28), folder / "sheet.npz",
+    ...                folder / "atlas.npz", top=3, steps=4)
+    >>> job.start(queue).result(); job.state, (folder / "sheet.npz").exists()
+    ('done', True)
+    >>> sheet = load_sheet(handle, folder / "sheet.npz")
+    >>> sheet.pictures.shape, sheet.atlas.count, sheet.stats.entries
+    (torch.Size([16, 1, 1, 28, 28]), 10, 1960)
+    >>> queue.close()
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from cnnviz import zoo
+from cnnviz.explorer.atlas_job import CHUNK, TOP, AtlasJob, keep_atlas
+from cnnviz.explorer.identity import result_key
+from cnnviz.explorer.jobs import ROUND_SECONDS
+from cnnviz.explorer.stepped import Stepped
+from cnnviz.interpret.core import auto_batch_size, weights_digest
+from cnnviz.interpret.inside import LayerSheet, UnitStats, layer_channels
+from cnnviz.interpret.optimize import default_preset, unit_pictures
+from cnnviz.zoo.data import DataSource
+from cnnviz.zoo.handle import ModelHandle
+
+STEPS = 128  # optimizer steps of each channel's picture in a sheet the explorer makes
+PICTURE_ROUND = 16  # engine steps a round (or ROUND_SECONDS, whichever comes first)
+SHEETS_DIR = "sheets"  # the cache folder's subfolder of sheets
+
+
+def sheet_key(model: str, layer: str, data: str | None, *, top: int = TOP, steps: int = STEPS, diversity: int = 1,
+              preset: str | None = None, seed: int = 0) -> tuple[Any, ...]:
+    """What a kept sheet is named by: the model's weights (``model``: :func:`explorer.identity.model_identity`),
+    the layer, the data's identity (None: no data) and how the sheet is made (the preset included, so a new default
+    preset makes new pictures). ``cnnviz microscope --cache`` and the explorer name sheets alike, so either reuses
+    the other's.
+
+    Example:
+        >>> sheet_key("abc", "features.block2", None) == sheet_key("abc", "features.block2", None, steps=STEPS)
+        True
+    """
+    return ("sheet", model, layer, data, top, steps, diversity, preset or default_preset(), seed)
+
+
+def sheet_file(cache: Path, key: tuple[Any, ...]) -> Path:
+    """The file of the sheet named by ``key`` (:func:`sheet_key`) in the cache folder ``cache``."""
+    return Path(cache) / SHEETS_DIR / f"{result_key(*key)}.npz"
+
+
+def load_sheet(handle: ModelHandle, path: Path) -> LayerSheet:
+    """The sheet kept at ``path``, for ``handle`` (refused with one line when made from other weights)."""
+    with np.load(path, allow_pickle=False) as kept:
+        return LayerSheet.from_arrays(handle, dict(kept))
+
+
+def keep_sheet(path: Path, sheet: LayerSheet) -> Path:
+    """Write ``sheet`` to ``path`` atomically."""
+    return zoo.atomic_write(path, lambda file: np.savez(file, **sheet.to_arrays()))
+
+
+class SheetJob(AtlasJob):
+    """The sheet of ``layer``: every channel's picture (``steps`` steps), then, with ``data``, the top-``top``
+    items and the statistics of every channel; written to ``path`` (and the atlas to ``atlas_path``) when done."""
+
+    kind = "sheet"
+
+    def __init__(self, handle: ModelHandle, layer: str, data: DataSource | None, path: Path,
+                 atlas_path: Path | None = None, *, top: int = TOP, steps: int = STEPS, diversity: int = 1,
+                 chunk: int = CHUNK) -> None:
+        channels = layer_channels(handle, layer)  # refuses a layer of one channel
+        empty = torch.empty(0, handle.in_channels, handle.input_size, handle.input_size)
+        super().__init__(handle, layer, empty if data is None else data, path, top=top, chunk=chunk)
+        self.scan_path, self.channels, self.picture_steps, self.diversity = atlas_path, channels, steps, diversity
+        self.stats = UnitStats.empty(channels) if data is not None else None
+        self.preset = default_preset()
+        self.pictures: torch.Tensor | None = None  # (channels, diversity, C, S, S) once made
+        self.sheet: LayerSheet | None = None
+        jobs = channels * diversity
+        rows = min(jobs, max(diversity, auto_batch_size(handle, backward=True) // diversity * diversity))
+        self.engine_steps = steps * math.ceil(jobs / rows)  # every row runs its steps, wave after wave
+        self.steps = self.engine_steps + len(self.dataset)
+        self.run = Stepped(lambda: unit_pictures(handle, layer, range(channels), steps=steps, diversity=diversity,
+                                                 preset=self.preset, progress=False),
+                           handle, round_steps=PICTURE_ROUND, round_seconds=ROUND_SECONDS, total=self.engine_steps)
+
+    def advance(self) -> int:
+        if self.pictures is None:
+            before = min(self.run.steps, self.engine_steps - 1)
+            if self.run.round():
+                self.pictures = self.run.result.detach().cpu()
+                return self.engine_steps - before
+            return min(self.run.steps, self.engine_steps - 1) - before  # the last step counts once they are made
+        return super().advance() if self.scanned < len(self.dataset) else 0
+
+    def completed(self) -> None:
+        self.atlas = self.current() if len(self.dataset) else None
+        if self.atlas is not None and self.scan_path is not None:
+            keep_atlas(self.scan_path, self.atlas)
+        self.sheet = LayerSheet(self.handle.name, weights_digest(self.handle.model, self.handle.name), self.layer,
+                                self.channels, self.pictures, self.atlas, self.stats, self.preset, self.picture_steps)
+        keep_sheet(self.path, self.sheet)
+
+    def ended(self) -> None:
+        self.run.stop()
+
+    def describe(self) -> dict[str, Any]:
+        """The layer, and how far each part is: ``pictures`` made or not, ``scanned`` of ``items``."""
+        return {"layer": self.layer, "model": self.handle.name, "pictures": self.pictures is not None,
+                "scanned": self.scanned, "items": len(self.dataset)}
