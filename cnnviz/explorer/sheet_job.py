@@ -85,7 +85,7 @@ class SheetJob(AtlasJob):
 
     def __init__(self, handle: ModelHandle, layer: str, data: DataSource | None, path: Path,
                  atlas_path: Path | None = None, *, top: int = TOP, steps: int = STEPS, diversity: int = 1,
-                 chunk: int = CHUNK) -> None:
+                 first: list[int] | None = None, chunk: int = CHUNK) -> None:
         channels = layer_channels(handle, layer)  # refuses a layer of one channel
         empty = torch.empty(0, handle.in_channels, handle.input_size, handle.input_size)
         super().__init__(handle, layer, empty if data is None else data, path, top=top, chunk=chunk)
@@ -93,23 +93,34 @@ class SheetJob(AtlasJob):
         self.stats = UnitStats.empty(channels) if data is not None else None
         self.preset = default_preset()
         self.pictures: torch.Tensor | None = None  # (channels, diversity, C, S, S) once made
+        self.ready: dict[int, torch.Tensor] = {}  # pictures finished so far, by channel
+        first = [c for c in dict.fromkeys(first or []) if 0 <= c < channels]
+        self.order = first + [c for c in range(channels) if c not in set(first)]  # the channels a page shows first
         self.sheet: LayerSheet | None = None
         jobs = channels * diversity
         rows = min(jobs, max(diversity, auto_batch_size(handle, backward=True) // diversity * diversity))
         self.engine_steps = steps * math.ceil(jobs / rows)  # every row runs its steps, wave after wave
         self.steps = self.engine_steps + len(self.dataset)
-        self.run = Stepped(lambda: unit_pictures(handle, layer, range(channels), steps=steps, diversity=diversity,
-                                                 preset=self.preset, progress=False),
+        self.run = Stepped(lambda: unit_pictures(handle, layer, self.order, steps=steps, diversity=diversity,
+                                                 preset=self.preset, progress=False, made=self._made),
                            handle, round_steps=PICTURE_ROUND, round_seconds=ROUND_SECONDS, total=self.engine_steps)
 
     def advance(self) -> int:
         if self.pictures is None:
             before = min(self.run.steps, self.engine_steps - 1)
             if self.run.round():
-                self.pictures = self.run.result.detach().cpu()
+                self.pictures = torch.empty_like(self.run.result, device="cpu")
+                self.pictures[self.order] = self.run.result.detach().cpu()
                 return self.engine_steps - before
             return min(self.run.steps, self.engine_steps - 1) - before  # the last step counts once they are made
         return super().advance() if self.scanned < len(self.dataset) else 0
+
+    def _made(self, places: list[int], pictures: torch.Tensor) -> None:
+        self.ready.update({self.order[p]: picture for p, picture in zip(places, pictures)})
+
+    def picture(self, channel: int) -> torch.Tensor | None:
+        """Channel ``channel``'s pictures ``(diversity, C, S, S)`` once made (before the others are)."""
+        return self.pictures[channel] if self.pictures is not None else self.ready.get(channel)
 
     def completed(self) -> None:
         self.atlas = self.current() if len(self.dataset) else None

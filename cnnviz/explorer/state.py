@@ -188,14 +188,16 @@ class Explorer:
         the layer, the data and the settings), so either reuses the other's."""
         return sheet_file(self.cache_dir, sheet_key(self.model_identity(handle), layer, self.data_identity()))
 
-    def sheet_job(self, handle: ModelHandle, layer: str) -> SheetJob | None:
-        """The running sheet job of ``layer`` (started now unless one runs); None when the sheet is on disk."""
+    def sheet_job(self, handle: ModelHandle, layer: str, first: list[int] | None = None) -> SheetJob | None:
+        """The running sheet job of ``layer`` (started now unless one runs, picturing ``first`` first); None when
+        the sheet is on disk."""
         path = self.sheet_path(handle, layer)
         if path.exists():
             return None
         job = self.sheet_jobs.get(path)
         if job is None or (job.over and not path.exists()):
-            job = SheetJob(handle, layer, self.data, path, self.atlas_path(handle, layer) if self.data else None)
+            job = SheetJob(handle, layer, self.data, path, self.atlas_path(handle, layer) if self.data else None,
+                           first=first)
             self.sheet_jobs[path] = job
             self.start(job, handle)
         return job

@@ -14,7 +14,7 @@ Example:
 from __future__ import annotations
 
 import inspect
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import torch
 
@@ -40,7 +40,7 @@ def default_preset() -> str:
 
 def unit_pictures(handle: ModelHandle, layer: str, channels: Sequence[int], *, steps: int = 128,
                   diversity: int = 1, preset: str | None = None, seed: int = 0, batch_size: int | None = None,
-                  progress: bool = True) -> torch.Tensor:
+                  progress: bool = True, made: Callable[[list[int], torch.Tensor], None] | None = None) -> torch.Tensor:
     """``diversity`` pictures of each of ``channels`` of ``layer`` (each maximizing the channel's mean
     activation), all in one run of the engine.
 
@@ -51,6 +51,8 @@ def unit_pictures(handle: ModelHandle, layer: str, channels: Sequence[int], *, s
         preset: an :func:`interpret.actmax` preset (default: its default).
         seed: a picture's start depends on ``(seed, its row in the job list)`` only, not on the batch around it.
         batch_size: rows optimized together (default: what fits the device), rounded down to whole channels.
+        made: called as soon as pictures are finished, with their places in ``channels`` and the pictures
+            ``(n, diversity, C, S, S)`` (a page shows them while the others are made; the first channels first).
 
     Returns:
         ``(len(channels), diversity, C, S, S)`` in [0, 1], on the model's device.
@@ -77,8 +79,16 @@ def unit_pictures(handle: ModelHandle, layer: str, channels: Sequence[int], *, s
             for mine, start in zip(image.parameters(), fresh.parameters()):
                 mine[row] = start[0]
 
+    finished = torch.zeros(jobs, dtype=torch.bool)
+
     def keep(done: torch.Tensor, jobs_done: torch.Tensor, context: objectives.Context) -> None:
         out[jobs_done.to(out.device)] = context.images.detach()[done.to(out.device)]
+        finished[jobs_done] = True
+        if made is not None:
+            complete = finished.view(len(channels), diversity).all(1)
+            whole = sorted({j // diversity for j in jobs_done.tolist() if complete[j // diversity]})
+            if whole:
+                made(whole, out.unflatten(0, (len(channels), diversity))[whole].detach().cpu())
 
     objective = objectives.channel(layer, wanted)
     if diversity > 1:
