@@ -33,16 +33,17 @@ import torch
 
 from cnnviz import zoo
 from cnnviz.explorer.atlas_job import CHUNK, TOP, AtlasJob, keep_atlas
-from cnnviz.explorer.identity import result_key
+from cnnviz.explorer.identity import data_identity, model_identity, result_key
 from cnnviz.explorer.jobs import ROUND_SECONDS
 from cnnviz.explorer.stepped import Stepped
 from cnnviz.interpret.core import auto_batch_size, weights_digest
-from cnnviz.interpret.inside import LayerSheet, UnitStats, layer_channels
+from cnnviz.interpret.inside import SHEET_STEPS, LayerSheet, UnitStats, layer_channels, layer_sheet, stuck
 from cnnviz.interpret.optimize import default_preset, unit_pictures
-from cnnviz.zoo.data import DataSource
+from cnnviz.zoo.core import CnnvizError
+from cnnviz.zoo.data import DataSource, open_dataset
 from cnnviz.zoo.handle import ModelHandle
 
-STEPS = 128  # optimizer steps of each channel's picture in a sheet the explorer makes
+STEPS = SHEET_STEPS  # optimizer steps of each channel's picture in a sheet the explorer makes
 PICTURE_ROUND = 16  # engine steps a round (or ROUND_SECONDS, whichever comes first)
 SHEETS_DIR = "sheets"  # the cache folder's subfolder of sheets
 
@@ -66,10 +67,50 @@ def sheet_file(cache: Path, key: tuple[Any, ...]) -> Path:
     return Path(cache) / SHEETS_DIR / f"{result_key(*key)}.npz"
 
 
+def cached_sheet(handle: ModelHandle, layer: str, data: DataSource | None = None, *, cache: Path | None = None,
+                 top: int = TOP, steps: int = STEPS, diversity: int = 1, preset: str | None = None, seed: int = 0,
+                 progress: bool = False) -> LayerSheet:
+    """:func:`interpret.layer_sheet`, kept in the folder ``cache`` (None: not kept) under the weights' and the
+    data's identity and the settings: a later call, or the explorer serving with ``--cache`` the same folder,
+    reuses it; changed weights make a new one.
+
+    Example:
+        >>> import tempfile
+        >>> from cnnviz import zoo
+        >>> handle, folder = zoo.load("fashion_cnn", device="cpu"), Path(tempfile.mkdtemp())
+        >>> first = cached_sheet(handle, "features.block1", torch.rand(6, 1, 28, 28), cache=folder, steps=2, top=2)
+        >>> again = cached_sheet(handle, "features.block1", torch.rand(6, 1, 28, 28), cache=folder, steps=2, top=2)
+        >>> len(list(folder.rglob("*.npz")))  # other data: another sheet
+        2
+    """
+    dataset = None if data is None else open_dataset(data)
+    make = lambda: layer_sheet(handle, layer, dataset, top=top, steps=steps, diversity=diversity, preset=preset,
+                               seed=seed, progress=progress)
+    if cache is None:
+        return make()
+    identity = None if data is None else data_identity(data, dataset)
+    top = top if dataset is None else min(top, len(dataset))
+    path = sheet_file(cache, sheet_key(model_identity(handle), layer, identity, top=top, steps=steps,
+                                       diversity=diversity, preset=preset, seed=seed))
+    if path.exists():
+        return load_sheet(handle, path)
+    sheet = make()
+    keep_sheet(path, sheet)
+    return sheet
+
+
 def load_sheet(handle: ModelHandle, path: Path) -> LayerSheet:
-    """The sheet kept at ``path``, for ``handle`` (refused with one line when made from other weights)."""
-    with np.load(path, allow_pickle=False) as kept:
-        return LayerSheet.from_arrays(handle, dict(kept))
+    """The sheet kept at ``path``, for ``handle`` (refused with one line when made from other weights, or when
+    ``path`` holds no sheet)."""
+    try:
+        with np.load(path, allow_pickle=False) as kept:
+            arrays = dict(kept)
+    except (OSError, ValueError) as exc:
+        raise CnnvizError(f"{path} is not a layer sheet ({str(exc).splitlines()[0]}): give the sheet.npz that "
+                          "cnnviz microscope writes") from None
+    if "weights" not in arrays:
+        raise CnnvizError(f"{path} is not a layer sheet: give the sheet.npz that cnnviz microscope writes")
+    return LayerSheet.from_arrays(handle, arrays)
 
 
 def keep_sheet(path: Path, sheet: LayerSheet) -> Path:
@@ -127,7 +168,8 @@ class SheetJob(AtlasJob):
         if self.atlas is not None and self.scan_path is not None:
             keep_atlas(self.scan_path, self.atlas)
         self.sheet = LayerSheet(self.handle.name, weights_digest(self.handle.model, self.handle.name), self.layer,
-                                self.channels, self.pictures, self.atlas, self.stats, self.preset, self.picture_steps)
+                                self.channels, self.pictures, self.atlas, self.stats, self.preset, self.picture_steps,
+                                still=stuck(self.handle, self.layer, self.pictures))
         keep_sheet(self.path, self.sheet)
 
     def ended(self) -> None:

@@ -25,7 +25,7 @@ import torch
 from torch.utils.data import Dataset
 
 from cnnviz import interpret
-from cnnviz.explorer.atlas_job import AtlasJob, load_atlas
+from cnnviz.explorer.atlas_job import TOP, AtlasJob, load_atlas
 from cnnviz.explorer.compute_queue import ComputeQueue, Queues
 from cnnviz.explorer.errors import NotFound
 from cnnviz.explorer.identity import data_identity, model_identity, result_key
@@ -186,7 +186,8 @@ class Explorer:
     def sheet_path(self, handle: ModelHandle, layer: str) -> Path:
         """Where the sheet of ``layer`` is kept: named as ``cnnviz microscope --cache`` names it (by the weights,
         the layer, the data and the settings), so either reuses the other's."""
-        return sheet_file(self.cache_dir, sheet_key(self.model_identity(handle), layer, self.data_identity()))
+        top = TOP if self.data is None else min(TOP, len(self.data))
+        return sheet_file(self.cache_dir, sheet_key(self.model_identity(handle), layer, self.data_identity(), top=top))
 
     def sheet_job(self, handle: ModelHandle, layer: str, first: list[int] | None = None) -> SheetJob | None:
         """The running sheet job of ``layer`` (started now unless one runs, picturing ``first`` first); None when

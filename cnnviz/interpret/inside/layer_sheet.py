@@ -31,10 +31,12 @@ from torch import nn
 from cnnviz.interpret.core import layer_output, weights_digest
 from cnnviz.interpret.inside.atlas import Atlas, neuron_atlas
 from cnnviz.interpret.inside.fields import layer_field
-from cnnviz.interpret.optimize import default_preset, unit_pictures
+from cnnviz.interpret.optimize import default_preset, unit_pictures, unmoved
 from cnnviz.zoo.core import CnnvizError
 from cnnviz.zoo.data import DataSource, open_dataset
 from cnnviz.zoo.handle import ModelHandle, as_handle, layer_name
+
+STEPS = 128  # optimizer steps of each channel's picture, unless told
 
 
 @dataclass
@@ -109,6 +111,8 @@ class LayerSheet:
         atlas: the top dataset items of every channel, with the unit behind each (None: no data).
         stats: mean, sparsity, alive per channel over the data (None: no data).
         preset, steps, seed: how the pictures were made.
+        still: per channel, True when its picture did not move from its start (the channel gives no gradient there:
+            dead, or flat where the optimization began; :func:`interpret.optimize.unmoved`).
     """
 
     model: str
@@ -121,12 +125,15 @@ class LayerSheet:
     preset: str
     steps: int
     seed: int = 0
+    still: torch.Tensor | None = None
 
     def unit(self, channel: int) -> dict[str, Any]:
         """One channel's line: its statistics and its top items (index, activation, box) where known."""
         if not 0 <= channel < self.channels:
             raise CnnvizError(f"layer {self.layer!r} has channels 0 to {self.channels - 1}, not {channel}")
         found: dict[str, Any] = {"channel": channel, "pictures": 0 if self.pictures is None else self.pictures.shape[1]}
+        if self.still is not None:
+            found["picture_moved"] = not bool(self.still[channel])
         if self.stats is not None:
             found.update(mean=float(self.stats.mean[channel]), sparsity=float(self.stats.sparsity[channel]),
                          alive=bool(self.stats.alive[channel]))
@@ -151,6 +158,8 @@ class LayerSheet:
                   "seed": np.array(self.seed)}
         if self.pictures is not None:
             arrays["pictures"] = (self.pictures * 255).round().to(torch.uint8).numpy()
+        if self.still is not None:
+            arrays["still"] = self.still.numpy()
         if self.atlas is not None:
             arrays.update({f"atlas_{k}": v for k, v in self.atlas.top_arrays().items()})
         if self.stats is not None:
@@ -175,7 +184,8 @@ class LayerSheet:
         pictures = torch.from_numpy(np.asarray(arrays["pictures"])).float() / 255 if "pictures" in arrays else None
         return cls(handle.name, weights, layer, int(arrays["channels"]), pictures, atlas,
                    UnitStats.from_arrays(arrays) if "stats_total" in arrays else None, str(arrays["preset"]),
-                   int(arrays["steps"]), int(arrays["seed"]))
+                   int(arrays["steps"]), int(arrays["seed"]),
+                   torch.from_numpy(np.asarray(arrays["still"])) if "still" in arrays else None)
 
 
 def layer_channels(handle: ModelHandle, layer: str | nn.Module) -> int:
@@ -197,7 +207,7 @@ def layer_channels(handle: ModelHandle, layer: str | nn.Module) -> int:
     return int(probe.shape[1])
 
 
-def layer_sheet(model: nn.Module, layer: str, data: DataSource | None = None, *, top: int = 9, steps: int = 128,
+def layer_sheet(model: nn.Module, layer: str, data: DataSource | None = None, *, top: int = 9, steps: int = STEPS,
                 diversity: int = 1, preset: str | None = None, seed: int = 0,
                 pictures: bool = True, batch_size: int | None = None, progress: bool = True) -> LayerSheet:
     """The sheet of ``layer``: every channel's feature visualization (one optimization for all of them), its
@@ -236,4 +246,10 @@ def layer_sheet(model: nn.Module, layer: str, data: DataSource | None = None, *,
         drawn = unit_pictures(handle, name, range(count), steps=steps, diversity=diversity, preset=preset, seed=seed,
                               batch_size=batch_size, progress=progress).cpu()
     return LayerSheet(handle.name, weights_digest(handle.model, handle.name), name, count, drawn, atlas, stats,
-                      preset, steps, seed)
+                      preset, steps, seed, None if drawn is None else stuck(handle, name, drawn))
+
+
+def stuck(handle: ModelHandle, layer: str, pictures: torch.Tensor) -> torch.Tensor:
+    """Per channel, whether its first picture (of ``pictures``, ``(channels, D, C, S, S)``) did not move: the
+    channel gives no gradient there (:func:`interpret.optimize.unmoved`)."""
+    return torch.tensor([reason is not None for reason in unmoved(handle, f"{layer}:all", pictures[:, 0])])

@@ -49,7 +49,8 @@ def unit_pictures(handle: ModelHandle, layer: str, channels: Sequence[int], *, s
         steps: optimizer steps per picture.
         diversity: pictures per channel, pushed apart (Gram matrices of ``layer``) when more than one.
         preset: an :func:`interpret.actmax` preset (default: its default).
-        seed: a picture's start depends on ``(seed, its row in the job list)`` only, not on the batch around it.
+        seed: a picture's start depends on ``(seed, channel, which of its pictures)`` only, not on the order of
+            ``channels`` or the batch around it.
         batch_size: rows optimized together (default: what fits the device), rounded down to whole channels.
         made: called as soon as pictures are finished, with their places in ``channels`` and the pictures
             ``(n, diversity, C, S, S)`` (a page shows them while the others are made; the first channels first).
@@ -74,7 +75,8 @@ def unit_pictures(handle: ModelHandle, layer: str, channels: Sequence[int], *, s
 
     def load(row: int, job: int) -> None:
         wanted[row] = channels[job // diversity]
-        fresh = param.make_image(how.kind, (1, *shape[1:]), handle.device, seed=seed * 1_000_003 + job)
+        start_seed = seed * 1_000_003 + channels[job // diversity] * diversity + job % diversity
+        fresh = param.make_image(how.kind, (1, *shape[1:]), handle.device, seed=start_seed)
         with torch.no_grad():
             for mine, start in zip(image.parameters(), fresh.parameters()):
                 mine[row] = start[0]

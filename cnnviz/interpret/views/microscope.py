@@ -20,7 +20,7 @@ from typing import Any
 
 import torch
 
-from cnnviz.interpret.views.pixels import caption, captioned_grid, enlarge, fit, hstack, to_uint8, vstack
+from cnnviz.interpret.views.pixels import caption, captioned_grid, enlarge, fit, hstack, to_uint8
 from cnnviz.interpret.views.sheets import Picture, patch_tile, picture
 
 WEAK_IOU = 0.04  # below this IoU a unit is no detector of its best concept (Bau et al. 2017)
@@ -53,6 +53,9 @@ def unit_words(sheet: Any, channel: int, label: Label | None = None) -> str:
         'mean 0.5, zero 25% · shirt (IoU 0.1)'
     """
     parts = []
+    still = getattr(sheet, "still", None)
+    if still is not None and bool(still[channel]):
+        parts.append("its picture did not move (no gradient from where it started)")
     stats = getattr(sheet, "stats", None)
     if stats is not None:
         parts.append("dead (never positive)" if not bool(stats.alive[channel]) else
@@ -67,19 +70,20 @@ def sheet_overview(sheet: Any, title: str, *, labels: Mapping[int, Label] | None
     """Every channel's first feature visualization, captioned with the channel and its words."""
     labels = labels or {}
     tiles = [fit(enlarge(to_uint8(sheet.pictures[c, 0]), side), side) for c in range(sheet.channels)]
-    texts = [f"c{c} " + unit_words(sheet, c, labels.get(c)).split(" · ")[0].replace("dead (never positive)", "dead")
-             for c in range(sheet.channels)]
+    stats = getattr(sheet, "stats", None)
+    texts = [" ".join(part for part in (f"c{c}", "dead" if stats is not None and not bool(stats.alive[c]) else "",
+                                        label_words(labels.get(c))) if part) for c in range(sheet.channels)]
     return picture(caption(captioned_grid(tiles, texts), title))
 
 
 def unit_card(sheet: Any, channel: int, top_images: Sequence[torch.Tensor] = (), *, label: Label | None = None,
               side: int = 96) -> Picture:
-    """One channel: its feature visualizations, then its top patches (the receptive field of the maximal unit in
+    """One channel: its feature visualizations, beside them its top patches (the receptive field of the maximal unit in
     each of ``top_images``, the items of the sheet's atlas), captioned with its words."""
     rows = []
     if sheet.pictures is not None:
         pictures = [fit(enlarge(to_uint8(p), side), side) for p in sheet.pictures[channel]]
-        rows.append(caption(hstack(pictures, pad=2), "feature visualization"))
+        rows.append(caption(hstack(pictures, pad=2), "looks for"))
     if len(top_images) and sheet.atlas is not None:
         atlas = sheet.atlas
         patches = [fit(enlarge(patch_tile(im, atlas.box(channel, r, clip=False), atlas.input_size), side), side)
@@ -87,4 +91,4 @@ def unit_card(sheet: Any, channel: int, top_images: Sequence[torch.Tensor] = (),
         texts = [f"{v:.2f}" for v in atlas.top_values[channel, :len(patches)].tolist()]
         rows.append(caption(captioned_grid(patches, texts, len(patches)), f"top-{len(patches)} patches of the data"))
     words = unit_words(sheet, channel, label)
-    return picture(caption(vstack(rows), f"{sheet.layer} channel {channel}" + (f": {words}" if words else "")))
+    return picture(caption(hstack(rows, pad=12), f"{sheet.layer} channel {channel}" + (f": {words}" if words else "")))
