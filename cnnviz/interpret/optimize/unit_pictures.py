@@ -49,8 +49,8 @@ def unit_pictures(handle: ModelHandle, layer: str, channels: Sequence[int], *, s
         steps: optimizer steps per picture.
         diversity: pictures per channel, pushed apart (Gram matrices of ``layer``) when more than one.
         preset: an :func:`interpret.actmax` preset (default: its default).
-        seed: a picture's start depends on ``(seed, channel, which of its pictures)`` only, not on the order of
-            ``channels`` or the batch around it.
+        seed: seeds the random transforms; a picture's start depends on ``(seed, channel, which of its
+            pictures)`` only.
         batch_size: rows optimized together (default: what fits the device), rounded down to whole channels.
         made: called as soon as pictures are finished, with their places in ``channels`` and the pictures
             ``(n, diversity, C, S, S)`` (a page shows them while the others are made; the first channels first).
