@@ -206,7 +206,9 @@ class Explorer:
     async def sheet(self, handle: ModelHandle, layer: str) -> LayerSheet | None:
         """The sheet of ``layer``, from memory or the cache folder; None until made."""
         path = self.sheet_path(handle, layer)
-        return await self.cached(f"sheet:{path.name}", lambda: load_sheet(handle, path) if path.exists() else None)
+        if not path.exists():  # never made, or removed from the cache folder: made again
+            return None
+        return await self.cached(f"sheet:{path.name}", lambda: load_sheet(handle, path))
 
     def atlas_job(self, handle: ModelHandle, layer: str) -> AtlasJob | None:
         """The running atlas job of ``layer`` (started now unless one runs); None when the atlas is on disk."""

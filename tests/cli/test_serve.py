@@ -285,11 +285,12 @@ def test_a_real_browser_uses_options_patches_optimization_and_compare(tmp_path):
 
             browser.get(url + "/m/fashion_cnn/units/features.block2/3?image=coffee")
             loaded()
-            assert "not scanned yet" in browser.find_element(By.ID, "atlas-state").text  # offered, not started
-            browser.find_element(By.ID, "atlas-start").click()
-            wait.until(lambda b: b.find_element(By.ID, "atlas-state").get_attribute("data-state") == "done")
+            assert "in the background" in browser.find_element(By.ID, "patch-state").text + \
+                browser.find_element(By.ID, "sheet-state").text  # the layer's sheet, made while the page is open
+            wait.until(lambda b: b.find_element(By.ID, "sheet-state").get_attribute("data-state") == "kept")
             loaded()
             assert len(browser.find_elements(By.CSS_SELECTOR, "#patch-grid img")) == 9
+            assert browser.find_element(By.CSS_SELECTOR, "#sheet-picture img.looks-for").get_attribute("hidden") is None
             browser.save_screenshot(str(artifacts / "explorer-unit-patches.png"))
 
             browser.get(url + '/m/fashion_cnn/image/coffee/optimize/pgd?options={"steps": 5000}')
