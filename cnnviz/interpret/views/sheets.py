@@ -314,13 +314,15 @@ def with_box(image: torch.Tensor, box: Any) -> np.ndarray:
     return canvas
 
 
-def channel_sheet(ex: Any, atlas: Any, names: Sequence[str]) -> Picture:
-    """One atlas channel: its top patches, its top images with their boxes, its bottom images.
+def channel_sheet(ex: Any, atlas: Any, names: Sequence[str], dictionary: Any = None) -> Picture:
+    """One atlas channel: its top patches, its top images with their boxes, its bottom images; first, what it
+    looks for when a ``dictionary`` (the layer's :class:`~interpret.inside.LayerSheet`) is given.
 
     Args:
         ex: the channel's :class:`interpret.inside.atlas.scan.ChannelExamples`.
         atlas: the :class:`interpret.inside.atlas.scan.Atlas`.
         names: captions of the top images.
+        dictionary: the layer's sheet, for the channel's feature visualizations.
     """
     c = ex.channel
     relevance = getattr(atlas, "ranked_by", "activation") == "relevance"  # shares of the relevance, signed
@@ -330,6 +332,9 @@ def channel_sheet(ex: Any, atlas: Any, names: Sequence[str]) -> Picture:
     unit = "most relevant unit; relevance share" if relevance else "maximal unit"
     rows = [caption(captioned_grid(patches, [value.format(v) for v in atlas.top_values[c].tolist()], len(patches)),
                     f"top-{len(patches)} patches (receptive field of the {unit})")]
+    if dictionary is not None and dictionary.pictures is not None:
+        looks = [enlarge(to_uint8(p)) for p in dictionary.pictures[c]]
+        rows.insert(0, caption(hstack(looks), "what it looks for (feature visualization, from the layer sheet)"))
     tops = [enlarge(with_box(im, box)) for im, box in zip(ex.top_images, ex.top_boxes)]
     rows.append(caption(captioned_grid(tops, names[: len(tops)], len(tops)), "top images, box = patch"))
     if len(ex.bottom_images):
