@@ -51,6 +51,7 @@ from cnnviz.interpret.inside import (
     textbook_total, unit_gradient, verify_receptive_field,
 )
 from cnnviz.interpret.evaluate import Explanation, explain_one
+from cnnviz.interpret.inside import Dissection, UnitLabel, dissect
 from cnnviz.interpret.optimize import actmax, deepdream, inversion_scores, invert, style_transfer
 from cnnviz.zoo.core import forward_hooks, hook_counts, preserve, record
 from cnnviz.zoo.data import open_dataset
@@ -58,6 +59,7 @@ from cnnviz.zoo.data import open_dataset
 _moved.install()  # old flat module paths (interpret.render, interpret.cams, ...) still import, with a warning
 
 __all__ = [
+    "Dissection", "UnitLabel", "dissect",
     "Atlas", "Box", "ReceptiveField", "channel_examples", "channel_order", "conv_layers", "feature_maps", "filters",
     "ConceptScore", "tcav", "LayerSheet", "layer_sheet",
     "layer_output", "neuron_atlas", "open_dataset", "receptive_field", "receptive_fields", "unit_gradient",
