@@ -161,8 +161,9 @@ async def atlas_patches(explorer: Explorer, handle: ModelHandle, atlas: Any, nam
 async def dictionary(explorer: Explorer, handle: ModelHandle, layer: str, channels: list[int] | None, *,
                      patches: bool = True) -> dict[str, Any]:
     """A semantic dictionary of ``channels`` of ``layer`` (default: all): each channel's feature visualization,
-    top patches and words (statistics), from the layer's sheet as far as it is made (``state``: ``kept``,
-    ``making`` with the ``job``, or ``missing``; never starting it)."""
+    top patches and words (statistics, and its dissection label with the IoU where the cache folder keeps one for
+    these weights), from the layer's sheet as far as it is made (``state``: ``kept``, ``making`` with the ``job``,
+    or ``missing``; never starting it)."""
     path = explorer.sheet_path(handle, layer)
     sheet = await explorer.sheet(handle, layer)
     job = None if sheet is not None else explorer.sheet_jobs.get(path)
@@ -173,10 +174,12 @@ async def dictionary(explorer: Explorer, handle: ModelHandle, layer: str, channe
     chosen = channels if channels is not None else list(range(count or 0))
     if count is not None and any(not 0 <= c < count for c in chosen):
         raise CnnvizError(f"layer {layer!r} has channels 0 to {count - 1}, not {max(chosen)}")
+    labels = explorer.dissection(handle, layer)
     units = []
     for c in chosen:
-        unit: dict[str, Any] = {"channel": c, "picture": None, "patches": [],
-                                "words": unit_words(sheet, c) if sheet is not None else ""}
+        label = labels.label(c) if labels is not None else None
+        unit: dict[str, Any] = {"channel": c, "picture": None, "patches": [], "words": unit_words(sheet, c, label),
+                                "label": label.as_dict() if label is not None else None}
         made = picture(c)
         if made is not None:
             picture_key = result_key("sheet-picture", path.name, c)

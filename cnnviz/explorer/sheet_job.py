@@ -37,7 +37,7 @@ from cnnviz.explorer.identity import data_identity, model_identity, result_key
 from cnnviz.explorer.jobs import ROUND_SECONDS
 from cnnviz.explorer.stepped import Stepped
 from cnnviz.interpret.core import auto_batch_size, weights_digest
-from cnnviz.interpret.inside import SHEET_STEPS, LayerSheet, UnitStats, layer_channels, layer_sheet, stuck
+from cnnviz.interpret.inside import SHEET_STEPS, Dissection, LayerSheet, UnitStats, layer_channels, layer_sheet, stuck
 from cnnviz.interpret.optimize import default_preset, unit_pictures
 from cnnviz.zoo.core import CnnvizError
 from cnnviz.zoo.data import DataSource, open_dataset
@@ -46,6 +46,7 @@ from cnnviz.zoo.handle import ModelHandle
 STEPS = SHEET_STEPS  # optimizer steps of each channel's picture in a sheet the explorer makes
 PICTURE_ROUND = 16  # engine steps a round (or ROUND_SECONDS, whichever comes first)
 SHEETS_DIR = "sheets"  # the cache folder's subfolder of sheets
+DISSECTIONS_DIR = "dissection"  # ... and of dissections (labels of units), kept by cnnviz microscope --dissection
 
 
 def sheet_key(model: str, layer: str, data: str | None, *, top: int = TOP, steps: int = STEPS, diversity: int = 1,
@@ -97,6 +98,35 @@ def cached_sheet(handle: ModelHandle, layer: str, data: DataSource | None = None
     sheet = make()
     keep_sheet(path, sheet)
     return sheet
+
+
+def read_dissection(handle: ModelHandle, path: Path, layer: str | None = None) -> Dissection:
+    """The dissection at ``path`` (``cnnviz dissect``'s ``dissection.json``) for ``handle``'s layer ``layer``:
+    refused with one line when made from other weights or for another layer, so a stale label is never shown."""
+    try:
+        found = Dissection.from_json(Path(path).read_text())
+    except OSError as exc:
+        raise CnnvizError(f"cannot read the dissection {path}: {exc.strerror or exc}") from None
+    if not found.made_by(handle):
+        raise CnnvizError(f"the dissection {path} was made from other weights ({found.model}), not the "
+                          f"{handle.name} loaded now: run cnnviz dissect again")
+    if layer is not None and found.layer != layer:
+        raise CnnvizError(f"the dissection {path} labels {found.layer}, not {layer}")
+    return found
+
+
+def dissection_file(cache: Path, model: str, layer: str) -> Path:
+    """Where the cache folder keeps the dissection of ``layer`` for the weights ``model`` (their identity)."""
+    return Path(cache) / DISSECTIONS_DIR / f"{result_key('dissection', model, layer)}.json"
+
+
+def kept_dissection(handle: ModelHandle, path: Path) -> Dissection | None:
+    """The dissection kept at ``path`` when there is one for these weights, else None (a stale one is not
+    shown)."""
+    if not path.exists():
+        return None
+    found = Dissection.from_json(path.read_text())
+    return found if found.made_by(handle) else None
 
 
 def load_sheet(handle: ModelHandle, path: Path) -> LayerSheet:

@@ -32,8 +32,9 @@ from cnnviz.explorer.identity import data_identity, model_identity, result_key
 from cnnviz.explorer.images import (UPLOAD_PREFIX, Upload, keep_upload, kept_upload, named_image, upload_of,
                                     upload_side)
 from cnnviz.explorer.result_cache import ResultCache
-from cnnviz.explorer.sheet_job import SHEETS_DIR, SheetJob, load_sheet, sheet_file, sheet_key
-from cnnviz.interpret.inside import LayerSheet
+from cnnviz.explorer.sheet_job import (SHEETS_DIR, SheetJob, dissection_file, kept_dissection, load_sheet,
+                                      sheet_file, sheet_key)
+from cnnviz.interpret.inside import Dissection, LayerSheet
 from cnnviz.zoo.core import CnnvizError, closest
 from cnnviz.zoo.handle import ModelHandle
 
@@ -202,6 +203,11 @@ class Explorer:
             self.sheet_jobs[path] = job
             self.start(job, handle)
         return job
+
+    def dissection(self, handle: ModelHandle, layer: str) -> Dissection | None:
+        """The labels of ``layer``'s units kept in the cache folder for these weights (``cnnviz microscope
+        --dissection FILE --cache DIR`` keeps them), else None."""
+        return kept_dissection(handle, dissection_file(self.cache_dir, self.model_identity(handle), layer))
 
     async def sheet(self, handle: ModelHandle, layer: str) -> LayerSheet | None:
         """The sheet of ``layer``, from memory or the cache folder; None until made."""

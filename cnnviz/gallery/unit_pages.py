@@ -24,7 +24,7 @@ from cnnviz.explorer import drawing, work
 from cnnviz.explorer.templating import STYLESHEET, templates
 from cnnviz.gallery.cards import inside, slug
 from cnnviz.explorer.sheet_job import cached_sheet
-from cnnviz.interpret.inside import LayerSheet, channel_examples
+from cnnviz.interpret.inside import Dissection, LayerSheet, channel_examples
 from cnnviz.interpret.views import unit_words
 from cnnviz.zoo.core import CnnvizError
 from cnnviz.zoo.handle import ModelHandle
@@ -36,7 +36,8 @@ FILES_DIR = "files"
 
 def export_units(out: str | Path, handle: ModelHandle, layer: str, channels: Sequence[int], *,
                  image: str = "chelsea", data: DataSource | None = None, top: int = 9, actmax_steps: int = 64,
-                 progress: bool = False, sheet: LayerSheet | None = None, cache: Path | None = None) -> list[Path]:
+                 progress: bool = False, sheet: LayerSheet | None = None, cache: Path | None = None,
+                 labels: Dissection | None = None) -> list[Path]:
     """Write one page per channel of ``layer`` and an index into ``OUT/units``; returns the pages written. The
     pictures, patches and statistics come from the layer's sheet (:func:`interpret.layer_sheet`: one optimization
     for every channel, one scan of the data).
@@ -49,6 +50,7 @@ def export_units(out: str | Path, handle: ModelHandle, layer: str, channels: Seq
         sheet: the layer's sheet already made (``cnnviz microscope``'s ``sheet.npz``) instead of making it; its
             patches are drawn from ``data``.
         cache: the folder the sheet is kept in (see :func:`explorer.sheet_job.cached_sheet`).
+        labels: the layer's dissection: each page shows its unit's label with the IoU beside it.
     """
     root = Path(out)
     folder = inside(root, root / UNITS_DIR)
@@ -95,7 +97,7 @@ def export_units(out: str | Path, handle: ModelHandle, layer: str, channels: Seq
             "picture_src": f"{FILES_DIR}/{stem}-image.png", "activation_src": f"{FILES_DIR}/{name}-activation.png",
             "filter_src": f"{FILES_DIR}/{name}-filter.png" if weights is not None else None,
             "actmax_src": f"{FILES_DIR}/{name}-actmax.png" if sheet.pictures is not None else None,
-            "actmax_steps": sheet.steps, "words": unit_words(sheet, channel),
+            "actmax_steps": sheet.steps, "words": unit_words(sheet, channel, labels.label(channel) if labels is not None else None),
             "mean": float(maps[channel].mean()), "max": float(maps[channel].max())}
         html = env.get_template("unit.html").render(**context)
         pages.append(zoo.atomic_write(inside(root, folder / f"{name}.html"), lambda f, h=html: f.write(h.encode())))

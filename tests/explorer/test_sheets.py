@@ -77,3 +77,28 @@ def test_a_layer_of_one_channel_is_refused_with_a_4xx(tmp_path):
         refused = client.post("/api/sheets", json={"layer": "0"})
         assert refused.status_code // 100 == 4 and "one channel" in refused.json()["error"]
         assert len(refused.json()["error"].splitlines()) == 1
+
+
+def test_dissection_labels_kept_for_these_weights_show_with_their_iou_and_stale_ones_never(fashion, tmp_path):
+    from cnnviz.explorer.identity import model_identity
+    from cnnviz.explorer.sheet_job import dissection_file
+    from cnnviz.interpret.core import weights_digest
+    from cnnviz.interpret.inside import Dissection, UnitLabel
+    from cnnviz.interpret.inside.unit_labels import Threshold
+
+    def labels(fingerprint: str) -> str:
+        return Dissection(layer=LAYER, model="fashion_cnn", fingerprint=fingerprint, data="scenes", images=4,
+                          map_size=(14, 14), concepts=("Bag", "Shirt"), detector_iou=0.04,
+                          threshold=Threshold(0.005, (1.0,) * 16),
+                          units=[UnitLabel(c, "Bag" if c == 2 else "Shirt", 0.2 if c == 2 else 0.01, c == 2)
+                                 for c in range(16)]).to_json()
+
+    path = dissection_file(tmp_path, model_identity(fashion), LAYER)
+    path.parent.mkdir(parents=True)
+    with TestClient(create_app([fashion], cache_dir=tmp_path)) as client:
+        path.write_text(labels(weights_digest(fashion.model, fashion.name)))
+        units = client.get(f"/api/models/fashion_cnn/sheets/{LAYER}?channels=2,3").json()["units"]
+        assert [u["words"] for u in units] == ["Bag (IoU 0.2)", "weak: Shirt? (IoU 0.01)"]
+        assert units[0]["label"]["detector"] is True
+        path.write_text(labels("other weights"))
+        assert client.get(f"/api/models/fashion_cnn/sheets/{LAYER}?channels=2").json()["units"][0]["label"] is None

@@ -14,13 +14,13 @@ from cnnviz import zoo
 from cnnviz.cli.options import add_model, add_out, checked, load_handle, output_dir
 from cnnviz.cli.registry import Run, command
 from cnnviz.interpret.inside import SHEET_STEPS as STEPS
-from cnnviz.interpret.inside import LayerSheet, channel_examples
+from cnnviz.interpret.inside import Dissection, LayerSheet, channel_examples
 from cnnviz.interpret.optimize import default_preset
 from cnnviz.interpret.views import sheet_overview, unit_card
 from cnnviz.zoo import save_image
 from cnnviz.zoo.core import PositiveInt, write_json
 from cnnviz.zoo.data import image_name, open_dataset
-from cnnviz.zoo.handle import ModelHandle
+from cnnviz.zoo.handle import ModelHandle, layer_name
 
 
 @command("microscope", "a layer's sheet: every channel's feature visualization, top patches and statistics",
@@ -52,16 +52,24 @@ def microscope_command(parser: argparse.ArgumentParser) -> Run:
     parser.add_argument("--preset", default=None, metavar="NAME",
                         help=f"activation maximization preset of the pictures (default: actmax's, {default_preset()})")
     parser.add_argument("--cache", metavar="DIR", help="keep the sheet in DIR, reused while weights and data stay")
+    parser.add_argument("--dissection", metavar="FILE",
+                        help="the layer's dissection.json (cnnviz dissect): each channel's label with its IoU beside "
+                             "it (kept in --cache too, where cnnviz serve shows it)")
     add_out(parser, "cnnviz-microscope")
 
     def run(args: argparse.Namespace) -> None:
-        from cnnviz.explorer.sheet_job import cached_sheet  # the explorer's cache naming, loaded when used
+        from cnnviz.explorer.identity import model_identity  # the explorer's cache naming, loaded when used
+        from cnnviz.explorer.sheet_job import cached_sheet, dissection_file, read_dissection
 
         handle = load_handle(args)
-        sheet = cached_sheet(handle, args.layer, args.data, cache=Path(args.cache) if args.cache else None,
+        layer = layer_name(handle.model, handle.layer(args.layer))
+        labels = read_dissection(handle, Path(args.dissection), layer) if args.dissection else None
+        sheet = cached_sheet(handle, layer, args.data, cache=Path(args.cache) if args.cache else None,
                              top=args.top, steps=args.steps, diversity=args.diversity, preset=args.preset,
                              progress=True)
-        path = write_sheet(handle, sheet, args.data, output_dir(args.out))
+        if labels is not None and args.cache:
+            write_json(dissection_file(Path(args.cache), model_identity(handle), layer), labels.as_dict())
+        path = write_sheet(handle, sheet, args.data, output_dir(args.out), labels)
         dead = "" if sheet.stats is None else f", {int((~sheet.stats.alive).sum())} dead"
         images = "" if sheet.atlas is None else f", {sheet.atlas.count} images"
         print(f"{path}  ({sheet.channels} channels{dead}{images}; pictures: {sheet.preset}, {sheet.steps} steps)")
@@ -69,19 +77,26 @@ def microscope_command(parser: argparse.ArgumentParser) -> Run:
     return run
 
 
-def write_sheet(handle: ModelHandle, sheet: LayerSheet, data: str | None, out: Path) -> Path:
-    """``sheet.png``, one card per channel in ``units/``, ``sheet.npz`` and ``sheet.json`` (returned)."""
+def write_sheet(handle: ModelHandle, sheet: LayerSheet, data: str | None, out: Path,
+                labels: Dissection | None = None) -> Path:
+    """``sheet.png``, one card per channel in ``units/``, ``sheet.npz`` and ``sheet.json`` (returned); with
+    ``labels``, each channel's dissection label beside it."""
     title = f"{handle.name} {sheet.layer}: what each of its {sheet.channels} channels looks for"
-    save_image(out / "sheet.png", sheet_overview(sheet, title))
+    save_image(out / "sheet.png", sheet_overview(sheet, title, labels=labels))
+    label = labels.label if labels is not None else lambda channel: None
     cards = out / "units"
     if sheet.atlas is not None and data is not None:
         for ex in channel_examples(handle, sheet.atlas, open_dataset(data)):
-            save_image(cards / f"unit-{ex.channel:04d}.png", unit_card(sheet, ex.channel, ex.top_images))
+            save_image(cards / f"unit-{ex.channel:04d}.png",
+                       unit_card(sheet, ex.channel, ex.top_images, label=label(ex.channel)))
     else:
         for channel in range(sheet.channels):
-            save_image(cards / f"unit-{channel:04d}.png", unit_card(sheet, channel))
+            save_image(cards / f"unit-{channel:04d}.png", unit_card(sheet, channel, label=label(channel)))
     zoo.atomic_write(out / "sheet.npz", lambda file: np.savez(file, **sheet.to_arrays()))
     index = sheet.to_dict()
+    for unit in index["units"]:
+        found = label(unit["channel"])
+        unit["label"] = found.as_dict() if found is not None else None
     if sheet.atlas is not None and data is not None:
         dataset = open_dataset(data)
         for unit in index["units"]:

@@ -15,7 +15,7 @@ Example:
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 import torch
@@ -23,24 +23,24 @@ import torch
 from cnnviz.interpret.views.pixels import caption, captioned_grid, enlarge, fit, hstack, to_uint8
 from cnnviz.interpret.views.sheets import Picture, patch_tile, picture
 
-WEAK_IOU = 0.04  # below this IoU a unit is no detector of its best concept (Bau et al. 2017)
-Label = Mapping[str, Any]  # a dissection's unit: {"concept", "iou", "detector"}
+Label = Any  # a dissection's unit (:class:`~interpret.inside.UnitLabel`): ``concept``, ``iou``, ``detector``
 
 
 def label_words(label: Label | None) -> str:
-    """A unit's dissection label with its IoU beside it, so that a weak label reads weak.
+    """A unit's dissection label with its IoU beside it, so that a weak label reads weak (below the dissection's
+    detector IoU it is marked as a guess).
 
     Example:
-        >>> label_words({"concept": "sneaker", "iou": 0.21, "detector": True})
-        'sneaker (IoU 0.21)'
-        >>> label_words({"concept": "bag", "iou": 0.012, "detector": False})
-        'weak: bag? (IoU 0.012)'
+        >>> from cnnviz.interpret.inside import UnitLabel
+        >>> label_words(UnitLabel(3, "Sneaker", 0.21, True))
+        'Sneaker (IoU 0.21)'
+        >>> label_words(UnitLabel(4, "Bag", 0.012, False))
+        'weak: Bag? (IoU 0.012)'
     """
-    if not label or label.get("concept") is None:
+    if label is None or getattr(label, "concept", None) is None:
         return ""
-    iou = float(label["iou"])
-    detector = label.get("detector", iou >= WEAK_IOU)
-    return f"{label['concept']} (IoU {iou:.2g})" if detector else f"weak: {label['concept']}? (IoU {iou:.2g})"
+    iou = float(label.iou)
+    return f"{label.concept} (IoU {iou:.2g})" if label.detector else f"weak: {label.concept}? (IoU {iou:.2g})"
 
 
 def unit_words(sheet: Any, channel: int, label: Label | None = None) -> str:
@@ -49,8 +49,8 @@ def unit_words(sheet: Any, channel: int, label: Label | None = None) -> str:
     Example:
         >>> from types import SimpleNamespace as Sheet
         >>> stats = Sheet(mean=torch.tensor([0.5]), sparsity=torch.tensor([0.25]), alive=torch.tensor([True]))
-        >>> unit_words(Sheet(stats=stats), 0, {"concept": "shirt", "iou": 0.1})
-        'mean 0.5, zero 25% · shirt (IoU 0.1)'
+        >>> unit_words(Sheet(stats=stats), 0, Sheet(concept="Shirt", iou=0.1, detector=True))
+        'mean 0.5, zero 25% · Shirt (IoU 0.1)'
     """
     parts = []
     still = getattr(sheet, "still", None)
@@ -65,14 +65,15 @@ def unit_words(sheet: Any, channel: int, label: Label | None = None) -> str:
     return " · ".join(parts)
 
 
-def sheet_overview(sheet: Any, title: str, *, labels: Mapping[int, Label] | None = None,
+def sheet_overview(sheet: Any, title: str, *, labels: Any = None,
                    side: int = 96) -> Picture:
-    """Every channel's first feature visualization, captioned with the channel and its words."""
-    labels = labels or {}
+    """Every channel's first feature visualization, captioned with the channel, dead, and its label from
+    ``labels`` (a :class:`~interpret.inside.Dissection` of the layer)."""
+    labels = labels.label if labels is not None else lambda channel: None
     tiles = [fit(enlarge(to_uint8(sheet.pictures[c, 0]), side), side) for c in range(sheet.channels)]
     stats = getattr(sheet, "stats", None)
     texts = [" ".join(part for part in (f"c{c}", "dead" if stats is not None and not bool(stats.alive[c]) else "",
-                                        label_words(labels.get(c))) if part) for c in range(sheet.channels)]
+                                        label_words(labels(c))) if part) for c in range(sheet.channels)]
     return picture(caption(captioned_grid(tiles, texts), title))
 
 
