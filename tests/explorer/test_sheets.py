@@ -12,7 +12,7 @@ from starlette.testclient import TestClient
 
 from cnnviz import interpret, zoo
 from cnnviz.explorer import create_app
-from cnnviz.explorer.sheet_job import SheetJob, load_sheet
+from cnnviz.explorer.sheet_job import SheetJob, cached_sheet, load_sheet
 from tests.explorer.test_app import wait_for_job
 
 LAYER = "features.block1"
@@ -58,6 +58,8 @@ def test_why_by_units_paints_first_then_shows_what_each_channel_looks_for(fashio
         unit_page = client.get(f"/m/fashion_cnn/units/{LAYER}/{channels[0]}?image=coffee").text
         assert 'data-state="kept"' in unit_page and unit["words"] in unit_page
         assert client.post("/api/sheets", json={"layer": LAYER}).json()["kept"] is True
+        made = cached_sheet(fashion, LAYER, data, cache=tmp_path)  # what cnnviz microscope --cache finds: this one
+        assert torch.equal(made.pictures, kept.pictures) and len(list((tmp_path / "sheets").glob("*.npz"))) == 1
 
 
 def test_a_sheet_for_changed_weights_is_never_shown(fashion, data, tmp_path):
