@@ -38,8 +38,8 @@ from cnnviz.zoo.handle import ModelHandle, layer_name
                      "  cnnviz microscope --model efficientnet_lite0 --layer blocks.5 --data photos/ --steps 256\n"
                      "  cnnviz microscope --model fashion_cnn --layer features.block2 --diversity 3 --out sheet/")
 def microscope_command(parser: argparse.ArgumentParser) -> Run:
-    add_model(parser)
     parser.add_argument("--layer", "-l", required=True, metavar="NAME", help="layer (list: cnnviz layers MODEL)")
+    add_model(parser)
     parser.add_argument("--data", "-d", metavar="PATH",
                         help="folder of images, or fashion-mnist / mnist (add :train for the training split): the "
                              "top patches and statistics (default: feature visualizations only)")
