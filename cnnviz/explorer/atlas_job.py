@@ -59,6 +59,7 @@ class AtlasJob(Job):
         self.atlas: Atlas | None = None
         self.stats: UnitStats | None = None  # gathered in the same pass when set (a layer sheet's statistics)
         self.scanned = 0  # items merged so far
+        self._field: tuple[Any, str] | None = None  # the layer's receptive field, once asked for
 
     def advance(self) -> int:
         rows = range(self.scanned, min(self.scanned + self.round_steps, len(self.dataset)))
@@ -86,12 +87,15 @@ class AtlasJob(Job):
         best = self.best
         if best is None:
             return None
-        positions = torch.stack([best.positions // self.map_size[1], best.positions % self.map_size[1]], -1)
-        field, reason = layer_field(self.handle, self.layer)
-        return Atlas.from_top_arrays(self.layer, {"values": best.values.numpy(), "indices": best.indices.numpy(),
+        k = min(best.k, self.scanned)  # fewer items seen than kept: the placeholders are not entries
+        positions = torch.stack([best.positions // self.map_size[1], best.positions % self.map_size[1]], -1)[:, :k]
+        if self._field is None:
+            self._field = layer_field(self.handle, self.layer)
+        return Atlas.from_top_arrays(self.layer, {"values": best.values[:, :k].numpy(),
+                                                  "indices": best.indices[:, :k].numpy(),
                                                   "positions": positions.numpy(), "map_size": np.array(self.map_size),
-                                                  "count": np.array(self.scanned), "ties": best.ties.numpy()},
-                                     field, reason, self.handle.input_size)
+                                                  "count": np.array(self.scanned), "ties": best.ties[:, :k].numpy()},
+                                     *self._field, self.handle.input_size)
 
     def describe(self) -> dict[str, Any]:
         return {"layer": self.layer, "model": self.handle.name}

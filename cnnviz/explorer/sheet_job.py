@@ -169,11 +169,15 @@ class SheetJob(AtlasJob):
         self.order = first + [c for c in range(channels) if c not in set(first)]  # the channels a page shows first
         self.sheet: LayerSheet | None = None
         jobs = channels * diversity
-        rows = min(jobs, max(diversity, auto_batch_size(handle, backward=True) // diversity * diversity))
+        # On a CPU the time grows with the rows, so the channels a page shows go first in a wave of their own (their
+        # pictures come after one run's steps, not after the whole layer's); a GPU takes the layer in full batches.
+        fits = len(first) * diversity if first and handle.device.type == "cpu" else None
+        rows = min(jobs, max(diversity, (fits or auto_batch_size(handle, backward=True)) // diversity * diversity))
         self.engine_steps = steps * math.ceil(jobs / rows)  # every row runs its steps, wave after wave
         self.steps = self.engine_steps + len(self.dataset)
         self.run = Stepped(lambda: unit_pictures(handle, layer, self.order, steps=steps, diversity=diversity,
-                                                 preset=self.preset, progress=False, made=self._made),
+                                                 preset=self.preset, batch_size=fits, progress=False,
+                                                 made=self._made),
                            handle, round_steps=PICTURE_ROUND, round_seconds=ROUND_SECONDS, total=self.engine_steps)
 
     def advance(self) -> int:

@@ -24,14 +24,14 @@ def data():
 
 
 def test_a_sheet_shows_the_patches_of_the_items_scanned_so_far(fashion, data, tmp_path):
-    job = SheetJob(fashion, LAYER, data, tmp_path / "sheet.npz", top=3, steps=2, chunk=8)
+    job = SheetJob(fashion, LAYER, data, tmp_path / "sheet.npz", top=9, steps=2, chunk=8)  # 8 seen: a top-8
     while job.pictures is None:
         job.step += job.advance()
     assert job.current() is None and job.picture(5).shape == (1, 1, 28, 28)
     job.step += job.advance()
     partial = job.current()
     assert partial.count == 8
-    first = interpret.neuron_atlas(fashion, LAYER, data[:8], top=3, bottom=0, progress=False)
+    first = interpret.neuron_atlas(fashion, LAYER, data[:8], top=8, bottom=0, progress=False)
     assert torch.equal(partial.top_indices, first.top_indices)
 
 
