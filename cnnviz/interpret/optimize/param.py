@@ -12,6 +12,7 @@ spectrum is fixed to that of natural photos and only the phase is optimized.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from functools import lru_cache
 
 import torch
@@ -114,15 +115,23 @@ def _color_matrix(channels: int) -> torch.Tensor:
 SPECTRUM_PHOTOS = ("astronaut", "chelsea", "coffee", "rocket", "stereo_motorcycle")
 
 
-def photo_crops(size: tuple[int, int], photos: torch.Tensor | None = None) -> torch.Tensor:
-    """Square crops of ``photos`` ``(N, C, H, W)`` in [0, 1] (default: :data:`SPECTRUM_PHOTOS`) resized to
-    ``size``: the whole centre square and the four corner squares of 3/4 of the short side, per photo."""
-    if photos is None:
-        from skimage import data
+def spectrum_photos() -> list[torch.Tensor]:
+    """The :data:`SPECTRUM_PHOTOS` as ``(3, H, W)`` tensors in [0, 1] (the left view of the stereo pair)."""
+    from skimage import data
 
-        arrays = [getattr(data, name)() for name in SPECTRUM_PHOTOS]
-        arrays = [a[0] if isinstance(a, tuple) else a for a in arrays]
-        photos = [torch.from_numpy(a).permute(2, 0, 1).float() / 255 for a in arrays]
+    arrays = [getattr(data, name)() for name in SPECTRUM_PHOTOS]
+    return [torch.from_numpy(a[0] if isinstance(a, tuple) else a).permute(2, 0, 1).float() / 255 for a in arrays]
+
+
+def photo_crops(size: tuple[int, int], photos: Sequence[torch.Tensor] | torch.Tensor | None = None) -> torch.Tensor:
+    """Square crops of ``photos`` (``(C, H, W)`` each, in [0, 1]; default: :func:`spectrum_photos`) resized to
+    ``size``: the whole centre square and the four corner squares of 3/4 of the short side, per photo.
+
+    Example:
+        >>> photo_crops((8, 8), torch.rand(2, 3, 20, 30)).shape
+        torch.Size([10, 3, 8, 8])
+    """
+    photos = spectrum_photos() if photos is None else photos
     crops = []
     for photo in photos:
         height, width = photo.shape[-2:]
@@ -135,14 +144,16 @@ def photo_crops(size: tuple[int, int], photos: torch.Tensor | None = None) -> to
     return torch.cat(crops)
 
 
-def natural_magnitude(size: tuple[int, int], channels: int = 3, photos: torch.Tensor | None = None) -> torch.Tensor:
+def natural_magnitude(size: tuple[int, int], channels: int = 3,
+                      photos: Sequence[torch.Tensor] | torch.Tensor | None = None) -> torch.Tensor:
     """The mean amplitude spectrum ``(channels, H, W // 2 + 1)`` of natural photos, in the decorrelated colour space
     of :class:`MacoImage` (orthonormal ``rfft2`` of each crop less its mean, averaged over :func:`photo_crops`).
 
     Args:
         size: ``(H, W)`` of the images to make.
         channels: 3 (colour photos, decorrelated) or any other count (each channel gets the photos' gray spectrum).
-        photos: ``(N, 3, H, W)`` in [0, 1] to average instead of skimage's photos (e.g. a data set).
+        photos: ``(C, H, W)`` images in [0, 1] (a list, or a batch) to average instead of skimage's photos
+            (e.g. a data set's). Computed once per size for skimage's photos, then cached.
 
     Example:
         >>> natural_magnitude((32, 32)).shape
@@ -150,7 +161,7 @@ def natural_magnitude(size: tuple[int, int], channels: int = 3, photos: torch.Te
     """
     if photos is None:
         return _skimage_magnitude(tuple(size), channels).clone()
-    crops = photo_crops(tuple(size), photos.detach().float().cpu())
+    crops = photo_crops(tuple(size), [photo.detach().float().cpu() for photo in photos])
     if channels == 3 and crops.shape[1] == 3:
         crops = torch.einsum("ij,bjhw->bihw", torch.linalg.inv(_color_matrix(3)), crops)
     else:
@@ -161,7 +172,7 @@ def natural_magnitude(size: tuple[int, int], channels: int = 3, photos: torch.Te
 
 @lru_cache(maxsize=8)
 def _skimage_magnitude(size: tuple[int, int], channels: int) -> torch.Tensor:
-    return natural_magnitude(size, channels, photo_crops(size))
+    return natural_magnitude(size, channels, spectrum_photos())
 
 
 class MacoImage(nn.Module):
