@@ -190,6 +190,24 @@ def diversity_within(layer: str, group: int) -> Objective:
     return Objective(fn, f"diversity[{layer}]/{group}", [layer], uses_logits=False)
 
 
+def over_views(objective: Objective, count: int) -> Objective:
+    """The mean of ``objective`` over ``count`` views of each image (the inputs hold the views view-major, as
+    :func:`transforms.views` makes them): one score per image again."""
+    if count == 1:
+        return objective
+
+    def fn(c: Context) -> torch.Tensor:
+        batch = c.images.shape[0]
+
+        def view(v: int) -> Context:
+            rows = slice(v * batch, (v + 1) * batch)
+            return Context(c.images, c.inputs[rows], None if c.logits is None else c.logits[rows],
+                           {name: act[rows] for name, act in c.activations.items()})
+        return torch.stack([objective(view(v)) for v in range(count)]).mean(0)
+    return Objective(fn, f"mean of {count} views of {objective.name}", objective.layers,
+                     uses_logits=objective.uses_logits)
+
+
 # --- regularizers: objectives on the image itself, to be subtracted -------------------------------------
 
 def l2(center: float = 0.5) -> Objective:

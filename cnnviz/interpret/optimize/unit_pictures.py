@@ -19,7 +19,7 @@ from collections.abc import Callable, Sequence
 import torch
 
 from cnnviz.interpret.core.batching import auto_batch_size
-from cnnviz.interpret.optimize import engine, objectives, param, transforms
+from cnnviz.interpret.optimize import engine, objectives, param
 from cnnviz.interpret.optimize.actmax import actmax, recipe
 from cnnviz.interpret.optimize.row_queue import RowQueue
 from cnnviz.zoo.core import CnnvizError
@@ -95,14 +95,13 @@ def unit_pictures(handle: ModelHandle, layer: str, channels: Sequence[int], *, s
     objective = objectives.channel(layer, wanted)
     if diversity > 1:
         objective = objective + DIVERSITY_WEIGHT * objectives.diversity_within(layer, diversity)
-    if how.l2:
-        objective = objective - how.l2 * objectives.l2()
+    objective = how.objective(objective)  # the preset's penalty, over its views
     never = lambda context: torch.zeros(rows, dtype=torch.bool)  # every picture runs all its steps
     queue = RowQueue(jobs, rows, load=load, passed=never, keep=keep, desc=f"pictures of {layer}", progress=progress)
     queue.start()
     try:
         engine.optimize(handle, image, objective, steps=steps, lr=how.lr, until=queue.until, refill=queue.refill,
-                        transforms=transforms.standard(side) if how.augment else None, every_step=how.every_step,
+                        transforms=how.transforms(side), every_step=how.every_step,
                         seed=seed, progress=False)
     finally:
         queue.close()
