@@ -127,6 +127,13 @@ class LayerSheet:
     seed: int = 0
     still: torch.Tensor | None = None
 
+    @property
+    def nbytes(self) -> int:
+        """Bytes its tensors hold (what a cache of sheets counts)."""
+        tensors = [self.pictures, *(() if self.atlas is None else (self.atlas.top_values, self.atlas.top_indices,
+                                                                    self.atlas.top_positions))]
+        return sum(t.numel() * t.element_size() for t in tensors if t is not None)
+
     def unit(self, channel: int) -> dict[str, Any]:
         """One channel's line: its statistics and its top items (index, activation, box) where known."""
         if not 0 <= channel < self.channels:
