@@ -211,6 +211,7 @@ def test_why_by_units_paints_before_its_sheet_then_shows_what_each_channel_looks
     WebDriverWait(browser, 120).until(lambda b: b.execute_script(
         "const p = Array.from(document.querySelectorAll('img.looks-for'));"
         "return p.length === 3 && p.every(i => !i.hidden && i.complete && i.naturalWidth > 0)"))
-    assert browser.find_element(By.ID, "sheet-state").get_attribute("data-state") == "kept"
+    WebDriverWait(browser, 60).until(lambda b: b.find_element(By.ID, "sheet-state").get_attribute("data-state")
+                                     == "kept")  # the pictures may come before the sheet is written
     shot(browser, "why-by-units")
     assert severe(browser) == []
