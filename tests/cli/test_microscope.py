@@ -1,5 +1,5 @@
 """``cnnviz microscope``: the sheet's files through the output folder, kept in --cache and reused, read back by
-``gallery --units --sheet``; bad input (no images, a sheet for other weights) one line and exit 2."""
+``gallery --units --sheet`` and ``explain concepts --sheet``; bad input (no images, a sheet for other weights) one line and exit 2."""
 
 from __future__ import annotations
 
@@ -34,6 +34,16 @@ def test_microscope_writes_the_sheet_keeps_it_and_the_gallery_reads_it(cli, tmp_
                          tmp_path / "out" / "sheet.npz", "--images", "coffee", "--no-progress", "--out", tmp_path / "site")
     assert code == 0, err
     assert len(list((tmp_path / "site" / "units").glob("fashion_cnn-*.html"))) == 2
+    explain = ("explain", "concepts", "--model", "fashion_cnn", "--image", "coffee", "--device", "cpu")
+    assert cli(*explain, "--layer", LAYER, "--out", tmp_path / "plain").code == 0
+    code, _, err = cli(*explain, "--layer", LAYER, "--sheet", tmp_path / "out" / "sheet.npz", "--out", tmp_path / "dict")
+    assert code == 0, err
+    plain, with_pictures = (np.asarray(Image.open(next((tmp_path / d).glob("*-panel.png")))) for d in ("plain", "dict"))
+    assert with_pictures.size > plain.size  # each concept's picture beside its map
+    code, _, err = cli(*explain, "--layer", "features.block2", "--sheet", tmp_path / "out" / "sheet.npz",
+                       "--out", tmp_path / "wrong")
+    assert code == 2 and "sheet of features.block1" in err and len(err.strip().splitlines()) == 1
+    assert not (tmp_path / "wrong").exists()
 
 
 def test_bad_input_is_one_line_and_exit_2(cli, tmp_path):

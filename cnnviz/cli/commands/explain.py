@@ -45,7 +45,7 @@ from cnnviz.zoo.core import NonNegativeFloat, NonNegativeInt, OpenUnitInterval, 
 from cnnviz.zoo.core import CnnvizError
 from cnnviz.zoo.core import write_json
 from cnnviz.zoo.data import expand_sources
-from cnnviz.zoo.handle import ModelHandle
+from cnnviz.zoo.handle import ModelHandle, layer_name
 
 FAMILY = "attribution"
 
@@ -151,6 +151,10 @@ def explain(parser: argparse.ArgumentParser) -> Run:
             from cnnviz.explorer.sheet_job import load_sheet  # the explorer's sheet files, loaded when used
 
             dictionary = load_sheet(handle, Path(args.sheet))
+            explained = args.layer or handle.default_layer
+            if explained is not None and layer_name(handle.model, handle.layer(explained)) != dictionary.layer:
+                raise CnnvizError(f"--sheet is the sheet of {dictionary.layer}, but the layer explained is "
+                                  f"{explained}: give --layer {dictionary.layer} or that layer's sheet")
         out = output_dir(args.out)
         if is_dense(handle, args):  # a region of a segmentation or a detector's box, not a class
             explain_dense(args, chosen, handle, target, names, batch, out)
@@ -173,9 +177,6 @@ def explain(parser: argparse.ArgumentParser) -> Run:
                     save_array(out / record["npy"], found.maps[i])
                 print(f"{path}  ({method.name}: {record['seconds']:.2f} s for {len(stems)} image(s))")
                 if found.detail is not None:  # the method's own panel: for concepts, each concept's share and map
-                    if dictionary is not None and dictionary.layer != getattr(found.detail, "layer", dictionary.layer):
-                        raise CnnvizError(f"--sheet is the sheet of {dictionary.layer}, but {method.name} explains "
-                                          f"{found.detail.layer}: give --layer {dictionary.layer} or that layer's sheet")
                     panel = save_image(out / f"{path.stem}-panel.png",
                                        detail_panel(batch[i], found.detail, i, found.titles[i], colormap=args.colormap,
                                                     dictionary=dictionary))
