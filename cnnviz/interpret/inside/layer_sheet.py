@@ -28,7 +28,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from cnnviz.interpret.core import layer_output, weights_digest
+from cnnviz.interpret.core import auto_batch_size, layer_output, weights_digest
 from cnnviz.interpret.inside.atlas import Atlas, neuron_atlas
 from cnnviz.interpret.inside.fields import layer_field
 from cnnviz.interpret.optimize import default_preset, unit_pictures, unmoved
@@ -258,5 +258,8 @@ def layer_sheet(model: nn.Module, layer: str, data: DataSource | None = None, *,
 
 def stuck(handle: ModelHandle, layer: str, pictures: torch.Tensor) -> torch.Tensor:
     """Per channel, whether its first picture (of ``pictures``, ``(channels, D, C, S, S)``) did not move: the
-    channel gives no gradient there (:func:`interpret.optimize.unmoved`)."""
-    return torch.tensor([reason is not None for reason in unmoved(handle, f"{layer}:all", pictures[:, 0])])
+    channel gives no gradient there (:func:`interpret.optimize.unmoved`), a batch that fits at a time."""
+    size = auto_batch_size(handle, backward=True, size=pictures.shape[-1])
+    return torch.tensor([reason is not None for start in range(0, len(pictures), size)
+                         for reason in unmoved(handle, f"{layer}:{start}-{min(start + size, len(pictures)) - 1}",
+                                               pictures[start:start + size, 0])])
