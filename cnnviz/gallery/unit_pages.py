@@ -70,7 +70,8 @@ def export_units(out: str | Path, handle: ModelHandle, layer: str, channels: Seq
     if dataset is not None and sheet.atlas is not None:
         examples = {ex.channel: ex for ex in channel_examples(handle, sheet.atlas, dataset, channels)}
     env = templates()
-    label = Path(image).stem if Path(image).suffix else image
+    label = labels.label if labels is not None else lambda channel: None
+    shown = Path(image).stem if Path(image).suffix else image
     write = lambda name, content: zoo.atomic_write(inside(root, files / name), lambda f: f.write(content))
     stem = slug(f"{handle.name}-{layer}")
     write(f"{stem}-image.png", drawing.image_png(batch[0].cpu().numpy()))
@@ -92,17 +93,19 @@ def export_units(out: str | Path, handle: ModelHandle, layer: str, channels: Seq
                 patches.append({"src": f"{FILES_DIR}/{name}-patch-{rank}.png", "activation":
                                 float(sheet.atlas.top_values[channel, rank]), "item": image_name(dataset, index)})
         context: dict[str, Any] = {
-            "exported": True, "model": handle.name, "image": label, "layer": layer, "channel": channel,
+            "exported": True, "model": handle.name, "image": shown, "layer": layer, "channel": channel,
             "data": len(dataset) if dataset is not None else 0, "patches": patches,
             "picture_src": f"{FILES_DIR}/{stem}-image.png", "activation_src": f"{FILES_DIR}/{name}-activation.png",
             "filter_src": f"{FILES_DIR}/{name}-filter.png" if weights is not None else None,
             "actmax_src": f"{FILES_DIR}/{name}-actmax.png" if sheet.pictures is not None else None,
-            "actmax_steps": sheet.steps, "words": unit_words(sheet, channel, labels.label(channel) if labels is not None else None),
+            "actmax_steps": sheet.steps, "words": unit_words(sheet, channel, label(channel)),
             "mean": float(maps[channel].mean()), "max": float(maps[channel].max())}
         html = env.get_template("unit.html").render(**context)
         pages.append(zoo.atomic_write(inside(root, folder / f"{name}.html"), lambda f, h=html: f.write(h.encode())))
     zoo.atomic_write(inside(root, folder / STYLESHEET.name), lambda f: f.write(STYLESHEET.read_bytes()))
     index = env.get_template("units_index.html").render(
-        exported=True, model=handle.name, layer=layer, units=[(c, f"{stem}-{c}.html") for c in channels])
+        exported=True, model=handle.name, layer=layer,
+        units=[(c, f"{stem}-{c}.html", f"{FILES_DIR}/{stem}-{c}-actmax.png" if sheet.pictures is not None else None,
+                unit_words(sheet, c, label(c))) for c in channels])
     pages.append(zoo.atomic_write(inside(root, folder / "index.html"), lambda f: f.write(index.encode())))
     return pages
