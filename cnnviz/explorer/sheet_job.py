@@ -169,10 +169,12 @@ class SheetJob(AtlasJob):
         self.order = first + [c for c in range(channels) if c not in set(first)]  # the channels a page shows first
         self.sheet: LayerSheet | None = None
         jobs = channels * diversity
-        # On a CPU the time grows with the rows, so the channels a page shows go first in a wave of their own (their
-        # pictures come after one run's steps, not after the whole layer's); a GPU takes the layer in full batches.
-        fits = len(first) * diversity if first and handle.device.type == "cpu" else None
-        rows = min(jobs, max(diversity, (fits or auto_batch_size(handle, backward=True)) // diversity * diversity))
+        # On a CPU the time grows with the rows, so the channels a page shows go first in a smaller wave (their
+        # pictures come after one run's steps, not after the whole layer's; a sixteenth of a full batch at least, so
+        # a small model does not pay a step's fixed cost many times over); a GPU takes the layer in full batches.
+        full = auto_batch_size(handle, backward=True)
+        fits = max(len(first) * diversity, full // 16) if first and handle.device.type == "cpu" else None
+        rows = min(jobs, max(diversity, (fits or full) // diversity * diversity))
         self.engine_steps = steps * math.ceil(jobs / rows)  # every row runs its steps, wave after wave
         self.steps = self.engine_steps + len(self.dataset)
         self.run = Stepped(lambda: unit_pictures(handle, layer, self.order, steps=steps, diversity=diversity,
