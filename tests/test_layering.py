@@ -4,7 +4,8 @@ Everything lives under ``cnnviz``; nothing imports the old top-level names (``in
 Packages: zoo <- interpret <- (explorer <- cli, gallery). Inside interpret, each subpackage is one concern:
 
     core                          <- zoo only
-    evaluate, optimize, inside    <- core (metrics never import methods)
+    evaluate, optimize            <- core (metrics never import methods)
+    inside                        <- core, optimize (a layer sheet pictures its channels with the engine)
     attribution, attack           <- core, optimize (extremal perturbations and attacks run on the engine)
     views                         <- anything: drawing is a leaf that nothing else in interpret imports
 
@@ -38,7 +39,7 @@ ALLOWED = {  # subpackage of interpret -> the subpackages it may import (itself 
     "core": set(),
     "evaluate": {"core"},
     "optimize": {"core"},
-    "inside": {"core"},
+    "inside": {"core", "optimize"},  # a layer sheet pictures its channels with the engine
     "attribution": {"core", "optimize"},
     "attack": {"core", "optimize"},
     "views": {"core", "optimize", "inside", "evaluate", "attribution", "attack"},

@@ -12,6 +12,7 @@ Example:
 from __future__ import annotations
 
 import hashlib
+import json
 from pathlib import Path
 from typing import Any
 
@@ -19,16 +20,13 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
+from cnnviz.interpret.core import weights_digest
 from cnnviz.zoo.handle import ModelHandle
 
 
 def model_identity(handle: ModelHandle) -> str:
     """A hash of the model's name and every weight and buffer."""
-    digest = hashlib.sha256(handle.name.encode())
-    for name, tensor in handle.model.state_dict().items():
-        digest.update(name.encode())
-        digest.update(tensor.detach().cpu().contiguous().view(-1).view(torch.uint8).numpy().tobytes())
-    return digest.hexdigest()[:24]
+    return weights_digest(handle.model, handle.name)
 
 
 def data_identity(data: Any, dataset: Dataset | None = None) -> str:
@@ -52,3 +50,8 @@ def data_identity(data: Any, dataset: Dataset | None = None) -> str:
             array = item.detach().float().cpu().numpy() if isinstance(item, torch.Tensor) else np.asarray(item)
             digest.update(np.ascontiguousarray(array).tobytes())
     return digest.hexdigest()[:24]
+
+
+def result_key(*parts: Any) -> str:
+    """A short hash naming a result by everything that determines it."""
+    return hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()[:32]

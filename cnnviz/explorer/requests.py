@@ -200,6 +200,30 @@ class Unit(Channel, Browsed):
     pass
 
 
+CHANNELS = Text(what="channel numbers separated by commas, such as 3,17,40", pattern=r"\d+(,\d+)*")
+
+
+def chosen(channels: str | None) -> list[int] | None:
+    """``"3,17"`` as ``[3, 17]`` (None: every channel).
+
+    Example:
+        >>> chosen("3,17"), chosen(None)
+        ([3, 17], None)
+    """
+    return None if channels is None else [int(c) for c in channels.split(",")]
+
+
+@dataclass(frozen=True, kw_only=True)
+class SheetPart(Served):
+    layer: str = param(LAYER, "the layer", required=True)
+    channels: str | None = param(CHANNELS, "the channels to answer, such as 3,17,40 (default: every channel)")
+
+
+@dataclass(frozen=True, kw_only=True)
+class SheetStart(Scan):
+    channels: str | None = param(CHANNELS, "the channels whose pictures a page shows, made first (such as 3,17)")
+
+
 @dataclass(frozen=True, kw_only=True)
 class ResultFile(Ask):
     key: str = param(key_kind("the key /api/explain answered"), "the key /api/explain answered", required=True)

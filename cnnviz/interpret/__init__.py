@@ -7,7 +7,7 @@ The package is a table of contents; each subpackage is one concern with a face t
 - :mod:`interpret.attribution` — occlusion, RISE, gradients, guided backprop, extremal, the CAM family, captum;
 - :mod:`interpret.optimize` — the optimization engine and its presets (actmax, inversion, DeepDream, style);
 - :mod:`interpret.attack` — FGSM/PGD and fooling images;
-- :mod:`interpret.inside` — feature maps, filters, layer table, receptive fields, the neuron atlas;
+- :mod:`interpret.inside` — feature maps, filters, layer table, receptive fields, the neuron atlas, layer sheets;
 - :mod:`interpret.evaluate` — faithfulness, randomization, ROAD, robustness, complexity, statistics;
 - :mod:`interpret.views` — drawing, a leaf nothing else here imports.
 
@@ -46,7 +46,7 @@ from cnnviz.interpret.core import (
                                    target_scores,
 )
 from cnnviz.interpret.inside import (
-    Atlas, Box, ConceptScore, LayerRow, ReceptiveField, channel_examples, channel_order, conv_layers, feature_maps,
+    Atlas, Box, ConceptScore, LayerRow, LayerSheet, layer_sheet, ReceptiveField, channel_examples, channel_order, conv_layers, feature_maps,
     filters, layer_output, layer_table, neuron_atlas, receptive_field, receptive_fields, tcav, textbook_params,
     textbook_total, unit_gradient, verify_receptive_field,
 )
@@ -61,7 +61,7 @@ _moved.install()  # old flat module paths (interpret.render, interpret.cams, ...
 __all__ = [
     "Dissection", "UnitLabel", "dissect",
     "Atlas", "Box", "ReceptiveField", "channel_examples", "channel_order", "conv_layers", "feature_maps", "filters",
-    "ConceptScore", "tcav",
+    "ConceptScore", "tcav", "LayerSheet", "layer_sheet",
     "layer_output", "neuron_atlas", "open_dataset", "receptive_field", "receptive_fields", "unit_gradient",
     "verify_receptive_field",
     "ablationcam", "eigencam", "eigengradcam", "fem", "finercam", "fullgrad", "gradcam_elementwise",

@@ -47,6 +47,14 @@ def gallery_command(parser: argparse.ArgumentParser) -> Run:
                              "channels when none are given) of the one --model")
     parser.add_argument("--data", metavar="DIR|fashion-mnist",
                         help="with --units: the data whose top-activating patches each unit page shows")
+    parser.add_argument("--sheet", metavar="FILE",
+                        help="with --units: the layer's sheet made by cnnviz microscope (OUT/sheet.npz) instead of "
+                             "making it; refused when made from other weights")
+    parser.add_argument("--cache", metavar="DIR",
+                        help="with --units: keep the layer's sheet in DIR (reused while weights and data stay)")
+    parser.add_argument("--dissection", metavar="FILE",
+                        help="with --units: the layer's dissection.json (cnnviz dissect): each unit page shows its "
+                             "label with the IoU beside it")
     parser.add_argument("--quick", action="store_true",
                         help="fewer images, steps and layers: about 2 minutes on 2 CPU cores")
     add_device(parser)
@@ -58,8 +66,9 @@ def gallery_command(parser: argparse.ArgumentParser) -> Run:
 
         if args.units:
             return export(args, DEFAULT_MODELS[0])
-        if args.data:
-            raise CnnvizError("--data goes with --units (the patches of the exported unit pages)")
+        given = [flag for flag in ("data", "sheet", "dissection") if getattr(args, flag)]
+        if given:
+            raise CnnvizError(f"--{given[0]} goes with --units (the exported unit pages)")
         settings = Settings(models=args.model or DEFAULT_MODELS, images=args.images, quick=args.quick,
                             device=args.device, progress=not args.no_progress)
         report = build(args.out, settings, progress=not args.no_progress)
@@ -77,17 +86,26 @@ def export(args: argparse.Namespace, default_model: str) -> int:
     """``--units``: the static unit pages of one model."""
     from cnnviz import interpret
     from cnnviz import zoo
+    from cnnviz.explorer.sheet_job import load_sheet, read_dissection
     from cnnviz.gallery.unit_pages import export_units
 
     if args.model and len(args.model) > 1:
         raise CnnvizError("--units exports the unit pages of one --model at a time")
     handle = zoo.load(args.model[0] if args.model else default_model, device=args.device)
     image = (args.images or ["chelsea"])[0]
+    sheet = labels = None
+    if (args.sheet or args.dissection) and len(args.units) > 1:
+        raise CnnvizError("--sheet and --dissection are of one layer: give one --units LAYER with them")
+    if args.sheet:
+        sheet = load_sheet(handle, Path(args.sheet))
+    if args.dissection:
+        labels = read_dissection(handle, Path(args.dissection), args.units[0].partition(":")[0])
     for spec in args.units:
         layer, _, channels = spec.partition(":")
         total = interpret.feature_maps(handle, handle.prepare([zoo.load_image(image, channels=handle.in_channels)]),
                                        layer=layer).shape[1]
         pages = export_units(args.out, handle, layer, parse_channels(channels or None, total), image=image,
-                             data=args.data, actmax_steps=32 if args.quick else 128, progress=not args.no_progress)
+                             data=args.data, actmax_steps=32 if args.quick else 128, progress=not args.no_progress,
+                             sheet=sheet, cache=Path(args.cache) if args.cache else None, labels=labels)
         print(f"{pages[-1]}  ({len(pages) - 1} unit pages of {handle.name} {layer})")
     return 0

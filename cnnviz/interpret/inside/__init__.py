@@ -18,6 +18,8 @@ from cnnviz.interpret.inside.fields import (
                                      verify_receptive_field,
 )
 from cnnviz.interpret.inside.filters import FILTER_MODES, conv_layers, conv_weight, filter_mode, filters
+from cnnviz.interpret.inside.layer_sheet import STEPS as SHEET_STEPS
+from cnnviz.interpret.inside.layer_sheet import LayerSheet, UnitStats, layer_channels, layer_sheet, stuck
 from cnnviz.interpret.inside.layer_table import LayerRow, layer_table, summary_lines, textbook_params, textbook_total
 from cnnviz.interpret.inside.top_quantile import TopQuantile
 from cnnviz.interpret.inside.unit_labels import Dissection, Threshold, UnitLabel
@@ -29,5 +31,6 @@ __all__ = [
     "layer_output", "Box", "LayerField", "ReceptiveField", "layer_field", "receptive_field", "receptive_fields",
     "unit_gradient", "verify_receptive_field", "FILTER_MODES", "conv_layers", "conv_weight", "filter_mode",
     "filters", "LayerRow", "layer_table", "summary_lines", "textbook_params", "textbook_total", "layer_prefix",
-    "layer_runner", "unit_evidence", "MIN_IMAGES", "ConceptScore", "tcav",
+    "layer_runner", "unit_evidence", "MIN_IMAGES", "ConceptScore", "tcav", "LayerSheet", "UnitStats",
+    "layer_channels", "layer_sheet", "SHEET_STEPS", "stuck",
 ]

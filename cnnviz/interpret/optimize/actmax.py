@@ -37,7 +37,7 @@ from cnnviz.zoo.core import (CnnvizError, ImageSide, OpenUnitInterval, PositiveF
                               run_until)
 from cnnviz.zoo.handle import ModelHandle
 
-Preset = Literal["robust", "jitter", "pixels"]
+Preset = Literal["robust", "jitter", "pixels", "maco", "strong", "maco-strong"]
 STILL = 1e-6  # a unit's gradient norm at its picture below this: the optimization cannot move the picture
 
 
@@ -128,23 +128,40 @@ def blur_every(period: int, sigma: float = 0.5) -> engine.Callable:
 
 @dataclass(frozen=True)
 class Recipe:
-    """What a preset optimizes: the parameterization, step size, penalty, transforms and step hook."""
+    """What a preset optimizes: the parameterization, step size, penalty, transforms (``standard``, ``strong`` or
+    None), views per image and step hook."""
 
     kind: str
     lr: float
     l2: float
-    augment: bool
+    augment: str | None
     every_step: Callable[[nn.Module, int], None] | None = None
+    views: int = 1
+
+    def transforms(self, side: int) -> transforms.Transform | None:
+        """The random transforms at image side ``side``."""
+        if self.augment == "strong":
+            return transforms.strong(side, self.views)
+        return transforms.standard(side) if self.augment == "standard" else None
+
+    def objective(self, objective: objectives.Objective) -> objectives.Objective:
+        """``objective`` with the preset's penalty, averaged over its views."""
+        return objectives.over_views(objective - self.l2 * objectives.l2() if self.l2 else objective, self.views)
+
+
+RECIPES = {"robust": Recipe("fourier", 0.05, 0.0, "standard"),
+           "jitter": Recipe("pixels", 0.02, 0.05, "standard", blur_every(4)),
+           "pixels": Recipe("pixels", 0.01, 0.0, None),
+           "maco": Recipe("maco", 0.05, 0.0, "standard"),
+           "strong": Recipe("fourier", 0.05, 0.0, "strong"),
+           "maco-strong": Recipe("maco", 0.05, 0.0, "strong")}
 
 
 def recipe(preset: str) -> Recipe:
     """The :class:`Recipe` of ``preset`` (see the module docstring)."""
-    recipes = {"robust": Recipe("fourier", 0.05, 0.0, True),
-               "jitter": Recipe("pixels", 0.02, 0.05, True, blur_every(4)),
-               "pixels": Recipe("pixels", 0.01, 0.0, False)}
-    if preset not in recipes:
-        raise CnnvizError(f"unknown preset {preset!r}: robust, jitter or pixels")
-    return recipes[preset]
+    if preset not in RECIPES:
+        raise CnnvizError(f"unknown preset {preset!r}: {', '.join(RECIPES)}")
+    return RECIPES[preset]
 
 
 @method("actmax", "optimization", "activation maximization: the picture a class or unit likes most", order=100)
@@ -183,9 +200,8 @@ def actmax(handle: ModelHandle, images: torch.Tensor | None = None, target: obje
     if images is not None:
         images = images.expand(batch, -1, -1, -1)
     how = recipe(preset)
-    if how.l2:
-        objective = objective - how.l2 * objectives.l2()
-    settings = {"steps": steps, "lr": lr or how.lr, "transforms": transforms.standard(side) if how.augment else None,
+    objective = how.objective(objective)
+    settings = {"steps": steps, "lr": lr or how.lr, "transforms": how.transforms(side),
                 "every_step": how.every_step, "seed": seed}
     if until is not None:
         classes = class_objective_indices(handle, target)
@@ -232,7 +248,7 @@ def _actmax_until(handle: ModelHandle, classes: torch.Tensor, images: torch.Tens
 
     def reached(context: objectives.Context) -> torch.Tensor:
         # The transformed view is a cheap first test; the image itself, as it will be returned, decides.
-        passed = probability(context.logits, wanted) >= until
+        passed = probability(context.logits[:len(wanted)], wanted) >= until  # the first view
         if bool(passed.any()):
             with torch.no_grad():
                 plain = probability(handle(context.images[passed].detach()), wanted[passed])
@@ -244,9 +260,7 @@ def _actmax_until(handle: ModelHandle, classes: torch.Tensor, images: torch.Tens
 
     queue = RowQueue(len(classes), rows, load=load, passed=reached, keep=keep, desc="actmax", progress=progress)
     queue.start()
-    objective = objectives.class_logit(wanted) + objectives.class_log_prob(wanted)
-    if how.l2:
-        objective = objective - how.l2 * objectives.l2()
+    objective = how.objective(objectives.class_logit(wanted) + objectives.class_log_prob(wanted))
     try:
         engine.optimize(handle, image, objective, until=queue.until, refill=queue.refill, progress=False,
                         desc="actmax", **settings)

@@ -59,6 +59,21 @@ def resize_to(size: int) -> Transform:
     return apply
 
 
+def noise(std: float) -> Transform:
+    """Add Gaussian pixel noise of standard deviation ``std`` (MaCo's noise: only features that survive it count)."""
+    def apply(images: torch.Tensor) -> torch.Tensor:
+        return images + std * torch.randn_like(images)
+    return apply
+
+
+def views(count: int) -> Transform:
+    """Repeat the batch ``count`` times (view-major: rows ``v * B + b``), so that the random transforms after it
+    draw ``count`` different views of every image in one pass; pair it with :func:`objectives.over_views`."""
+    def apply(images: torch.Tensor) -> torch.Tensor:
+        return images.repeat(count, 1, 1, 1) if count > 1 else images
+    return apply
+
+
 def compose(*transforms: Transform) -> Transform:
     """Apply ``transforms`` in order."""
     def apply(images: torch.Tensor) -> torch.Tensor:
@@ -66,6 +81,16 @@ def compose(*transforms: Transform) -> Transform:
             images = transform(images)
         return images
     return apply
+
+
+def strong(size: int, count: int = 1) -> Transform:
+    """Stronger robustness for pictures that other models also recognize: ``count`` views per image, each padded,
+    shifted, rotated and zoomed into crops of 100 % down to ~60 % of the side (or out to 110 %), with a little pixel
+    noise, then back to ``size`` (the crops and noise of MaCo, Fel et al. 2023, as one per-image resampling)."""
+    unit = max(1, size // 28)
+    zooms = [0.9 + 0.05 * i for i in range(15)]  # 0.9 .. 1.6
+    return compose(views(count), pad(2 * unit), random_affine(max_shift=2 * unit, scales=zooms, max_degrees=15),
+                   noise(0.02), random_affine(max_shift=unit // 2 or 1), resize_to(size))
 
 
 def standard(size: int) -> Transform:
