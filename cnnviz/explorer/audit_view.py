@@ -107,7 +107,7 @@ def members(report: dict[str, Any], selection: Selection) -> set[str | int] | No
         if not 1 <= selection.flag <= len(flags):
             raise CnnvizError(f"flag {selection.flag} is not one of this audit's: it has flags 1 to {len(flags)}"
                               if flags else f"flag {selection.flag}: this audit raised no flag")
-        return set(flags[selection.flag - 1]["members"])
+        return set(flag_members(flags[selection.flag - 1]))
     if selection.cluster is not None:
         klass = class_of(report, selection.label)
         clusters = {c["id"]: c for c in klass.get("clusters") or []}
@@ -116,6 +116,11 @@ def members(report: dict[str, Any], selection: Selection) -> set[str | int] | No
                               f"{', '.join(str(k) for k in clusters) or 'none'}")
         return set(clusters[selection.cluster]["members"])
     return None
+
+
+def flag_members(flag: dict[str, Any]) -> list[str | int]:
+    """A flag's item ids (``members``; an early writer swapped it with the count ``items``, read either way)."""
+    return flag["members"] if isinstance(flag["members"], list) else flag["items"]
 
 
 def select(rows: Sequence[Row], selection: Selection, report: dict[str, Any] | None = None,
@@ -232,7 +237,9 @@ def overview(report: dict[str, Any], rows: Sequence[Row], links: Links) -> dict[
 def flag_rows(report: dict[str, Any], links: Links, name: str | None = None) -> list[dict[str, Any]]:
     """The flags ranked (of class ``name`` only when given), each with its rank, above or below the threshold,
     and the link to its members."""
-    return [{**flag, "rank": rank, "raised": flag["score"] >= report["threshold"],
+    threshold = report.get("threshold")
+    return [{**flag, "rank": rank, "raised": threshold is None or flag["score"] >= threshold,
+             "count": len(flag_members(flag)),
              "link": links.items(Selection(flag=rank)), "class_link": links.klass(flag["class"])}
             for rank, flag in enumerate(report["flags"], 1) if name is None or flag["class"] == name]
 

@@ -23,7 +23,7 @@ from cnnviz.explorer.audit_view import Row, Selection
 from cnnviz.explorer.endpoint import route
 from cnnviz.explorer.errors import NotFound
 from cnnviz.explorer.json_response import JSONResponse
-from cnnviz.explorer.requests import AuditClass, AuditFigure, AuditItems, Audited, AuditStart
+from cnnviz.explorer.requests import FIRST_IMAGE, AuditClass, AuditFigure, AuditItems, Audited, AuditStart
 from cnnviz.explorer.routes.pages import render
 from cnnviz.explorer.state import Explorer, result_key
 from cnnviz.zoo.core import CnnvizError
@@ -76,7 +76,7 @@ async def audit_page(explorer: Explorer, ask: Audited) -> HTMLResponse:
     layer = explorer.layer(handle, ask.layer)
     links = ServedLinks(handle.name, ask)
     if explorer.data is None:
-        return render(explorer, "audit.html", model=handle.name, image=None, links=links, report=None,
+        return render(explorer, "audit.html", model=handle.name, image=FIRST_IMAGE, links=links, report=None,
                       job={"served": False})
     run = await explorer.audit(handle, ask.method, layer)
     if run is None:
@@ -84,15 +84,15 @@ async def audit_page(explorer: Explorer, ask: Audited) -> HTMLResponse:
         body = json.dumps({"model": handle.name, "method": ask.method, "layer": layer, "watch": True})
         job = {"served": True, "id": running.id if running is not None and not running.over else "",
                "items": len(explorer.data), "body": body}
-        return render(explorer, "audit.html", model=handle.name, image=None, links=links, report=None, job=job)
-    return render(explorer, "audit.html", model=handle.name, image=None, job=None,
+        return render(explorer, "audit.html", model=handle.name, image=FIRST_IMAGE, links=links, report=None, job=job)
+    return render(explorer, "audit.html", model=handle.name, image=FIRST_IMAGE, job=None,
                   **audit_view.overview(run.report, run.rows, links))
 
 
 async def class_page(explorer: Explorer, ask: AuditClass) -> HTMLResponse:
     """A class's strategies (clusters with their mean maps and prototypes), embedding, concepts and flags."""
     handle, run = await kept_audit(explorer, ask)
-    return render(explorer, "audit_class.html", model=handle.name, image=None,
+    return render(explorer, "audit_class.html", model=handle.name, image=FIRST_IMAGE,
                   **audit_view.class_page(run.report, named_class(run, ask.name), run.rows,
                                           ServedLinks(handle.name, ask)))
 
@@ -117,7 +117,7 @@ async def items_page(explorer: Explorer, ask: AuditItems) -> HTMLResponse:
     """The images a selection picks (a confusion cell, a class right or wrong, a confidence band, a cluster, a
     flag), each with its map and a link to its image page."""
     handle, run = await kept_audit(explorer, ask)
-    return render(explorer, "audit_items.html", model=handle.name, image=None,
+    return render(explorer, "audit_items.html", model=handle.name, image=FIRST_IMAGE,
                   **listed(run, ask, ServedLinks(handle.name, ask)))
 
 
