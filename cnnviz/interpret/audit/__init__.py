@@ -29,7 +29,7 @@ import types
 from typing import Any
 
 from cnnviz.interpret.audit.audit import (CHUNK, CONCEPTS, DEFAULT_METHOD, MAP_SIZE, AuditRun, Progress,
-                                          audit)
+                                          audit, run_to_end)
 from cnnviz.interpret.audit.data import AuditData, audit_data, class_matcher
 from cnnviz.interpret.audit.predictions import expected_calibration_error, reliability, summarize
 from cnnviz.interpret.audit.run import RunFolder
@@ -37,7 +37,7 @@ from cnnviz.interpret.audit.schema import AUDIT_FILE, ITEMS_FILE, SCHEMA, Audit,
 
 __all__ = ["AUDIT_FILE", "ITEMS_FILE", "AuditData", "AuditRun", "Audit", "CHUNK", "CONCEPTS", "DEFAULT_METHOD", "Items", "MAP_SIZE", "Progress",
            "RunFolder", "SCHEMA", "audit", "audit_data", "class_matcher", "expected_calibration_error", "load",
-           "reliability", "summarize"]
+           "reliability", "run_to_end", "summarize"]
 
 
 class _CallableModule(types.ModuleType):

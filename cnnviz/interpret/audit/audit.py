@@ -55,7 +55,6 @@ from cnnviz.interpret.core import (Group, attribution_map, auto_batch_size, barr
                                    model_identity)
 from cnnviz.interpret.core.random_state import numpy_and_python_rng
 from cnnviz.interpret.evaluate.explanation import call_options
-from cnnviz.interpret.inside.atlas.feed import Preparer
 from cnnviz.zoo.core import CnnvizError, preserve
 from cnnviz.zoo.handle import ModelHandle, as_handle
 
@@ -203,13 +202,10 @@ class AuditRun:
 
     # ---------------------------------------------------------------- maps
 
-    def _prepared(self, rows: list[int]) -> torch.Tensor:
-        return Preparer(self.handle)(self.data.images(rows)).to(self.handle.device)
-
     def _chunk(self, chunk: int) -> None:
         """One chunk's predictions and downsized maps, written to the run folder."""
         rows = list(self.folder.rows(chunk))
-        images = self._prepared(rows)
+        images = self.data.prepared(self.handle, rows)
         labels = self.data.labels[rows]
         with preserve(self.handle), torch.no_grad():
             probs = self.handle(images).float().softmax(-1)
@@ -243,7 +239,7 @@ class AuditRun:
         if settings["concepts"] and self.layer is not None:
             chosen = rows[np.unique(np.linspace(0, len(rows) - 1, min(len(rows), settings["concept_items"]))
                                     .round().astype(int))]
-            images = self._prepared(chosen.tolist())
+            images = self.data.prepared(self.handle, chosen.tolist())
             self.concepts[name] = concept_analysis.class_concepts(
                 self.handle, images, index, self.layer, [self.data.ids[r] for r in chosen],
                 concepts=settings["concepts"])
@@ -308,6 +304,17 @@ def audit(handle: Any, data: Any, *, workdir: str | Path, method: str = DEFAULT_
         (['T-shirt/top', 'Trouser'], (16, 16, 16))
     """
     run = AuditRun(handle, data, workdir=workdir, method=method, layer=layer, **settings)
+    return run_to_end(run, progress=progress)
+
+
+def run_to_end(run: AuditRun, *, progress: bool = False) -> Audit:
+    """Every remaining step of ``run``; under ``torchrun`` each process computes its chunks into the shared run
+    folder, rank 0 analyses, and every rank returns the audit rank 0 wrote.
+
+    Args:
+        run: the audit.
+        progress: show a progress bar (rank 0).
+    """
     group = run.group
     if group.world > 1:
         if group.leader:

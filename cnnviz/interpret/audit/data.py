@@ -19,7 +19,9 @@ Example:
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Sequence
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
@@ -28,6 +30,7 @@ import torch
 from torch.utils.data import Dataset
 
 from cnnviz.interpret.core import data_identity
+from cnnviz.interpret.inside.atlas.feed import Preparer
 from cnnviz.zoo import safe_name
 from cnnviz.zoo.core import CnnvizError
 from cnnviz.zoo.data import DATASETS, ImageFiles, TensorImages, open_dataset
@@ -67,6 +70,24 @@ class AuditData:
         """The items at ``rows`` as the dataset gives them (a batch tensor where it slices in one go)."""
         many = getattr(self.dataset, "__getitems__", None)
         return many(rows) if many is not None else [self.dataset[r] for r in rows]
+
+    def prepared(self, handle: ModelHandle, rows: list[int]) -> torch.Tensor:
+        """The items at ``rows`` as the model takes them, ``(B, C, H, W)`` on its device (as
+        ``handle.prepare`` resizes them)."""
+        return Preparer(handle)(self.images(rows)).to(handle.device)
+
+    def by_id(self, handle: ModelHandle, ids: Sequence[ItemId]) -> dict[ItemId, torch.Tensor]:
+        """Item id -> its prepared ``(C, H, W)`` image on the CPU, for the ids of this data (others skipped)."""
+        rows = self.rows
+        wanted = [item for item in dict.fromkeys(ids) if item in rows]
+        if not wanted:
+            return {}
+        return dict(zip(wanted, self.prepared(handle, [rows[item] for item in wanted]).cpu()))
+
+    @cached_property
+    def rows(self) -> dict[ItemId, int]:
+        """Item id -> row."""
+        return {item: r for r, item in enumerate(self.ids)}
 
 
 def audit_data(handle: ModelHandle, data: Any) -> AuditData:
