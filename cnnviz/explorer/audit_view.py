@@ -37,6 +37,7 @@ SHOWN = 60  # items a list shows at once (a page of them)
 EMBEDDING_POINTS = 2000  # points of a class's embedding drawn (every one a link)
 FIGURE = re.compile(r"item-(?P<row>\d+)|mean-(?P<klass>\d+)-(?P<cluster>\d+)|crop-(?P<cclass>\d+)-(?P<concept>\d+)-"
                     r"(?P<crop>\d+)")
+FIGURE_NAMES = r"(item-\d+|mean-\d+-\d+|crop-\d+-\d+-\d+)"  # the same, as a request's field checks it
 ORDERS = ("confidence", "-confidence", "item")
 
 

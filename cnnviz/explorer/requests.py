@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from cnnviz import interpret
-from cnnviz.explorer.audit_view import FIGURE, ORDERS, SHOWN, Selection
+from cnnviz.explorer.audit_view import FIGURE_NAMES, ORDERS, SHOWN, Selection
 from cnnviz.explorer.fields import (ClassTarget, Choice, Flag, Integer, Number, Options, Pair, Region, Text, Upload,
                                     key_kind)
 from cnnviz.explorer.errors import NotFound
@@ -244,7 +244,7 @@ class AuditClass(Audited):
 
 @dataclass(frozen=True, kw_only=True)
 class AuditFigure(Audited):
-    name: str = param(Text(what="item-ROW, mean-CLASS-CLUSTER or crop-CLASS-CONCEPT-RANK", pattern=FIGURE.pattern,
+    name: str = param(Text(what="item-ROW, mean-CLASS-CLUSTER or crop-CLASS-CONCEPT-RANK", pattern=FIGURE_NAMES,
                            error=NotFound), "a figure's name, as the data view names it", required=True)
 
 

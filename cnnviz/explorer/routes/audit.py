@@ -6,7 +6,7 @@ kept in the cache folder; its pages and their JSON.
   and cancel;
 - ``/m/MODEL/data/items?label=&predicted=&correct=&low=&high=&cluster=&flag=&order=``: the images a selection
   picks, each with its map, each linking to its image page;
-- ``/m/MODEL/data/classes/NAME``: a class's clusters, embedding, concepts and flags.
+- ``/m/MODEL/data/class?name=NAME``: a class's clusters, embedding, concepts and flags.
 """
 
 from __future__ import annotations
@@ -49,7 +49,7 @@ class ServedLinks:
         return f"{self.base}/data/items{self._query({**selection.given(), **more})}"
 
     def klass(self, name: str) -> str:
-        return f"{self.base}/data/classes/{quote(name, safe='')}{self._query({})}"
+        return f"{self.base}/data/class{self._query({'name': name})}"
 
     def item(self, row: Row) -> str:
         return f"{self.base}/image/data:{row.row}"
@@ -177,7 +177,7 @@ async def start_audit(explorer: Explorer, ask: AuditStart) -> JSONResponse:
 
 
 ROUTES = [route("GET", "/m/{model}/data", audit_page), route("GET", "/m/{model}/data/items", items_page),
-          route("GET", "/m/{model}/data/classes/{name}", class_page)]
+          route("GET", "/m/{model}/data/class", class_page)]
 API = [route("POST", "/api/audit", start_audit), route("GET", "/api/models/{model}/data", audit_json),
        route("GET", "/api/models/{model}/data/items", items_json),
        route("GET", "/api/models/{model}/data/figures/{name}.png", figure)]
