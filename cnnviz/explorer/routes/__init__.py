@@ -3,7 +3,7 @@
 
 Example:
     >>> sorted({r.path for r in ROUTES})[:3]
-    ['/', '/api/atlas', '/api/compare']
+    ['/', '/api/atlas', '/api/audit']
 """
 
 from __future__ import annotations

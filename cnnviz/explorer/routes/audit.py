@@ -169,10 +169,7 @@ async def start_audit(explorer: Explorer, ask: AuditStart) -> JSONResponse:
     if job is None:
         return JSONResponse({"kind": "audit", "state": "done", "model": handle.name, "kept": True,
                              "page": ServedLinks(handle.name, ask).overview()})
-    if not ask.watch:
-        job.adopt()
-    elif job is not before or job.watched is not None:
-        job.watch()
+    job.asked(ask.watch, job is not before)
     return JSONResponse({**job.status(), "kept": False}, status_code=202)
 
 
