@@ -48,7 +48,7 @@ SHOWN_FLAGS = 5
                      "examples:\n"
                      "  cnnviz audit --model fashion_cnn --data fashion-mnist --out audit-fashion\n"
                      "  cnnviz audit --model runs/marked/ --data marked-test/ --out audit-marked\n"
-                     "  cnnviz audit --model fashion_cnn --data fashion-mnist --method saliency --map-size 28\n"
+                     "  cnnviz audit --model fashion_cnn --data fashion-mnist --method gradient --map-size 28\n"
                      "  torchrun --nproc-per-node 4 -m cnnviz.cli.main audit --model M --data imagenet-val/ --out A")
 def audit_command(parser: argparse.ArgumentParser) -> Run:
     add_model(parser)

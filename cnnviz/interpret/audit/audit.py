@@ -321,7 +321,7 @@ def run_to_end(run: AuditRun, *, progress: bool = False) -> Audit:
             run.folder.create()
         barrier(group)
     bar = tqdm(total=run.total, initial=run.done, desc="audit", unit="step", leave=False,
-               disable=not progress or not group.leader)
+               disable=True if not progress or not group.leader else None)  # None: only in a terminal
     try:
         while run.mapping:
             bar.set_postfix_str(run.step().detail, refresh=False)

@@ -42,7 +42,7 @@ from cnnviz.interpret.audit.strategies import ClassStrategies, relevance_box, re
 from cnnviz.zoo.core import CnnvizError
 
 DEFAULT_THRESHOLD = 0.5
-MERGE_SHARE = 0.25  # half of what a group holds in its own region (one half by construction)
+MERGE_SHARE = 0.5  # clusters merge when each holds at least half as much of its relevance in the other's place
 
 
 @dataclass
@@ -72,12 +72,6 @@ class Flag:
                 "members": self.members, "items": list(self.items), "evidence": self.evidence}
 
 
-def _shares(mean_map: np.ndarray) -> np.ndarray:
-    positive = np.clip(np.asarray(mean_map, dtype=np.float64), 0.0, None)
-    total = positive.sum()
-    return positive / total if total > 0 else positive
-
-
 def _member_shares(maps: np.ndarray, region: np.ndarray) -> np.ndarray:
     """Each map's share of its positive relevance inside ``region`` (0 for a map with none)."""
     positive = np.clip(maps, 0.0, None)
@@ -94,12 +88,17 @@ def _conductance(affinity: Any, inside: np.ndarray) -> float:
     return cut / volume if volume > 0 else 0.0
 
 
+def _place(strategies: ClassStrategies, inside: np.ndarray) -> np.ndarray:
+    """Where a group puts relevance that the rest of its class does not: the half-mass region of the
+    positive part of (group's mean map - rest's mean map)."""
+    return relevance_region(strategies.normalized[inside].mean(0) - strategies.normalized[~inside].mean(0))
+
+
 def _score_group(strategies: ClassStrategies, group: list[int]) -> tuple[float, dict[str, Any]]:
     inside = np.isin(strategies.labels, group)
     if inside.all() or not inside.any():
         return 0.0, {}
-    own_map = strategies.normalized[inside].mean(0)
-    region = relevance_region(own_map)
+    region = _place(strategies, inside)
     if not region.any():
         return 0.0, {}
     area = float(region.mean())
@@ -108,22 +107,24 @@ def _score_group(strategies: ClassStrategies, group: list[int]) -> tuple[float, 
     concentration = float(np.clip(1.0 - area / own, 0.0, 1.0)) if own > 0 else 0.0
     separation = float(np.clip(1.0 - rest / own, 0.0, 1.0)) if own > 0 else 0.0
     conductance = _conductance(strategies.affinity, inside)
+    box = relevance_box(np.where(region, strategies.normalized[inside].mean(0), 0.0))
     evidence = {"concentration": round(concentration, 6), "separation": round(separation, 6),
                 "distinctness": round(1.0 - conductance, 6), "area": round(area, 6), "own_share": round(own, 6),
-                "rest_share": round(rest, 6), "relevance_box": [round(v, 6) for v in relevance_box(own_map)],
+                "rest_share": round(rest, 6), "relevance_box": [round(v, 6) for v in box],
                 "class_share": round(float(inside.mean()), 6)}
     return concentration * separation * (1.0 - conductance), evidence
 
 
 def _candidate_groups(strategies: ClassStrategies) -> list[list[int]]:
-    """For each cluster, the clusters whose relevance lies where its own does (itself included)."""
-    clusters = strategies.clusters
-    regions = [relevance_region(c.mean_map) for c in clusters]
-    shares = [_shares(c.mean_map) for c in clusters]
+    """For each cluster, the clusters whose distinctive relevance lies where its own does (itself included)."""
+    ids = [c.id for c in strategies.clusters]
+    places = [_place(strategies, strategies.labels == c) if len(ids) > 1 else None for c in ids]
+    held = [[float(_member_shares(strategies.normalized[strategies.labels == c], place).mean())
+             if place is not None else 0.0 for place in places] for c in ids]  # held[j][i]: cluster j in place i
     groups = []
-    for i in range(len(clusters)):
-        group = [clusters[j].id for j in range(len(clusters))
-                 if j == i or (shares[j][regions[i]].sum() >= MERGE_SHARE and shares[i][regions[j]].sum() >= MERGE_SHARE)]
+    for i in range(len(ids)):
+        group = [ids[j] for j in range(len(ids))
+                 if j == i or (held[j][i] >= MERGE_SHARE * held[i][i] and held[i][j] >= MERGE_SHARE * held[j][j])]
         if group not in groups:
             groups.append(group)
     return groups

@@ -21,10 +21,10 @@ Example:
     >>> run.write_chunk(1, np.ones((1, 2, 2), np.float32), np.array([0]), np.array([1]), np.array([0.7]))
     >>> run.done(), run.chunks
     ({1}, 2)
-    >>> RunFolder(run.path, {**spec, "method": "saliency"})  # doctest: +ELLIPSIS
+    >>> RunFolder(run.path, {**spec, "method": "gradient"})  # doctest: +ELLIPSIS
     Traceback (most recent call last):
     ...
-    cnnviz.CnnvizError: ... holds an audit made with method gradcam, not saliency: ...
+    cnnviz.CnnvizError: ... holds an audit made with method gradcam, not gradient: ...
 """
 
 from __future__ import annotations

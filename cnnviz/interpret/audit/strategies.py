@@ -132,7 +132,7 @@ def normalize_maps(maps: np.ndarray) -> np.ndarray:
         raise CnnvizError(f"explanation maps must be (N, h, w), got shape {maps.shape}")
     if not np.isfinite(maps).all():
         raise CnnvizError("the explanation maps hold NaN or infinite values: check the method's output")
-    total = np.abs(maps).reshape(len(maps), -1).sum(1)
+    total = np.abs(maps).sum(axis=(1, 2))
     return maps / np.where(total > 0, total, 1.0)[:, None, None]
 
 
