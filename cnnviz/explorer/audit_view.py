@@ -124,6 +124,11 @@ def flag_members(flag: dict[str, Any]) -> list[str | int]:
     return flag["members"] if isinstance(flag["members"], list) else flag["items"]
 
 
+def crop_item(crop: dict[str, Any]) -> str | int:
+    """A concept crop's item id (``item``; an early writer named it ``id``, read either way)."""
+    return crop["item"] if "item" in crop else crop["id"]
+
+
 def select(rows: Sequence[Row], selection: Selection, report: dict[str, Any] | None = None,
            order: str = "item") -> list[Row]:
     """The rows ``selection`` picks, in ``order`` (``confidence``, ``-confidence``: most confident first, or
@@ -257,7 +262,7 @@ def class_page(report: dict[str, Any], name: str, rows: Sequence[Row], links: Li
                  "link": links.items(Selection(label=name, cluster=c["id"]))}
                 for c in klass.get("clusters") or []]
     concepts = [{**c, "pictures": [{"src": links.figure(figure_name("crop", index, c["id"], rank)),
-                                    "row": by_item.get(crop["item"])}
+                                    "row": by_item.get(crop_item(crop))}
                                    for rank, crop in enumerate(c.get("crops") or [])]}
                 for c in klass.get("concepts") or []]
     return {"report": report, "name": name, "klass": klass, "clusters": clusters, "concepts": concepts,
