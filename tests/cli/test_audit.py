@@ -47,6 +47,8 @@ def test_audit_writes_the_schema_items_maps_and_figures(audited):
     assert found.maps.shape == (12, 16, 16)
     figures = {p.name for p in (out / "figures").iterdir()}
     assert {"confusion.png", "reliability.png", "class-001-clusters.png", "class-001-embedding.png"} <= figures
+    assert "report/class-trouser-c60687.html" in (out / "audit.html").read_text()  # the report, beside audit.json
+    assert (out / "report" / "class-trouser-c60687.html").is_file()
 
 
 def test_a_second_run_resumes_and_changes_nothing(cli, audited):
