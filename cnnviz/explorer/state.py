@@ -30,7 +30,7 @@ from cnnviz import interpret
 from cnnviz.explorer.atlas_job import AtlasJob, load_atlas
 from cnnviz.explorer.audit_job import CHUNK as AUDIT_CHUNK
 from cnnviz.explorer.audit_job import AuditJob, KeptAudit, audit_kept, open_run
-from cnnviz.interpret.audit import AuditRun
+from cnnviz.interpret.audit import DEFAULT_METHOD, AuditRun
 from cnnviz.explorer.compute_queue import ComputeQueue, Queues
 from cnnviz.explorer.errors import NotFound
 from cnnviz.explorer.identity import data_identity, model_identity
@@ -188,7 +188,9 @@ class Explorer:
         if self.data is None:
             raise NotFound("no data set is served, so there is nothing to audit: start the server with --data "
                            "DIR (a folder of class sub-folders) or --data fashion-mnist")
-        return self.cache_dir / "audit" / result_key("audit", *self.identities(handle), method, layer)
+        method = self.method(method).name if method else DEFAULT_METHOD  # one folder however the request spells it
+        return self.cache_dir / "audit" / result_key("audit", *self.identities(handle), method,
+                                                     layer or handle.default_layer)
 
     async def audit_job(self, handle: ModelHandle, method: str | None, layer: str | None) -> AuditJob | None:
         """The running audit (started now unless one runs, resuming the run folder's finished chunks); None when

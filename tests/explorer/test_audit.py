@@ -198,6 +198,15 @@ def test_without_data_there_is_nothing_to_audit(fashion, tmp_path):
         assert 'id="no-data"' in client.get("/m/fashion_cnn/data").text
 
 
+@pytest.mark.parametrize("body, words", [({"method": "gradcam++x"}, "gradcam"), ({"layer": "features.nope"}, "no layer"),
+                                         ({"model": "resnet"}, "no model 'resnet'")])
+def test_an_audit_the_request_cannot_make_gets_one_line(folder, fashion, tmp_path, body, words):
+    with TestClient(create_app([fashion], str(folder), cache_dir=tmp_path)) as client:
+        answer = client.post("/api/audit", json=body)
+        assert_one_line(answer, 404 if "model" in body else 400, words)
+        assert client.app.state.explorer.jobs == {}
+
+
 def test_a_data_set_the_audit_refuses_gets_one_line(fashion, tmp_path):
     photos = tmp_path / "photos"
     photos.mkdir()
