@@ -34,9 +34,10 @@ class ServedLinks:
     """The data view's links (:class:`explorer.audit_view.Links`): its pages, with the method and layer asked for,
     and each item's image page (``data:ROW``: the audit's rows are the served data's items)."""
 
-    def __init__(self, model: str, ask: Audited) -> None:
+    def __init__(self, model: str, ask: Audited, report: dict[str, Any] | None = None) -> None:
         self.base = f"/m/{quote(model, safe='')}"
         self.keep = {name: value for name, value in (("method", ask.method), ("layer", ask.layer)) if value}
+        self.report = report
 
     def _query(self, given: dict[str, Any]) -> str:
         text = urlencode({**self.keep, **{k: str(v).lower() if isinstance(v, bool) else v for k, v in given.items()}})
@@ -53,6 +54,14 @@ class ServedLinks:
 
     def item(self, row: Row) -> str:
         return f"{self.base}/image/data:{row.row}"
+
+    def explain(self, row: Row) -> str | None:
+        """The explain page of an item with the audit's method, layer and target (its true class): its map at full
+        size."""
+        if self.report is None:
+            return None
+        query = {"target": row.label, **({"layer": self.report["layer"]} if self.report["layer"] else {})}
+        return f"{self.base}/image/data:{row.row}/explain/{quote(self.report['method'], safe='')}?{urlencode(query)}"
 
     def figure(self, name: str) -> str:
         model = self.base.removeprefix("/m/")
@@ -86,7 +95,7 @@ async def audit_page(explorer: Explorer, ask: Audited) -> HTMLResponse:
                "items": len(explorer.data), "body": body}
         return render(explorer, "audit.html", model=handle.name, image=FIRST_IMAGE, links=links, report=None, job=job)
     return render(explorer, "audit.html", model=handle.name, image=FIRST_IMAGE, job=None,
-                  **audit_view.overview(run.report, run.rows, links))
+                  **audit_view.overview(run.report, run.rows, ServedLinks(handle.name, ask, run.report)))
 
 
 async def class_page(explorer: Explorer, ask: AuditClass) -> HTMLResponse:
@@ -94,7 +103,7 @@ async def class_page(explorer: Explorer, ask: AuditClass) -> HTMLResponse:
     handle, run = await kept_audit(explorer, ask)
     return render(explorer, "audit_class.html", model=handle.name, image=FIRST_IMAGE,
                   **audit_view.class_page(run.report, named_class(run, ask.name), run.rows,
-                                          ServedLinks(handle.name, ask)))
+                                          ServedLinks(handle.name, ask, run.report)))
 
 
 def named_class(run: KeptAudit, name: str) -> str:
@@ -118,7 +127,7 @@ async def items_page(explorer: Explorer, ask: AuditItems) -> HTMLResponse:
     flag), each with its map and a link to its image page."""
     handle, run = await kept_audit(explorer, ask)
     return render(explorer, "audit_items.html", model=handle.name, image=FIRST_IMAGE,
-                  **listed(run, ask, ServedLinks(handle.name, ask)))
+                  **listed(run, ask, ServedLinks(handle.name, ask, run.report)))
 
 
 def row_json(row: Row, links: ServedLinks) -> dict[str, Any]:
