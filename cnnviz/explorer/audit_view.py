@@ -9,14 +9,14 @@ The two front ends differ only in their :class:`Links`: the explorer links to it
 files it writes.
 
 Example:
-    >>> rows = [Row(0, "a.png", "cat", "cat", 0.9), Row(1, "b.png", "cat", "dog", 0.8), Row(2, "c.png", "dog",
-    ...         "dog", 0.6)]
-    >>> [r.item for r in select(rows, Selection(label="cat", correct=False))]
-    ['b.png']
+    >>> from cnnviz.interpret.audit import Items
+    >>> items = Items(["a.png", "b.png", "c.png"], ["cat", "cat", "dog"], ["cat", "dog", "dog"], np.array([.9, .8, .6]))
+    >>> select(items, Selection(label="cat", correct=False))
+    [1]
     >>> Selection(label="cat", predicted="dog").describe()
     'label cat, predicted dog'
-    >>> [r.item for r in select(rows, Selection(low=0.7), order="confidence")]
-    ['b.png', 'a.png']
+    >>> select(items, Selection(low=0.7), order="confidence")
+    [1, 0]
 """
 
 from __future__ import annotations
@@ -29,6 +29,7 @@ from typing import Any, Protocol
 
 import numpy as np
 
+from cnnviz.interpret.audit import Items
 from cnnviz.zoo.core import CnnvizError
 
 PALETTE = ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f", "#bcbd22",
@@ -60,7 +61,7 @@ class Row:
 @dataclass(frozen=True)
 class Selection:
     """Which items a list shows: any of a label, a predicted class, right or wrong, a confidence band
-    ``[low, high)`` (``high`` 1 included), the members of a class's cluster (``label`` and ``cluster``) or of a
+    ``[low, high]``, the members of a class's cluster (``label`` and ``cluster``) or of a
     flag (its rank from 1)."""
 
     label: str | None = None
@@ -129,23 +130,21 @@ def crop_item(crop: dict[str, Any]) -> str | int:
     return crop["item"] if "item" in crop else crop["id"]
 
 
-def select(rows: Sequence[Row], selection: Selection, report: dict[str, Any] | None = None,
-           order: str = "item") -> list[Row]:
-    """The rows ``selection`` picks, in ``order`` (``confidence``, ``-confidence``: most confident first, or
-    ``item``: as the run holds them)."""
+def select(items: Items, selection: Selection, report: dict[str, Any] | None = None,
+           order: str = "item") -> list[int]:
+    """The rows of ``items`` (an audit's, :class:`interpret.audit.Items`) that ``selection`` picks, in ``order``
+    (``confidence``: least confident first, ``-confidence``: most confident first, or ``item``: as the run holds
+    them)."""
     picked = members(report or {}, selection)
-    found = [r for r in rows
-             if (picked is None or r.item in picked)
-             and (selection.label is None or selection.cluster is not None or r.label == selection.label)
-             and (selection.predicted is None or r.predicted == selection.predicted)
-             and (selection.correct is None or r.correct == selection.correct)
-             and (selection.low is None or r.confidence >= selection.low)
-             and (selection.high is None or r.confidence < selection.high or selection.high >= 1)]
-    if order == "confidence":
-        return sorted(found, key=lambda r: r.confidence)
-    if order == "-confidence":
-        return sorted(found, key=lambda r: -r.confidence)
-    return found
+    rows = items.select(label=None if selection.cluster is not None else selection.label,
+                        predicted=selection.predicted, correct=selection.correct,
+                        low=0.0 if selection.low is None else selection.low,
+                        high=1.0 if selection.high is None else selection.high).tolist()
+    if picked is not None:
+        rows = [r for r in rows if items.ids[r] in picked]
+    if order in ("confidence", "-confidence"):
+        rows.sort(key=lambda r: float(items.confidence[r]) * (1 if order == "confidence" else -1))
+    return rows
 
 
 def class_of(report: dict[str, Any], name: str | None) -> dict[str, Any]:
@@ -271,12 +270,13 @@ def class_page(report: dict[str, Any], name: str, rows: Sequence[Row], links: Li
             "wrong": links.items(Selection(label=name, correct=False))}
 
 
-def items_page(report: dict[str, Any], rows: Sequence[Row], selection: Selection, links: Links, *,
+def items_page(report: dict[str, Any], rows: Sequence[Row], items: Items, selection: Selection, links: Links, *,
                order: str = "item", offset: int = 0, limit: int = SHOWN) -> dict[str, Any]:
-    """What a list of items shows: the selection in words, how many, and one page of them."""
-    found = select(rows, selection, report, order)
+    """What a list of items shows: the selection in words, how many, and one page of them (``rows``: the
+    :class:`Row` of each of ``items``)."""
+    found = select(items, selection, report, order)
     return {"report": report, "selection": selection, "title": selection.describe(), "total": len(found),
-            "shown": found[offset:offset + limit], "offset": offset, "limit": limit, "order": order, "links": links,
+            "shown": [rows[r] for r in found[offset:offset + limit]], "offset": offset, "limit": limit, "order": order, "links": links,
             "classes": list(report["confusion"]["labels"])}
 
 

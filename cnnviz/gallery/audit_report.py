@@ -24,7 +24,6 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import torch
@@ -137,7 +136,7 @@ def write_audit_report(out: str | Path, run_dir: str | Path, *, index: str = "au
                     **common, **audit_view.class_page(report, written.classes[name], rows, inner))
             else:
                 html = env.get_template("audit_items.html").render(
-                    **common, **audit_view.items_page(report, rows, written.selections[name], inner,
+                    **common, **audit_view.items_page(report, rows, run.audit.items, written.selections[name], inner,
                                                       order="-confidence", limit=STATIC_SHOWN))
             write(folder / name, html.encode())
     for name in sorted(written.figures):
@@ -147,15 +146,3 @@ def write_audit_report(out: str | Path, run_dir: str | Path, *, index: str = "au
     write(folder / STYLESHEET.name, STYLESHEET.read_bytes())
     return write(root / index, page.encode())
 
-
-def describe(report: dict[str, Any]) -> str:
-    """One line on an audit: the model, the data, accuracy and the flags raised.
-
-    Example:
-        >>> describe({"model": {"name": "m"}, "data": {"source": "d", "items": 3}, "overall": {"accuracy": 0.5},
-        ...           "flags": [{"score": 0.9}, {"score": 0.1}], "threshold": 0.5})
-        'm on d (3 items): accuracy 50.0%, 1 flag raised'
-    """
-    raised = sum(f["score"] >= (report.get("threshold") or 0) for f in report["flags"])
-    return (f"{report['model']['name']} on {report['data']['source']} ({report['data']['items']} items): accuracy "
-            f"{100 * report['overall']['accuracy']:.1f}%, {raised} flag{'' if raised == 1 else 's'} raised")

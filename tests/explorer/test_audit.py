@@ -119,17 +119,18 @@ def test_a_selection_picks_what_the_items_say(audited, predicted):
     run = open_run(audited)
     paths, labels, guesses = predicted
     assert [r.item for r in run.rows] == paths and [r.predicted for r in run.rows] == guesses
-    wrong = [r.item for r in select(run.rows, Selection(correct=False), run.report, order="-confidence")]
+    items = run.audit.items
+    wrong = [items.ids[r] for r in select(items, Selection(correct=False), run.report, order="-confidence")]
     assert sorted(wrong) == sorted(p for p, t, g in zip(paths, labels, guesses) if t != g)
     confidence = {r.item: r.confidence for r in run.rows}
     assert [confidence[w] for w in wrong] == sorted((confidence[w] for w in wrong), reverse=True)
     for klass in run.report["classes"].values():
         for cluster in klass["clusters"]:
-            chosen = select(run.rows, Selection(label=next(n for n, c in run.report["classes"].items() if c is klass),
+            chosen = select(items, Selection(label=next(n for n, c in run.report["classes"].items() if c is klass),
                                                 cluster=cluster["id"]), run.report)
-            assert {r.item for r in chosen} == set(cluster["members"])
-    band = select(run.rows, Selection(low=0.5, high=0.9), run.report)
-    assert {r.item for r in band} == {p for p, c in confidence.items() if 0.5 <= c <= 0.9}
+            assert {items.ids[r] for r in chosen} == set(cluster["members"])
+    band = select(items, Selection(low=0.5, high=0.9), run.report)
+    assert {items.ids[r] for r in band} == {p for p, c in confidence.items() if 0.5 <= c <= 0.9}
 
 
 def test_the_data_view_audits_in_rounds_resumes_after_a_cancel_and_equals_the_python_api(audited, folder, fashion,

@@ -114,8 +114,8 @@ def named_class(run: KeptAudit, name: str) -> str:
 
 def listed(run: KeptAudit, ask: AuditItems, links: ServedLinks) -> dict[str, Any]:
     """The page of items ``ask`` selects, with the links to the pages before and after it."""
-    found = audit_view.items_page(run.report, run.rows, ask.selection(), links, order=ask.order, offset=ask.offset,
-                                  limit=ask.limit)
+    found = audit_view.items_page(run.report, run.rows, run.audit.items, ask.selection(), links, order=ask.order,
+                                  offset=ask.offset, limit=ask.limit)
     more = {"order": ask.order} if ask.order != "item" else {}
     after, before = ask.offset + ask.limit, max(0, ask.offset - ask.limit)
     return {**found, "next": links.items(ask.selection(), **more, offset=after) if after < found["total"] else None,
