@@ -9,7 +9,7 @@ import html.parser
 import json
 import re
 from pathlib import Path
-from urllib.parse import unquote, urlsplit
+from urllib.parse import quote, unquote, urlsplit
 
 import numpy as np
 import pytest
@@ -165,7 +165,8 @@ def test_the_data_view_audits_in_rounds_resumes_after_a_cancel_and_equals_the_py
         assert image_page.status_code == 200 and first_wrong["predicted"] in image_page.text
         listed = client.get("/m/fashion_cnn/data/items", params={"correct": "false"}).text
         explain = re.search(r'class="explain-link" href="([^"]+)"', listed)[1].replace("&amp;", "&")
-        assert explain.startswith(f"{first_wrong['page']}/explain/gradcam?")  # the map the audit made, full size
+        method = quote(expected["method"], safe="")
+        assert explain.startswith(f"{first_wrong['page']}/explain/{method}?")  # the map the audit made, full size
         explained = re.search(r'id="explained"[^>]*>([^<]*)<', client.get(explain).text)[1]
         assert explained == first_wrong["label"]  # the audit explains each item's true class
         picture = client.get(first_wrong["figure"])
