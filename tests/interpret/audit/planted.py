@@ -104,7 +104,7 @@ def audit(maps: np.ndarray, labels: np.ndarray, marked: np.ndarray, mark: Mark |
     flags = shortcut_flags(strategies, keep_below=True)
     if not flags or not marked.any():
         return Outcome(flags, 0.0, 0.0, False)
-    items = np.asarray(flags[0].items)
+    items = np.asarray(flags[0].members)
     on_mark = False
     if mark is not None:
         side = maps.shape[-1]
