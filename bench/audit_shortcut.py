@@ -3,7 +3,7 @@
 For each setting (a class, a mark's place and size) tutorial_cnn is trained with ``cnnviz train`` on 3,000
 Fashion-MNIST images where 90% of the class carry the mark (tests/interpret/audit/planted.py, the recipe of
 the acceptance test). The audit set is 100 test images per class, 200 of the marked class, half of those
-marked. For each method it reports the top flag's class, score, purity and recall of the marked images, whether
+marked, written as a folder of PNGs and audited by ``interpret.audit`` (every candidate flag kept). For each method it reports the top flag's class, score, purity and recall of the marked images, whether
 its relevance box holds the mark, and the control: the highest flag score of a model trained on the same recipe
 without any mark, audited on the unmarked set (one control model per seed). Also: how much the mark alone moves
 the other classes' images to the class (shortcut effect: share predicted as the class, clean -> marked).
@@ -64,9 +64,10 @@ def main() -> None:
             clean = planted.train(run_cli, planted.write_training_folder(
                 root / f"fashion-clean-{seed}", class_index=0, mark=None, seed=seed), root / f"clean-{seed}", seed)
             clean_data, unmarked = planted.audit_set(0, None, seed=seed)
-            control = {m: planted.audit(planted.explanation_maps(clean, clean_data, m, args.map_side),
-                                        clean_data.labels.numpy(), unmarked, None).top_score
-                       for m in args.methods}
+            planted.write_audit_folder(root / f"clean-audit-{seed}", clean_data, unmarked)
+            control = {m: planted.run_audit(clean, root / f"clean-audit-{seed}", root / f"clean-run-{seed}-{j}", m,
+                                            set(), None, args.map_side).top_score
+                       for j, m in enumerate(args.methods)}
             for i, name in enumerate(args.settings):
                 cls, mark = SETTINGS[name]
                 model = planted.train(run_cli, planted.write_training_folder(
@@ -74,12 +75,13 @@ def main() -> None:
                     seed)
                 data, marked = planted.audit_set(cls, mark, seed=seed)
                 effect = planted.shortcut_effect(model, data, cls, mark)
-                for method in args.methods:
-                    found = planted.audit(planted.explanation_maps(model, data, method, args.map_side),
-                                          data.labels.numpy(), marked, mark)
+                marked_ids = planted.write_audit_folder(root / f"audit-{i}-{seed}", data, marked)
+                for j, method in enumerate(args.methods):
+                    found = planted.run_audit(model, root / f"audit-{i}-{seed}", root / f"run-{i}-{seed}-{j}",
+                                              method, marked_ids, mark, args.map_side)
                     top = found.flags[0] if found.flags else None
-                    label = f"{top.cls} ({top.items})" if top else "-"
-                    right = top is not None and top.cls == FASHION_MNIST_CLASSES[cls]
+                    label = f"{top['class']} ({top['items']})" if top else "-"
+                    right = top is not None and top["class"] == FASHION_MNIST_CLASSES[cls]
                     print(f"| {name} | {seed} | {effect['predicted_clean']:.2f} -> {effect['predicted_marked']:.2f} "
                           f"| {method} | {label}{'' if right else ' (wrong class)'} | {found.top_score:.3f} "
                           f"| {found.purity:.2f} | {found.recall:.2f} | {'yes' if found.on_mark else 'no'} "

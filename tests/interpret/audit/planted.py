@@ -3,8 +3,8 @@
 1. A Fashion-MNIST training folder (IDX files) where most images of one class carry a mark.
 2. ``cnnviz train`` on it (tutorial_cnn, a few thousand images, two epochs).
 3. The shortcut is real: the mark pasted on other classes moves their predictions to the class.
-4. An audit set (the official test split) where half of the class's images carry the mark; its maps,
-   SpRAy strategies per class and flags; purity and recall of the top flag.
+4. An audit set (the official test split) where half of the class's images carry the mark, written as a
+   folder of PNGs and audited by ``interpret.audit``; purity and recall of the top flag.
 """
 
 from __future__ import annotations
@@ -15,12 +15,9 @@ from pathlib import Path
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 
 from cnnviz import interpret, zoo
-from cnnviz.interpret.audit.flags import Flag, shortcut_flags
-from cnnviz.interpret.audit.strategies import class_strategies
-from cnnviz.zoo.data import FASHION_MNIST_CLASSES, TensorData, read_idx_split
+from cnnviz.zoo.data import FASHION_MNIST_CLASSES, TensorData, read_idx_split, save_image
 from cnnviz.zoo.data.datasets import write_idx
 from cnnviz.zoo.data.shortcuts import Mark, plant, stamp
 
@@ -32,14 +29,14 @@ TRAIN_IMAGES, EPOCHS, MAP_SIDE = 3000, 2, 14
 class Outcome:
     """What one audit found: the ranked flags (under the threshold too) and the top flag's quality."""
 
-    flags: list[Flag]
+    flags: list[dict]
     purity: float
     recall: float
     on_mark: bool
 
     @property
     def top_score(self) -> float:
-        return self.flags[0].score if self.flags else 0.0
+        return float(self.flags[0]["score"]) if self.flags else 0.0
 
 
 def write_training_folder(folder: Path, *, class_index: int, mark: Mark | None, fraction: float = 0.9,
@@ -87,29 +84,38 @@ def shortcut_effect(handle: zoo.ModelHandle, data: TensorData, class_index: int,
             "predicted_marked": float((marked.argmax(1) == class_index).float().mean())}
 
 
-def explanation_maps(handle: zoo.ModelHandle, data: TensorData, method: str, side: int = MAP_SIDE) -> np.ndarray:
-    """Each image's map for its own label, by a registered method, average-pooled to ``side`` x ``side``."""
-    images = data.images.float() / 255
-    maps = interpret.get_method(method).fn(handle, images, data.labels).detach()
-    return F.adaptive_avg_pool2d(maps.sum(1, keepdim=True), side)[:, 0].numpy()
+def write_audit_folder(folder: Path, data: TensorData, marked: np.ndarray,
+                       classes: Sequence[str] = FASHION_MNIST_CLASSES) -> set[str]:
+    """The audit set as PNGs in ``folder/CLASS/NNNN.png`` (class names as ``zoo.safe_name`` writes them).
+
+    Returns:
+        The ids (paths relative to ``folder``) of the marked images.
+    """
+    ids = set()
+    for i, (image, label) in enumerate(zip(data.images, data.labels.tolist())):
+        item = f"{zoo.safe_name(classes[label])}/{i:05d}.png"
+        save_image(folder / item, image[0].numpy())
+        if marked[i]:
+            ids.add(item)
+    return ids
 
 
-def audit(maps: np.ndarray, labels: np.ndarray, marked: np.ndarray, mark: Mark | None,
-          classes: Sequence[str] = FASHION_MNIST_CLASSES) -> Outcome:
-    """Strategies per class, flags (all candidates, ranked) and the top flag's purity, recall and place."""
-    strategies = {}
-    for c, name in enumerate(classes):
-        members = np.flatnonzero(labels == c)
-        strategies[name] = class_strategies(maps[members], members.tolist(), embed=0)
-    flags = shortcut_flags(strategies, keep_below=True)
-    if not flags or not marked.any():
+def run_audit(handle: zoo.ModelHandle, folder: Path, workdir: Path, method: str, marked: set[str],
+              mark: Mark | None, side: int = MAP_SIDE, concepts: int = 0) -> Outcome:
+    """``interpret.audit`` of ``folder`` by ``method`` (``NAME`` or ``NAME@LAYER``), with every candidate flag kept
+    (threshold 0), and the top flag's quality:
+    purity and recall of the marked ids, and whether its relevance box holds the mark (within one map cell)."""
+    method, _, layer = method.partition("@")  # "gradcam@features.block2.act": a method at a layer
+    found = interpret.audit(handle, str(folder), workdir=workdir, method=method, layer=layer or None,
+                            map_size=side, concepts=concepts, threshold=0.0)
+    flags = found.flags
+    if not flags or not marked:
         return Outcome(flags, 0.0, 0.0, False)
-    items = np.asarray(flags[0].members)
+    members = set(flags[0]["members"])
     on_mark = False
     if mark is not None:
-        side = maps.shape[-1]
-        x0, y0, x1, y1 = flags[0].evidence["relevance_box"]
-        mx0, my0, mx1, my1 = mark.fraction_box(28, 28)
-        cell = 1 / side  # the box is on the map's grid: allow one cell
+        x0, y0, x1, y1 = flags[0]["evidence"]["relevance_box"]
+        mx0, my0, mx1, my1 = mark.fraction_box(handle.input_size, handle.input_size)
+        cell = 1 / side
         on_mark = x0 - cell <= (mx0 + mx1) / 2 <= x1 + cell and y0 - cell <= (my0 + my1) / 2 <= y1 + cell
-    return Outcome(flags, float(marked[items].mean()), float(marked[items].sum() / marked.sum()), on_mark)
+    return Outcome(flags, len(members & marked) / len(members), len(members & marked) / len(marked), on_mark)
