@@ -28,7 +28,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from cnnviz.cli.main import main as cnnviz_main  # noqa: E402
 from cnnviz.interpret.audit.flags import DEFAULT_THRESHOLD  # noqa: E402
 from cnnviz.zoo.data import FASHION_MNIST_CLASSES  # noqa: E402
-from cnnviz.zoo.data.shortcuts import Mark  # noqa: E402
+from cnnviz.zoo.data import Mark  # noqa: E402
 from tests.interpret.audit import planted  # noqa: E402
 
 SETTINGS = {  # name -> (class, mark)

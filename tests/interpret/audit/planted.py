@@ -19,7 +19,7 @@ import torch
 from cnnviz import interpret, zoo
 from cnnviz.zoo.data import FASHION_MNIST_CLASSES, TensorData, read_idx_split, save_image
 from cnnviz.zoo.data.datasets import write_idx
-from cnnviz.zoo.data.shortcuts import Mark, plant, stamp
+from cnnviz.zoo.data import Mark, plant, stamp
 
 FASHION = "/usr/share/datasets/fashion-mnist"
 TRAIN_IMAGES, EPOCHS, MAP_SIDE = 3000, 2, 14

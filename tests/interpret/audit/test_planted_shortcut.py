@@ -9,7 +9,7 @@ bench/audit_shortcut.py runs other classes, places, sizes and methods.
 import pytest
 
 from cnnviz.interpret.audit.flags import DEFAULT_THRESHOLD
-from cnnviz.zoo.data.shortcuts import Mark
+from cnnviz.zoo.data import Mark
 from tests.conftest import needs_fashion
 from tests.interpret.audit import planted
 
