@@ -38,7 +38,8 @@ from cnnviz import interpret, zoo
 from cnnviz.cli.commands.audit import write_figures
 from cnnviz.interpret.audit import concepts as concept_analysis
 from cnnviz.interpret.audit import strategies as strategy_analysis
-from cnnviz.zoo.data import TensorImages, open_dataset
+from cnnviz.zoo.core import preserve
+from cnnviz.zoo.data import DATASETS, TensorImages, has_idx_files, open_dataset
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -77,7 +78,7 @@ def forward_backward(handle: zoo.ModelHandle, dataset: TensorImages, labels: tor
                for s in range(0, len(dataset), batch)]
 
     def run() -> None:
-        with zoo.preserve(handle):
+        with preserve(handle):
             for x, y in batches:
                 x.requires_grad_(True)
                 torch.autograd.grad(handle(x).gather(1, y[:, None]).sum(), x)
@@ -86,11 +87,18 @@ def forward_backward(handle: zoo.ModelHandle, dataset: TensorImages, labels: tor
 
 
 def measure(handle: zoo.ModelHandle, data: str, items: int, workdir: Path) -> dict[str, Any]:
-    """The anchor and the audit of the first ``items`` of ``data``, timed side by side, stage by stage."""
-    dataset = open_dataset(data)
-    assert isinstance(dataset, TensorImages) and dataset.labels is not None
-    images, labels = dataset.images[:items], dataset.labels[:items]
-    source = (images, labels) if items < len(dataset) else data
+    """The anchor and the audit of the first ``items`` of ``data``, timed side by side, stage by stage; random
+    images with random labels where ``data`` is not installed (a lent GPU machine may lack it)."""
+    if has_idx_files(DATASETS[data].default_dir):
+        dataset = open_dataset(data)
+        assert isinstance(dataset, TensorImages) and dataset.labels is not None
+        images, labels = dataset.images[:items], dataset.labels[:items]
+        source: Any = (images, labels) if items < len(dataset) else data
+    else:
+        generator = torch.Generator().manual_seed(0)
+        images = torch.randint(0, 256, (items, 1, 28, 28), generator=generator, dtype=torch.uint8)
+        labels = torch.arange(items) % 10
+        source, data = (images, labels), "random"
     clock = Clock(handle.device)
     forward_backward(handle, TensorImages(images), labels, interpret.audit.CHUNK, clock)  # warm-up
     clock.wall.clear()
@@ -113,7 +121,7 @@ def measure(handle: zoo.ModelHandle, data: str, items: int, workdir: Path) -> di
         strategy_analysis.class_strategies, concept_analysis.class_concepts = saved
     audit_wall = sum(v for k, v in clock.wall.items() if k.startswith(("stage", "open", "figures")))
     audit_cpu = sum(v for k, v in clock.cpu.items() if k.startswith(("stage", "open", "figures")))
-    return {"items": items, "anchor_wall": clock.wall["forward+backward"], "anchor_cpu": clock.cpu["forward+backward"],
+    return {"data": data, "items": items, "anchor_wall": clock.wall["forward+backward"], "anchor_cpu": clock.cpu["forward+backward"],
             "audit_wall": audit_wall, "audit_cpu": audit_cpu,
             "ratio_wall": audit_wall / clock.wall["forward+backward"],
             "ratio_cpu": audit_cpu / clock.cpu["forward+backward"],
@@ -157,7 +165,7 @@ def main() -> None:
     handle = zoo.load("fashion_cnn", device=args.device)
     with tempfile.TemporaryDirectory() as out:
         found = measure(handle, "fashion-mnist", args.items, Path(out))
-    print(f"## audit of {found['items']} Fashion-MNIST test images, fashion_cnn, Grad-CAM: {handle.device}, "
+    print(f"## audit of {found['items']} {found['data']} images, fashion_cnn, Grad-CAM: {handle.device}, "
           f"{torch.get_num_threads()} threads, {datetime.date.today()}\n")
     print(f"forward+backward: {found['anchor_wall']:.2f} s wall, {found['anchor_cpu']:.2f} s CPU")
     print(f"audit:            {found['audit_wall']:.2f} s wall, {found['audit_cpu']:.2f} s CPU  ->  "
