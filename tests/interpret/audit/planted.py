@@ -62,15 +62,17 @@ def train(run: Callable[..., object], data: Path, out: Path, seed: int = 0) -> z
     return zoo.load(str(out), device="cpu")
 
 
-def audit_set(class_index: int, mark: Mark | None, *, per_class: int = 100, seed: int = 0) -> tuple[TensorData, np.ndarray]:
-    """``per_class`` test images of each class (twice that of ``class_index``), the mark on half of that class."""
+def audit_set(class_index: int, mark: Mark | None, *, per_class: int = 100, fraction: float = 0.5,
+              seed: int = 0) -> tuple[TensorData, np.ndarray]:
+    """``per_class`` test images of each class (twice that of ``class_index``), the mark on ``fraction`` of that
+    class (half by default)."""
     test = read_idx_split(FASHION, "t10k")
     index = torch.cat([torch.nonzero(test.labels == c).flatten()[:per_class * (2 if c == class_index else 1)]
                        for c in range(len(FASHION_MNIST_CLASSES))])
     data = test.subset(index)
     if mark is None:
         return data, np.zeros(len(data), dtype=bool)
-    data, marked = plant(data, class_index=class_index, fraction=0.5, mark=mark, seed=seed + 1)
+    data, marked = plant(data, class_index=class_index, fraction=fraction, mark=mark, seed=seed + 1)
     return data, marked.numpy()
 
 

@@ -36,7 +36,7 @@ def test_importance_is_the_class_score_drop_when_the_concept_is_removed():
         removed = np.einsum("nhw,c->nchw", concept.maps, concept.vector)
         assert concept.importance == pytest.approx(float((removed * weight).sum((1, 2, 3)).mean()), rel=1e-4, abs=1e-5)
         assert all(0 <= v <= 1 for crop in concept.crops for v in crop["box"])
-        assert concept.crops[0]["id"] == "abcde"[int(np.argmax(concept.maps.reshape(5, -1).max(1)))]
+        assert concept.crops[0]["item"] == "abcde"[int(np.argmax(concept.maps.reshape(5, -1).max(1)))]
     assert set(found[0].to_json()) == {"id", "importance", "vector", "crops"}
     assert len(found[0].to_json(maps=True)["maps"]["values"]) == 5
 
