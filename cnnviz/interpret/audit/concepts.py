@@ -53,7 +53,7 @@ class Concept:
         vector: ``(C,)`` the concept's channel pattern (a row of NMF's ``H``).
         maps: ``(N, h, w)`` its coefficient at each position of each image (NMF's ``W``).
         importance: the mean drop of the class score when the concept is removed from the layer.
-        crops: the top images: ``{"id", "box": [x0, y0, x1, y1] fractions, "value"}``, highest first.
+        crops: the top images: ``{"item", "box": [x0, y0, x1, y1] fractions, "value"}``, highest first.
         ids: the item ids of the N images, in order.
     """
 
@@ -121,7 +121,7 @@ def _crops(maps: np.ndarray, ids: Sequence[Any], count: int) -> list[dict[str, A
     for i in np.argsort(-peaks, kind="stable")[:count]:
         y, x = np.unravel_index(int(np.argmax(maps[i])), (gh, gw))
         box = [max(x - 1, 0) / gw, max(y - 1, 0) / gh, min(x + 2, gw) / gw, min(y + 2, gh) / gh]
-        crops.append({"id": ids[i], "box": [round(float(v), 6) for v in box], "value": round(float(peaks[i]), 6)})
+        crops.append({"item": ids[i], "box": [round(float(v), 6) for v in box], "value": round(float(peaks[i]), 6)})
     return crops
 
 

@@ -2,24 +2,31 @@
 
 The first kind of flag is a strategy whose relevance sits in a small, fixed part
 of the image across its members, away from where the rest of the class puts
-it. Everything is measured on relevance *shares* (each cluster's mean map is
-built from maps normalised to unit mass, and only its positive part counts),
-so the score depends neither on the method's scale nor on the map's size:
+it. A candidate strategy is a group of a class's SpRAy clusters; it is scored
+against the rest of the class on relevance *shares* (maps normalised to unit
+mass, positive part only), so the score depends neither on the method's scale
+nor on the map's size, the class or the mark:
 
-- ``region``: the smallest set of cells holding half the group's positive
-  relevance (:func:`relevance_region`), and ``area`` its share of the image;
-- ``concentration = 1 - 2 * area``: 1 for a point, 0 when half the relevance
-  needs half the image (what a uniform map needs);
-- ``separation = 1 - 2 * rest_share``: ``rest_share`` is the share of the rest
-  of the class's relevance inside that region; 1 when the rest puts nothing
-  there, 0 when it puts as much there as the group does (one half);
-- ``score = concentration * separation`` (both clipped to [0, 1]).
+- ``place``: where the group puts relevance that the rest does not: the
+  smallest set of cells holding half the positive part of (group's mean map -
+  rest's mean map); ``area`` is its share of the image;
+- ``own_share``: the median, over the group's images, of each image's share of
+  its positive relevance inside the place ("fixed across its members");
+  ``rest_share``: the mean of the same over the rest of the class;
+- ``concentration = 1 - area / own_share``: 0 when the members put no more
+  relevance there than a uniform map would, near 1 for a small place that holds
+  much of it ("small");
+- ``separation = 1 - rest_share / own_share``: 0 when the rest puts as much
+  there, 1 when it puts none ("away from the rest");
+- ``distinctness = 1 - conductance`` of the group in SpRAy's k-nearest-neighbour
+  graph (the share of its edges that leave it): 1 for a strategy that is its own
+  component, lower for one cut out of a continuum;
+- ``score = concentration * separation * distinctness``, in [0, 1].
 
-Clusters whose regions coincide (each puts at least ``MERGE_SHARE`` of its relevance in
-the other's region) are one strategy: SpRAy's eigengap often splits one
-shortcut into two or three clusters, so they are scored and flagged together,
-against the rest of the class. Each cluster belongs to one flag at most: the
-best-scoring group that holds it.
+Clusters whose places coincide (each holds at least ``MERGE_SHARE`` of what the
+other holds in the other's place) are one strategy: SpRAy's eigengap often
+splits one shortcut into two or three clusters, so they are scored and flagged
+together. Each cluster belongs to one flag at most: the best-scoring group.
 
 Example:
     >>> from cnnviz.interpret.audit.strategies import class_strategies
@@ -27,7 +34,7 @@ Example:
     >>> maps[:, 2:6, 2:6] += 1.0          # the class: relevance on the object, in the middle
     >>> maps[:20, 0, 7] += 30.0            # a third of it: relevance on a corner tag instead
     >>> flags = shortcut_flags({"cat": class_strategies(maps, list(range(60)), embed=0)})
-    >>> flags[0].cls, flags[0].members, flags[0].score > DEFAULT_THRESHOLD
+    >>> flags[0].cls, flags[0].items, flags[0].score > DEFAULT_THRESHOLD
     ('cat', 20, True)
 """
 
@@ -52,24 +59,24 @@ class Flag:
     Attributes:
         cls: the class's name.
         clusters: the ids of the class's clusters that make up the strategy.
-        items: the item ids of their members.
-        score: ``concentration * separation`` in [0, 1] (see the module docstring).
-        members: how many images.
+        members: the item ids of the images of those clusters.
+        score: ``concentration * separation * distinctness`` in [0, 1] (see the module docstring).
+        items: how many images.
         evidence: the measurements behind the score (``concentration``, ``separation``, ``area``,
             ``rest_share``, ``relevance_box``, ``class_share``, ``consistency``).
     """
 
     cls: str
     clusters: list[int]
-    items: list[Any]
+    members: list[Any]
     score: float
-    members: int
+    items: int
     evidence: dict[str, Any]
 
     def to_json(self) -> dict[str, Any]:
         """The flag as JSON-ready data, under the schema's key ``class``."""
         return {"class": self.cls, "clusters": list(self.clusters), "score": round(self.score, 6),
-                "members": self.members, "items": list(self.items), "evidence": self.evidence}
+                "members": list(self.members), "items": self.items, "evidence": self.evidence}
 
 
 def _member_shares(maps: np.ndarray, region: np.ndarray) -> np.ndarray:
@@ -159,7 +166,7 @@ def shortcut_flags(strategies: dict[str, ClassStrategies], *, threshold: float =
             if used & set(group) or (score < threshold and not keep_below):
                 continue
             used |= set(group)
-            items = [item for c in result.clusters if c.id in group for item in c.members]
-            flags.append(Flag(name, sorted(group), items, score, len(items), evidence))
+            members = [item for c in result.clusters if c.id in group for item in c.members]
+            flags.append(Flag(name, sorted(group), members, score, len(members), evidence))
     flags.sort(key=lambda f: (-f.score, f.cls, f.clusters))
     return flags

@@ -38,7 +38,7 @@ def test_a_tag_on_part_of_a_class_is_flagged_with_its_members(spot):
     maps[:30] = tagged(maps[:30], spot, rng)
     flags = shortcut_flags(audit(maps))
     assert flags and flags[0].score > DEFAULT_THRESHOLD
-    assert sorted(flags[0].items) == list(range(30)) and flags[0].members == 30
+    assert sorted(flags[0].members) == list(range(30)) and flags[0].items == 30
     x0, y0, x1, y1 = flags[0].evidence["relevance_box"]
     assert x0 <= (spot[1] + 1) / SIDE <= x1 and y0 <= (spot[0] + 1) / SIDE <= y1
 
@@ -53,7 +53,7 @@ def test_clusters_of_one_shortcut_are_merged_under_one_flag():
     tag_clusters = {int(result["class"].labels[i]) for i in range(45)}
     assert len(tag_clusters) >= 2  # the premise: the tag is split
     flags = shortcut_flags(result)
-    assert sorted(flags[0].clusters) == sorted(tag_clusters) and sorted(flags[0].items) == list(range(45))
+    assert sorted(flags[0].clusters) == sorted(tag_clusters) and sorted(flags[0].members) == list(range(45))
     assert all(not set(f.clusters) & tag_clusters for f in flags[1:])
 
 
@@ -87,6 +87,6 @@ def test_flags_are_ranked_across_classes_and_serialise():
     assert [f.score for f in flags] == sorted((f.score for f in flags), reverse=True)
     assert flags[0].cls == "strong"
     data = flags[0].to_json()
-    assert data["class"] == "strong" and data["members"] == len(data["items"]) == 20
+    assert data["class"] == "strong" and data["items"] == len(data["members"]) == 20
     with pytest.raises(CnnvizError, match="threshold"):
         shortcut_flags(both, threshold=2.0)
