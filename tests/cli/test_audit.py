@@ -30,7 +30,7 @@ def audited(tmp_path_factory):
     data = write_folder(tmp_path_factory.mktemp("data") / "clothes")
     out = tmp_path_factory.mktemp("audit") / "out"
     argv = ["audit", "--model", "fashion_cnn", "--data", str(data), "--out", str(out), "--chunk", "5",
-            "--concepts", "0", "--device", "cpu"]
+            "--concepts", "2", "--device", "cpu"]
     assert main(argv) == 0
     return data, out, argv
 
@@ -46,7 +46,10 @@ def test_audit_writes_the_schema_items_maps_and_figures(audited):
     assert found.items.label[found.items.row("Trouser/2.png")] == "Trouser"
     assert found.maps.shape == (12, 16, 16)
     figures = {p.name for p in (out / "figures").iterdir()}
-    assert {"confusion.png", "reliability.png", "class-001-clusters.png", "class-001-embedding.png"} <= figures
+    assert {"confusion.png", "reliability.png", "class-001-clusters.png", "class-001-embedding.png",
+            "class-001-concepts.png"} <= figures
+    crops = [c["item"] for c in document["classes"]["Trouser"]["concepts"][0]["crops"]]
+    assert crops and set(crops) <= set(members)
 
 
 def test_a_second_run_resumes_and_changes_nothing(cli, audited):

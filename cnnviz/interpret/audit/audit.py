@@ -47,6 +47,9 @@ import torch
 import torch.nn.functional as F
 from tqdm.auto import tqdm
 
+from cnnviz.interpret.audit import concepts as concept_analysis
+from cnnviz.interpret.audit import flags as flag_analysis
+from cnnviz.interpret.audit import strategies as strategy_analysis
 from cnnviz.interpret.audit.data import AuditData, audit_data
 from cnnviz.interpret.audit.predictions import BINS, EXAMPLES, summarize
 from cnnviz.interpret.audit.run import RunFolder
@@ -63,7 +66,7 @@ MAP_SIZE = 16  # side of the stored maps: 60k items take 61 MB on disk, a class'
 CHUNK = 256  # items per chunk (one step): about half a second of fashion_cnn on 2 CPU cores
 CLUSTERS = 8  # the most clusters the eigengap may choose per class
 CONCEPTS = 5  # concepts per class
-THRESHOLD = 0.5  # flag score above which a shortcut is flagged (audit-analysis's DEFAULT_THRESHOLD)
+THRESHOLD = flag_analysis.DEFAULT_THRESHOLD  # the flag score above which a shortcut is flagged
 CONCEPT_ITEMS = 64  # images per class the concepts are found on (evenly spread over the class)
 
 
@@ -225,9 +228,6 @@ class AuditRun:
 
     def _analyse(self, index: int) -> None:
         """One class: its strategies from its stored maps, its concepts from some of its images."""
-        from cnnviz.interpret.audit import concepts as concept_analysis  # TODO top level once audit-analysis lands
-        from cnnviz.interpret.audit import strategies as strategy_analysis
-
         name = self.data.classes[index]
         rows = np.flatnonzero(self.data.labels == index)
         ids = [self.data.ids[r] for r in rows]
@@ -242,12 +242,10 @@ class AuditRun:
             images = self.data.prepared(self.handle, chosen.tolist())
             self.concepts[name] = concept_analysis.class_concepts(
                 self.handle, images, index, self.layer, [self.data.ids[r] for r in chosen],
-                concepts=settings["concepts"])
+                concepts=settings["concepts"], seed=settings["seed"])
 
     def _finish(self) -> None:
         """Flags, the prediction summary, ``items.json`` and ``audit.json``."""
-        from cnnviz.interpret.audit import flags as flag_analysis  # TODO top level once audit-analysis lands
-
         labels, predicted, confidence = self.folder.predictions()
         names, ids = self.data.classes, self.data.ids
         summary = summarize(labels, predicted, confidence, names, ids=ids, bins=self.settings["bins"],
