@@ -28,7 +28,7 @@ from typing import Any
 import numpy as np
 
 from cnnviz.explorer import drawing
-from cnnviz.explorer.audit_view import Row, crop_box, crop_item
+from cnnviz.explorer.audit_view import Row, crop_box
 from cnnviz.explorer.jobs import Job
 from cnnviz.interpret.audit import AUDIT_FILE, ITEMS_FILE, AuditRun, load
 
@@ -95,7 +95,7 @@ def open_run(path: Path) -> KeptAudit:
 
 def figure_row(run: KeptAudit, kind: str, parts: dict[str, Any]) -> int | None:
     """The row of the item a figure draws (None: a mean map, which draws no item)."""
-    return parts["row"] if kind == "item" else None if kind == "mean" else run.row_of(crop_item(parts))
+    return parts["row"] if kind == "item" else None if kind == "mean" else run.row_of(parts["item"])
 
 
 def figure_png(run: KeptAudit, kind: str, parts: dict[str, Any], image: np.ndarray | None) -> bytes:

@@ -109,7 +109,7 @@ def members(report: dict[str, Any], selection: Selection) -> set[str | int] | No
         if not 1 <= selection.flag <= len(flags):
             raise CnnvizError(f"flag {selection.flag} is not one of this audit's: it has flags 1 to {len(flags)}"
                               if flags else f"flag {selection.flag}: this audit raised no flag")
-        return set(flag_members(flags[selection.flag - 1]))
+        return set(flags[selection.flag - 1]["members"])
     if selection.cluster is not None:
         klass = class_of(report, selection.label)
         clusters = {c["id"]: c for c in klass.get("clusters") or []}
@@ -118,16 +118,6 @@ def members(report: dict[str, Any], selection: Selection) -> set[str | int] | No
                               f"{', '.join(str(k) for k in clusters) or 'none'}")
         return set(clusters[selection.cluster]["members"])
     return None
-
-
-def flag_members(flag: dict[str, Any]) -> list[str | int]:
-    """A flag's item ids (``members``; an early writer swapped it with the count ``items``, read either way)."""
-    return flag["members"] if isinstance(flag["members"], list) else flag["items"]
-
-
-def crop_item(crop: dict[str, Any]) -> str | int:
-    """A concept crop's item id (``item``; an early writer named it ``id``, read either way)."""
-    return crop["item"] if "item" in crop else crop["id"]
 
 
 def select(items: Items, selection: Selection, report: dict[str, Any] | None = None,
@@ -244,7 +234,6 @@ def flag_rows(report: dict[str, Any], links: Links, name: str | None = None) -> 
     and the link to its members."""
     threshold = report.get("threshold")
     return [{**flag, "rank": rank, "raised": threshold is None or flag["score"] >= threshold,
-             "count": len(flag_members(flag)),
              "link": links.items(Selection(flag=rank)), "class_link": links.klass(flag["class"])}
             for rank, flag in enumerate(report["flags"], 1) if name is None or flag["class"] == name]
 
@@ -261,7 +250,7 @@ def class_page(report: dict[str, Any], name: str, rows: Sequence[Row], links: Li
                  "link": links.items(Selection(label=name, cluster=c["id"]))}
                 for c in klass.get("clusters") or []]
     concepts = [{**c, "pictures": [{"src": links.figure(figure_name("crop", index, c["id"], rank)),
-                                    "row": by_item.get(crop_item(crop))}
+                                    "row": by_item.get(crop["item"])}
                                    for rank, crop in enumerate(c.get("crops") or [])]}
                 for c in klass.get("concepts") or []]
     return {"report": report, "name": name, "klass": klass, "clusters": clusters, "concepts": concepts,
