@@ -1,5 +1,5 @@
 """The data view on a real uvicorn server: an explain made while an audit runs waits for at most one of the
-audit's rounds (counted, never timed), and a real browser starts an audit, clicks a confusion cell, reaches an
+audit's rounds (counted, never timed), and a real browser resumes the audit, clicks a confusion cell, reaches an
 image page, and opens the static report of the same audit (screenshots to $CNNVIZ_ARTIFACTS)."""
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ import uvicorn
 
 from cnnviz.explorer import create_app
 from cnnviz.gallery.audit_report import write_audit_report
-from tests.cli.test_serve import chrome_options, free_port, images_loaded, serving
+from tests.cli.test_serve import chrome_options, free_port, images_loaded
 from tests.explorer.test_audit import class_folder
 from tests.explorer.test_scheduler import until
 from tests.gallery.test_build import browser_or_skip
@@ -38,43 +38,30 @@ def uvicorn_thread(app) -> Iterator[str]:
         thread.join(60)
 
 
-@pytest.mark.slow
-def test_an_explain_made_during_an_audit_waits_for_at_most_one_round(fashion, fashion_mnist, tmp_path, monkeypatch):
-    app = create_app([fashion], fashion_mnist, cache_dir=tmp_path)
-    with uvicorn_thread(app) as url:
-        explorer = app.state.explorer
-        started = httpx.post(url + "/api/audit", json={"model": "fashion_cnn"}, timeout=60)
-        assert started.status_code == 202, started.text
-        job = explorer.jobs[started.json()["id"]]
-        assert job.steps > 300  # 10,000 items in chunks of 32, then the classes: far more rounds than the test sees
-        until(lambda: job.rounds >= 2)
-        queue, seen = explorer.queue(fashion), []
-        submit = queue.submit
+def watch_calls(monkeypatch, queue, job) -> list[tuple[int, int, bool]]:
+    """From now on, each interactive call on ``queue``: the job's rounds when it was asked and when it ran, and
+    whether the job was over."""
+    seen: list[tuple[int, int, bool]] = []
+    submit = queue.submit
 
-        def watched(fn):  # each interactive call: the audit's rounds when it was asked and when it ran
-            asked = job.rounds
+    def watched(fn):
+        asked = job.rounds
 
-            def run():
-                seen.append((asked, job.rounds, job.over))
-                return fn()
-            return submit(run)
+        def run():
+            seen.append((asked, job.rounds, job.over))
+            return fn()
+        return submit(run)
 
-        monkeypatch.setattr(queue, "submit", watched)
-        answer = httpx.post(url + "/api/explain", json={"image": "coffee", "method": "gradcam", "target": "Bag"},
-                            timeout=60)
-        assert answer.status_code == 200, answer.text
-        monkeypatch.undo()
-        assert len(seen) >= 2 and not any(over for *_, over in seen), seen  # the prediction, then the map
-        assert seen[-1][1] - seen[0][0] <= 1, seen  # the whole request waited for one round at most
-        status = httpx.get(f"{url}/api/jobs/{job.id}").json()
-        assert status["kind"] == "audit" and status["state"] == "running" and status["stage"] == "maps", status
-        httpx.post(f"{url}/api/jobs/{job.id}/cancel")
-        until(lambda: job.over)
-        assert job.state == "cancelled" and job.step < job.steps
+    monkeypatch.setattr(queue, "submit", watched)
+    return seen
 
 
 @pytest.mark.slow
-def test_a_real_browser_audits_clicks_a_confusion_cell_and_reaches_an_image_page(tmp_path, fashion_mnist):
+def test_an_audit_in_rounds_with_an_explain_between_then_resumed_in_a_real_browser(fashion, fashion_mnist, tmp_path,
+                                                                                   monkeypatch):
+    """One uvicorn server over a folder of class sub-folders: an explain made while the audit runs waits for one
+    round at most; the audit is cancelled, then a real browser resumes it from the data view, clicks a confusion
+    cell and reaches an image page; the static report of the kept audit opens with every picture."""
     chromium, driver_path = browser_or_skip()
     from selenium import webdriver
     from selenium.webdriver.chrome.service import Service
@@ -83,16 +70,33 @@ def test_a_real_browser_audits_clicks_a_confusion_cell_and_reaches_an_image_page
 
     artifacts = Path(os.environ.get("CNNVIZ_ARTIFACTS") or tmp_path / "artifacts") / "explorer"
     artifacts.mkdir(parents=True, exist_ok=True)
-    folder = class_folder(tmp_path / "data")
-    cache = tmp_path / "cache"
-    with serving(cache, "--model", "fashion_cnn", "--data", str(folder)) as (url, _):
+    folder, cache = class_folder(tmp_path / "data"), tmp_path / "cache"
+    app = create_app([fashion], str(folder), cache_dir=cache)
+    with uvicorn_thread(app) as url:
+        explorer = app.state.explorer
+        started = httpx.post(url + "/api/audit", json={"model": "fashion_cnn"}, timeout=60)
+        assert started.status_code == 202, started.text
+        job = explorer.jobs[started.json()["id"]]
+        until(lambda: job.rounds >= 2)
+        seen = watch_calls(monkeypatch, explorer.queue(fashion), job)
+        answer = httpx.post(url + "/api/explain", json={"image": "coffee", "method": "gradcam", "target": "Bag"},
+                            timeout=120)
+        assert answer.status_code == 200, answer.text
+        monkeypatch.undo()
+        assert len(seen) >= 2 and not any(over for *_, over in seen), seen  # the prediction, then the map
+        assert seen[-1][1] - seen[0][0] <= 1, seen  # the whole request waited for one round at most
+        status = httpx.post(f"{url}/api/jobs/{job.id}/cancel").json()
+        assert status["kind"] == "audit" and status["steps"] > status["step"] >= 2, status
+        until(lambda: job.over)
+        assert job.state == "cancelled"
+
         browser = webdriver.Chrome(options=chrome_options(chromium, tmp_path), service=Service(driver_path))
-        wait = WebDriverWait(browser, 120)
+        wait = WebDriverWait(browser, 180)
         try:
             browser.get(url + "/m/fashion_cnn/image/coffee")
             browser.find_element(By.ID, "data-link").click()
             wait.until(lambda b: b.find_elements(By.ID, "audit-start"))
-            browser.find_element(By.ID, "audit-start").click()
+            browser.find_element(By.ID, "audit-start").click()  # resumes from the chunks the cancelled job wrote
             wait.until(lambda b: b.find_elements(By.ID, "confusion"))  # the page shows the audit once done
             images_loaded(wait)
             browser.save_screenshot(str(artifacts / "explorer-data.png"))
