@@ -9,7 +9,8 @@ The two front ends differ only in their :class:`Links`: the explorer links to it
 files it writes.
 
 Example:
-    >>> from cnnviz.interpret.audit import Items
+    >>> from cnnviz.explorer.errors import NotFound
+from cnnviz.interpret.audit import Items
     >>> items = Items(["a.png", "b.png", "c.png"], ["cat", "cat", "dog"], ["cat", "dog", "dog"], np.array([.9, .8, .6]))
     >>> select(items, Selection(label="cat", correct=False))
     [1]
@@ -29,6 +30,7 @@ from typing import Any, Protocol
 
 import numpy as np
 
+from cnnviz.explorer.errors import NotFound
 from cnnviz.interpret.audit import Items
 from cnnviz.zoo.core import CnnvizError
 
@@ -138,10 +140,10 @@ def select(items: Items, selection: Selection, report: dict[str, Any] | None = N
 
 
 def class_of(report: dict[str, Any], name: str | None) -> dict[str, Any]:
-    """The report of class ``name``; an unknown name is refused with the classes there are."""
+    """The report of class ``name``; an unknown name names nothing (404), said with the classes there are."""
     classes = report.get("classes") or {}
     if name not in classes:
-        raise CnnvizError(f"no class {name!r} in this audit; its classes: {', '.join(classes) or 'none'}")
+        raise NotFound(f"no class {name!r} in this audit; its classes: {', '.join(classes) or 'none'}")
     return classes[name]
 
 

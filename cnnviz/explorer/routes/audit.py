@@ -102,14 +102,8 @@ async def class_page(explorer: Explorer, ask: AuditClass) -> HTMLResponse:
     """A class's strategies (clusters with their mean maps and prototypes), embedding, concepts and flags."""
     handle, run = await kept_audit(explorer, ask)
     return render(explorer, "audit_class.html", model=handle.name, image=FIRST_IMAGE,
-                  **audit_view.class_page(run.report, named_class(run, ask.name), run.rows,
+                  **audit_view.class_page(run.report, ask.name, run.rows,
                                           ServedLinks(handle.name, ask, run.report)))
-
-
-def named_class(run: KeptAudit, name: str) -> str:
-    if name not in run.report["classes"]:
-        raise NotFound(f"no class {name!r} in this audit; its classes: {', '.join(run.report['classes'])}")
-    return name
 
 
 def listed(run: KeptAudit, ask: AuditItems, links: ServedLinks) -> dict[str, Any]:
