@@ -9,8 +9,7 @@ The two front ends differ only in their :class:`Links`: the explorer links to it
 files it writes.
 
 Example:
-    >>> from cnnviz.explorer.errors import NotFound
-from cnnviz.interpret.audit import Items
+    >>> from cnnviz.interpret.audit import Items
     >>> items = Items(["a.png", "b.png", "c.png"], ["cat", "cat", "dog"], ["cat", "dog", "dog"], np.array([.9, .8, .6]))
     >>> select(items, Selection(label="cat", correct=False))
     [1]
@@ -23,10 +22,10 @@ from cnnviz.interpret.audit import Items
 from __future__ import annotations
 
 import re
-from urllib.parse import urlencode
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from typing import Any, Protocol
+from urllib.parse import urlencode
 
 import numpy as np
 
