@@ -1,4 +1,5 @@
-"""An audit as static pages (``audit.html`` beside ``audit.json`` for ``cnnviz audit``; ``cnnviz gallery --audit``):
+"""An audit as static pages (``audit.html`` beside ``audit.json`` for ``cnnviz audit``; in a gallery site,
+``cnnviz gallery --audit`` through :func:`publish_audit`):
 the explorer's data view (the same autoescaped templates and the same figures) written to files. The overview
 links to one page per class, one per list of items (a confusion cell, a confidence bin, a class right or wrong,
 a cluster, a flag) and to the figures; only what a written page links to is written, so no link is broken.
@@ -33,11 +34,13 @@ from cnnviz.explorer import audit_view
 from cnnviz.explorer.audit_job import KeptAudit, figure_png, figure_row, open_run
 from cnnviz.explorer.audit_view import Row, Selection
 from cnnviz.explorer.templating import STYLESHEET, templates
-from cnnviz.gallery.cards import inside, slug
+from cnnviz.gallery.cards import MANIFEST, inside, slug, write_json
+from cnnviz.gallery.site import read_manifest, write_site
 from cnnviz.zoo.core import CnnvizError
 from cnnviz.zoo.data import DataSource, open_dataset
 from cnnviz.zoo.handle import ModelHandle
 
+AUDITS_DIR = "audits"  # where a gallery site keeps its published audits, one folder each
 REPORT_DIR = "report"
 FILES_DIR = "files"
 STATIC_SHOWN = 240  # items a static list shows (the first of them; the explorer pages through all)
@@ -146,3 +149,32 @@ def write_audit_report(out: str | Path, run_dir: str | Path, *, index: str = "au
     write(folder / STYLESHEET.name, STYLESHEET.read_bytes())
     return write(root / index, page.encode())
 
+
+def publish_audit(site: str | Path, run_dir: str | Path, *, images: DataSource | None = None,
+                  handle: ModelHandle | None = None) -> Path:
+    """Publish the finished audit in ``run_dir`` into the gallery ``site`` (``cnnviz gallery --audit``):
+    ``SITE/audits/NAME/index.html`` and its report, listed on ``SITE/index.html`` with the site's other pages; an
+    audit of the same model, method and data replaces its earlier copy. Returns the audit's page.
+
+    Args:
+        site: the gallery's folder (made when missing).
+        run_dir: the audit's run folder.
+        images: the audited images (default: the audit's data source, read again).
+        handle: the audited model, to show each image as the model saw it.
+    """
+    root = Path(site)
+    if root.exists() and not root.is_dir():
+        raise CnnvizError(f"{root} is a file: give a folder for the gallery")
+    report = open_run(Path(run_dir)).report
+    model, data = report["model"]["name"], report["data"]
+    name = slug(f"{model}-{report['method']}-{data['source']}")
+    page = write_audit_report(root / AUDITS_DIR / name, run_dir, index="index.html", images=images, handle=handle)
+    raised = sum(f["score"] >= (report["threshold"] or 0) for f in report["flags"])
+    manifest = read_manifest(root)
+    manifest.setdefault("audits", {})[name] = {
+        "href": f"{AUDITS_DIR}/{name}/index.html",
+        "title": f"{model} on {data['source']} ({data['items']} items, maps by {report['method']}): accuracy "
+                 f"{100 * report['overall']['accuracy']:.1f}%, {raised} flag{'' if raised == 1 else 's'} raised"}
+    write_json(inside(root, root / MANIFEST), manifest)
+    write_site(root, manifest)
+    return page

@@ -89,8 +89,9 @@ def test_the_gallery_publishes_the_models_confusion_and_links_only_to_files_it_w
     paths, labels, guesses = predicted
     site = tmp_path / "site"
     code, out, _ = cli("gallery", "--audit", audited, "--data", folder, "--out", site)
-    page = site / "audit.html"
-    assert code == 0 and out.strip() == str(page)
+    page = Path(out.strip())
+    assert code == 0 and page.parent.parent == site / "audits" and page.name == "index.html"
+    assert links_of(site / "index.html").targets.count(f"audits/{page.parent.name}/index.html") == 1  # listed
     report = json.loads((audited / "audit.json").read_text())
     names = report["confusion"]["labels"]
     assert np.array_equal(report["confusion"]["matrix"], confusion_matrix(labels, guesses, labels=names))
@@ -99,8 +100,8 @@ def test_the_gallery_publishes_the_models_confusion_and_links_only_to_files_it_w
     expected = {f"{t} predicted as {p}": int(n) for t, row in zip(names, confusion_matrix(labels, guesses, labels=names))
                 for p, n in zip(names, row) if n}
     assert shown == expected
-    pages = [page, *site.glob("report/*.html")]
-    assert len(pages) > 1 + len(report["classes"])  # the overview, a page per class, the lists of images
+    pages = [site / "index.html", page, *page.parent.glob("report/*.html")]
+    assert len(pages) > 2 + len(report["classes"])  # the index, the overview, a page per class, the lists of images
     for each in pages:
         for target in set(links_of(each).targets) - {"data:,"}:  # the empty icon
             parts = urlsplit(target)
@@ -111,7 +112,7 @@ def test_the_gallery_publishes_the_models_confusion_and_links_only_to_files_it_w
     off = next((href, title) for href, title in overview.cells if "predicted as" in title
                and title.split(" predicted as ")[0] != title.split(" predicted as ")[1].split(":")[0])
     true, guess = off[1].split(": ")[0].split(" predicted as ")
-    listed = re.findall(r'<figcaption>([^<]+)<br>', (site / unquote(off[0])).read_text())
+    listed = re.findall(r'<figcaption>([^<]+)<br>', (page.parent / unquote(off[0])).read_text())
     assert sorted(listed) == sorted(p for p, t, g in zip(paths, labels, guesses) if (t, g) == (true, guess))
 
 

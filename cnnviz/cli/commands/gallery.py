@@ -30,7 +30,7 @@ from cnnviz.zoo.core import CnnvizError
                      "  cnnviz gallery --model resnet18 --images chelsea photos/dog.jpg --out site/\n"
                      "  cnnviz gallery --quick --model runs/my-run/ models/net.pt2 --out site/\n"
                      "  cnnviz gallery --model fashion_cnn --units features.block2:0-7 --data fashion-mnist --out site/\n"
-                     "  cnnviz gallery --audit cnnviz-audit/ --out site/    an audit (cnnviz audit) as static pages")
+                     "  cnnviz gallery --audit cnnviz-audit/ --out site/    an audit (cnnviz audit) into the site")
 def gallery_command(parser: argparse.ArgumentParser) -> Run:
     parser.add_argument("--out", "-o", default="cnnviz-gallery", metavar="DIR",
                         help="folder of the site (created; default: cnnviz-gallery)")
@@ -51,9 +51,9 @@ def gallery_command(parser: argparse.ArgumentParser) -> Run:
                              "the data the audit was made over, where it has moved (default: the audit's source)")
     parser.add_argument("--audit", metavar="RUN_DIR",
                         help="instead of the cards, publish the audit in RUN_DIR (cnnviz audit --out RUN_DIR) as "
-                             "static pages: OUT/audit.html (confusion matrix, calibration, flags, classes, mistakes) "
-                             "and OUT/report/ (each class's strategies and concepts, each list of images); with "
-                             "--model, each image as that model saw it")
+                             "static pages in OUT/audits/NAME/ (confusion matrix, calibration, flags, classes, "
+                             "mistakes; each class's strategies and concepts; each list of images), listed on "
+                             "OUT/index.html; with --model, each image as that model saw it")
     parser.add_argument("--quick", action="store_true",
                         help="fewer images, steps and layers: about 2 minutes on 2 CPU cores")
     add_device(parser)
@@ -68,7 +68,7 @@ def gallery_command(parser: argparse.ArgumentParser) -> Run:
         if args.units:
             return export(args, DEFAULT_MODELS[0])
         if args.audit:
-            return publish_audit(args)
+            return audit_pages(args)
         if args.data:
             raise CnnvizError("--data goes with --units (the patches of the exported unit pages) or --audit")
         settings = Settings(models=args.model or DEFAULT_MODELS, images=args.images, quick=args.quick,
@@ -104,14 +104,14 @@ def export(args: argparse.Namespace, default_model: str) -> int:
     return 0
 
 
-def publish_audit(args: argparse.Namespace) -> int:
+def audit_pages(args: argparse.Namespace) -> int:
     """``--audit``: the audit of a run folder as static pages."""
     from cnnviz import zoo
-    from cnnviz.gallery.audit_report import write_audit_report
+    from cnnviz.gallery.audit_report import publish_audit
 
     if args.model and len(args.model) > 1:
         raise CnnvizError("--audit shows the images as one --model saw them: give at most one")
     handle = zoo.load(args.model[0], device=args.device) if args.model else None
-    page = write_audit_report(args.out, args.audit, images=args.data, handle=handle)
+    page = publish_audit(args.out, args.audit, images=args.data, handle=handle)
     print(page)
     return 0
