@@ -28,13 +28,18 @@ from tests.explorer.test_requests import assert_one_line
 ITEMS = 80  # Fashion-MNIST test images in the folder
 
 
+HOSTILE = "<img src=x onerror=alert(1)>.png"  # a file name that must stay text on every page
+
+
 def class_folder(root: Path, items: int = ITEMS) -> Path:
-    """The first ``items`` Fashion-MNIST test images as ``ROOT/CLASS/NNNN.png`` (class names as files allow)."""
+    """The first ``items`` Fashion-MNIST test images as ``ROOT/CLASS/NNNN.png`` (class names as files allow), the
+    last one named :data:`HOSTILE`."""
     data = open_dataset("fashion-mnist")
     for index in range(items):
         folder = root / zoo.safe_name(data.classes[int(data.labels[index])])
         folder.mkdir(parents=True, exist_ok=True)
-        zoo.save_image(folder / f"{index:04d}.png", data.images[index][0].numpy())
+        name = HOSTILE if index == items - 1 else f"{index:04d}.png"
+        zoo.save_image(folder / name, data.images[index][0].numpy())
     return root
 
 
@@ -73,6 +78,7 @@ class Links(html.parser.HTMLParser):
 
     def handle_starttag(self, tag: str, attrs: list) -> None:
         attrs = dict(attrs)
+        assert "onerror" not in attrs, attrs  # a name became markup
         self.targets += [attrs[name] for name in ("href", "src") if attrs.get(name)]
         if tag == "a" and attrs.get("class") == "cell-link":
             self.cells.append((attrs["href"], attrs["title"]))
@@ -108,6 +114,8 @@ def test_the_gallery_publishes_the_models_confusion_and_links_only_to_files_it_w
             assert not parts.scheme and not parts.netloc, (each.name, target)  # nothing outside the report
             file = (each.parent / unquote(parts.path)).resolve()
             assert file.is_file() and site.resolve() in file.parents, (each.name, target)
+    shown_anywhere = "".join(p.read_text() for p in pages)
+    assert "&lt;img src=x onerror=alert(1)&gt;.png" in shown_anywhere  # the hostile name, as text
     # a cell's page lists exactly the images of that true and that predicted class, each with its figure
     off = next((href, title) for href, title in overview.cells if "predicted as" in title
                and title.split(" predicted as ")[0] != title.split(" predicted as ")[1].split(":")[0])
