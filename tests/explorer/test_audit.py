@@ -162,6 +162,9 @@ def test_the_data_view_audits_in_rounds_resumes_after_a_cancel_and_equals_the_py
         assert kept == expected  # the job in rounds of its own chunk size makes the Python API's audit
         assert client.post("/api/audit", json={"model": "fashion_cnn"}).json()["kept"] is True
 
+        paged = client.get("/api/models/fashion_cnn/data/items", params={"correct": "false", "limit": 2}).json()
+        after = client.get(paged["next"]).json()  # the next page, as the answer names it
+        assert after["offset"] == 2 and after["items"][0]["row"] > paged["items"][-1]["row"]
         wrong = client.get("/api/models/fashion_cnn/data/items", params={"correct": "false", "limit": 1000}).json()
         paths, labels, guesses = predicted
         assert sorted(i["item"] for i in wrong["items"]) == sorted(p for p, t, g in zip(paths, labels, guesses) if t != g)

@@ -19,7 +19,7 @@ from starlette.responses import HTMLResponse, Response
 
 from cnnviz.explorer import audit_view
 from cnnviz.explorer.audit_job import KeptAudit, figure_png, figure_row
-from cnnviz.explorer.audit_view import Row, Selection
+from cnnviz.explorer.audit_view import SHOWN, Row, Selection
 from cnnviz.explorer.endpoint import route
 from cnnviz.explorer.errors import NotFound
 from cnnviz.explorer.json_response import JSONResponse
@@ -46,8 +46,10 @@ class ServedLinks:
     def overview(self) -> str:
         return f"{self.base}/data{self._query({})}"
 
-    def items(self, selection: Selection, **more: Any) -> str:
-        return f"{self.base}/data/items{self._query({**selection.given(), **more})}"
+    def items(self, selection: Selection, *, api: bool = False, **more: Any) -> str:
+        """The page (or, with ``api``, the JSON) of the items ``selection`` picks; ``more``: order and offset."""
+        where = f"/api/models/{self.base.removeprefix('/m/')}" if api else self.base
+        return f"{where}/data/items{self._query({**selection.given(), **more})}"
 
     def klass(self, name: str) -> str:
         return f"{self.base}/data/class{self._query({'name': name})}"
@@ -106,14 +108,17 @@ async def class_page(explorer: Explorer, ask: AuditClass) -> HTMLResponse:
                                           ServedLinks(handle.name, ask, run.report)))
 
 
-def listed(run: KeptAudit, ask: AuditItems, links: ServedLinks) -> dict[str, Any]:
-    """The page of items ``ask`` selects, with the links to the pages before and after it."""
+def listed(run: KeptAudit, ask: AuditItems, links: ServedLinks, *, api: bool = False) -> dict[str, Any]:
+    """The page of items ``ask`` selects, with the links to the pages (``api``: the answers) before and after it."""
     found = audit_view.items_page(run.report, run.rows, run.audit.items, ask.selection(), links, order=ask.order,
                                   offset=ask.offset, limit=ask.limit)
-    more = {"order": ask.order} if ask.order != "item" else {}
+    more = {"order": ask.order, "limit": ask.limit} if ask.order != "item" else {"limit": ask.limit}
+    if ask.limit == SHOWN:
+        more.pop("limit")
     after, before = ask.offset + ask.limit, max(0, ask.offset - ask.limit)
-    return {**found, "next": links.items(ask.selection(), **more, offset=after) if after < found["total"] else None,
-            "previous": links.items(ask.selection(), **more, offset=before) if ask.offset else None}
+    return {**found,
+            "next": links.items(ask.selection(), api=api, **more, offset=after) if after < found["total"] else None,
+            "previous": links.items(ask.selection(), api=api, **more, offset=before) if ask.offset else None}
 
 
 async def items_page(explorer: Explorer, ask: AuditItems) -> HTMLResponse:
@@ -141,7 +146,7 @@ async def items_json(explorer: Explorer, ask: AuditItems) -> JSONResponse:
     name (data:ROW) and its figure (the image with its map)."""
     handle, run = await kept_audit(explorer, ask)
     links = ServedLinks(handle.name, ask)
-    found = listed(run, ask, links)
+    found = listed(run, ask, links, api=True)
     return JSONResponse({"selection": ask.selection().given(), "total": found["total"], "offset": ask.offset,
                          "items": [row_json(row, links) for row in found["shown"]], "next": found["next"]})
 
