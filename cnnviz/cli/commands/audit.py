@@ -56,8 +56,9 @@ def audit_command(parser: argparse.ArgumentParser) -> Run:
                              "the training split)")
     parser.add_argument("--method", default=interpret.audit.DEFAULT_METHOD, metavar="METHOD",
                         help="attribution method whose maps are clustered (default: %(default)s, one forward and "
-                             "one backward pass per batch, with smooth maps that cluster by where the relevance "
-                             "lies; list: cnnviz explain --help)")
+                             "one backward pass per batch at the input's resolution: on planted shortcuts it found "
+                             "the mark and left clean models unflagged, where Grad-CAM's coarse maps did not; "
+                             "list: cnnviz explain --help)")
     parser.add_argument("--layer", "-l", metavar="NAME",
                         help="the method's layer and the layer concepts are found in (default: the model's)")
     add_out(parser, "cnnviz-audit")
