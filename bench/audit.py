@@ -2,8 +2,8 @@
 
 The anchor is what any gradient explanation must at least cost: one forward and one backward pass (to the input)
 over every image, in the audit's batches, on images already prepared on the device. The audit is timed end to
-end (checking the data and hashing the model, every chunk's predictions and maps (Grad-CAM, as the issue asks, or --method) written to the run
-folder, each class's clustering, embedding and concepts, the flags, audit.json, and the PNG figures), and split
+end (checking the data and hashing the model, every chunk's predictions and maps (Grad-CAM, as the issue asks,
+or --method) written to the run folder, each class's clustering, embedding and concepts, the flags, audit.json, and the PNG figures), and split
 by where the time goes. Both wall and process CPU seconds are reported: on a shared machine the wall clock
 measures the neighbours too.
 
@@ -123,7 +123,8 @@ def measure(handle: zoo.ModelHandle, data: str, items: int, workdir: Path, metho
         strategy_analysis.class_strategies, concept_analysis.class_concepts = saved
     audit_wall = sum(v for k, v in clock.wall.items() if k.startswith(("stage", "open", "figures")))
     audit_cpu = sum(v for k, v in clock.cpu.items() if k.startswith(("stage", "open", "figures")))
-    return {"data": data, "items": items, "anchor_wall": clock.wall["forward+backward"], "anchor_cpu": clock.cpu["forward+backward"],
+    return {"data": data, "items": items, "anchor_wall": clock.wall["forward+backward"],
+            "anchor_cpu": clock.cpu["forward+backward"],
             "audit_wall": audit_wall, "audit_cpu": audit_cpu,
             "ratio_wall": audit_wall / clock.wall["forward+backward"],
             "ratio_cpu": audit_cpu / clock.cpu["forward+backward"],
@@ -138,7 +139,7 @@ def child(data: str, out: str) -> None:
     start = time.perf_counter()
     found = interpret.audit(handle, data, workdir=out)
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    print(json.dumps({"data": data, "items": found.overall["items"], "peak_mb": round(peak),
+    print(json.dumps({"data": data, "method": found.method, "items": found.overall["items"], "peak_mb": round(peak),
                       "before_audit_mb": round(before), "audit_adds_mb": round(peak - before),
                       "seconds": round(time.perf_counter() - start, 1)}))
 

@@ -56,7 +56,8 @@ def test_a_second_run_resumes_and_changes_nothing(cli, audited):
     _, out, argv = audited
     before = (out / "audit.json").read_bytes()
     code, stdout, _ = cli(*argv)
-    assert code == 0 and "resuming" in stdout and "10 of 10 steps already done" in stdout  # 3 chunks, 3 + 3 class steps, end
+    # 3 chunks, 3 strategies and 3 concepts steps, the end
+    assert code == 0 and "resuming" in stdout and "10 of 10 steps already done" in stdout
     assert (out / "audit.json").read_bytes() == before
 
 

@@ -110,7 +110,8 @@ def write_figures(handle: ModelHandle, data: Any, found: interpret.audit.Audit, 
         images = data.by_id(handle, shown + crops)
         maps = {item: found.map(item) for item in shown}
         stem = f"class-{strategy['index']:03d}"
-        written.append(save_image(folder / f"{stem}-clusters.png", drawing.class_clusters(name, strategy, images, maps)))
+        sheet = drawing.class_clusters(name, strategy, images, maps)
+        written.append(save_image(folder / f"{stem}-clusters.png", sheet))
         written.append(charts.save(drawing.embedding(name, strategy), folder / f"{stem}-embedding.png"))
         sheet = drawing.concepts(name, strategy["concepts"], images)
         if sheet is not None:

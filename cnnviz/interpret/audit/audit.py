@@ -63,7 +63,7 @@ from cnnviz.interpret.core import (Group, attribution_map, auto_batch_size, barr
 from cnnviz.interpret.core.random_state import numpy_and_python_rng
 from cnnviz.interpret.evaluate.explanation import call_options
 from cnnviz.zoo.core import CnnvizError, preserve
-from cnnviz.zoo.handle import ModelHandle, as_handle
+from cnnviz.zoo.handle import as_handle
 
 DEFAULT_METHOD = "captum:InputXGradient"
 MAP_SIZE = 16  # the most side of the stored maps: 60k items take 61 MB on disk, a class's clustering sees 256 features

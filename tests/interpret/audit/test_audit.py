@@ -11,7 +11,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from cnnviz import interpret, zoo
+from cnnviz import interpret
 from cnnviz.interpret.audit import AuditRun, Items, load
 from cnnviz.zoo import CnnvizError
 from tests.conftest import assert_unchanged, state_snapshot
