@@ -57,8 +57,9 @@ def audit_command(parser: argparse.ArgumentParser) -> Run:
                              "the training split)")
     parser.add_argument("--method", default=interpret.audit.DEFAULT_METHOD, metavar="METHOD",
                         help="attribution method whose maps are clustered (default: %(default)s, one forward and "
-                             "one backward pass per batch, with smooth maps that cluster by where the relevance "
-                             "lies; list: cnnviz explain --help)")
+                             "one backward pass per batch at the input's resolution: on planted shortcuts it found "
+                             "the mark and left clean models unflagged, where Grad-CAM's coarse maps did not; "
+                             "list: cnnviz explain --help)")
     parser.add_argument("--layer", "-l", metavar="NAME",
                         help="the method's layer and the layer concepts are found in (default: the model's)")
     add_out(parser, "cnnviz-audit")
@@ -113,7 +114,8 @@ def write_figures(handle: ModelHandle, data: Any, found: interpret.audit.Audit, 
         images = data.by_id(handle, shown + crops)
         maps = {item: found.map(item) for item in shown}
         stem = f"class-{strategy['index']:03d}"
-        written.append(save_image(folder / f"{stem}-clusters.png", drawing.class_clusters(name, strategy, images, maps)))
+        sheet = drawing.class_clusters(name, strategy, images, maps)
+        written.append(save_image(folder / f"{stem}-clusters.png", sheet))
         written.append(charts.save(drawing.embedding(name, strategy), folder / f"{stem}-embedding.png"))
         sheet = drawing.concepts(name, strategy["concepts"], images)
         if sheet is not None:
