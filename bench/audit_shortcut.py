@@ -16,7 +16,9 @@ Usage:
 from __future__ import annotations
 
 import argparse
+import contextlib
 import datetime
+import io
 import sys
 import tempfile
 from pathlib import Path
@@ -41,7 +43,9 @@ SETTINGS = {  # name -> (class, mark)
 
 
 def run_cli(*args: object) -> None:
-    if cnnviz_main([str(a) for a in args]) != 0:
+    with contextlib.redirect_stdout(io.StringIO()):  # keep the table alone on stdout
+        code = cnnviz_main([str(a) for a in args])
+    if code != 0:
         raise SystemExit(f"cnnviz {' '.join(map(str, args))} failed")
 
 
