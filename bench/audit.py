@@ -110,12 +110,12 @@ def measure(handle: zoo.ModelHandle, data: str, items: int, workdir: Path) -> di
     try:
         run = clock.timed("open: check data, hash model", interpret.audit.AuditRun)(handle, source, workdir=workdir)
         run.method = dataclasses.replace(run.method, fn=clock.timed("maps: method (Grad-CAM)", run.method.fn))
-        run.handle.forward = clock.timed("maps: predictions (forward)", run.handle.forward)  # type: ignore[method-assign]
+        run._predict = clock.timed("maps: predictions (forward)", run._predict)  # type: ignore[method-assign]
+        run.folder.write_chunk = clock.timed("maps: write chunk", run.folder.write_chunk)  # type: ignore[method-assign]
         stages = {"maps": run._chunk, "classes": run._analyse, "flags": run._finish}
         for stage, fn in stages.items():
             setattr(run, f"_{fn.__name__.lstrip('_')}", clock.timed(f"stage {stage}", fn))
         found = interpret.audit.run_to_end(run)
-        del run.handle.forward
         clock.timed("figures", write_figures)(handle, run.data, found, workdir)
     finally:
         strategy_analysis.class_strategies, concept_analysis.class_concepts = saved

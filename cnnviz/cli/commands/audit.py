@@ -55,8 +55,9 @@ def audit_command(parser: argparse.ArgumentParser) -> Run:
                         help="folder of class sub-folders of images, or fashion-mnist / mnist (add :train for "
                              "the training split)")
     parser.add_argument("--method", default=interpret.audit.DEFAULT_METHOD, metavar="METHOD",
-                        help="attribution method whose maps are clustered (default: %(default)s; list: cnnviz "
-                             "explain --help)")
+                        help="attribution method whose maps are clustered (default: %(default)s, one forward and "
+                             "one backward pass per batch, with smooth maps that cluster by where the relevance "
+                             "lies; list: cnnviz explain --help)")
     parser.add_argument("--layer", "-l", metavar="NAME",
                         help="the method's layer and the layer concepts are found in (default: the model's)")
     add_out(parser, "cnnviz-audit")

@@ -205,14 +205,17 @@ class AuditRun:
 
     # ---------------------------------------------------------------- maps
 
+    def _predict(self, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Each image's top probability and predicted class."""
+        with preserve(self.handle), torch.no_grad():
+            return self.handle(images).float().softmax(-1).max(-1)
+
     def _chunk(self, chunk: int) -> None:
         """One chunk's predictions and downsized maps, written to the run folder."""
         rows = list(self.folder.rows(chunk))
         images = self.data.prepared(self.handle, rows)
         labels = self.data.labels[rows]
-        with preserve(self.handle), torch.no_grad():
-            probs = self.handle(images).float().softmax(-1)
-        confidence, predicted = probs.max(-1)
+        confidence, predicted = self._predict(images)
         devices = [self.handle.device] if self.handle.device.type == "cuda" else []
         maps = []
         with torch.random.fork_rng(devices=devices), numpy_and_python_rng(self.settings["seed"] + chunk):

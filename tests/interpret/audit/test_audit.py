@@ -114,3 +114,10 @@ def test_bad_labels_are_refused_before_anything_is_written(fashion, data, tmp_pa
     with pytest.raises(CnnvizError, match="no-such-layer"):
         AuditRun(fashion, data, workdir=tmp_path / "run", layer="no-such-layer", **SETTINGS)
     assert not (tmp_path / "run").exists()
+
+
+def test_a_folder_of_other_files_is_not_taken_for_a_run_folder(fashion, data, tmp_path):
+    (tmp_path / "notes.txt").write_text("mine")
+    with pytest.raises(CnnvizError, match="folder of other files"):
+        AuditRun(fashion, data, workdir=tmp_path, **SETTINGS)
+    assert [p.name for p in tmp_path.iterdir()] == ["notes.txt"]
