@@ -46,3 +46,24 @@ def test_a_planted_shortcut_is_flagged_first_and_its_control_is_not(cli, tmp_pat
                                 set(), None)
     assert control.top_score < DEFAULT_THRESHOLD
     assert top["score"] - control.top_score > 0.2  # the gap; the bench reports it per setting
+
+
+def test_plant_marks_the_chosen_share_of_one_class_and_nothing_else():
+    import torch
+
+    from cnnviz.zoo.data import Frame, TensorData, plant, stamp
+
+    data = TensorData(torch.randint(0, 200, (40, 1, 10, 10), dtype=torch.uint8), torch.arange(40) % 4)
+    before = data.images.clone()
+    planted_data, marked = plant(data, class_index=2, fraction=0.6, mark=MARK, seed=3)
+    assert torch.equal(data.images, before)  # the input is not changed
+    assert int(marked.sum()) == 6 and bool((data.labels[marked] == 2).all())
+    assert torch.equal(planted_data.images[~marked], before[~marked])
+    x0, y0, x1, y1 = MARK.box(10, 10)
+    assert bool((planted_data.images[marked][..., y0:y1, x0:x1] == 255).all())
+    framed = stamp(torch.zeros(2, 3, 6, 8), Frame(width=2, value=0.5))
+    assert float(framed.sum()) == 0.5 * 3 * 2 * (6 * 8 - 2 * 4)  # the 2 x 4 centre stays untouched
+    assert planted.holds_mark([0.0, 0.0, 0.2, 0.3], MARK, 28, 14)
+    assert not planted.holds_mark([0.5, 0.5, 0.8, 0.8], MARK, 28, 14)
+    assert planted.holds_mark([0.0, 0.4, 0.1, 0.6], Frame(), 28, 14)
+    assert not planted.holds_mark([0.3, 0.3, 0.6, 0.6], Frame(), 28, 14)
