@@ -34,7 +34,7 @@ from cnnviz.interpret.audit import Items
 from cnnviz.zoo.core import CnnvizError
 
 PALETTE = ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f", "#bcbd22",
-           "#17becf")  # a cluster's colour in the embedding, by its id (matplotlib's tab10, as the PNG figures)
+           "#17becf")  # a cluster's colour, by its id (matplotlib's tab10)
 SHOWN = 60  # items a list shows at once (a page of them)
 EMBEDDING_POINTS = 2000  # points of a class's embedding drawn (every one a link)
 FIGURE = re.compile(r"item-(?P<row>\d+)|mean-(?P<klass>\d+)-(?P<cluster>\d+)|crop-(?P<cclass>\d+)-(?P<concept>\d+)-"
@@ -266,7 +266,8 @@ def items_page(report: dict[str, Any], rows: Sequence[Row], items: Items, select
     :class:`Row` of each of ``items``)."""
     found = select(items, selection, report, order)
     return {"report": report, "selection": selection, "title": selection.describe(), "total": len(found),
-            "shown": [rows[r] for r in found[offset:offset + limit]], "offset": offset, "limit": limit, "order": order, "links": links,
+            "shown": [rows[r] for r in found[offset:offset + limit]], "offset": offset, "limit": limit, "order": order,
+            "links": links,
             "classes": list(report["confusion"]["labels"])}
 
 

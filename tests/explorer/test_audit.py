@@ -103,8 +103,8 @@ def test_the_gallery_publishes_the_models_confusion_and_links_only_to_files_it_w
     assert np.array_equal(report["confusion"]["matrix"], confusion_matrix(labels, guesses, labels=names))
     overview = links_of(page)
     shown = {title.split(": ")[0]: int(title.split(": ")[1]) for _, title in overview.cells}
-    expected = {f"{t} predicted as {p}": int(n) for t, row in zip(names, confusion_matrix(labels, guesses, labels=names))
-                for p, n in zip(names, row) if n}
+    matrix = confusion_matrix(labels, guesses, labels=names)
+    expected = {f"{t} predicted as {p}": int(n) for t, row in zip(names, matrix) for p, n in zip(names, row) if n}
     assert shown == expected
     pages = [site / "index.html", page, *page.parent.glob("report/*.html")]
     assert len(pages) > 2 + len(report["classes"])  # the index, the overview, a page per class, the lists of images
@@ -167,7 +167,8 @@ def test_the_data_view_audits_in_rounds_resumes_after_a_cancel_and_equals_the_py
         assert after["offset"] == 2 and after["items"][0]["row"] > paged["items"][-1]["row"]
         wrong = client.get("/api/models/fashion_cnn/data/items", params={"correct": "false", "limit": 1000}).json()
         paths, labels, guesses = predicted
-        assert sorted(i["item"] for i in wrong["items"]) == sorted(p for p, t, g in zip(paths, labels, guesses) if t != g)
+        oracle = sorted(p for p, t, g in zip(paths, labels, guesses) if t != g)
+        assert sorted(i["item"] for i in wrong["items"]) == oracle
         assert wrong["total"] == len(wrong["items"]) > 0
         first_wrong = wrong["items"][0]
         assert first_wrong["page"] == f"/m/fashion_cnn/image/data:{first_wrong['row']}"
@@ -217,7 +218,8 @@ def test_without_data_there_is_nothing_to_audit(fashion, tmp_path):
         assert 'id="no-data"' in client.get("/m/fashion_cnn/data").text
 
 
-@pytest.mark.parametrize("body, words", [({"method": "gradcam++x"}, "gradcam"), ({"layer": "features.nope"}, "no layer"),
+@pytest.mark.parametrize("body, words", [({"method": "gradcam++x"}, "gradcam"),
+                                         ({"layer": "features.nope"}, "no layer"),
                                          ({"model": "resnet"}, "no model 'resnet'")])
 def test_an_audit_the_request_cannot_make_gets_one_line(folder, fashion, tmp_path, body, words):
     with TestClient(create_app([fashion], str(folder), cache_dir=tmp_path)) as client:

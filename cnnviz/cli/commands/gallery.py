@@ -29,7 +29,8 @@ from cnnviz.zoo.core import CnnvizError
                      "  cnnviz gallery --out site/ --device cuda      the full gallery on a GPU\n"
                      "  cnnviz gallery --model resnet18 --images chelsea photos/dog.jpg --out site/\n"
                      "  cnnviz gallery --quick --model runs/my-run/ models/net.pt2 --out site/\n"
-                     "  cnnviz gallery --model fashion_cnn --units features.block2:0-7 --data fashion-mnist --out site/\n"
+                     "  cnnviz gallery --model fashion_cnn --units features.block2:0-7 --data fashion-mnist \\\n"
+                     "                 --out site/\n"
                      "  cnnviz gallery --audit cnnviz-audit/ --out site/    an audit (cnnviz audit) into the site")
 def gallery_command(parser: argparse.ArgumentParser) -> Run:
     parser.add_argument("--out", "-o", default="cnnviz-gallery", metavar="DIR",
