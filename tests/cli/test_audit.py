@@ -50,6 +50,8 @@ def test_audit_writes_the_schema_items_maps_and_figures(audited):
             "class-001-concepts.png"} <= figures
     crops = [c["item"] for c in document["classes"]["Trouser"]["concepts"][0]["crops"]]
     assert crops and set(crops) <= set(members)
+    assert "report/class-trouser-c60687.html" in (out / "audit.html").read_text()  # the report, beside audit.json
+    assert (out / "report" / "class-trouser-c60687.html").is_file()
 
 
 def test_a_second_run_resumes_and_changes_nothing(cli, audited):

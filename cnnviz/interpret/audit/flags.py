@@ -28,6 +28,11 @@ other holds in the other's place) are one strategy: SpRAy's eigengap often
 splits one shortcut into two or three clusters, so they are scored and flagged
 together. Each cluster belongs to one flag at most: the best-scoring group.
 
+The score reads where relevance lies, so it needs maps that resolve a small mark: pixel attributions (input x
+gradient, the gradient) kept at 14 x 14 or finer. On maps from a coarse layer (Grad-CAM at a 7 x 7 layer) or
+pooled to 7 x 7, every cluster is "a small fixed place" and honest part-based strategies score as high as a tag
+(bench/audit_shortcut.py, BENCHMARKS.md).
+
 Example:
     >>> from cnnviz.interpret.audit.strategies import class_strategies
     >>> maps = np.random.default_rng(0).random((60, 8, 8)).astype(np.float32) * 0.1

@@ -91,3 +91,14 @@ def test_small_and_bad_inputs():
         class_strategies(np.full((3, 4, 4), np.nan), [1, 2, 3])
     with pytest.raises(CnnvizError, match=r"\(N, h, w\)"):
         class_strategies(np.zeros((3, 16)), [1, 2, 3])
+
+
+def test_large_classes_take_the_sparse_eigensolver_and_agree_with_the_dense_one():
+    from scipy.sparse import csgraph
+
+    rng = np.random.default_rng(2)
+    points = np.concatenate([rng.normal(c, 1.0, (550, 6)) for c in (0.0, 2.0, 4.0)])  # overlapping: connected
+    affinity = knn_affinity(points)
+    dense = np.linalg.eigvalsh(csgraph.laplacian(affinity.astype(float), normed=True).toarray())[:5]
+    gap = eigengap(affinity, max_clusters=4)  # 1650 nodes: ARPACK on 2I - L
+    assert np.allclose(gap.eigenvalues, np.clip(dense, 0, None), atol=1e-6)
