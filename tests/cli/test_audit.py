@@ -44,19 +44,22 @@ def test_audit_writes_the_schema_items_maps_and_figures(audited):
     assert sorted(members) == [f"Trouser/{i}.png" for i in range(4)]  # ids: paths relative to --data
     found = load(out)
     assert found.items.label[found.items.row("Trouser/2.png")] == "Trouser"
-    assert found.maps.shape == (12, 16, 16)
+    assert found.maps.shape == (12, 14, 14)  # 28 px pooled evenly
     figures = {p.name for p in (out / "figures").iterdir()}
     assert {"confusion.png", "reliability.png", "class-001-clusters.png", "class-001-embedding.png",
             "class-001-concepts.png"} <= figures
     crops = [c["item"] for c in document["classes"]["Trouser"]["concepts"][0]["crops"]]
     assert crops and set(crops) <= set(members)
+    assert "report/class-trouser-c60687.html" in (out / "audit.html").read_text()  # the report, beside audit.json
+    assert (out / "report" / "class-trouser-c60687.html").is_file()
 
 
 def test_a_second_run_resumes_and_changes_nothing(cli, audited):
     _, out, argv = audited
     before = (out / "audit.json").read_bytes()
     code, stdout, _ = cli(*argv)
-    assert code == 0 and "resuming" in stdout and "7 of 7 steps already done" in stdout  # 3 chunks, 3 classes, end
+    # 3 chunks, 3 strategies and 3 concepts steps, the end
+    assert code == 0 and "resuming" in stdout and "10 of 10 steps already done" in stdout
     assert (out / "audit.json").read_bytes() == before
 
 

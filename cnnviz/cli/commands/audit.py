@@ -40,7 +40,8 @@ SHOWN_FLAGS = 5
                      "(DATA/Sandal/0001.png; item ids are paths relative to DATA), or fashion-mnist / mnist\n"
                      "(:train or the default :test; item ids are indices).\n\n"
                      "Writes OUT/audit.json (schema: cnnviz.interpret.audit.schema), OUT/items.json (every item's\n"
-                     "prediction), OUT/maps.npy (every item's map) and OUT/figures/*.png. OUT is also the run\n"
+                     "prediction), OUT/maps.npy (every item's map), OUT/figures/*.png and OUT/audit.html (the\n"
+                     "report to open in a browser: a confusion cell, a class or a flag opens its images). OUT is also the run\n"
                      "folder: run the same command again after a kill and it resumes where it stopped; a folder\n"
                      "holding another model's, data's or method's audit is refused. Runs unchanged under\n"
                      "torchrun (chunks shared over processes; the same audit.json).\n\n"
@@ -56,8 +57,9 @@ def audit_command(parser: argparse.ArgumentParser) -> Run:
                              "the training split)")
     parser.add_argument("--method", default=interpret.audit.DEFAULT_METHOD, metavar="METHOD",
                         help="attribution method whose maps are clustered (default: %(default)s, one forward and "
-                             "one backward pass per batch, with smooth maps that cluster by where the relevance "
-                             "lies; list: cnnviz explain --help)")
+                             "one backward pass per batch at the input's resolution: on planted shortcuts it found "
+                             "the mark and left clean models unflagged, where Grad-CAM's coarse maps did not; "
+                             "list: cnnviz explain --help)")
     parser.add_argument("--layer", "-l", metavar="NAME",
                         help="the method's layer and the layer concepts are found in (default: the model's)")
     add_out(parser, "cnnviz-audit")
@@ -76,6 +78,8 @@ def audit_command(parser: argparse.ArgumentParser) -> Run:
     add_method_options(parser, methods("attribution"), skip=("seed",))
 
     def run(args: argparse.Namespace) -> None:
+        from cnnviz.gallery.audit_report import write_audit_report  # the explorer's templates: loaded when used
+
         with session(args.device) as (group, device):
             args.device = str(device)
             handle = load_handle(args)
@@ -93,6 +97,7 @@ def audit_command(parser: argparse.ArgumentParser) -> Run:
                 return
             if not args.no_figures:
                 write_figures(handle, audit_run.data, found, out)
+                write_audit_report(out, out, images=audit_run.data.dataset, handle=handle)
             report(found, out, group.world)
 
     return run
@@ -109,7 +114,8 @@ def write_figures(handle: ModelHandle, data: Any, found: interpret.audit.Audit, 
         images = data.by_id(handle, shown + crops)
         maps = {item: found.map(item) for item in shown}
         stem = f"class-{strategy['index']:03d}"
-        written.append(save_image(folder / f"{stem}-clusters.png", drawing.class_clusters(name, strategy, images, maps)))
+        sheet = drawing.class_clusters(name, strategy, images, maps)
+        written.append(save_image(folder / f"{stem}-clusters.png", sheet))
         written.append(charts.save(drawing.embedding(name, strategy), folder / f"{stem}-embedding.png"))
         sheet = drawing.concepts(name, strategy["concepts"], images)
         if sheet is not None:

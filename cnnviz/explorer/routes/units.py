@@ -42,10 +42,7 @@ async def atlas(explorer: Explorer, ask: Scan) -> JSONResponse:
     job = explorer.atlas_job(handle, layer)
     if job is None:
         return JSONResponse({"kind": "atlas", "state": "done", "model": handle.name, "layer": layer, "kept": True})
-    if not ask.watch:
-        job.adopt()
-    elif job is not before or job.watched is not None:  # a page joining a scan the API started leaves it running
-        job.watch()
+    job.asked(ask.watch, job is not before)
     return JSONResponse({**job.status(), "kept": False}, status_code=202)
 
 

@@ -33,9 +33,9 @@ from cnnviz.interpret.audit.audit import (CHUNK, CONCEPTS, DEFAULT_METHOD, MAP_S
 from cnnviz.interpret.audit.data import AuditData, audit_data, class_matcher
 from cnnviz.interpret.audit.predictions import expected_calibration_error, reliability, summarize
 from cnnviz.interpret.audit.run import RunFolder
-from cnnviz.interpret.audit.schema import SCHEMA, Audit, Items, load
+from cnnviz.interpret.audit.schema import AUDIT_FILE, ITEMS_FILE, SCHEMA, Audit, Items, load
 
-__all__ = ["AuditData", "AuditRun", "Audit", "CHUNK", "CONCEPTS", "DEFAULT_METHOD", "Items", "MAP_SIZE", "Progress",
+__all__ = ["AUDIT_FILE", "ITEMS_FILE", "AuditData", "AuditRun", "Audit", "CHUNK", "CONCEPTS", "DEFAULT_METHOD", "Items", "MAP_SIZE", "Progress",
            "RunFolder", "SCHEMA", "audit", "audit_data", "class_matcher", "expected_calibration_error", "load",
            "reliability", "run_to_end", "summarize"]
 

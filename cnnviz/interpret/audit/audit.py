@@ -7,9 +7,11 @@ The work, in the order :meth:`AuditRun.step` does it, one unit per call:
    *true* class (the registered method, the one explain path: :func:`interpret.get_method` with the options as
    :func:`interpret.evaluate.explanation.call_options` passes them), downsized to ``map_size`` by area and
    written to the run folder (:mod:`.run`);
-2. ``classes``: one class: the spectral clustering of its maps (:func:`.strategies.class_strategies`) and its
-   concepts (:func:`.concepts.class_concepts`, on up to ``concept_items`` of its images);
-3. ``flags``: the shortcut flags over every class (:func:`.flags.shortcut_flags`), the prediction summary
+2. ``strategies``: one class: the spectral clustering of its maps and their embedding
+   (:func:`.strategies.class_strategies`);
+3. ``concepts``: one class: its concepts (:func:`.concepts.class_concepts`, on up to ``concept_items`` of its
+   images, in ``layer``);
+4. ``flags``: the shortcut flags over every class (:func:`.flags.shortcut_flags`), the prediction summary
    (:mod:`.predictions`), and ``audit.json`` with ``items.json`` (:mod:`.schema`).
 
 Between two steps nothing is held: no hook, the model as found (the registry's guard), the global random
@@ -18,9 +20,11 @@ maps resumed, sharded or not). Under ``torchrun`` :func:`audit` deals the chunks
 (:mod:`interpret.core.distributed`), each writing its own into the shared run folder; rank 0 analyses, and every
 rank returns the same :class:`~.schema.Audit`, equal to a single process's.
 
-The default method is Grad-CAM: one forward and one backward pass per batch (the audit of 10k Fashion-MNIST images
-costs about twice the model's own forward+backward pass, BENCHMARKS.md), and its maps are smooth at the layer's
-resolution, so a few pixels of noise do not split a class's clusters.
+The default method is input x gradient (``captum:InputXGradient``), chosen by measurement (BENCHMARKS.md, the
+planted-shortcut rows): one forward and one backward pass per batch, like Grad-CAM, but at the input's resolution.
+On Fashion-MNIST models with a planted mark it put the marked images first (purity 0.98-1.00, recall 0.95-1.00)
+and raised nothing on the clean controls, where Grad-CAM's 7 x 7 maps make every cluster "a small fixed place" and
+flag clean classes. Its blind spot: a black mark has no input x gradient on its own pixels (x = 0).
 
 Example:
     >>> import tempfile, torch
@@ -30,7 +34,7 @@ Example:
     >>> labels = torch.arange(24) % 2
     >>> run = AuditRun(handle, (images, labels), workdir=tempfile.mkdtemp(), chunk=10, concepts=0)
     >>> [p.stage for p in run.steps()]
-    ['maps', 'maps', 'maps', 'classes', 'classes', 'flags']
+    ['maps', 'maps', 'maps', 'strategies', 'strategies', 'flags']
     >>> run.result.overall["items"], sorted(run.result.classes)
     (24, ['T-shirt/top', 'Trouser'])
 """
@@ -59,10 +63,10 @@ from cnnviz.interpret.core import (Group, attribution_map, auto_batch_size, barr
 from cnnviz.interpret.core.random_state import numpy_and_python_rng
 from cnnviz.interpret.evaluate.explanation import call_options
 from cnnviz.zoo.core import CnnvizError, preserve
-from cnnviz.zoo.handle import ModelHandle, as_handle
+from cnnviz.zoo.handle import as_handle
 
-DEFAULT_METHOD = "gradcam"
-MAP_SIZE = 16  # side of the stored maps: 60k items take 61 MB on disk, a class's clustering sees 256 features
+DEFAULT_METHOD = "captum:InputXGradient"
+MAP_SIZE = 16  # the most side of the stored maps: 60k items take 61 MB on disk, a class's clustering sees 256 features
 CHUNK = 256  # items per chunk (one step): about half a second of fashion_cnn on 2 CPU cores
 CLUSTERS = 8  # the most clusters the eigengap may choose per class
 CONCEPTS = 5  # concepts per class
@@ -75,9 +79,10 @@ class Progress:
     """Where an audit stands after a step.
 
     Attributes:
-        stage: what the step did: ``maps`` (a chunk), ``classes`` (a class analysed), ``flags`` (the end).
+        stage: what the step did: ``maps`` (a chunk), ``strategies`` or ``concepts`` (of a class), ``flags``
+            (the end).
         done: steps done so far (resumed ones included).
-        total: steps in all (chunks of this process, classes, one).
+        total: steps in all (chunks of this process, one or two per class, one).
         detail: what this step was about (``items 256-511``, a class name).
     """
 
@@ -103,7 +108,8 @@ class AuditRun:
             model's default layer).
         workdir: the run folder (created with the first chunk).
         options: the method's options.
-        map_size: side of the stored, downsized maps.
+        map_size: the most side of the stored, downsized maps (the largest divisor of the input side up to it, so
+            pixels pool evenly: 14 for a 28 px model, 16 for 224 px).
         chunk: items per step (kept from the run folder when resuming).
         batch_size: images per method call within a chunk (default: what fits the device).
         seed: seeds the clustering, the embedding and the concepts.
@@ -135,7 +141,7 @@ class AuditRun:
         self.group = group or current()
         self.settings = {"seed": seed, "max_clusters": max_clusters, "concepts": concepts,
                          "concept_items": concept_items, "bins": bins, "examples": examples, "threshold": threshold}
-        side = min(map_size, handle.input_size)
+        side = pooled_side(handle.input_size, map_size)
         spec = {"model": {"name": handle.name, "fingerprint": model_identity(handle)},
                 "data": {"source": self.data.source, "kind": self.data.kind, "items": len(self.data),
                          "fingerprint": self.data.identity},
@@ -147,7 +153,10 @@ class AuditRun:
         self.todo = [c for c in range(self.folder.chunks) if c % self.group.world == self.group.rank]
         mine = len(self.todo)
         self.todo = [c for c in self.todo if c not in self.folder.done()]
-        self.total = mine + len(self.classes) + 1
+        self.analysis = [("strategies", k) for k in self.classes]
+        if concepts and self.layer is not None:
+            self.analysis += [("concepts", k) for k in self.classes]
+        self.total = mine + len(self.analysis) + 1
         self.done = mine - len(self.todo)
         self.strategies: dict[str, Any] = {}
         self.concepts: dict[str, list[Any]] = {}
@@ -192,10 +201,11 @@ class AuditRun:
             self._chunk(chunk)
             rows = self.folder.rows(chunk)
             return self._advance("maps", f"items {rows.start}-{rows.stop - 1}")
-        if len(self.strategies) < len(self.classes):
-            index = self.classes[len(self.strategies)]
-            self._analyse(index)
-            return self._advance("classes", self.data.classes[index])
+        analysed = len(self.strategies) + len(self.concepts)
+        if analysed < len(self.analysis):
+            stage, index = self.analysis[analysed]
+            (self._strategies if stage == "strategies" else self._concepts)(index)
+            return self._advance(stage, self.data.classes[index])
         self._finish()
         return self._advance("flags", f"{len(self.result.flags) if self.result else 0} flags")
 
@@ -229,23 +239,23 @@ class AuditRun:
 
     # ---------------------------------------------------------------- analysis
 
-    def _analyse(self, index: int) -> None:
-        """One class: its strategies from its stored maps, its concepts from some of its images."""
-        name = self.data.classes[index]
+    def _strategies(self, index: int) -> None:
+        """One class's strategies, from its stored maps."""
         rows = np.flatnonzero(self.data.labels == index)
-        ids = [self.data.ids[r] for r in rows]
         maps = np.asarray(self.folder.maps("r")[rows], dtype=np.float32)
+        self.strategies[self.data.classes[index]] = strategy_analysis.class_strategies(
+            maps, [self.data.ids[r] for r in rows], seed=self.settings["seed"],
+            max_clusters=self.settings["max_clusters"])
+
+    def _concepts(self, index: int) -> None:
+        """One class's concepts, from up to ``concept_items`` of its images, evenly spread."""
+        rows = np.flatnonzero(self.data.labels == index)
         settings = self.settings
-        self.strategies[name] = strategy_analysis.class_strategies(maps, ids, seed=settings["seed"],
-                                                                   max_clusters=settings["max_clusters"])
-        self.concepts[name] = []
-        if settings["concepts"] and self.layer is not None:
-            chosen = rows[np.unique(np.linspace(0, len(rows) - 1, min(len(rows), settings["concept_items"]))
-                                    .round().astype(int))]
-            images = self.data.prepared(self.handle, chosen.tolist())
-            self.concepts[name] = concept_analysis.class_concepts(
-                self.handle, images, index, self.layer, [self.data.ids[r] for r in chosen],
-                concepts=settings["concepts"], seed=settings["seed"])
+        chosen = rows[np.unique(np.linspace(0, len(rows) - 1, min(len(rows), settings["concept_items"]))
+                                .round().astype(int))]
+        self.concepts[self.data.classes[index]] = concept_analysis.class_concepts(
+            self.handle, self.data.prepared(self.handle, chosen.tolist()), index, str(self.layer),
+            [self.data.ids[r] for r in chosen], concepts=settings["concepts"], seed=settings["seed"])
 
     def _finish(self) -> None:
         """Flags, the prediction summary, ``items.json`` and ``audit.json``."""
@@ -259,7 +269,7 @@ class AuditRun:
             counts = summary["per_class"][index]
             classes[name] = {"index": index, "items": counts["items"], "accuracy": counts["accuracy"],
                              **self.strategies[name].to_json(),
-                             "concepts": [c.to_json() for c in self.concepts[name]]}
+                             "concepts": [c.to_json() for c in self.concepts.get(name, [])]}
         threshold = self.settings["threshold"]
         flags = [f.to_json() for f in flag_analysis.shortcut_flags(self.strategies, threshold=threshold)]
         spec = self.folder.spec
@@ -274,6 +284,19 @@ class AuditRun:
         items = Items(list(ids), [names[k] for k in labels], [names[k] for k in predicted], confidence)
         self.folder.write_results(audit.to_json(), items.to_json())
         self.result = audit
+
+
+def pooled_side(input_size: int, most: int = MAP_SIZE) -> int:
+    """The side maps are stored at: the largest divisor of ``input_size`` from half of ``most`` up to ``most``, so
+    each stored value averages whole pixels; ``most`` where none divides (or the input side, if smaller).
+
+    Example:
+        >>> pooled_side(28), pooled_side(224), pooled_side(299), pooled_side(31), pooled_side(8)
+        (14, 16, 13, 16, 8)
+    """
+    if input_size <= most:
+        return input_size
+    return next((side for side in range(most, most // 2 - 1, -1) if side and input_size % side == 0), most)
 
 
 def audit(handle: Any, data: Any, *, workdir: str | Path, method: str = DEFAULT_METHOD, layer: str | None = None,
@@ -302,7 +325,7 @@ def audit(handle: Any, data: Any, *, workdir: str | Path, method: str = DEFAULT_
         >>> data = (torch.rand(16, 1, 28, 28), torch.arange(16) % 4)
         >>> found = interpret.audit(handle, data, workdir=tempfile.mkdtemp(), concepts=0)
         >>> found.confusion["labels"][:2], found.maps.shape
-        (['T-shirt/top', 'Trouser'], (16, 16, 16))
+        (['T-shirt/top', 'Trouser'], (16, 14, 14))
     """
     run = AuditRun(handle, data, workdir=workdir, method=method, layer=layer, **settings)
     return run_to_end(run, progress=progress)

@@ -72,8 +72,9 @@ class RunFolder:
         if stored is not None:
             for key in IDENTITY:
                 if stored.get(key) != self.spec.get(key):
-                    raise CnnvizError(f"{self.path} holds an audit made with {_differs(key, stored.get(key), self.spec.get(key))}: "
-                                      "give another --out, or delete that folder to start over")
+                    made = _differs(key, stored.get(key), self.spec.get(key))
+                    raise CnnvizError(f"{self.path} holds an audit made with {made}: give another --out, or delete "
+                                      "that folder to start over")
             self.spec["chunk"] = stored["chunk"]
         elif self.path.exists() and any(self.path.iterdir()) and not (self.path / CHUNKS).is_dir():  # ours: being made
             raise CnnvizError(f"{self.path} is a folder of other files, not an audit's run folder: give an empty "

@@ -64,7 +64,8 @@ def _tile(picture: np.ndarray, side: int = TILE) -> np.ndarray:
     return cv2.resize(to_uint8(picture), (side, side), interpolation=cv2.INTER_NEAREST)
 
 
-def with_relevance_box(picture: np.ndarray, box: Sequence[float], color: tuple[int, int, int] = BOX_COLOR) -> np.ndarray:
+def with_relevance_box(picture: np.ndarray, box: Sequence[float],
+                       color: tuple[int, int, int] = BOX_COLOR) -> np.ndarray:
     """``picture`` with ``box`` (``[x0, y0, x1, y1]``, fractions of the image) outlined.
 
     Example:

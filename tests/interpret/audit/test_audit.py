@@ -11,7 +11,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from cnnviz import interpret, zoo
+from cnnviz import interpret
 from cnnviz.interpret.audit import AuditRun, Items, load
 from cnnviz.zoo import CnnvizError
 from tests.conftest import assert_unchanged, state_snapshot
@@ -39,7 +39,8 @@ def finished(fashion, data, tmp_path_factory):
 def test_maps_are_the_methods_maps_for_the_true_class_downsized(fashion, data, finished):
     workdir, found = finished
     images, labels = data
-    direct = interpret.gradcam(fashion, images, labels.tolist(), layer=fashion.default_layer)
+    method = interpret.get_method(interpret.audit.DEFAULT_METHOD)  # input x gradient, one map channel
+    direct = method.fn(fashion, images, labels.tolist())
     expected = F.adaptive_avg_pool2d(direct, (14, 14))[:, 0].numpy()
     read = load(workdir)
     assert read.maps.shape == (20, 14, 14) and read.map_size == (14, 14)
@@ -99,7 +100,7 @@ def test_a_run_folder_of_another_model_or_method_is_refused(fashion, data, finis
     before = sorted((p.name, p.stat().st_mtime_ns) for p in workdir.rglob("*"))
     with pytest.raises(CnnvizError, match="another model .*other weights"):
         AuditRun(other, data, workdir=workdir, **SETTINGS)
-    with pytest.raises(CnnvizError, match="method gradcam, not gradient"):
+    with pytest.raises(CnnvizError, match="method captum:InputXGradient, not gradient"):
         AuditRun(fashion, data, workdir=workdir, method="gradient", **SETTINGS)
     assert sorted((p.name, p.stat().st_mtime_ns) for p in workdir.rglob("*")) == before
 
