@@ -2,19 +2,19 @@
 
 tutorial_cnn is trained with ``cnnviz train`` on 3,000 Fashion-MNIST images where 90% of the shirts carry a
 4-pixel white square near the top-left corner. The audit folder (PNGs, 100 test images per class) has 200 shirts,
-half of them marked, and is audited by ``interpret.audit``. The control is the same recipe without the mark.
+half of them marked, and is audited by ``interpret.audit`` with its default method. The control is the same recipe without the mark.
 bench/audit_shortcut.py runs other classes, places, sizes and methods.
 """
 
 import pytest
 
+from cnnviz.interpret.audit import DEFAULT_METHOD
 from cnnviz.interpret.audit.flags import DEFAULT_THRESHOLD
 from cnnviz.zoo.data import Mark
 from tests.conftest import needs_fashion
 from tests.interpret.audit import planted
 
 SHIRT, MARK = 6, Mark(x=0.15, y=0.15, size=4)
-METHOD = "captum:InputXGradient"  # the method recommended for audits (bench/audit_shortcut.py)
 
 
 @needs_fashion
@@ -32,7 +32,7 @@ def test_a_planted_shortcut_is_flagged_first_and_its_control_is_not(cli, tmp_pat
     assert effect["p_marked"] > 5 * effect["p_clean"]
 
     marked_ids = planted.write_audit_folder(tmp_path / "audit", data, marked)
-    found = planted.run_audit(marked_model, tmp_path / "audit", tmp_path / "audit-run", METHOD,
+    found = planted.run_audit(marked_model, tmp_path / "audit", tmp_path / "audit-run", DEFAULT_METHOD,
                               marked_ids, MARK, concepts=3)
     top = found.flags[0]
     assert top["class"] == "Shirt" and top["score"] > DEFAULT_THRESHOLD
@@ -42,7 +42,7 @@ def test_a_planted_shortcut_is_flagged_first_and_its_control_is_not(cli, tmp_pat
         tmp_path / "fashion-clean", class_index=SHIRT, mark=None), tmp_path / "clean")
     clean_data, unmarked = planted.audit_set(SHIRT, None)
     planted.write_audit_folder(tmp_path / "clean-audit", clean_data, unmarked)
-    control = planted.run_audit(clean_model, tmp_path / "clean-audit", tmp_path / "clean-run", METHOD,
+    control = planted.run_audit(clean_model, tmp_path / "clean-audit", tmp_path / "clean-run", DEFAULT_METHOD,
                                 set(), None)
     assert control.top_score < DEFAULT_THRESHOLD
     assert top["score"] - control.top_score > 0.2  # the gap; the bench reports it per setting
