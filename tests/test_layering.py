@@ -7,6 +7,7 @@ Packages: zoo <- interpret <- (explorer <- cli, gallery). Inside interpret, each
     evaluate, optimize            <- core (metrics never import methods)
     inside                        <- core, optimize (a layer sheet pictures its channels with the engine)
     attribution, attack           <- core, optimize (extremal perturbations and attacks run on the engine)
+    audit                         <- core, evaluate, inside, attribution (a model over its data)
     views                         <- anything: drawing is a leaf that nothing else in interpret imports
 
 Inside zoo, the same (a table of contents, read bottom up):
@@ -42,7 +43,8 @@ ALLOWED = {  # subpackage of interpret -> the subpackages it may import (itself 
     "inside": {"core", "optimize"},  # a layer sheet pictures its channels with the engine
     "attribution": {"core", "optimize"},
     "attack": {"core", "optimize"},
-    "views": {"core", "optimize", "inside", "evaluate", "attribution", "attack"},
+    "audit": {"core", "evaluate", "inside", "attribution"},
+    "views": {"core", "optimize", "inside", "evaluate", "attribution", "attack", "audit"},
 }
 ZOO_ALLOWED = {  # subpackage of zoo -> the subpackages it may import (itself always)
     "core": set(),

@@ -26,6 +26,9 @@ from torch.utils.data import Dataset
 
 from cnnviz import interpret
 from cnnviz.explorer.atlas_job import TOP, AtlasJob, load_atlas
+from cnnviz.explorer.audit_job import CHUNK as AUDIT_CHUNK
+from cnnviz.explorer.audit_job import AuditJob, KeptAudit, audit_kept, open_run
+from cnnviz.interpret.audit import DEFAULT_METHOD, AuditRun
 from cnnviz.explorer.compute_queue import ComputeQueue, Queues
 from cnnviz.explorer.errors import NotFound
 from cnnviz.explorer.identity import data_identity, model_identity, result_key
@@ -73,6 +76,7 @@ class Explorer:
         self.jobs: dict[str, Any] = {}
         self.atlas_jobs: dict[Path, AtlasJob] = {}
         self.sheet_jobs: dict[Path, SheetJob] = {}
+        self.audit_jobs: dict[Path, AuditJob] = {}
         self._running: dict[str, asyncio.Future] = {}  # computations under way, by key
 
     @property
@@ -215,6 +219,38 @@ class Explorer:
         if not path.exists():  # never made, or removed from the cache folder: made again
             return None
         return await self.cached(f"sheet:{path.name}", lambda: load_sheet(handle, path))
+
+    def audit_path(self, handle: ModelHandle, method: str | None, layer: str | None) -> Path:
+        """The run folder of the audit of ``handle`` over the served data with ``method`` at ``layer`` (None: the
+        audit's defaults): named by the model's weights, the method, the layer and the data's items."""
+        if self.data is None:
+            raise NotFound("no data set is served, so there is nothing to audit: start the server with --data "
+                           "DIR (a folder of class sub-folders) or --data fashion-mnist")
+        method = self.method(method).name if method else DEFAULT_METHOD  # one folder however the request spells it
+        return self.cache_dir / "audit" / result_key("audit", self.model_identity(handle), self.data_identity(), method,
+                                                     layer or handle.default_layer)
+
+    async def audit_job(self, handle: ModelHandle, method: str | None, layer: str | None) -> AuditJob | None:
+        """The running audit (started now unless one runs, resuming the run folder's finished chunks); None when
+        it is kept in the cache folder. Bad data (one class, classes the model lacks) is refused here."""
+        path = self.audit_path(handle, method, layer)
+        if audit_kept(path):
+            return None
+        job = self.audit_jobs.get(path)
+        if job is None or job.over:
+            chosen = {"method": method} if method else {}
+            run = await self.queue(handle).run(lambda: AuditRun(handle, self._data_source, workdir=path,
+                                                                layer=layer, chunk=AUDIT_CHUNK, **chosen))
+            job = self.audit_jobs.get(path)
+            if job is None or job.over:  # no other request started one meanwhile
+                job = self.audit_jobs[path] = AuditJob(run)
+                self.start(job, handle)
+        return job
+
+    async def audit(self, handle: ModelHandle, method: str | None, layer: str | None) -> KeptAudit | None:
+        """The kept audit (its report, items and maps), from memory or the cache folder; None until computed."""
+        path = self.audit_path(handle, method, layer)
+        return await self.cached(f"audit:{path.name}", lambda: open_run(path) if audit_kept(path) else None)
 
     def atlas_job(self, handle: ModelHandle, layer: str) -> AtlasJob | None:
         """The running atlas job of ``layer`` (started now unless one runs); None when the atlas is on disk."""

@@ -9,6 +9,8 @@ The package is a table of contents; each subpackage is one concern with a face t
 - :mod:`interpret.attack` — FGSM/PGD and fooling images;
 - :mod:`interpret.inside` — feature maps, filters, layer table, receptive fields, the neuron atlas, layer sheets;
 - :mod:`interpret.evaluate` — faithfulness, randomization, ROAD, robustness, complexity, statistics;
+- :mod:`interpret.audit` — a classifier over its data: predictions, strategies per class, concepts, shortcut flags
+  (callable: ``interpret.audit(handle, data, workdir=...)``);
 - :mod:`interpret.views` — drawing, a leaf nothing else here imports.
 
 Every public name is also importable as ``interpret.NAME``.
@@ -22,7 +24,7 @@ Example:
 
 from __future__ import annotations
 
-from cnnviz.interpret import _moved
+from cnnviz.interpret import _moved, audit
 from cnnviz.interpret.attack import attack_report, fgsm, fool, pgd
 from cnnviz.interpret.attribution import (
     ConceptRelevance, ablationcam, concept_relevance, concepts, eigencam, eigengradcam, extremal, fem, finercam,
@@ -72,5 +74,5 @@ __all__ = [
     "LayerRow", "Method", "class_index", "forward_hooks", "get_method", "hook_counts", "layer_table", "method",
     "methods", "preserve", "record", "target_indices", "target_scores", "textbook_params", "textbook_total",
     "BoxScore", "RegionScore", "dense_target", "detection_target", "region_target",
-    "Explanation", "explain_one", "OptionSpec",
+    "Explanation", "explain_one", "OptionSpec", "audit",
 ]

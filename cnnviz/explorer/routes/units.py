@@ -57,10 +57,7 @@ def started(kind: str, handle: Any, layer: str, before: Any, job: Any, watch: bo
     API started leaves it running to its end)."""
     if job is None:
         return JSONResponse({"kind": kind, "state": "done", "model": handle.name, "layer": layer, "kept": True})
-    if not watch:
-        job.adopt()
-    elif job is not before or job.watched is not None:
-        job.watch()
+    job.asked(watch, job is not before)
     return JSONResponse({**job.status(), "kept": False}, status_code=202)
 
 

@@ -262,4 +262,35 @@ async function semanticDictionary() {
   poll();
 }
 
-document.addEventListener("DOMContentLoaded", () => { imagePage(); methodSwitch(); explainPage(); jobBoxes(); optionsForm(); layerTable(); semanticDictionary(); });
+function auditJob() {
+  // The data view before its audit: start it (or follow the one running), show its progress, cancel it; the page
+  // shows the audit once it is done.
+  const box = document.getElementById("audit-job"), state = document.getElementById("audit-state");
+  if (!box || !state) return;
+  const start = document.getElementById("audit-start"), cancel = document.getElementById("audit-cancel");
+  const poll = async (job) => {
+    const status = await api(`/api/jobs/${job}`);
+    state.textContent = `${status.state}: step ${status.step} of ${status.steps}` + (status.detail ? ` (${status.stage}: ${status.detail})` : "") +
+      (status.error ? `: ${status.error}` : "");
+    state.dataset.state = status.state;
+    if (status.state === "done") location.reload();
+    else if (["cancelled", "failed"].includes(status.state)) { cancel.hidden = true; start.hidden = false; start.textContent = "Resume the audit"; }
+    else setTimeout(() => poll(job), 400);
+  };
+  const follow = (job) => {
+    cancel.hidden = false; start.hidden = true;
+    cancel.onclick = () => api(`/api/jobs/${job}/cancel`, { method: "POST" });
+    poll(job);
+  };
+  if (box.dataset.job) { follow(box.dataset.job); return; }
+  start.addEventListener("click", async () => {
+    start.hidden = true;
+    try {
+      const status = await api("/api/audit", { method: "POST", headers: { "Content-Type": "application/json" }, body: box.dataset.body });
+      if (status.kept) location.reload(); else follow(status.id);
+    } catch (error) { state.textContent = error.message; start.hidden = false; }
+  });
+}
+
+
+document.addEventListener("DOMContentLoaded", () => { imagePage(); methodSwitch(); explainPage(); jobBoxes(); optionsForm(); layerTable(); semanticDictionary(); auditJob(); });

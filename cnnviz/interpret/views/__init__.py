@@ -10,7 +10,7 @@ Example:
     dtype('uint8')
 """
 
-from cnnviz.interpret.views import charts, dense, microscope, pixels, sheets
+from cnnviz.interpret.views import audit, charts, dense, microscope, pixels, sheets
 from cnnviz.interpret.views.charts import FORMATS, Series, line_chart, to_array
 from cnnviz.interpret.views.dense import (
     boxes_overlay,
@@ -44,7 +44,7 @@ from cnnviz.interpret.views.sheets import (
 )
 
 __all__ = [
-    "charts", "dense", "pixels", "sheets", "FORMATS", "Series", "line_chart", "to_array", "COLORMAPS", "DEFAULT_COLORMAP",
+    "audit", "charts", "dense", "pixels", "sheets", "FORMATS", "Series", "line_chart", "to_array", "COLORMAPS", "DEFAULT_COLORMAP",
     "boxes_overlay", "explained_caption", "explained_overlay", "region_overlay", "segmentation_overlay",
     "caption", "colorize", "hstack", "overlay", "to_uint8", "Picture", "atlas_overview", "atlas_sheet",
     "attack_captions", "attack_panel", "attribution_views", "channel_sheet", "concept_panel", "detail_panel", "explanation_panel",
