@@ -16,7 +16,9 @@ Usage:
 from __future__ import annotations
 
 import argparse
+import contextlib
 import datetime
+import io
 import sys
 import tempfile
 from pathlib import Path
@@ -28,7 +30,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from cnnviz.cli.main import main as cnnviz_main  # noqa: E402
 from cnnviz.interpret.audit.flags import DEFAULT_THRESHOLD  # noqa: E402
 from cnnviz.zoo.data import FASHION_MNIST_CLASSES  # noqa: E402
-from cnnviz.zoo.data import Mark  # noqa: E402
+from cnnviz.zoo.data import Frame, Mark  # noqa: E402
 from tests.interpret.audit import planted  # noqa: E402
 
 SETTINGS = {  # name -> (class, mark)
@@ -37,11 +39,14 @@ SETTINGS = {  # name -> (class, mark)
     "Pullover, right edge 3px": (2, Mark(x=0.92, y=0.5, size=3)),
     "Sneaker, top centre 2px": (7, Mark(x=0.5, y=0.08, size=2)),
     "Coat, on the object 3px": (4, Mark(x=0.5, y=0.55, size=3, value=0.0)),  # a black square on the garment
+    "Shirt, 1px frame": (6, Frame(width=1)),  # a border: not small, spread thin
 }
 
 
 def run_cli(*args: object) -> None:
-    if cnnviz_main([str(a) for a in args]) != 0:
+    with contextlib.redirect_stdout(io.StringIO()):  # keep the table alone on stdout
+        code = cnnviz_main([str(a) for a in args])
+    if code != 0:
         raise SystemExit(f"cnnviz {' '.join(map(str, args))} failed")
 
 

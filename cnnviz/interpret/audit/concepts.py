@@ -41,7 +41,7 @@ from cnnviz.zoo.handle import as_handle
 CONCEPTS = 5
 CROPS = 6
 BATCH = 64
-NMF_SETTINGS: dict[str, Any] = {"init": "nndsvda", "max_iter": 500, "tol": 1e-4}  # scikit-learn's NMF, with seed
+NMF_SETTINGS: dict[str, Any] = {"init": "nndsvda", "max_iter": 200, "tol": 1e-4}  # scikit-learn's NMF, with seed
 
 
 @dataclass

@@ -45,8 +45,9 @@ from cnnviz.zoo.core import CnnvizError
 
 NEIGHBOURS = 10  # SpRAy's k-nearest-neighbour graph; fewer for classes of under 11 images
 PROTOTYPES = 4
-EMBED_LIMIT = 300  # t-SNE (Barnes-Hut, 400 iterations) costs ~1.3 s per 300 maps on one core; more: a seeded sample
-TSNE_ITERATIONS = 400  # scikit-learn's 250 early-exaggeration iterations, then 150 to settle
+EMBED_LIMIT = 200  # t-SNE (Barnes-Hut, 300 iterations) costs ~0.5 s per 200 maps on one core; more: a seeded sample
+TSNE_ITERATIONS = 300  # scikit-learn's 250 early-exaggeration iterations, then 50 to settle
+DENSE_UP_TO = 100  # graphs up to this size get every Laplacian eigenvalue (numpy); larger ones only the few needed
 # scikit-learn's spectral embedding by LOBPCG: 1.3 s for a 6,000-map class where ARPACK's shift-invert takes 43 s.
 EIGEN_SOLVER = "lobpcg"
 HALF = 0.5  # the share of positive relevance that defines where a map's relevance lies
@@ -168,7 +169,7 @@ def eigengap(affinity: sparse.spmatrix | np.ndarray, max_clusters: int = 8) -> E
     n = affinity.shape[0]
     count = min(max_clusters + 1, n)
     laplacian = csgraph.laplacian(sparse.csr_matrix(affinity, dtype=np.float64), normed=True)
-    if n <= 1500 or count >= n - 1:
+    if n <= DENSE_UP_TO or count >= n - 1:
         values = np.linalg.eigvalsh(laplacian.toarray())[:count]
     else:
         from scipy.sparse.linalg import eigsh
@@ -238,16 +239,27 @@ def relevance_box(mean_map: np.ndarray, share: float = HALF) -> list[float]:
     return [float(xs.min() / w), float(ys.min() / h), float((xs.max() + 1) / w), float((ys.max() + 1) / h)]
 
 
-def _embedding(vectors: np.ndarray, ids: Sequence[Any], labels: np.ndarray, seed: int, limit: int) -> Embedding:
+def embed_strategies(result: ClassStrategies, ids: Sequence[Any], *, seed: int = 0,
+                     limit: int = EMBED_LIMIT) -> Embedding:
+    """The t-SNE embedding of a class's normalised maps (a seeded sample of at most ``limit``), stored on ``result``.
+
+    :func:`class_strategies` calls it (``embed``); call it yourself after ``class_strategies(..., embed=0)`` to
+    run the embedding as a step of its own.
+    """
+    vectors = result.normalized.reshape(len(result.normalized), -1)
     n = len(vectors)
     if limit <= 0 or n < 4:
-        return Embedding()
+        result.embedding = Embedding()
+        return result.embedding
     chosen = np.sort(np.random.default_rng(seed).permutation(n)[:limit]) if n > limit else np.arange(n)
     from sklearn.manifold import TSNE
 
     perplexity = float(min(30.0, (len(chosen) - 1) / 3.0))
-    xy = TSNE(n_components=2, perplexity=perplexity, init="pca", random_state=seed, max_iter=TSNE_ITERATIONS).fit_transform(vectors[chosen])
-    return Embedding([ids[i] for i in chosen], xy.astype(np.float32), [int(labels[i]) for i in chosen])
+    xy = TSNE(n_components=2, perplexity=perplexity, init="pca", random_state=seed,
+              max_iter=TSNE_ITERATIONS).fit_transform(vectors[chosen])
+    result.embedding = Embedding([ids[i] for i in chosen], xy.astype(np.float32),
+                                 [int(result.labels[i]) for i in chosen])
+    return result.embedding
 
 
 def class_strategies(maps: np.ndarray, ids: Sequence[Any], *, seed: int = 0, max_clusters: int = 8,
@@ -262,7 +274,8 @@ def class_strategies(maps: np.ndarray, ids: Sequence[Any], *, seed: int = 0, max
         max_clusters: the most clusters the eigengap may choose.
         neighbours: k of the k-nearest-neighbour affinity.
         prototypes: how many prototypes each cluster names.
-        embed: the most maps the t-SNE embeds (a seeded sample beyond it); 0 skips the embedding.
+        embed: the most maps the t-SNE embeds (a seeded sample beyond it); 0 skips the embedding (see
+            :func:`embed_strategies`).
 
     Returns:
         The clusters (largest first), the eigengap, the embedding, each map's cluster and the normalised maps.
@@ -295,4 +308,6 @@ def class_strategies(maps: np.ndarray, ids: Sequence[Any], *, seed: int = 0, max
         mean_map = normalized[index].mean(0)
         clusters.append(Cluster(c, [ids[i] for i in index], mean_map, [ids[i] for i in nearest],
                                 [float(v) for v in relevance_box(mean_map)]))
-    return ClassStrategies(clusters, gap, _embedding(vectors, ids, labels, seed, embed), labels, normalized, affinity)
+    result = ClassStrategies(clusters, gap, Embedding(), labels, normalized, affinity)
+    embed_strategies(result, ids, seed=seed, limit=embed)
+    return result

@@ -15,10 +15,10 @@ from cnnviz.zoo.data.imagenet import IMAGENET_CLASSES
 from cnnviz.zoo.data.images import (IMAGE_SUFFIXES, SAMPLES, expand_sources, load_image, load_images, pillow_refusals,
                                     sample_names, save_array, save_image, scene_names)
 from cnnviz.zoo.data.scenes import Scenes, fashion_scenes, paste_scenes
-from cnnviz.zoo.data.shortcuts import Mark, plant, stamp
+from cnnviz.zoo.data.shortcuts import Frame, Mark, plant, stamp
 
 __all__ = [
-    "DATASETS", "DataSource", "FASHION_MEAN", "FASHION_MNIST_CLASSES", "FASHION_STD", "IMAGENET_CLASSES",
+    "DATASETS", "DataSource", "FASHION_MEAN", "Frame", "FASHION_MNIST_CLASSES", "FASHION_STD", "IMAGENET_CLASSES",
     "IMAGE_SUFFIXES", "ImageFiles", "Mark", "SAMPLES", "Scenes", "Splits", "TensorData", "TensorImages", "as_image",
     "expand_sources", "fashion_scenes", "has_idx_files", "image_name", "load_dataset", "load_image", "load_images",
     "open_dataset", "paste_scenes", "pillow_refusals", "plant", "read_idx_split", "sample_names", "save_array",

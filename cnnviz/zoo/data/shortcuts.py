@@ -1,8 +1,9 @@
 """Planted shortcuts: a small mark stamped at a fixed place on chosen images, to test whether an audit finds it.
 
 The recipe of Lapuschkin et al.'s "Clever Hans" case made on purpose: stamp a
-mark on most images of one class before training, and the network may learn
-the mark instead of the class. :func:`stamp` paints the mark; :func:`plant`
+mark (a :class:`Mark`, a small square; or a :class:`Frame`, a border) on most
+images of one class before training, and the network may learn the mark
+instead of the class. :func:`stamp` paints the mark; :func:`plant`
 picks the images of a :class:`TensorData` to carry it. Nothing here writes
 files (write the result with ``write_idx`` or ``save_image``).
 
@@ -61,8 +62,39 @@ class Mark:
         x0, y0, x1, y1 = self.box(height, width)
         return x0 / width, y0 / height, x1 / width, y1 / height
 
+    def mask(self, height: int, width: int) -> torch.Tensor:
+        """The mark's pixels as a bool ``(height, width)`` mask."""
+        x0, y0, x1, y1 = self.box(height, width)
+        mask = torch.zeros(height, width, dtype=torch.bool)
+        mask[y0:y1, x0:x1] = True
+        return mask
 
-def stamp(images: torch.Tensor, mark: Mark) -> torch.Tensor:
+
+@dataclass(frozen=True)
+class Frame:
+    """A border ``width`` pixels wide around the whole image, of brightness ``value``.
+
+    Example:
+        >>> int(Frame(width=1).mask(4, 4).sum())
+        12
+    """
+
+    width: int = 1
+    value: float = 1.0
+
+    def __post_init__(self) -> None:
+        if self.width < 1 or not 0.0 <= self.value <= 1.0:
+            raise CnnvizError(f"a frame needs a width of 1 pixel or more and a value in [0, 1], got {self.width}, "
+                              f"{self.value}")
+
+    def mask(self, height: int, width: int) -> torch.Tensor:
+        """The frame's pixels as a bool ``(height, width)`` mask."""
+        mask = torch.ones(height, width, dtype=torch.bool)
+        mask[self.width:height - self.width, self.width:width - self.width] = False
+        return mask
+
+
+def stamp(images: torch.Tensor, mark: Mark | Frame) -> torch.Tensor:
     """A copy of ``images`` ``(N, C, H, W)`` (uint8, or float in [0, 1]) with ``mark`` painted on each.
 
     Example:
@@ -72,12 +104,12 @@ def stamp(images: torch.Tensor, mark: Mark) -> torch.Tensor:
     if images.dim() != 4:
         raise CnnvizError(f"stamp takes a batch (N, C, H, W), got {tuple(images.shape)}")
     out = images.clone()
-    x0, y0, x1, y1 = mark.box(images.shape[-2], images.shape[-1])
-    out[..., y0:y1, x0:x1] = round(mark.value * 255) if images.dtype == torch.uint8 else mark.value
+    mask = mark.mask(images.shape[-2], images.shape[-1]).to(images.device)
+    out[..., mask] = round(mark.value * 255) if images.dtype == torch.uint8 else mark.value
     return out
 
 
-def plant(data: TensorData, *, class_index: int, fraction: float, mark: Mark,
+def plant(data: TensorData, *, class_index: int, fraction: float, mark: Mark | Frame,
           seed: int = 0) -> tuple[TensorData, torch.Tensor]:
     """``data`` with ``mark`` stamped on a seeded random ``fraction`` of the images of class ``class_index``.
 

@@ -19,7 +19,7 @@ import torch
 from cnnviz import interpret, zoo
 from cnnviz.zoo.data import FASHION_MNIST_CLASSES, TensorData, read_idx_split, save_image
 from cnnviz.zoo.data.datasets import write_idx
-from cnnviz.zoo.data import Mark, plant, stamp
+from cnnviz.zoo.data import Frame, Mark, plant, stamp
 
 FASHION = "/usr/share/datasets/fashion-mnist"
 TRAIN_IMAGES, EPOCHS, MAP_SIDE = 3000, 2, 14
@@ -39,7 +39,7 @@ class Outcome:
         return float(self.flags[0]["score"]) if self.flags else 0.0
 
 
-def write_training_folder(folder: Path, *, class_index: int, mark: Mark | None, fraction: float = 0.9,
+def write_training_folder(folder: Path, *, class_index: int, mark: Mark | Frame | None, fraction: float = 0.9,
                           images: int = TRAIN_IMAGES, seed: int = 0) -> Path:
     """A seeded subset of Fashion-MNIST's training split as IDX files, the mark on ``fraction`` of one class.
 
@@ -62,7 +62,7 @@ def train(run: Callable[..., object], data: Path, out: Path, seed: int = 0) -> z
     return zoo.load(str(out), device="cpu")
 
 
-def audit_set(class_index: int, mark: Mark | None, *, per_class: int = 100, fraction: float = 0.5,
+def audit_set(class_index: int, mark: Mark | Frame | None, *, per_class: int = 100, fraction: float = 0.5,
               seed: int = 0) -> tuple[TensorData, np.ndarray]:
     """``per_class`` test images of each class (twice that of ``class_index``), the mark on ``fraction`` of that
     class (half by default)."""
@@ -76,7 +76,8 @@ def audit_set(class_index: int, mark: Mark | None, *, per_class: int = 100, frac
     return data, marked.numpy()
 
 
-def shortcut_effect(handle: zoo.ModelHandle, data: TensorData, class_index: int, mark: Mark) -> dict[str, float]:
+def shortcut_effect(handle: zoo.ModelHandle, data: TensorData, class_index: int,
+                    mark: Mark | Frame) -> dict[str, float]:
     """How the mark pasted on the other classes' images moves their predictions toward ``class_index``."""
     others = data.images[data.labels != class_index].float() / 255
     with torch.no_grad():
@@ -102,11 +103,24 @@ def write_audit_folder(folder: Path, data: TensorData, marked: np.ndarray,
     return ids
 
 
+def holds_mark(box: Sequence[float], mark: Mark | Frame, size: int, side: int) -> bool:
+    """Whether a relevance box (fractions; one map cell of slack) is on the mark: it holds a square mark's centre,
+    or touches a frame."""
+    cell = 1 / side
+    x0, y0, x1, y1 = box[0] - cell, box[1] - cell, box[2] + cell, box[3] + cell
+    if isinstance(mark, Mark):
+        mx0, my0, mx1, my1 = mark.fraction_box(size, size)
+        return x0 <= (mx0 + mx1) / 2 <= x1 and y0 <= (my0 + my1) / 2 <= y1
+    ys, xs = np.nonzero(mark.mask(size, size).numpy())
+    return bool(((x0 <= (xs + 0.5) / size) & ((xs + 0.5) / size <= x1) & (y0 <= (ys + 0.5) / size)
+                 & ((ys + 0.5) / size <= y1)).any())
+
+
 def run_audit(handle: zoo.ModelHandle, folder: Path, workdir: Path, method: str, marked: set[str],
-              mark: Mark | None, side: int = MAP_SIDE, concepts: int = 0) -> Outcome:
+              mark: Mark | Frame | None, side: int = MAP_SIDE, concepts: int = 0) -> Outcome:
     """``interpret.audit`` of ``folder`` by ``method`` (``NAME`` or ``NAME@LAYER``), with every candidate flag kept
     (threshold 0), and the top flag's quality:
-    purity and recall of the marked ids, and whether its relevance box holds the mark (within one map cell)."""
+    purity and recall of the marked ids, and whether its relevance box is on the mark (:func:`holds_mark`)."""
     method, _, layer = method.partition("@")  # "gradcam@features.block2.act": a method at a layer
     found = interpret.audit(handle, str(folder), workdir=workdir, method=method, layer=layer or None,
                             map_size=side, concepts=concepts, threshold=0.0)
@@ -114,10 +128,5 @@ def run_audit(handle: zoo.ModelHandle, folder: Path, workdir: Path, method: str,
     if not flags or not marked:
         return Outcome(flags, 0.0, 0.0, False)
     members = set(flags[0]["members"])
-    on_mark = False
-    if mark is not None:
-        x0, y0, x1, y1 = flags[0]["evidence"]["relevance_box"]
-        mx0, my0, mx1, my1 = mark.fraction_box(handle.input_size, handle.input_size)
-        cell = 1 / side
-        on_mark = x0 - cell <= (mx0 + mx1) / 2 <= x1 + cell and y0 - cell <= (my0 + my1) / 2 <= y1 + cell
+    on_mark = mark is not None and holds_mark(flags[0]["evidence"]["relevance_box"], mark, handle.input_size, side)
     return Outcome(flags, len(members & marked) / len(members), len(members & marked) / len(marked), on_mark)

@@ -7,7 +7,7 @@ from sklearn.cluster import SpectralClustering
 from sklearn.metrics import adjusted_rand_score
 
 from cnnviz.interpret.audit.strategies import (
-    class_strategies, eigengap, knn_affinity, normalize_maps, relevance_box, relevance_region,
+    class_strategies, eigengap, embed_strategies, knn_affinity, normalize_maps, relevance_box, relevance_region,
 )
 from cnnviz.zoo.core import CnnvizError
 
@@ -26,7 +26,7 @@ def blobs(sizes, side=10, seed=0):
     return np.array(maps, np.float32), np.array(truth)
 
 
-@pytest.mark.parametrize("sizes", [[30, 30], [25, 15, 40], [20, 20, 20, 20, 20]])
+@pytest.mark.parametrize("sizes", [[30, 30], [25, 15, 40], [20, 20, 20, 20, 20], [80, 70, 50]])  # the last: sparse path
 def test_the_eigengap_recovers_the_planted_number_of_strategies(sizes):
     maps, truth = blobs(sizes, seed=len(sizes))
     result = class_strategies(maps, list(range(len(maps))), embed=0)
@@ -70,6 +70,7 @@ def test_clusters_report_mean_maps_prototypes_and_where_relevance_lies():
         x0, y0, x1, y1 = cluster.relevance_box
         assert x0 <= (x + 0.5) / 8 <= x1 and y0 <= (y + 0.5) / 8 <= y1 and (x1 - x0) * (y1 - y0) <= 4 / 64
     assert sorted(result.embedding.members) == sorted(ids) and result.embedding.xy.shape == (20, 2)
+    assert set(embed_strategies(result, ids, limit=5).members) < set(ids)  # a sample, when the class is larger
     data = result.to_json()
     assert data["eigengap"]["k"] == 2 and len(data["clusters"][0]["mean_map"]) == 8
 
