@@ -1,7 +1,8 @@
 """The audit of a data set against the model's own forward+backward pass over the same images, side by side.
 
 The anchor is what any gradient explanation must at least cost: one forward and one backward pass (to the input)
-over every image, in the audit's batches, on images already prepared on the device. The audit is timed end to
+over every image, in the audit's batches, on images already prepared on the device; timed before and after the
+audit, the faster of the two kept. The audit is timed end to
 end (checking the data and hashing the model, every chunk's predictions and maps (Grad-CAM, as the issue asks,
 or --method) written to the run folder, each class's clustering, embedding and concepts, the flags, audit.json, and the PNG figures), and split
 by where the time goes. Both wall and process CPU seconds are reported: on a shared machine the wall clock
@@ -121,6 +122,10 @@ def measure(handle: zoo.ModelHandle, data: str, items: int, workdir: Path, metho
         clock.timed("figures", write_figures)(handle, run.data, found, workdir)
     finally:
         strategy_analysis.class_strategies, concept_analysis.class_concepts = saved
+    first = clock.wall["forward+backward"], clock.cpu["forward+backward"]
+    forward_backward(handle, TensorImages(images), labels, interpret.audit.CHUNK, clock)  # again, after: the best
+    clock.wall["forward+backward"] = min(first[0], clock.wall["forward+backward"] - first[0])
+    clock.cpu["forward+backward"] = min(first[1], clock.cpu["forward+backward"] - first[1])
     audit_wall = sum(v for k, v in clock.wall.items() if k.startswith(("stage", "open", "figures")))
     audit_cpu = sum(v for k, v in clock.cpu.items() if k.startswith(("stage", "open", "figures")))
     return {"data": data, "items": items, "anchor_wall": clock.wall["forward+backward"],
