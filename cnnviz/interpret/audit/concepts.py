@@ -34,6 +34,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from cnnviz.interpret.audit.threads import one_thread
 from cnnviz.interpret.core import layer_output
 from cnnviz.zoo.core import CnnvizError, forward_hooks, preserve
 from cnnviz.zoo.handle import as_handle
@@ -156,7 +157,8 @@ def class_concepts(handle: nn.Module, images: torch.Tensor, class_index: int, la
     matrix = activations.permute(0, 2, 3, 1).reshape(-1, channels).cpu().numpy().astype(np.float64)
     k = min(concepts, channels, len(matrix))
     nmf = NMF(n_components=k, random_state=seed, **NMF_SETTINGS)
-    w = nmf.fit_transform(matrix).astype(np.float32)
+    with one_thread():
+        w = nmf.fit_transform(matrix).astype(np.float32)
     h = nmf.components_.astype(np.float32)
     importance = _importances(handle, images, class_index, layer, w, h, (gh, gw))
     maps = w.reshape(n, gh, gw, k).transpose(3, 0, 1, 2)

@@ -41,6 +41,7 @@ import numpy as np
 from scipy import ndimage, sparse
 from scipy.sparse import csgraph
 
+from cnnviz.interpret.audit.threads import one_thread
 from cnnviz.zoo.core import CnnvizError
 
 NEIGHBOURS = 10  # SpRAy's k-nearest-neighbour graph; fewer for classes of under 11 images
@@ -239,6 +240,7 @@ def relevance_box(mean_map: np.ndarray, share: float = HALF) -> list[float]:
     return [float(xs.min() / w), float(ys.min() / h), float((xs.max() + 1) / w), float((ys.max() + 1) / h)]
 
 
+@one_thread()
 def embed_strategies(result: ClassStrategies, ids: Sequence[Any], *, seed: int = 0,
                      limit: int = EMBED_LIMIT) -> Embedding:
     """The t-SNE embedding of a class's normalised maps (a seeded sample of at most ``limit``), stored on ``result``.
@@ -262,6 +264,7 @@ def embed_strategies(result: ClassStrategies, ids: Sequence[Any], *, seed: int =
     return result.embedding
 
 
+@one_thread()
 def class_strategies(maps: np.ndarray, ids: Sequence[Any], *, seed: int = 0, max_clusters: int = 8,
                      neighbours: int = NEIGHBOURS, prototypes: int = PROTOTYPES,
                      embed: int = EMBED_LIMIT) -> ClassStrategies:
