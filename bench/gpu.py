@@ -14,7 +14,9 @@ Sections (efficientnet_lite0, 224 px unless said):
 - gradient methods (saliency, Grad-CAM, IG 32 steps): of the forward+backward limit (target >= 0.85);
 - DeepDream 1024 px, 4 octaves x 10 steps (target < 10 s);
 - style transfer 512 px, 300 L-BFGS steps (target <= 10 s);
-- fooling images for all 1000 classes (target <= 20 s).
+- fooling images for all 1000 classes (target <= 20 s);
+- the audit (issue 36) of 10k Fashion-MNIST test images with fashion_cnn and Grad-CAM, clustering and figures
+  included, against the model's forward+backward pass over the same images (target <= 3x).
 
 Usage:
     python bench/gpu.py [--quick] [--json out.json]
@@ -27,8 +29,10 @@ import argparse
 import datetime
 import json
 import os
+import tempfile
 import time
 from collections.abc import Callable
+from pathlib import Path
 
 import torch
 import torch.nn.functional as F
@@ -202,6 +206,15 @@ def main() -> None:
     steps = int((result.steps[result.steps >= 0] + 1).sum()) + int((result.steps < 0).sum()) * (6 if args.smoke else 201)
     add("fooling", "of the fwd+bwd limit (fp32)", steps / result.seconds / bwd32, "", ">= 0.8",
         steps / result.seconds / bwd32 >= 0.8)
+    from audit import measure  # bench/audit.py
+
+    with tempfile.TemporaryDirectory() as workdir:
+        audited = measure(zoo.load("fashion_cnn", device=args.device), "fashion-mnist", 300 if args.smoke else 10000,
+                          Path(workdir))
+    add("audit", f"{audited['items']} {audited['data']} images: audit / forward+backward (wall)", audited["ratio_wall"],
+        "x", "<= 3x", audited["ratio_wall"] <= 3)
+    for part, seconds in sorted(audited["parts_wall"].items()):
+        add("audit", f"  {part}", seconds, "s", "", None)
     if args.json:
         with open(args.json, "w") as f:
             json.dump({"device": device_name(device), "date": str(datetime.date.today()), "rows": rows}, f, indent=1)

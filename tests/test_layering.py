@@ -4,8 +4,10 @@ Everything lives under ``cnnviz``; nothing imports the old top-level names (``in
 Packages: zoo <- interpret <- (explorer <- cli, gallery). Inside interpret, each subpackage is one concern:
 
     core                          <- zoo only
-    evaluate, optimize, inside    <- core (metrics never import methods)
+    evaluate, optimize            <- core (metrics never import methods)
+    inside                        <- core, optimize (a layer sheet pictures its channels with the engine)
     attribution, attack           <- core, optimize (extremal perturbations and attacks run on the engine)
+    audit                         <- core, evaluate, inside, attribution (a model over its data)
     views                         <- anything: drawing is a leaf that nothing else in interpret imports
 
 Inside zoo, the same (a table of contents, read bottom up):
@@ -38,10 +40,11 @@ ALLOWED = {  # subpackage of interpret -> the subpackages it may import (itself 
     "core": set(),
     "evaluate": {"core"},
     "optimize": {"core"},
-    "inside": {"core"},
+    "inside": {"core", "optimize"},  # a layer sheet pictures its channels with the engine
     "attribution": {"core", "optimize"},
     "attack": {"core", "optimize"},
-    "views": {"core", "optimize", "inside", "evaluate", "attribution", "attack"},
+    "audit": {"core", "evaluate", "inside", "attribution"},
+    "views": {"core", "optimize", "inside", "evaluate", "attribution", "attack", "audit"},
 }
 ZOO_ALLOWED = {  # subpackage of zoo -> the subpackages it may import (itself always)
     "core": set(),

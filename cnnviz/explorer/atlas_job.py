@@ -29,7 +29,7 @@ from torch.utils.data import Subset
 
 from cnnviz import zoo
 from cnnviz.explorer.jobs import ROUND_SECONDS, Job
-from cnnviz.interpret.inside import Atlas, TopK, layer_field, neuron_atlas
+from cnnviz.interpret.inside import Atlas, TopK, UnitStats, layer_field, neuron_atlas
 from cnnviz.zoo.handle import ModelHandle
 from cnnviz.zoo.data import DataSource, open_dataset
 
@@ -57,12 +57,15 @@ class AtlasJob(Job):
         self.best: TopK | None = None
         self.map_size = (0, 0)
         self.atlas: Atlas | None = None
+        self.stats: UnitStats | None = None  # gathered in the same pass when set (a layer sheet's statistics)
+        self.scanned = 0  # items merged so far
+        self._field: tuple[Any, str] | None = None  # the layer's receptive field, once asked for
 
     def advance(self) -> int:
-        rows = range(self.step, min(self.step + self.round_steps, self.steps))
+        rows = range(self.scanned, min(self.scanned + self.round_steps, len(self.dataset)))
         start = time.perf_counter()
         part = neuron_atlas(self.handle, self.layer, Subset(self.dataset, rows), top=min(self.top, len(rows)),
-                            bottom=0, workers=0, progress=False)
+                            bottom=0, workers=0, progress=False, observe=None if self.stats is None else self.stats.add)
         seconds = time.perf_counter() - start
         PACE[self.handle.name, self.layer] = seconds / len(rows)
         self.round_steps = max(1, min(MAX_CHUNK, int(len(rows) * ROUND_SECONDS / max(seconds, 1e-3))))
@@ -71,16 +74,28 @@ class AtlasJob(Job):
         if self.best is None:
             self.best = TopK.empty(part.channels, self.top, True, torch.device("cpu"))
         self.best = self.best.merge(part.top_values, part.top_indices + rows.start, flat, part.top_ties)
+        self.scanned += len(rows)
         return len(rows)
 
     def completed(self) -> None:
-        assert self.best is not None
-        positions = torch.stack([self.best.positions // self.map_size[1], self.best.positions % self.map_size[1]], -1)
-        arrays = {"values": self.best.values.numpy(), "indices": self.best.indices.numpy(),
-                  "positions": positions.numpy(), "map_size": np.array(self.map_size), "count": np.array(self.steps),
-                  "ties": self.best.ties.numpy()}
-        zoo.atomic_write(self.path, lambda file: np.savez(file, **arrays))
-        self.atlas = load_atlas(self.handle, self.layer, self.path)
+        self.atlas = self.current()
+        keep_atlas(self.path, self.atlas)
+
+    def current(self) -> Atlas | None:
+        """The atlas of the items scanned so far (None before the first round): what a page shows while the scan
+        goes on."""
+        best = self.best
+        if best is None:
+            return None
+        k = min(best.k, self.scanned)  # fewer items seen than kept: the placeholders are not entries
+        positions = torch.stack([best.positions // self.map_size[1], best.positions % self.map_size[1]], -1)[:, :k]
+        if self._field is None:
+            self._field = layer_field(self.handle, self.layer)
+        return Atlas.from_top_arrays(self.layer, {"values": best.values[:, :k].numpy(),
+                                                  "indices": best.indices[:, :k].numpy(),
+                                                  "positions": positions.numpy(), "map_size": np.array(self.map_size),
+                                                  "count": np.array(self.scanned), "ties": best.ties[:, :k].numpy()},
+                                     *self._field, self.handle.input_size)
 
     def describe(self) -> dict[str, Any]:
         return {"layer": self.layer, "model": self.handle.name}
@@ -110,14 +125,14 @@ def scan_cost(handle: ModelHandle, layer: str, data: DataSource) -> dict[str, An
             "measured": measured}
 
 
+def keep_atlas(path: Path, atlas: Atlas) -> Path:
+    """Write ``atlas``'s top entries to ``path`` atomically (:func:`load_atlas` reads them)."""
+    return zoo.atomic_write(path, lambda file: np.savez(file, **atlas.top_arrays()))
+
+
 def load_atlas(handle: ModelHandle, layer: str, path: Path) -> Atlas:
     """The atlas kept at ``path`` (top entries only), with the layer's receptive field for the patch boxes."""
     with np.load(path, allow_pickle=False) as kept:
-        values, indices, positions = (torch.from_numpy(kept[name]) for name in ("values", "indices", "positions"))
-        map_size, count = tuple(int(v) for v in kept["map_size"]), int(kept["count"])
-        ties = torch.from_numpy(kept["ties"]) if "ties" in kept else None
-    channels = values.shape[0]
+        arrays = dict(kept)
     field, reason = layer_field(handle, layer)
-    return Atlas(layer, count, map_size, values, indices, positions, torch.empty(channels, 0),  # type: ignore[arg-type]
-                 torch.empty(channels, 0, dtype=torch.int64), torch.empty(channels, 0, 2, dtype=torch.int64),
-                 field, reason, handle.input_size, top_ties=ties)
+    return Atlas.from_top_arrays(layer, arrays, field, reason, handle.input_size)

@@ -16,6 +16,7 @@ from cnnviz.explorer.errors import NotFound
 from cnnviz.explorer.options import check_options
 from cnnviz.explorer.requests import RESULT_FILES, Compare, Explain
 from cnnviz.explorer.state import Explorer, result_key
+from cnnviz.interpret.views import unit_words
 from cnnviz.zoo.core import CnnvizError
 from cnnviz.zoo.handle import ModelHandle
 
@@ -130,9 +131,16 @@ async def unit_patches(explorer: Explorer, handle: ModelHandle, layer: str, chan
     if atlas is None:
         raise NotFound(f"the atlas of {layer!r} is not computed yet: POST /api/atlas with its layer, then wait for "
                        "the job")
+    return await atlas_patches(explorer, handle, atlas, explorer.atlas_path(handle, layer).name, channel)
+
+
+async def atlas_patches(explorer: Explorer, handle: ModelHandle, atlas: Any, name: str,
+                        channel: int) -> list[dict[str, Any]]:
+    """The channel's top patches in ``atlas`` (kept, or a scan's so far: ``name`` says which, with the items
+    scanned), each with the key its picture is served under."""
     if not 0 <= channel < atlas.channels:
-        raise CnnvizError(f"layer {layer!r} has channels 0 to {atlas.channels - 1}, not {channel}")
-    key = result_key("patches", handle.name, explorer.atlas_path(handle, layer).name, channel)
+        raise CnnvizError(f"layer {atlas.layer!r} has channels 0 to {atlas.channels - 1}, not {channel}")
+    key = result_key("patches", handle.name, name, atlas.count, channel)
 
     async def rows() -> list[dict[str, Any]]:
         example = await explorer.queue(handle).run(
@@ -148,3 +156,40 @@ async def unit_patches(explorer: Explorer, handle: ModelHandle, layer: str, chan
         return found
 
     return await explorer.cached(key, rows)
+
+
+async def dictionary(explorer: Explorer, handle: ModelHandle, layer: str, channels: list[int] | None, *,
+                     patches: bool = True) -> dict[str, Any]:
+    """A semantic dictionary of ``channels`` of ``layer`` (default: all): each channel's feature visualization,
+    top patches and words (statistics, and its dissection label with the IoU where the cache folder keeps one for
+    these weights), from the layer's sheet as far as it is made (``state``: ``kept``, ``making`` with the ``job``,
+    or ``missing``; never starting it)."""
+    path = explorer.sheet_path(handle, layer)
+    sheet = await explorer.sheet(handle, layer)
+    job = None if sheet is not None else explorer.sheet_jobs.get(path)
+    picture = (lambda c: sheet.pictures[c] if sheet.pictures is not None else None) if sheet is not None else \
+        job.picture if job is not None else (lambda c: None)
+    atlas = sheet.atlas if sheet is not None else job.current() if job is not None and explorer.data else None
+    count = sheet.channels if sheet is not None else job.channels if job is not None else None
+    chosen = channels if channels is not None else list(range(count or 0))
+    if count is not None and any(not 0 <= c < count for c in chosen):
+        raise CnnvizError(f"layer {layer!r} has channels 0 to {count - 1}, not {max(chosen)}")
+    labels = explorer.dissection(handle, layer)
+    units = []
+    for c in chosen:
+        label = labels.label(c) if labels is not None else None
+        unit: dict[str, Any] = {"channel": c, "picture": None, "patches": [], "words": unit_words(sheet, c, label),
+                                "label": label.as_dict() if label is not None else None}
+        made = picture(c)
+        if made is not None:
+            picture_key = result_key("sheet-picture", path.name, c)
+            explorer.results.put(picture_key, made[0].numpy())
+            unit["picture"] = f"/api/maps/{picture_key}.png"
+        if patches and atlas is not None and atlas.count:
+            unit["patches"] = await atlas_patches(explorer, handle, atlas, path.name, c)
+        units.append(unit)
+    state = "kept" if sheet is not None else "missing" if job is None else "making" if not job.over else job.state
+    return {"model": handle.name, "layer": layer, "state": state, "job": job.id if job is not None else None,
+            "error": job.error if job is not None else None,
+            "scanned": atlas.count if atlas is not None else 0, "items": len(explorer.data) if explorer.data else 0,
+            "units": units}

@@ -80,3 +80,22 @@ def map_png(values: np.ndarray, side: int = 96) -> bytes:
     """A single map (a channel's activation or evidence) coloured on its own scale."""
     picture = colorize(torch.from_numpy(values))
     return png(pixels.enlarge(picture, side) if max(picture.shape[:2]) < side else picture)
+
+
+def item_png(image: np.ndarray, values: np.ndarray, side: int = 112) -> bytes:
+    """An audited item: its ``(C, H, W)`` image with its downsized map laid over it, scaled to ``side``.
+
+    Example:
+        >>> picture = Image.open(io.BytesIO(item_png(np.zeros((1, 28, 28)), np.eye(7))))
+        >>> picture.size
+        (112, 112)
+    """
+    blended = pixels.overlay(torch.from_numpy(np.asarray(image, np.float32)), np.asarray(values, np.float32))
+    return png(pixels.enlarge(blended, side))
+
+
+def crop_png(image: np.ndarray, box: tuple[int, int, int, int], side: int = 64) -> bytes:
+    """The part ``box`` (``left, top, right, bottom`` in pixels) of a ``(C, H, W)`` image, scaled to ``side``."""
+    left, top, right, bottom = box
+    return png(pixels.enlarge(to_uint8(torch.from_numpy(np.asarray(image[:, top:bottom, left:right], np.float32))),
+                              side))

@@ -27,6 +27,7 @@ from cnnviz.zoo.core import Between
 from cnnviz.zoo.core import CnnvizError
 
 INTEGER = re.compile(r"-?\d+")
+NUMBER = re.compile(r"-?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?")
 SHOWN = 80  # characters of a refused value an error repeats
 
 
@@ -85,12 +86,14 @@ class Integer(Kind):
     """An integer in ``bounds``, said in the bounds' words unless ``what`` is given."""
 
     bounds: Between = Between()
+    number = int  # what a value is: an int here, a float for a Number
+    text_form = INTEGER
 
-    def decode(self, name: str, value: Any, text: bool) -> int:
-        if text and isinstance(value, str) and INTEGER.fullmatch(value.strip()):
-            value = int(value)
+    def decode(self, name: str, value: Any, text: bool) -> Any:
+        if text and isinstance(value, str) and self.text_form.fullmatch(value.strip()):
+            value = self.number(value)
         try:
-            return self.bounds.check(name, value, int)
+            return self.bounds.check(name, value, self.number)
         except CnnvizError:
             if self.what:  # said in the field's own words
                 raise self.refuse(name, value) from None
@@ -98,8 +101,22 @@ class Integer(Kind):
 
     def schema(self) -> dict[str, Any]:
         ends = {"minimum": self.bounds.low, "maximum": self.bounds.high}
-        return {"type": "integer", **{k: int(v) for k, v in ends.items() if v is not None},
+        return {"type": "integer" if self.number is int else "number",
+                **{k: self.number(v) for k, v in ends.items() if v is not None},
                 "description": self.what or self.bounds.describe()}
+
+
+@dataclass(frozen=True)
+class Number(Integer):
+    """A number in ``bounds`` (text: its decimal form).
+
+    Example:
+        >>> Number(Between(0, 1)).decode("low", "0.25", text=True), Number(Between(0, 1)).schema()["type"]
+        (0.25, 'number')
+    """
+
+    number = float
+    text_form = NUMBER
 
 
 @dataclass(frozen=True)

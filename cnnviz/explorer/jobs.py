@@ -107,6 +107,14 @@ class Job:
         """Started (again) from the API: runs to its end whether or not a page watches it."""
         self.watched = None
 
+    def asked(self, watch: bool, new: bool) -> None:
+        """A start asked for this job (``new``: made for this start): a start from the API keeps it running to its
+        end; a page's start watches it, unless the page joins a job the API started, which it leaves running."""
+        if not watch:
+            self.adopt()
+        elif new or self.watched is not None:
+            self.watch()
+
     def orphaned(self) -> bool:
         """Started by a page, and no page has polled it for :data:`GRACE` seconds (the last page closed)."""
         return self.watched is not None and clock() - self.watched > GRACE

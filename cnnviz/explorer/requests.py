@@ -18,7 +18,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from cnnviz import interpret
-from cnnviz.explorer.fields import (ClassTarget, Choice, Flag, Integer, Options, Pair, Region, Text, Upload,
+from cnnviz.explorer.audit_view import FIGURE_NAMES, ORDERS, SHOWN, Selection
+from cnnviz.explorer.fields import (ClassTarget, Choice, Flag, Integer, Number, Options, Pair, Region, Text, Upload,
                                     key_kind)
 from cnnviz.explorer.errors import NotFound
 from cnnviz.explorer.images import image_names
@@ -200,6 +201,30 @@ class Unit(Channel, Browsed):
     pass
 
 
+CHANNELS = Text(what="channel numbers separated by commas, such as 3,17,40", pattern=r"\d+(,\d+)*")
+
+
+def chosen(channels: str | None) -> list[int] | None:
+    """``"3,17"`` as ``[3, 17]`` (None: every channel).
+
+    Example:
+        >>> chosen("3,17"), chosen(None)
+        ([3, 17], None)
+    """
+    return None if channels is None else [int(c) for c in channels.split(",")]
+
+
+@dataclass(frozen=True, kw_only=True)
+class SheetPart(Served):
+    layer: str = param(LAYER, "the layer", required=True)
+    channels: str | None = param(CHANNELS, "the channels to answer, such as 3,17,40 (default: every channel)")
+
+
+@dataclass(frozen=True, kw_only=True)
+class SheetStart(Scan):
+    channels: str | None = param(CHANNELS, "the channels whose pictures a page shows, made first (such as 3,17)")
+
+
 @dataclass(frozen=True, kw_only=True)
 class ResultFile(Ask):
     key: str = param(key_kind("the key /api/explain answered"), "the key /api/explain answered", required=True)
@@ -219,3 +244,57 @@ class MapFile(Ask):
 @dataclass(frozen=True, kw_only=True)
 class JobRef(Ask):
     job: str = param(Text(what="a job's id", error=NotFound), "the id a started job answered", required=True)
+
+
+@dataclass(frozen=True, kw_only=True)
+class Audited(Served):
+    """The audit of a served model over ``--data`` (kept in the cache folder by the model's weights, the method, the
+    layer and the data's items)."""
+
+    method: str | None = param(Text(what='the name of an attribution method, such as "gradcam"'),
+                               "the method whose maps are clustered (default: the audit's)")
+    layer: str | None = param(LAYER, "the layer of the maps and concepts (default: the method's or model's)")
+
+
+@dataclass(frozen=True, kw_only=True)
+class AuditStart(Audited, Watched):
+    pass
+
+
+@dataclass(frozen=True, kw_only=True)
+class AuditClass(Audited):
+    name: str = param(Text(what="a class of the audit", error=NotFound), "a class name of the audit", required=True)
+
+
+@dataclass(frozen=True, kw_only=True)
+class AuditFigure(Audited):
+    name: str = param(Text(what="item-ROW, mean-CLASS-CLUSTER or crop-CLASS-CONCEPT-RANK", pattern=FIGURE_NAMES,
+                           error=NotFound), "a figure's name, as the data view names it", required=True)
+
+
+CONFIDENCE = Number(Between(0, 1))
+
+
+@dataclass(frozen=True, kw_only=True)
+class AuditItems(Audited):
+    """Which of the audited items to list (:class:`explorer.audit_view.Selection`), in which order, a page at a
+    time."""
+
+    label: str | None = param(Text(what="a class name"), "the items of this true class")
+    predicted: str | None = param(Text(what="a class name"), "the items predicted as this class")
+    correct: bool | None = param(Flag(what="a yes or no"), "right (true) or wrong (false) predictions only")
+    low: float | None = param(CONFIDENCE, "the least confidence (the predicted class's probability)")
+    high: float | None = param(CONFIDENCE, "confidence below this (1: up to 1 included)")
+    cluster: int | None = param(Integer(AtLeast(0), what="a cluster id"), "the members of this cluster of label's "
+                                "class")
+    flag: int | None = param(Integer(AtLeast(1), what="a flag's rank from 1"), "the members of the flag of this rank")
+    order: str = param(Choice(values=ORDERS, noun="order", what=f"one of {', '.join(ORDERS)}"),
+                       "confidence (least first), -confidence (most first) or item (as the data lists them)",
+                       default="item")
+    offset: int = param(Integer(AtLeast(0)), "items skipped (paging)", default=0)
+    limit: int = param(Integer(Between(1, 1000)), "items answered at most", default=SHOWN)
+
+    def selection(self) -> Selection:
+        """The selection this request names."""
+        return Selection(label=self.label, predicted=self.predicted, correct=self.correct, low=self.low,
+                         high=self.high, cluster=self.cluster, flag=self.flag)

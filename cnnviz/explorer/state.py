@@ -15,9 +15,7 @@ Example:
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import inspect
-import json
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
@@ -27,13 +25,19 @@ import torch
 from torch.utils.data import Dataset
 
 from cnnviz import interpret
-from cnnviz.explorer.atlas_job import AtlasJob, load_atlas
+from cnnviz.explorer.atlas_job import TOP, AtlasJob, load_atlas
+from cnnviz.explorer.audit_job import CHUNK as AUDIT_CHUNK
+from cnnviz.explorer.audit_job import AuditJob, KeptAudit, audit_kept, open_run
+from cnnviz.interpret.audit import DEFAULT_METHOD, AuditRun
 from cnnviz.explorer.compute_queue import ComputeQueue, Queues
 from cnnviz.explorer.errors import NotFound
-from cnnviz.explorer.identity import data_identity, model_identity
+from cnnviz.explorer.identity import data_identity, model_identity, result_key
 from cnnviz.explorer.images import (UPLOAD_PREFIX, Upload, keep_upload, kept_upload, named_image, upload_of,
                                     upload_side)
 from cnnviz.explorer.result_cache import ResultCache
+from cnnviz.explorer.sheet_job import (SHEETS_DIR, SheetJob, dissection_file, kept_dissection, load_sheet,
+                                      sheet_file, sheet_key)
+from cnnviz.interpret.inside import Dissection, LayerSheet
 from cnnviz.zoo.core import CnnvizError, closest
 from cnnviz.zoo.handle import ModelHandle
 
@@ -64,12 +68,15 @@ class Explorer:
         self.cache_dir.mkdir(parents=True, exist_ok=True)
         self.uploads = self.cache_dir / "uploads"
         self.upload_side = upload_side(self.models.values())
-        for stale in [*self.uploads.glob(".*.tmp"), *(self.cache_dir / "atlas").glob(".*.tmp")]:
+        for stale in [*self.uploads.glob(".*.tmp"), *(self.cache_dir / "atlas").glob(".*.tmp"),
+                      *(self.cache_dir / SHEETS_DIR).glob(".*.tmp")]:
             stale.unlink(missing_ok=True)  # left by a process killed mid-write
         self.results = ResultCache(cache_bytes)
         self.queues = Queues()
         self.jobs: dict[str, Any] = {}
         self.atlas_jobs: dict[Path, AtlasJob] = {}
+        self.sheet_jobs: dict[Path, SheetJob] = {}
+        self.audit_jobs: dict[Path, AuditJob] = {}
         self._running: dict[str, asyncio.Future] = {}  # computations under way, by key
 
     @property
@@ -164,12 +171,86 @@ class Explorer:
         if self.data is None:
             raise CnnvizError("no data set is served, so units have no top patches: start the server with "
                               "--data DIR|fashion-mnist")
+        key = result_key("atlas", self.model_identity(handle), layer, self.data_identity())
+        return self.cache_dir / "atlas" / f"{key}.npz"
+
+    def model_identity(self, handle: ModelHandle) -> str:
+        """The hash of ``handle``'s weights (computed once per served model)."""
         if handle.name not in self._identities:
             self._identities[handle.name] = model_identity(handle)
+        return self._identities[handle.name]
+
+    def data_identity(self) -> str | None:
+        """The hash of the served data's items (None without data)."""
+        if self.data is None:
+            return None
         if "data" not in self._identities:
             self._identities["data"] = data_identity(self._data_source, self.data)
-        key = result_key("atlas", self._identities[handle.name], layer, self._identities["data"])
-        return self.cache_dir / "atlas" / f"{key}.npz"
+        return self._identities["data"]
+
+    def sheet_path(self, handle: ModelHandle, layer: str) -> Path:
+        """Where the sheet of ``layer`` is kept: named as ``cnnviz microscope --cache`` names it (by the weights,
+        the layer, the data and the settings), so either reuses the other's."""
+        top = TOP if self.data is None else min(TOP, len(self.data))
+        return sheet_file(self.cache_dir, sheet_key(self.model_identity(handle), layer, self.data_identity(), top=top))
+
+    def sheet_job(self, handle: ModelHandle, layer: str, first: list[int] | None = None) -> SheetJob | None:
+        """The running sheet job of ``layer`` (started now unless one runs, picturing ``first`` first); None when
+        the sheet is on disk."""
+        path = self.sheet_path(handle, layer)
+        if path.exists():
+            return None
+        job = self.sheet_jobs.get(path)
+        if job is None or (job.over and not path.exists()):
+            job = SheetJob(handle, layer, self.data, path, self.atlas_path(handle, layer) if self.data else None,
+                           first=first)
+            self.sheet_jobs[path] = job
+            self.start(job, handle)
+        return job
+
+    def dissection(self, handle: ModelHandle, layer: str) -> Dissection | None:
+        """The labels of ``layer``'s units kept in the cache folder for these weights (``cnnviz microscope
+        --dissection FILE --cache DIR`` keeps them), else None."""
+        return kept_dissection(handle, dissection_file(self.cache_dir, self.model_identity(handle), layer))
+
+    async def sheet(self, handle: ModelHandle, layer: str) -> LayerSheet | None:
+        """The sheet of ``layer``, from memory or the cache folder; None until made."""
+        path = self.sheet_path(handle, layer)
+        if not path.exists():  # never made, or removed from the cache folder: made again
+            return None
+        return await self.cached(f"sheet:{path.name}", lambda: load_sheet(handle, path))
+
+    def audit_path(self, handle: ModelHandle, method: str | None, layer: str | None) -> Path:
+        """The run folder of the audit of ``handle`` over the served data with ``method`` at ``layer`` (None: the
+        audit's defaults): named by the model's weights, the method, the layer and the data's items."""
+        if self.data is None:
+            raise NotFound("no data set is served, so there is nothing to audit: start the server with --data "
+                           "DIR (a folder of class sub-folders) or --data fashion-mnist")
+        method = self.method(method).name if method else DEFAULT_METHOD  # one folder however the request spells it
+        return self.cache_dir / "audit" / result_key("audit", self.model_identity(handle), self.data_identity(), method,
+                                                     layer or handle.default_layer)
+
+    async def audit_job(self, handle: ModelHandle, method: str | None, layer: str | None) -> AuditJob | None:
+        """The running audit (started now unless one runs, resuming the run folder's finished chunks); None when
+        it is kept in the cache folder. Bad data (one class, classes the model lacks) is refused here."""
+        path = self.audit_path(handle, method, layer)
+        if audit_kept(path):
+            return None
+        job = self.audit_jobs.get(path)
+        if job is None or job.over:
+            chosen = {"method": method} if method else {}
+            run = await self.queue(handle).run(lambda: AuditRun(handle, self._data_source, workdir=path,
+                                                                layer=layer, chunk=AUDIT_CHUNK, **chosen))
+            job = self.audit_jobs.get(path)
+            if job is None or job.over:  # no other request started one meanwhile
+                job = self.audit_jobs[path] = AuditJob(run)
+                self.start(job, handle)
+        return job
+
+    async def audit(self, handle: ModelHandle, method: str | None, layer: str | None) -> KeptAudit | None:
+        """The kept audit (its report, items and maps), from memory or the cache folder; None until computed."""
+        path = self.audit_path(handle, method, layer)
+        return await self.cached(f"audit:{path.name}", lambda: open_run(path) if audit_kept(path) else None)
 
     def atlas_job(self, handle: ModelHandle, layer: str) -> AtlasJob | None:
         """The running atlas job of ``layer`` (started now unless one runs); None when the atlas is on disk."""
@@ -206,7 +287,3 @@ class Explorer:
         if self._temporary is not None:
             self._temporary.cleanup()
 
-
-def result_key(*parts: Any) -> str:
-    """A short hash naming a result by everything that determines it."""
-    return hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()[:32]

@@ -115,7 +115,7 @@ def update_manifest(out: Path, pages: Sequence[Page], cards: Sequence[Card], set
                             "strip": page.strip,
                             "cards": [{"id": c.id, "title": c.title, "section": c.section}
                                       for c in cards if c.page == page.slug]}
-    manifest = {"pages": list(order.values()), "settings": settings}
+    manifest = {"pages": list(order.values()), "settings": settings, "audits": manifest.get("audits") or {}}
     write_json(inside(out, out / MANIFEST), manifest)
     return manifest
 
@@ -131,7 +131,8 @@ def write_site(out: Path, manifest: dict[str, Any], failed: dict[str, str] | Non
                           "done": sum(read_card(out, p["slug"], c["id"]) is not None for c in p["cards"])}
                          for p in pages if p["kind"] == kind]) for kind, heading in KINDS.items()]
     html = env.get_template("gallery_index.html").render(title="index", here="index", groups=groups,
-                                                          settings=manifest.get("settings") or {}, **common)
+                                                          settings=manifest.get("settings") or {},
+                                                          audits=manifest.get("audits") or {}, **common)
     written.append(atomic_write(inside(out, out / "index.html"), lambda f: f.write(html.encode("utf-8"))))
     for p in pages:
         sections: list[tuple[str, list[dict[str, Any]]]] = []

@@ -7,8 +7,10 @@ The package is a table of contents; each subpackage is one concern with a face t
 - :mod:`interpret.attribution` — occlusion, RISE, gradients, guided backprop, extremal, the CAM family, captum;
 - :mod:`interpret.optimize` — the optimization engine and its presets (actmax, inversion, DeepDream, style);
 - :mod:`interpret.attack` — FGSM/PGD and fooling images;
-- :mod:`interpret.inside` — feature maps, filters, layer table, receptive fields, the neuron atlas;
+- :mod:`interpret.inside` — feature maps, filters, layer table, receptive fields, the neuron atlas, layer sheets;
 - :mod:`interpret.evaluate` — faithfulness, randomization, ROAD, robustness, complexity, statistics;
+- :mod:`interpret.audit` — a classifier over its data: predictions, strategies per class, concepts, shortcut flags
+  (callable: ``interpret.audit(handle, data, workdir=...)``);
 - :mod:`interpret.views` — drawing, a leaf nothing else here imports.
 
 Every public name is also importable as ``interpret.NAME``.
@@ -22,7 +24,7 @@ Example:
 
 from __future__ import annotations
 
-from cnnviz.interpret import _moved
+from cnnviz.interpret import _moved, audit
 from cnnviz.interpret.attack import attack_report, fgsm, fool, pgd
 from cnnviz.interpret.attribution import (
     ConceptRelevance, ablationcam, concept_relevance, concepts, eigencam, eigengradcam, extremal, fem, finercam,
@@ -46,11 +48,12 @@ from cnnviz.interpret.core import (
                                    target_scores,
 )
 from cnnviz.interpret.inside import (
-    Atlas, Box, ConceptScore, LayerRow, ReceptiveField, channel_examples, channel_order, conv_layers, feature_maps,
+    Atlas, Box, ConceptScore, LayerRow, LayerSheet, layer_sheet, ReceptiveField, channel_examples, channel_order, conv_layers, feature_maps,
     filters, layer_output, layer_table, neuron_atlas, receptive_field, receptive_fields, tcav, textbook_params,
     textbook_total, unit_gradient, verify_receptive_field,
 )
 from cnnviz.interpret.evaluate import Explanation, explain_one
+from cnnviz.interpret.inside import Dissection, UnitLabel, dissect
 from cnnviz.interpret.optimize import actmax, deepdream, inversion_scores, invert, style_transfer
 from cnnviz.zoo.core import forward_hooks, hook_counts, preserve, record
 from cnnviz.zoo.data import open_dataset
@@ -58,8 +61,9 @@ from cnnviz.zoo.data import open_dataset
 _moved.install()  # old flat module paths (interpret.render, interpret.cams, ...) still import, with a warning
 
 __all__ = [
+    "Dissection", "UnitLabel", "dissect",
     "Atlas", "Box", "ReceptiveField", "channel_examples", "channel_order", "conv_layers", "feature_maps", "filters",
-    "ConceptScore", "tcav",
+    "ConceptScore", "tcav", "LayerSheet", "layer_sheet",
     "layer_output", "neuron_atlas", "open_dataset", "receptive_field", "receptive_fields", "unit_gradient",
     "verify_receptive_field",
     "ablationcam", "eigencam", "eigengradcam", "fem", "finercam", "fullgrad", "gradcam_elementwise",
@@ -70,5 +74,5 @@ __all__ = [
     "LayerRow", "Method", "class_index", "forward_hooks", "get_method", "hook_counts", "layer_table", "method",
     "methods", "preserve", "record", "target_indices", "target_scores", "textbook_params", "textbook_total",
     "BoxScore", "RegionScore", "dense_target", "detection_target", "region_target",
-    "Explanation", "explain_one", "OptionSpec",
+    "Explanation", "explain_one", "OptionSpec", "audit",
 ]

@@ -285,11 +285,12 @@ def test_a_real_browser_uses_options_patches_optimization_and_compare(tmp_path):
 
             browser.get(url + "/m/fashion_cnn/units/features.block2/3?image=coffee")
             loaded()
-            assert "not scanned yet" in browser.find_element(By.ID, "atlas-state").text  # offered, not started
-            browser.find_element(By.ID, "atlas-start").click()
-            wait.until(lambda b: b.find_element(By.ID, "atlas-state").get_attribute("data-state") == "done")
+            # painted before the layer's sheet was made; the sheet is made while the page is open
+            assert browser.find_element(By.ID, "patches").get_attribute("data-sheet") == "missing"
+            wait.until(lambda b: b.find_element(By.ID, "sheet-state").get_attribute("data-state") == "kept")
             loaded()
             assert len(browser.find_elements(By.CSS_SELECTOR, "#patch-grid img")) == 9
+            assert browser.find_element(By.CSS_SELECTOR, "#sheet-picture img.looks-for").get_attribute("hidden") is None
             browser.save_screenshot(str(artifacts / "explorer-unit-patches.png"))
 
             browser.get(url + '/m/fashion_cnn/image/coffee/optimize/pgd?options={"steps": 5000}')

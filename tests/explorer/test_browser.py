@@ -196,3 +196,22 @@ def test_deepdream_counts_its_steps_as_the_user_set_them(site, browser):
     WebDriverWait(browser, 120).until(lambda b: b.find_element(By.ID, "job-state").get_attribute("data-state") == "done")
     assert browser.find_element(By.ID, "job-state").text == "done, step 3 of 3, octave 2 of 2"
     assert severe(browser) == []
+
+
+def test_why_by_units_paints_before_its_sheet_then_shows_what_each_channel_looks_for(site, browser):
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    browser.get(site + "/m/fashion_cnn/image/coffee/why?layer=features.block1&top=3")
+    evidence = browser.find_element(By.ID, "evidence")
+    assert evidence.get_attribute("data-sheet") == "missing"  # the first paint did not wait for the sheet
+    assert len(browser.find_elements(By.CSS_SELECTOR, "#evidence a img")) == 3
+    WebDriverWait(browser, 30).until(lambda b: b.execute_script(
+        "return Array.from(document.querySelectorAll('#evidence a img')).every(i => i.complete && i.naturalWidth)"))
+    WebDriverWait(browser, 120).until(lambda b: b.execute_script(
+        "const p = Array.from(document.querySelectorAll('img.looks-for'));"
+        "return p.length === 3 && p.every(i => !i.hidden && i.complete && i.naturalWidth > 0)"))
+    WebDriverWait(browser, 60).until(lambda b: b.find_element(By.ID, "sheet-state").get_attribute("data-state")
+                                     == "kept")  # the pictures may come before the sheet is written
+    shot(browser, "why-by-units")
+    assert severe(browser) == []

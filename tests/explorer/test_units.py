@@ -1,5 +1,6 @@
-"""Unit pages that do not surprise: no scan started unasked (its cost offered instead), and a job a page started
-cancelled once no page has polled it for the grace period, through the real ASGI app."""
+"""Unit pages that do not surprise: the page itself starts nothing (its script starts the layer's sheet in the
+background, and the page says what the scan costs), and a job a page started cancelled once no page has polled it
+for the grace period, through the real ASGI app."""
 
 from __future__ import annotations
 
@@ -38,23 +39,23 @@ def served(fashion, tmp_path):
         yield client
 
 
-def test_a_unit_page_offers_the_scan_with_its_cost_and_shows_a_kept_one(served, monkeypatch):
+def test_a_unit_page_says_what_its_background_scan_costs_and_shows_a_kept_sheet(served, monkeypatch):
     monkeypatch.setattr(atlas_job, "PACE", {})  # no scan measured or estimated yet in this process
     monkeypatch.setattr(atlas_job, "GUESSES", {})
     explorer = served.app.state.explorer
-    page = served.get("/m/fashion_cnn/units/features.block2/5?image=coffee")
+    page = served.get("/m/fashion_cnn/units/features.block1/5?image=coffee")
     assert page.status_code == 200, page.text
-    assert explorer.jobs == {} and not list(explorer.cache_dir.rglob("*.npz"))
-    assert 'id="atlas-start"' in page.text and "over 40 items" in page.text and "estimated" in page.text
+    assert explorer.jobs == {} and not list(explorer.cache_dir.rglob("*.npz"))  # the page's script starts it
+    assert 'data-sheet="missing"' in page.text and "over 40 items" in page.text and "estimated" in page.text
     assert "ties at the ceiling ranked by the pre-activation" in page.text
-    job = served.post("/api/atlas", json={"layer": "features.block2"}).json()["id"]
+    job = served.post("/api/sheets", json={"layer": "features.block1"}).json()["id"]
     assert wait_for_job(served, job)["state"] == "done"
-    kept = served.get("/m/fashion_cnn/units/features.block2/5?image=coffee").text
-    assert 'data-kept="true"' in kept and 'id="atlas-start"' not in kept and len(explorer.jobs) == 1
+    kept = served.get("/m/fashion_cnn/units/features.block1/5?image=coffee").text
+    assert 'data-sheet="kept"' in kept and "over 40 items" not in kept and len(explorer.jobs) == 1
     for kept_file in explorer.cache_dir.rglob("*.npz"):
         kept_file.unlink()
-    again = served.get("/m/fashion_cnn/units/features.block2/5?image=coffee").text  # the pace is now measured
-    assert 'id="atlas-start"' in again and "measured" in again and len(explorer.jobs) == 1
+    again = served.get("/m/fashion_cnn/units/features.block1/5?image=coffee").text  # the pace is now measured
+    assert "over 40 items" in again and "measured" in again and len(explorer.jobs) == 1
 
 
 def test_a_page_started_job_is_cancelled_after_the_grace_without_a_poll(served, monkeypatch):

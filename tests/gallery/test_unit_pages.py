@@ -120,3 +120,20 @@ def test_a_real_browser_loads_the_unit_pages(tmp_path):
                 assert len(browser.execute_script("return document.querySelectorAll('#patch-grid img')")) == 4
     finally:
         browser.quit()
+
+
+def test_unit_pages_and_their_index_show_the_sheet_and_each_unit_s_label(tmp_path):
+    from cnnviz.interpret.inside import Dissection, UnitLabel
+    from cnnviz.interpret.inside.unit_labels import Threshold
+
+    torch.manual_seed(0)
+    model = zoo.wrap(TinyCNN(), input_size=16, classes=["a", "b", "c"], default_layer="conv2", name="tiny")
+    channels = interpret.inside.layer_channels(model, "conv2")
+    labels = Dissection(layer="conv2", model="tiny", fingerprint="-", data="-", images=1, map_size=(4, 4),
+                        concepts=("Bag",), detector_iou=0.04, threshold=Threshold(0.005, (1.0,) * channels),
+                        units=[UnitLabel(c, "Bag", 0.2 if c == 0 else 0.01, c == 0) for c in range(channels)])
+    pages = export_units(tmp_path / "site", model, "conv2", [0, 1], image="coffee", actmax_steps=2, labels=labels)
+    assert "Bag (IoU 0.2)" in pages[0].read_text() and "weak: Bag? (IoU 0.01)" in pages[1].read_text()
+    index = pages[-1].read_text()
+    assert "Bag (IoU 0.2)" in index and index.count('-actmax.png"') == 2
+    assert all((pages[-1].parent / f"files/{p.stem}-actmax.png").is_file() for p in pages[:-1])

@@ -45,7 +45,7 @@ from cnnviz.zoo.core import NonNegativeFloat, NonNegativeInt, OpenUnitInterval, 
 from cnnviz.zoo.core import CnnvizError
 from cnnviz.zoo.core import write_json
 from cnnviz.zoo.data import expand_sources
-from cnnviz.zoo.handle import ModelHandle
+from cnnviz.zoo.handle import ModelHandle, layer_name
 
 FAMILY = "attribution"
 
@@ -138,11 +138,23 @@ def explain(parser: argparse.ArgumentParser) -> Run:
     parser.add_argument("--format", choices=charts.FORMATS, default="png",
                         help="png panels only (default), or also each panel as svg / pdf vector graphics for "
                              "papers (image, map, overlay and a numbered colour bar)")
+    parser.add_argument("--sheet", metavar="FILE",
+                        help="the layer's sheet (cnnviz microscope's sheet.npz): the concept panel (CRP) then shows "
+                             "what each of its channels looks for")
     add_dense_flags(parser)
 
     def run(args: argparse.Namespace) -> None:
         chosen = _chosen(args)
         handle, target, names, batch = _setup(args)
+        dictionary = None
+        if args.sheet:
+            from cnnviz.explorer.sheet_job import load_sheet  # the explorer's sheet files, loaded when used
+
+            dictionary = load_sheet(handle, Path(args.sheet))
+            explained = args.layer or handle.default_layer
+            if explained is not None and layer_name(handle.model, handle.layer(explained)) != dictionary.layer:
+                raise CnnvizError(f"--sheet is the sheet of {dictionary.layer}, but the layer explained is "
+                                  f"{explained}: give --layer {dictionary.layer} or that layer's sheet")
         out = output_dir(args.out)
         if is_dense(handle, args):  # a region of a segmentation or a detector's box, not a class
             explain_dense(args, chosen, handle, target, names, batch, out)
@@ -166,7 +178,8 @@ def explain(parser: argparse.ArgumentParser) -> Run:
                 print(f"{path}  ({method.name}: {record['seconds']:.2f} s for {len(stems)} image(s))")
                 if found.detail is not None:  # the method's own panel: for concepts, each concept's share and map
                     panel = save_image(out / f"{path.stem}-panel.png",
-                                       detail_panel(batch[i], found.detail, i, found.titles[i], colormap=args.colormap))
+                                       detail_panel(batch[i], found.detail, i, found.titles[i], colormap=args.colormap,
+                                                    dictionary=dictionary))
                     record.update(panel=panel.name, detail=found.detail.record(i))
                     print(f"{panel}  ({found.detail.summary(i)})")
                 write_json(path.with_suffix(".json"), record)

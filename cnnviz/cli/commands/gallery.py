@@ -29,7 +29,9 @@ from cnnviz.zoo.core import CnnvizError
                      "  cnnviz gallery --out site/ --device cuda      the full gallery on a GPU\n"
                      "  cnnviz gallery --model resnet18 --images chelsea photos/dog.jpg --out site/\n"
                      "  cnnviz gallery --quick --model runs/my-run/ models/net.pt2 --out site/\n"
-                     "  cnnviz gallery --model fashion_cnn --units features.block2:0-7 --data fashion-mnist --out site/")
+                     "  cnnviz gallery --model fashion_cnn --units features.block2:0-7 --data fashion-mnist \\\n"
+                     "                 --out site/\n"
+                     "  cnnviz gallery --audit cnnviz-audit/ --out site/    an audit (cnnviz audit) into the site")
 def gallery_command(parser: argparse.ArgumentParser) -> Run:
     parser.add_argument("--out", "-o", default="cnnviz-gallery", metavar="DIR",
                         help="folder of the site (created; default: cnnviz-gallery)")
@@ -46,7 +48,21 @@ def gallery_command(parser: argparse.ArgumentParser) -> Run:
                              "HTML into OUT/units/: one page per channel (e.g. features.block2:0-7,12; all "
                              "channels when none are given) of the one --model")
     parser.add_argument("--data", metavar="DIR|fashion-mnist",
-                        help="with --units: the data whose top-activating patches each unit page shows")
+                        help="with --units: the data whose top-activating patches each unit page shows; with --audit: "
+                             "the data the audit was made over, where it has moved (default: the audit's source)")
+    parser.add_argument("--sheet", metavar="FILE",
+                        help="with --units: the layer's sheet made by cnnviz microscope (OUT/sheet.npz) instead of "
+                             "making it; refused when made from other weights")
+    parser.add_argument("--cache", metavar="DIR",
+                        help="with --units: keep the layer's sheet in DIR (reused while weights and data stay)")
+    parser.add_argument("--dissection", metavar="FILE",
+                        help="with --units: the layer's dissection.json (cnnviz dissect): each unit page shows its "
+                             "label with the IoU beside it")
+    parser.add_argument("--audit", metavar="RUN_DIR",
+                        help="instead of the cards, publish the audit in RUN_DIR (cnnviz audit --out RUN_DIR) as "
+                             "static pages in OUT/audits/NAME/ (confusion matrix, calibration, flags, classes, "
+                             "mistakes; each class's strategies and concepts; each list of images), listed on "
+                             "OUT/index.html; with --model, each image as that model saw it")
     parser.add_argument("--quick", action="store_true",
                         help="fewer images, steps and layers: about 2 minutes on 2 CPU cores")
     add_device(parser)
@@ -56,10 +72,15 @@ def gallery_command(parser: argparse.ArgumentParser) -> Run:
         from cnnviz.gallery import Settings, build
         from cnnviz.gallery.settings import DEFAULT_MODELS
 
+        if args.units and args.audit:
+            raise CnnvizError("give --units or --audit, not both: each writes its own pages")
         if args.units:
             return export(args, DEFAULT_MODELS[0])
-        if args.data:
-            raise CnnvizError("--data goes with --units (the patches of the exported unit pages)")
+        given = [flag for flag in ("data", "sheet", "cache", "dissection") if getattr(args, flag)]
+        if args.audit and not set(given) - {"data"}:
+            return audit_pages(args)
+        if given:
+            raise CnnvizError(f"--{given[0]} goes with --units (the exported unit pages) or, for --data, --audit")
         settings = Settings(models=args.model or DEFAULT_MODELS, images=args.images, quick=args.quick,
                             device=args.device, progress=not args.no_progress)
         report = build(args.out, settings, progress=not args.no_progress)
@@ -77,17 +98,39 @@ def export(args: argparse.Namespace, default_model: str) -> int:
     """``--units``: the static unit pages of one model."""
     from cnnviz import interpret
     from cnnviz import zoo
+    from cnnviz.explorer.sheet_job import load_sheet, read_dissection
     from cnnviz.gallery.unit_pages import export_units
 
     if args.model and len(args.model) > 1:
         raise CnnvizError("--units exports the unit pages of one --model at a time")
     handle = zoo.load(args.model[0] if args.model else default_model, device=args.device)
     image = (args.images or ["chelsea"])[0]
+    sheet = labels = None
+    if (args.sheet or args.dissection) and len(args.units) > 1:
+        raise CnnvizError("--sheet and --dissection are of one layer: give one --units LAYER with them")
+    if args.sheet:
+        sheet = load_sheet(handle, Path(args.sheet))
+    if args.dissection:
+        labels = read_dissection(handle, Path(args.dissection), args.units[0].partition(":")[0])
     for spec in args.units:
         layer, _, channels = spec.partition(":")
         total = interpret.feature_maps(handle, handle.prepare([zoo.load_image(image, channels=handle.in_channels)]),
                                        layer=layer).shape[1]
         pages = export_units(args.out, handle, layer, parse_channels(channels or None, total), image=image,
-                             data=args.data, actmax_steps=32 if args.quick else 128, progress=not args.no_progress)
+                             data=args.data, actmax_steps=32 if args.quick else 128, progress=not args.no_progress,
+                             sheet=sheet, cache=Path(args.cache) if args.cache else None, labels=labels)
         print(f"{pages[-1]}  ({len(pages) - 1} unit pages of {handle.name} {layer})")
+    return 0
+
+
+def audit_pages(args: argparse.Namespace) -> int:
+    """``--audit``: the audit of a run folder as static pages."""
+    from cnnviz import zoo
+    from cnnviz.gallery.audit_report import publish_audit
+
+    if args.model and len(args.model) > 1:
+        raise CnnvizError("--audit shows the images as one --model saw them: give at most one")
+    handle = zoo.load(args.model[0], device=args.device) if args.model else None
+    page = publish_audit(args.out, args.audit, images=args.data, handle=handle)
+    print(page)
     return 0

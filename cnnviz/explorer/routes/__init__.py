@@ -3,7 +3,7 @@
 
 Example:
     >>> sorted({r.path for r in ROUTES})[:3]
-    ['/', '/api/atlas', '/api/compare']
+    ['/', '/api/atlas', '/api/audit']
 """
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ from __future__ import annotations
 from cnnviz.explorer.endpoint import route
 from cnnviz.explorer.json_response import JSONResponse
 from cnnviz.explorer.openapi import document
-from cnnviz.explorer.routes import explain, jobs, models, pages, predict, results, units, uploads
+from cnnviz.explorer.routes import audit, explain, jobs, models, pages, predict, results, units, uploads
 from cnnviz.explorer.state import Explorer
 from cnnviz.explorer.typed import Ask
 
@@ -22,5 +22,5 @@ async def openapi(explorer: Explorer, ask: Ask) -> JSONResponse:
 
 
 API = [route("GET", "/api/openapi.json", openapi), *models.ROUTES, *predict.ROUTES, *explain.ROUTES,
-       *results.ROUTES, *units.ROUTES, *jobs.ROUTES, *uploads.ROUTES]
-ROUTES = [*API, *pages.ROUTES]
+       *results.ROUTES, *units.ROUTES, *jobs.ROUTES, *uploads.ROUTES, *audit.API]
+ROUTES = [*API, *pages.ROUTES, *audit.ROUTES]

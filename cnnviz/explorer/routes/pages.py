@@ -131,8 +131,12 @@ async def why_page(explorer: Explorer, ask: Evidence) -> HTMLResponse:
     channels = await compute.evidence_rows(explorer, handle, ask.image, layer, target, ask.top)
     probs = await compute.probabilities(explorer, handle, ask.image)
     explained = int(probs.argmax()) if target is None else target
+    kept = await compute.dictionary(explorer, handle, layer, [c["channel"] for c in channels], patches=False)
+    units = {unit["channel"]: unit for unit in kept["units"]}
+    channels = [{**c, "picture": units[c["channel"]]["picture"], "words": units[c["channel"]]["words"]}
+                for c in channels]
     return render(explorer, "why.html", model=handle.name, image=ask.image, layer=layer, channels=channels,
-                  target=handle.class_name(explained))
+                  target=handle.class_name(explained), sheet_state=kept["state"])
 
 
 async def layers_page(explorer: Explorer, ask: Browsed) -> HTMLResponse:
@@ -172,12 +176,14 @@ async def unit_page(explorer: Explorer, ask: Unit) -> HTMLResponse:
     filter_key = result_key("filter", handle.name, layer, ask.channel) if weights is not None else None
     if filter_key:
         explorer.results.put(filter_key, weights)
+    kept = (await compute.dictionary(explorer, handle, layer, [ask.channel], patches=False))
     return render(explorer, "unit.html", model=handle.name, image=ask.image, layer=layer, channel=ask.channel,
+                  sheet_state=kept["state"], sheet_picture=kept["units"][0]["picture"], words=kept["units"][0]["words"],
                   picture_src=f"/m/{handle.name}/image/{quote(ask.image, safe='')}/picture.png",
                   activation_src=f"/api/maps/{key}.png", mean=float(values.mean()), max=float(values.max()),
                   filter_src=f"/api/maps/{filter_key}.png" if filter_key else None,
                   body=json.dumps({"model": handle.name, "layer": layer, "channel": ask.channel, "watch": True}),
-                  scan=await scan_offer(explorer, handle, layer) if explorer.data else None)
+                  scan=await scan_offer(explorer, handle, layer) if explorer.data and kept["state"] != "kept" else None)
 
 
 async def optimize_page(explorer: Explorer, ask: Optimize) -> HTMLResponse:

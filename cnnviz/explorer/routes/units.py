@@ -9,7 +9,7 @@ from cnnviz.explorer import compute
 from cnnviz.explorer.atlas_job import scan_cost
 from cnnviz.explorer.endpoint import route
 from cnnviz.explorer.json_response import JSONResponse
-from cnnviz.explorer.requests import Channel, Evidence, Scan, Unit
+from cnnviz.explorer.requests import Channel, Evidence, Scan, SheetPart, SheetStart, Unit, chosen
 from cnnviz.explorer.state import Explorer
 
 
@@ -39,14 +39,37 @@ async def atlas(explorer: Explorer, ask: Scan) -> JSONResponse:
     handle = explorer.model(ask.model)
     layer = explorer.layer(handle, ask.layer) or handle.default_layer
     before = explorer.atlas_jobs.get(explorer.atlas_path(handle, layer))
-    job = explorer.atlas_job(handle, layer)
+    return started("atlas", handle, layer, before, explorer.atlas_job(handle, layer), ask.watch)
+
+
+async def sheet_start(explorer: Explorer, ask: SheetStart) -> JSONResponse:
+    """Start the sheet of a layer (202 with the job; 200 when kept): every channel's feature visualization, then,
+    with --data, the atlas scan with each channel's statistics. ``watch`` as for /api/atlas; ``channels`` are
+    pictured first."""
+    handle = explorer.model(ask.model)
+    layer = explorer.layer(handle, ask.layer) or handle.default_layer
+    before = explorer.sheet_jobs.get(explorer.sheet_path(handle, layer))
+    return started("sheet", handle, layer, before, explorer.sheet_job(handle, layer, chosen(ask.channels)), ask.watch)
+
+
+def started(kind: str, handle: Any, layer: str, before: Any, job: Any, watch: bool) -> JSONResponse:
+    """The answer to a job's start: 200 when its result is kept, else 202 with the job (a page joining a job the
+    API started leaves it running to its end)."""
     if job is None:
-        return JSONResponse({"kind": "atlas", "state": "done", "model": handle.name, "layer": layer, "kept": True})
-    if not ask.watch:
-        job.adopt()
-    elif job is not before or job.watched is not None:  # a page joining a scan the API started leaves it running
-        job.watch()
+        return JSONResponse({"kind": kind, "state": "done", "model": handle.name, "layer": layer, "kept": True})
+    job.asked(watch, job is not before)
     return JSONResponse({**job.status(), "kept": False}, status_code=202)
+
+
+async def sheet(explorer: Explorer, ask: SheetPart) -> JSONResponse:
+    """A layer's semantic dictionary as far as its sheet is made (never starting it: POST /api/sheets): per
+    channel its feature visualization, top patches of --data and words (mean, sparsity, dead)."""
+    handle = explorer.model(ask.model)
+    layer = explorer.layer(handle, ask.layer)
+    job = explorer.sheet_jobs.get(explorer.sheet_path(handle, layer))
+    if job is not None and job.watched is not None:
+        job.watch()  # a page polling the dictionary keeps the sheet it started alive
+    return JSONResponse(await compute.dictionary(explorer, handle, layer, chosen(ask.channels)))
 
 
 async def scan_offer(explorer: Explorer, handle: Any, layer: str) -> dict[str, Any]:
@@ -76,4 +99,5 @@ async def evidence(explorer: Explorer, ask: Evidence) -> JSONResponse:
 
 ROUTES = [route("GET", "/api/models/{model}/units/{layer}/{channel}", unit),
           route("GET", "/api/models/{model}/units/{layer}/{channel}/patches", patches),
-          route("POST", "/api/atlas", atlas), route("POST", "/api/evidence", evidence)]
+          route("POST", "/api/atlas", atlas), route("POST", "/api/evidence", evidence),
+          route("POST", "/api/sheets", sheet_start), route("GET", "/api/models/{model}/sheets/{layer}", sheet)]

@@ -209,49 +209,88 @@ function layerTable() {
   apply();
 }
 
-async function unitPatches() {
-  const box = document.getElementById("patches"), state = document.getElementById("atlas-state");
-  if (!box || !state) return;
-  const { model, layer, channel } = box.dataset;
-  const cancel = document.getElementById("atlas-cancel");
-  const show = async () => {
-    const answer = await api(`/api/models/${model}/units/${layer}/${channel}/patches`);
-    const grid = document.getElementById("patch-grid");
-    for (const p of answer.patches) {
-      const figure = document.createElement("figure"), link = document.createElement("a"), img = document.createElement("img");
-      link.href = `/m/${model}/image/${encodeURIComponent(p.item)}`; link.className = "patch";
-      img.src = p.map; img.width = 96; img.alt = p.item;
-      const caption = document.createElement("figcaption");
-      caption.textContent = `${p.item} · ${p.activation.toPrecision(3)}`;
-      link.appendChild(img); figure.append(link, caption); grid.appendChild(figure);
+function patchFigure(model, p) {
+  const figure = document.createElement("figure"), link = document.createElement("a"), img = document.createElement("img");
+  link.href = `/m/${model}/image/${encodeURIComponent(p.item)}`; link.className = "patch";
+  img.src = p.map; img.width = 64; img.alt = p.item;
+  const caption = document.createElement("figcaption");
+  caption.textContent = `${p.item} · ${p.activation.toPrecision(3)}`;
+  link.appendChild(img); figure.append(link, caption);
+  return figure;
+}
+
+async function semanticDictionary() {
+  // A page that names channels ([data-sheet]) shows what each looks for, from its layer's sheet: drawn in the page
+  // when kept; else the sheet is started in the background (cancelled once no page polls it) and the page fills
+  // in as it arrives: the pictures first, then the patches of the items scanned so far, then the statistics.
+  const box = document.querySelector("[data-sheet]"), state = document.getElementById("sheet-state");
+  if (!box) return;
+  const { model, layer, channels } = box.dataset, shown = Number(box.dataset.patches || 4);
+  const patchState = document.getElementById("patch-state");
+  const fill = (answer) => {
+    for (const unit of answer.units) {
+      for (const cell of document.querySelectorAll(`.dictionary[data-channel="${unit.channel}"]`)) {
+        const img = cell.querySelector("img.looks-for"), words = cell.querySelector(".words"), grid = cell.querySelector(".patches");
+        if (img && unit.picture && img.getAttribute("src") !== unit.picture) { img.src = unit.picture; img.hidden = false; }
+        if (words && unit.words) words.textContent = unit.words;
+        if (grid && unit.patches.length && grid.dataset.scanned !== String(answer.scanned)) {
+          grid.replaceChildren(...unit.patches.slice(0, shown).map((p) => patchFigure(model, p)));
+          grid.dataset.scanned = String(answer.scanned);
+        }
+      }
     }
-    state.textContent = "done"; state.dataset.state = "done";
+    const text = answer.state === "kept" ? "kept" : answer.state === "making"
+      ? (answer.units.some((u) => u.picture) ? `pictures made; ${answer.scanned} of ${answer.items} items scanned` : "making the pictures…")
+      : `${answer.state}${answer.error ? ": " + answer.error : ""}`;
+    if (state) { state.textContent = text; state.dataset.state = answer.state; }
+    if (patchState) patchState.textContent = answer.state === "kept" ? `all ${answer.items} items` : `${answer.scanned} of ${answer.items} items scanned so far`;
   };
+  const query = channels ? `?channels=${channels}` : "";
+  const poll = async () => {
+    try {
+      const answer = await api(`/api/models/${model}/sheets/${layer}${query}`);
+      fill(answer);
+      if (answer.state === "making") setTimeout(poll, 600);
+    } catch (error) { if (state) state.textContent = error.message; }
+  };
+  if (box.dataset.sheet !== "kept") {
+    try {
+      await api("/api/sheets", { method: "POST", headers: { "Content-Type": "application/json" },
+        body: JSON.stringify({ model, layer, watch: true, ...(channels ? { channels } : {}) }) });
+    } catch (error) { if (state) state.textContent = error.message; return; }
+  }
+  poll();
+}
+
+function auditJob() {
+  // The data view before its audit: start it (or follow the one running), show its progress, cancel it; the page
+  // shows the audit once it is done.
+  const box = document.getElementById("audit-job"), state = document.getElementById("audit-state");
+  if (!box || !state) return;
+  const start = document.getElementById("audit-start"), cancel = document.getElementById("audit-cancel");
   const poll = async (job) => {
     const status = await api(`/api/jobs/${job}`);
-    state.textContent = `${status.state}: ${status.step} of ${status.steps} items scanned` + (status.error ? `: ${status.error}` : "");
+    state.textContent = `${status.state}: step ${status.step} of ${status.steps}` + (status.detail ? ` (${status.stage}: ${status.detail})` : "") +
+      (status.error ? `: ${status.error}` : "");
     state.dataset.state = status.state;
-    if (status.state === "done") { cancel.hidden = true; await show(); }
-    else if (["cancelled", "failed"].includes(status.state)) cancel.hidden = true;
+    if (status.state === "done") location.reload();
+    else if (["cancelled", "failed"].includes(status.state)) { cancel.hidden = true; start.hidden = false; start.textContent = "Resume the audit"; }
     else setTimeout(() => poll(job), 400);
   };
   const follow = (job) => {
-    cancel.hidden = false;
-    cancel.addEventListener("click", () => api(`/api/jobs/${job}/cancel`, { method: "POST" }));
+    cancel.hidden = false; start.hidden = true;
+    cancel.onclick = () => api(`/api/jobs/${job}/cancel`, { method: "POST" });
     poll(job);
   };
-  // Never scans unasked: shows a kept atlas, follows a running scan, or starts one on the click.
-  if (state.dataset.kept === "true") { await show(); return; }
-  if (state.dataset.job) { follow(state.dataset.job); return; }
-  const start = document.getElementById("atlas-start");
+  if (box.dataset.job) { follow(box.dataset.job); return; }
   start.addEventListener("click", async () => {
     start.hidden = true;
     try {
-      const status = await api("/api/atlas", { method: "POST", headers: { "Content-Type": "application/json" },
-        body: JSON.stringify({ model, layer, watch: true }) });
-      if (status.kept) await show(); else follow(status.id);
-    } catch (error) { state.textContent = error.message; }
+      const status = await api("/api/audit", { method: "POST", headers: { "Content-Type": "application/json" }, body: box.dataset.body });
+      if (status.kept) location.reload(); else follow(status.id);
+    } catch (error) { state.textContent = error.message; start.hidden = false; }
   });
 }
 
-document.addEventListener("DOMContentLoaded", () => { imagePage(); methodSwitch(); explainPage(); jobBoxes(); optionsForm(); layerTable(); unitPatches(); });
+
+document.addEventListener("DOMContentLoaded", () => { imagePage(); methodSwitch(); explainPage(); jobBoxes(); optionsForm(); layerTable(); semanticDictionary(); auditJob(); });

@@ -13,6 +13,7 @@ from cnnviz.interpret.core.dense_targets import (BoxScore, RegionScore, dense_ta
 from cnnviz.interpret.core.distributed import (
                                     Group,
                                     agree,
+                                    barrier,
                                     current,
                                     gather_cat,
                                     gather_jobs,
@@ -20,6 +21,7 @@ from cnnviz.interpret.core.distributed import (
                                     shard_batches,
                                     shard_jobs,
 )
+from cnnviz.interpret.core.fingerprint import data_identity, model_identity, weights_digest
 from cnnviz.interpret.core.gradients import input_gradients
 from cnnviz.interpret.core.maps import attribution_map
 from cnnviz.interpret.core.removal import FILLS, Fill, removed_pixels
@@ -41,10 +43,11 @@ from cnnviz.interpret.core.targets import (
 
 __all__ = [
     "MAX_BATCH", "auto_batch_size", "chunks",
-    "Group", "agree", "current", "gather_cat", "gather_jobs", "session", "shard_batches", "shard_jobs",
-    "input_gradients", "attribution_map", "layer_output",
+    "Group", "agree", "barrier", "current", "gather_cat", "gather_jobs", "session", "shard_batches", "shard_jobs",
+    "input_gradients", "attribution_map", "layer_output", "data_identity", "model_identity",
     "FILLS", "Fill", "removed_pixels", "Method", "as_batch", "get_method", "method", "method_factory", "methods",
     "ResolvedTarget", "ScoreFn", "Target", "class_index", "class_probabilities", "is_score_fn", "pass_target",
     "resolve_target", "take", "target_indices", "target_scores", "BoxScore", "RegionScore", "dense_target", "detection_target",
     "region_target", "explained_caption", "OptionSpec", "docstring_args", "option_specs",
+    "weights_digest",
 ]

@@ -148,6 +148,12 @@ def agree(value: int, group: Group, what: str) -> int:
     return value
 
 
+def barrier(group: Group) -> None:
+    """Wait until every rank is here (nothing for a single process): one rank's files are then there for all."""
+    if group.world > 1:
+        dist.barrier()
+
+
 def smallest(value: int, group: Group) -> int:
     """The smallest ``value`` over the ranks (e.g. a batch size every GPU can hold)."""
     if group.world == 1:

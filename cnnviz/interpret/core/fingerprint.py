@@ -1,4 +1,6 @@
-"""Fingerprints of a model: what changes when its weights or its structure do, for caches kept per model.
+"""Fingerprints of a model: what changes when its weights or its structure do, for caches kept per model; and
+identities, hashes of a model's weights and of a data set's items, for results kept on disk (an explorer cache, an
+audit's run folder) that must be reused only when the same model looked at the same data.
 
 Example:
     >>> net = torch.nn.Sequential(torch.nn.Linear(2, 2), torch.nn.ReLU())
@@ -10,8 +12,16 @@ Example:
 
 from __future__ import annotations
 
+import hashlib
+from pathlib import Path
+from typing import Any
+
+import numpy as np
 import torch
 from torch import nn
+from torch.utils.data import Dataset
+
+from cnnviz.zoo.handle import ModelHandle
 
 PLAIN = (bool, int, float, str, type(None))
 
@@ -31,6 +41,24 @@ def weights_fingerprint(model: nn.Module) -> tuple[object, ...]:
     floats = [t.detach() for t in tensors if t.is_floating_point()]
     norms = torch.stack([n.double().cpu() for n in torch._foreach_norm(floats)]).tolist() if floats else []
     return tuple((t.data_ptr(), t._version, tuple(t.shape), t.dtype, t.device) for t in tensors) + tuple(norms)
+
+
+def weights_digest(model: nn.Module, name: str = "") -> str:
+    """A hash of ``name`` and the bytes of every weight and buffer: the same across processes and restarts (what a
+    file kept for a model names it by; :func:`weights_fingerprint` is the cheap check within one process).
+
+    Example:
+        >>> net = torch.nn.Linear(2, 2)
+        >>> before = weights_digest(net, "net")
+        >>> _ = net.weight.data.mul_(2)
+        >>> before == weights_digest(net, "net"), len(before)
+        (False, 24)
+    """
+    digest = hashlib.sha256(name.encode())
+    for key, tensor in model.state_dict().items():
+        digest.update(key.encode())
+        digest.update(tensor.detach().cpu().contiguous().view(-1).view(torch.uint8).numpy().tobytes())
+    return digest.hexdigest()[:24]
 
 
 def structure_fingerprint(model: nn.Module) -> tuple[object, ...]:
@@ -56,3 +84,31 @@ def _settings(module: nn.Module) -> tuple[object, ...]:
 
 def _plain(value: object) -> bool:
     return isinstance(value, PLAIN) or (isinstance(value, tuple) and all(_plain(item) for item in value))
+
+
+def model_identity(handle: ModelHandle) -> str:
+    """A hash of the model's name and every weight and buffer (:func:`weights_digest` of the handle)."""
+    return weights_digest(handle.model, handle.name)
+
+
+def data_identity(data: Any, dataset: Dataset | None = None) -> str:
+    """A hash of a data set: a named one by its name, a folder by its files' names, sizes and times, a tensor or
+    any other data set by its length and the bytes of its items."""
+    digest = hashlib.sha256()
+    if isinstance(data, (str, Path)) and not Path(data).is_dir():
+        digest.update(f"name:{str(data).lower()}".encode())
+    elif isinstance(data, (str, Path)):
+        root = Path(data).resolve()
+        digest.update(f"folder:{root}".encode())
+        for path in sorted(p for p in root.rglob("*") if p.is_file()):
+            stat = path.stat()
+            digest.update(f"{path.relative_to(root)}:{stat.st_size}:{stat.st_mtime_ns}".encode())
+    else:
+        items = data if isinstance(data, torch.Tensor) else dataset if dataset is not None else data
+        digest.update(f"items:{len(items)}".encode())
+        for index in range(len(items)):
+            item = items[index]
+            item = item[0] if isinstance(item, (tuple, list)) else item
+            array = item.detach().float().cpu().numpy() if isinstance(item, torch.Tensor) else np.asarray(item)
+            digest.update(np.ascontiguousarray(array).tobytes())
+    return digest.hexdigest()[:24]

@@ -10,10 +10,11 @@ from cnnviz.interpret.optimize.inversion import inversion_scores, invert
 from cnnviz.interpret.optimize.row_queue import RowQueue
 from cnnviz.interpret.optimize.step_watch import watch_steps
 from cnnviz.interpret.optimize.style import StyleResult, fit_side, style_transfer
+from cnnviz.interpret.optimize.unit_pictures import default_preset, unit_pictures
 
 __all__ = [
     "engine", "objectives", "param", "transforms", "actmax", "class_scores", "parse_unit", "unmoved",
     "DEPTH", "deepdream",
     "resize", "Result", "optimize", "inversion_scores", "invert", "RowQueue", "StyleResult", "fit_side",
-    "style_transfer", "watch_steps",
+    "style_transfer", "watch_steps", "default_preset", "unit_pictures",
 ]

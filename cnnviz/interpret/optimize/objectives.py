@@ -169,6 +169,27 @@ def diversity(layer: str) -> Objective:
     return Objective(fn, f"diversity[{layer}]", [layer], uses_logits=False)
 
 
+def diversity_within(layer: str, group: int) -> Objective:
+    """:func:`diversity` inside each block of ``group`` consecutive images (several pictures of one unit in a
+    batch that holds many units: each is pushed away from its own unit's others only).
+
+    Example:
+        >>> context = Context(None, None, None, {"a": torch.rand(4, 3, 5, 5)})
+        >>> torch.allclose(diversity_within("a", 4)(context), diversity("a")(context))
+        True
+    """
+    def fn(c: Context) -> torch.Tensor:
+        act = _activation(c, layer)
+        if act.shape[0] % group:
+            raise CnnvizError(f"a batch of {act.shape[0]} images is not made of blocks of {group}")
+        blocks = act.flatten(2).unflatten(0, (-1, group))
+        gram = torch.nn.functional.normalize((blocks @ blocks.transpose(2, 3)).flatten(2), dim=2)
+        similarity = gram @ gram.transpose(1, 2)
+        others = similarity.sum(2) - similarity.diagonal(dim1=1, dim2=2)
+        return (-others / max(group - 1, 1)).flatten()
+    return Objective(fn, f"diversity[{layer}]/{group}", [layer], uses_logits=False)
+
+
 def over_views(objective: Objective, count: int) -> Objective:
     """The mean of ``objective`` over ``count`` views of each image (the inputs hold the views view-major, as
     :func:`transforms.views` makes them): one score per image again."""

@@ -10,7 +10,7 @@ Example:
     dtype('uint8')
 """
 
-from cnnviz.interpret.views import charts, dense, pixels, sheets
+from cnnviz.interpret.views import audit, charts, dense, microscope, pixels, sheets
 from cnnviz.interpret.views.charts import FORMATS, Series, line_chart, to_array
 from cnnviz.interpret.views.dense import (
     boxes_overlay,
@@ -19,6 +19,7 @@ from cnnviz.interpret.views.dense import (
     region_overlay,
     segmentation_overlay,
 )
+from cnnviz.interpret.views.microscope import label_words, sheet_overview, unit_card, unit_words
 from cnnviz.interpret.views.pixels import COLORMAPS, DEFAULT_COLORMAP, caption, colorize, hstack, overlay, to_uint8
 from cnnviz.interpret.views.sheets import (
                                     Picture,
@@ -43,10 +44,10 @@ from cnnviz.interpret.views.sheets import (
 )
 
 __all__ = [
-    "charts", "dense", "pixels", "sheets", "FORMATS", "Series", "line_chart", "to_array", "COLORMAPS", "DEFAULT_COLORMAP",
+    "audit", "charts", "dense", "pixels", "sheets", "FORMATS", "Series", "line_chart", "to_array", "COLORMAPS", "DEFAULT_COLORMAP",
     "boxes_overlay", "explained_caption", "explained_overlay", "region_overlay", "segmentation_overlay",
     "caption", "colorize", "hstack", "overlay", "to_uint8", "Picture", "atlas_overview", "atlas_sheet",
     "attack_captions", "attack_panel", "attribution_views", "channel_sheet", "concept_panel", "detail_panel", "explanation_panel",
     "feature_map_grid", "filter_grid", "map_view", "photo", "picture", "picture_grid", "show", "style_panel",
-    "training_report",
+    "training_report", "microscope", "label_words", "sheet_overview", "unit_card", "unit_words",
 ]

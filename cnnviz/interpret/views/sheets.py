@@ -12,6 +12,7 @@ picture                      function
 image | map | overlay | bar  :func:`explanation_panel`
 map / map over image         :func:`attribution_views`
 the top concepts (CRP)       :func:`concept_panel` (:func:`detail_panel` picks it)
+a layer sheet                :mod:`.microscope`
 one map, coloured            :func:`map_view`
 an image as the model saw it :func:`photo`
 filters of a conv layer      :func:`filter_grid`
@@ -169,9 +170,11 @@ def explanation_panel(image: torch.Tensor, values: torch.Tensor, title: str, *, 
 
 
 def concept_tiles(image: torch.Tensor, found: Any, b: int, *, side: int = DISPLAY,
-                  colormap: str = DEFAULT_COLORMAP) -> tuple[list[np.ndarray], list[str]]:
+                  colormap: str = DEFAULT_COLORMAP,
+                  dictionary: Any = None) -> tuple[list[np.ndarray], list[str]]:
     """The tiles of :func:`concept_panel` and their captions: the image, the unconditional map over it, then each
-    concept's conditional map over it (the positive relevance, each map on its own scale)."""
+    concept's conditional map over it (the positive relevance, each map on its own scale); with a ``dictionary``
+    (a layer sheet of the layer: a semantic dictionary), each concept's feature visualization beside its map."""
 
     def over(values: torch.Tensor) -> np.ndarray:
         return overlay(image, values.clamp_min(0), colormap=colormap, percentile=99.5)
@@ -180,11 +183,14 @@ def concept_tiles(image: torch.Tensor, found: Any, b: int, *, side: int = DISPLA
     for k in range(found.channels.shape[1]):
         tiles.append(over(found.maps[b, k]))
         texts.append(f"#{int(found.channels[b, k])}  {float(found.shares[b, k]):+.1%}")
+        if dictionary is not None and dictionary.pictures is not None:
+            tiles.append(to_uint8(dictionary.pictures[int(found.channels[b, k]), 0]))
+            texts.append(f"#{int(found.channels[b, k])} looks for")
     return [enlarge(tile, side) if max(tile.shape[:2]) < side else tile for tile in tiles], texts
 
 
 def concept_panel(image: torch.Tensor, found: Any, b: int, title: str, *, colormap: str = DEFAULT_COLORMAP,
-                  columns: int = 8) -> Picture:
+                  columns: int = 8, dictionary: Any = None) -> Picture:
     """Image ``b``'s concepts (a :class:`~interpret.attribution.ConceptRelevance`): the image, its unconditional
     relevance, then per concept, most relevant first, its channel, its share of the relevance and its conditional
     map over the image; ``columns`` tiles a row, captioned with ``title``.
@@ -196,15 +202,16 @@ def concept_panel(image: torch.Tensor, found: Any, b: int, title: str, *, colorm
         >>> concept_panel(torch.rand(1, 28, 28), found, 0, "concepts").shape[1] == 4 * DISPLAY + 3 * 4
         True
     """
-    tiles, texts = concept_tiles(image, found, b, colormap=colormap)
+    tiles, texts = concept_tiles(image, found, b, colormap=colormap, dictionary=dictionary)
     return picture(caption(captioned_grid(tiles, texts, min(columns, len(tiles))), title))
 
 
 def detail_panel(image: torch.Tensor, found: Any, b: int, title: str, *,
-                 colormap: str = DEFAULT_COLORMAP) -> Picture:
-    """The panel of image ``b`` in a method's full result (``Method.detail``): the concept panel for CRP."""
+                 colormap: str = DEFAULT_COLORMAP, dictionary: Any = None) -> Picture:
+    """The panel of image ``b`` in a method's full result (``Method.detail``): the concept panel for CRP (with
+    each concept's feature visualization from ``dictionary``, a layer sheet, when given)."""
     if isinstance(found, ConceptRelevance):
-        return concept_panel(image, found, b, title, colormap=colormap)
+        return concept_panel(image, found, b, title, colormap=colormap, dictionary=dictionary)
     raise CnnvizError(f"no panel is drawn for a {type(found).__name__}")
 
 
@@ -307,13 +314,15 @@ def with_box(image: torch.Tensor, box: Any) -> np.ndarray:
     return canvas
 
 
-def channel_sheet(ex: Any, atlas: Any, names: Sequence[str]) -> Picture:
-    """One atlas channel: its top patches, its top images with their boxes, its bottom images.
+def channel_sheet(ex: Any, atlas: Any, names: Sequence[str], dictionary: Any = None) -> Picture:
+    """One atlas channel: its top patches, its top images with their boxes, its bottom images; first, what it
+    looks for when a ``dictionary`` (the layer's :class:`~interpret.inside.LayerSheet`) is given.
 
     Args:
         ex: the channel's :class:`interpret.inside.atlas.scan.ChannelExamples`.
         atlas: the :class:`interpret.inside.atlas.scan.Atlas`.
         names: captions of the top images.
+        dictionary: the layer's sheet, for the channel's feature visualizations.
     """
     c = ex.channel
     relevance = getattr(atlas, "ranked_by", "activation") == "relevance"  # shares of the relevance, signed
@@ -323,6 +332,9 @@ def channel_sheet(ex: Any, atlas: Any, names: Sequence[str]) -> Picture:
     unit = "most relevant unit; relevance share" if relevance else "maximal unit"
     rows = [caption(captioned_grid(patches, [value.format(v) for v in atlas.top_values[c].tolist()], len(patches)),
                     f"top-{len(patches)} patches (receptive field of the {unit})")]
+    if dictionary is not None and dictionary.pictures is not None:
+        looks = [enlarge(to_uint8(p)) for p in dictionary.pictures[c]]
+        rows.insert(0, caption(hstack(looks), "what it looks for (feature visualization, from the layer sheet)"))
     tops = [enlarge(with_box(im, box)) for im, box in zip(ex.top_images, ex.top_boxes)]
     rows.append(caption(captioned_grid(tops, names[: len(tops)], len(tops)), "top images, box = patch"))
     if len(ex.bottom_images):

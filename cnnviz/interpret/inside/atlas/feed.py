@@ -25,11 +25,13 @@ class Preparer:
     dataset made for the model, like Fashion-MNIST for a 28 px CNN); others
     go through a CPU copy of the handle's own preprocessing (a handle around
     ``nn.Identity`` with the same input and resize sizes), so loader workers
-    resize exactly as ``handle.prepare`` does.
+    resize exactly as ``handle.prepare`` does: with ``crop=False`` the whole image is resized to the square
+    (network dissection then maps the layer's maps back onto the whole image's masks).
     """
 
-    def __init__(self, handle: ModelHandle) -> None:
+    def __init__(self, handle: ModelHandle, *, crop: bool = True) -> None:
         channels = handle.in_channels
+        self.crop = crop
         self.shape = (channels, handle.input_size, handle.input_size)
         self.resizer = ModelHandle(nn.Identity(), name="prepare", input_size=handle.input_size,
                                    mean=[0.0] * channels, std=[1.0] * channels, resize_size=handle.resize_size)
@@ -39,7 +41,8 @@ class Preparer:
             return items.float()  # a ready batch: nothing to do, in one piece
         images = [match_channels(im.float(), self.shape[0]) for im in items] if isinstance(items, torch.Tensor) \
             else [match_channels(as_image(item), self.shape[0]) for item in items]
-        return torch.stack([im if tuple(im.shape) == self.shape else self.resizer.prepare(im)[0] for im in images])
+        return torch.stack([im if tuple(im.shape) == self.shape else self.resizer.prepare(im, crop=self.crop)[0]
+                            for im in images])
 
 
 def prefetch(items: Iterable[Any], depth: int = 2) -> Iterator[Any]:
@@ -103,7 +106,8 @@ def worker_error(exc: BaseException) -> BaseException:
 
 
 def default_workers(dataset: Dataset) -> int:
-    """Loader processes: none for data in memory, else up to 4, leaving a core for the model."""
-    if isinstance(dataset, TensorImages):
+    """Loader processes: none for data in memory (a :class:`TensorImages` or a dataset saying ``in_memory``),
+    else up to 4, leaving a core for the model."""
+    if isinstance(dataset, TensorImages) or getattr(dataset, "in_memory", False):
         return 0
     return max(0, min(4, (os.cpu_count() or 1) - 1))

@@ -25,10 +25,11 @@ Example:
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
 import torch
 from torch import nn
 from torch.utils.data import DataLoader, Dataset
@@ -105,6 +106,33 @@ class Atlas:
             return Box(0, 0, self.input_size, self.input_size)
         return self.field.box(y, x, channel=channel, clip=clip)
 
+    def top_arrays(self) -> dict[str, np.ndarray]:
+        """The top entries as named arrays (what a cache file keeps; :meth:`from_top_arrays` reads them back)."""
+        return {"values": self.top_values.numpy(), "indices": self.top_indices.numpy(),
+                "positions": self.top_positions.numpy(), "map_size": np.array(self.map_size),
+                "count": np.array(self.count),
+                "ties": (self.top_ties if self.top_ties is not None else torch.zeros_like(self.top_values)).numpy()}
+
+    @classmethod
+    def from_top_arrays(cls, layer: str, arrays: Mapping[str, np.ndarray], field: ReceptiveField | None,
+                        field_reason: str, input_size: int) -> Atlas:
+        """An atlas of top entries only from :meth:`top_arrays` (and the layer's receptive field, for the boxes).
+
+        Example:
+            >>> net = torch.nn.Sequential(torch.nn.Conv2d(1, 2, 3))
+            >>> atlas = neuron_atlas(net, "0", torch.rand(3, 1, 8, 8), top=2, progress=False)
+            >>> again = Atlas.from_top_arrays("0", atlas.top_arrays(), atlas.field, "", 8)
+            >>> torch.equal(again.top_indices, atlas.top_indices), again.count
+            (True, 3)
+        """
+        values, indices, positions = (torch.from_numpy(np.asarray(arrays[name]))
+                                      for name in ("values", "indices", "positions"))
+        ties = torch.from_numpy(np.asarray(arrays["ties"])) if "ties" in arrays else None
+        channels = values.shape[0]
+        return cls(layer, int(arrays["count"]), tuple(int(v) for v in arrays["map_size"]), values, indices,
+                   positions, torch.empty(channels, 0), torch.empty(channels, 0, dtype=torch.int64),
+                   torch.empty(channels, 0, 2, dtype=torch.int64), field, field_reason, input_size, top_ties=ties)
+
     def to_dict(self, names: Callable[[int], str] | None = None) -> dict[str, Any]:
         """A JSON-ready index: per channel the top and bottom entries with boxes, and the dead channels."""
         names = names or (lambda i: f"#{i}")
@@ -132,7 +160,8 @@ Scores = Callable[[torch.Tensor], tuple[torch.Tensor, torch.Tensor]]
 
 def neuron_atlas(model: nn.Module, layer: str | nn.Module, data: DataSource, *, top: int = 9,
                  bottom: int | None = None, batch_size: int | None = None, workers: int | None = None,
-                 progress: bool = True, score: Scores | None = None, ranked_by: str = "score") -> Atlas:
+                 progress: bool = True, score: Scores | None = None, ranked_by: str = "score",
+                 observe: Callable[[torch.Tensor], None] | None = None) -> Atlas:
     """Per channel of ``layer``: the top-k and bottom-k images of ``data``, with the unit behind each.
 
     One pass in batches on the model's device; the running top-k stays on
@@ -153,6 +182,8 @@ def neuron_atlas(model: nn.Module, layer: str | nn.Module, data: DataSource, *, 
             giving ``(values, positions)``, both ``(B, channels)``: each channel's value for each image and the
             flat position in the layer's map of the unit that marks its patch. It runs with gradients allowed.
         ranked_by: the name of what ``score`` gives (kept in the atlas and its index).
+        observe: called with each batch's layer output ``(B, C, h, w)`` (ranking by activation only), to gather
+            more of the same pass (the layer sheet's statistics).
 
     Returns:
         An :class:`Atlas` on the CPU.
@@ -176,7 +207,9 @@ def neuron_atlas(model: nn.Module, layer: str | nn.Module, data: DataSource, *, 
         raise CnnvizError(f"top-{max(top, bottom)} asked for, but the dataset has {count} image(s): use --top {count} "
                           "or fewer")
     field, reason = layer_field(handle, module)  # also refuses a layer that runs twice per pass
-    scan = _Scan(handle, module, name, dataset, count, top, bottom, group, score)
+    if observe is not None and score is not None:
+        raise CnnvizError("observe sees the activation: it does not go with score=")
+    scan = _Scan(handle, module, name, dataset, count, top, bottom, group, score, observe)
     with preserve(handle), (torch.no_grad() if score else torch.inference_mode()):  # a score may need gradients
         best, worst, map_size = _stream(scan, batch_size, workers, progress)
     return Atlas(name, count, map_size, best.values.float().cpu(), best.indices.cpu(), _yx(best.positions, map_size),
@@ -198,6 +231,7 @@ class _Scan:
     bottom: int
     group: Group
     score: Scores | None = None
+    observe: Callable[[torch.Tensor], None] | None = None
 
 
 def _yx(flat: torch.Tensor, map_size: tuple[int, int]) -> torch.Tensor:
@@ -239,7 +273,8 @@ def _stream(scan: _Scan, batch_size: int | None, workers: int | None,
     bar = tqdm(total=len(batches), desc=f"atlas {name}", unit="batch", leave=False,
                disable=not progress or not group.leader or len(batches) < 5)
     stream = prefetch(iter(loader))
-    score = scan.score or _activation(handle, module, name, sum(len(rows) for rows in batches), batch_size)
+    score = scan.score or _activation(handle, module, name, sum(len(rows) for rows in batches), batch_size,
+                                      scan.observe or (lambda maps: None))
     try:
         for rows, images in zip(batches, stream):
             values, positions, *tied = score(images.to(device, non_blocking=True))
@@ -272,17 +307,20 @@ def saturating_end(module: nn.Module) -> nn.Module | None:
     return last if isinstance(last, SATURATING) else None
 
 
-def _activation(handle: ModelHandle, module: nn.Module, name: str, rows: int,
-                batch_size: int) -> Callable[[torch.Tensor], tuple[torch.Tensor, ...]]:
+def _activation(handle: ModelHandle, module: nn.Module, name: str, rows: int, batch_size: int,
+                observe: Callable[[torch.Tensor], None]) -> Callable[[torch.Tensor], tuple[torch.Tensor, ...]]:
     """The default ranking: each channel's maximum over its map, and where it is (the first maximum on ties).
     For a layer ending in a saturating activation, also the pre-activation's maximum (the tie key), and the
-    unit where it is (where the activation is at its maximum too: the activation is monotone)."""
+    unit where it is (where the activation is at its maximum too: the activation is monotone). ``observe`` sees
+    each batch's maps."""
     end = saturating_end(module)
     if end is None:
         forward = layer_runner(handle, module, rows, batch_size)
 
         def activation(images: torch.Tensor) -> tuple[torch.Tensor, ...]:
-            return tuple(_as_maps(forward(images), name).flatten(2).max(dim=2))
+            maps = _as_maps(forward(images), name)
+            observe(maps)
+            return tuple(maps.flatten(2).max(dim=2))
 
         return activation
 
@@ -293,7 +331,9 @@ def _activation(handle: ModelHandle, module: nn.Module, name: str, rows: int,
             raw = layer_output(handle, module, images)
         finally:
             hook.remove()
-        output = _as_maps(raw, name).flatten(2)
+        output = _as_maps(raw, name)
+        observe(output)
+        output = output.flatten(2)
         if not seen or seen[0][1] is not raw:  # the activation is not what the layer answers: no tie key
             return tuple(output.max(dim=2))
         pre, positions = _as_maps(seen[0][0], name).flatten(2).max(dim=2)
