@@ -1,14 +1,24 @@
 """Activation maximization: the image a class or a unit likes most.
 
 Presets (``preset=``):
-- ``robust`` (default): Fourier parameterization with decorrelated colour,
-  pad/jitter/scale/rotate transforms, and an objective of the class logit
-  plus its log-probability — recognizable pictures that other models also
-  recognize, at the generating model's full confidence.
-- ``jitter``: raw pixels with the same transforms and a blur every few steps
-  (the classic hand-made recipe).
+- ``strong`` (default): Fourier parameterization with 1/f scaling and
+  decorrelated colour, through stronger transforms than ``robust``'s: crops
+  zoomed in up to 1.6x, rotations up to 15 degrees, wider jitter and a little
+  pixel noise (:func:`transforms.strong`). Pictures that models which never
+  saw the optimization also recognize (measured in ``bench/optimization.py``:
+  lite0's pictures judged by efficientnet_lite1 and lite2).
+- ``maco``: MaCo (Fel et al. 2023): only the Fourier phase is optimized, the
+  magnitude is natural photos' mean spectrum (:class:`param.MacoImage`), with
+  the standard transforms.
+- ``robust``: the Fourier parameterization with the standard
+  pad/jitter/scale/rotate transforms (the default until 2026-12-07).
+- ``jitter``: raw pixels with the standard transforms and a blur every few
+  steps (the classic hand-made recipe).
 - ``pixels``: plain gradient ascent on raw pixels (reaches probability 1 but
   makes adversarial noise; kept to show why the others exist).
+
+Every preset maximizes the class logit plus its log-probability (or a unit's
+mean activation) with Adam.
 
 Example:
     >>> from cnnviz import zoo, interpret
@@ -37,7 +47,7 @@ from cnnviz.zoo.core import (CnnvizError, ImageSide, OpenUnitInterval, PositiveF
                               run_until)
 from cnnviz.zoo.handle import ModelHandle
 
-Preset = Literal["robust", "jitter", "pixels", "maco", "strong", "maco-strong"]
+Preset = Literal["strong", "maco", "robust", "jitter", "pixels"]
 STILL = 1e-6  # a unit's gradient norm at its picture below this: the optimization cannot move the picture
 
 
@@ -129,32 +139,30 @@ def blur_every(period: int, sigma: float = 0.5) -> engine.Callable:
 @dataclass(frozen=True)
 class Recipe:
     """What a preset optimizes: the parameterization, step size, penalty, transforms (``standard``, ``strong`` or
-    None), views per image and step hook."""
+    None) and step hook."""
 
     kind: str
     lr: float
     l2: float
     augment: str | None
     every_step: Callable[[nn.Module, int], None] | None = None
-    views: int = 1
 
     def transforms(self, side: int) -> transforms.Transform | None:
         """The random transforms at image side ``side``."""
         if self.augment == "strong":
-            return transforms.strong(side, self.views)
+            return transforms.strong(side)
         return transforms.standard(side) if self.augment == "standard" else None
 
     def objective(self, objective: objectives.Objective) -> objectives.Objective:
-        """``objective`` with the preset's penalty, averaged over its views."""
-        return objectives.over_views(objective - self.l2 * objectives.l2() if self.l2 else objective, self.views)
+        """``objective`` with the preset's penalty."""
+        return objective - self.l2 * objectives.l2() if self.l2 else objective
 
 
-RECIPES = {"robust": Recipe("fourier", 0.05, 0.0, "standard"),
-           "jitter": Recipe("pixels", 0.02, 0.05, "standard", blur_every(4)),
-           "pixels": Recipe("pixels", 0.01, 0.0, None),
+RECIPES = {"strong": Recipe("fourier", 0.05, 0.0, "strong"),
            "maco": Recipe("maco", 0.05, 0.0, "standard"),
-           "strong": Recipe("fourier", 0.05, 0.0, "strong"),
-           "maco-strong": Recipe("maco", 0.05, 0.0, "strong")}
+           "robust": Recipe("fourier", 0.05, 0.0, "standard"),
+           "jitter": Recipe("pixels", 0.02, 0.05, "standard", blur_every(4)),
+           "pixels": Recipe("pixels", 0.01, 0.0, None)}
 
 
 def recipe(preset: str) -> Recipe:
@@ -166,7 +174,7 @@ def recipe(preset: str) -> Recipe:
 
 @method("actmax", "optimization", "activation maximization: the picture a class or unit likes most", order=100)
 def actmax(handle: ModelHandle, images: torch.Tensor | None = None, target: object = None, *,
-           unit: str | None = None, preset: Preset = "robust", steps: PositiveInt = 256, lr: PositiveFloat | None = None,
+           unit: str | None = None, preset: Preset = "strong", steps: PositiveInt = 256, lr: PositiveFloat | None = None,
            size: ImageSide | None = None, until: OpenUnitInterval | None = None, batch_size: PositiveInt | None = None,
            seed: int = 0, progress: bool = True) -> torch.Tensor:
     """Optimize images to maximize a class (``target``) or a unit (``unit``), all in one batch.
@@ -175,7 +183,7 @@ def actmax(handle: ModelHandle, images: torch.Tensor | None = None, target: obje
         images: starting images (``jitter``/``pixels`` presets only); default: noise.
         target: class index or name, or a list of them (one image each).
         unit: ``layer:channel``, ``layer:A-B``, ``layer:all`` or ``layer:channel:y:x`` instead of a class.
-        preset: ``robust``, ``jitter`` or ``pixels`` (see the module docstring).
+        preset: ``strong``, ``maco``, ``robust``, ``jitter`` or ``pixels`` (see the module docstring).
         steps: optimization steps (with ``until``: the most per image).
         lr: learning rate (default: the preset's).
         size: image side (default: the model's input size).
@@ -248,7 +256,7 @@ def _actmax_until(handle: ModelHandle, classes: torch.Tensor, images: torch.Tens
 
     def reached(context: objectives.Context) -> torch.Tensor:
         # The transformed view is a cheap first test; the image itself, as it will be returned, decides.
-        passed = probability(context.logits[:len(wanted)], wanted) >= until  # the first view
+        passed = probability(context.logits, wanted) >= until
         if bool(passed.any()):
             with torch.no_grad():
                 plain = probability(handle(context.images[passed].detach()), wanted[passed])

@@ -32,7 +32,7 @@ def default_preset() -> str:
     """The preset :func:`interpret.actmax` uses when none is named (what the sheet's pictures follow).
 
     Example:
-        >>> default_preset() in ("robust", "jitter", "pixels", "maco")
+        >>> default_preset() in ("strong", "maco", "robust", "jitter", "pixels")
         True
     """
     return str(inspect.signature(actmax).parameters["preset"].default)
@@ -95,7 +95,7 @@ def unit_pictures(handle: ModelHandle, layer: str, channels: Sequence[int], *, s
     objective = objectives.channel(layer, wanted)
     if diversity > 1:
         objective = objective + DIVERSITY_WEIGHT * objectives.diversity_within(layer, diversity)
-    objective = how.objective(objective)  # the preset's penalty, over its views
+    objective = how.objective(objective)  # with the preset's penalty
     never = lambda context: torch.zeros(rows, dtype=torch.bool)  # every picture runs all its steps
     queue = RowQueue(jobs, rows, load=load, passed=never, keep=keep, desc=f"pictures of {layer}", progress=progress)
     queue.start()

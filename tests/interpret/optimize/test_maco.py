@@ -85,3 +85,10 @@ def test_default_preset_works_for_channels_and_gray_models(tiny, fashion):
     assert pictures.shape == (4, 3, 16, 16) and pictures.min() >= 0 and pictures.max() <= 1
     gray = interpret.actmax(fashion, unit="features.block2:3", steps=4, preset="maco", progress=False)
     assert gray.shape == (1, 1, 28, 28) and bool(torch.isfinite(gray).all())
+
+
+def test_every_preset_name_has_a_recipe():
+    from typing import get_args
+
+    from cnnviz.interpret.optimize.actmax import RECIPES, Preset
+    assert set(get_args(Preset)) == set(RECIPES)
