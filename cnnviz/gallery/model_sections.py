@@ -8,6 +8,7 @@ import torch.nn.functional as F
 from cnnviz import interpret
 from cnnviz.gallery.cards import Card, Output, Page, slug
 from cnnviz.gallery.context import Context, class_name
+from cnnviz.interpret.optimize import default_preset
 from cnnviz.interpret.views import atlas_sheet, feature_map_grid, filter_grid, picture_grid
 from cnnviz.zoo.handle import ModelHandle
 
@@ -88,7 +89,7 @@ def atlas_cards(ctx: Context, model: str) -> list[Card]:
 
 
 def actmax_side(handle: ModelHandle) -> int:
-    """The side to optimize at: the input size, or for a fixed-size model the side that the robust
+    """The side to optimize at: the input size, or for a fixed-size model the side that the default
     preset's padding (``transforms.standard``) brings back to the input size."""
     if not handle.config.fixed_input:
         return handle.input_size
@@ -99,7 +100,7 @@ def actmax_side(handle: ModelHandle) -> int:
 
 
 def actmax_cards(ctx: Context, model: str) -> list[Card]:
-    """Activation maximization of a set of classes (robust preset)."""
+    """Activation maximization of a set of classes (the default preset, named in the card's key)."""
     sizes = ctx.sizes
     classes = ctx.classes(model, sizes.classes)
     side = actmax_side(ctx.handle(model))
@@ -124,7 +125,7 @@ def actmax_cards(ctx: Context, model: str) -> list[Card]:
 
     handle = ctx.handle(model)
     return [Card(model_page(model).slug, "actmax", "class visualizations", "actmax",
-                 {"model": model, "classes": [class_name(handle, c) for c in classes], "preset": "robust",
+                 {"model": model, "classes": [class_name(handle, c) for c in classes], "preset": default_preset(),
                   "steps": sizes.actmax_steps, "size": side, "seed": 0}, compute, "Class visualizations")]
 
 
