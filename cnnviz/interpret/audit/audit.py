@@ -62,7 +62,7 @@ from cnnviz.interpret.core import (Group, attribution_map, auto_batch_size, barr
                                    model_identity)
 from cnnviz.interpret.core.random_state import numpy_and_python_rng
 from cnnviz.interpret.evaluate.explanation import call_options
-from cnnviz.zoo.core import CnnvizError, preserve
+from cnnviz.zoo.core import CnnvizError, NonNegativeInt, PositiveInt, UnitInterval, check_call, preserve
 from cnnviz.zoo.handle import as_handle
 
 DEFAULT_METHOD = "captum:InputXGradient"
@@ -123,16 +123,19 @@ class AuditRun:
     """
 
     def __init__(self, handle: Any, data: Any, *, workdir: str | Path, method: str = DEFAULT_METHOD,
-                 layer: str | None = None, options: dict[str, Any] | None = None, map_size: int = MAP_SIZE,
-                 chunk: int = CHUNK, batch_size: int | None = None, seed: int = 0, max_clusters: int = CLUSTERS,
-                 concepts: int = CONCEPTS, concept_items: int = CONCEPT_ITEMS, bins: int = BINS,
-                 examples: int = EXAMPLES, threshold: float = THRESHOLD, group: Group | None = None) -> None:
+                 layer: str | None = None, options: dict[str, Any] | None = None, map_size: PositiveInt = MAP_SIZE,
+                 chunk: PositiveInt = CHUNK, batch_size: PositiveInt | None = None, seed: int = 0,
+                 max_clusters: PositiveInt = CLUSTERS, concepts: NonNegativeInt = CONCEPTS,
+                 concept_items: PositiveInt = CONCEPT_ITEMS, bins: PositiveInt = BINS,
+                 examples: NonNegativeInt = EXAMPLES, threshold: UnitInterval = THRESHOLD,
+                 group: Group | None = None) -> None:
         self.handle = handle = as_handle(handle)
         if handle.config.task != "classification":
             raise CnnvizError(f"{handle.name} is a {handle.config.task} model: an audit needs a classifier")
-        for name, value in (("map_size", map_size), ("chunk", chunk), ("max_clusters", max_clusters)):
-            if value < 1:
-                raise CnnvizError(f"{name} must be at least 1, got {value}")
+        check_call(AuditRun.__init__, {"map_size": map_size, "chunk": chunk, "batch_size": batch_size,
+                                       "max_clusters": max_clusters, "concepts": concepts,
+                                       "concept_items": concept_items, "bins": bins, "examples": examples,
+                                       "threshold": threshold})
         self.method = get_method(method, "attribution")
         self.layer = self._layer(layer)
         self.options = dict(options or {})

@@ -32,7 +32,7 @@ from cnnviz.interpret.core import auto_batch_size, layer_output, weights_digest
 from cnnviz.interpret.inside.atlas import Atlas, neuron_atlas
 from cnnviz.interpret.inside.fields import layer_field
 from cnnviz.interpret.optimize import default_preset, unit_pictures, unmoved
-from cnnviz.zoo.core import CnnvizError
+from cnnviz.zoo.core import CnnvizError, PositiveInt, check_call
 from cnnviz.zoo.data import DataSource, open_dataset
 from cnnviz.zoo.handle import ModelHandle, as_handle, layer_name
 
@@ -214,9 +214,9 @@ def layer_channels(handle: ModelHandle, layer: str | nn.Module) -> int:
     return int(probe.shape[1])
 
 
-def layer_sheet(model: nn.Module, layer: str, data: DataSource | None = None, *, top: int = 9, steps: int = STEPS,
-                diversity: int = 1, preset: str | None = None, seed: int = 0,
-                pictures: bool = True, batch_size: int | None = None, progress: bool = True) -> LayerSheet:
+def layer_sheet(model: nn.Module, layer: str, data: DataSource | None = None, *, top: PositiveInt = 9,
+                steps: PositiveInt = STEPS, diversity: PositiveInt = 1, preset: str | None = None, seed: int = 0,
+                pictures: bool = True, batch_size: PositiveInt | None = None, progress: bool = True) -> LayerSheet:
     """The sheet of ``layer``: every channel's feature visualization (one optimization for all of them), its
     top-``top`` items of ``data`` and its statistics (one pass over the data for the whole layer).
 
@@ -235,6 +235,7 @@ def layer_sheet(model: nn.Module, layer: str, data: DataSource | None = None, *,
     Returns:
         A :class:`LayerSheet` on the CPU.
     """
+    check_call(layer_sheet, {"top": top, "steps": steps, "diversity": diversity, "batch_size": batch_size})
     handle = as_handle(model)
     module = handle.layer(layer)
     name = layer_name(handle.model, module)

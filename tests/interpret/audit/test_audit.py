@@ -117,6 +117,16 @@ def test_bad_labels_are_refused_before_anything_is_written(fashion, data, tmp_pa
     assert not (tmp_path / "run").exists()
 
 
+@pytest.mark.parametrize("setting, words", [({"bins": 0}, "bins must be at least 1"),
+                                            ({"threshold": 1.5}, "threshold must be between 0 and 1"),
+                                            ({"concepts": -1}, "concepts must be at least 0"),
+                                            ({"chunk": 0}, "chunk must be at least 1")])
+def test_settings_out_of_range_are_one_line_before_anything_is_written(fashion, data, tmp_path, setting, words):
+    with pytest.raises(CnnvizError, match=words) as caught:
+        AuditRun(fashion, data, workdir=tmp_path / "run", **{**SETTINGS, **setting})
+    assert len(str(caught.value).splitlines()) == 1 and not (tmp_path / "run").exists()
+
+
 def test_a_folder_of_other_files_is_not_taken_for_a_run_folder(fashion, data, tmp_path):
     (tmp_path / "notes.txt").write_text("mine")
     with pytest.raises(CnnvizError, match="folder of other files"):

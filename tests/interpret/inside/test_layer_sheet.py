@@ -69,7 +69,11 @@ def test_bad_input_is_one_line(fashion, data):
     net(torch.zeros(1, 1, 28, 28))
     for call, words in [(lambda: layer_channels(net, "0"), "has one channel"),
                         (lambda: layer_sheet(fashion, LAYER, torch.empty(0, 1, 28, 28), progress=False),
-                         "holds no images")]:
+                         "holds no images"),
+                        (lambda: layer_sheet(fashion, LAYER, top=0, progress=False), "top must be at least 1"),
+                        (lambda: layer_sheet(fashion, LAYER, steps=0, progress=False), "steps must be at least 1"),
+                        (lambda: layer_sheet(fashion, LAYER, diversity=0, progress=False),
+                         "diversity must be at least 1")]:
         with pytest.raises(CnnvizError, match=words) as caught:
             call()
         assert len(str(caught.value).splitlines()) == 1
