@@ -37,9 +37,9 @@ from cnnviz.explorer.identity import data_identity, model_identity, result_key
 from cnnviz.explorer.jobs import ROUND_SECONDS
 from cnnviz.explorer.stepped import Stepped
 from cnnviz.interpret.core import auto_batch_size, weights_digest
-from cnnviz.interpret.inside import SHEET_STEPS, Dissection, LayerSheet, UnitStats, layer_channels, layer_sheet, stuck
+from cnnviz.interpret.inside import (SHEET_STEPS, Dissection, LayerSheet, UnitStats, layer_channels, layer_sheet,
+                                     load_sheet, stuck)
 from cnnviz.interpret.optimize import default_preset, unit_pictures
-from cnnviz.zoo.core import CnnvizError
 from cnnviz.zoo.data import DataSource, open_dataset
 from cnnviz.zoo.handle import ModelHandle
 
@@ -100,21 +100,6 @@ def cached_sheet(handle: ModelHandle, layer: str, data: DataSource | None = None
     return sheet
 
 
-def read_dissection(handle: ModelHandle, path: Path, layer: str | None = None) -> Dissection:
-    """The dissection at ``path`` (``cnnviz dissect``'s ``dissection.json``) for ``handle``'s layer ``layer``:
-    refused with one line when made from other weights or for another layer, so a stale label is never shown."""
-    try:
-        found = Dissection.from_json(Path(path).read_text())
-    except OSError as exc:
-        raise CnnvizError(f"cannot read the dissection {path}: {exc.strerror or exc}") from None
-    if not found.made_by(handle):
-        raise CnnvizError(f"the dissection {path} was made from other weights ({found.model}), not the "
-                          f"{handle.name} loaded now: run cnnviz dissect again")
-    if layer is not None and found.layer != layer:
-        raise CnnvizError(f"the dissection {path} labels {found.layer}, not {layer}")
-    return found
-
-
 def dissection_file(cache: Path, model: str, layer: str) -> Path:
     """Where the cache folder keeps the dissection of ``layer`` for the weights ``model`` (their identity)."""
     return Path(cache) / DISSECTIONS_DIR / f"{result_key('dissection', model, layer)}.json"
@@ -127,20 +112,6 @@ def kept_dissection(handle: ModelHandle, path: Path) -> Dissection | None:
         return None
     found = Dissection.from_json(path.read_text())
     return found if found.made_by(handle) else None
-
-
-def load_sheet(handle: ModelHandle, path: Path) -> LayerSheet:
-    """The sheet kept at ``path``, for ``handle`` (refused with one line when made from other weights, or when
-    ``path`` holds no sheet)."""
-    try:
-        with np.load(path, allow_pickle=False) as kept:
-            arrays = dict(kept)
-    except (OSError, ValueError) as exc:
-        raise CnnvizError(f"{path} is not a layer sheet ({str(exc).splitlines()[0]}): give the sheet.npz that "
-                          "cnnviz microscope writes") from None
-    if "weights" not in arrays:
-        raise CnnvizError(f"{path} is not a layer sheet: give the sheet.npz that cnnviz microscope writes")
-    return LayerSheet.from_arrays(handle, arrays)
 
 
 def keep_sheet(path: Path, sheet: LayerSheet) -> Path:

@@ -35,9 +35,9 @@ from cnnviz.explorer.identity import data_identity, model_identity, result_key
 from cnnviz.explorer.images import (UPLOAD_PREFIX, Upload, keep_upload, kept_upload, named_image, upload_of,
                                     upload_side)
 from cnnviz.explorer.result_cache import ResultCache
-from cnnviz.explorer.sheet_job import (SHEETS_DIR, SheetJob, dissection_file, kept_dissection, load_sheet,
+from cnnviz.explorer.sheet_job import (SHEETS_DIR, SheetJob, dissection_file, kept_dissection,
                                       sheet_file, sheet_key)
-from cnnviz.interpret.inside import Dissection, LayerSheet
+from cnnviz.interpret.inside import Dissection, LayerSheet, load_sheet
 from cnnviz.zoo.core import CnnvizError, closest
 from cnnviz.zoo.handle import ModelHandle
 

@@ -12,7 +12,8 @@ from starlette.testclient import TestClient
 
 from cnnviz import interpret, zoo
 from cnnviz.explorer import create_app
-from cnnviz.explorer.sheet_job import SheetJob, cached_sheet, load_sheet
+from cnnviz.explorer.sheet_job import SheetJob, cached_sheet
+from cnnviz.interpret.inside import load_sheet
 from tests.explorer.test_app import wait_for_job
 
 LAYER = "features.block1"

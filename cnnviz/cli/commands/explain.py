@@ -148,7 +148,7 @@ def explain(parser: argparse.ArgumentParser) -> Run:
         handle, target, names, batch = _setup(args)
         dictionary = None
         if args.sheet:
-            from cnnviz.explorer.sheet_job import load_sheet  # the explorer's sheet files, loaded when used
+            from cnnviz.interpret.inside import load_sheet
 
             dictionary = load_sheet(handle, Path(args.sheet))
             explained = args.layer or handle.default_layer

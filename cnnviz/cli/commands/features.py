@@ -254,7 +254,7 @@ def atlas_command(parser: argparse.ArgumentParser) -> Run:
             handle = load_handle(args)
             dictionary = None
             if args.sheet:  # refused before the pass when made from other weights or for another layer
-                from cnnviz.explorer.sheet_job import load_sheet  # the explorer's sheet files, loaded when used
+                from cnnviz.interpret.inside import load_sheet
 
                 dictionary = load_sheet(handle, Path(args.sheet))
                 if dictionary.layer != layer_name(handle.model, handle.layer(args.layer)):

@@ -98,7 +98,7 @@ def export(args: argparse.Namespace, default_model: str) -> int:
     """``--units``: the static unit pages of one model."""
     from cnnviz import interpret
     from cnnviz import zoo
-    from cnnviz.explorer.sheet_job import load_sheet, read_dissection
+    from cnnviz.interpret.inside import load_sheet, read_dissection
     from cnnviz.gallery.unit_pages import export_units
 
     if args.model and len(args.model) > 1:

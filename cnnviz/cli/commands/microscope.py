@@ -59,7 +59,8 @@ def microscope_command(parser: argparse.ArgumentParser) -> Run:
 
     def run(args: argparse.Namespace) -> None:
         from cnnviz.explorer.identity import model_identity  # the explorer's cache naming, loaded when used
-        from cnnviz.explorer.sheet_job import cached_sheet, dissection_file, read_dissection
+        from cnnviz.explorer.sheet_job import cached_sheet, dissection_file
+        from cnnviz.interpret.inside import read_dissection
 
         handle = load_handle(args)
         layer = layer_name(handle.model, handle.layer(args.layer))

@@ -19,10 +19,11 @@ from cnnviz.interpret.inside.fields import (
 )
 from cnnviz.interpret.inside.filters import FILTER_MODES, conv_layers, conv_weight, filter_mode, filters
 from cnnviz.interpret.inside.layer_sheet import STEPS as SHEET_STEPS
-from cnnviz.interpret.inside.layer_sheet import LayerSheet, UnitStats, layer_channels, layer_sheet, stuck
+from cnnviz.interpret.inside.layer_sheet import (LayerSheet, UnitStats, layer_channels, layer_sheet, load_sheet,
+                                                 stuck)
 from cnnviz.interpret.inside.layer_table import LayerRow, layer_table, summary_lines, textbook_params, textbook_total
 from cnnviz.interpret.inside.top_quantile import TopQuantile
-from cnnviz.interpret.inside.unit_labels import Dissection, Threshold, UnitLabel
+from cnnviz.interpret.inside.unit_labels import Dissection, Threshold, UnitLabel, read_dissection
 from cnnviz.interpret.inside.up_to_layer import layer_prefix, layer_runner
 
 __all__ = [
@@ -32,5 +33,5 @@ __all__ = [
     "unit_gradient", "verify_receptive_field", "FILTER_MODES", "conv_layers", "conv_weight", "filter_mode",
     "filters", "LayerRow", "layer_table", "summary_lines", "textbook_params", "textbook_total", "layer_prefix",
     "layer_runner", "unit_evidence", "MIN_IMAGES", "ConceptScore", "tcav", "LayerSheet", "UnitStats",
-    "layer_channels", "layer_sheet", "SHEET_STEPS", "stuck",
+    "layer_channels", "layer_sheet", "load_sheet", "read_dissection", "SHEET_STEPS", "stuck",
 ]

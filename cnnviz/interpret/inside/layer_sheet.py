@@ -22,6 +22,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -193,6 +194,20 @@ class LayerSheet:
                    UnitStats.from_arrays(arrays) if "stats_total" in arrays else None, str(arrays["preset"]),
                    int(arrays["steps"]), int(arrays["seed"]),
                    torch.from_numpy(np.asarray(arrays["still"])) if "still" in arrays else None)
+
+
+def load_sheet(handle: ModelHandle, path: str | Path) -> LayerSheet:
+    """The sheet kept at ``path``, for ``handle`` (refused with one line when made from other weights, or when
+    ``path`` holds no sheet)."""
+    try:
+        with np.load(Path(path), allow_pickle=False) as kept:
+            arrays = dict(kept)
+    except (OSError, ValueError) as exc:
+        raise CnnvizError(f"{path} is not a layer sheet ({str(exc).splitlines()[0]}): give the sheet.npz that "
+                          "cnnviz microscope writes") from None
+    if "weights" not in arrays:
+        raise CnnvizError(f"{path} is not a layer sheet: give the sheet.npz that cnnviz microscope writes")
+    return LayerSheet.from_arrays(handle, arrays)
 
 
 def layer_channels(handle: ModelHandle, layer: str | nn.Module) -> int:

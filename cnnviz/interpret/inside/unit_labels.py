@@ -17,6 +17,7 @@ Example:
 from __future__ import annotations
 
 import json
+from pathlib import Path
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -163,3 +164,18 @@ class Dissection:
         except (KeyError, TypeError, ValueError, IndexError) as exc:
             raise CnnvizError(f"dissection.json is incomplete or damaged ({type(exc).__name__}: {exc}): run "
                               "cnnviz dissect again") from None
+
+
+def read_dissection(handle: ModelHandle, path: str | Path, layer: str | None = None) -> Dissection:
+    """The dissection at ``path`` (``cnnviz dissect``'s ``dissection.json``) for ``handle``'s layer ``layer``:
+    refused with one line when made from other weights or for another layer, so a stale label is never shown."""
+    try:
+        found = Dissection.from_json(Path(path).read_text())
+    except OSError as exc:
+        raise CnnvizError(f"cannot read the dissection {path}: {exc.strerror or exc}") from None
+    if not found.made_by(handle):
+        raise CnnvizError(f"the dissection {path} was made from other weights ({found.model}), not the "
+                          f"{handle.name} loaded now: run cnnviz dissect again")
+    if layer is not None and found.layer != layer:
+        raise CnnvizError(f"the dissection {path} labels {found.layer}, not {layer}")
+    return found
