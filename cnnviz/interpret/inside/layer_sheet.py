@@ -16,11 +16,17 @@ Example:
     >>> again = LayerSheet.from_arrays(handle, sheet.to_arrays())
     >>> torch.equal(again.atlas.top_indices, sheet.atlas.top_indices)
     True
+
+Pictures of only some channels (what a panel naming a few channels shows; the others have none):
+
+    >>> some = layer_sheet(handle, "features.block2", channels=[9, 2], steps=2, progress=False)
+    >>> some.picture(9).shape, some.picture(3), some.made.nonzero().flatten().tolist()
+    (torch.Size([1, 1, 28, 28]), None, [2, 9])
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -108,12 +114,14 @@ class LayerSheet:
     Attributes:
         model: the model's name; weights: :func:`interpret.core.weights_digest` of the weights it was made from.
         layer: dotted name; channels: how many the layer has.
-        pictures: ``(channels, diversity, C, S, S)`` feature visualizations in [0, 1] (None: not made).
+        pictures: ``(channels, diversity, C, S, S)`` feature visualizations in [0, 1] (None: not made); of a sheet
+            made for some channels only, those channels' pictures in channel order (read one through :meth:`picture`).
         atlas: the top dataset items of every channel, with the unit behind each (None: no data).
         stats: mean, sparsity, alive per channel over the data (None: no data).
         preset, steps, seed: how the pictures were made.
         still: per channel, True when its picture did not move from its start (the channel gives no gradient there:
-            dead, or flat where the optimization began; :func:`interpret.optimize.unmoved`).
+            dead, or flat where the optimization began; :func:`interpret.optimize.unmoved`); False where none is made.
+        made: per channel, True when its pictures are made (None: every channel's, when there are pictures).
     """
 
     model: str
@@ -127,6 +135,13 @@ class LayerSheet:
     steps: int
     seed: int = 0
     still: torch.Tensor | None = None
+    made: torch.Tensor | None = None
+
+    def picture(self, channel: int) -> torch.Tensor | None:
+        """Channel ``channel``'s pictures ``(diversity, C, S, S)``, or None when the sheet has none of it."""
+        if self.pictures is None or (self.made is not None and not bool(self.made[channel])):
+            return None
+        return self.pictures[channel if self.made is None else int(self.made[:channel].sum())]
 
     @property
     def nbytes(self) -> int:
@@ -139,8 +154,9 @@ class LayerSheet:
         """One channel's line: its statistics and its top items (index, activation, box) where known."""
         if not 0 <= channel < self.channels:
             raise CnnvizError(f"layer {self.layer!r} has channels 0 to {self.channels - 1}, not {channel}")
-        found: dict[str, Any] = {"channel": channel, "pictures": 0 if self.pictures is None else self.pictures.shape[1]}
-        if self.still is not None:
+        made = self.picture(channel)
+        found: dict[str, Any] = {"channel": channel, "pictures": 0 if made is None else len(made)}
+        if self.still is not None and made is not None:
             found["picture_moved"] = not bool(self.still[channel])
         if self.stats is not None:
             found.update(mean=float(self.stats.mean[channel]), sparsity=float(self.stats.sparsity[channel]),
@@ -168,6 +184,8 @@ class LayerSheet:
             arrays["pictures"] = (self.pictures * 255).round().to(torch.uint8).numpy()
         if self.still is not None:
             arrays["still"] = self.still.numpy()
+        if self.made is not None:
+            arrays["made"] = self.made.numpy()
         if self.atlas is not None:
             arrays.update({f"atlas_{k}": v for k, v in self.atlas.top_arrays().items()})
         if self.stats is not None:
@@ -193,7 +211,8 @@ class LayerSheet:
         return cls(handle.name, weights, layer, int(arrays["channels"]), pictures, atlas,
                    UnitStats.from_arrays(arrays) if "stats_total" in arrays else None, str(arrays["preset"]),
                    int(arrays["steps"]), int(arrays["seed"]),
-                   torch.from_numpy(np.asarray(arrays["still"])) if "still" in arrays else None)
+                   torch.from_numpy(np.asarray(arrays["still"])) if "still" in arrays else None,
+                   torch.from_numpy(np.asarray(arrays["made"])) if "made" in arrays else None)
 
 
 def load_sheet(handle: ModelHandle, path: str | Path) -> LayerSheet:
@@ -231,7 +250,8 @@ def layer_channels(handle: ModelHandle, layer: str | nn.Module) -> int:
 
 def layer_sheet(model: nn.Module, layer: str, data: DataSource | None = None, *, top: PositiveInt = 9,
                 steps: PositiveInt = STEPS, diversity: PositiveInt = 1, preset: str | None = None, seed: int = 0,
-                pictures: bool = True, batch_size: PositiveInt | None = None, progress: bool = True) -> LayerSheet:
+                pictures: bool = True, channels: Sequence[int] | None = None, batch_size: PositiveInt | None = None,
+                progress: bool = True) -> LayerSheet:
     """The sheet of ``layer``: every channel's feature visualization (one optimization for all of them), its
     top-``top`` items of ``data`` and its statistics (one pass over the data for the whole layer).
 
@@ -245,6 +265,8 @@ def layer_sheet(model: nn.Module, layer: str, data: DataSource | None = None, *,
         preset: the :func:`interpret.actmax` preset (default: its default).
         seed: seeds the pictures.
         pictures: False: the scan only (statistics and patches).
+        channels: the channels that get pictures (default: all); the others have none (:meth:`LayerSheet.picture`),
+            so a panel naming a few channels pays for those only.
         batch_size: rows of the optimization (default: what fits).
 
     Returns:
@@ -255,6 +277,10 @@ def layer_sheet(model: nn.Module, layer: str, data: DataSource | None = None, *,
     module = handle.layer(layer)
     name = layer_name(handle.model, module)
     count = layer_channels(handle, module)
+    chosen = list(range(count)) if channels is None else sorted({int(c) for c in channels})
+    wrong = [c for c in chosen if not 0 <= c < count]
+    if wrong:
+        raise CnnvizError(f"layer {name!r} has channels 0 to {count - 1}, not {wrong[0]}")
     atlas = stats = None
     if data is not None:
         dataset = open_dataset(data)
@@ -263,19 +289,33 @@ def layer_sheet(model: nn.Module, layer: str, data: DataSource | None = None, *,
         stats = UnitStats.empty(count)
         atlas = neuron_atlas(handle, module, dataset, top=min(top, len(dataset)), bottom=0, batch_size=batch_size,
                              progress=progress, observe=stats.add)
-    drawn = None
+    drawn = still = made = None
     preset = preset or default_preset()
+    if pictures and channels is not None:
+        made = torch.zeros(count, dtype=torch.bool)
+        made[chosen] = True
     if pictures:
-        drawn = unit_pictures(handle, name, range(count), steps=steps, diversity=diversity, preset=preset, seed=seed,
+        drawn = unit_pictures(handle, name, chosen, steps=steps, diversity=diversity, preset=preset, seed=seed,
                               batch_size=batch_size, progress=progress).cpu()
+        still = torch.zeros(count, dtype=torch.bool)
+        still[chosen] = stuck(handle, name, drawn, chosen)
     return LayerSheet(handle.name, weights_digest(handle.model, handle.name), name, count, drawn, atlas, stats,
-                      preset, steps, seed, None if drawn is None else stuck(handle, name, drawn))
+                      preset, steps, seed, still, made)
 
 
-def stuck(handle: ModelHandle, layer: str, pictures: torch.Tensor) -> torch.Tensor:
-    """Per channel, whether its first picture (of ``pictures``, ``(channels, D, C, S, S)``) did not move: the
-    channel gives no gradient there (:func:`interpret.optimize.unmoved`), a batch that fits at a time."""
+def stuck(handle: ModelHandle, layer: str, pictures: torch.Tensor, channels: Sequence[int] | None = None
+          ) -> torch.Tensor:
+    """Per picture, whether the first of each channel's (``pictures``, ``(n, D, C, S, S)``, of ``channels``, default
+    ``0..n-1``) did not move: the channel gives no gradient there (:func:`interpret.optimize.unmoved`), a run of
+    consecutive channels that fits at a time."""
+    channels = list(range(len(pictures))) if channels is None else [int(c) for c in channels]
     size = auto_batch_size(handle, backward=True, size=pictures.shape[-1])
-    return torch.tensor([reason is not None for start in range(0, len(pictures), size)
-                         for reason in unmoved(handle, f"{layer}:{start}-{min(start + size, len(pictures)) - 1}",
-                                               pictures[start:start + size, 0])])
+    found: list[bool] = []
+    while len(found) < len(channels):
+        start = end = len(found)
+        while end - start < size and end < len(channels) and channels[end] == channels[start] + end - start:
+            end += 1
+        found += [reason is not None for reason in unmoved(handle, f"{layer}:{channels[start]}-{channels[end - 1]}",
+                                                           pictures[start:end, 0])]
+    return torch.tensor(found, dtype=torch.bool)
+

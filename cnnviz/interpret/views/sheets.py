@@ -174,7 +174,8 @@ def concept_tiles(image: torch.Tensor, found: Any, b: int, *, side: int = DISPLA
                   dictionary: Any = None) -> tuple[list[np.ndarray], list[str]]:
     """The tiles of :func:`concept_panel` and their captions: the image, the unconditional map over it, then each
     concept's conditional map over it (the positive relevance, each map on its own scale); with a ``dictionary``
-    (a layer sheet of the layer: a semantic dictionary), each concept's feature visualization beside its map."""
+    (a layer sheet of the layer: a semantic dictionary), each concept's feature visualization beside its map (none
+    where the sheet has no picture of the channel)."""
 
     def over(values: torch.Tensor) -> np.ndarray:
         return overlay(image, values.clamp_min(0), colormap=colormap, percentile=99.5)
@@ -183,8 +184,9 @@ def concept_tiles(image: torch.Tensor, found: Any, b: int, *, side: int = DISPLA
     for k in range(found.channels.shape[1]):
         tiles.append(over(found.maps[b, k]))
         texts.append(f"#{int(found.channels[b, k])}  {float(found.shares[b, k]):+.1%}")
-        if dictionary is not None and dictionary.pictures is not None:
-            tiles.append(to_uint8(dictionary.pictures[int(found.channels[b, k]), 0]))
+        looks = None if dictionary is None else dictionary.picture(int(found.channels[b, k]))
+        if looks is not None:
+            tiles.append(to_uint8(looks[0]))
             texts.append(f"#{int(found.channels[b, k])} looks for")
     return [enlarge(tile, side) if max(tile.shape[:2]) < side else tile for tile in tiles], texts
 
@@ -332,9 +334,10 @@ def channel_sheet(ex: Any, atlas: Any, names: Sequence[str], dictionary: Any = N
     unit = "most relevant unit; relevance share" if relevance else "maximal unit"
     rows = [caption(captioned_grid(patches, [value.format(v) for v in atlas.top_values[c].tolist()], len(patches)),
                     f"top-{len(patches)} patches (receptive field of the {unit})")]
-    if dictionary is not None and dictionary.pictures is not None:
-        looks = [enlarge(to_uint8(p)) for p in dictionary.pictures[c]]
-        rows.insert(0, caption(hstack(looks), "what it looks for (feature visualization, from the layer sheet)"))
+    looks = None if dictionary is None else dictionary.picture(c)
+    if looks is not None:
+        rows.insert(0, caption(hstack([enlarge(to_uint8(p)) for p in looks]),
+                               "what it looks for (feature visualization, from the layer sheet)"))
     tops = [enlarge(with_box(im, box)) for im, box in zip(ex.top_images, ex.top_boxes)]
     rows.append(caption(captioned_grid(tops, names[: len(tops)], len(tops)), "top images, box = patch"))
     if len(ex.bottom_images):
