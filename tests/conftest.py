@@ -154,3 +154,16 @@ def assert_unchanged(before: dict, model: nn.Module) -> None:
     assert after["weights"].keys() == before["weights"].keys()
     for key, value in before["weights"].items():
         assert torch.equal(after["weights"][key], value), key
+
+
+def holds_tile(picture, tile) -> bool:
+    """Whether the uint8 ``(H, W, 3)`` ``tile`` appears, pixel for pixel, somewhere in ``picture`` (a drawn panel)."""
+    import cv2
+    import numpy as np
+
+    picture, tile = np.ascontiguousarray(picture[..., :3]), np.ascontiguousarray(tile[..., :3])
+    if tile.shape[0] > picture.shape[0] or tile.shape[1] > picture.shape[1]:
+        return False
+    differences = cv2.matchTemplate(picture.astype(np.float32), tile.astype(np.float32), cv2.TM_SQDIFF)
+    y, x = np.unravel_index(int(differences.argmin()), differences.shape)  # the closest place, then checked exactly
+    return bool(np.array_equal(picture[y:y + tile.shape[0], x:x + tile.shape[1]], tile))

@@ -83,6 +83,23 @@ class Context:
                            deletion_to="blur")
 
     @functools.cache
+    def concepts(self, model: str, index: int) -> Any:
+        """The ``sizes.concepts`` most relevant channels of the model's default layer for subject ``index``, with
+        their shares and maps (:func:`interpret.concept_relevance`, CRP)."""
+        image = self.batch(model)[index:index + 1]
+        return interpret.concept_relevance(self.handle(model), image, None, layer=self.handle(model).default_layer,
+                                           channels=self.sizes.concepts)
+
+    @functools.cache
+    def concept_pictures(self, model: str) -> Any:
+        """What each channel the concept panels of ``model`` name looks for: one optimization for the channels of
+        every subject's panel (``sizes.concept_steps`` steps; :func:`interpret.layer_sheet` with ``channels``)."""
+        found = [self.concepts(model, b) for b in range(len(self.subjects(model)))]
+        channels = {int(c) for f in found for c in f.channels.flatten()}
+        return interpret.layer_sheet(self.handle(model), found[0].layer, channels=channels,
+                                     steps=self.sizes.concept_steps, progress=self.settings.progress)
+
+    @functools.cache
     def dataset(self, model: str) -> Any:
         """Fashion-MNIST test images for a 28 px gray model when installed, else None."""
         handle = self.handle(model)

@@ -18,7 +18,8 @@ RELEVANCE_SECTION = "Relevance and concepts"
 
 def relevance_cards(ctx: Context, model: str) -> list[Card]:
     """Per image: LRP with each composite (relevance summed over the image beside the explained logit), then the
-    panel of the ``concepts`` most relevant channels of the model's default layer."""
+    panel of the ``concepts`` most relevant channels of the model's default layer, each with what it looks for
+    (the pictures made once per model for every panel's channels, :meth:`Context.concept_pictures`)."""
     cards = []
     layer, top = ctx.handle(model).default_layer, ctx.sizes.concepts
     for b, subject in enumerate(ctx.subjects(model)):
@@ -44,19 +45,19 @@ def relevance_cards(ctx: Context, model: str) -> list[Card]:
             continue
 
         def concepts(b: int = b) -> Output:
-            handle, image = ctx.handle(model), ctx.batch(model)[b:b + 1]
-            found = interpret.concept_relevance(handle, image, None, layer=layer, channels=top)
+            handle, found = ctx.handle(model), ctx.concepts(model, b)
             predicted = int(ctx.probabilities(model)[b].argmax())
-            panel = concept_panel(image[0], found, 0, f"{class_name(handle, predicted)}: top {top} channels of "
-                                                     f"{layer}", columns=4)
+            panel = concept_panel(ctx.batch(model)[b], found, 0, f"{class_name(handle, predicted)}: top {top} "
+                                  f"channels of {layer}", columns=4, dictionary=ctx.concept_pictures(model))
             return Output([(f"the {top} most relevant channels of {layer}", panel)],
                           {f"channel {int(c)}": f"{float(s):+.1%}" for c, s in zip(found.channels[0],
                                                                                   found.shares[0])},
-                          "Each channel's share of the relevance reaching the layer, and where in the image its "
-                          "relevance comes from (positive part, each map on its own scale).")
+                          "Each channel's share of the relevance reaching the layer, where in the image its "
+                          "relevance comes from (positive part, each map on its own scale), and what it looks for "
+                          f"(a feature visualization, {ctx.sizes.concept_steps} steps).")
 
         cards.append(Card(page, "concepts", f"concepts of {layer}", "concepts",
                           {"model": model, "image": subject.name, "target": "predicted class", "layer": layer,
-                           "top": top, "backend": "lrp", "composite": "epsilon_plus_flat"}, concepts,
-                          RELEVANCE_SECTION))
+                           "top": top, "backend": "lrp", "composite": "epsilon_plus_flat",
+                           "picture_steps": ctx.sizes.concept_steps}, concepts, RELEVANCE_SECTION))
     return cards

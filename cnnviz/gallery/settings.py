@@ -38,6 +38,8 @@ class Budget:
         style_steps: style-transfer steps; style_size: its image side.
         methods: the attribution methods shown (None: every registered one).
         concepts: channels in the concepts panel of each image (CRP at the model's default layer).
+        concept_steps: optimizer steps of the pictures of what those channels look for (one optimization per
+            model, for every channel the panels name).
     """
 
     images: int
@@ -58,6 +60,7 @@ class Budget:
     style_size: int
     methods: tuple[str, ...] | None = None
     concepts: int = 6
+    concept_steps: int = 64
 
 
 # A few of each family, all of which run in seconds per image on two CPU cores (Score-CAM's one forward
@@ -71,10 +74,10 @@ QUICK = Budget(images=3, attribution={"samples": 10, "steps": 16, "window": 48, 
                curve_steps=16,
                layers=3, atlas_images=2000, atlas_channels=8, atlas_top=5, classes=3, actmax_steps=256,
                inversion_steps=96, dream_steps=10, attack_steps=10, fooling_steps=100, fooling_classes=2,
-               style_steps=60, style_size=224, methods=QUICK_METHODS)
+               style_steps=60, style_size=224, methods=QUICK_METHODS, concept_steps=32)
 FULL = Budget(images=6, attribution={}, curve_steps=32, layers=5, atlas_images=10000, atlas_channels=16,
               atlas_top=8, classes=8, actmax_steps=512, inversion_steps=300, dream_steps=10, attack_steps=40,
-              fooling_steps=300, fooling_classes=6, style_steps=300, style_size=320)
+              fooling_steps=300, fooling_classes=6, style_steps=300, style_size=320, concept_steps=128)
 
 
 @dataclass

@@ -31,7 +31,7 @@ HOSTILE = "<img src=x onerror=alert(1)> & \"'cat'"
 TINY = Budget(images=1, attribution={"samples": 2, "steps": 2, "window": 112, "stride": 112, "masks": 8}, curve_steps=2, layers=2,
               atlas_images=40, atlas_channels=2, atlas_top=2, classes=2, actmax_steps=2, inversion_steps=2,
               dream_steps=2, attack_steps=1, fooling_steps=2, fooling_classes=1, style_steps=2, style_size=48,
-              methods=("occlusion", "gradient", "gradcam", "rise"))
+              methods=("occlusion", "gradient", "gradcam", "rise"), concept_steps=2)
 
 
 # ---------------------------------------------------------------- helpers

@@ -17,6 +17,7 @@ from cnnviz.cli.dense import add_dense_flags, explain_dense, is_dense
 from cnnviz.cli.figures import add_chart_format
 from cnnviz.cli.method_options import add_method_options, method_kwargs
 from cnnviz.cli.options import add_images, add_model, add_out, checked, load_batch, load_handle, numbered, output_dir
+from cnnviz.cli.pictures import add_pictures, channel_pictures
 from cnnviz.cli.registry import Run, command
 from cnnviz.interpret import Method, class_index, methods
 from cnnviz.interpret.core import session
@@ -139,8 +140,9 @@ def explain(parser: argparse.ArgumentParser) -> Run:
                         help="png panels only (default), or also each panel as svg / pdf vector graphics for "
                              "papers (image, map, overlay and a numbered colour bar)")
     parser.add_argument("--sheet", metavar="FILE",
-                        help="the layer's sheet (cnnviz microscope's sheet.npz): the concept panel (CRP) then shows "
-                             "what each of its channels looks for")
+                        help="the layer's sheet (cnnviz microscope's sheet.npz): the concept panel (CRP) takes what "
+                             "each of its channels looks for from it instead of making the pictures")
+    add_pictures(parser, "the concept panel (CRP)")
     add_dense_flags(parser)
 
     def run(args: argparse.Namespace) -> None:
@@ -166,6 +168,10 @@ def explain(parser: argparse.ArgumentParser) -> Run:
             found = explain_one(handle, method, batch, target, names=names,
                                 files=[f"{stem}-{method.name}" for stem in stems], layer=args.layer,
                                 options=method_kwargs(args, method), probs=probs, detail=True, npy=args.npy)
+            looks = dictionary
+            if looks is None and found.detail is not None:  # the concepts' channels, over every image
+                looks = channel_pictures(args, handle, found.detail.layer, found.detail.channels.flatten().tolist(),
+                                         instead="give --sheet (cnnviz microscope) or fewer images")
             for i, record in enumerate(found.records):
                 path = save_image(out / record["png"],
                                   explanation_panel(batch[i], found.flat[i], found.titles[i], colormap=args.colormap))
@@ -179,7 +185,7 @@ def explain(parser: argparse.ArgumentParser) -> Run:
                 if found.detail is not None:  # the method's own panel: for concepts, each concept's share and map
                     panel = save_image(out / f"{path.stem}-panel.png",
                                        detail_panel(batch[i], found.detail, i, found.titles[i], colormap=args.colormap,
-                                                    dictionary=dictionary))
+                                                    dictionary=looks))
                     record.update(panel=panel.name, detail=found.detail.record(i))
                     print(f"{panel}  ({found.detail.summary(i)})")
                 write_json(path.with_suffix(".json"), record)

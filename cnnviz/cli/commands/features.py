@@ -22,6 +22,7 @@ from cnnviz.cli.options import (
     load_handle,
     output_dir,
 )
+from cnnviz.cli.pictures import add_pictures, channel_pictures
 from cnnviz.cli.registry import Run, command
 from cnnviz.interpret import class_index
 from cnnviz.interpret.attribution import BACKENDS, COMPOSITES, relevance_ranking
@@ -210,7 +211,9 @@ def write_index(handle: ModelHandle, atlas: Atlas, dataset: Dataset, out: Path) 
                      "--by relevance ranks instead by relevance maximization (CRP): the channel's share of the\n"
                      "relevance for the predicted class (or --target), the patch at its most relevant unit.\n"
                      "Writes OUT/channels/channel-NNNN.png, OUT/atlas.png (best patch per channel) and\n"
-                     "OUT/index.json. Runs unchanged under torchrun (one shard per process, NCCL or gloo).\n\n"
+                     "OUT/index.json. Each channel's page starts with what the channel looks for (a feature\n"
+                     "visualization of the channels drawn, up to 64, made after the scan; or from --sheet).\n"
+                     "Runs unchanged under torchrun (one shard per process, NCCL or gloo).\n\n"
                      "examples:\n"
                      "  cnnviz atlas --model efficientnet_lite0 --layer blocks.5 --data photos/ --top 9\n"
                      "  cnnviz atlas --model fashion_cnn --layer features.block2.act --data fashion-mnist\n"
@@ -241,8 +244,9 @@ def atlas_command(parser: argparse.ArgumentParser) -> Run:
     parser.add_argument("--composite", choices=COMPOSITES, default="epsilon_plus_flat",
                         help="--by relevance, backend lrp: the LRP rules (default: epsilon_plus_flat)")
     parser.add_argument("--sheet", metavar="FILE",
-                        help="the layer's sheet (cnnviz microscope's sheet.npz): each channel's page then shows what "
-                             "it looks for")
+                        help="the layer's sheet (cnnviz microscope's sheet.npz): each channel's page takes what it "
+                             "looks for from it instead of making the pictures")
+    add_pictures(parser, "the atlas")
     add_out(parser, "cnnviz-atlas")
 
     def run(args: argparse.Namespace) -> None:
@@ -272,6 +276,10 @@ def atlas_command(parser: argparse.ArgumentParser) -> Run:
             if args.no_images:
                 path = write_index(handle, atlas, open_dataset(args.data), out)
             else:
+                if dictionary is None:
+                    dictionary = channel_pictures(args, handle, atlas.layer, channels,
+                                                  instead="give --channels (at most that many) or --sheet (cnnviz "
+                                                          "microscope --layer LAYER)")
                 path = write_atlas(handle, atlas, args.data, out, channels, dictionary)
             shards = f" in {group.world} processes" if group.world > 1 else ""
             print(f"{path}  ({atlas.channels} channels, {atlas.count} images{shards}, by {atlas.ranked_by}; "

@@ -12,7 +12,7 @@ import torch
 
 from cnnviz import interpret, zoo
 from cnnviz.interpret.inside import LayerSheet, layer_channels, layer_sheet, stuck
-from cnnviz.interpret.optimize import objectives, unit_pictures
+from cnnviz.interpret.optimize import objectives, unit_pictures, unmoved
 from cnnviz.interpret.optimize.objectives import Context
 from cnnviz.zoo.core import CnnvizError
 
@@ -73,7 +73,9 @@ def test_bad_input_is_one_line(fashion, data):
                         (lambda: layer_sheet(fashion, LAYER, top=0, progress=False), "top must be at least 1"),
                         (lambda: layer_sheet(fashion, LAYER, steps=0, progress=False), "steps must be at least 1"),
                         (lambda: layer_sheet(fashion, LAYER, diversity=0, progress=False),
-                         "diversity must be at least 1")]:
+                         "diversity must be at least 1"),
+                        (lambda: layer_sheet(fashion, LAYER, channels=[3, 16], progress=False),
+                         "has channels 0 to 15, not 16")]:
         with pytest.raises(CnnvizError, match=words) as caught:
             call()
         assert len(str(caught.value).splitlines()) == 1
@@ -91,3 +93,24 @@ def test_a_sheet_read_back_for_other_weights_is_refused(fashion, data):
     with pytest.raises(CnnvizError, match="other weights") as caught:
         LayerSheet.from_arrays(changed, sheet.to_arrays())
     assert len(str(caught.value).splitlines()) == 1
+
+
+def test_a_sheet_of_some_channels_holds_theirs_as_unit_pictures_makes_them_and_reads_back(fashion):
+    from types import SimpleNamespace as Found
+
+    from cnnviz.interpret.views.sheets import concept_tiles
+
+    sheet = layer_sheet(fashion, LAYER, channels=[7, 2, 7, 8], steps=3, progress=False)
+    oracle = unit_pictures(fashion, LAYER, [2, 7, 8], steps=3, progress=False).cpu()
+    assert all(torch.equal(sheet.picture(c), oracle[i]) for i, c in enumerate([2, 7, 8]))
+    assert [c for c in range(16) if sheet.picture(c) is not None] == [2, 7, 8]
+    assert [u["pictures"] for u in sheet.to_dict()["units"]] == [int(c in (2, 7, 8)) for c in range(16)]
+    by_hand = [unmoved(fashion, f"{LAYER}:{c}", oracle[i:i + 1, 0])[0] is not None for i, c in enumerate([2, 7, 8])]
+    assert sheet.still[[2, 7, 8]].tolist() == by_hand and not sheet.still[[0, 1, 3]].any()
+    again = LayerSheet.from_arrays(fashion, sheet.to_arrays())
+    assert torch.equal(again.made, sheet.made) and again.picture(3) is None
+    assert all(torch.allclose(again.picture(c), sheet.picture(c), atol=0.5 / 255) for c in (2, 7, 8))
+    found = Found(layer=LAYER, channels=torch.tensor([[7, 5]]), shares=torch.tensor([[0.5, 0.1]]),
+                  maps=torch.rand(1, 2, 28, 28), total=torch.rand(1, 1, 28, 28))
+    _, texts = concept_tiles(torch.rand(1, 28, 28), found, 0, dictionary=again)
+    assert [t for t in texts if "looks for" in t] == ["#7 looks for"]  # channel 5 has no picture: none is drawn
