@@ -251,6 +251,31 @@ def test_the_relevance_section_shows_lrp_per_composite_and_the_concepts_panel(tm
     assert RELEVANCE_SECTION in html and all(f"{CARDS_DIR}/{page.slug}/{c.id}-0.png" in html for c in cards)
 
 
+def test_concept_cards_show_what_their_channels_look_for_made_once_per_model(monkeypatch: pytest.MonkeyPatch) -> None:
+    from dataclasses import replace
+
+    from cnnviz.gallery.context import Context
+    from cnnviz.gallery.relevance import relevance_cards
+    from cnnviz.interpret.optimize import unit_pictures
+    from cnnviz.interpret.views.pixels import enlarge, to_uint8
+    from cnnviz.interpret.views.sheets import DISPLAY
+    from tests.conftest import holds_tile
+
+    ctx = Context(Settings(models=["fashion_cnn"], budget=replace(TINY, concepts=2, images=2)))
+    made, real = [], interpret.layer_sheet
+    monkeypatch.setattr(interpret, "layer_sheet", lambda *a, **k: made.append(sorted(k["channels"])) or real(*a, **k))
+    panels = [card.compute().images[0][1] for card in relevance_cards(ctx, "fashion_cnn") if card.id == "concepts"]
+    handle = ctx.handle("fashion_cnn")
+    layer = handle.default_layer
+    shown = [interpret.concept_relevance(handle, ctx.batch("fashion_cnn")[b:b + 1], None, layer=layer,
+                                        channels=2).channels[0].tolist() for b in range(2)]
+    channels = sorted({c for each in shown for c in each})
+    assert len(panels) == 2 and made == [channels]  # one optimization for both cards' channels
+    oracle = unit_pictures(handle, layer, channels, steps=TINY.concept_steps, progress=False).cpu()
+    for panel, each in zip(panels, shown):
+        assert all(holds_tile(panel, enlarge(to_uint8(oracle[channels.index(c), 0]), DISPLAY)) for c in each)
+
+
 # ---------------------------------------------------------------- real builds (fashion_cnn, tiny budget)
 
 @pytest.mark.slow

@@ -115,7 +115,7 @@ def test_cnnviz_explain_concepts_draws_a_panel_of_the_top_k_with_their_shares(fa
 
     k = 3
     assert main(["explain", "concepts", "--model", "fashion_cnn", "--image", "chelsea", "--layer", LAYER,
-                 "--top", str(k), "--device", "cpu", "--out", str(tmp_path)]) == 0
+                 "--top", str(k), "--no-pictures", "--device", "cpu", "--out", str(tmp_path)]) == 0
     printed = capsys.readouterr().out
     record = json.loads((tmp_path / "chelsea-concepts.json").read_text())
     found = interpret.concept_relevance(fashion, fashion.prepare([zoo.load_image("chelsea")]), None, layer=LAYER,

@@ -268,7 +268,7 @@ def test_model_unchanged_and_hooks_gone_after_success_and_error(tiny):
 def test_cli_atlas_writes_sheets_overview_and_index(photo_folder, tmp_path, capsys):
     out = tmp_path / "atlas"
     code = main(["atlas", "--layer", "blocks.3", "--data", str(photo_folder), "--top", "3", "--bottom", "2",
-                 "--channels", "0-1,39", "--out", str(out), "--device", "cpu"])
+                 "--channels", "0-1,39", "--no-pictures", "--out", str(out), "--device", "cpu"])
     assert code == 0
     assert sorted(p.name for p in (out / "channels").iterdir()) == [
         "channel-0000.png", "channel-0001.png", "channel-0039.png"]
