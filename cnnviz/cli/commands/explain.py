@@ -126,6 +126,7 @@ def _matplotlib_name(colormap: str) -> str:
                      "  cnnviz explain gradcam --image chelsea\n"
                      "  cnnviz explain gradcam occlusion --image chelsea coffee --out maps/\n"
                      "  cnnviz explain all --image photos/ --target 'tiger cat' --npy\n"
+                     "  cnnviz explain concepts --image chelsea --pictures-steps 64   (each concept's picture too)\n"
                      "  cnnviz explain occlusion --image coffee --window 48 --stride 16 --fill blur\n"
                      "  cnnviz explain gradcam --model torchvision:fcn_resnet50 --weights random --image chelsea "
                      "--target cat --region 40,40,180,200\n"
