@@ -82,8 +82,9 @@ def export_units(out: str | Path, handle: ModelHandle, layer: str, channels: Seq
         weights = work.unit_filter(handle, layer, channel)
         if weights is not None:
             write(f"{name}-filter.png", drawing.image_png(weights, side=96))
-        if sheet.pictures is not None:
-            write(f"{name}-actmax.png", drawing.image_png(sheet.pictures[channel, 0].numpy()))
+        looks = sheet.picture(channel)  # None: the sheet has no picture of it
+        if looks is not None:
+            write(f"{name}-actmax.png", drawing.image_png(looks[0].numpy()))
         patches = None
         if channel in examples:
             patches = []
@@ -97,7 +98,7 @@ def export_units(out: str | Path, handle: ModelHandle, layer: str, channels: Seq
             "data": len(dataset) if dataset is not None else 0, "patches": patches,
             "picture_src": f"{FILES_DIR}/{stem}-image.png", "activation_src": f"{FILES_DIR}/{name}-activation.png",
             "filter_src": f"{FILES_DIR}/{name}-filter.png" if weights is not None else None,
-            "actmax_src": f"{FILES_DIR}/{name}-actmax.png" if sheet.pictures is not None else None,
+            "actmax_src": f"{FILES_DIR}/{name}-actmax.png" if looks is not None else None,
             "actmax_steps": sheet.steps, "words": unit_words(sheet, channel, label(channel)),
             "mean": float(maps[channel].mean()), "max": float(maps[channel].max())}
         html = env.get_template("unit.html").render(**context)
@@ -105,7 +106,7 @@ def export_units(out: str | Path, handle: ModelHandle, layer: str, channels: Seq
     zoo.atomic_write(inside(root, folder / STYLESHEET.name), lambda f: f.write(STYLESHEET.read_bytes()))
     index = env.get_template("units_index.html").render(
         exported=True, model=handle.name, layer=layer,
-        units=[(c, f"{stem}-{c}.html", f"{FILES_DIR}/{stem}-{c}-actmax.png" if sheet.pictures is not None else None,
+        units=[(c, f"{stem}-{c}.html", f"{FILES_DIR}/{stem}-{c}-actmax.png" if sheet.picture(c) is not None else None,
                 unit_words(sheet, c, label(c))) for c in channels])
     pages.append(zoo.atomic_write(inside(root, folder / "index.html"), lambda f: f.write(index.encode())))
     return pages

@@ -82,9 +82,9 @@ def unit_card(sheet: Any, channel: int, top_images: Sequence[torch.Tensor] = (),
     """One channel: its feature visualizations, beside them its top patches (the receptive field of the maximal unit in
     each of ``top_images``, the items of the sheet's atlas), captioned with its words."""
     rows = []
-    if sheet.pictures is not None:
-        pictures = [fit(enlarge(to_uint8(p), side), side) for p in sheet.pictures[channel]]
-        rows.append(caption(hstack(pictures, pad=2), "looks for"))
+    looks = sheet.picture(channel)  # None: the sheet has no picture of it
+    if looks is not None:
+        rows.append(caption(hstack([fit(enlarge(to_uint8(p), side), side) for p in looks], pad=2), "looks for"))
     if len(top_images) and sheet.atlas is not None:
         atlas = sheet.atlas
         patches = [fit(enlarge(patch_tile(im, atlas.box(channel, r, clip=False), atlas.input_size), side), side)
