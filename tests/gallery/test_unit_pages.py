@@ -137,3 +137,12 @@ def test_unit_pages_and_their_index_show_the_sheet_and_each_unit_s_label(tmp_pat
     index = pages[-1].read_text()
     assert "Bag (IoU 0.2)" in index and index.count('-actmax.png"') == 2
     assert all((pages[-1].parent / f"files/{p.stem}-actmax.png").is_file() for p in pages[:-1])
+
+
+def test_a_sheet_of_some_channels_gives_only_their_pages_a_picture(fashion, tmp_path):
+    sheet = interpret.layer_sheet(fashion, "features.block1", channels=[1], steps=2, progress=False)
+    export_units(tmp_path, fashion, "features.block1", [0, 1], image="coffee", sheet=sheet)
+    files = tmp_path / "units" / "files"
+    assert [p.name.rsplit("-", 2)[-2] for p in files.glob("*-actmax.png")] == ["1"]
+    pages = {p.name.rsplit("-", 1)[-1]: p.read_text(encoding="utf-8") for p in (tmp_path / "units").glob("*-?.html")}
+    assert "-actmax.png" in pages["1.html"] and "-actmax.png" not in pages["0.html"]
