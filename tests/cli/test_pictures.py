@@ -64,3 +64,50 @@ def test_atlas_pages_hold_the_pictures_and_past_the_limit_one_line_says_how(cli,
     said = [line for line in out.splitlines() if "no pictures" in line]
     assert len(said) == 1 and "4 channels" in said[0] and "--channels" in said[0] and "--sheet" in said[0]
     assert len(list((tmp_path / "many" / "channels").glob("*.png"))) == 4
+
+
+def _dissection(fashion, layer: str, fingerprint: str | None = None) -> str:
+    """A dissection of ``layer`` of fashion_cnn: channel 2 a Bag detector, the rest weak Shirts."""
+    from cnnviz.interpret.core import weights_digest
+    from cnnviz.interpret.inside import Dissection, UnitLabel
+    from cnnviz.interpret.inside.unit_labels import Threshold
+
+    return Dissection(layer=layer, model="fashion_cnn", fingerprint=fingerprint or weights_digest(fashion.model,
+                                                                                                 fashion.name),
+                      data="scenes", images=4, map_size=(14, 14), concepts=("Bag", "Shirt"), detector_iou=0.04,
+                      threshold=Threshold(0.005, (1.0,) * 64),
+                      units=[UnitLabel(c, "Bag" if c == 2 else "Shirt", 0.2 if c == 2 else 0.01, c == 2)
+                             for c in range(64)]).to_json()
+
+
+def test_a_dissection_names_the_channels_drawn_and_a_stale_one_is_refused(cli, fashion, tmp_path):
+    from types import SimpleNamespace as Found
+
+    import torch
+
+    from cnnviz.interpret.inside import read_dissection
+    from cnnviz.interpret.views.sheets import concept_tiles
+
+    labels = tmp_path / "dissection.json"
+    labels.write_text(_dissection(fashion, LAYER))
+    found = Found(layer=LAYER, channels=torch.tensor([[2, 5]]), shares=torch.tensor([[0.5, 0.1]]),
+                  maps=torch.rand(1, 2, 28, 28), total=torch.rand(1, 1, 28, 28))
+    _, texts = concept_tiles(torch.rand(1, 28, 28), found, 0, labels=read_dissection(fashion, labels, LAYER))
+    assert texts[2:] == ["#2  +50.0%  Bag (IoU 0.2)", "#5  +10.0%  weak: Shirt? (IoU 0.01)"]
+
+    explain = ("explain", "concepts", "--model", "fashion_cnn", "--image", "coffee", "--layer", LAYER, "--top", 2,
+               "--no-pictures", "--device", "cpu")
+    panels = {}
+    for name, extra in (("named", ("--dissection", labels)), ("plain", ())):
+        code, _, err = cli(*explain, *extra, "--out", tmp_path / name)
+        assert code == 0, err
+        panels[name] = np.asarray(Image.open(next((tmp_path / name).glob("*-panel.png"))))
+    assert panels["named"].shape != panels["plain"].shape or (panels["named"] != panels["plain"]).any()
+
+    stale, other = tmp_path / "stale.json", tmp_path / "other.json"
+    stale.write_text(_dissection(fashion, LAYER, fingerprint="other weights"))
+    other.write_text(_dissection(fashion, "features.block1"))
+    for bad, words in ((stale, "other weights"), (other, "features.block1")):
+        code, _, err = cli(*explain, "--dissection", bad, "--out", tmp_path / "never")
+        assert code == 2 and len(err.strip().splitlines()) == 1 and words in err
+        assert not (tmp_path / "never").exists()

@@ -17,7 +17,7 @@ from cnnviz.cli.dense import add_dense_flags, explain_dense, is_dense
 from cnnviz.cli.figures import add_chart_format
 from cnnviz.cli.method_options import add_method_options, method_kwargs
 from cnnviz.cli.options import add_images, add_model, add_out, checked, load_batch, load_handle, numbered, output_dir
-from cnnviz.cli.pictures import add_pictures, channel_pictures
+from cnnviz.cli.pictures import add_pictures, channel_pictures, given_labels, given_sheet
 from cnnviz.cli.registry import Run, command
 from cnnviz.interpret import Method, class_index, methods
 from cnnviz.interpret.core import session
@@ -46,7 +46,7 @@ from cnnviz.zoo.core import NonNegativeFloat, NonNegativeInt, OpenUnitInterval, 
 from cnnviz.zoo.core import CnnvizError
 from cnnviz.zoo.core import write_json
 from cnnviz.zoo.data import expand_sources
-from cnnviz.zoo.handle import ModelHandle, layer_name
+from cnnviz.zoo.handle import ModelHandle
 
 FAMILY = "attribution"
 
@@ -140,24 +140,14 @@ def explain(parser: argparse.ArgumentParser) -> Run:
     parser.add_argument("--format", choices=charts.FORMATS, default="png",
                         help="png panels only (default), or also each panel as svg / pdf vector graphics for "
                              "papers (image, map, overlay and a numbered colour bar)")
-    parser.add_argument("--sheet", metavar="FILE",
-                        help="the layer's sheet (cnnviz microscope's sheet.npz): the concept panel (CRP) takes what "
-                             "each of its channels looks for from it instead of making the pictures")
     add_pictures(parser, "the concept panel (CRP)")
     add_dense_flags(parser)
 
     def run(args: argparse.Namespace) -> None:
         chosen = _chosen(args)
         handle, target, names, batch = _setup(args)
-        dictionary = None
-        if args.sheet:
-            from cnnviz.interpret.inside import load_sheet
-
-            dictionary = load_sheet(handle, Path(args.sheet))
-            explained = args.layer or handle.default_layer
-            if explained is not None and layer_name(handle.model, handle.layer(explained)) != dictionary.layer:
-                raise CnnvizError(f"--sheet is the sheet of {dictionary.layer}, but the layer explained is "
-                                  f"{explained}: give --layer {dictionary.layer} or that layer's sheet")
+        explained = args.layer or handle.default_layer
+        dictionary, labels = given_sheet(args, handle, explained), given_labels(args, handle, explained)
         out = output_dir(args.out)
         if is_dense(handle, args):  # a region of a segmentation or a detector's box, not a class
             explain_dense(args, chosen, handle, target, names, batch, out)
@@ -186,7 +176,7 @@ def explain(parser: argparse.ArgumentParser) -> Run:
                 if found.detail is not None:  # the method's own panel: for concepts, each concept's share and map
                     panel = save_image(out / f"{path.stem}-panel.png",
                                        detail_panel(batch[i], found.detail, i, found.titles[i], colormap=args.colormap,
-                                                    dictionary=looks))
+                                                    dictionary=looks, labels=labels))
                     record.update(panel=panel.name, detail=found.detail.record(i))
                     print(f"{panel}  ({found.detail.summary(i)})")
                 write_json(path.with_suffix(".json"), record)

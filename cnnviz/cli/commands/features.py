@@ -22,14 +22,14 @@ from cnnviz.cli.options import (
     load_handle,
     output_dir,
 )
-from cnnviz.cli.pictures import add_pictures, channel_pictures
+from cnnviz.cli.pictures import add_pictures, channel_pictures, given_labels, given_sheet
 from cnnviz.cli.registry import Run, command
 from cnnviz.interpret import class_index
 from cnnviz.interpret.attribution import BACKENDS, COMPOSITES, relevance_ranking
 from cnnviz.interpret.core import session
 from cnnviz.interpret.inside import (
-    Atlas, FILTER_MODES, LayerSheet, channel_examples, channel_order, conv_weight, feature_maps, filter_mode, filters,
-    neuron_atlas, receptive_fields, verify_receptive_field,
+    Atlas, Dissection, FILTER_MODES, LayerSheet, channel_examples, channel_order, conv_weight, feature_maps,
+    filter_mode, filters, neuron_atlas, receptive_fields, verify_receptive_field,
 )
 from cnnviz.interpret.views import DEFAULT_COLORMAP, atlas_overview, channel_sheet, feature_map_grid, filter_grid
 from cnnviz.zoo import safe_name, save_image
@@ -37,7 +37,7 @@ from cnnviz.zoo.core import ImageSide, NonNegativeInt, PositiveInt
 from cnnviz.zoo.core import CnnvizError
 from cnnviz.zoo.core import write_json
 from cnnviz.zoo.data import image_name, open_dataset
-from cnnviz.zoo.handle import ModelHandle, layer_name
+from cnnviz.zoo.handle import ModelHandle
 
 # ---------------------------------------------------------------- filters
 
@@ -181,15 +181,16 @@ def parse_channels(text: str | None, total: int | None) -> list[int]:
 
 
 def write_atlas(handle: ModelHandle, atlas: Atlas, data: str, out: Path, channels: list[int],
-                dictionary: LayerSheet | None = None) -> Path:
-    """Per-channel sheets (with what each channel looks for, from ``dictionary``), an overview of every channel's
+                dictionary: LayerSheet | None = None, labels: Dissection | None = None) -> Path:
+    """Per-channel sheets (with what each channel looks for, from ``dictionary``, and its dissection label, from
+    ``labels``), an overview of every channel's
     best patch, and ``index.json``."""
     dataset = open_dataset(data)
     sheets = out / "channels"
     drawn = []
     for ex in channel_examples(handle, atlas, dataset, channels):
         names = [image_name(dataset, int(i)) for i in atlas.top_indices[ex.channel]]
-        save_image(sheets / f"channel-{ex.channel:04d}.png", channel_sheet(ex, atlas, names, dictionary))
+        save_image(sheets / f"channel-{ex.channel:04d}.png", channel_sheet(ex, atlas, names, dictionary, labels))
         drawn.append(ex)
     overview = atlas_overview(drawn, atlas, f"{handle.name} {atlas.layer}: best patch of each channel over "
                                             f"{atlas.count} images")
@@ -243,9 +244,6 @@ def atlas_command(parser: argparse.ArgumentParser) -> Run:
                              "LRP cannot canonize)")
     parser.add_argument("--composite", choices=COMPOSITES, default="epsilon_plus_flat",
                         help="--by relevance, backend lrp: the LRP rules (default: epsilon_plus_flat)")
-    parser.add_argument("--sheet", metavar="FILE",
-                        help="the layer's sheet (cnnviz microscope's sheet.npz): each channel's page takes what it "
-                             "looks for from it instead of making the pictures")
     add_pictures(parser, "the atlas")
     add_out(parser, "cnnviz-atlas")
 
@@ -256,13 +254,8 @@ def atlas_command(parser: argparse.ArgumentParser) -> Run:
         with session(args.device) as (group, device):
             args.device = str(device)
             handle = load_handle(args)
-            dictionary = None
-            if args.sheet:  # refused before the pass when made from other weights or for another layer
-                from cnnviz.interpret.inside import load_sheet
-
-                dictionary = load_sheet(handle, Path(args.sheet))
-                if dictionary.layer != layer_name(handle.model, handle.layer(args.layer)):
-                    raise CnnvizError(f"--sheet is the sheet of {dictionary.layer}, not of {args.layer}")
+            # refused before the pass when made from other weights or for another layer
+            dictionary, labels = given_sheet(args, handle, args.layer), given_labels(args, handle, args.layer)
             score = None
             if args.by == "relevance":
                 target = class_index(handle, args.target) if args.target is not None else None
@@ -280,7 +273,7 @@ def atlas_command(parser: argparse.ArgumentParser) -> Run:
                     dictionary = channel_pictures(args, handle, atlas.layer, channels,
                                                   instead="give --channels (at most that many) or --sheet (cnnviz "
                                                           "microscope --layer LAYER)")
-                path = write_atlas(handle, atlas, args.data, out, channels, dictionary)
+                path = write_atlas(handle, atlas, args.data, out, channels, dictionary, labels)
             shards = f" in {group.world} processes" if group.world > 1 else ""
             print(f"{path}  ({atlas.channels} channels, {atlas.count} images{shards}, by {atlas.ranked_by}; "
                   f"{len(atlas.dead)} dead: {atlas.dead[:20]}{' ...' if len(atlas.dead) > 20 else ''})")

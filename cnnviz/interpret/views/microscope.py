@@ -21,27 +21,8 @@ from typing import Any
 import torch
 
 from cnnviz.interpret.views.pixels import caption, captioned_grid, enlarge, fit, hstack, to_uint8
+from cnnviz.interpret.views.labels import Label, label_words
 from cnnviz.interpret.views.sheets import Picture, patch_tile, picture
-
-Label = Any  # a dissection's unit (:class:`~interpret.inside.UnitLabel`): ``concept``, ``iou``, ``detector``
-
-
-def label_words(label: Label | None) -> str:
-    """A unit's dissection label with its IoU beside it, so that a weak label reads weak (below the dissection's
-    detector IoU it is marked as a guess).
-
-    Example:
-        >>> from cnnviz.interpret.inside import UnitLabel
-        >>> label_words(UnitLabel(3, "Sneaker", 0.21, True))
-        'Sneaker (IoU 0.21)'
-        >>> label_words(UnitLabel(4, "Bag", 0.012, False))
-        'weak: Bag? (IoU 0.012)'
-    """
-    if label is None or getattr(label, "concept", None) is None:
-        return ""
-    iou = float(label.iou)
-    return f"{label.concept} (IoU {iou:.2g})" if label.detector else f"weak: {label.concept}? (IoU {iou:.2g})"
-
 
 def unit_words(sheet: Any, channel: int, label: Label | None = None) -> str:
     """What a page prints beside a channel: dead, or its mean and how often it is zero; its label if any.

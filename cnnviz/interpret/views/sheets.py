@@ -47,6 +47,7 @@ from matplotlib.figure import Figure
 from cnnviz.interpret.attack.adversarial import AttackReport, amplified_difference
 from cnnviz.interpret.attribution.concept_maps import ConceptRelevance
 from cnnviz.interpret.views import charts
+from cnnviz.interpret.views.labels import label_words
 from cnnviz.interpret.views.pixels import (
     DEFAULT_COLORMAP,
     TILE,
@@ -171,11 +172,12 @@ def explanation_panel(image: torch.Tensor, values: torch.Tensor, title: str, *, 
 
 def concept_tiles(image: torch.Tensor, found: Any, b: int, *, side: int = DISPLAY,
                   colormap: str = DEFAULT_COLORMAP,
-                  dictionary: Any = None) -> tuple[list[np.ndarray], list[str]]:
+                  dictionary: Any = None, labels: Any = None) -> tuple[list[np.ndarray], list[str]]:
     """The tiles of :func:`concept_panel` and their captions: the image, the unconditional map over it, then each
     concept's conditional map over it (the positive relevance, each map on its own scale); with a ``dictionary``
     (a layer sheet of the layer: a semantic dictionary), each concept's feature visualization beside its map (none
-    where the sheet has no picture of the channel)."""
+    where the sheet has no picture of the channel); with ``labels`` (the layer's network dissection), each
+    channel's label and IoU in its caption."""
 
     def over(values: torch.Tensor) -> np.ndarray:
         return overlay(image, values.clamp_min(0), colormap=colormap, percentile=99.5)
@@ -183,7 +185,9 @@ def concept_tiles(image: torch.Tensor, found: Any, b: int, *, side: int = DISPLA
     tiles, texts = [to_uint8(image), over(found.total[b])], [found.layer, "all channels"]
     for k in range(found.channels.shape[1]):
         tiles.append(over(found.maps[b, k]))
-        texts.append(f"#{int(found.channels[b, k])}  {float(found.shares[b, k]):+.1%}")
+        channel = int(found.channels[b, k])
+        named = label_words(None if labels is None else labels.label(channel))
+        texts.append(f"#{channel}  {float(found.shares[b, k]):+.1%}" + (f"  {named}" if named else ""))
         looks = None if dictionary is None else dictionary.picture(int(found.channels[b, k]))
         if looks is not None:
             tiles.append(to_uint8(looks[0]))
@@ -192,7 +196,7 @@ def concept_tiles(image: torch.Tensor, found: Any, b: int, *, side: int = DISPLA
 
 
 def concept_panel(image: torch.Tensor, found: Any, b: int, title: str, *, colormap: str = DEFAULT_COLORMAP,
-                  columns: int = 8, dictionary: Any = None) -> Picture:
+                  columns: int = 8, dictionary: Any = None, labels: Any = None) -> Picture:
     """Image ``b``'s concepts (a :class:`~interpret.attribution.ConceptRelevance`): the image, its unconditional
     relevance, then per concept, most relevant first, its channel, its share of the relevance and its conditional
     map over the image; ``columns`` tiles a row, captioned with ``title``.
@@ -204,16 +208,17 @@ def concept_panel(image: torch.Tensor, found: Any, b: int, title: str, *, colorm
         >>> concept_panel(torch.rand(1, 28, 28), found, 0, "concepts").shape[1] == 4 * DISPLAY + 3 * 4
         True
     """
-    tiles, texts = concept_tiles(image, found, b, colormap=colormap, dictionary=dictionary)
+    tiles, texts = concept_tiles(image, found, b, colormap=colormap, dictionary=dictionary, labels=labels)
     return picture(caption(captioned_grid(tiles, texts, min(columns, len(tiles))), title))
 
 
 def detail_panel(image: torch.Tensor, found: Any, b: int, title: str, *,
-                 colormap: str = DEFAULT_COLORMAP, dictionary: Any = None) -> Picture:
+                 colormap: str = DEFAULT_COLORMAP, dictionary: Any = None, labels: Any = None) -> Picture:
     """The panel of image ``b`` in a method's full result (``Method.detail``): the concept panel for CRP (with
-    each concept's feature visualization from ``dictionary``, a layer sheet, when given)."""
+    each concept's feature visualization from ``dictionary``, a layer sheet, and its dissection label from
+    ``labels``, when given)."""
     if isinstance(found, ConceptRelevance):
-        return concept_panel(image, found, b, title, colormap=colormap, dictionary=dictionary)
+        return concept_panel(image, found, b, title, colormap=colormap, dictionary=dictionary, labels=labels)
     raise CnnvizError(f"no panel is drawn for a {type(found).__name__}")
 
 
@@ -316,7 +321,7 @@ def with_box(image: torch.Tensor, box: Any) -> np.ndarray:
     return canvas
 
 
-def channel_sheet(ex: Any, atlas: Any, names: Sequence[str], dictionary: Any = None) -> Picture:
+def channel_sheet(ex: Any, atlas: Any, names: Sequence[str], dictionary: Any = None, labels: Any = None) -> Picture:
     """One atlas channel: its top patches, its top images with their boxes, its bottom images; first, what it
     looks for when a ``dictionary`` (the layer's :class:`~interpret.inside.LayerSheet`) is given.
 
@@ -325,6 +330,7 @@ def channel_sheet(ex: Any, atlas: Any, names: Sequence[str], dictionary: Any = N
         atlas: the :class:`interpret.inside.atlas.scan.Atlas`.
         names: captions of the top images.
         dictionary: the layer's sheet, for the channel's feature visualizations.
+        labels: the layer's network dissection, for the channel's label and IoU in the title.
     """
     c = ex.channel
     relevance = getattr(atlas, "ranked_by", "activation") == "relevance"  # shares of the relevance, signed
@@ -336,8 +342,7 @@ def channel_sheet(ex: Any, atlas: Any, names: Sequence[str], dictionary: Any = N
                     f"top-{len(patches)} patches (receptive field of the {unit})")]
     looks = None if dictionary is None else dictionary.picture(c)
     if looks is not None:
-        rows.insert(0, caption(hstack([enlarge(to_uint8(p)) for p in looks]),
-                               "what it looks for (feature visualization, from the layer sheet)"))
+        rows.insert(0, caption(hstack([enlarge(to_uint8(p)) for p in looks]), "what it looks for"))
     tops = [enlarge(with_box(im, box)) for im, box in zip(ex.top_images, ex.top_boxes)]
     rows.append(caption(captioned_grid(tops, names[: len(tops)], len(tops)), "top images, box = patch"))
     if len(ex.bottom_images):
@@ -346,7 +351,9 @@ def channel_sheet(ex: Any, atlas: Any, names: Sequence[str], dictionary: Any = N
         weakest = "most negative relevance" if relevance else "weakest maxima"
         rows.append(caption(captioned_grid(bottoms, texts, len(bottoms)), f"bottom images ({weakest})"))
     dead = ("never relevant" if relevance else "dead: never positive") if c in set(atlas.dead) else ""
-    return picture(caption(vstack(rows), f"{atlas.layer} channel {c}" + (f" ({dead})" if dead else "")))
+    named = label_words(None if labels is None else labels.label(c))
+    title = f"{atlas.layer} channel {c}" + (f": {named}" if named else "") + (f" ({dead})" if dead else "")
+    return picture(caption(vstack(rows), title))
 
 
 def atlas_overview(examples: Sequence[Any], atlas: Any, title: str) -> Picture:
