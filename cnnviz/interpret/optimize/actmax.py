@@ -3,8 +3,9 @@
 Presets (``preset=``):
 - ``strong`` (default): Fourier parameterization with 1/f scaling and
   decorrelated colour, through stronger transforms than ``robust``'s: crops
-  zoomed in up to 1.6x, rotations up to 15 degrees, wider jitter and a little
-  pixel noise (:func:`transforms.strong`). Pictures that models which never
+  zoomed in up to 1.6x, rotations up to 15 degrees, wider jitter, a little
+  pixel noise and a random blur of up to 1.5 px at 224 px
+  (:func:`transforms.strong`). Pictures that models which never
   saw the optimization also recognize (measured in ``bench/optimization.py``:
   lite0's pictures judged by efficientnet_lite1 and lite2).
 - ``maco``: MaCo (Fel et al. 2023): only the Fourier phase is optimized, the

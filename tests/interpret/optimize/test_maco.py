@@ -2,6 +2,7 @@
 fixed while the objective rises, the spectrum is the photos' mean (numpy as the oracle), views average right."""
 
 import numpy as np
+import pytest
 import torch
 
 from cnnviz import interpret
@@ -92,3 +93,33 @@ def test_every_preset_name_has_a_recipe():
 
     from cnnviz.interpret.optimize.actmax import RECIPES, Preset
     assert set(get_args(Preset)) == set(RECIPES)
+
+
+@pytest.mark.parametrize("decay", [1.0, 1.5])
+def test_fourier_spectrum_falls_off_as_one_over_f_to_the_decay(decay):
+    """Without colour mixing, the image before its sigmoid is the orthonormal inverse FFT of spectrum x scale: its
+    FFT (numpy's, an independent oracle) gives back |spectrum| / (4 f^decay), frequency by frequency."""
+    image = param.FourierImage((1, 1, 32, 32), decay=decay, decorrelate=False, seed=3)
+    with torch.no_grad():
+        before_sigmoid = torch.logit(image()).double().numpy()[0, 0]
+    amplitude = np.abs(np.fft.rfft2(before_sigmoid, norm="ortho"))
+    fy, fx = np.fft.fftfreq(32)[:, None], np.fft.rfftfreq(32)[None, :]
+    frequency = np.maximum(np.sqrt(fx ** 2 + fy ** 2), 1 / 32)
+    spectrum = torch.view_as_complex(image.spectrum.detach()).abs().double().numpy()[0, 0]
+    inner = (slice(1, 16), slice(1, 16))  # away from the rows irfft2 folds (zero and Nyquist)
+    assert np.allclose(amplitude[inner], (spectrum / (4 * frequency ** decay))[inner], rtol=1e-3, atol=1e-6)
+
+
+
+def test_blur_gives_each_image_torchvisions_gaussian_of_its_own_drawn_sigma():
+    from torchvision.transforms.functional import gaussian_blur
+
+    images = torch.rand(3, 2, 20, 24)
+    with torch.random.fork_rng():
+        torch.manual_seed(5)
+        blurred = transforms.blur(1.5)(images)
+        torch.manual_seed(5)
+        sigmas = (torch.rand(3) * 1.5).clamp_min(1e-3).tolist()
+    for image, out, sigma in zip(images, blurred, sigmas):
+        assert torch.allclose(out, gaussian_blur(image[None], [7, 7], [sigma, sigma])[0], atol=1e-5)
+    assert len(set(round(s, 3) for s in sigmas)) == 3  # each image its own
