@@ -11,7 +11,7 @@
 
 Usage:
     python bench/optimization.py [--device cuda] [--classes 24] [--steps 256] [--presets robust maco]
-        [--seeds 0 1] [--class-seed 0] [--speed] [--skip-actmax] [--skip-inversion] [--skip-dream]
+        [--seeds 0 1] [--class-seed 0] [--until 0.99] [--speed] [--skip-actmax] [--skip-inversion] [--skip-dream]
         [--dream-sizes 1024 2048]
 """
 
@@ -63,13 +63,13 @@ def ranks(handle: zoo.ModelHandle, pictures: torch.Tensor, classes: list[int]) -
 
 
 def actmax_rows(handle: zoo.ModelHandle, judges: dict[str, zoo.ModelHandle], classes: list[int], steps: int,
-                batch: int, preset: str, seed: int) -> tuple[list[dict], float]:
+                batch: int, preset: str, seed: int, until: float | None = None) -> tuple[list[dict], float]:
     """Class pictures of ``preset`` made on ``handle`` in batches, with each model's probability and rank."""
     rows, seconds = [], 0.0
     for start in range(0, len(classes), batch):
         chunk = classes[start:start + batch]
         pictures, took = timed(lambda: interpret.actmax(handle, target=chunk, steps=steps, preset=preset, seed=seed,
-                                                        progress=False), handle.device)
+                                                        until=until, progress=False), handle.device)
         seconds += took
         scored = {"lite0": ranks(handle, pictures, chunk)}
         scored.update({name.rsplit("_", 1)[-1]: ranks(judge, pictures, chunk) for name, judge in judges.items()})
@@ -91,7 +91,8 @@ def actmax_transfer(handle: zoo.ModelHandle, args: argparse.Namespace, batch: in
     """Every preset x seed on the same random classes, side by side: lite0's confidence, lite1/lite2 top-1/top-5."""
     judges = {name: zoo.load(name, device=handle.device) for name in JUDGES}
     classes = torch.randperm(1000, generator=torch.Generator().manual_seed(args.class_seed))[:args.classes].tolist()
-    print(f"### Activation maximization transfer ({args.steps} steps, {len(classes)} classes drawn with "
+    stop = f"until lite0 p >= {args.until} (at most {args.steps} steps)" if args.until else f"{args.steps} steps"
+    print(f"### Activation maximization transfer ({stop}, {len(classes)} classes drawn with "
           f"torch.randperm(1000, seed {args.class_seed}), batches of {batch})\n", flush=True)
     header = ("| preset | seed | lite0 p >= 0.99 | lite1 top-1 | lite1 top-5 | lite2 top-1 | lite2 top-5 | seconds |\n"
               "|---|---:|---:|---:|---:|---:|---:|---:|")
@@ -99,7 +100,7 @@ def actmax_transfer(handle: zoo.ModelHandle, args: argparse.Namespace, batch: in
     results, details = [], []
     for seed in args.seeds:  # seeds outside: a run cut short still has every preset on its first seed
         for preset in args.presets:
-            rows, seconds = actmax_rows(handle, judges, classes, args.steps, batch, preset, seed)
+            rows, seconds = actmax_rows(handle, judges, classes, args.steps, batch, preset, seed, args.until)
             s = transfer_summary(rows)
             results.append((preset, seed, s, seconds))
             details.append((preset, seed, rows))
@@ -135,6 +136,8 @@ def main() -> None:
     parser.add_argument("--class-seed", type=int, default=0, help="seed of the random draw of classes")
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1], help="optimization seeds")
     parser.add_argument("--presets", nargs="+", default=["robust"], help="actmax presets, side by side")
+    parser.add_argument("--until", type=float, default=None,
+                        help="actmax's until: stop each class at this lite0 probability (default: all steps)")
     parser.add_argument("--speed", action="store_true", help="also the default preset's speed against the limit")
     parser.add_argument("--skip-actmax", action="store_true")
     parser.add_argument("--skip-inversion", action="store_true")

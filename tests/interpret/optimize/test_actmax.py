@@ -59,3 +59,32 @@ def test_actmax_until_needs_a_class():
     handle = zoo.load("fashion_cnn", device="cpu")
     with pytest.raises(zoo.CnnvizError, match="until stops at a class probability"):
         interpret.actmax(handle, unit="features.block1.act:0", until=0.5, steps=2, progress=False)
+
+
+def test_actmax_until_with_transforms_waits_for_steady_views(monkeypatch):
+    """Through random transforms a picture is done only once its views pass ``STEADY`` steps in a row (then the
+    picture itself): a higher STEADY runs more steps, and every kept picture still passes on its own."""
+    import sys
+
+    module = sys.modules["cnnviz.interpret.optimize.actmax"]
+    handle = zoo.load("fashion_cnn", device="cpu")
+    classes = [1, 5]
+    calls = []
+
+    def run(steady: int) -> torch.Tensor:
+        monkeypatch.setattr(module, "STEADY", steady)
+        count = [0]
+        hook = handle.model.register_forward_hook(lambda *_: count.__setitem__(0, count[0] + 1))
+        try:
+            pictures = interpret.actmax(handle, target=classes, preset="strong", steps=300, until=0.6, batch_size=2,
+                                        progress=False)
+        finally:
+            hook.remove()
+        calls.append(count[0])
+        return pictures
+
+    for steady in (1, 8):
+        with torch.no_grad():
+            reached = handle(run(steady)).softmax(-1)[range(2), classes]
+        assert bool((reached >= 0.6).all()), (steady, reached)
+    assert calls[1] > calls[0] + 10, calls
