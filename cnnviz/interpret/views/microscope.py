@@ -20,8 +20,8 @@ from typing import Any
 
 import torch
 
-from cnnviz.interpret.views.pixels import caption, captioned_grid, enlarge, fit, hstack, to_uint8
 from cnnviz.interpret.views.labels import Label, label_words
+from cnnviz.interpret.views.pixels import caption, captioned_grid, enlarge, fit, hstack, to_uint8
 from cnnviz.interpret.views.sheets import Picture, patch_tile, picture
 
 def unit_words(sheet: Any, channel: int, label: Label | None = None) -> str:

@@ -188,10 +188,10 @@ def concept_tiles(image: torch.Tensor, found: Any, b: int, *, side: int = DISPLA
         channel = int(found.channels[b, k])
         named = label_words(None if labels is None else labels.label(channel))
         texts.append(f"#{channel}  {float(found.shares[b, k]):+.1%}" + (f"  {named}" if named else ""))
-        looks = None if dictionary is None else dictionary.picture(int(found.channels[b, k]))
+        looks = None if dictionary is None else dictionary.picture(channel)
         if looks is not None:
             tiles.append(to_uint8(looks[0]))
-            texts.append(f"#{int(found.channels[b, k])} looks for")
+            texts.append(f"#{channel} looks for")
     return [enlarge(tile, side) if max(tile.shape[:2]) < side else tile for tile in tiles], texts
 
 
