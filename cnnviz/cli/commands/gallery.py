@@ -98,20 +98,17 @@ def export(args: argparse.Namespace, default_model: str) -> int:
     """``--units``: the static unit pages of one model."""
     from cnnviz import interpret
     from cnnviz import zoo
-    from cnnviz.interpret.inside import load_sheet, read_dissection
+    from cnnviz.cli.pictures import given_labels, given_sheet
     from cnnviz.gallery.unit_pages import export_units
 
     if args.model and len(args.model) > 1:
         raise CnnvizError("--units exports the unit pages of one --model at a time")
     handle = zoo.load(args.model[0] if args.model else default_model, device=args.device)
     image = (args.images or ["chelsea"])[0]
-    sheet = labels = None
     if (args.sheet or args.dissection) and len(args.units) > 1:
         raise CnnvizError("--sheet and --dissection are of one layer: give one --units LAYER with them")
-    if args.sheet:
-        sheet = load_sheet(handle, Path(args.sheet))
-    if args.dissection:
-        labels = read_dissection(handle, Path(args.dissection), args.units[0].partition(":")[0])
+    layer = args.units[0].partition(":")[0]
+    sheet, labels = given_sheet(args, handle, layer), given_labels(args, handle, layer)
     for spec in args.units:
         layer, _, channels = spec.partition(":")
         total = interpret.feature_maps(handle, handle.prepare([zoo.load_image(image, channels=handle.in_channels)]),
