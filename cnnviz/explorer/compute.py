@@ -167,8 +167,7 @@ async def dictionary(explorer: Explorer, handle: ModelHandle, layer: str, channe
     path = explorer.sheet_path(handle, layer)
     sheet = await explorer.sheet(handle, layer)
     job = None if sheet is not None else explorer.sheet_jobs.get(path)
-    picture = (lambda c: sheet.pictures[c] if sheet.pictures is not None else None) if sheet is not None else \
-        job.picture if job is not None else (lambda c: None)
+    picture = sheet.picture if sheet is not None else job.picture if job is not None else (lambda c: None)
     atlas = sheet.atlas if sheet is not None else job.current() if job is not None and explorer.data else None
     count = sheet.channels if sheet is not None else job.channels if job is not None else None
     chosen = channels if channels is not None else list(range(count or 0))
